@@ -1,0 +1,47 @@
+# One command each: `make run` (the demo), `make test` (every tier, one pytest run), `make lint`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# python3.11 when the machine has it (the version CI and the image use), else whatever python3 is.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+# Test tiers that exist in this checkout (git keeps no empty folders, so a fresh clone may lack one).
+TEST_DIRS := $(wildcard tests/unit tests/integration tests/e2e)
+
+.PHONY: help venv run test lint clean distclean
+
+help:
+	@echo "make venv   create .venv and install the project with its test extras (skipped when up to date)"
+	@echo "make run    start the whole demo: nats-server, the four services, the 2023 edition (hoithi up)"
+	@echo "make test   unit, integration and e2e tests in one run (HOITHI_TEST_SERVERS=own|given|containers)"
+	@echo "make lint   ruff check"
+	@echo "make clean  remove caches and local run data (.hoithi); distclean also removes .venv"
+
+venv: $(STAMP)
+
+# Reinstall only when the dependency list changed (or the venv is new): a no-op `make venv` takes no time.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[test]"
+	@touch $(STAMP)
+
+run: venv
+	$(VENV)/bin/hoithi up
+
+# Exit code 5 means pytest collected nothing: for CI that is a failure, not a pass.
+test: venv
+	@rc=0; $(PY) -m pytest $(TEST_DIRS) -q -ra --durations=15 || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
+	exit $$rc
+
+lint: venv
+	$(VENV)/bin/ruff check shared services tests
+
+clean:
+	rm -rf .pytest_cache .ruff_cache .mypy_cache .hoithi build
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,3 @@
+from shared.migrate import run_env
+
+run_env("campaign")

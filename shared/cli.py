@@ -1,0 +1,313 @@
+"""``hoithi``: everything an operator runs. Services are started by import string, never imported here."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shared.settings import SERVICES, get_settings, service_settings
+
+app = typer.Typer(help="hoithi — Hội thi Cải cách hành chính: operator commands.", no_args_is_help=True)
+events_app = typer.Typer(help="Look at the event stream.", no_args_is_help=True)
+dl_app = typer.Typer(help="Dead letters: list and replay.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+app.add_typer(dl_app, name="deadletters")
+
+DEMO_START = "2023-10-20T09:00:00+07:00"
+SEED_DIR = Path("deploy/seed/soctrang-stnmt-2023")
+
+
+def _names(names: list[str] | None) -> list[str]:
+    chosen = names or list(SERVICES)
+    for n in chosen:
+        if n not in SERVICES:
+            raise typer.BadParameter(f"unknown service {n!r}; one of {', '.join(SERVICES)}")
+    return chosen
+
+
+async def _nats(url: str | None = None) -> Any:
+    import nats
+
+    return await nats.connect(url or get_settings().nats_url, connect_timeout=5, max_reconnect_attempts=3)
+
+
+@app.command()
+def serve(
+    name: Annotated[str, typer.Argument(help="campaign | submissions | rewards | notify")],
+    host: Annotated[str | None, typer.Option(help="default: HOITHI_<NAME>_HOST or 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="default: HOITHI_<NAME>_PORT or the service's port")] = None,
+) -> None:
+    """Run one service (HTTP API, outbox relay, consumers) in the foreground."""
+    import uvicorn
+
+    _names([name])
+    own = service_settings(name)
+    uvicorn.run(
+        f"services.{name}.app:create_app",
+        factory=True,
+        host=host or own.host,
+        port=port or own.port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command()
+def migrate(names: Annotated[list[str] | None, typer.Argument(help="services (default: all)")] = None) -> None:
+    """Bring each service's database to the latest schema (Alembic)."""
+    from shared.migrate import upgrade
+
+    for n in _names(names):
+        upgrade(n)
+        typer.echo(f"{n}: migrated")
+
+
+@app.command()
+def streams(
+    wait: Annotated[float, typer.Option(help="seconds to wait for NATS")] = 30.0,
+) -> None:
+    """Declare the streams and every durable consumer (the only place they are created)."""
+    from shared.streams import declare
+
+    async def run() -> list[str]:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                nc = await _nats()
+                break
+            except Exception as exc:  # noqa: BLE001
+                if time.monotonic() > deadline:
+                    raise typer.Exit(f"NATS not reachable at {get_settings().nats_url}: {exc}") from exc
+                await asyncio.sleep(0.5)
+        try:
+            return await declare(nc.jetstream(), get_settings())
+        finally:
+            await nc.close()
+
+    for line in asyncio.run(run()):
+        typer.echo(line)
+
+
+@app.command()
+def token(
+    person: Annotated[str, typer.Argument(help="directory person id, e.g. p-0002")],
+    tenant: Annotated[str, typer.Option(help="tenant id")] = "soctrang-stnmt",
+    minutes: Annotated[int | None, typer.Option(help="lifetime")] = None,
+) -> None:
+    """Print a development token (HS256) for a directory person."""
+    from shared.auth import issue_token
+
+    typer.echo(issue_token(get_settings(), person, tenant, ttl_minutes=minutes))
+
+
+@app.command()
+def seed(path: Annotated[Path, typer.Argument(help="folder with directory.yaml and edition.yaml")] = SEED_DIR) -> None:
+    """Load a directory and an edition into campaign (idempotent); campaign publishes them."""
+    import importlib
+
+    loader = importlib.import_module("services.campaign.seed")
+    for line in asyncio.run(loader.load(path)):
+        typer.echo(line)
+
+
+@events_app.command("tail")
+def events_tail(
+    type_: Annotated[str | None, typer.Option("--type", help="only this event type")] = None,
+    from_start: Annotated[bool, typer.Option(help="replay the stream from its start")] = False,
+    count: Annotated[int | None, typer.Option(help="stop after this many")] = None,
+    raw: Annotated[bool, typer.Option(help="print whole CloudEvents")] = False,
+) -> None:
+    """Follow the events stream (an ephemeral ordered consumer: it changes nothing)."""
+    from nats.js.api import DeliverPolicy
+
+    s = get_settings()
+    subject = f"{s.event_prefix}.*.{type_}" if type_ else f"{s.event_prefix}.>"
+
+    async def run() -> None:
+        nc = await _nats()
+        js = nc.jetstream()
+        policy = DeliverPolicy.ALL if from_start else DeliverPolicy.NEW
+        sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=policy, stream=s.stream)
+        seen = 0
+        try:
+            async for msg in sub.messages:
+                ev = json.loads(msg.data)
+                if raw:
+                    typer.echo(json.dumps(ev, ensure_ascii=False))
+                else:
+                    typer.echo(
+                        f"{ev.get('time')}  {ev.get('type'):<32} {ev.get('subject')} seq={ev.get('sequence')} "
+                        f"id={ev.get('id')}"
+                    )
+                seen += 1
+                if count and seen >= count:
+                    break
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+
+
+async def _deadletters() -> list[dict[str, Any]]:
+    from nats.js.errors import NotFoundError
+
+    s = get_settings()
+    nc = await _nats()
+    js = nc.jetstream()
+    out = []
+    try:
+        info = await js.stream_info(s.deadletter_stream)
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            try:
+                m = await js.get_msg(s.deadletter_stream, seq)
+            except NotFoundError:
+                continue
+            out.append(json.loads(m.data))
+    finally:
+        await nc.close()
+    return out
+
+
+@dl_app.command("list")
+def deadletters_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every dead letter: id, service, reason, original subject and stream sequence."""
+    records = asyncio.run(_deadletters())
+    if as_json:
+        typer.echo(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    if not records:
+        typer.echo("no dead letters")
+    for r in records:
+        d = r["data"]
+        typer.echo(
+            f"{r['id']}  {d['service']:<12} {d['reason']:<22} {d['original_subject']} "
+            f"#{d['stream_sequence']}  {d['error'][:120]}"
+        )
+
+
+@dl_app.command("replay")
+def deadletters_replay(record_id: Annotated[str, typer.Argument(help="the dead-letter record id")]) -> None:
+    """Hand the original event back to the one service that failed it, keeping the event's id."""
+    s = get_settings()
+
+    async def run() -> str:
+        records = {r["id"]: r for r in await _deadletters()}
+        if record_id not in records:
+            raise typer.Exit(f"no dead letter {record_id}")
+        d = records[record_id]["data"]
+        nc = await _nats()
+        try:
+            await nc.jetstream().publish(
+                s.replay_subject(d["service"]),
+                base64.b64decode(d["original_base64"]),
+                stream=s.replay_stream,
+                headers={
+                    "Nats-Msg-Id": f"replay-{record_id}-{datetime.now(UTC).timestamp()}",
+                    "Hoithi-Purpose": d["consumer"].split("-")[1],
+                },
+            )
+        finally:
+            await nc.close()
+        return str(d["service"])
+
+    typer.echo(f"replayed to {asyncio.run(run())}")
+
+
+@app.command()
+def up(
+    demo_start: Annotated[str, typer.Option(help="simulated start instant")] = DEMO_START,
+    fresh: Annotated[bool, typer.Option(help="forget .hoithi/ and start over")] = False,
+) -> None:
+    """Run everything locally: nats-server, a mail catcher, the four services, the 2023 demo edition."""
+    from honcho.manager import Manager
+
+    s = get_settings()
+    data = s.data_dir.resolve()
+    if fresh and data.exists():
+        shutil.rmtree(data)
+    data.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("HOITHI_LOG_JSON", "false")
+
+    # The demo clock: anchored once, so a restart continues where the demo was.
+    clock_file = data / "clock.json"
+    if clock_file.exists():
+        anchor = json.loads(clock_file.read_text())
+    else:
+        anchor = {"simulated_at": demo_start, "real_at": datetime.now(UTC).isoformat()}
+        clock_file.write_text(json.dumps(anchor))
+    env.setdefault("HOITHI_CLOCK_SIMULATED_AT", anchor["simulated_at"])
+    env.setdefault("HOITHI_CLOCK_REAL_AT", anchor["real_at"])
+
+    procs: dict[str, str] = {}
+    nats_given = "HOITHI_NATS_URL" in os.environ or "NATS_URL" in os.environ
+    if not nats_given:
+        nats_bin = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
+        (data / "nats").mkdir(exist_ok=True)
+        procs["nats"] = f"{nats_bin} -a 127.0.0.1 -p 14222 -m 18222 -js -sd {data / 'nats'}"
+        env["HOITHI_NATS_URL"] = "nats://127.0.0.1:14222"
+    elif "NATS_URL" in os.environ:
+        env.setdefault("HOITHI_NATS_URL", os.environ["NATS_URL"])
+    if not env.get("HOITHI_NOTIFY_SMTP_HOST"):
+        procs["mail"] = f"{sys.executable} -m shared.mailsink --dir {data / 'mail'} --port 11025"
+        env["HOITHI_NOTIFY_SMTP_HOST"] = "127.0.0.1"
+        env["HOITHI_NOTIFY_SMTP_PORT"] = "11025"
+
+    os.environ.update({k: v for k, v in env.items() if k.startswith("HOITHI_")})
+    get_settings.cache_clear()
+    hoithi = f"{sys.executable} -m shared.cli"
+    typer.echo("migrating the four databases…")
+    migrate(None)
+    typer.echo("loading the 2023 demo edition…")
+    seed(SEED_DIR)
+    procs["streams"] = f"{hoithi} streams --wait 60 && {hoithi} watch"
+    for n in SERVICES:
+        procs[n] = f"{hoithi} serve {n}"
+    m = Manager()
+    for name, cmd in procs.items():
+        m.add_process(name, cmd, env=env)
+    m.loop()
+    sys.exit(m.returncode)
+
+
+@app.command()
+def watch(timeout: Annotated[float, typer.Option()] = 120.0) -> None:
+    """Wait until every service is ready, print where everything is, then stay (for ``hoithi up``)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    pending = set(SERVICES)
+    while pending and time.monotonic() < deadline:
+        for n in list(pending):
+            try:
+                if httpx.get(f"http://127.0.0.1:{service_settings(n).port}/health/ready", timeout=1).status_code == 200:
+                    pending.discard(n)
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.3)
+    if pending:
+        typer.echo(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
+    else:
+        typer.echo("\nhoithi is up (demo clock from 20/10/2023 09:00 +07:00):")
+        for n in SERVICES:
+            port = service_settings(n).port
+            typer.echo(f"  {n:<12} http://127.0.0.1:{port}/docs   AsyncAPI http://127.0.0.1:{port}/asyncapi")
+        typer.echo(f"  mail         {get_settings().data_dir.resolve() / 'mail'}")
+        typer.echo("  token        .venv/bin/hoithi token p-0002   (an official of the 2023 edition)")
+        typer.echo("Ctrl-C stops everything.")
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,321 @@
+"""The subscriber helper: how every service consumes events.
+
+A durable pull consumer (declared by ``hoithi streams``, only *bound* here) is fetched in batches. A batch is
+applied in one database transaction — each event's inbox row and its effect together — and acked only after
+the commit. Rules (ARCHITECTURE.md, reliability 2 and 3):
+
+- a duplicate (inbox key ``(purpose, event id)`` already present) is acked with no effect;
+- an invalid payload never succeeds: it becomes a ``deadletter.recorded`` event, then the original is acked;
+- a handler error isolates the poison message by re-applying the batch one by one; the failing one is naked
+  with a growing delay, and on its last allowed delivery dead-lettered and acked;
+- while the service's own database is unreachable, nothing is naked and no delivery is spent: the consumer
+  keeps the batch (telling the server it is in progress), stops fetching, reports not-ready, and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import nats.errors
+import sqlalchemy as sa
+from nats.aio.client import Client as NatsClient
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.db import Backbone, insert_ignore, is_unreachable
+from shared.events.envelope import Envelope, deterministic_id, make_event
+from shared.logs import correlation_id
+from shared.outbox import Outbox
+from shared.settings import Settings
+from shared.streams import ConsumerSpec, replay_durable
+
+log = logging.getLogger("hoithi.consumer")
+
+PURPOSE_HEADER = "Hoithi-Purpose"
+
+Handler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
+
+
+class RawMsg(Protocol):
+    """What we use of a nats-py JetStream message (lets unit tests pass small fakes)."""
+
+    data: bytes
+    subject: str
+    headers: dict[str, str] | None
+
+    @property
+    def metadata(self) -> Any: ...
+    async def ack(self) -> None: ...
+    async def nak(self, delay: float | None = None) -> None: ...
+    async def in_progress(self) -> None: ...
+
+
+class InvalidPayload(Exception):
+    pass
+
+
+@dataclass
+class Inbox:
+    """The inbox, which is also the store of facts a consumer folds in ``sequence`` order."""
+
+    backbone: Backbone
+
+    async def record(self, conn: AsyncConnection, purpose: str, env: Envelope, raw: bytes) -> bool:
+        """Insert the inbox row; False if this event was already applied for ``purpose``."""
+        t = self.backbone.inbox
+        res = await conn.execute(
+            insert_ignore(
+                conn,
+                t,
+                {
+                    "purpose": purpose,
+                    "event_id": env.id,
+                    "event_type": env.type,
+                    "tenant": env.tenant,
+                    "subject": env.subject,
+                    "sequence": env.sequence,
+                    "time": env.time,
+                    "envelope": raw,
+                    "applied_at": datetime.now(UTC),
+                },
+            )
+        )
+        return bool(res.rowcount)
+
+    async def history(
+        self, conn: AsyncConnection, purpose: str, subject: str, *, as_of: datetime | None = None
+    ) -> list[Envelope]:
+        """Every fact kept for ``subject`` in sequence order (gaps allowed); ``as_of`` by business time."""
+        t = self.backbone.inbox
+        q = sa.select(t.c.envelope).where(t.c.purpose == purpose, t.c.subject == subject)
+        if as_of is not None:
+            q = q.where(t.c.time <= as_of)
+        rows = (await conn.execute(q.order_by(t.c.sequence, t.c.time))).scalars().all()
+        return [Envelope.from_json(r) for r in rows]
+
+
+@dataclass
+class ConsumerState:
+    ready: bool = True
+    db_reachable: bool = True
+    applied: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    naked: int = 0
+    last_error: str | None = None
+    waiting_for_db_since: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EventConsumer:
+    """Runs one service's handlers for one durable consumer (and its share of the replay stream)."""
+
+    def __init__(
+        self,
+        *,
+        spec: ConsumerSpec,
+        engine: AsyncEngine,
+        backbone: Backbone,
+        outbox: Outbox,
+        settings: Settings,
+        handlers: dict[str, Handler],
+    ) -> None:
+        self.spec = spec
+        self.engine = engine
+        self.inbox = Inbox(backbone)
+        self.outbox = outbox
+        self.settings = settings
+        self.handlers = handlers
+        self.state = ConsumerState()
+        self.nc: NatsClient | None = None
+
+    @property
+    def purpose(self) -> str:
+        return self.spec.purpose
+
+    # ------------------------------------------------------------------ fetch loops
+    async def run(self, nc: NatsClient, *, replay: bool = False) -> None:
+        """Fetch and process until cancelled. Binds to the declared consumer; never creates one."""
+        self.nc = nc
+        js = nc.jetstream()
+        stream = self.settings.replay_stream if replay else self.settings.stream
+        durable = replay_durable(self.spec.service) if replay else self.spec.durable
+        sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
+        while True:
+            try:
+                msgs = await sub.fetch(batch=self.settings.consumer_batch, timeout=self.settings.consumer_fetch_timeout)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
+                self.state.last_error = repr(exc)
+                await asyncio.sleep(0.5)
+                continue
+            if replay:
+                msgs = [m for m in msgs if (m.headers or {}).get(PURPOSE_HEADER, self.purpose) == self.purpose]
+            if msgs:
+                await self.process(msgs)
+
+    # ------------------------------------------------------------------ processing
+    async def process(self, msgs: Sequence[RawMsg]) -> None:
+        parsed: list[tuple[RawMsg, Envelope]] = []
+        for m in msgs:
+            try:
+                parsed.append((m, self.parse(m)))
+            except InvalidPayload as exc:
+                await self.dead_letter(m, "invalid_payload", str(exc))
+        if not parsed:
+            return
+        try:
+            await self._apply_with_db_wait(parsed)
+        except Exception as exc:  # noqa: BLE001 - a handler failed: isolate the poison message
+            if len(parsed) == 1:
+                await self._failed(parsed[0][0], exc)
+                return
+            log.info("batch of %d failed (%r); applying one by one", len(parsed), exc)
+            for item in parsed:
+                try:
+                    await self._apply_with_db_wait([item])
+                except Exception as one_exc:  # noqa: BLE001
+                    await self._failed(item[0], one_exc)
+
+    def parse(self, m: RawMsg) -> Envelope:
+        try:
+            env = Envelope.from_json(m.data)
+            env.parsed()
+        except (ValidationError, ValueError, KeyError) as exc:
+            raise InvalidPayload(f"{type(exc).__name__}: {exc}"[:4000]) from exc
+        msg_id = (m.headers or {}).get("Nats-Msg-Id")
+        if msg_id and msg_id != env.id:
+            raise InvalidPayload(f"Nats-Msg-Id {msg_id} differs from the event id {env.id}")
+        if env.type not in self.handlers:
+            raise InvalidPayload(f"{self.spec.durable} has no handler for {env.type}")
+        return env
+
+    async def _apply_with_db_wait(self, items: list[tuple[RawMsg, Envelope]]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self.apply(items)
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    raise
+                # Our own database is down: keep the messages, spend no delivery, stop fetching.
+                if self.state.db_reachable:
+                    log.warning("database unreachable, holding %d messages: %r", len(items), exc)
+                self.state.db_reachable = False
+                self.state.ready = False
+                self.state.waiting_for_db_since = self.state.waiting_for_db_since or datetime.now(UTC)
+                self.state.last_error = repr(exc)
+                for m, _ in items:
+                    try:
+                        await m.in_progress()
+                    except Exception:  # noqa: BLE001 - the server will redeliver after ack_wait anyway
+                        pass
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max(1.0, self.settings.ack_wait / 3))
+                continue
+            if not self.state.db_reachable:
+                log.info("database reachable again")
+            self.state.db_reachable = True
+            self.state.ready = True
+            self.state.waiting_for_db_since = None
+            for m, _ in items:
+                await m.ack()
+            return
+
+    async def apply(self, items: list[tuple[RawMsg, Envelope]]) -> None:
+        """Inbox rows and effects of ``items`` in one transaction."""
+        applied = dup = 0
+        async with self.engine.begin() as conn:
+            for m, env in items:
+                if not await self.inbox.record(conn, self.purpose, env, m.data):
+                    dup += 1
+                    continue
+                token = correlation_id.set(env.correlationid)
+                try:
+                    await self.handlers[env.type](conn, env)
+                finally:
+                    correlation_id.reset(token)
+                applied += 1
+        self.state.applied += applied
+        self.state.duplicates += dup
+        if applied:
+            self.outbox.committed()
+
+    async def _failed(self, m: RawMsg, exc: BaseException) -> None:
+        deliveries = _num_delivered(m)
+        self.state.last_error = repr(exc)
+        if deliveries >= self.settings.max_deliver:
+            log.error("giving up after %d deliveries: %r", deliveries, exc)
+            await self.dead_letter(m, "max_deliver_reached", repr(exc))
+            return
+        delay = min(self.settings.nak_base_delay * 2 ** (deliveries - 1), self.settings.nak_max_delay)
+        log.warning("handler failed (delivery %d), retrying in %.1fs: %r", deliveries, delay, exc)
+        self.state.naked += 1
+        await m.nak(delay=delay)
+
+    async def dead_letter(self, m: RawMsg, reason: str, error: str) -> None:
+        """Record ``m`` in the dead-letter stream, then ack it. If recording fails, nak: nothing is lost."""
+        meta = _metadata(m)
+        stream = getattr(meta, "stream", None) or "?"
+        seq = getattr(getattr(meta, "sequence", None), "stream", None) or 0
+        tenant = _tenant_of(m)
+        now = datetime.now(UTC)
+        env = make_event(
+            "deadletter.recorded",
+            {
+                "service": self.spec.service,
+                "consumer": self.spec.durable,
+                "reason": reason,
+                "error": error[:4000],
+                "original_subject": m.subject,
+                "stream": stream,
+                "stream_sequence": int(seq),
+                "deliveries": _num_delivered(m),
+                "original_headers": dict(m.headers or {}),
+                "original_base64": base64.b64encode(m.data).decode(),
+            },
+            source=self.spec.service,
+            tenant=tenant,
+            subject=f"{self.spec.service}/{stream}/{seq}",
+            sequence=1,
+            time=now,
+            event_id=deterministic_id("deadletter", self.spec.service, stream, seq),
+        )
+        try:
+            assert self.nc is not None, "consumer not running"
+            await self.nc.jetstream().publish(
+                self.settings.deadletter_subject(tenant, self.spec.service),
+                env.to_json(),
+                stream=self.settings.deadletter_stream,
+                headers={"Nats-Msg-Id": env.id, PURPOSE_HEADER: self.purpose},
+            )
+        except Exception as exc:  # noqa: BLE001
+            log.error("could not record a dead letter (%r); naking for a later try", exc)
+            await m.nak(delay=self.settings.nak_max_delay)
+            return
+        self.state.dead_lettered += 1
+        log.error("dead-lettered %s seq %s: %s %s", stream, seq, reason, error[:300])
+        await m.ack()
+
+
+def _metadata(m: RawMsg) -> Any:
+    try:
+        return m.metadata
+    except Exception:  # noqa: BLE001 - not a JetStream message
+        return None
+
+
+def _num_delivered(m: RawMsg) -> int:
+    return int(getattr(_metadata(m), "num_delivered", 1) or 1)
+
+
+def _tenant_of(m: RawMsg) -> str:
+    parts = m.subject.split(".")
+    return parts[1] if len(parts) > 2 else "unknown"

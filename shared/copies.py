@@ -1,0 +1,194 @@
+"""Each service's own copy of the directory and of the editions, kept from events.
+
+Services never read campaign's database: they fold ``directory.*`` and ``edition.published`` into these tables.
+Rows are effective-dated (a person's move is a new row from a date) and a fact older, by ``sequence``, than the
+one already kept never overwrites it, so redelivery and reordering never roll the copy backwards.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.clock import VN
+from shared.db import insert_ignore
+from shared.documents import Edition, Person, Unit
+from shared.events.envelope import Envelope
+
+_FAR_PAST = date(1900, 1, 1)
+
+
+@dataclass(frozen=True)
+class Copies:
+    units: sa.Table
+    people: sa.Table
+    editions: sa.Table
+
+    # ------------------------------------------------------------------ writes (from events)
+    async def apply(self, conn: AsyncConnection, env: Envelope) -> None:
+        if env.type == "directory.unit.changed":
+            await self._upsert_unit(conn, env)
+        elif env.type == "directory.person.changed":
+            await self._upsert_person(conn, env)
+        elif env.type == "edition.published":
+            await self._insert_edition(conn, env)
+
+    async def _upsert(self, conn: AsyncConnection, table: sa.Table, key: dict[str, Any], row: dict[str, Any]) -> None:
+        cond = sa.and_(*(table.c[k] == v for k, v in key.items()))
+        current = (await conn.execute(sa.select(table.c.sequence).where(cond))).first()
+        if current is None:
+            await conn.execute(insert_ignore(conn, table, {**key, **row}))
+        elif current.sequence < row["sequence"]:
+            await conn.execute(sa.update(table).where(cond).values(**row))
+
+    async def _upsert_unit(self, conn: AsyncConnection, env: Envelope) -> None:
+        data = env.data.get("unit")
+        if data is None:  # a union change travels in the same type
+            return
+        unit = Unit.model_validate(data)
+        await self._upsert(
+            conn,
+            self.units,
+            {"tenant": env.tenant, "unit_id": unit.id, "effective_from": unit.effective_from or _FAR_PAST},
+            {"code": unit.code, "name": unit.name, "doc": unit.model_dump_json(), "sequence": env.sequence},
+        )
+
+    async def _upsert_person(self, conn: AsyncConnection, env: Envelope) -> None:
+        person = Person.model_validate(env.data["person"])
+        await self._upsert(
+            conn,
+            self.people,
+            {"tenant": env.tenant, "person_id": person.id, "effective_from": person.effective_from or _FAR_PAST},
+            {
+                "unit_id": person.unit,
+                "email": person.email,
+                "doc": person.model_dump_json(),
+                "sequence": env.sequence,
+            },
+        )
+
+    async def _insert_edition(self, conn: AsyncConnection, env: Envelope) -> None:
+        doc = Edition.model_validate(env.data["document"])
+        await conn.execute(
+            insert_ignore(
+                conn,
+                self.editions,
+                {
+                    "tenant": env.tenant,
+                    "edition": doc.edition,
+                    "version": int(env.data.get("version", doc.version)),
+                    "doc": doc.model_dump_json(),
+                    "published_at": env.time,
+                },
+            )
+        )
+
+    # ------------------------------------------------------------------ reads
+    async def person(self, conn: AsyncConnection, tenant: str, person_id: str, at: datetime) -> Person | None:
+        """The person's row in force on the Vietnamese date of ``at``."""
+        t = self.people
+        day = at.astimezone(VN).date()
+        rows = (
+            await conn.execute(
+                sa.select(t.c.doc)
+                .where(t.c.tenant == tenant, t.c.person_id == person_id, t.c.effective_from <= day)
+                .order_by(t.c.effective_from.desc())
+            )
+        ).scalars()
+        for doc in rows:
+            p = Person.model_validate_json(doc)
+            if p.effective_to is None or p.effective_to >= day:
+                return p
+            return None
+        return None
+
+    async def unit(self, conn: AsyncConnection, tenant: str, unit_id: str, at: datetime) -> Unit | None:
+        t = self.units
+        day = at.astimezone(VN).date()
+        doc = (
+            await conn.execute(
+                sa.select(t.c.doc)
+                .where(t.c.tenant == tenant, t.c.unit_id == unit_id, t.c.effective_from <= day)
+                .order_by(t.c.effective_from.desc())
+                .limit(1)
+            )
+        ).scalar()
+        return Unit.model_validate_json(doc) if doc else None
+
+    async def people_in(self, conn: AsyncConnection, tenant: str, at: datetime) -> list[Person]:
+        t = self.people
+        day = at.astimezone(VN).date()
+        rows = (
+            await conn.execute(
+                sa.select(t.c.person_id, t.c.doc)
+                .where(t.c.tenant == tenant, t.c.effective_from <= day)
+                .order_by(t.c.person_id, t.c.effective_from.desc())
+            )
+        ).all()
+        seen: set[str] = set()
+        out = []
+        for pid, doc in rows:
+            if pid in seen:
+                continue
+            seen.add(pid)
+            p = Person.model_validate_json(doc)
+            if p.effective_to is None or p.effective_to >= day:
+                out.append(p)
+        return out
+
+    async def edition(self, conn: AsyncConnection, tenant: str, edition: str) -> Edition | None:
+        """The latest published version of an edition."""
+        t = self.editions
+        doc = (
+            await conn.execute(
+                sa.select(t.c.doc)
+                .where(t.c.tenant == tenant, t.c.edition == edition)
+                .order_by(t.c.version.desc())
+                .limit(1)
+            )
+        ).scalar()
+        return Edition.model_validate_json(doc) if doc else None
+
+
+def copy_tables(metadata: sa.MetaData) -> Copies:
+    units = sa.Table(
+        "copy_units",
+        metadata,
+        sa.Column("tenant", sa.String(100), primary_key=True),
+        sa.Column("unit_id", sa.String(100), primary_key=True),
+        sa.Column("effective_from", sa.Date, primary_key=True),
+        sa.Column("code", sa.String(50), nullable=False),
+        sa.Column("name", sa.String(300), nullable=False),
+        sa.Column("doc", sa.Text, nullable=False),
+        sa.Column("sequence", sa.Integer, nullable=False),
+    )
+    people = sa.Table(
+        "copy_people",
+        metadata,
+        sa.Column("tenant", sa.String(100), primary_key=True),
+        sa.Column("person_id", sa.String(100), primary_key=True),
+        sa.Column("effective_from", sa.Date, primary_key=True),
+        sa.Column("unit_id", sa.String(100), nullable=False),
+        sa.Column("email", sa.String(300), nullable=False),
+        sa.Column("doc", sa.Text, nullable=False),
+        sa.Column("sequence", sa.Integer, nullable=False),
+    )
+    editions = sa.Table(
+        "copy_editions",
+        metadata,
+        sa.Column("tenant", sa.String(100), primary_key=True),
+        sa.Column("edition", sa.String(32), primary_key=True),
+        sa.Column("version", sa.Integer, primary_key=True),
+        sa.Column("doc", sa.Text, nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    return Copies(units, people, editions)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)

@@ -1,0 +1,59 @@
+"""Structured JSON logs (structlog) with the correlation id that follows a request into its events.
+
+The HTTP middleware sets ``correlation_id`` from ``X-Correlation-ID`` (or a new id); the outbox copies it into
+every event it writes; a consumer sets it from the event it handles, so one id ties a POST to every handler
+it triggers in every service.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+
+import structlog
+
+correlation_id: ContextVar[str] = ContextVar("correlation_id", default="")
+
+
+def _add_correlation(_: object, __: str, event_dict: dict[str, object]) -> dict[str, object]:
+    cid = correlation_id.get()
+    if cid:
+        event_dict.setdefault("correlation_id", cid)
+    return event_dict
+
+
+def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_correlation,
+        lambda _l, _m, ed: {**ed, "service": service},
+    ]
+    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],  # type: ignore[list-item]
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,  # type: ignore[arg-type]
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("uvicorn.access", "aiosqlite", "sqlalchemy.engine"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)  # type: ignore[no-any-return]

@@ -1,0 +1,249 @@
+"""The transactional outbox: a state change and the events it causes commit together; a relay publishes.
+
+``Outbox.add`` writes events in the caller's transaction, numbering each aggregate's facts (``sequence``).
+``OutboxRelay`` publishes unpublished rows in pipelined batches with ``Nats-Msg-Id`` = event id, waits for
+every ack, then marks the acked rows. A failed publish is retried with backoff, never abandoned. On
+PostgreSQL several relays share the table through ``FOR UPDATE SKIP LOCKED``; a row published twice (a relay
+killed between ack and mark) is dropped by the stream's duplicate window, or beyond it by consumers' inboxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from nats.js import JetStreamContext
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.clock import Clock
+from shared.db import Backbone
+from shared.events.envelope import Envelope, make_event
+from shared.logs import correlation_id
+from shared.settings import Settings
+
+log = logging.getLogger("hoithi.outbox")
+
+
+class Outbox:
+    """Writes a service's events into its outbox table, inside the caller's transaction."""
+
+    def __init__(self, backbone: Backbone, settings: Settings, service: str, clock: Clock) -> None:
+        self.tables = backbone
+        self.settings = settings
+        self.service = service
+        self.clock = clock
+        self.on_commit: Callable[[], None] | None = None  # the relay's wake-up
+
+    async def next_sequence(self, conn: AsyncConnection, subject: str) -> int:
+        t = self.tables.sequences
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        stmt = (
+            insert(t)
+            .values(subject=subject, last=1)
+            .on_conflict_do_update(index_elements=[t.c.subject], set_={"last": t.c.last + 1})
+            .returning(t.c.last)
+        )
+        return int((await conn.execute(stmt)).scalar_one())
+
+    async def emit(
+        self,
+        conn: AsyncConnection,
+        type_: str,
+        data: BaseModel | dict[str, Any],
+        *,
+        tenant: str,
+        subject: str,
+        time: datetime,
+        edition: str | None = None,
+        causation_id: str | None = None,
+        event_id: str | None = None,
+    ) -> Envelope | None:
+        """Record one fact. With a deterministic ``event_id`` already in the outbox, records nothing."""
+        if event_id is not None:
+            seen = await conn.execute(
+                sa.select(self.tables.outbox.c.position).where(self.tables.outbox.c.event_id == event_id)
+            )
+            if seen.first() is not None:
+                return None
+        env = make_event(
+            type_,
+            data,
+            source=self.service,
+            tenant=tenant,
+            subject=subject,
+            sequence=await self.next_sequence(conn, subject),
+            time=time,
+            edition=edition,
+            correlation_id=correlation_id.get() or None,
+            causation_id=causation_id,
+            event_id=event_id,
+        )
+        await self.add(conn, [env])
+        return env
+
+    async def add(self, conn: AsyncConnection, events: Sequence[Envelope]) -> None:
+        if not events:
+            return
+        now = self.clock.now()
+        await conn.execute(
+            self.tables.outbox.insert(),
+            [
+                {
+                    "event_id": e.id,
+                    "nats_subject": self.settings.event_subject(e.tenant, e.type),
+                    "event_type": e.type,
+                    "payload": e.to_json(),
+                    "created_at": now,
+                    "attempts": 0,
+                }
+                for e in events
+            ],
+        )
+
+    def committed(self) -> None:
+        """Call after the transaction that added events has committed: the relay wakes at once."""
+        if self.on_commit:
+            self.on_commit()
+
+
+class OutboxRelay:
+    """Publishes outbox rows to JetStream until stopped. One per process; safe with several processes."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        backbone: Backbone,
+        js: JetStreamContext,
+        settings: Settings,
+        *,
+        batch: int | None = None,
+        publish_timeout: float = 5.0,
+    ) -> None:
+        self.engine = engine
+        self.table = backbone.outbox
+        self.js = js
+        self.settings = settings
+        self.batch = batch or settings.relay_batch
+        self.publish_timeout = publish_timeout
+        self._wake = asyncio.Event()
+        self.published = 0
+        self.healthy = True
+        self.last_error: str | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                n = await self.relay_once()
+                failures = 0
+                self.healthy = True
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - never abandon: log, back off, retry
+                failures += 1
+                self.healthy = False
+                self.last_error = repr(exc)
+                delay = min(0.2 * 2 ** min(failures, 8), 30.0)
+                log.warning("outbox relay failed (attempt %d), retrying in %.1fs: %r", failures, delay, exc)
+                await asyncio.sleep(delay)
+                continue
+            if n < self.batch:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.settings.relay_idle_poll)
+                except TimeoutError:
+                    pass
+
+    async def relay_once(self) -> int:
+        """Publish one batch; return how many rows were marked published."""
+        t = self.table
+        now = datetime.now(UTC)
+        query = (
+            sa.select(t.c.position, t.c.event_id, t.c.nats_subject, t.c.payload, t.c.attempts)
+            .where(t.c.published_at.is_(None))
+            .where(sa.or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now))
+            .order_by(t.c.position)
+            .limit(self.batch)
+        )
+        if self.engine.dialect.name == "postgresql":
+            # Hold the rows while publishing so other replicas skip them.
+            async with self.engine.begin() as conn:
+                rows = (await conn.execute(query.with_for_update(skip_locked=True))).all()
+                if not rows:
+                    return 0
+                acked, failed = await self.publish(rows)
+                await self.mark(conn, acked, failed)
+            return len(acked)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            await conn.rollback()
+        if not rows:
+            return 0
+        acked, failed = await self.publish(rows)
+        async with self.engine.begin() as conn:
+            await self.mark(conn, acked, failed)
+        return len(acked)
+
+    async def publish(self, rows: Sequence[Any]) -> tuple[list[int], dict[int, str]]:
+        """Publish rows pipelined (all in flight at once); return acked positions and failures."""
+
+        async def one(row: Any) -> None:
+            await self.js.publish(
+                row.nats_subject,
+                row.payload,
+                timeout=self.publish_timeout,
+                stream=self.settings.stream,
+                headers={"Nats-Msg-Id": row.event_id},
+            )
+
+        results = await asyncio.gather(*(one(r) for r in rows), return_exceptions=True)
+        acked: list[int] = []
+        failed: dict[int, str] = {}
+        for row, res in zip(rows, results, strict=True):
+            if isinstance(res, BaseException):
+                failed[row.position] = repr(res)
+            else:
+                acked.append(row.position)
+        self.published += len(acked)
+        if failed:
+            self.healthy = False
+            self.last_error = next(iter(failed.values()))
+            log.warning("outbox: %d of %d publishes failed: %s", len(failed), len(rows), self.last_error)
+        return acked, failed
+
+    async def mark(self, conn: AsyncConnection, acked: list[int], failed: dict[int, str]) -> None:
+        t = self.table
+        now = datetime.now(UTC)
+        if acked:
+            await conn.execute(sa.update(t).where(t.c.position.in_(acked)).values(published_at=now))
+        for position, error in failed.items():
+            await conn.execute(
+                sa.update(t)
+                .where(t.c.position == position)
+                .values(
+                    attempts=t.c.attempts + 1,
+                    last_error=error[:2000],
+                    next_attempt_at=now + timedelta(seconds=1),
+                )
+            )
+
+    async def pending(self) -> int:
+        async with self.engine.connect() as conn:
+            return int(
+                (
+                    await conn.execute(
+                        sa.select(sa.func.count()).select_from(self.table).where(self.table.c.published_at.is_(None))
+                    )
+                ).scalar_one()
+            )

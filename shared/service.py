@@ -1,0 +1,266 @@
+"""The one way a hoithi service is assembled: settings, clock, engine, outbox relay, consumers, HTTP app.
+
+A service supplies its metadata, its consumer handlers and its routers; ``create_app`` wires the rest —
+the NATS connection (FastStream's ``NatsBroker``), the outbox relay, the durable consumers (bound, never
+created), logging with correlation ids, problem details, ``/health/live`` and ``/health/ready``, and the
+AsyncAPI page of the event catalogue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from faststream.nats import NatsBroker
+from nats.aio.client import Client as NatsClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared import problems
+from shared.auth import Principal, require_tenant, verify_token
+from shared.clock import Clock
+from shared.consumer import EventConsumer, Handler
+from shared.copies import Copies
+from shared.db import Backbone, make_engine
+from shared.documents import Person
+from shared.idempotency import Idempotency
+from shared.logs import configure_logging, correlation_id
+from shared.outbox import Outbox, OutboxRelay
+from shared.problems import Problem
+from shared.settings import ServiceSettings, Settings, get_settings, service_settings
+from shared.streams import consumers_of, missing_consumers
+
+log = logging.getLogger("hoithi.service")
+
+
+@dataclass
+class Runtime:
+    """Everything a service's routes and handlers share, one per process."""
+
+    name: str
+    settings: Settings
+    own: ServiceSettings
+    clock: Clock
+    engine: AsyncEngine
+    backbone: Backbone
+    copies: Copies | None
+    outbox: Outbox
+    idempotency: Idempotency
+    broker: NatsBroker | None = None
+    relay: OutboxRelay | None = None
+    consumers: list[EventConsumer] = field(default_factory=list)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    started: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def nc(self) -> NatsClient:
+        assert self.broker is not None
+        return self.broker.connection  # type: ignore[no-any-return]
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    title: str
+    metadata: sa.MetaData
+    backbone: Backbone
+    copies: Copies | None
+    routers: list[APIRouter]
+    # handlers per consumer purpose: {purpose: {event type: handler}}; built once the runtime exists
+    handlers: Callable[[Runtime], dict[str, dict[str, Handler]]]
+    background: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
+
+
+def build_runtime(spec: ServiceSpec, settings: Settings | None = None, own: ServiceSettings | None = None) -> Runtime:
+    settings = settings or get_settings()
+    own = own or service_settings(spec.name, settings)
+    clock = Clock.from_settings(settings)
+    engine = make_engine(own.database_url)
+    return Runtime(
+        name=spec.name,
+        settings=settings,
+        own=own,
+        clock=clock,
+        engine=engine,
+        backbone=spec.backbone,
+        copies=spec.copies,
+        outbox=Outbox(spec.backbone, settings, spec.name, clock),
+        idempotency=Idempotency(spec.backbone),
+    )
+
+
+async def _start_messaging(rt: Runtime, spec: ServiceSpec) -> None:
+    """Connect, wait for the declared consumers (readiness red meanwhile), then relay and consume."""
+    broker = NatsBroker(rt.settings.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    await broker.connect()
+    rt.broker = broker
+    relay = OutboxRelay(rt.engine, rt.backbone, rt.nc.jetstream(), rt.settings)
+    rt.relay = relay
+    rt.outbox.on_commit = relay.wake
+    rt.tasks.append(asyncio.create_task(relay.run(), name=f"{rt.name}-relay"))
+    handlers = spec.handlers(rt)
+    wanted = [c for c in consumers_of(rt.name) if c.purpose in handlers]
+    delay = 0.2
+    while True:
+        rt.missing = await missing_consumers(rt.nc.jetstream(), rt.settings, rt.name)
+        if not rt.missing:
+            break
+        log.warning("waiting for consumers %s: run `hoithi streams`", rt.missing)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+    for c in wanted:
+        consumer = EventConsumer(
+            spec=c,
+            engine=rt.engine,
+            backbone=rt.backbone,
+            outbox=rt.outbox,
+            settings=rt.settings,
+            handlers=handlers[c.purpose],
+        )
+        rt.consumers.append(consumer)
+        rt.tasks.append(asyncio.create_task(consumer.run(rt.nc), name=f"{c.durable}"))
+        rt.tasks.append(asyncio.create_task(consumer.run(rt.nc, replay=True), name=f"{c.durable}-replay"))
+    for job in spec.background:
+        rt.tasks.append(asyncio.create_task(job(rt), name=f"{rt.name}-{job.__name__}"))
+    rt.started = True
+
+
+def create_app(spec: ServiceSpec, settings: Settings | None = None, own: ServiceSettings | None = None) -> FastAPI:
+    rt = build_runtime(spec, settings, own)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(rt.name, rt.settings.log_level, rt.settings.log_json)
+        starter = asyncio.create_task(_start_messaging(rt, spec), name=f"{rt.name}-start")
+        try:
+            yield
+        finally:
+            starter.cancel()
+            for t in rt.tasks:
+                t.cancel()
+            for t in [starter, *rt.tasks]:
+                with suppress(asyncio.CancelledError, Exception):
+                    await t
+            if rt.broker is not None:
+                with suppress(Exception):
+                    await rt.broker.stop()
+            await rt.engine.dispose()
+
+    app = FastAPI(title=spec.title, version="0.1.0", lifespan=lifespan)
+    app.state.runtime = rt
+    problems.install(app)
+
+    @app.middleware("http")
+    async def _correlation(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        cid = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        token = correlation_id.set(cid)
+        try:
+            response = await call_next(request)
+        finally:
+            correlation_id.reset(token)
+        response.headers["X-Correlation-ID"] = cid
+        return response
+
+    @app.get("/health/live", tags=["health"])
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        checks: dict[str, Any] = {}
+        try:
+            async with rt.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        checks["nats"] = "ok" if rt.broker is not None and rt.nc.is_connected else "disconnected"
+        checks["consumers"] = "ok" if rt.started else f"missing: {', '.join(rt.missing) or 'starting'}"
+        for c in rt.consumers:
+            if not c.state.ready:
+                checks[c.spec.durable] = "waiting for the database"
+        if rt.relay is not None:
+            checks["outbox"] = "ok" if rt.relay.healthy else f"retrying: {rt.relay.last_error}"
+        ok = all(v == "ok" for k, v in checks.items() if k != "outbox")
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/asyncapi.json", tags=["docs"], include_in_schema=False)
+    async def asyncapi_json() -> JSONResponse:
+        from shared.events.asyncapi import asyncapi_document
+
+        return JSONResponse(asyncapi_document(prefix=rt.settings.event_prefix))
+
+    @app.get("/asyncapi", tags=["docs"], include_in_schema=False)
+    async def asyncapi_page() -> HTMLResponse:
+        from shared.events.asyncapi import asyncapi_document, asyncapi_html
+
+        return HTMLResponse(asyncapi_html(asyncapi_document(prefix=rt.settings.event_prefix)))
+
+    for router in spec.routers:
+        app.include_router(router)
+    return app
+
+
+# ---------------------------------------------------------------------- dependencies for routes
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated person as the service's directory copy knows them at the request time."""
+
+    principal: Principal
+    person: Person | None
+
+    @property
+    def person_id(self) -> str:
+        return self.principal.person_id
+
+    def has_role(self, *roles: str) -> bool:
+        return self.person is not None and any(self.person.has_role(r) for r in roles)
+
+
+async def current_caller(
+    request: Request, tenant: str, authorization: Annotated[str | None, Header()] = None
+) -> Caller:
+    rt = runtime(request)
+    principal = verify_token(rt.settings, authorization)
+    require_tenant(principal, tenant)
+    person = None
+    if rt.copies is not None:
+        async with rt.engine.connect() as conn:
+            person = await rt.copies.person(conn, tenant, principal.person_id, rt.now())
+    return Caller(principal, person)
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+def require_person(caller: Caller) -> Person:
+    if caller.person is None:
+        raise Problem(
+            403,
+            "You are not in this tenant's directory (as of today).",
+            "Bạn không có trong danh bạ của đơn vị (tại thời điểm hiện tại).",
+            code="not_in_directory",
+        )
+    return caller.person

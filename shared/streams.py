@@ -1,0 +1,199 @@
+"""Streams and durable consumers, declared in one place (``hoithi streams``).
+
+Services never create their own consumer: the server silently keeps an existing consumer's configuration, so a
+consumer whose configuration changes gets a new versioned name here, and ``hoithi streams`` refuses to run
+against a consumer whose live configuration differs from its declaration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+from shared.settings import Settings
+
+_DIRECTORY = ("directory.unit.changed", "directory.person.changed")
+_EDITION = ("edition.published", "edition.opened", "edition.closed")
+_SUBMISSION = (
+    "submission.received",
+    "submission.revised",
+    "submission.withdrawn",
+    "submission.rejected",
+    "submission.reinstated",
+)
+_ONLINE = ("onlineservice.progress.reported", "onlineservice.target.reached", "onlineservice.target.missed")
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable pull consumer ``<service>-<purpose>-v<version>`` filtered on the event types it needs."""
+
+    service: str
+    purpose: str
+    version: int
+    types: tuple[str, ...]
+
+    @property
+    def durable(self) -> str:
+        return f"{self.service}-{self.purpose}-v{self.version}"
+
+    def filter_subjects(self, settings: Settings) -> list[str]:
+        return [f"{settings.event_prefix}.*.{t}" for t in self.types]
+
+
+CONSUMERS: tuple[ConsumerSpec, ...] = (
+    ConsumerSpec("campaign", "facts", 1, (*_SUBMISSION, "initiative.selected", "intake.closed")),
+    ConsumerSpec(
+        "submissions",
+        "facts",
+        1,
+        (*_EDITION, *_DIRECTORY, "deadline.extended", "procedure.catalogue.changed"),
+    ),
+    ConsumerSpec(
+        "rewards",
+        "facts",
+        1,
+        (
+            *_EDITION,
+            *_DIRECTORY,
+            "assignment.created",
+            "assignment.fulfilled",
+            "assignment.reopened",
+            "deadline.missed",
+            "deadline.extended",
+            *_SUBMISSION,
+            "initiative.selected",
+            *_ONLINE,
+        ),
+    ),
+    ConsumerSpec(
+        "notify",
+        "facts",
+        1,
+        (
+            *_EDITION,
+            *_DIRECTORY,
+            "submission.received",
+            "submission.rejected",
+            "deadline.approaching",
+            "deadline.missed",
+            "deadline.passed",
+            "deadline.extended",
+            "initiative.scored",
+            "initiative.selected",
+            *_ONLINE,
+        ),
+    ),
+)
+
+
+def consumers_of(service: str) -> list[ConsumerSpec]:
+    return [c for c in CONSUMERS if c.service == service]
+
+
+def replay_durable(service: str) -> str:
+    return f"{service}-replay-v1"
+
+
+def stream_configs(settings: Settings) -> list[StreamConfig]:
+    max_age = settings.stream_max_age_days * 24 * 3600.0
+    common = dict(
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        num_replicas=settings.stream_replicas,
+        max_age=max_age,
+        duplicate_window=settings.duplicate_window,
+    )
+    return [
+        StreamConfig(name=settings.stream, subjects=[f"{settings.event_prefix}.>"], **common),  # type: ignore[arg-type]
+        StreamConfig(
+            name=settings.deadletter_stream, subjects=[f"{settings.deadletter_prefix}.>"], **common  # type: ignore[arg-type]
+        ),
+        StreamConfig(name=settings.replay_stream, subjects=[f"{settings.replay_prefix}.>"], **common),  # type: ignore[arg-type]
+    ]
+
+
+def consumer_configs(settings: Settings) -> list[tuple[str, ConsumerConfig]]:
+    """(stream, config) of every durable consumer: the event consumers and one replay consumer per service."""
+
+    def cfg(durable: str, filters: list[str]) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=durable,
+            name=durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            filter_subjects=filters,
+            max_deliver=settings.max_deliver,
+            ack_wait=settings.ack_wait,
+            max_ack_pending=10_000,
+        )
+
+    out = [(settings.stream, cfg(c.durable, c.filter_subjects(settings))) for c in CONSUMERS]
+    services = sorted({c.service for c in CONSUMERS})
+    out += [(settings.replay_stream, cfg(replay_durable(s), [settings.replay_subject(s)])) for s in services]
+    return out
+
+
+class ConsumerConfigDrift(RuntimeError):
+    pass
+
+
+async def declare(js: JetStreamContext, settings: Settings) -> list[str]:
+    """Create or update the streams; create missing consumers; refuse a drifted one. Returns what it did."""
+    done: list[str] = []
+    for sc in stream_configs(settings):
+        try:
+            await js.stream_info(sc.name)  # type: ignore[arg-type]
+            await js.update_stream(sc)
+            done.append(f"stream {sc.name}: updated")
+        except NotFoundError:
+            await js.add_stream(sc)
+            done.append(f"stream {sc.name}: created")
+    for stream, cc in consumer_configs(settings):
+        try:
+            info = await js.consumer_info(stream, cc.durable_name)  # type: ignore[arg-type]
+        except NotFoundError:
+            await js.add_consumer(stream, cc)
+            done.append(f"consumer {stream}/{cc.durable_name}: created")
+            continue
+        live = info.config
+        drift = [
+            name
+            for name, want, have in (
+                ("filter_subjects", sorted(cc.filter_subjects or []), sorted(live.filter_subjects or [])),
+                ("max_deliver", cc.max_deliver, live.max_deliver),
+                ("ack_wait", cc.ack_wait, live.ack_wait),
+            )
+            if want != have
+        ]
+        if drift:
+            raise ConsumerConfigDrift(
+                f"consumer {cc.durable_name} on {stream} differs from its declaration in {', '.join(drift)}; "
+                "the server keeps the old configuration: give it a new version in shared/streams.py"
+            )
+        done.append(f"consumer {stream}/{cc.durable_name}: present")
+    return done
+
+
+async def missing_consumers(js: JetStreamContext, settings: Settings, service: str) -> list[str]:
+    missing = []
+    for stream, cc in consumer_configs(settings):
+        if not (cc.durable_name or "").startswith(f"{service}-"):
+            continue
+        try:
+            await js.consumer_info(stream, cc.durable_name)  # type: ignore[arg-type]
+        except NotFoundError:
+            missing.append(cc.durable_name or "")
+    return missing

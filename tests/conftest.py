@@ -1,0 +1,132 @@
+"""Fixtures every tier shares; the servers themselves are described in ``tests/support/servers.py``.
+
+- ``test_servers`` (session): ``.nats_url``, ``.nats`` (our ``NatsServer`` or None), ``.create_database(prefix)``,
+  ``.can_own_servers``. Only integration/e2e tests ask for it, so unit tests never start a server.
+- ``unique_prefix`` (function): a short random token for event prefixes, stream and consumer names.
+- ``own_nats_server`` (function): a fresh ``NatsServer`` on its own store, for tests that kill or restart it.
+- ``postgres_proxy`` (function): a ``TcpProxy`` to the test PostgreSQL; route a service through it with
+  ``via_proxy(url, proxy)`` and ``proxy.cut()`` is an outage for that service alone.
+- marker ``fault``: a test that kills, pauses or restarts a server; skipped, with the reason, when the mode
+  does not let tests own servers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from shared.devserver import NatsServer
+from tests.support.servers import (
+    TestServers,
+    database_server_url,
+    mode_from_env,
+    nats_server_version,
+    own_servers_allowed,
+    postgres_address,
+    start_test_servers,
+)
+from tests.support.tcpproxy import TcpProxy
+
+log = logging.getLogger("tests.servers")
+
+SERVERS_KEY = pytest.StashKey[TestServers]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fault: kills, pauses or restarts a server the test owns")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    try:
+        mode = mode_from_env()
+    except ValueError as error:
+        return [f"test servers: {error}"]
+    if mode == "own":
+        where = f"own nats-server on a free port: {nats_server_version()}"
+    elif mode == "given":
+        where = f"NATS_URL={os.environ.get('NATS_URL') or 'nats://127.0.0.1:4222'}"
+    else:
+        where = "not available yet: integration/e2e tests will be skipped"
+    allowed, why = own_servers_allowed(mode)
+    lines = [
+        f"test servers (HOITHI_TEST_SERVERS): {mode}; {where}",
+        f"PostgreSQL server (DATABASE_URL): {_hide_password(database_server_url())}",
+    ]
+    if not allowed:
+        lines.append(f"fault tests skipped: {why}")
+    return lines
+
+
+def _hide_password(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    try:
+        allowed, why = own_servers_allowed(mode_from_env())
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from error
+    if allowed:
+        return
+    skip = pytest.mark.skip(reason=why)
+    for item in items:
+        if item.get_closest_marker("fault") is not None:
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    servers = config.stash.get(SERVERS_KEY, None)
+    if servers is None:
+        return
+    terminalreporter.section("test servers")
+    for line in servers.describe():
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"  databases created this run: {servers.created_databases_total}")
+
+
+@pytest.fixture(scope="session")
+def test_servers(request: pytest.FixtureRequest) -> Iterator[TestServers]:
+    mode = mode_from_env()
+    if mode == "containers":
+        pytest.skip(own_servers_allowed(mode)[1])
+    servers = start_test_servers(mode)
+    request.config.stash[SERVERS_KEY] = servers
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+@pytest.fixture
+def unique_prefix() -> str:
+    """E.g. ``t3f9a0c1b``: lowercase letters and digits only, valid in NATS subjects, stream names and SQL."""
+    return "t" + secrets.token_hex(4)
+
+
+@pytest.fixture
+def own_nats_server(tmp_path: Path, test_servers: TestServers) -> Iterator[NatsServer]:
+    """A NATS server this test alone owns (kill it, restart it); stopped afterwards."""
+    if not test_servers.can_own_servers:
+        pytest.skip(test_servers.why_not_own)
+    server = NatsServer(store_dir=tmp_path / "nats-store", log_file=tmp_path / "nats-server.log").start()
+    log.info("own nats-server for this test: %s", server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_proxy(test_servers: TestServers) -> Iterator[TcpProxy]:
+    """A TCP proxy in front of the test PostgreSQL; cutting it never touches the shared server."""
+    host, port = postgres_address(test_servers.database_server_url)
+    with TcpProxy(host, port) as proxy:
+        yield proxy
