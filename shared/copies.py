@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import VN
-from shared.db import insert_ignore
+from shared.db import UtcDateTime, insert_ignore
 from shared.documents import Edition, Person, Unit
 from shared.events.envelope import Envelope
 
@@ -185,7 +185,7 @@ def copy_tables(metadata: sa.MetaData) -> Copies:
         sa.Column("edition", sa.String(32), primary_key=True),
         sa.Column("version", sa.Integer, primary_key=True),
         sa.Column("doc", sa.Text, nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", UtcDateTime(), nullable=False),
     )
     return Copies(units, people, editions)
 

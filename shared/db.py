@@ -11,6 +11,7 @@ survive a power cut — and write transactions begin IMMEDIATE so two writers qu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,27 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """An aware instant stored in UTC. SQLite keeps no offset, so every instant is normalised on the way in
+    and comes back aware (UTC) on the way out; comparisons are then right on both databases."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: every instant must carry an offset")
+        v = value.astimezone(UTC)
+        return v.replace(tzinfo=None) if dialect.name == "sqlite" else v
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def is_sqlite(url: str | sa.URL) -> bool:
@@ -66,10 +88,10 @@ def backbone_tables(metadata: sa.MetaData) -> Backbone:
         sa.Column("nats_subject", sa.String(300), nullable=False),
         sa.Column("event_type", sa.String(100), nullable=False),
         sa.Column("payload", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("published_at", UtcDateTime(), nullable=True),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
         sa.Column("last_error", sa.Text, nullable=True),
         sa.Index("ix_outbox_unpublished", "published_at", "position"),
     )
@@ -83,9 +105,9 @@ def backbone_tables(metadata: sa.MetaData) -> Backbone:
         sa.Column("tenant", sa.String(100), nullable=False),
         sa.Column("subject", sa.String(200), nullable=False),
         sa.Column("sequence", sa.Integer, nullable=False),
-        sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("time", UtcDateTime(), nullable=False),
         sa.Column("envelope", sa.LargeBinary, nullable=False),
-        sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("applied_at", UtcDateTime(), nullable=False),
         sa.Index("ix_inbox_subject", "purpose", "subject", "sequence"),
     )
     sequences = sa.Table(
@@ -102,7 +124,7 @@ def backbone_tables(metadata: sa.MetaData) -> Backbone:
         sa.Column("request_hash", sa.String(64), nullable=False),
         sa.Column("status", sa.Integer, nullable=False),
         sa.Column("body", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
     )
     return Backbone(outbox, inbox, sequences, idempotency)
 

@@ -7,6 +7,7 @@ synchronous (plain ``subprocess``): starting takes a fraction of a second, so ca
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -27,6 +28,17 @@ __all__ = ["NatsServer", "NatsServerError", "find_nats_server", "free_port"]
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
+
+
+# Servers run in their own session (see _spawn_and_wait), so nothing stops them with us: stop what is still
+# running when the interpreter exits, so a failed test or a crashed `hoithi up` does not leave one holding a port.
+_running: set[NatsServer] = set()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for server in list(_running):
+        server.stop(timeout=5.0)
 
 
 class NatsServerError(RuntimeError):
@@ -171,11 +183,13 @@ class NatsServer:
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )  # fmt: skip
+        _running.add(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             code = self._process.poll()
             if code is not None:
                 self._process = None
+                _running.discard(self)
                 raise NatsServerError(
                     f"nats-server exited with {code} on start:\n{self.log_tail(since_start=True)}"
                 )
@@ -227,6 +241,7 @@ class NatsServer:
                 process.kill()
                 process.wait(timeout)
         self._process = None
+        _running.discard(self)
 
     def log_tail(self, lines: int = 40, *, since_start: bool = False) -> str:
         """The last ``lines`` lines of the server's log (of the current start only, if ``since_start``)."""

@@ -167,7 +167,7 @@ def asyncapi_html(doc: dict[str, Any]) -> str:
     envelope = {name: s for name, s in schemas.items() if name == "Envelope"}
     info = doc.get("info", {})
     return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(info.get('title', 'events'))}</title>"
         "<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:80rem}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;"

@@ -20,6 +20,7 @@ required, changing the allowed values) is a new version: register the new model 
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -114,7 +115,9 @@ class Procedure(EventData):
     level: ProcedureLevel = Field(description="toàn trình / một phần / not offered online")
     eligible_full_process: bool = Field(description="the procedure may be offered full-process")
     field_name: str | None = Field(default=None, description="lĩnh vực, e.g. Đất đai")
-    local_code: str | None = Field(default=None, description="provincial long form, e.g. 1.011442.000.00.00.H38")
+    local_code: str | None = Field(
+        default=None, description="provincial long form, e.g. 1.011442.000.00.00.H38"
+    )
 
 
 class ProcedureCatalogueChanged(EventData):
@@ -156,7 +159,9 @@ class AssignmentReopened(EventData):
     assignee_kind: AssigneeKind
     assignee_id: str
     unit_id: str | None = None
-    reason: str = Field(description="the event type that undid it: submission.withdrawn | submission.rejected")
+    reason: str = Field(
+        description="the event type that undid it: submission.withdrawn | submission.rejected"
+    )
     submission_id: str | None = None
     at: AwareDatetime | None = None
 
@@ -170,7 +175,9 @@ class DeadlineApproaching(EventData):
     assignee_id: str
     unit_id: str | None = None
     deadline: AwareDatetime = Field(description="the deadline in force")
-    offset: documents.IsoDuration = Field(description="how long before the deadline the reminder is due, e.g. P3D")
+    offset: documents.IsoDuration = Field(
+        description="how long before the deadline the reminder is due, e.g. P3D"
+    )
 
 
 class DeadlineMissed(EventData):
@@ -405,7 +412,7 @@ class DeadletterRecorded(EventData):
 class EventType:
     type: str
     version: int
-    data: type[BaseModel]
+    data: builtins.type[BaseModel]
     producer: str  # "campaign" | "submissions" | "rewards" | "notify" | "any"
     summary: str
     subject: str
@@ -513,13 +520,17 @@ def event_type(type: str, version: int | None = None) -> EventType:
         try:
             return CATALOGUE[type]
         except KeyError:
-            raise KeyError(f"unknown event type {type!r}: not in the catalogue (shared/events/catalogue.py)") from None
+            raise KeyError(
+                f"unknown event type {type!r}: not in the catalogue (shared/events/catalogue.py)"
+            ) from None
     try:
         return VERSIONS[(type, version)]
     except KeyError:
         known = sorted(v for (t, v) in VERSIONS if t == type)
         if not known:
-            raise KeyError(f"unknown event type {type!r}: not in the catalogue (shared/events/catalogue.py)") from None
+            raise KeyError(
+                f"unknown event type {type!r}: not in the catalogue (shared/events/catalogue.py)"
+            ) from None
         raise KeyError(f"event type {type!r} has no dataschemaversion {version} (known: {known})") from None
 
 
@@ -531,4 +542,5 @@ def parse_data(type: str, data: dict[str, Any], version: int | None = None) -> B
     """
     # extra="ignore" reaches nested models too: the directory and edition documents forbid unknown keys when a
     # person writes them, but an event from a newer producer may carry an added optional field.
-    return event_type(type, version).data.model_validate(data, extra="ignore")
+    model: BaseModel = event_type(type, version).data.model_validate(data, extra="ignore")
+    return model

@@ -47,7 +47,7 @@ def incompatibilities(old_schema: Schema, new_schema: Schema) -> list[str]:
     """
     problems: list[str] = []
     _Comparer(old_schema, new_schema, problems).compare("data", old_schema, new_schema)
-    return problems
+    return list(dict.fromkeys(problems))
 
 
 class _Comparer:
@@ -66,22 +66,22 @@ class _Comparer:
             return {}
         if node is False:
             return {"not": {}}
-        node = dict(node)
+        current: Schema = dict(node)
         for _ in range(64):
-            if "$ref" in node:
-                ref = node.pop("$ref")
+            if "$ref" in current:
+                ref = current.pop("$ref")
                 refs.append(ref)
                 target = _lookup(root, ref)
                 merged = dict(target)
-                merged.update({k: v for k, v in node.items() if k not in merged})
-                node = merged
-            elif isinstance(node.get("allOf"), list) and len(node["allOf"]) == 1:
-                (only,) = node.pop("allOf")
+                merged.update({k: v for k, v in current.items() if k not in merged})
+                current = merged
+            elif isinstance(current.get("allOf"), list) and len(current["allOf"]) == 1:
+                (only,) = current.pop("allOf")
                 merged = dict(only)
-                merged.update({k: v for k, v in node.items() if k not in merged})
-                node = merged
+                merged.update({k: v for k, v in current.items() if k not in merged})
+                current = merged
             else:
-                return node
+                return current
         raise ValueError(f"$ref chain too deep near {refs[-1] if refs else '?'}")
 
     # ------------------------------------------------------------------------------------------- comparison
@@ -105,7 +105,8 @@ class _Comparer:
         new_by_kind = dict(new_variants)
         for kind, old_variant in old_variants:
             if kind in new_by_kind:
-                self._compare_same_kind(path, kind, old_variant, new_by_kind[kind])
+                where = f"{path}<{kind.removeprefix('object ')}>" if kind.startswith("object ") else path
+                self._compare_same_kind(where, kind, old_variant, new_by_kind[kind])
 
     def _variants(self, root: Schema, node: Schema) -> list[tuple[str, Schema]]:
         """Split a schema into its alternatives, each keyed by what kind of JSON value it accepts."""
@@ -121,9 +122,7 @@ class _Comparer:
                     out.extend(self._variants(root, merged))
                 objects = [v for k, v in out if k == "object"]
                 if len(objects) > 1:  # several models in one union: tell them apart by their titles
-                    out = [
-                        (f"object {v.get('title', '?')}" if k == "object" else k, v) for k, v in out
-                    ]
+                    out = [(f"object {v.get('title', '?')}" if k == "object" else k, v) for k, v in out]
                 return _unique_kinds(out)
         types = node.get("type")
         if "const" in node and types is None:
@@ -188,16 +187,21 @@ class _Comparer:
         for name in old_props:
             if name not in new_props:
                 self.problems.append(f"{path}.{name}: removed")
-        for name in new_props:
+        for name, new_prop in new_props.items():
             if name not in old_props:
                 if name in new_required:
                     self.problems.append(f"{path}.{name}: new required property")
+                elif old.get("additionalProperties") is False:
+                    self.problems.append(
+                        f"{path}.{name}: added to an object that refuses unknown properties "
+                        "(additionalProperties: false)"
+                    )
                 continue
             if name in new_required and name not in old_required:
                 self.problems.append(f"{path}.{name}: made required")
             elif name in old_required and name not in new_required:
                 self.problems.append(f"{path}.{name}: made optional (old consumers require it)")
-            self.compare(f"{path}.{name}", old_props[name], new_props[name])
+            self.compare(f"{path}.{name}", old_props[name], new_prop)
         for name in sorted(new_required - set(new_props) - old_required):
             self.problems.append(f"{path}.{name}: new required property")
         old_extra = old.get("additionalProperties", True)
@@ -220,7 +224,12 @@ class _Comparer:
         new_items = new.get("items")
         if old_items is None and new_items is None:
             return
-        if isinstance(old_items, bool) or isinstance(new_items, bool) or old_items is None or new_items is None:
+        if (
+            isinstance(old_items, bool)
+            or isinstance(new_items, bool)
+            or old_items is None
+            or new_items is None
+        ):
             if old_items != new_items:
                 self.problems.append(f"{path}[]: items changed {_show(old_items)} -> {_show(new_items)}")
             return
@@ -240,7 +249,7 @@ def _lookup(root: Schema, ref: str) -> Schema:
         except (KeyError, TypeError):
             raise ValueError(f"unresolvable $ref {ref!r}") from None
     if not isinstance(node, dict):
-        raise ValueError(f"$ref {ref!r} does not name a schema")
+        raise TypeError(f"$ref {ref!r} does not name a schema")
     return node
 
 
@@ -268,7 +277,9 @@ def _allowed_values(node: Schema) -> frozenset[str] | None:
     else:
         return None
     # compare JSON encodings so 1 and True, 1 and 1.0 stay distinct only where JSON distinguishes them
-    return frozenset(json.dumps(v, sort_keys=True) for v in values if _json_type(v) == node.get("type", _json_type(v)))
+    return frozenset(
+        json.dumps(v, sort_keys=True) for v in values if _json_type(v) == node.get("type", _json_type(v))
+    )
 
 
 def _unique_kinds(variants: list[tuple[str, Schema]]) -> list[tuple[str, Schema]]:

@@ -29,8 +29,7 @@ def schema_filename(type: str, version: int) -> str:
 
 def data_schema(spec: EventType) -> dict[str, Any]:
     """The JSON Schema of one catalogue entry's ``data``, as committed."""
-    schema = spec.data.model_json_schema(mode="validation")
-    schema = _without_closed_objects(schema)
+    schema: dict[str, Any] = _without_closed_objects(spec.data.model_json_schema(mode="validation"))
     schema["$schema"] = JSON_SCHEMA_DIALECT
     schema["$id"] = f"urn:hoithi:event:{spec.type}:v{spec.version}"
     about = f"{spec.summary} CloudEvent subject: {spec.subject}. Producer: {spec.producer}."
@@ -84,7 +83,9 @@ def _without_closed_objects(node: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.events.schemas", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.events.schemas", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("directory", nargs="?", type=Path, default=SCHEMA_DIR)
     parser.add_argument("--allow-incompatible", action="store_true")
     args = parser.parse_args(argv)

@@ -7,6 +7,7 @@ Create Date: ${create_date}
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+import shared.db
 from alembic import op
 ${imports if imports else ""}
 

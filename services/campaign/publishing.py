@@ -1,0 +1,168 @@
+"""Importing the directory and publishing an edition: the state change and its events in one transaction.
+
+Both are idempotent: a unit, person or edition identical to what is stored publishes nothing, so re-running
+``hoithi seed`` (or ``make run``) never duplicates a fact.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.campaign import domain, models
+from shared.documents import Directory, Edition
+from shared.events.envelope import deterministic_id
+from shared.outbox import Outbox
+
+
+async def import_directory(conn: AsyncConnection, outbox: Outbox, directory: Directory, now: datetime) -> list[str]:
+    c = models.copies
+    tenant = directory.tenant
+    changed: list[str] = []
+    for unit in directory.units:
+        t = c.units
+        stored = (
+            await conn.execute(
+                sa.select(t.c.doc).where(
+                    t.c.tenant == tenant,
+                    t.c.unit_id == unit.id,
+                    t.c.effective_from == (unit.effective_from or datetime(1900, 1, 1).date()),
+                )
+            )
+        ).scalar()
+        if stored == unit.model_dump_json():
+            continue
+        env = await outbox.emit(
+            conn, "directory.unit.changed", {"unit": unit}, tenant=tenant, subject=unit.id, time=now
+        )
+        assert env is not None
+        await c.apply(conn, env)
+        changed.append(unit.id)
+    for union in directory.unions:
+        # Unions have no table of their own yet: publish once per content (deterministic id).
+        await outbox.emit(
+            conn,
+            "directory.unit.changed",
+            {"union": union},
+            tenant=tenant,
+            subject=union.id,
+            time=now,
+            event_id=deterministic_id("union", tenant, union.model_dump_json()),
+        )
+    for person in directory.people:
+        t = c.people
+        stored = (
+            await conn.execute(
+                sa.select(t.c.doc).where(
+                    t.c.tenant == tenant,
+                    t.c.person_id == person.id,
+                    t.c.effective_from == (person.effective_from or datetime(1900, 1, 1).date()),
+                )
+            )
+        ).scalar()
+        if stored == person.model_dump_json():
+            continue
+        env = await outbox.emit(
+            conn, "directory.person.changed", {"person": person}, tenant=tenant, subject=person.id, time=now
+        )
+        assert env is not None
+        await c.apply(conn, env)
+        changed.append(person.id)
+    return [f"directory {tenant}: {len(changed)} units/people published"]
+
+
+async def publish_edition(
+    conn: AsyncConnection, outbox: Outbox, edition: Edition, directory: Directory, now: datetime
+) -> list[str]:
+    e = models.editions
+    latest = (
+        await conn.execute(
+            sa.select(e.c.version, e.c.doc)
+            .where(e.c.tenant == edition.tenant, e.c.edition == edition.edition)
+            .order_by(e.c.version.desc())
+            .limit(1)
+        )
+    ).first()
+    lines: list[str] = []
+    if latest is not None and Edition.model_validate_json(latest.doc).model_copy(update={"version": 1}) == (
+        edition.model_copy(update={"version": 1})
+    ):
+        lines.append(f"edition {edition.tenant}/{edition.edition}: version {latest.version} unchanged")
+    else:
+        version = (latest.version + 1) if latest else max(edition.version, 1)
+        doc = edition.model_copy(update={"version": version})
+        await conn.execute(
+            e.insert().values(
+                tenant=doc.tenant, edition=doc.edition, version=version, doc=doc.model_dump_json(), published_at=now
+            )
+        )
+        await outbox.emit(
+            conn,
+            "edition.published",
+            {"version": version, "document": doc},
+            tenant=doc.tenant,
+            edition=doc.edition,
+            subject=f"{doc.tenant}/{doc.edition}",
+            time=now,
+        )
+        lines.append(f"edition {doc.tenant}/{doc.edition}: version {version} published")
+        edition = doc
+    if now >= edition.opens_at:
+        await outbox.emit(
+            conn,
+            "edition.opened",
+            {"at": edition.opens_at, "edition_version": edition.version},
+            tenant=edition.tenant,
+            edition=edition.edition,
+            subject=f"{edition.tenant}/{edition.edition}",
+            time=edition.opens_at,
+            event_id=deterministic_id("edition.opened", edition.tenant, edition.edition),
+        )
+    a = models.assignments
+    existing = set(
+        (await conn.execute(sa.select(a.c.id).where(a.c.tenant == edition.tenant, a.c.edition == edition.edition)))
+        .scalars()
+        .all()
+    )
+    created = 0
+    for plan in domain.derive_assignments(edition, directory):
+        if plan.id in existing:
+            continue
+        await conn.execute(
+            a.insert().values(
+                id=plan.id,
+                tenant=edition.tenant,
+                edition=edition.edition,
+                part=plan.part,
+                part_kind=plan.part_kind,
+                assignee_kind=plan.assignee_kind,
+                assignee_id=plan.assignee_id,
+                unit_id=plan.unit_id,
+                deadline=plan.deadline,
+                status="open",
+                created_at=now,
+            )
+        )
+        await outbox.emit(
+            conn,
+            "assignment.created",
+            {
+                "assignment_id": plan.id,
+                "part": plan.part,
+                "part_kind": plan.part_kind,
+                "assignee_kind": plan.assignee_kind,
+                "assignee_id": plan.assignee_id,
+                "unit_id": plan.unit_id,
+                "deadline": plan.deadline,
+                "edition_version": edition.version,
+            },
+            tenant=edition.tenant,
+            edition=edition.edition,
+            subject=plan.id,
+            time=now,
+        )
+        created += 1
+    lines.append(f"assignments {edition.tenant}/{edition.edition}: {created} created, {len(existing)} existing")
+    return lines
