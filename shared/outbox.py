@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,14 @@ from shared.logs import correlation_id
 from shared.settings import Settings
 
 log = logging.getLogger("hoithi.outbox")
+
+
+def _failpoint(name: str, acked: list[int]) -> None:
+    """Fault tests only: ``HOITHI_FAILPOINT=relay-after-ack`` kills the process (as SIGKILL would) after the
+    stream acknowledged a batch and before the rows are marked — the window the outbox must survive."""
+    if acked and os.environ.get("HOITHI_FAILPOINT") == name:
+        log.error("failpoint %s: exiting without marking %d published rows", name, len(acked))
+        os._exit(137)
 
 
 class Outbox:
@@ -183,6 +192,7 @@ class OutboxRelay:
                 if not rows:
                     return 0
                 acked, failed = await self.publish(rows)
+                _failpoint("relay-after-ack", acked)
                 await self.mark(conn, acked, failed)
             return len(acked)
         async with self.engine.connect() as conn:
@@ -191,6 +201,7 @@ class OutboxRelay:
         if not rows:
             return 0
         acked, failed = await self.publish(rows)
+        _failpoint("relay-after-ack", acked)
         async with self.engine.begin() as conn:
             await self.mark(conn, acked, failed)
         return len(acked)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 
 from shared.copies import copy_tables
@@ -47,3 +49,13 @@ ledger = sa.Table(
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_ledger_edition", "tenant", "edition", "participant_kind", "time"),
 )
+
+
+# SQLite keeps a DateTime without its offset (and reads it back naive): every instant is stored in UTC and read
+# back as UTC, so comparisons (``as_of``) hold on both SQLite and PostgreSQL.
+def to_db(dt: datetime) -> datetime:
+    return dt.astimezone(UTC)
+
+
+def from_db(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
