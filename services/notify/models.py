@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
 
 from shared.copies import copy_tables
-from shared.db import backbone_tables
+from shared.db import UtcDateTime, backbone_tables
 
 metadata = sa.MetaData()
 backbone = backbone_tables(metadata)
@@ -25,8 +23,8 @@ inapp = sa.Table(
     sa.Column("title", sa.String(500), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("cause_event_id", sa.String(36), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("read_at", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("cause_event_id", "person_id", "channel", name="uq_inapp_cause"),
     sa.Index("ix_inapp_person", "tenant", "person_id", "created_at"),
 )
@@ -48,25 +46,14 @@ deliveries = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("html", sa.Text, nullable=True),
     sa.Column("cause_event_id", sa.String(36), nullable=False),
+    sa.Column("correlation_id", sa.String(100), nullable=True),  # the cause's, carried to notification.*
     sa.Column("status", sa.String(10), nullable=False),  # pending | sent | failed
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text, nullable=True),
-    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("sent_at", UtcDateTime(), nullable=True),
     sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
     sa.Index("ix_deliveries_tenant", "tenant", "created_at"),
 )
-
-
-# SQLite keeps a DateTime without its offset (and reads it back naive): every instant is stored in UTC and read
-# back as UTC, so comparisons hold on both SQLite and PostgreSQL.
-def to_db(dt: datetime) -> datetime:
-    return dt.astimezone(UTC)
-
-
-def from_db(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt

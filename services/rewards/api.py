@@ -71,7 +71,7 @@ async def priority_list(
     t = models.ledger
     async with rt.engine.connect() as conn:
         doc = await copies.edition(conn, tenant, edition)
-        query = sa.select(t).where(t.c.tenant == tenant, t.c.edition == edition, t.c.time <= models.to_db(at))
+        query = sa.select(t).where(t.c.tenant == tenant, t.c.edition == edition, t.c.time <= at)
         rows = (await conn.execute(query)).all()
         if doc is None and not rows:
             raise Problem(
@@ -89,7 +89,7 @@ async def priority_list(
     unit_at_receipt = {e.submission_id: e.participant_id for e in entries if e.participant_kind == "unit"}
     return PriorityList(
         edition=edition,
-        as_of=at,
+        as_of=at.astimezone(VN),
         persons=[
             PersonPriority(
                 rank=r.rank,
@@ -122,7 +122,7 @@ def _entry(r: sa.Row) -> domain.LedgerEntry:  # type: ignore[type-arg]
         event_id=r.event_id,
         rule=r.rule,
         points=r.points,
-        time=models.from_db(r.time),
+        time=r.time,
         edition=r.edition,
         part=r.part,
         kind=r.kind,
@@ -132,7 +132,10 @@ def _entry(r: sa.Row) -> domain.LedgerEntry:  # type: ignore[type-arg]
 
 
 def _reasons(r: domain.Ranked) -> list[Reason]:
-    return [Reason(vi=e.reason_vi, en=e.reason_en, event_id=e.event_id, rule=e.rule, points=e.points) for e in r.entries]
+    return [
+        Reason(vi=e.reason_vi, en=e.reason_en, event_id=e.event_id, rule=e.rule, points=e.points)
+        for e in r.entries
+    ]
 
 
 def _name(p: Person | None) -> str | None:

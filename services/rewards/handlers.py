@@ -61,7 +61,9 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
         await conn.execute(
             sa.update(models.submission_states)
             .where(models.submission_states.c.submission_id == env.subject)
-            .values(edition=edition_name, state=state.status, facts=len(history), updated_at=datetime.now(UTC))
+            .values(
+                edition=edition_name, state=state.status, facts=len(history), updated_at=datetime.now(UTC)
+            )
         )
 
     handlers: dict[str, Handler] = {t: keep for t in _facts_types()}
@@ -99,9 +101,16 @@ async def lock_submission(conn: AsyncConnection, env: Envelope) -> None:
     else:
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     stmt = insert(t).values(
-        submission_id=env.subject, tenant=env.tenant, edition=env.edition, state="pending", facts=0, updated_at=now
+        submission_id=env.subject,
+        tenant=env.tenant,
+        edition=env.edition,
+        state="pending",
+        facts=0,
+        updated_at=now,
     )
-    await conn.execute(stmt.on_conflict_do_update(index_elements=[t.c.submission_id], set_={"updated_at": now}))
+    await conn.execute(
+        stmt.on_conflict_do_update(index_elements=[t.c.submission_id], set_={"updated_at": now})
+    )
 
 
 async def replace_entries(
@@ -130,7 +139,7 @@ async def replace_entries(
                     "event_id": e.event_id,
                     "rule": e.rule,
                     "points": e.points,
-                    "time": models.to_db(e.time),
+                    "time": e.time,
                     "reason_vi": e.reason_vi,
                     "reason_en": e.reason_en,
                     "recorded_at": now,
@@ -149,7 +158,13 @@ async def repoint(conn: AsyncConnection, tenant: str, edition: Edition) -> None:
     rows = (
         await conn.execute(
             sa.select(
-                t.c.submission_id, t.c.participant_kind, t.c.participant_id, t.c.part, t.c.kind, t.c.rule, t.c.points
+                t.c.submission_id,
+                t.c.participant_kind,
+                t.c.participant_id,
+                t.c.part,
+                t.c.kind,
+                t.c.rule,
+                t.c.points,
             ).where(t.c.tenant == tenant, t.c.edition == edition.edition)
         )
     ).all()
@@ -165,4 +180,3 @@ async def repoint(conn: AsyncConnection, tenant: str, edition: Edition) -> None:
                 )
                 .values(rule=rule, points=pts)
             )
-

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import sqlalchemy as sa
 
 from shared.copies import copy_tables
-from shared.db import backbone_tables
+from shared.db import UtcDateTime, backbone_tables
 
 metadata = sa.MetaData()
 backbone = backbone_tables(metadata)
@@ -24,7 +22,7 @@ submission_states = sa.Table(
     sa.Column("edition", sa.String(32), nullable=True),
     sa.Column("state", sa.String(20), nullable=False),  # pending | active | withdrawn | rejected
     sa.Column("facts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 # The participation ledger (sổ ghi nhận tham gia): a projection of the kept facts, rebuilt from them. An entry
@@ -43,19 +41,9 @@ ledger = sa.Table(
     sa.Column("event_id", sa.String(36), nullable=False),  # the fact that earned it
     sa.Column("rule", sa.String(200), nullable=False),  # e.g. submission.received/experience
     sa.Column("points", sa.Integer, nullable=False),
-    sa.Column("time", sa.DateTime(timezone=True), nullable=False),  # business time of the fact
+    sa.Column("time", UtcDateTime(), nullable=False),  # business time of the fact
     sa.Column("reason_vi", sa.Text, nullable=False),
     sa.Column("reason_en", sa.Text, nullable=False),
-    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
     sa.Index("ix_ledger_edition", "tenant", "edition", "participant_kind", "time"),
 )
-
-
-# SQLite keeps a DateTime without its offset (and reads it back naive): every instant is stored in UTC and read
-# back as UTC, so comparisons (``as_of``) hold on both SQLite and PostgreSQL.
-def to_db(dt: datetime) -> datetime:
-    return dt.astimezone(UTC)
-
-
-def from_db(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt

@@ -1,0 +1,177 @@
+"""The subscriber helper's rules, on a real SQLite database and small fake messages (no broker)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from shared.clock import Clock
+from shared.consumer import EventConsumer
+from shared.db import backbone_tables, make_engine
+from shared.events.envelope import Envelope, make_event
+from shared.outbox import Outbox
+from shared.settings import Settings
+from shared.streams import ConsumerSpec
+
+TIME = datetime(2023, 10, 20, 2, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeMsg:
+    data: bytes
+    subject: str = "hoithi.soctrang-stnmt.submission.withdrawn"
+    headers: dict[str, str] | None = None
+    delivered: int = 1
+    seq: int = 1
+    log: list[tuple[str, Any]] = field(default_factory=list)
+
+    @property
+    def metadata(self) -> Any:
+        return SimpleNamespace(num_delivered=self.delivered, stream="HOITHI", sequence=SimpleNamespace(stream=self.seq))
+
+    async def ack(self) -> None:
+        self.log.append(("ack", None))
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.log.append(("nak", delay))
+
+    async def in_progress(self) -> None:
+        self.log.append(("wpi", None))
+
+
+class FakeJS:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes, dict[str, str]]] = []
+
+    async def publish(self, subject: str, payload: bytes, stream: str | None = None, headers: Any = None) -> None:
+        self.published.append((subject, payload, headers or {}))
+
+
+class FakeNC:
+    def __init__(self) -> None:
+        self.js = FakeJS()
+
+    def jetstream(self) -> FakeJS:
+        return self.js
+
+
+def withdrawn(sub: str = "s-1", seq: int = 2) -> Envelope:
+    return make_event(
+        "submission.withdrawn",
+        {
+            "submission_id": sub,
+            "kind": "experience_report",
+            "part": "experience",
+            "author_id": "p-0002",
+            "unit_id": "u-vp",
+            "at": TIME,
+        },
+        source="submissions",
+        tenant="soctrang-stnmt",
+        edition="2023",
+        subject=sub,
+        sequence=seq,
+        time=TIME,
+    )
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> Any:
+    settings = Settings(env="test", max_deliver=3, nak_base_delay=0.5)
+    md = sa.MetaData()
+    bb = backbone_tables(md)
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(md.create_all)
+    applied: list[str] = []
+    fail = {"on": False}
+
+    async def handler(conn: Any, env: Envelope) -> None:
+        if fail["on"]:
+            raise RuntimeError("boom")
+        applied.append(env.id)
+
+    consumer = EventConsumer(
+        spec=ConsumerSpec("rewards", "facts", 1, ("submission.withdrawn",)),
+        engine=engine,
+        backbone=bb,
+        outbox=Outbox(bb, settings, "rewards", Clock()),
+        settings=settings,
+        handlers={"submission.withdrawn": handler},
+    )
+    consumer.nc = FakeNC()  # type: ignore[assignment]
+    yield SimpleNamespace(consumer=consumer, applied=applied, fail=fail, engine=engine, bb=bb)
+    await engine.dispose()
+
+
+async def test_an_event_is_applied_once_and_a_duplicate_is_acked_without_effect(harness: Any) -> None:
+    env = withdrawn()
+    first, dup = FakeMsg(env.to_json()), FakeMsg(env.to_json(), seq=2)
+    await harness.consumer.process([first, dup])
+    assert harness.applied == [env.id]
+    assert first.log == [("ack", None)] and dup.log == [("ack", None)]
+    await harness.consumer.process([FakeMsg(env.to_json(), seq=3)])
+    assert harness.applied == [env.id]
+
+
+async def test_an_invalid_payload_is_dead_lettered_with_its_bytes_then_acked(harness: Any) -> None:
+    bad = FakeMsg(b"{not json", seq=7)
+    good_env = withdrawn("s-2")
+    good = FakeMsg(good_env.to_json(), seq=8)
+    await harness.consumer.process([bad, good])
+    assert bad.log == [("ack", None)]
+    assert harness.applied == [good_env.id]
+    [(subject, payload, headers)] = harness.consumer.nc.js.published
+    record = json.loads(payload)
+    assert subject == "hoithi-deadletter.soctrang-stnmt.rewards"
+    assert record["type"] == "deadletter.recorded" and headers["Nats-Msg-Id"] == record["id"]
+    assert record["data"]["reason"] == "invalid_payload"
+    assert record["data"]["stream_sequence"] == 7
+    import base64
+
+    assert base64.b64decode(record["data"]["original_base64"]) == b"{not json"
+
+
+async def test_a_failing_handler_naks_with_a_growing_delay_then_dead_letters_on_the_last_delivery(harness: Any) -> None:
+    harness.fail["on"] = True
+    env = withdrawn()
+    delays = []
+    for delivered in (1, 2):
+        m = FakeMsg(env.to_json(), delivered=delivered)
+        await harness.consumer.process([m])
+        assert m.log[0][0] == "nak"
+        delays.append(m.log[0][1])
+    assert delays[1] > delays[0] > 0
+    last = FakeMsg(env.to_json(), delivered=3)
+    await harness.consumer.process([last])
+    assert last.log == [("ack", None)]
+    record = json.loads(harness.consumer.nc.js.published[-1][1])
+    assert record["data"]["reason"] == "max_deliver_reached"
+    assert harness.applied == []
+
+
+async def test_a_poison_message_does_not_hold_back_the_rest_of_its_batch(harness: Any) -> None:
+    good = [withdrawn(f"s-{i}") for i in range(3)]
+    poison = withdrawn("s-poison")
+
+    async def handler(conn: Any, env: Envelope) -> None:
+        if env.subject == "s-poison":
+            raise ValueError("cannot apply")
+        harness.applied.append(env.id)
+
+    harness.consumer.handlers["submission.withdrawn"] = handler
+    msgs = [FakeMsg(good[0].to_json()), FakeMsg(poison.to_json()), FakeMsg(good[1].to_json()), FakeMsg(good[2].to_json())]
+    await harness.consumer.process(msgs)
+    # The failed batch's transaction rolled back: the database holds each good event once, the poison not.
+    async with harness.engine.connect() as conn:
+        kept = (await conn.execute(sa.select(harness.bb.inbox.c.event_id))).scalars().all()
+    assert sorted(kept) == sorted(e.id for e in good)
+    assert msgs[1].log[0][0] == "nak"
+    assert all(m.log == [("ack", None)] for i, m in enumerate(msgs) if i != 1)
