@@ -39,6 +39,11 @@ PAST_SHORT_WINDOW = 1.5  # seconds after the first publish: the stream has forgo
 
 MakeSystem = Callable[..., Awaitable[FaultSystem]]
 
+# A service asked to stop (SIGTERM) currently takes 30 s: its NATS drain waits out nats-py's drain timeout because
+# the consumers' pull subscriptions are never unsubscribed (reported). Stopping is not what these tests are
+# about, so a stop is SIGTERM with this grace, then SIGKILL.
+STOP_GRACE = 3.0
+
 
 @pytest.fixture
 async def make_system(
@@ -62,7 +67,7 @@ async def make_system(
 
     yield make
     for fs in built:
-        fs.system.stop()
+        fs.stop(grace=STOP_GRACE)
 
 
 async def _copies_on_stream(fs: FaultSystem, submission_id: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
@@ -87,7 +92,7 @@ async def test_relay_killed_between_ack_and_mark_republishes_and_each_consumer_a
 ) -> None:
     fs = await make_system(extra_env=window or {})
     system = fs.system
-    system.stop_service("submissions")
+    system.stop_service("submissions", timeout=STOP_GRACE)
     system.start_service("submissions", HOITHI_FAILPOINT="relay-after-ack")
     system.wait_ready("submissions")
 
@@ -158,7 +163,7 @@ async def test_event_published_again_under_its_id_is_applied_once(
         )
     finally:
         await nc.close()
-    assert ack.duplicate is (not window)
+    assert bool(ack.duplicate) is (window is None)
 
     copies = await on_stream()
     assert len(copies) == (2 if window else 1)
@@ -357,7 +362,9 @@ async def test_nats_server_killed_mid_burst_loses_nothing_and_applies_each_once(
     make_system: MakeSystem, own_nats_server: NatsServer
 ) -> None:
     people = [f"p-x{i:05d}" for i in range(BURST)]
+    T0 = time.monotonic()
     fs = await make_system(officials=BURST)
+    print("started", time.monotonic() - T0)
 
     progress = {"accepted": 0, "done": False}
 
@@ -378,6 +385,7 @@ async def test_nats_server_killed_mid_burst_loses_nothing_and_applies_each_once(
     down_until = time.monotonic()
     await asyncio.to_thread(own_nats_server.restart)
     results = await asyncio.wait_for(burst, timeout=120)
+    print("burst done", time.monotonic() - T0, "down", down_until - down_from, "during", at_kill, progress)
 
     refused = {p: r[:2] for p, r in results.items() if r[0] != 201}
     assert not refused, refused
@@ -389,9 +397,12 @@ async def test_nats_server_killed_mid_burst_loses_nothing_and_applies_each_once(
         return await fs.outbox_unpublished("submissions") == 0
 
     await eventually(all_published, timeout=60, message="submissions' outbox drained after the restart")
+    print("outbox drained", time.monotonic() - T0)
     received = Counter(e["subject"] for _, e in await fs.events("submission.received"))
     assert set(received) == set(accepted.values())
     assert {s: n for s, n in received.items() if n != 1} == {}, "a receipt twice on the stream"
 
+    print("before applied", time.monotonic() - T0)
     await fs.assert_applied_exactly_once(accepted, timeout=90)
+    print("applied", time.monotonic() - T0)
     assert await fs.deadletters() == []

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -107,6 +109,22 @@ class FaultSystem:
         )
         return cls(system, databases)
 
+    def stop(self, grace: float) -> None:
+        """SIGTERM every service at once, SIGKILL what is still running after ``grace`` seconds, then stop the
+        rest of the System (its mail sink)."""
+        procs = list(self.system.procs.values())
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for p in procs:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        self.system.stop()
+
     @property
     def stream(self) -> str:
         return self.system.stream
@@ -149,7 +167,9 @@ class FaultSystem:
                 info = await js.stream_info(stream)
             except NotFoundError:
                 return []
-            seq = info.state.first_seq
+            if not info.state.messages:
+                return []
+            seq = max(info.state.first_seq, 1)
             last = info.state.last_seq
             while seq <= last:  # bounded by the stream's last sequence
                 try:
