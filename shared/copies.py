@@ -20,7 +20,7 @@ from shared.db import UtcDateTime, insert_ignore
 from shared.documents import Edition, Person, Unit
 from shared.events.envelope import Envelope
 
-_FAR_PAST = date(1900, 1, 1)
+FAR_PAST = date(1900, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -47,23 +47,23 @@ class Copies:
             await conn.execute(sa.update(table).where(cond).values(**row))
 
     async def _upsert_unit(self, conn: AsyncConnection, env: Envelope) -> None:
-        data = env.data.get("unit")
-        if data is None:  # a union change travels in the same type
+        unit = env.parsed().unit  # type: ignore[attr-defined]
+        if unit is None:  # a union change travels in the same type
             return
-        unit = Unit.model_validate(data)
         await self._upsert(
             conn,
             self.units,
-            {"tenant": env.tenant, "unit_id": unit.id, "effective_from": unit.effective_from or _FAR_PAST},
+            {"tenant": env.tenant, "unit_id": unit.id, "effective_from": unit.effective_from or FAR_PAST},
             {"code": unit.code, "name": unit.name, "doc": unit.model_dump_json(), "sequence": env.sequence},
         )
 
     async def _upsert_person(self, conn: AsyncConnection, env: Envelope) -> None:
-        person = Person.model_validate(env.data["person"])
+        # Parsed through the catalogue (extra fields ignored), so a newer producer never breaks the copy.
+        person = env.parsed().person  # type: ignore[attr-defined]
         await self._upsert(
             conn,
             self.people,
-            {"tenant": env.tenant, "person_id": person.id, "effective_from": person.effective_from or _FAR_PAST},
+            {"tenant": env.tenant, "person_id": person.id, "effective_from": person.effective_from or FAR_PAST},
             {
                 "unit_id": person.unit,
                 "email": person.email,
@@ -73,7 +73,7 @@ class Copies:
         )
 
     async def _insert_edition(self, conn: AsyncConnection, env: Envelope) -> None:
-        doc = Edition.model_validate(env.data["document"])
+        doc = env.parsed().document  # type: ignore[attr-defined]
         await conn.execute(
             insert_ignore(
                 conn,

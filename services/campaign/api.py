@@ -36,7 +36,7 @@ async def list_people(tenant: str, rt: RuntimeDep, caller: CallerDep) -> list[di
 @router.get("/editions/{edition}", summary="The edition document in force (latest version)")
 async def get_edition(tenant: str, edition: str, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     require_person(caller)
-    e = models.editions
+    e = models.copies.editions
     async with rt.engine.connect() as conn:
         doc = (
             await conn.execute(

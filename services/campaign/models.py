@@ -29,13 +29,3 @@ assignments = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.UniqueConstraint("tenant", "edition", "part", "assignee_id", name="uq_assignment_assignee"),
 )
-
-editions = sa.Table(
-    "editions",
-    metadata,
-    sa.Column("tenant", sa.String(100), primary_key=True),
-    sa.Column("edition", sa.String(32), primary_key=True),
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("doc", sa.Text, nullable=False),
-    sa.Column("published_at", UtcDateTime(), nullable=False),
-)

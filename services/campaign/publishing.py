@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models
-from shared.documents import Directory, Edition
+from shared.copies import FAR_PAST
+from shared.documents import Directory, Edition, Person, Unit
 from shared.events.envelope import deterministic_id
 from shared.outbox import Outbox
 
@@ -21,25 +22,26 @@ async def import_directory(conn: AsyncConnection, outbox: Outbox, directory: Dir
     c = models.copies
     tenant = directory.tenant
     changed: list[str] = []
-    for unit in directory.units:
-        t = c.units
+
+    async def publish_if_changed(table: sa.Table, id_col: str, record: Unit | Person, type_: str, key: str) -> None:
         stored = (
             await conn.execute(
-                sa.select(t.c.doc).where(
-                    t.c.tenant == tenant,
-                    t.c.unit_id == unit.id,
-                    t.c.effective_from == (unit.effective_from or datetime(1900, 1, 1).date()),
+                sa.select(table.c.doc).where(
+                    table.c.tenant == tenant,
+                    table.c[id_col] == record.id,
+                    table.c.effective_from == (record.effective_from or FAR_PAST),
                 )
             )
         ).scalar()
-        if stored == unit.model_dump_json():
-            continue
-        env = await outbox.emit(
-            conn, "directory.unit.changed", {"unit": unit}, tenant=tenant, subject=unit.id, time=now
-        )
+        if stored == record.model_dump_json():
+            return
+        env = await outbox.emit(conn, type_, {key: record}, tenant=tenant, subject=record.id, time=now)
         assert env is not None
         await c.apply(conn, env)
-        changed.append(unit.id)
+        changed.append(record.id)
+
+    for unit in directory.units:
+        await publish_if_changed(c.units, "unit_id", unit, "directory.unit.changed", "unit")
     for union in directory.unions:
         # Unions have no table of their own yet: publish once per content (deterministic id).
         await outbox.emit(
@@ -52,31 +54,14 @@ async def import_directory(conn: AsyncConnection, outbox: Outbox, directory: Dir
             event_id=deterministic_id("union", tenant, union.model_dump_json()),
         )
     for person in directory.people:
-        t = c.people
-        stored = (
-            await conn.execute(
-                sa.select(t.c.doc).where(
-                    t.c.tenant == tenant,
-                    t.c.person_id == person.id,
-                    t.c.effective_from == (person.effective_from or datetime(1900, 1, 1).date()),
-                )
-            )
-        ).scalar()
-        if stored == person.model_dump_json():
-            continue
-        env = await outbox.emit(
-            conn, "directory.person.changed", {"person": person}, tenant=tenant, subject=person.id, time=now
-        )
-        assert env is not None
-        await c.apply(conn, env)
-        changed.append(person.id)
+        await publish_if_changed(c.people, "person_id", person, "directory.person.changed", "person")
     return [f"directory {tenant}: {len(changed)} units/people published"]
 
 
 async def publish_edition(
     conn: AsyncConnection, outbox: Outbox, edition: Edition, directory: Directory, now: datetime
 ) -> list[str]:
-    e = models.editions
+    e = models.copies.editions
     latest = (
         await conn.execute(
             sa.select(e.c.version, e.c.doc)
@@ -93,12 +78,7 @@ async def publish_edition(
     else:
         version = (latest.version + 1) if latest else max(edition.version, 1)
         doc = edition.model_copy(update={"version": version})
-        await conn.execute(
-            e.insert().values(
-                tenant=doc.tenant, edition=doc.edition, version=version, doc=doc.model_dump_json(), published_at=now
-            )
-        )
-        await outbox.emit(
+        env = await outbox.emit(
             conn,
             "edition.published",
             {"version": version, "document": doc},
@@ -107,6 +87,8 @@ async def publish_edition(
             subject=f"{doc.tenant}/{doc.edition}",
             time=now,
         )
+        assert env is not None
+        await models.copies.apply(conn, env)  # campaign keeps its editions exactly as every service does
         lines.append(f"edition {doc.tenant}/{doc.edition}: version {version} published")
         edition = doc
     if now >= edition.opens_at:

@@ -403,6 +403,16 @@ async def test_nats_server_killed_mid_burst_loses_nothing_and_applies_each_once(
     assert {s: n for s, n in received.items() if n != 1} == {}, "a receipt twice on the stream"
 
     print("before applied", time.monotonic() - T0)
+    for _ in range(40):
+        snap = await fs.snapshot()
+        nc = await fs.connect()
+        infos = {d: await nc.jetstream().consumer_info(fs.stream, d) for d in ("campaign-facts-v1", "rewards-facts-v1")}
+        await nc.close()
+        print(round(time.monotonic() - T0, 1), len(snap.ledger), len(snap.fulfilled), await fs.outbox_unpublished("campaign"),
+              {d: (i.num_pending, i.num_ack_pending, i.num_redelivered, i.delivered.stream_seq, i.ack_floor.stream_seq) for d, i in infos.items()})
+        if len(snap.ledger) == 500 and len(snap.fulfilled) == 500 and all(i.num_ack_pending == 0 for i in infos.values()):
+            break
+        await asyncio.sleep(1)
     await fs.assert_applied_exactly_once(accepted, timeout=90)
     print("applied", time.monotonic() - T0)
     assert await fs.deadletters() == []
