@@ -31,9 +31,9 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.devserver import NatsServer  # noqa: E402
-from shared.settings import SERVICES  # noqa: E402
-from tests.support.system import EDITION, TENANT, System, report_body, seed_with_officials  # noqa: E402
+from shared.devserver import NatsServer
+from shared.settings import SERVICES
+from tests.support.system import EDITION, TENANT, System, report_body, seed_with_officials
 
 
 async def push(system: System, n: int, concurrency: int) -> tuple[dict[str, float], float, int]:
@@ -75,9 +75,13 @@ async def applied_times(rewards_db: str, ids: set[str], timeout: float) -> dict[
     got: dict[str, float] = {}
     while time.monotonic() < deadline:
         async with engine.connect() as conn:
-            rows = (await conn.execute(
-                sa.select(inbox.c.subject, inbox.c.applied_at).where(inbox.c.event_type == "submission.received")
-            )).all()
+            rows = (
+                await conn.execute(
+                    sa.select(inbox.c.subject, inbox.c.applied_at).where(
+                        inbox.c.event_type == "submission.received"
+                    )
+                )
+            ).all()
         got = {}
         for subject, at in rows:
             if subject in ids:
@@ -99,7 +103,10 @@ async def raw_nats(url: str, n: int, size: int) -> tuple[float, float]:
     t0 = time.perf_counter()
     for start in range(0, n, 500):
         await asyncio.gather(
-            *(js.publish("benchraw.m", payload, headers={"Nats-Msg-Id": f"m{i}"}) for i in range(start, min(n, start + 500)))
+            *(
+                js.publish("benchraw.m", payload, headers={"Nats-Msg-Id": f"m{i}"})
+                for i in range(start, min(n, start + 500))
+            )
         )
     pub = time.perf_counter() - t0
     sub = await js.pull_subscribe("benchraw.m", durable="benchraw", stream="BENCHRAW")
@@ -118,14 +125,16 @@ async def raw_nats(url: str, n: int, size: int) -> tuple[float, float]:
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=32)
-    ap.add_argument("--postgres", help="a PostgreSQL server URL (databases are created on it); default SQLite")
+    ap.add_argument(
+        "--postgres", help="a PostgreSQL server URL (databases are created on it); default SQLite"
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="hoithi-bench-"))
@@ -144,7 +153,10 @@ async def main() -> None:
         seed_dir=seed_with_officials(work / "seed", args.n),
     )
     try:
-        print(f"starting the four services on {'PostgreSQL' if args.postgres else 'SQLite'} in {work} …", flush=True)
+        print(
+            f"starting the four services on {'PostgreSQL' if args.postgres else 'SQLite'} in {work} …",
+            flush=True,
+        )
         system.start()
         sent, push_s, failures = await push(system, args.n, args.concurrency)
         t_last_post = max(sent.values()) if sent else time.time()
@@ -159,13 +171,19 @@ async def main() -> None:
         print(f"  accepted            {len(sent)} ({failures} refused)  {accepted_rate:8.0f} /s over HTTP")
         print(f"  applied in rewards  {len(applied)}  lost: {len(sent) - len(applied)}")
         if lat:
-            print(f"  POST → ledger       p50 {statistics.median(lat) * 1000:7.0f} ms   p99 {pct(lat, 99) * 1000:7.0f} ms")
+            print(
+                f"  POST → ledger       p50 {statistics.median(lat) * 1000:7.0f} ms   p99 {pct(lat, 99) * 1000:7.0f} ms"
+            )
         print(f"  end to end          {e2e_rate:8.0f} /s (first POST → last ledger commit)")
-        print(f"  after last POST     {(max(applied.values()) - t_last_post) if applied else float('nan'):.2f} s to drain")
+        print(
+            f"  after last POST     {(max(applied.values()) - t_last_post) if applied else float('nan'):.2f} s to drain"
+        )
         print("peer, same server, same run: raw nats-py")
         print(f"  publish (pipelined, acked) {pub_rate:8.0f} /s   pull-consume + ack {consume_rate:8.0f} /s")
         print(f"  publish then consume       {raw_rate:8.0f} /s")
-        print(f"ratio  end-to-end / raw = {e2e_rate / raw_rate:.2f}   accepted / raw = {accepted_rate / raw_rate:.2f}")
+        print(
+            f"ratio  end-to-end / raw = {e2e_rate / raw_rate:.2f}   accepted / raw = {accepted_rate / raw_rate:.2f}"
+        )
     finally:
         system.stop()
         server.stop()

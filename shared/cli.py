@@ -45,7 +45,9 @@ async def _nats(url: str | None = None) -> Any:
 def serve(
     name: Annotated[str, typer.Argument(help="campaign | submissions | rewards | notify")],
     host: Annotated[str | None, typer.Option(help="default: HOITHI_<NAME>_HOST or 127.0.0.1")] = None,
-    port: Annotated[int | None, typer.Option(help="default: HOITHI_<NAME>_PORT or the service's port")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="default: HOITHI_<NAME>_PORT or the service's port")
+    ] = None,
 ) -> None:
     """Run one service (HTTP API, outbox relay, consumers) in the foreground."""
     import uvicorn
@@ -63,7 +65,9 @@ def serve(
 
 
 @app.command()
-def migrate(names: Annotated[list[str] | None, typer.Argument(help="services (default: all)")] = None) -> None:
+def migrate(
+    names: Annotated[list[str] | None, typer.Argument(help="services (default: all)")] = None,
+) -> None:
     """Bring each service's database to the latest schema (Alembic)."""
     from shared.migrate import upgrade
 
@@ -85,7 +89,7 @@ def streams(
             try:
                 nc = await _nats()
                 break
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if time.monotonic() > deadline:
                     raise typer.Exit(f"NATS not reachable at {get_settings().nats_url}: {exc}") from exc
                 await asyncio.sleep(0.5)
@@ -111,7 +115,9 @@ def token(
 
 
 @app.command()
-def seed(path: Annotated[Path, typer.Argument(help="folder with directory.yaml and edition.yaml")] = SEED_DIR) -> None:
+def seed(
+    path: Annotated[Path, typer.Argument(help="folder with directory.yaml and edition.yaml")] = SEED_DIR,
+) -> None:
     """Load a directory and an edition into campaign (idempotent); campaign publishes them."""
     import importlib
 
@@ -290,7 +296,12 @@ def watch(timeout: Annotated[float, typer.Option()] = 120.0) -> None:
     while pending and time.monotonic() < deadline:
         for n in list(pending):
             try:
-                if httpx.get(f"http://127.0.0.1:{service_settings(n).port}/health/ready", timeout=1).status_code == 200:
+                if (
+                    httpx.get(
+                        f"http://127.0.0.1:{service_settings(n).port}/health/ready", timeout=1
+                    ).status_code
+                    == 200
+                ):
                     pending.discard(n)
             except httpx.HTTPError:
                 pass

@@ -149,7 +149,9 @@ class EventConsumer:
         sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
         while True:
             try:
-                msgs = await sub.fetch(batch=self.settings.consumer_batch, timeout=self.settings.consumer_fetch_timeout)
+                msgs = await sub.fetch(
+                    batch=self.settings.consumer_batch, timeout=self.settings.consumer_fetch_timeout
+                )
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
@@ -157,7 +159,9 @@ class EventConsumer:
                 await asyncio.sleep(0.5)
                 continue
             if replay:
-                msgs = [m for m in msgs if (m.headers or {}).get(PURPOSE_HEADER, self.purpose) == self.purpose]
+                msgs = [
+                    m for m in msgs if (m.headers or {}).get(PURPOSE_HEADER, self.purpose) == self.purpose
+                ]
             if msgs:
                 await self.process(msgs)
 
@@ -215,8 +219,8 @@ class EventConsumer:
                 for m, _ in items:
                     try:
                         await m.in_progress()
-                    except Exception:  # noqa: BLE001 - the server will redeliver after ack_wait anyway
-                        pass
+                    except Exception as wpi_exc:  # noqa: BLE001 - the server redelivers after ack_wait anyway
+                        log.debug("in-progress signal failed: %r", wpi_exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max(1.0, self.settings.ack_wait / 3))
                 continue

@@ -38,7 +38,9 @@ class Copies:
         elif env.type == "edition.published":
             await self._insert_edition(conn, env)
 
-    async def _upsert(self, conn: AsyncConnection, table: sa.Table, key: dict[str, Any], row: dict[str, Any]) -> None:
+    async def _upsert(
+        self, conn: AsyncConnection, table: sa.Table, key: dict[str, Any], row: dict[str, Any]
+    ) -> None:
         cond = sa.and_(*(table.c[k] == v for k, v in key.items()))
         current = (await conn.execute(sa.select(table.c.sequence).where(cond))).first()
         if current is None:
@@ -63,7 +65,11 @@ class Copies:
         await self._upsert(
             conn,
             self.people,
-            {"tenant": env.tenant, "person_id": person.id, "effective_from": person.effective_from or FAR_PAST},
+            {
+                "tenant": env.tenant,
+                "person_id": person.id,
+                "effective_from": person.effective_from or FAR_PAST,
+            },
             {
                 "unit_id": person.unit,
                 "email": person.email,

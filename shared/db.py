@@ -129,7 +129,9 @@ def backbone_tables(metadata: sa.MetaData) -> Backbone:
     return Backbone(outbox, inbox, sequences, idempotency)
 
 
-def insert_ignore(conn: AsyncConnection, table: sa.Table, values: dict[str, Any] | list[dict[str, Any]]) -> Any:
+def insert_ignore(
+    conn: AsyncConnection, table: sa.Table, values: dict[str, Any] | list[dict[str, Any]]
+) -> Any:
     """INSERT … ON CONFLICT DO NOTHING in the dialect of ``conn`` (statement, not executed)."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert

@@ -156,7 +156,9 @@ def parse_duration(value: str) -> timedelta:
             "e.g. P7D, P90D, PT12H, PT30M, PT0S (years, months and weeks are not accepted)"
         )
     parts = {k: float(v) if v else 0.0 for k, v in m.groupdict().items()}
-    return timedelta(days=parts["days"], hours=parts["hours"], minutes=parts["minutes"], seconds=parts["seconds"])
+    return timedelta(
+        days=parts["days"], hours=parts["hours"], minutes=parts["minutes"], seconds=parts["seconds"]
+    )
 
 
 def _check_duration(value: str) -> str:
@@ -225,7 +227,11 @@ def deadline_instant(value: date | datetime, tz: str | ZoneInfo = DEFAULT_TIMEZO
     """
     zone = _zone(tz)
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None and value.utcoffset() is not None else value.replace(tzinfo=zone)
+        return (
+            value
+            if value.tzinfo is not None and value.utcoffset() is not None
+            else value.replace(tzinfo=zone)
+        )
     return datetime.combine(value + timedelta(days=1), time(0), tzinfo=zone)
 
 
@@ -233,7 +239,11 @@ def _start_instant(value: date | datetime, tz: str | ZoneInfo) -> datetime:
     """The aware instant something starts at: a bare date D -> D 00:00:00 in ``tz``."""
     zone = _zone(tz)
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None and value.utcoffset() is not None else value.replace(tzinfo=zone)
+        return (
+            value
+            if value.tzinfo is not None and value.utcoffset() is not None
+            else value.replace(tzinfo=zone)
+        )
     return datetime.combine(value, time(0), tzinfo=zone)
 
 
@@ -343,8 +353,10 @@ class Directory(_Doc):
                 if s not in unit_ids:
                     problems.append(f"units[{i}].successor_of: unit {u.id!r} replaces unknown unit {s!r}")
         for i, a in enumerate(self.units):
-            for b in self.units[i + 1:]:
-                if a.code == b.code and _overlap(a.effective_from, a.effective_to, b.effective_from, b.effective_to):
+            for b in self.units[i + 1 :]:
+                if a.code == b.code and _overlap(
+                    a.effective_from, a.effective_to, b.effective_from, b.effective_to
+                ):
                     problems.append(
                         f"units: code {a.code!r} is used by both {a.id!r} and {b.id!r} in overlapping periods"
                     )
@@ -371,7 +383,9 @@ class Directory(_Doc):
                 if not rows:
                     problems.append(f"unions[{i}].secretary: unknown person {u.secretary!r}")
                 elif not any(u.id in r.unions for r in rows):
-                    problems.append(f"unions[{i}].secretary: person {u.secretary!r} is not a member of {u.id!r}")
+                    problems.append(
+                        f"unions[{i}].secretary: person {u.secretary!r} is not a member of {u.id!r}"
+                    )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -571,7 +585,9 @@ class _PartBase(_Doc):
     assignees: Assignees
     per_assignee: int = Field(default=1, ge=1)
     grace: IsoDuration = "PT0S"
-    reminders: list[IsoDuration] = Field(default_factory=list, description="sent this long before the deadline")
+    reminders: list[IsoDuration] = Field(
+        default_factory=list, description="sent this long before the deadline"
+    )
     attachments: Attachments | None = None
 
     def deadline_instant(self, tz: str | ZoneInfo = DEFAULT_TIMEZONE) -> datetime:
@@ -647,7 +663,9 @@ class Deduct(_Doc):
 
 class Rewards(_Doc):
     rules_version: int = Field(default=1, ge=1)
-    points: dict[str, int] = Field(default_factory=dict, description="fact kind (event type[/part]) -> points")
+    points: dict[str, int] = Field(
+        default_factory=dict, description="fact kind (event type[/part]) -> points"
+    )
     deadline_missed: Literal["flag"] | Deduct = "flag"
     caps: dict[str, int] = Field(default_factory=dict)
     eligibility: dict[str, list[str]] = Field(default_factory=dict)
@@ -710,7 +728,11 @@ class Edition(_Doc):
                     f"parts[{i}].deadline: part {p.id!r} ends {end.isoformat()}, after the edition closes "
                     f"({closes})"
                 )
-            if councils is not None and p.assignees.council is not None and p.assignees.council not in councils:
+            if (
+                councils is not None
+                and p.assignees.council is not None
+                and p.assignees.council not in councils
+            ):
                 problems.append(
                     f"parts[{i}].assignees.council: part {p.id!r} refers to unknown council "
                     f"{p.assignees.council!r} (known: {sorted(councils)})"
@@ -738,7 +760,9 @@ class Edition(_Doc):
         """Exclusive end of the edition: the day after ``closes`` at 00:00."""
         return deadline_instant(self.closes, self.tz)
 
-    def part(self, part_id: str) -> InitiativePart | ExperienceReportPart | SelectionPart | OnlineServicesCampaignPart:
+    def part(
+        self, part_id: str
+    ) -> InitiativePart | ExperienceReportPart | SelectionPart | OnlineServicesCampaignPart:
         for p in self.parts:
             if p.id == part_id:
                 return p
@@ -761,7 +785,9 @@ class Edition(_Doc):
 # ---------------------------------------------------------------------------------------------- cross-checks
 
 
-def check_edition_against_directory(edition: Edition, directory: Directory, as_of: date | None = None) -> list[str]:
+def check_edition_against_directory(
+    edition: Edition, directory: Directory, as_of: date | None = None
+) -> list[str]:
     """Problems between an edition and the directory it refers to (empty list = consistent)."""
     d = as_of or edition.opens
     problems: list[str] = []

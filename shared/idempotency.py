@@ -46,7 +46,9 @@ class Idempotency:
             )
         t = self.table
         row = (
-            await conn.execute(sa.select(t.c.request_hash, t.c.status, t.c.body).where(t.c.scope == scope, t.c.key == key))
+            await conn.execute(
+                sa.select(t.c.request_hash, t.c.status, t.c.body).where(t.c.scope == scope, t.c.key == key)
+            )
         ).first()
         if row is None:
             return None
@@ -60,7 +62,14 @@ class Idempotency:
         return Stored(row.status, json.loads(row.body))
 
     async def remember(
-        self, conn: AsyncConnection, scope: str, key: str | None, digest: str, status: int, body: Any, now: datetime
+        self,
+        conn: AsyncConnection,
+        scope: str,
+        key: str | None,
+        digest: str,
+        status: int,
+        body: Any,
+        now: datetime,
     ) -> None:
         if not key:
             return

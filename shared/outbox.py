@@ -254,7 +254,9 @@ class OutboxRelay:
             return int(
                 (
                     await conn.execute(
-                        sa.select(sa.func.count()).select_from(self.table).where(self.table.c.published_at.is_(None))
+                        sa.select(sa.func.count())
+                        .select_from(self.table)
+                        .where(self.table.c.published_at.is_(None))
                     )
                 ).scalar_one()
             )

@@ -91,7 +91,13 @@ def field_error(field: str, en: str, vi: str, code: str = "invalid") -> dict[str
 
 
 def problem_body(
-    status: int, detail: str, detail_vi: str, *, code: str = "", instance: str = "", errors: list[Any] | None = None
+    status: int,
+    detail: str,
+    detail_vi: str,
+    *,
+    code: str = "",
+    instance: str = "",
+    errors: list[Any] | None = None,
 ) -> dict[str, Any]:
     title, title_vi = _STATUS_TITLES.get(status, ("Error", "Lỗi"))
     body: dict[str, Any] = {

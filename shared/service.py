@@ -84,7 +84,9 @@ class ServiceSpec:
     background: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
 
 
-def build_runtime(spec: ServiceSpec, settings: Settings | None = None, own: ServiceSettings | None = None) -> Runtime:
+def build_runtime(
+    spec: ServiceSpec, settings: Settings | None = None, own: ServiceSettings | None = None
+) -> Runtime:
     settings = settings or get_settings()
     own = own or service_settings(spec.name, settings)
     clock = Clock.from_settings(settings)
@@ -138,7 +140,9 @@ async def _start_messaging(rt: Runtime, spec: ServiceSpec) -> None:
     rt.started = True
 
 
-def create_app(spec: ServiceSpec, settings: Settings | None = None, own: ServiceSettings | None = None) -> FastAPI:
+def create_app(
+    spec: ServiceSpec, settings: Settings | None = None, own: ServiceSettings | None = None
+) -> FastAPI:
     rt = build_runtime(spec, settings, own)
 
     @asynccontextmanager
@@ -195,7 +199,9 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None, own: Service
         if rt.relay is not None:
             checks["outbox"] = "ok" if rt.relay.healthy else f"retrying: {rt.relay.last_error}"
         ok = all(v == "ok" for k, v in checks.items() if k != "outbox")
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+        )
 
     @app.get("/asyncapi.json", tags=["docs"], include_in_schema=False)
     async def asyncapi_json() -> JSONResponse:

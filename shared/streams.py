@@ -8,6 +8,7 @@ against a consumer whose live configuration differs from its declaration.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -108,18 +109,20 @@ def replay_durable(service: str) -> str:
 
 def stream_configs(settings: Settings) -> list[StreamConfig]:
     max_age = settings.stream_max_age_days * 24 * 3600.0
-    common = dict(
-        storage=StorageType.FILE,
-        retention=RetentionPolicy.LIMITS,
-        discard=DiscardPolicy.OLD,
-        num_replicas=settings.stream_replicas,
-        max_age=max_age,
-        duplicate_window=settings.duplicate_window,
-    )
+    common: dict[str, Any] = {
+        "storage": StorageType.FILE,
+        "retention": RetentionPolicy.LIMITS,
+        "discard": DiscardPolicy.OLD,
+        "num_replicas": settings.stream_replicas,
+        "max_age": max_age,
+        "duplicate_window": settings.duplicate_window,
+    }
     return [
         StreamConfig(name=settings.stream, subjects=[f"{settings.event_prefix}.>"], **common),  # type: ignore[arg-type]
         StreamConfig(
-            name=settings.deadletter_stream, subjects=[f"{settings.deadletter_prefix}.>"], **common  # type: ignore[arg-type]
+            name=settings.deadletter_stream,
+            subjects=[f"{settings.deadletter_prefix}.>"],
+            **common,  # type: ignore[arg-type]
         ),
         StreamConfig(name=settings.replay_stream, subjects=[f"{settings.replay_prefix}.>"], **common),  # type: ignore[arg-type]
     ]

@@ -20,7 +20,11 @@ async def list_units(tenant: str, rt: RuntimeDep, caller: CallerDep) -> list[dic
     require_person(caller)
     t = models.copies.units
     async with rt.engine.connect() as conn:
-        ids = (await conn.execute(sa.select(t.c.unit_id).where(t.c.tenant == tenant).distinct())).scalars().all()
+        ids = (
+            (await conn.execute(sa.select(t.c.unit_id).where(t.c.tenant == tenant).distinct()))
+            .scalars()
+            .all()
+        )
         units = [await models.copies.unit(conn, tenant, uid, rt.now()) for uid in ids]
     return [u.model_dump(mode="json") for u in units if u is not None]
 
@@ -40,7 +44,9 @@ async def get_edition(tenant: str, edition: str, rt: RuntimeDep, caller: CallerD
     async with rt.engine.connect() as conn:
         doc = (
             await conn.execute(
-                sa.select(e.c.doc).where(e.c.tenant == tenant, e.c.edition == edition).order_by(e.c.version.desc())
+                sa.select(e.c.doc)
+                .where(e.c.tenant == tenant, e.c.edition == edition)
+                .order_by(e.c.version.desc())
             )
         ).scalar()
     if doc is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from shared.documents import Directory, Edition, ExperienceReportPart, InitiativePart
 from shared.events.envelope import deterministic_id
@@ -25,7 +26,9 @@ def assignment_id(tenant: str, edition: str, part: str, assignee_id: str) -> str
     return deterministic_id("assignment", tenant, edition, part, assignee_id)
 
 
-def derive_assignments(edition: Edition, directory: Directory, as_of: date | None = None) -> list[PlannedAssignment]:
+def derive_assignments(
+    edition: Edition, directory: Directory, as_of: date | None = None
+) -> list[PlannedAssignment]:
     """One assignment per assignee of each part, from the directory as of the edition's opening."""
     day = as_of or edition.opens
     out: list[PlannedAssignment] = []
@@ -33,7 +36,9 @@ def derive_assignments(edition: Edition, directory: Directory, as_of: date | Non
         deadline = edition.deadline_of(part.id)
         a = part.assignees
 
-        def plan(kind: str, assignee: str, unit: str | None) -> PlannedAssignment:
+        def plan(
+            kind: str, assignee: str, unit: str | None, part: Any = part, deadline: datetime = deadline
+        ) -> PlannedAssignment:
             return PlannedAssignment(
                 assignment_id(edition.tenant, edition.edition, part.id, assignee),
                 part.id,
@@ -53,7 +58,9 @@ def derive_assignments(edition: Edition, directory: Directory, as_of: date | Non
     return out
 
 
-def fulfilling_assignee(part: InitiativePart | ExperienceReportPart | object, author_id: str, unit_id: str) -> str:
+def fulfilling_assignee(
+    part: InitiativePart | ExperienceReportPart | object, author_id: str, unit_id: str
+) -> str:
     """Whose assignment a submission fulfils: the unit's for an initiative, the author's for a report."""
     return unit_id if getattr(part, "kind", None) == "initiative" else author_id
 

@@ -18,12 +18,16 @@ from shared.events.envelope import deterministic_id
 from shared.outbox import Outbox
 
 
-async def import_directory(conn: AsyncConnection, outbox: Outbox, directory: Directory, now: datetime) -> list[str]:
+async def import_directory(
+    conn: AsyncConnection, outbox: Outbox, directory: Directory, now: datetime
+) -> list[str]:
     c = models.copies
     tenant = directory.tenant
     changed: list[str] = []
 
-    async def publish_if_changed(table: sa.Table, id_col: str, record: Unit | Person, type_: str, key: str) -> None:
+    async def publish_if_changed(
+        table: sa.Table, id_col: str, record: Unit | Person, type_: str, key: str
+    ) -> None:
         stored = (
             await conn.execute(
                 sa.select(table.c.doc).where(
@@ -104,7 +108,11 @@ async def publish_edition(
         )
     a = models.assignments
     existing = set(
-        (await conn.execute(sa.select(a.c.id).where(a.c.tenant == edition.tenant, a.c.edition == edition.edition)))
+        (
+            await conn.execute(
+                sa.select(a.c.id).where(a.c.tenant == edition.tenant, a.c.edition == edition.edition)
+            )
+        )
         .scalars()
         .all()
     )
@@ -146,5 +154,7 @@ async def publish_edition(
             time=now,
         )
         created += 1
-    lines.append(f"assignments {edition.tenant}/{edition.edition}: {created} created, {len(existing)} existing")
+    lines.append(
+        f"assignments {edition.tenant}/{edition.edition}: {created} created, {len(existing)} existing"
+    )
     return lines

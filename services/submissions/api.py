@@ -69,14 +69,22 @@ async def submit_experience_report(
         assert rt.copies is not None
         ed = await rt.copies.edition(conn, tenant, edition)
         if ed is None:
-            raise Problem(404, f"No edition {edition!r} for {tenant!r}.", f"Không có kỳ hội thi {edition!r}.", code="no_edition")
+            raise Problem(
+                404,
+                f"No edition {edition!r} for {tenant!r}.",
+                f"Không có kỳ hội thi {edition!r}.",
+                code="no_edition",
+            )
         part = domain.experience_part(ed, report.part)
         domain.check_intake_open(ed, part, now)
         codes = domain.check_report(report, part, now.astimezone(domain_tz()).date())
         existing = (
             await conn.execute(
                 sa.select(t.c.receipt_number).where(
-                    t.c.tenant == tenant, t.c.edition == edition, t.c.part == part.id, t.c.author_id == person.id
+                    t.c.tenant == tenant,
+                    t.c.edition == edition,
+                    t.c.part == part.id,
+                    t.c.author_id == person.id,
                 )
             )
         ).scalar()
@@ -132,24 +140,34 @@ async def submit_experience_report(
     return JSONResponse(receipt, status_code=201)
 
 
-@router.get("/experience-reports/{submission_id}", summary="One report with its receipt (author or secretariat)")
+@router.get(
+    "/experience-reports/{submission_id}", summary="One report with its receipt (author or secretariat)"
+)
 async def get_experience_report(
     tenant: str, edition: str, submission_id: str, rt: RuntimeDep, caller: CallerDep
 ) -> dict[str, Any]:
     t = models.submissions
     async with rt.engine.connect() as conn:
         row = (
-            await conn.execute(
-                sa.select(t).where(t.c.tenant == tenant, t.c.edition == edition, t.c.id == submission_id)
+            (
+                await conn.execute(
+                    sa.select(t).where(t.c.tenant == tenant, t.c.edition == edition, t.c.id == submission_id)
+                )
             )
-        ).mappings().first()
-    if row is None or (row["author_id"] != caller.person_id and not caller.has_role("secretariat", "director")):
+            .mappings()
+            .first()
+        )
+    if row is None or (
+        row["author_id"] != caller.person_id and not caller.has_role("secretariat", "director")
+    ):
         raise Problem(404, "No such report.", "Không tìm thấy báo cáo.", code="not_found")
     return {**_receipt(row), "body": row["body"]}
 
 
 @router.get("/experience-reports", summary="Reports: the caller's own, or all for the secretariat")
-async def list_experience_reports(tenant: str, edition: str, rt: RuntimeDep, caller: CallerDep) -> list[dict[str, Any]]:
+async def list_experience_reports(
+    tenant: str, edition: str, rt: RuntimeDep, caller: CallerDep
+) -> list[dict[str, Any]]:
     t = models.submissions
     q = sa.select(t).where(t.c.tenant == tenant, t.c.edition == edition, t.c.kind == "experience_report")
     if not caller.has_role("secretariat", "director"):

@@ -16,10 +16,14 @@ class ProcedureExperience(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    code: Annotated[str, Field(description="national code 1.004227, or the provincial form 1.011442.000.00.00.H38")]
+    code: Annotated[
+        str, Field(description="national code 1.004227, or the provincial form 1.011442.000.00.00.H38")
+    ]
     used_on: date = Field(description="the date the service was used")
     portal: str = Field(default="Cổng Dịch vụ công quốc gia", min_length=1, max_length=200)
-    level: Literal["toan_trinh", "mot_phan"] = Field(description="toàn trình (full-process) or một phần (partial)")
+    level: Literal["toan_trinh", "mot_phan"] = Field(
+        description="toàn trình (full-process) or một phần (partial)"
+    )
     rating: int = Field(ge=1, le=5, description="1 (very poor) … 5 (very good)")
     narrative: str = Field(min_length=1, max_length=10_000)
     problems: str | None = Field(default=None, max_length=10_000)
@@ -47,7 +51,9 @@ class ExperienceReportCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    part: str | None = Field(default=None, description="the edition's experience-report part (default: the only one)")
+    part: str | None = Field(
+        default=None, description="the edition's experience-report part (default: the only one)"
+    )
     procedures: list[ProcedureExperience] = Field(min_length=1, max_length=100)
 
 

@@ -23,7 +23,10 @@ def _ledger_points(system: System, person: str) -> float | None:
 
 def _assignment(system: System, person: str) -> dict:
     with system.client("campaign", person) as c:
-        r = c.get(f"/tenants/{TENANT}/editions/{EDITION}/assignments", params={"assignee": person, "part": "experience"})
+        r = c.get(
+            f"/tenants/{TENANT}/editions/{EDITION}/assignments",
+            params={"assignee": person, "part": "experience"},
+        )
         r.raise_for_status()
         return r.json()[0]
 
@@ -38,7 +41,9 @@ def test_report_reaches_rewards_campaign_and_notify_once(system: System) -> None
 
     assert eventually_sync(lambda: _ledger_points(system, OFFICIAL), timeout=10, message="ledger entry")
     assert eventually_sync(
-        lambda: _assignment(system, OFFICIAL)["status"] == "fulfilled", timeout=10, message="assignment fulfilled"
+        lambda: _assignment(system, OFFICIAL)["status"] == "fulfilled",
+        timeout=10,
+        message="assignment fulfilled",
     )
     assignment = _assignment(system, OFFICIAL)
     assert assignment["on_time"] is True
@@ -58,14 +63,20 @@ def test_report_reaches_rewards_campaign_and_notify_once(system: System) -> None
     assert "20/10/2023" in text
 
     with system.client("notify", OFFICIAL) as c:
-        inbox = eventually_sync(lambda: c.get(f"/tenants/{TENANT}/inbox").json(), timeout=10, message="in-app entry")
+        inbox = eventually_sync(
+            lambda: c.get(f"/tenants/{TENANT}/inbox").json(), timeout=10, message="in-app entry"
+        )
     assert any(receipt["receipt_number"] in json.dumps(e, ensure_ascii=False) for e in inbox)
 
     # The same POST with the same Idempotency-Key: the same receipt, nothing new.
     again = system.submit_report(OFFICIAL, key="e2e-first-report")
     assert again.status_code == 201
     assert again.json() == receipt
-    received = [e for _, e in system.events() if e.get("type") == "submission.received" and e["subject"] == receipt["submission_id"]]
+    received = [
+        e
+        for _, e in system.events()
+        if e.get("type") == "submission.received" and e["subject"] == receipt["submission_id"]
+    ]
     assert len(received) == 1
     with system.client("rewards", OFFICIAL) as c:
         persons = c.get(f"/tenants/{TENANT}/editions/{EDITION}/priority-list").json()["persons"]
@@ -95,7 +106,9 @@ def test_invalid_reports_are_refused_in_both_languages_and_change_nothing(system
     assert same.status_code == 422
     assert any(e["field"] == "procedures" for e in same.json()["errors"])
 
-    bad_code = system.submit_report(person, body=report_body(["X", "1.000494", "1.001234", "2.000123", "1.004227"]))
+    bad_code = system.submit_report(
+        person, body=report_body(["X", "1.000494", "1.001234", "2.000123", "1.004227"])
+    )
     assert bad_code.status_code == 422
     err = bad_code.json()["errors"][0]
     assert err["field"] == "procedures[0].code" and "mã thủ tục" in err["message_vi"]
@@ -111,7 +124,9 @@ def test_authentication_and_tenant_scope(system: System) -> None:
     none = httpx.post(url, json=report_body())
     assert none.status_code == 401
     assert none.json()["detail_vi"]
-    other = httpx.post(url, json=report_body(), headers={"Authorization": f"Bearer {system.token('p-0002', 'other-tenant')}"})
+    other = httpx.post(
+        url, json=report_body(), headers={"Authorization": f"Bearer {system.token('p-0002', 'other-tenant')}"}
+    )
     assert other.status_code == 403
     forged = httpx.post(url, json=report_body(), headers={"Authorization": "Bearer not-a-token"})
     assert forged.status_code == 401

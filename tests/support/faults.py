@@ -41,7 +41,9 @@ __all__ = [
 
 CORE_SERVICES = ("campaign", "submissions", "rewards")
 EXPERIENCE = "experience"  # the experience-report part of the 2023 edition
-READER = "p-0001"  # a seed person every service's directory copy knows: reads the priority list and assignments
+READER = (
+    "p-0001"  # a seed person every service's directory copy knows: reads the priority list and assignments
+)
 DURABLES = {s: f"{s}-facts-v1" for s in SERVICES}
 
 
@@ -68,7 +70,9 @@ class Snapshot:
 
     @property
     def fulfilled(self) -> dict[str, str | None]:
-        return {a: row["submission_id"] for a, row in self.assignments.items() if row["status"] == "fulfilled"}
+        return {
+            a: row["submission_id"] for a, row in self.assignments.items() if row["status"] == "fulfilled"
+        }
 
 
 @dataclass
@@ -96,7 +100,9 @@ class FaultSystem:
         """Fresh databases for all four services (``hoithi migrate`` migrates all four), the services of
         ``services`` started; a service in ``proxies`` reaches its database through that proxy."""
         databases = {s: test_servers.create_database(f"{s}_{prefix}") for s in SERVICES}
-        routed = {s: via_proxy(u, proxies[s]) if proxies and s in proxies else u for s, u in databases.items()}
+        routed = {
+            s: via_proxy(u, proxies[s]) if proxies and s in proxies else u for s, u in databases.items()
+        }
         seed = seed_with_officials(workdir / "seed", officials) if officials else SEED
         system = System(
             nats_url=nats_url,
@@ -157,7 +163,9 @@ class FaultSystem:
         finally:
             await nc.close()
 
-    async def messages(self, stream: str, subject: str | None = None) -> list[tuple[int, dict[str, str], bytes]]:
+    async def messages(
+        self, stream: str, subject: str | None = None
+    ) -> list[tuple[int, dict[str, str], bytes]]:
         """(stream sequence, headers, data) of every message of ``stream`` (on ``subject`` only, if given)."""
         nc = await self.connect()
         js = nc.jetstream()
@@ -191,7 +199,9 @@ class FaultSystem:
 
     # ------------------------------------------------------------------ readiness of the data
     async def outbox_unpublished(self, service: str) -> int:
-        rows = await query(self.databases[service], "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")
+        rows = await query(
+            self.databases[service], "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL"
+        )
         return int(rows[0]["n"])
 
     async def settled(self, services: Iterable[str] | None = None) -> bool:
@@ -226,7 +236,9 @@ class FaultSystem:
             if r["participant_kind"] == "person":
                 ledger.setdefault(r["participant_id"], []).append(r["submission_id"])
         async with httpx.AsyncClient(timeout=30, headers=self.headers(READER)) as c:
-            pl = await c.get(f"{self.system.url('rewards')}/tenants/{TENANT}/editions/{EDITION}/priority-list")
+            pl = await c.get(
+                f"{self.system.url('rewards')}/tenants/{TENANT}/editions/{EDITION}/priority-list"
+            )
             pl.raise_for_status()
         return Snapshot(
             ledger=ledger,
@@ -263,7 +275,9 @@ class FaultSystem:
             return snap
 
         try:
-            await eventually(converged, timeout=timeout, interval=0.25, message="accepted submissions applied")
+            await eventually(
+                converged, timeout=timeout, interval=0.25, message="accepted submissions applied"
+            )
         except AssertionError as error:
             snap = await self.snapshot()
             raise AssertionError(
@@ -278,7 +292,9 @@ class FaultSystem:
         # rewards: one ledger entry per person, for their submission; their points are one receipt's.
         assert snap.ledger == {p: [sid] for p, sid in accepted.items()}, "rewards ledger differs"
         assert snap.ledger_submissions == set(accepted.values()), "ledger rows for other submissions"
-        assert {p: snap.points.get(p) for p in accepted} == {p: (1, 1) for p in accepted}, "priority-list points"
+        assert {p: snap.points.get(p) for p in accepted} == {p: (1, 1) for p in accepted}, (
+            "priority-list points"
+        )
         assert set(snap.points) == want, "priority list has other people"
 
         # campaign: each author's assignment fulfilled by that submission, and nothing else fulfilled.
@@ -318,7 +334,9 @@ class FaultSystem:
                     sent = time.monotonic()
                     try:
                         r = await client.post(
-                            url, json=body, headers={**self.headers(person), "Idempotency-Key": f"burst-{person}"}
+                            url,
+                            json=body,
+                            headers={**self.headers(person), "Idempotency-Key": f"burst-{person}"},
                         )
                         status, payload = r.status_code, (r.json() if r.status_code == 201 else r.text)
                     except httpx.HTTPError as exc:

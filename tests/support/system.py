@@ -55,7 +55,9 @@ def seed_with_officials(target: Path, extra_officials: int) -> Path:
     return target
 
 
-def report_body(codes: Iterable[str] = ("1.004227", "1.000494", "1.001234", "2.000123", "1.011442.000.00.00.H38")) -> dict[str, Any]:
+def report_body(
+    codes: Iterable[str] = ("1.004227", "1.000494", "1.001234", "2.000123", "1.011442.000.00.00.H38"),
+) -> dict[str, Any]:
     return {
         "procedures": [
             {
@@ -129,9 +131,12 @@ class System:
             capture_output=True,
             text=True,
             timeout=timeout,
+            check=False,
         )
         if res.returncode != 0:
-            raise RuntimeError(f"hoithi {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+            raise RuntimeError(
+                f"hoithi {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+            )
         return res.stdout
 
     # ------------------------------------------------------------------ lifecycle
@@ -214,10 +219,16 @@ class System:
         headers = {"Authorization": f"Bearer {self.token(person, tenant)}"} if person else {}
         return httpx.Client(base_url=self.url(name), headers=headers, timeout=30)
 
-    def submit_report(self, person: str, key: str | None = None, body: dict[str, Any] | None = None) -> httpx.Response:
+    def submit_report(
+        self, person: str, key: str | None = None, body: dict[str, Any] | None = None
+    ) -> httpx.Response:
         headers = {"Idempotency-Key": key} if key else {}
         with self.client("submissions", person) as c:
-            return c.post(f"/tenants/{TENANT}/editions/{EDITION}/experience-reports", json=body or report_body(), headers=headers)
+            return c.post(
+                f"/tenants/{TENANT}/editions/{EDITION}/experience-reports",
+                json=body or report_body(),
+                headers=headers,
+            )
 
     def events(self, stream: str | None = None) -> list[tuple[dict[str, str], dict[str, Any]]]:
         """Every message of a stream: (headers, CloudEvent)."""
@@ -234,7 +245,7 @@ class System:
                 for seq in range(info.state.first_seq, info.state.last_seq + 1):
                     try:
                         m = await js.get_msg(stream or self.stream, seq)
-                    except Exception:  # noqa: BLE001 - deleted
+                    except nats.js.errors.NotFoundError:  # deleted from the stream
                         continue
                     try:
                         body = json.loads(m.data)

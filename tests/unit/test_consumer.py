@@ -34,7 +34,9 @@ class FakeMsg:
 
     @property
     def metadata(self) -> Any:
-        return SimpleNamespace(num_delivered=self.delivered, stream="HOITHI", sequence=SimpleNamespace(stream=self.seq))
+        return SimpleNamespace(
+            num_delivered=self.delivered, stream="HOITHI", sequence=SimpleNamespace(stream=self.seq)
+        )
 
     async def ack(self) -> None:
         self.log.append(("ack", None))
@@ -50,7 +52,9 @@ class FakeJS:
     def __init__(self) -> None:
         self.published: list[tuple[str, bytes, dict[str, str]]] = []
 
-    async def publish(self, subject: str, payload: bytes, stream: str | None = None, headers: Any = None) -> None:
+    async def publish(
+        self, subject: str, payload: bytes, stream: str | None = None, headers: Any = None
+    ) -> None:
         self.published.append((subject, payload, headers or {}))
 
 
@@ -139,7 +143,9 @@ async def test_an_invalid_payload_is_dead_lettered_with_its_bytes_then_acked(har
     assert base64.b64decode(record["data"]["original_base64"]) == b"{not json"
 
 
-async def test_a_failing_handler_naks_with_a_growing_delay_then_dead_letters_on_the_last_delivery(harness: Any) -> None:
+async def test_a_failing_handler_naks_with_a_growing_delay_then_dead_letters_on_the_last_delivery(
+    harness: Any,
+) -> None:
     harness.fail["on"] = True
     env = withdrawn()
     delays = []
@@ -167,7 +173,12 @@ async def test_a_poison_message_does_not_hold_back_the_rest_of_its_batch(harness
         harness.applied.append(env.id)
 
     harness.consumer.handlers["submission.withdrawn"] = handler
-    msgs = [FakeMsg(good[0].to_json()), FakeMsg(poison.to_json()), FakeMsg(good[1].to_json()), FakeMsg(good[2].to_json())]
+    msgs = [
+        FakeMsg(good[0].to_json()),
+        FakeMsg(poison.to_json()),
+        FakeMsg(good[1].to_json()),
+        FakeMsg(good[2].to_json()),
+    ]
     await harness.consumer.process(msgs)
     # The failed batch's transaction rolled back: the database holds each good event once, the poison not.
     async with harness.engine.connect() as conn:

@@ -71,7 +71,10 @@ def test_seed_directory_loads(directory: Directory) -> None:
     assert {u.id: u.kind for u in directory.unions} == {"cd": "youth_union", "cdcs": "trade_union"}
     minh = directory.person("p-0002")
     assert (minh.name, minh.unit, minh.unions, minh.roles) == (
-        "Trần Văn Minh", "u-vpdkdd-cn1", ["cd", "cdcs"], [Role.official]
+        "Trần Văn Minh",
+        "u-vpdkdd-cn1",
+        ["cd", "cdcs"],
+        [Role.official],
     )
     assert len({p.id for p in directory.people}) >= 25
     # every unit and branch has a head; there is a director, a secretariat, union secretaries, a council chair
@@ -86,7 +89,10 @@ def test_seed_directory_loads(directory: Directory) -> None:
 def test_seed_edition_loads_and_matches_directory(edition: Edition, directory: Directory) -> None:
     assert (edition.tenant, edition.edition, edition.version) == ("soctrang-stnmt", "2023", 1)
     assert [p.kind for p in edition.parts] == [
-        "initiative", "selection", "experience_report", "online_services_campaign"
+        "initiative",
+        "selection",
+        "experience_report",
+        "online_services_campaign",
     ]
     assert check_edition_against_directory(edition, directory) == []
     initiative_units = directory.select_units(edition.part("initiative").assignees.units, edition.opens)
@@ -295,8 +301,18 @@ def test_procedure_codes_both_forms_are_one_procedure() -> None:
 
 @pytest.mark.parametrize(
     "code",
-    ["", "1004227", "1.04227", "1.0042271", "a.004227", "1.011442.000.00.00", "1.011442.000.00.00.H3",
-     "1.011442.00.00.00.H38", "1.004227.", "TTHC-1.004227"],
+    [
+        "",
+        "1004227",
+        "1.04227",
+        "1.0042271",
+        "a.004227",
+        "1.011442.000.00.00",
+        "1.011442.000.00.00.H3",
+        "1.011442.00.00.00.H38",
+        "1.004227.",
+        "TTHC-1.004227",
+    ],
 )
 def test_malformed_procedure_codes_are_refused(code: str) -> None:
     with pytest.raises(ValueError, match="not an administrative procedure code"):
@@ -310,8 +326,13 @@ def test_vietnamese_date_formatting() -> None:
     assert format_date_vn(date(2023, 10, 25)) == "25/10/2023"
     assert format_date_vn(date(2023, 1, 5)) == "05/01/2023"
     assert format_date_vn(datetime(2023, 10, 25, 17, 30, tzinfo=UTC)) == "26/10/2023"
-    assert format_datetime_vn(datetime(2023, 10, 25, 23, 59, 59, 999999, tzinfo=VN)) == "25/10/2023 23:59:59 (+07:00)"
-    assert format_datetime_vn(datetime(2023, 10, 25, 16, 59, 59, tzinfo=UTC)) == "25/10/2023 23:59:59 (+07:00)"
+    assert (
+        format_datetime_vn(datetime(2023, 10, 25, 23, 59, 59, 999999, tzinfo=VN))
+        == "25/10/2023 23:59:59 (+07:00)"
+    )
+    assert (
+        format_datetime_vn(datetime(2023, 10, 25, 16, 59, 59, tzinfo=UTC)) == "25/10/2023 23:59:59 (+07:00)"
+    )
     with pytest.raises(ValueError):
         format_datetime_vn(datetime(2023, 10, 25, 12, 0))
 

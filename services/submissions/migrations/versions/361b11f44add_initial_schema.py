@@ -8,9 +8,9 @@ Create Date: 2026-11-29 23:57:53.010455
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import shared.db
 from alembic import op
 
+import shared.db
 
 revision: str = "361b11f44add"
 down_revision: str | None = None
