@@ -152,15 +152,15 @@ def create_app(
         try:
             yield
         finally:
-            starter.cancel()
-            for t in rt.tasks:
+            # Stop fetching and relaying first; whatever was fetched and not acked is redelivered later.
+            pending = [starter, *rt.tasks]
+            for t in pending:
                 t.cancel()
-            for t in [starter, *rt.tasks]:
-                with suppress(asyncio.CancelledError, Exception):
-                    await t
+            await asyncio.wait(pending, timeout=5)
             if rt.broker is not None:
+                # close(), not FastStream's drain(): draining pull subscriptions waits for the drain timeout.
                 with suppress(Exception):
-                    await rt.broker.stop()
+                    await asyncio.wait_for(rt.nc.close(), 5)
             await rt.engine.dispose()
 
     app = FastAPI(title=spec.title, version="0.1.0", lifespan=lifespan)

@@ -147,3 +147,26 @@ def test_every_event_is_a_structured_cloudevent_with_its_id_as_msg_id(system: Sy
             assert ext in event, ext
         types.add(event["type"])
     assert {"directory.person.changed", "edition.published", "assignment.created"} <= types
+
+
+def test_one_correlation_id_ties_the_request_to_every_event_it_caused(system: System) -> None:
+    person = "p-0006"
+    with system.client("submissions", person) as c:
+        r = c.post(
+            f"/tenants/{TENANT}/editions/{EDITION}/experience-reports",
+            json=report_body(),
+            headers={"X-Correlation-ID": "corr-e2e-0006"},
+        )
+    assert r.status_code == 201, r.text
+    assert r.headers["X-Correlation-ID"] == "corr-e2e-0006"
+    sid = r.json()["submission_id"]
+
+    def caused() -> dict[str, dict]:
+        found = {e["type"]: e for _, e in system.events() if e.get("correlationid") == "corr-e2e-0006"}
+        return found if {"submission.received", "assignment.fulfilled"} <= set(found) else {}
+
+    found = eventually_sync(caused, timeout=10, message="events carrying the request's correlation id")
+    assert found["submission.received"]["subject"] == sid
+    fulfilled = found["assignment.fulfilled"]
+    assert fulfilled["causationid"] == found["submission.received"]["id"]
+    assert fulfilled["data"]["assignee_id"] == person

@@ -37,13 +37,13 @@ __all__ = [
     "EXPERIENCE",
     "FaultSystem",
     "Snapshot",
+    "query",
 ]
 
 CORE_SERVICES = ("campaign", "submissions", "rewards")
 EXPERIENCE = "experience"  # the experience-report part of the 2023 edition
-READER = (
-    "p-0001"  # a seed person every service's directory copy knows: reads the priority list and assignments
-)
+# A seed person every service's directory copy knows: reads the priority list and the assignments.
+READER = "p-0001"
 DURABLES = {s: f"{s}-facts-v1" for s in SERVICES}
 
 
@@ -159,7 +159,7 @@ class FaultSystem:
         nc = await self.connect()
         try:
             info = await nc.jetstream().consumer_info(self.stream, DURABLES[service])
-            return info.num_pending == 0 and info.num_ack_pending == 0
+            return bool(info.num_pending == 0 and info.num_ack_pending == 0)
         finally:
             await nc.close()
 
@@ -260,7 +260,6 @@ class FaultSystem:
     async def assert_applied_exactly_once(self, accepted: dict[str, str], timeout: float = 60) -> Snapshot:
         """Every accepted submission (author -> submission id) applied exactly once in rewards and campaign,
         and nothing else applied. Waits (bounded) until both consumers have caught up, then checks."""
-        started = time.monotonic()
         want = set(accepted)
 
         async def converged() -> Snapshot | None:
@@ -307,8 +306,6 @@ class FaultSystem:
         assert not twice, f"assignment.fulfilled more than once on the stream: {twice}"
         by_assignment = {e["subject"]: e["data"]["submission_id"] for _, e in fulfilled_events}
         assert by_assignment == {snap.assignments[p]["id"]: sid for p, sid in accepted.items()}
-        snap_age = time.monotonic() - started
-        assert snap_age < timeout + 30, snap_age  # the checks themselves are bounded too
         return snap
 
     async def concurrent_reports(
