@@ -220,6 +220,7 @@ def deadletters_replay(record_id: Annotated[str, typer.Argument(help="the dead-l
                 headers={
                     "Nats-Msg-Id": f"replay-{record_id}-{datetime.now(UTC).timestamp()}",
                     "Hoithi-Purpose": d["consumer"].split("-")[1],
+                    "Hoithi-Replay-Of": record_id,
                 },
             )
         finally:

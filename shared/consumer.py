@@ -38,6 +38,7 @@ from shared.streams import ConsumerSpec, replay_durable
 log = logging.getLogger("hoithi.consumer")
 
 PURPOSE_HEADER = "Hoithi-Purpose"
+REPLAY_HEADER = "Hoithi-Replay-Of"
 
 Handler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
 
@@ -194,8 +195,10 @@ class EventConsumer:
             env.parsed()
         except (ValidationError, ValueError, KeyError) as exc:
             raise InvalidPayload(f"{type(exc).__name__}: {exc}"[:4000]) from exc
-        msg_id = (m.headers or {}).get("Nats-Msg-Id")
-        if msg_id and msg_id != env.id:
+        headers = m.headers or {}
+        msg_id = headers.get("Nats-Msg-Id")
+        # A replay carries its own message id (so a second replay is not dropped as a duplicate).
+        if msg_id and msg_id != env.id and REPLAY_HEADER not in headers:
             raise InvalidPayload(f"Nats-Msg-Id {msg_id} differs from the event id {env.id}")
         if env.type not in self.handlers:
             raise InvalidPayload(f"{self.spec.durable} has no handler for {env.type}")
