@@ -131,6 +131,6 @@ def test_a_dead_lettered_fact_replays_into_the_one_service_that_failed_it(system
     # The replay went to notify alone: rewards still counts the fact once, and the original id was kept.
     with system.client("rewards", "p-0001") as c:
         persons = c.get(f"/tenants/{TENANT}/editions/{EDITION}/priority-list").json()["persons"]
-    assert len([p for p in persons if p["person_id"] == GHOST][0]["reasons"]) == 1
+    assert len(next(p for p in persons if p["person_id"] == GHOST)["reasons"]) == 1
     replays = [e for _, e in system.events(f"{system.stream}_REPLAY")]
     assert [e["id"] for e in replays] == [received.id]

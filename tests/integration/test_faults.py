@@ -70,7 +70,9 @@ async def make_system(
         fs.stop(grace=STOP_GRACE)
 
 
-async def _copies_on_stream(fs: FaultSystem, submission_id: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
+async def _copies_on_stream(
+    fs: FaultSystem, submission_id: str
+) -> list[tuple[dict[str, str], dict[str, Any]]]:
     return [(h, e) for h, e in await fs.events("submission.received") if e["subject"] == submission_id]
 
 
@@ -172,7 +174,9 @@ async def test_event_published_again_under_its_id_is_applied_once(
     await fs.assert_applied_exactly_once({OFFICIAL: sid})
 
 
-async def test_withdrawal_delivered_before_its_receipt_leaves_nothing_applied(make_system: MakeSystem) -> None:
+async def test_withdrawal_delivered_before_its_receipt_leaves_nothing_applied(
+    make_system: MakeSystem,
+) -> None:
     fs = await make_system()
     unit = (await fs.assignments())[OTHER]["unit_id"]
     sid = new_event_id()
@@ -272,11 +276,12 @@ async def test_rewards_database_outage_holds_events_until_it_returns(
 
     await eventually(campaign_fulfilled, timeout=20, message="campaign fulfilled during rewards' outage")
 
-    # Hold the outage for its duration (the scenario's own time), sampling readiness meanwhile.
+    # Hold the outage for its duration (the scenario's own time), sampling readiness meanwhile: the sleep is
+    # the sampling period of an outage of fixed length, not a wait for a condition.
     readiness: list[int] = []
     while time.monotonic() - cut_at < OUTAGE:
         readiness.append(await fs.ready_status("rewards"))
-        await asyncio.sleep(0.5)  # the sampling period of an outage of fixed length, not a wait for a condition
+        await asyncio.sleep(0.5)
     assert readiness and set(readiness) == {503}, readiness
     assert not (await query(fs.databases["rewards"], "SELECT submission_id FROM ledger"))
     postgres_proxy.restore()
@@ -292,7 +297,9 @@ async def test_rewards_database_outage_holds_events_until_it_returns(
 # ---------------------------------------------------------------------------------------------------- (d)
 
 
-async def test_malformed_payloads_are_dead_lettered_and_later_events_still_flow(make_system: MakeSystem) -> None:
+async def test_malformed_payloads_are_dead_lettered_and_later_events_still_flow(
+    make_system: MakeSystem,
+) -> None:
     fs = await make_system()
     subject = fs.subject("submission.received")
     sid = new_event_id()
@@ -356,15 +363,18 @@ async def test_malformed_payloads_are_dead_lettered_and_later_events_still_flow(
 BURST = 500
 KILL_AT = 250  # accepted reports before the nats-server is SIGKILLed
 DURING_OUTAGE = 100  # reports accepted while it is down, before it restarts
+# …and it stays down at least this long (the scenario's own duration): longer than the relay's 5 s publish
+# timeout, so publishes fail and are retried, rather than only buffered by the client across a short blip.
+NATS_DOWN_AT_LEAST = 6.0
 
 
 async def test_nats_server_killed_mid_burst_loses_nothing_and_applies_each_once(
     make_system: MakeSystem, own_nats_server: NatsServer
 ) -> None:
     people = [f"p-x{i:05d}" for i in range(BURST)]
-    T0 = time.monotonic()
-    fs = await make_system(officials=BURST)
-    print("started", time.monotonic() - T0)
+    # An ack lost in the crash is redelivered after ack_wait (30 s by default) and dropped by the inbox; a
+    # shorter ack_wait (declared with the consumers by `hoithi streams`) only brings that redelivery forward.
+    fs = await make_system(officials=BURST, extra_env={"HOITHI_ACK_WAIT": "5"})
 
     progress = {"accepted": 0, "done": False}
 
@@ -373,7 +383,9 @@ async def test_nats_server_killed_mid_burst_loses_nothing_and_applies_each_once(
 
     burst = asyncio.create_task(fs.concurrent_reports(people, concurrency=16, on_answer=count))
     burst.add_done_callback(lambda _: progress.update(done=True))
-    await eventually(lambda: progress["accepted"] >= KILL_AT, timeout=60, interval=0.01, message="half accepted")
+    await eventually(
+        lambda: progress["accepted"] >= KILL_AT, timeout=60, interval=0.01, message="half accepted"
+    )
     await asyncio.to_thread(own_nats_server.kill)
     down_from, at_kill = time.monotonic(), progress["accepted"]
     await eventually(
@@ -382,10 +394,10 @@ async def test_nats_server_killed_mid_burst_loses_nothing_and_applies_each_once(
         interval=0.01,
         message="reports accepted while NATS is down",
     )
+    await eventually(lambda: time.monotonic() - down_from >= NATS_DOWN_AT_LEAST, timeout=10, interval=0.05)
     down_until = time.monotonic()
     await asyncio.to_thread(own_nats_server.restart)
     results = await asyncio.wait_for(burst, timeout=120)
-    print("burst done", time.monotonic() - T0, "down", down_until - down_from, "during", at_kill, progress)
 
     refused = {p: r[:2] for p, r in results.items() if r[0] != 201}
     assert not refused, refused
@@ -397,22 +409,11 @@ async def test_nats_server_killed_mid_burst_loses_nothing_and_applies_each_once(
         return await fs.outbox_unpublished("submissions") == 0
 
     await eventually(all_published, timeout=60, message="submissions' outbox drained after the restart")
-    print("outbox drained", time.monotonic() - T0)
+    retried = await query(fs.databases["submissions"], "SELECT count(*) AS n FROM outbox WHERE attempts > 0")
+    assert retried[0]["n"] > 0, "the relay never felt the outage: nothing was retried"
     received = Counter(e["subject"] for _, e in await fs.events("submission.received"))
     assert set(received) == set(accepted.values())
     assert {s: n for s, n in received.items() if n != 1} == {}, "a receipt twice on the stream"
 
-    print("before applied", time.monotonic() - T0)
-    for _ in range(40):
-        snap = await fs.snapshot()
-        nc = await fs.connect()
-        infos = {d: await nc.jetstream().consumer_info(fs.stream, d) for d in ("campaign-facts-v1", "rewards-facts-v1")}
-        await nc.close()
-        print(round(time.monotonic() - T0, 1), len(snap.ledger), len(snap.fulfilled), await fs.outbox_unpublished("campaign"),
-              {d: (i.num_pending, i.num_ack_pending, i.num_redelivered, i.delivered.stream_seq, i.ack_floor.stream_seq) for d, i in infos.items()})
-        if len(snap.ledger) == 500 and len(snap.fulfilled) == 500 and all(i.num_ack_pending == 0 for i in infos.values()):
-            break
-        await asyncio.sleep(1)
     await fs.assert_applied_exactly_once(accepted, timeout=90)
-    print("applied", time.monotonic() - T0)
     assert await fs.deadletters() == []
