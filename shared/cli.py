@@ -91,7 +91,8 @@ def streams(
                 break
             except Exception as exc:
                 if time.monotonic() > deadline:
-                    raise typer.Exit(f"NATS not reachable at {get_settings().nats_url}: {exc}") from exc
+                    typer.echo(f"NATS not reachable at {get_settings().nats_url}: {exc}", err=True)
+                    raise typer.Exit(1) from exc
                 await asyncio.sleep(0.5)
         try:
             return await declare(nc.jetstream(), get_settings())
@@ -209,7 +210,8 @@ def deadletters_replay(record_id: Annotated[str, typer.Argument(help="the dead-l
     async def run() -> str:
         records = {r["id"]: r for r in await _deadletters()}
         if record_id not in records:
-            raise typer.Exit(f"no dead letter {record_id}")
+            typer.echo(f"no dead letter {record_id}", err=True)
+            raise typer.Exit(1)
         d = records[record_id]["data"]
         nc = await _nats()
         try:
@@ -236,7 +238,7 @@ def up(
     fresh: Annotated[bool, typer.Option(help="forget .hoithi/ and start over")] = False,
 ) -> None:
     """Run everything locally: nats-server, a mail catcher, the four services, the 2023 demo edition."""
-    from honcho.manager import Manager
+    from honcho.manager import Manager  # type: ignore[import-untyped]
 
     s = get_settings()
     data = s.data_dir.resolve()

@@ -23,7 +23,7 @@ from collections import Counter
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -270,7 +270,7 @@ class _EffectiveDated(_Doc):
     effective_to: date | None = Field(default=None, description="last day this row applies (inclusive)")
 
     @model_validator(mode="after")
-    def _period_ordered(self):
+    def _period_ordered(self) -> Self:
         if self.effective_from and self.effective_to and self.effective_to < self.effective_from:
             raise ValueError(
                 f"effective_to ({self.effective_to}) is before effective_from ({self.effective_from})"
@@ -336,7 +336,7 @@ class Directory(_Doc):
     people: list[Person] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _consistent(self):
+    def _consistent(self) -> Self:
         problems: list[str] = []
         if dup := _duplicates([u.id for u in self.units]):
             problems.append(f"units: duplicate unit ids {dup}")
@@ -360,8 +360,8 @@ class Directory(_Doc):
                     problems.append(
                         f"units: code {a.code!r} is used by both {a.id!r} and {b.id!r} in overlapping periods"
                     )
-        for i, u in enumerate(self.unions):
-            if u.parent is not None and u.parent not in union_ids:
+        for i, un_ in enumerate(self.unions):
+            if un_.parent is not None and u.parent not in union_ids:
                 problems.append(f"unions[{i}].parent: union {u.id!r} has unknown parent {u.parent!r}")
         rows_by_id: dict[str, list[Person]] = {}
         for i, p in enumerate(self.people):
@@ -377,14 +377,14 @@ class Directory(_Doc):
                         "in time; a move is a new row from a date)"
                     )
             rows_by_id.setdefault(p.id, []).append(p)
-        for i, u in enumerate(self.unions):
-            if u.secretary is not None:
-                rows = rows_by_id.get(u.secretary)
+        for i, union in enumerate(self.unions):
+            if union.secretary is not None:
+                rows = rows_by_id.get(union.secretary)
                 if not rows:
-                    problems.append(f"unions[{i}].secretary: unknown person {u.secretary!r}")
-                elif not any(u.id in r.unions for r in rows):
+                    problems.append(f"unions[{i}].secretary: unknown person {union.secretary!r}")
+                elif not any(union.id in r.unions for r in rows):
                     problems.append(
-                        f"unions[{i}].secretary: person {u.secretary!r} is not a member of {u.id!r}"
+                        f"unions[{i}].secretary: person {union.secretary!r} is not a member of {union.id!r}"
                     )
         if problems:
             raise ValueError("; ".join(problems))
@@ -456,7 +456,7 @@ class UnitSelector(_Doc):
     ids: list[Id] | None = None
 
     @model_validator(mode="after")
-    def _not_empty(self):
+    def _not_empty(self) -> Self:
         if not (self.kinds or self.codes or self.ids):
             raise ValueError("a unit selector needs at least one of kinds, codes or ids")
         return self
@@ -488,7 +488,7 @@ class Assignees(_Doc):
     )
 
     @model_validator(mode="after")
-    def _someone(self):
+    def _someone(self) -> Self:
         if self.units is None and self.people is None and self.council is None:
             raise ValueError("a part must be assigned to someone: give units, people or council")
         return self
@@ -511,7 +511,7 @@ class Council(_Doc):
     members: list[Id] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _chair_is_member(self):
+    def _chair_is_member(self) -> Self:
         if dup := _duplicates(self.members):
             raise ValueError(f"members: listed twice: {dup}")
         if self.chair is not None and self.chair not in self.members:
@@ -525,7 +525,7 @@ class RubricLevel(_Doc):
     label: str
 
     @model_validator(mode="after")
-    def _ordered(self):
+    def _ordered(self) -> Self:
         if self.max < self.min:
             raise ValueError(f"level {self.label!r}: max {self.max} is below min {self.min}")
         return self
@@ -538,7 +538,7 @@ class Criterion(_Doc):
     levels: list[RubricLevel] = Field(default_factory=list, description="guidance; scores stay 0..max")
 
     @model_validator(mode="after")
-    def _levels_within(self):
+    def _levels_within(self) -> Self:
         for lv in self.levels:
             if lv.max > self.max:
                 raise ValueError(f"criterion {self.id!r}: level {lv.label!r} goes above max {self.max}")
@@ -562,7 +562,7 @@ class Rubric(_Doc):
     criteria: list[Criterion] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique(self):
+    def _unique(self) -> Self:
         if dup := _duplicates([c.id for c in self.criteria]):
             raise ValueError(f"criteria: duplicate criterion ids {dup}")
         return self
@@ -708,7 +708,7 @@ class Edition(_Doc):
 
     @field_validator("parts")
     @classmethod
-    def _parts_consistent(cls, parts: list, info: ValidationInfo) -> list:
+    def _parts_consistent(cls, parts: list[Any], info: ValidationInfo) -> list[Any]:
         problems: list[str] = []
         if dup := _duplicates([p.id for p in parts]):
             problems.append(f"duplicate part ids {dup}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,7 +65,7 @@ class Runtime:
     @property
     def nc(self) -> NatsClient:
         assert self.broker is not None
-        return self.broker.connection  # type: ignore[no-any-return]
+        return self.broker.connection
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -81,7 +81,7 @@ class ServiceSpec:
     routers: list[APIRouter]
     # handlers per consumer purpose: {purpose: {event type: handler}}; built once the runtime exists
     handlers: Callable[[Runtime], dict[str, dict[str, Handler]]]
-    background: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
+    background: list[Callable[[Runtime], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
 def build_runtime(
@@ -106,7 +106,7 @@ def build_runtime(
 
 async def _start_messaging(rt: Runtime, spec: ServiceSpec) -> None:
     """Connect, wait for the declared consumers (readiness red meanwhile), then relay and consume."""
-    broker = NatsBroker(rt.settings.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    broker = NatsBroker(rt.settings.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1)
     await broker.connect()
     rt.broker = broker
     relay = OutboxRelay(rt.engine, rt.backbone, rt.nc.jetstream(), rt.settings)

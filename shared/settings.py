@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     stream: str = "HOITHI"
     deadletter_stream: str = "HOITHI_DEADLETTER"
     replay_stream: str = "HOITHI_REPLAY"
-    duplicate_window: float = Field(120.0, gt=0, description="seconds")
+    duplicate_window: float = Field(default=120.0, gt=0, description="seconds")
     stream_max_age_days: int = 3 * 366
     stream_replicas: int = 1
 

@@ -118,13 +118,13 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
         "duplicate_window": settings.duplicate_window,
     }
     return [
-        StreamConfig(name=settings.stream, subjects=[f"{settings.event_prefix}.>"], **common),  # type: ignore[arg-type]
+        StreamConfig(name=settings.stream, subjects=[f"{settings.event_prefix}.>"], **common),
         StreamConfig(
             name=settings.deadletter_stream,
             subjects=[f"{settings.deadletter_prefix}.>"],
-            **common,  # type: ignore[arg-type]
+            **common,
         ),
-        StreamConfig(name=settings.replay_stream, subjects=[f"{settings.replay_prefix}.>"], **common),  # type: ignore[arg-type]
+        StreamConfig(name=settings.replay_stream, subjects=[f"{settings.replay_prefix}.>"], **common),
     ]
 
 
