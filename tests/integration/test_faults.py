@@ -39,9 +39,8 @@ PAST_SHORT_WINDOW = 1.5  # seconds after the first publish: the stream has forgo
 
 MakeSystem = Callable[..., Awaitable[FaultSystem]]
 
-# A service asked to stop (SIGTERM) currently takes 30 s: its NATS drain waits out nats-py's drain timeout because
-# the consumers' pull subscriptions are never unsubscribed (reported). Stopping is not what these tests are
-# about, so a stop is SIGTERM with this grace, then SIGKILL.
+# Stopping is not what these tests are about: a stop is SIGTERM with this grace (a service stops in well under a
+# second), then SIGKILL, so a slow shutdown can never stretch the run.
 STOP_GRACE = 3.0
 
 
