@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from shared.clock import write_clock_file
 from shared.settings import SERVICES, get_settings, service_settings
 
 app = typer.Typer(help="hoithi — Hội thi Cải cách hành chính: operator commands.", no_args_is_help=True)
@@ -120,7 +122,6 @@ def seed(
     path: Annotated[Path, typer.Argument(help="folder with directory.yaml and edition.yaml")] = SEED_DIR,
 ) -> None:
     """Load a directory and an edition into campaign (idempotent); campaign publishes them."""
-    import importlib
 
     loader = importlib.import_module("services.campaign.seed")
     for line in asyncio.run(loader.load(path)):
@@ -248,15 +249,12 @@ def up(
     env = dict(os.environ)
     env.setdefault("HOITHI_LOG_JSON", "false")
 
-    # The demo clock: anchored once, so a restart continues where the demo was.
+    # The demo clock: one anchor file every process follows (``hoithi clock set`` moves them all); kept, so a
+    # restart continues where the demo was.
     clock_file = data / "clock.json"
-    if clock_file.exists():
-        anchor = json.loads(clock_file.read_text())
-    else:
-        anchor = {"simulated_at": demo_start, "real_at": datetime.now(UTC).isoformat()}
-        clock_file.write_text(json.dumps(anchor))
-    env.setdefault("HOITHI_CLOCK_SIMULATED_AT", anchor["simulated_at"])
-    env.setdefault("HOITHI_CLOCK_REAL_AT", anchor["real_at"])
+    if not clock_file.exists():
+        write_clock_file(clock_file, datetime.fromisoformat(demo_start))
+    env.setdefault("HOITHI_CLOCK_FILE", str(clock_file))
 
     procs: dict[str, str] = {}
     nats_given = "HOITHI_NATS_URL" in os.environ or "NATS_URL" in os.environ
@@ -287,6 +285,60 @@ def up(
         m.add_process(name, cmd, env=env)
     m.loop()
     sys.exit(m.returncode)
+
+
+clock_app = typer.Typer(help="The simulated clock of a demo or test deployment.", no_args_is_help=True)
+app.add_typer(clock_app, name="clock")
+
+
+@clock_app.command("show")
+def clock_show() -> None:
+    """Print "now" as every service sees it (Asia/Ho_Chi_Minh)."""
+    from shared.clock import VN, Clock
+
+    s = get_settings()
+    path = _clock_file()
+    now = (Clock(clock_file=path) if path else Clock.from_settings(s)).now().astimezone(VN)
+    typer.echo(now.strftime("%d/%m/%Y %H:%M:%S (+07:00)"))
+
+
+@clock_app.command("set")
+def clock_set(
+    at: Annotated[str, typer.Argument(help="ISO instant, e.g. 2023-10-25T23:59:00+07:00")],
+    rate: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0,
+) -> None:
+    """Move every process that follows HOITHI_CLOCK_FILE to ``at`` (refused without a clock file)."""
+    path = _clock_file()
+    if path is None:
+        typer.echo("no HOITHI_CLOCK_FILE and no .hoithi/clock.json: this deployment runs on the real clock", err=True)
+        raise typer.Exit(1)
+    when = datetime.fromisoformat(at)
+    if when.tzinfo is None:
+        typer.echo("give an offset, e.g. +07:00", err=True)
+        raise typer.Exit(2)
+    write_clock_file(path, when, rate=rate)
+    clock_show()
+
+
+def _clock_file() -> Path | None:
+    s = get_settings()
+    if s.clock_file is not None:
+        return s.clock_file
+    local = s.data_dir / "clock.json"  # the one `hoithi up` keeps
+    return local if local.exists() else None
+
+
+def _mount_service_commands() -> None:
+    """A service may add operator commands (``services/<name>/cli.py`` with ``commands: dict[str, Typer]``),
+    found by import string like everything else the CLI starts."""
+    import importlib.util
+
+    for name in SERVICES:
+        if importlib.util.find_spec(f"services.{name}.cli") is None:
+            continue
+        module = importlib.import_module(f"services.{name}.cli")
+        for command, sub in getattr(module, "commands", {}).items():
+            app.add_typer(sub, name=command)
 
 
 @app.command()
@@ -322,6 +374,8 @@ def watch(timeout: Annotated[float, typer.Option()] = 120.0) -> None:
     while True:
         time.sleep(3600)
 
+
+_mount_service_commands()
 
 if __name__ == "__main__":
     app()

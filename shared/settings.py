@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     clock_simulated_at: datetime | None = None
     clock_real_at: datetime | None = None
     clock_rate: float = 1.0
+    clock_file: Path | None = None  # a shared anchor file: see shared/clock.py
 
     # Auth
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"

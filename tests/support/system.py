@@ -17,12 +17,14 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
+from shared.clock import write_clock_file
 from shared.devserver import free_port
 from shared.mailsink import MailSink
 from shared.settings import SERVICES
@@ -104,8 +106,7 @@ class System:
                 "HOITHI_STREAM": self.stream,
                 "HOITHI_DEADLETTER_STREAM": f"{self.stream}_DL",
                 "HOITHI_REPLAY_STREAM": f"{self.stream}_REPLAY",
-                "HOITHI_CLOCK_SIMULATED_AT": DEMO_START,
-                "HOITHI_CLOCK_REAL_AT": self.real_at,
+                "HOITHI_CLOCK_FILE": str(self.clock_file),
                 "HOITHI_LOG_JSON": "true",
                 "HOITHI_NAK_BASE_DELAY": "0.2",
             }
@@ -121,7 +122,13 @@ class System:
         env.update(overrides)
         return env
 
-    real_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()))
+    @property
+    def clock_file(self) -> Path:
+        return self.workdir / "clock.json"
+
+    def set_clock(self, at: str | datetime, rate: float = 1.0) -> None:
+        """Move every service of this system to ``at`` (ISO with offset, or an aware datetime)."""
+        write_clock_file(self.clock_file, datetime.fromisoformat(at) if isinstance(at, str) else at, rate=rate)
 
     def hoithi(self, *args: str, timeout: float = 120, **env: str) -> str:
         res = subprocess.run(
@@ -142,6 +149,8 @@ class System:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> System:
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
+        if not self.clock_file.exists():
+            self.set_clock(DEMO_START)
         self.mail = MailSink(self.workdir / "mail").start()
         for s in self.services:
             self.ports[s] = free_port()
