@@ -287,6 +287,26 @@ def up(
     sys.exit(m.returncode)
 
 
+async def _wait_caught_up(deadline: float) -> None:
+    """Until every consumer has applied what is on the stream (the seed reached every service), or deadline."""
+    from shared.streams import consumer_configs
+
+    s = get_settings()
+    nc = await _nats()
+    js = nc.jetstream()
+    try:
+        while time.monotonic() < deadline:
+            behind = 0
+            for stream, cc in consumer_configs(s):
+                info = await js.consumer_info(stream, cc.durable_name)
+                behind += (info.num_pending or 0) + (info.num_ack_pending or 0)
+            if behind == 0:
+                return
+            await asyncio.sleep(0.3)
+    finally:
+        await nc.close()
+
+
 clock_app = typer.Typer(help="The simulated clock of a demo or test deployment.", no_args_is_help=True)
 app.add_typer(clock_app, name="clock")
 
@@ -310,7 +330,9 @@ def clock_set(
     """Move every process that follows HOITHI_CLOCK_FILE to ``at`` (refused without a clock file)."""
     path = _clock_file()
     if path is None:
-        typer.echo("no HOITHI_CLOCK_FILE and no .hoithi/clock.json: this deployment runs on the real clock", err=True)
+        typer.echo(
+            "no HOITHI_CLOCK_FILE and no .hoithi/clock.json: this deployment runs on the real clock", err=True
+        )
         raise typer.Exit(1)
     when = datetime.fromisoformat(at)
     if when.tzinfo is None:
@@ -361,6 +383,8 @@ def watch(timeout: Annotated[float, typer.Option()] = 120.0) -> None:
             except httpx.HTTPError:
                 pass
         time.sleep(0.3)
+    if not pending:
+        asyncio.run(_wait_caught_up(deadline))
     if pending:
         typer.echo(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
     else:

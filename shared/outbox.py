@@ -152,7 +152,14 @@ class OutboxRelay:
 
     async def run(self) -> None:
         failures = 0
+        next_prune = 0.0
         while True:
+            if asyncio.get_running_loop().time() >= next_prune:
+                next_prune = asyncio.get_running_loop().time() + 3600
+                try:
+                    await self.prune()
+                except Exception as exc:  # noqa: BLE001 - housekeeping; try again in an hour
+                    log.warning("outbox prune failed: %r", exc)
             try:
                 n = await self.relay_once()
                 failures = 0
@@ -193,7 +200,7 @@ class OutboxRelay:
                     return 0
                 acked, failed = await self.publish(rows)
                 _failpoint("relay-after-ack", acked)
-                await self.mark(conn, acked, failed)
+                await self.mark(conn, acked, failed, {r.position: r.attempts for r in rows})
             return len(acked)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
@@ -203,7 +210,7 @@ class OutboxRelay:
         acked, failed = await self.publish(rows)
         _failpoint("relay-after-ack", acked)
         async with self.engine.begin() as conn:
-            await self.mark(conn, acked, failed)
+            await self.mark(conn, acked, failed, {r.position: r.attempts for r in rows})
         return len(acked)
 
     async def publish(self, rows: Sequence[Any]) -> tuple[list[int], dict[int, str]]:
@@ -233,21 +240,40 @@ class OutboxRelay:
             log.warning("outbox: %d of %d publishes failed: %s", len(failed), len(rows), self.last_error)
         return acked, failed
 
-    async def mark(self, conn: AsyncConnection, acked: list[int], failed: dict[int, str]) -> None:
+    async def mark(
+        self,
+        conn: AsyncConnection,
+        acked: list[int],
+        failed: dict[int, str],
+        attempts: dict[int, int] | None = None,
+    ) -> None:
         t = self.table
         now = datetime.now(UTC)
         if acked:
             await conn.execute(sa.update(t).where(t.c.position.in_(acked)).values(published_at=now))
         for position, error in failed.items():
+            # Exponential backoff per row, capped: a broker outage is retried for as long as it lasts.
+            n = (attempts or {}).get(position, 0)
             await conn.execute(
                 sa.update(t)
                 .where(t.c.position == position)
                 .values(
                     attempts=t.c.attempts + 1,
                     last_error=error[:2000],
-                    next_attempt_at=now + timedelta(seconds=1),
+                    next_attempt_at=now + timedelta(seconds=min(0.5 * 2**n, 30.0)),
                 )
             )
+
+    async def prune(self, older_than: timedelta = timedelta(days=7)) -> int:
+        """Delete rows published long ago (the stream keeps the events; the outbox only needs the unsent)."""
+        t = self.table
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                sa.delete(t).where(
+                    t.c.published_at.is_not(None), t.c.published_at < datetime.now(UTC) - older_than
+                )
+            )
+        return int(res.rowcount or 0)
 
     async def pending(self) -> int:
         async with self.engine.connect() as conn:
