@@ -1,0 +1,127 @@
+"""The outbox relay on a real SQLite database with a fake JetStream: mark after ack, retry, never abandon."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared.clock import Clock
+from shared.db import backbone_tables, make_engine
+from shared.outbox import Outbox, OutboxRelay
+from shared.settings import Settings
+
+T = datetime(2023, 10, 20, 2, 0, tzinfo=UTC)
+
+
+class FlakyJS:
+    """Acks every publish, except that the first ``fail`` publishes raise (a broker outage)."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.fail = fail
+        self.published: list[tuple[str, bytes, dict[str, str]]] = []
+
+    async def publish(
+        self, subject: str, payload: bytes, timeout: float = 0, stream: str | None = None, headers: Any = None
+    ) -> None:
+        if self.fail > 0:
+            self.fail -= 1
+            raise TimeoutError("nats: timeout")
+        self.published.append((subject, payload, headers))
+
+
+async def _setup(tmp_path: Path, js: FlakyJS) -> tuple[Any, Any, Outbox, OutboxRelay]:
+    settings = Settings(env="test")
+    md = sa.MetaData()
+    bb = backbone_tables(md)
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    async with engine.begin() as conn:
+        await conn.run_sync(md.create_all)
+    outbox = Outbox(bb, settings, "submissions", Clock())
+    return engine, bb, outbox, OutboxRelay(engine, bb, js, settings)  # type: ignore[arg-type]
+
+
+async def _emit(engine: Any, outbox: Outbox, n: int, subject: str = "s-1") -> list[str]:
+    ids = []
+    async with engine.begin() as conn:
+        for _ in range(n):
+            env = await outbox.emit(
+                conn,
+                "submission.withdrawn",
+                {
+                    "submission_id": subject,
+                    "kind": "experience_report",
+                    "part": "experience",
+                    "author_id": "p-1",
+                    "unit_id": "u-vp",
+                    "at": T,
+                },
+                tenant="soctrang-stnmt",
+                subject=subject,
+                time=T,
+            )
+            assert env is not None
+            ids.append(env.id)
+    return ids
+
+
+async def test_rows_are_published_with_their_id_as_msg_id_and_marked(tmp_path: Path) -> None:
+    js = FlakyJS()
+    engine, _bb, outbox, relay = await _setup(tmp_path, js)
+    ids = await _emit(engine, outbox, 3)
+    assert await relay.relay_once() == 3
+    assert [h["Nats-Msg-Id"] for _, _, h in js.published] == ids
+    assert {s for s, _, _ in js.published} == {"hoithi.soctrang-stnmt.submission.withdrawn"}
+    assert await relay.pending() == 0
+    assert await relay.relay_once() == 0  # nothing published twice
+    await engine.dispose()
+
+
+async def test_an_aggregates_facts_are_numbered_one_two_three(tmp_path: Path) -> None:
+    js = FlakyJS()
+    engine, _bb, outbox, relay = await _setup(tmp_path, js)
+    await _emit(engine, outbox, 3, "s-9")
+    await _emit(engine, outbox, 1, "s-8")
+    await relay.relay_once()
+    import json
+
+    seqs = [(json.loads(p)["subject"], json.loads(p)["sequence"]) for _, p, _ in js.published]
+    assert seqs == [("s-9", 1), ("s-9", 2), ("s-9", 3), ("s-8", 1)]
+    await engine.dispose()
+
+
+async def test_failed_publishes_are_kept_and_retried_with_growing_backoff(tmp_path: Path) -> None:
+    js = FlakyJS(fail=2)
+    engine, bb, outbox, relay = await _setup(tmp_path, js)
+    await _emit(engine, outbox, 2)
+    assert await relay.relay_once() == 0
+    assert await relay.pending() == 2
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(bb.outbox.c.attempts, bb.outbox.c.next_attempt_at))).all()
+    assert all(r.attempts == 1 and r.next_attempt_at > datetime.now(UTC) for r in rows)
+    assert await relay.relay_once() == 0  # not yet due: backoff respected
+    async with engine.begin() as conn:  # time passes
+        await conn.execute(
+            sa.update(bb.outbox).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    assert await relay.relay_once() == 2
+    assert await relay.pending() == 0
+    await engine.dispose()
+
+
+async def test_a_deterministic_fact_is_recorded_once(tmp_path: Path) -> None:
+    js = FlakyJS()
+    engine, _bb, outbox, relay = await _setup(tmp_path, js)
+    data = {"part": "experience", "deadline": T, "assigned": 1, "fulfilled": 0, "missed_by_unit": {}}
+    async with engine.begin() as conn:
+        first = await outbox.emit(
+            conn, "deadline.passed", data, tenant="t", subject="experience", time=T, event_id="d-1"
+        )
+        again = await outbox.emit(
+            conn, "deadline.passed", data, tenant="t", subject="experience", time=T, event_id="d-1"
+        )
+    assert first is not None and again is None
+    assert await relay.relay_once() == 1
+    await engine.dispose()
