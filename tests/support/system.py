@@ -128,7 +128,9 @@ class System:
 
     def set_clock(self, at: str | datetime, rate: float = 1.0) -> None:
         """Move every service of this system to ``at`` (ISO with offset, or an aware datetime)."""
-        write_clock_file(self.clock_file, datetime.fromisoformat(at) if isinstance(at, str) else at, rate=rate)
+        write_clock_file(
+            self.clock_file, datetime.fromisoformat(at) if isinstance(at, str) else at, rate=rate
+        )
 
     def hoithi(self, *args: str, timeout: float = 120, **env: str) -> str:
         res = subprocess.run(
@@ -161,7 +163,35 @@ class System:
             self.start_service(s)
         for s in self.services:
             self.wait_ready(s)
+        self.wait_caught_up()
         return self
+
+    def wait_caught_up(self, timeout: float = 60) -> None:
+        """Until every running service's consumers have applied all that is on the stream (the seed included),
+        so a test's first request never races the directory reaching a service."""
+        import asyncio
+
+        import nats
+
+        durables = [f"{s}-facts-v" for s in self.services]
+
+        async def behind() -> int:
+            nc = await nats.connect(self.nats_url)
+            try:
+                js = nc.jetstream()
+                total = 0
+                for c in await js.consumers_info(self.stream):
+                    if any(c.name.startswith(d) for d in durables):
+                        total += (c.num_pending or 0) + (c.num_ack_pending or 0)
+                return total
+            finally:
+                await nc.close()
+
+        deadline = time.monotonic() + timeout
+        while (n := (_run_in_thread(behind) if _in_loop() else asyncio.run(behind()))) > 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"consumers still {n} messages behind after {timeout}s")
+            time.sleep(0.1)
 
     def start_service(self, name: str, **env: str) -> None:
         log = open(self.workdir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
