@@ -56,8 +56,12 @@ class Clock:
         except ValueError:
             return  # being rewritten: keep the previous anchor, read it next time
         self._file_mtime = mtime
-        self.simulated_at = _aware(datetime.fromisoformat(anchor["simulated_at"])) if anchor.get("simulated_at") else None
-        self.real_at = _aware(datetime.fromisoformat(anchor["real_at"])) if anchor.get("real_at") else datetime.now(UTC)
+        self.simulated_at = (
+            _aware(datetime.fromisoformat(anchor["simulated_at"])) if anchor.get("simulated_at") else None
+        )
+        self.real_at = (
+            _aware(datetime.fromisoformat(anchor["real_at"])) if anchor.get("real_at") else datetime.now(UTC)
+        )
         self.rate = float(anchor.get("rate", 1.0))
 
     @property
@@ -94,7 +98,9 @@ class Clock:
         )
 
 
-def write_clock_file(path: Path, simulated_at: datetime, real_at: datetime | None = None, rate: float = 1.0) -> None:
+def write_clock_file(
+    path: Path, simulated_at: datetime, real_at: datetime | None = None, rate: float = 1.0
+) -> None:
     """Atomically write a simulated-clock anchor that every process with ``HOITHI_CLOCK_FILE`` follows."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
