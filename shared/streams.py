@@ -81,10 +81,13 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         "notify",
         "facts",
-        1,
+        2,
         (
             *_EDITION,
             *_DIRECTORY,
+            "assignment.created",
+            "assignment.fulfilled",
+            "assignment.reopened",
             "submission.received",
             "submission.rejected",
             "deadline.approaching",

@@ -1,9 +1,12 @@
-"""The delivery loop: hands pending ``deliveries`` rows to SMTP, outside any database transaction.
+"""The delivery loop: hands pending ``deliveries`` rows to SMTP or a webhook, outside any database transaction.
 
 For each due row: lease it (a conditional UPDATE, so one process sends it), send, then in one transaction mark
 it and emit ``notification.sent`` / ``notification.failed`` through the outbox. A failure is retried with a
-growing delay (``domain.retry_delay``) until ``domain.MAX_ATTEMPTS``, then the row is ``failed`` for good. A row
-marked ``sent`` is never selected again. SMTP gives no way to make a hand-over and the mark one atomic step:
+growing delay (``domain.retry_delay``, base and cap from ``HOITHI_NOTIFY_RETRY_BASE_SECONDS`` /
+``HOITHI_NOTIFY_RETRY_MAX_SECONDS``) until ``HOITHI_NOTIFY_MAX_ATTEMPTS`` (default 8), then the row is ``failed``
+for good. A row marked ``sent`` is never selected again. A row with ``due_at`` (quiet hours) waits for that
+business instant. A webhook that fails ``domain.WEBHOOK_FAILURES_TO_DISABLE`` times in a row is disabled: its
+rows are ``paused`` (kept, sent when it is enabled again) and the secretariat is told once. SMTP gives no way to make a hand-over and the mark one atomic step:
 a process that dies between the two sends that message again once its lease expires (at least once, with the
 same ``Message-ID``, so a mail client can tell).
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -19,9 +23,10 @@ from email.utils import format_datetime
 from typing import Any
 
 import aiosmtplib
+import httpx
 import sqlalchemy as sa
 
-from services.notify import domain, models
+from services.notify import domain, models, queue
 from services.notify.handlers import wake_event
 from shared.events.catalogue import NotificationFailed, NotificationSent
 from shared.logs import correlation_id
@@ -36,20 +41,55 @@ POLL = 0.25  # seconds between looks at the table when nothing woke the loop
 LEASE = timedelta(seconds=120)  # longer than an SMTP hand-over can take (SMTP_TIMEOUT)
 SMTP_TIMEOUT = 30.0
 
+WEBHOOK_TIMEOUT = 10.0
+
 Sender = Callable[[ServiceSettings, EmailMessage], Awaitable[Any]]
 
 
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def retry_policy() -> tuple[timedelta, timedelta, int]:
+    """(base, cap, max attempts); settings read from the environment until ServiceSettings has them."""
+    return (
+        timedelta(seconds=_env_float("HOITHI_NOTIFY_RETRY_BASE_SECONDS", domain.RETRY_BASE.total_seconds())),
+        timedelta(seconds=_env_float("HOITHI_NOTIFY_RETRY_MAX_SECONDS", domain.RETRY_MAX.total_seconds())),
+        int(_env_float("HOITHI_NOTIFY_MAX_ATTEMPTS", domain.MAX_ATTEMPTS)),
+    )
+
+
 async def smtp_send(own: ServiceSettings, message: EmailMessage) -> None:
+    """STARTTLS (``HOITHI_NOTIFY_SMTP_STARTTLS``) or implicit TLS (``HOITHI_NOTIFY_SMTP_TLS``, port 465 usually),
+    credentials from settings; plain SMTP otherwise (a local relay)."""
     assert own.smtp_host is not None
+    implicit_tls = os.environ.get("HOITHI_NOTIFY_SMTP_TLS", "").lower() in ("1", "true", "yes")
     await aiosmtplib.send(
         message,
         hostname=own.smtp_host,
         port=own.smtp_port,
         username=own.smtp_username,
         password=own.smtp_password,
-        start_tls=own.smtp_starttls,
+        use_tls=implicit_tls,
+        start_tls=False if implicit_tls else own.smtp_starttls,
         timeout=SMTP_TIMEOUT,
     )
+
+
+async def webhook_post(row: Any, secret: str) -> None:
+    """POST the CloudEvent exactly as stored, signed; any status but 2xx is a failure."""
+    body = row.text.encode()
+    headers = {
+        "Content-Type": "application/cloudevents+json; charset=utf-8",
+        domain.SIGNATURE_HEADER: domain.sign(secret, body),
+        "X-Hoithi-Delivery": row.id,
+        "X-Hoithi-Event-Type": row.template,
+    }
+    async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT) as client:
+        r = await client.post(row.to_address, content=body, headers=headers)
+    if not 200 <= r.status_code < 300:
+        raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
 
 
 def email_message(own: ServiceSettings, row: Any) -> EmailMessage:
@@ -60,6 +100,7 @@ def email_message(own: ServiceSettings, row: Any) -> EmailMessage:
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg["Message-ID"] = f"<{row.id}@hoithi.local>"  # the same on a resend
     msg["X-Hoithi-Notification"] = row.id
+    msg["X-Hoithi-Template"] = row.template
     msg.set_content(row.text)
     if row.html:
         msg.add_alternative(row.html, subtype="html")
@@ -70,7 +111,6 @@ async def deliver_loop(rt: Runtime, send: Sender = smtp_send) -> None:
     """Run until cancelled (``ServiceSpec.background``). Without ``smtp_host`` email rows stay pending."""
     if rt.own.smtp_host is None:
         log.warning("no SMTP host (HOITHI_NOTIFY_SMTP_HOST): email is not sent; deliveries stay pending")
-        return
     wake = wake_event(rt)
     failures = 0
     while True:
@@ -97,11 +137,14 @@ async def deliver_due(rt: Runtime, send: Sender = smtp_send) -> int:
     """Send every due pending row (up to ``BATCH``); return how many were attempted."""
     t = models.deliveries
     now = datetime.now(UTC)
+    business_now = rt.now()
+    channels = [domain.WEBHOOK] + ([domain.EMAIL] if rt.own.smtp_host else [])
     async with rt.engine.connect() as conn:
         rows = (
             await conn.execute(
                 sa.select(t)
-                .where(t.c.status == "pending", t.c.next_attempt_at <= now)
+                .where(t.c.status == "pending", t.c.next_attempt_at <= now, t.c.channel.in_(channels))
+                .where(sa.or_(t.c.due_at.is_(None), t.c.due_at <= business_now))
                 .where(sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now))
                 .order_by(t.c.next_attempt_at)
                 .limit(BATCH)
@@ -134,9 +177,19 @@ async def deliver_one(rt: Runtime, row: Any, send: Sender = smtp_send) -> bool:
     if leased.rowcount != 1:
         return False  # sent, failed or leased by another process meanwhile
     error: str | None = None
+    secret: str | None = None
+    if row.channel == domain.WEBHOOK:
+        secret = await _webhook_secret(rt, row)
+        if secret is None:  # disabled or removed meanwhile: keep the row for when it is enabled again
+            await _pause(rt, row)
+            return False
     try:
-        await send(rt.own, email_message(rt.own, row))
-    except Exception as exc:  # noqa: BLE001 - every SMTP or network failure is retried
+        if row.channel == domain.WEBHOOK:
+            assert secret is not None
+            await webhook_post(row, secret)
+        else:
+            await send(rt.own, email_message(rt.own, row))
+    except Exception as exc:  # noqa: BLE001 - every SMTP, HTTP or network failure is retried
         error = f"{type(exc).__name__}: {exc}"[:2000]
     token = correlation_id.set(row.correlation_id or row.cause_event_id)
     try:
@@ -155,8 +208,82 @@ async def deliver_one(rt: Runtime, row: Any, send: Sender = smtp_send) -> bool:
     return error is None
 
 
+async def _webhook_secret(rt: Runtime, row: Any) -> str | None:
+    w = models.webhooks
+    async with rt.engine.connect() as conn:
+        sub = (await conn.execute(sa.select(w.c.secret, w.c.enabled).where(w.c.id == row.recipient))).first()
+    return sub.secret if sub is not None and sub.enabled else None
+
+
+async def _pause(rt: Runtime, row: Any) -> None:
+    t = models.deliveries
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            sa.update(t)
+            .where(t.c.id == row.id, t.c.status == "pending")
+            .values(status="paused", lease_until=None)
+        )
+
+
+async def _webhook_outcome(conn: Any, rt: Runtime, row: Any, error: str | None) -> bool:
+    """Count the subscription's failures in a row; True when this failure disabled it (rows paused, notice)."""
+    w = models.webhooks
+    if error is None:
+        await conn.execute(sa.update(w).where(w.c.id == row.recipient).values(consecutive_failures=0))
+        return False
+    await conn.execute(
+        sa.update(w).where(w.c.id == row.recipient).values(consecutive_failures=w.c.consecutive_failures + 1)
+    )
+    sub = (await conn.execute(sa.select(w).where(w.c.id == row.recipient))).first()
+    if sub is None or not sub.enabled or sub.consecutive_failures < domain.WEBHOOK_FAILURES_TO_DISABLE:
+        return False
+    # Conditional, so two replicas failing at once disable it (and tell the secretariat) once.
+    done = await conn.execute(
+        sa.update(w)
+        .where(w.c.id == sub.id, w.c.enabled.is_(True))
+        .values(enabled=False, disabled_at=rt.now(), disabled_count=w.c.disabled_count + 1)
+    )
+    if not done.rowcount:
+        return False
+    t = models.deliveries
+    await conn.execute(
+        sa.update(t)
+        .where(t.c.recipient == sub.id, t.c.channel == domain.WEBHOOK, t.c.status == "pending")
+        .values(status="paused", lease_until=None)
+    )
+    cause = f"webhook:{sub.id}:{sub.disabled_count + 1}"
+    who = await queue.people(conn, rt, sub.tenant, rt.now())
+    for person in who.with_role("secretariat"):
+        await queue.enqueue(
+            conn,
+            rt,
+            tenant=sub.tenant,
+            edition=None,
+            person=person,
+            template=domain.WEBHOOK_DISABLED,
+            context={
+                "person_name": person.name,
+                "url": sub.url,
+                "failures": sub.consecutive_failures,
+                "last_error": error,
+                "at_vn": domain.format_datetime_vn(rt.now()),
+            },
+            cause_event_id=domain.deterministic_id(cause),
+            correlation_id=row.correlation_id,
+            ids={
+                ch: domain.notification_id(cause, person.id, ch, domain.WEBHOOK_DISABLED)
+                for ch in (domain.IN_APP, domain.EMAIL)
+            },
+        )
+    log.warning(
+        "webhook %s (%s) disabled after %d failures in a row", sub.id, sub.url, sub.consecutive_failures
+    )
+    return True
+
+
 async def _mark(rt: Runtime, row: Any, error: str | None) -> None:
     t = models.deliveries
+    base, cap, max_attempts = retry_policy()
     attempt = row.attempts + 1
     real_now = datetime.now(UTC)
     business_now = rt.now()
@@ -175,6 +302,8 @@ async def _mark(rt: Runtime, row: Any, error: str | None) -> None:
                 .where(t.c.id == row.id, t.c.status == "pending")
                 .values(status="sent", attempts=attempt, sent_at=business_now, lease_until=None)
             )
+            if row.channel == domain.WEBHOOK:
+                await _webhook_outcome(conn, rt, row, None)
             if done.rowcount:
                 await rt.outbox.emit(
                     conn,
@@ -189,15 +318,19 @@ async def _mark(rt: Runtime, row: Any, error: str | None) -> None:
                 )
             log.info("sent %s %s to %s", row.template, row.id, row.recipient)
             return
-        final = domain.gives_up(attempt)
+        final = domain.gives_up(attempt, max_attempts)
+        disabled = False
+        if row.channel == domain.WEBHOOK:
+            disabled = await _webhook_outcome(conn, rt, row, error)
+        status = "paused" if disabled else "failed" if final else "pending"
         done = await conn.execute(
             sa.update(t)
-            .where(t.c.id == row.id, t.c.status == "pending")
+            .where(t.c.id == row.id, t.c.status.in_(("pending", "paused")))
             .values(
-                status="failed" if final else "pending",
+                status=status,
                 attempts=attempt,
                 last_error=error,
-                next_attempt_at=real_now + domain.retry_delay(attempt),
+                next_attempt_at=real_now + domain.retry_delay(attempt, base, cap),
                 lease_until=None,
             )
         )

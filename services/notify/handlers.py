@@ -1,21 +1,21 @@
 """notify's event handlers: each runs inside the consumer's transaction, after the fact's inbox row is written.
 
-Nothing here talks to SMTP: a handler writes the in-app message and a pending ``deliveries`` row in the same
-transaction as the inbox row; the delivery loop (``delivery.py``) sends it after the commit.
+Nothing here talks to SMTP or HTTP: a handler writes in-app messages and pending ``deliveries`` rows in the
+same transaction as the inbox row (``queue.py``); the delivery loop (``delivery.py``) sends them after the
+commit. What each event sends, and to whom, is ``domain.TRIGGERS`` (README: "What triggers what").
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.notify import domain, models, rendering
+from services.notify import compose, domain, models, queue
 from shared.consumer import Handler
 from shared.db import insert_ignore
-from shared.events.catalogue import NotificationSent, SubmissionReceived
 from shared.events.envelope import Envelope
 from shared.service import Runtime
 from shared.streams import consumers_of
@@ -41,108 +41,148 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
     assert copies is not None
 
     async def keep(conn: AsyncConnection, env: Envelope) -> None:
-        """Kept in the inbox for later (reminders, misses, scores, selections); nothing sent yet."""
+        """Kept in the inbox (history); nothing sent."""
 
     async def keep_copy(conn: AsyncConnection, env: Envelope) -> None:
         await copies.apply(conn, env)
-
-    async def submission_received(conn: AsyncConnection, env: Envelope) -> None:
-        data = SubmissionReceived.model_validate(env.data)
-        person = await copies.person(
-            conn, env.tenant, data.author_id, data.received_at
-        ) or await copies.person(conn, env.tenant, data.author_id, rt.now())
-        if person is None:
-            raise RecipientUnknown(
-                f"person {data.author_id!r} of {env.tenant!r} is not in notify's directory copy"
+        if env.type == "directory.unit.changed" and env.data.get("union"):
+            union = env.parsed().union  # type: ignore[attr-defined]
+            await _upsert(
+                conn,
+                models.unions,
+                {"tenant": env.tenant, "union_id": union.id},
+                {"doc": union.model_dump_json(), "sequence": env.sequence},
             )
-        edition_name = env.edition or ""
-        document = await copies.edition(conn, env.tenant, edition_name) if env.edition else None
-        unit = await copies.unit(conn, env.tenant, data.unit_id, data.received_at)
-        receipt = domain.receipt_of(
+
+    async def assignment(conn: AsyncConnection, env: Envelope) -> None:
+        d = env.data
+        row = {
+            "edition": env.edition,
+            "part": d["part"],
+            "assignee_kind": d.get("assignee_kind", "person"),
+            "assignee_id": d["assignee_id"],
+            "unit_id": d.get("unit_id"),
+            "open": env.type != "assignment.fulfilled",
+            "sequence": env.sequence,
+        }
+        if "deadline" in d:
+            row["deadline"] = env.parsed().deadline  # type: ignore[attr-defined]
+        key = {"tenant": env.tenant, "assignment_id": d["assignment_id"]}
+        if "deadline" not in row:  # a reopening carries no deadline: keep the one known
+            t = models.assignments
+            known = (
+                await conn.execute(
+                    sa.select(t.c.deadline).where(
+                        t.c.tenant == env.tenant, t.c.assignment_id == d["assignment_id"]
+                    )
+                )
+            ).scalar()
+            if known is None:
+                await webhooks(conn, env)
+                return  # never created here: nothing to list
+            row["deadline"] = known
+        await _upsert(conn, models.assignments, key, row)
+        await webhooks(conn, env)
+
+    async def notify_event(conn: AsyncConnection, env: Envelope) -> None:
+        data = env.parsed().model_dump(mode="json")  # type: ignore[attr-defined]
+        at = env.time or rt.now()
+        who = await queue.people(conn, rt, env.tenant, at)
+        if env.type == "submission.received" and who.person(data["author_id"]) is None:
+            who = await queue.people(conn, rt, env.tenant, rt.now())
+            if who.person(data["author_id"]) is None:
+                raise RecipientUnknown(
+                    f"person {data['author_id']!r} of {env.tenant!r} is not in notify's directory copy"
+                )
+        edition = await copies.edition(conn, env.tenant, env.edition) if env.edition else None
+        scored = 0
+        if env.type == "initiative.scored":
+            scored = await _score_sheets(conn, rt, data["submission_id"])
+        for m in compose.plan(
+            env.type,
             data,
-            edition=edition_name,
-            document=document,
-            person_name=person.name,
-            unit_name=unit.name if unit is not None else None,
-        )
-        message = rendering.render_receipt(receipt)
-        now = rt.now()
-
-        inapp_id = domain.notification_id(env.id, person.id, domain.IN_APP)
-        added = await conn.execute(
-            insert_ignore(
+            edition=edition,
+            edition_name=env.edition,
+            who=who,
+            event_time=at,
+            scored_count=scored,
+        ):
+            await queue.enqueue(
                 conn,
-                models.inapp,
-                {
-                    "id": inapp_id,
-                    "tenant": env.tenant,
-                    "person_id": person.id,
-                    "channel": domain.IN_APP,
-                    "template": domain.RECEIPT,
-                    "title": message.subject,
-                    "body": message.text,
-                    "cause_event_id": env.id,
-                    "created_at": now,
-                },
-            )
-        )
-        if added.rowcount:
-            await rt.outbox.emit(
-                conn,
-                "notification.sent",
-                NotificationSent(
-                    notification_id=inapp_id,
-                    channel=domain.IN_APP,
-                    recipient=person.id,
-                    template=domain.RECEIPT,
-                    cause_event_id=env.id,
-                    attempt=1,
-                ),
+                rt,
                 tenant=env.tenant,
-                subject=inapp_id,
-                time=now,
                 edition=env.edition,
-                causation_id=env.id,
-                event_id=domain.sent_event_id(inapp_id),
-            )
-
-        await conn.execute(
-            insert_ignore(
-                conn,
-                models.deliveries,
-                {
-                    "id": domain.notification_id(env.id, person.id, domain.EMAIL),
-                    "tenant": env.tenant,
-                    "edition": env.edition,
-                    "channel": domain.EMAIL,
-                    "template": domain.RECEIPT,
-                    "recipient": person.id,
-                    "to_address": person.email,
-                    "subject": message.subject,
-                    "text": message.text,
-                    "html": message.html,
-                    "cause_event_id": env.id,
-                    "correlation_id": env.correlationid,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": datetime.now(UTC),
-                    "created_at": now,
+                person=m.person,
+                template=m.template,
+                context=m.context,
+                cause_event_id=env.id,
+                correlation_id=env.correlationid,
+                ids={
+                    ch: domain.notification_id(env.id, m.person.id, ch, m.template)
+                    for ch in (domain.IN_APP, domain.EMAIL)
                 },
             )
-        )
-        # The row is not committed yet: the loop may find nothing now and catch it on its next poll.
+        await webhooks(conn, env)
+        # The rows are not committed yet: the loop may find nothing now and catch them on its next poll.
         wake_event(rt).set()
 
-    handlers: dict[str, Handler] = {t: keep for t in _facts_types()}
+    async def webhooks(conn: AsyncConnection, env: Envelope) -> None:
+        await queue.enqueue_webhooks(
+            conn,
+            rt,
+            tenant=env.tenant,
+            edition=env.edition,
+            event_id=env.id,
+            event_type=env.type,
+            body=env.to_json(),
+            correlation_id=env.correlationid,
+        )
+
+    async def keep_and_forward(conn: AsyncConnection, env: Envelope) -> None:
+        await webhooks(conn, env)
+        wake_event(rt).set()
+
+    handlers: dict[str, Handler] = {t: keep_and_forward for t in _facts_types()}
+    handlers.update({t.event_type: notify_event for t in domain.TRIGGERS})
     handlers.update(
         {
             "directory.unit.changed": keep_copy,
             "directory.person.changed": keep_copy,
             "edition.published": keep_copy,
-            "submission.received": submission_received,
+            "assignment.created": assignment,
+            "assignment.fulfilled": assignment,
+            "assignment.reopened": assignment,
         }
     )
     return {FACTS: handlers}
+
+
+async def _score_sheets(conn: AsyncConnection, rt: Runtime, submission_id: str) -> int:
+    """How many members' score sheets notify has seen for ``submission_id`` (this one included)."""
+    t = rt.backbone.inbox
+    rows = (
+        await conn.execute(
+            sa.select(t.c.envelope).where(t.c.purpose == FACTS, t.c.event_type == "initiative.scored")
+        )
+    ).scalars()
+    members = set()
+    for raw in rows:
+        env = Envelope.from_json(raw)
+        if env.data.get("submission_id") == submission_id:
+            members.add(env.data.get("member_id"))
+    return len(members)
+
+
+async def _upsert(
+    conn: AsyncConnection, table: sa.Table, key: dict[str, object], row: dict[str, object]
+) -> None:
+    """Insert, or update when this fact is newer by ``sequence``: redelivery never rolls state back."""
+    cond = sa.and_(*(table.c[k] == v for k, v in key.items()))
+    current = (await conn.execute(sa.select(table.c.sequence).where(cond))).first()
+    if current is None:
+        await conn.execute(insert_ignore(conn, table, {**key, **row}))
+    elif current.sequence < int(row["sequence"]):  # type: ignore[call-overload]
+        await conn.execute(sa.update(table).where(cond).values(**row))
 
 
 def _facts_types() -> tuple[str, ...]:

@@ -57,3 +57,84 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
     sa.Index("ix_deliveries_tenant", "tenant", "created_at"),
 )
+
+# Delivery columns added by revision "notify deepening" (kept here in one place for the code):
+#   kind: what the row is (an event's message, a timed list, a digest, a webhook POST)
+#   due_at: business instant before which the row is not sent (quiet hours); None = at once
+#   digest_on / digest_id: a non-urgent email held for the person's 07:30 digest of that date, then folded in
+deliveries.append_column(sa.Column("due_at", UtcDateTime(), nullable=True))
+deliveries.append_column(sa.Column("digest_on", sa.Date, nullable=True))
+deliveries.append_column(sa.Column("digest_id", sa.String(36), nullable=True))
+deliveries.append_column(sa.Column("headers", sa.Text, nullable=True))  # webhook: JSON of extra headers
+sa.Index("ix_deliveries_recipient", deliveries.c.tenant, deliveries.c.recipient, deliveries.c.created_at)
+sa.Index("ix_deliveries_cause", deliveries.c.cause_event_id)
+sa.Index("ix_deliveries_held", deliveries.c.status, deliveries.c.digest_on)
+
+# Unions (Chi đoàn, Công đoàn) with their secretary: the shared copy keeps units and people only.
+unions = sa.Table(
+    "notify_unions",
+    metadata,
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("union_id", sa.String(100), primary_key=True),
+    sa.Column("doc", sa.Text, nullable=False),
+    sa.Column("sequence", sa.Integer, nullable=False),
+)
+
+# Open assignments (for the daily "not yet submitted" lists), folded from assignment.* by sequence.
+assignments = sa.Table(
+    "notify_assignments",
+    metadata,
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("assignment_id", sa.String(200), primary_key=True),
+    sa.Column("edition", sa.String(32), nullable=True),
+    sa.Column("part", sa.String(100), nullable=False),
+    sa.Column("assignee_kind", sa.String(20), nullable=False),
+    sa.Column("assignee_id", sa.String(100), nullable=False),
+    sa.Column("unit_id", sa.String(100), nullable=True),
+    sa.Column("deadline", UtcDateTime(), nullable=False),
+    sa.Column("open", sa.Boolean, nullable=False),
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Index("ix_notify_assignments_part", "tenant", "edition", "part", "open"),
+)
+
+# Per-person preferences: immediate or daily digest for non-urgent kinds; quiet hours; language.
+preferences = sa.Table(
+    "notify_preferences",
+    metadata,
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("person_id", sa.String(100), primary_key=True),
+    sa.Column("mode", sa.String(10), nullable=False, server_default="immediate"),
+    sa.Column("quiet_from", sa.String(5), nullable=True),  # HH:MM, Vietnam time
+    sa.Column("quiet_to", sa.String(5), nullable=True),
+    sa.Column("language", sa.String(2), nullable=False, server_default="vi"),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Webhook subscriptions per tenant: POST of each matching CloudEvent, signed with the shared secret.
+webhooks = sa.Table(
+    "notify_webhooks",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("url", sa.String(1000), nullable=False),
+    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("event_types", sa.Text, nullable=False, server_default="[]"),  # JSON list; [] = all
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("disabled_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("disabled_at", UtcDateTime(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=True),
+    sa.Index("ix_notify_webhooks_tenant", "tenant"),
+)
+
+# Timed runs: one row per (kind, scope, date) a replica has done, so two replicas never do it twice.
+timed_runs = sa.Table(
+    "notify_timed_runs",
+    metadata,
+    sa.Column("key", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(50), nullable=False),
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("done_at", UtcDateTime(), nullable=False),
+)

@@ -1,0 +1,238 @@
+"""Writing messages: in-app rows and pending deliveries, inside the caller's transaction.
+
+Every row's id is deterministic — (cause event, recipient, channel[, template]) for an event's message,
+(kind, recipient, date) for a timed one — and inserted with ON CONFLICT DO NOTHING, so a redelivered event,
+a replay or a second notify replica writes nothing twice. Sending happens after the commit (``delivery.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.notify import domain, models, rendering
+from shared.clock import VN
+from shared.db import insert_ignore
+from shared.documents import Person, Union, Unit
+from shared.events.catalogue import NotificationSent
+from shared.service import Runtime
+
+SNAPSHOTS = "directory_snapshots"
+
+
+async def _fingerprint(conn: AsyncConnection, tenant: str) -> tuple[int, ...]:
+    """Changes whenever a row of the directory copy is added or replaced (a newer fact has a higher sequence)."""
+    out: list[int] = []
+    for t in (models.copies.people, models.copies.units, models.unions):
+        row = (
+            await conn.execute(
+                sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(t.c.sequence), 0)).where(
+                    t.c.tenant == tenant
+                )
+            )
+        ).one()
+        out += [int(row[0]), int(row[1])]
+    return tuple(out)
+
+
+async def people(conn: AsyncConnection, rt: Runtime, tenant: str, at: datetime) -> domain.People:
+    """notify's directory on the Vietnamese date of ``at``: people, units and unions.
+
+    Kept per (tenant, date) while the copy's fingerprint is unchanged — read in this connection, so a change
+    applied by this transaction or by another replica is seen — instead of parsing the directory per event.
+    """
+    day = at.astimezone(VN).date()
+    fingerprint = await _fingerprint(conn, tenant)
+    cache: dict[tuple[str, object], tuple[tuple[int, ...], domain.People]] = rt.extra.setdefault(
+        SNAPSHOTS, {}
+    )
+    hit = cache.get((tenant, day))
+    if hit is not None and hit[0] == fingerprint:
+        return hit[1]
+    snapshot = await _people(conn, rt, tenant, at)
+    if len(cache) > 64:
+        cache.clear()
+    cache[(tenant, day)] = (fingerprint, snapshot)
+    return snapshot
+
+
+async def _people(conn: AsyncConnection, rt: Runtime, tenant: str, at: datetime) -> domain.People:
+    assert rt.copies is not None
+    persons = await rt.copies.people_in(conn, tenant, at)
+    units = {}
+    day = at.astimezone(VN).date()
+    t = models.copies.units
+    rows = (
+        await conn.execute(
+            sa.select(t.c.unit_id, t.c.doc)
+            .where(t.c.tenant == tenant, t.c.effective_from <= day)
+            .order_by(t.c.unit_id, t.c.effective_from)
+        )
+    ).all()
+
+    for uid, doc in rows:
+        units[uid] = Unit.model_validate_json(doc)  # the latest in force wins (ordered by effective_from)
+    u = models.unions
+    unions = {
+        r.union_id: Union.model_validate_json(r.doc)
+        for r in (await conn.execute(sa.select(u).where(u.c.tenant == tenant))).all()
+    }
+    return domain.People(tuple(persons), units, unions)
+
+
+def _hhmm(value: str | None) -> time | None:
+    return time.fromisoformat(value) if value else None
+
+
+async def preference(conn: AsyncConnection, tenant: str, person_id: str) -> domain.Preference:
+    t = models.preferences
+    row = (await conn.execute(sa.select(t).where(t.c.tenant == tenant, t.c.person_id == person_id))).first()
+    if row is None:
+        return domain.Preference()
+    return domain.Preference(
+        mode="digest" if row.mode == "digest" else "immediate",
+        quiet_from=_hhmm(row.quiet_from),
+        quiet_to=_hhmm(row.quiet_to),
+        language="en" if row.language == "en" else "vi",
+    )
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    rt: Runtime,
+    *,
+    tenant: str,
+    edition: str | None,
+    person: Person,
+    template: str,
+    context: dict[str, Any],
+    cause_event_id: str,
+    correlation_id: str | None,
+    ids: dict[domain.Channel, str],
+    channels: tuple[domain.Channel, ...] = (domain.IN_APP, domain.EMAIL),
+) -> bool:
+    """Write the in-app message and the email delivery of one message to one person; False if already there."""
+    pref = await preference(conn, tenant, person.id)
+    message = rendering.render(template, context, pref.language)
+    now = rt.now()
+    wrote = False
+    if domain.IN_APP in channels:
+        inapp_id = ids[domain.IN_APP]
+        added = await conn.execute(
+            insert_ignore(
+                conn,
+                models.inapp,
+                {
+                    "id": inapp_id,
+                    "tenant": tenant,
+                    "person_id": person.id,
+                    "channel": domain.IN_APP,
+                    "template": template,
+                    "title": message.subject,
+                    "body": message.text,
+                    "cause_event_id": cause_event_id,
+                    "created_at": now,
+                },
+            )
+        )
+        if added.rowcount:
+            wrote = True
+            await rt.outbox.emit(
+                conn,
+                "notification.sent",
+                NotificationSent(
+                    notification_id=inapp_id,
+                    channel=domain.IN_APP,
+                    recipient=person.id,
+                    template=template,
+                    cause_event_id=cause_event_id,
+                    attempt=1,
+                ),
+                tenant=tenant,
+                subject=inapp_id,
+                time=now,
+                edition=edition,
+                causation_id=cause_event_id,
+                event_id=domain.sent_event_id(inapp_id),
+            )
+    if domain.EMAIL in channels:
+        plan = domain.schedule(template, pref, now)
+        added = await conn.execute(
+            insert_ignore(
+                conn,
+                models.deliveries,
+                {
+                    "id": ids[domain.EMAIL],
+                    "tenant": tenant,
+                    "edition": edition,
+                    "channel": domain.EMAIL,
+                    "template": template,
+                    "recipient": person.id,
+                    "to_address": person.email,
+                    "subject": message.subject,
+                    "text": message.text,
+                    "html": message.html,
+                    "cause_event_id": cause_event_id,
+                    "correlation_id": correlation_id,
+                    "status": "held" if plan.held else "pending",
+                    "digest_on": plan.digest_on,
+                    "due_at": plan.due_at,
+                    "attempts": 0,
+                    "next_attempt_at": datetime.now(UTC),
+                    "created_at": now,
+                },
+            )
+        )
+        wrote = wrote or bool(added.rowcount)
+    return wrote
+
+
+async def enqueue_webhooks(
+    conn: AsyncConnection,
+    rt: Runtime,
+    *,
+    tenant: str,
+    edition: str | None,
+    event_id: str,
+    event_type: str,
+    body: bytes,
+    correlation_id: str | None,
+) -> int:
+    """One delivery per enabled subscription of ``tenant`` that wants ``event_type``."""
+    w = models.webhooks
+    subs = (await conn.execute(sa.select(w).where(w.c.tenant == tenant))).all()
+    n = 0
+    for sub in subs:
+        if not domain.webhook_wants(json.loads(sub.event_types), event_type):
+            continue
+        res = await conn.execute(
+            insert_ignore(
+                conn,
+                models.deliveries,
+                {
+                    "id": domain.notification_id(event_id, sub.id, domain.WEBHOOK),
+                    "tenant": tenant,
+                    "edition": edition,
+                    "channel": domain.WEBHOOK,
+                    "template": event_type,
+                    "recipient": sub.id,
+                    "to_address": sub.url,
+                    "subject": event_type,
+                    "text": body.decode(),
+                    "html": None,
+                    "cause_event_id": event_id,
+                    "correlation_id": correlation_id,
+                    # a disabled subscription keeps what it misses, sent when it is enabled again
+                    "status": "pending" if sub.enabled else "paused",
+                    "attempts": 0,
+                    "next_attempt_at": datetime.now(UTC),
+                    "created_at": rt.now(),
+                },
+            )
+        )
+        n += res.rowcount or 0
+    return n

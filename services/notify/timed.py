@@ -1,0 +1,231 @@
+"""Timed messages on the shared clock: the daily "not yet submitted" lists and the 07:30 digests.
+
+A background job (one per process) looks every ``TICK`` seconds at the business clock (``rt.now()``, which
+``hoithi clock set`` and ``System.set_clock`` move). Each timed message has a deterministic id per
+(kind, recipient, Vietnamese date), and each daily run is claimed by a row in ``notify_timed_runs`` inserted
+with ON CONFLICT DO NOTHING in the same transaction as its messages: two replicas, or a restart, never send a
+list or a digest twice. After downtime only the latest list still due is sent (no stale lists).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.notify import domain, models, queue
+from services.notify.handlers import wake_event
+from shared.db import insert_ignore
+from shared.documents import Edition, ExperienceReportPart, format_date_vn, format_datetime_vn
+from shared.service import Runtime
+
+log = logging.getLogger("hoithi.notify.timed")
+
+TICK = 1.0
+
+
+async def timed_loop(rt: Runtime) -> None:
+    """Run until cancelled (``ServiceSpec.background``); a failure (database down) is retried with backoff."""
+    failures = 0
+    while True:
+        try:
+            n = await run_due(rt)
+            failures = 0
+            if n:
+                wake_event(rt).set()
+            await asyncio.sleep(TICK)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - never give up; the next tick tries again
+            failures += 1
+            delay = min(TICK * 2 ** min(failures, 5), 30.0)
+            log.warning("timed messages failed (%d), retrying in %.1fs: %r", failures, delay, exc)
+            await asyncio.sleep(delay)
+
+
+async def run_due(rt: Runtime, now: datetime | None = None) -> int:
+    """Write every timed message due at ``now`` (business time); return how many rows were written."""
+    now = now or rt.now()
+    return await mobilisation_due(rt, now) + await digests_due(rt, now)
+
+
+async def _editions(conn: AsyncConnection) -> list[Edition]:
+    t = models.copies.editions
+    rows = (await conn.execute(sa.select(t.c.tenant, t.c.edition, t.c.version, t.c.doc))).all()
+    latest: dict[tuple[str, str], Any] = {}
+    for r in rows:
+        k = (r.tenant, r.edition)
+        if k not in latest or latest[k].version < r.version:
+            latest[k] = r
+    return [Edition.model_validate_json(r.doc) for r in latest.values()]
+
+
+async def _claim(conn: AsyncConnection, kind: str, tenant: str, day: Any, *scope: str) -> bool:
+    key = domain.deterministic_id("timed-run", kind, tenant, *scope, day.isoformat())
+    res = await conn.execute(
+        insert_ignore(
+            conn,
+            models.timed_runs,
+            {"key": key, "kind": kind, "tenant": tenant, "day": day, "done_at": datetime.now(UTC)},
+        )
+    )
+    return bool(res.rowcount)
+
+
+async def mobilisation_due(rt: Runtime, now: datetime) -> int:
+    async with rt.engine.connect() as conn:
+        editions = await _editions(conn)
+    written = 0
+    for edition in editions:
+        for part in edition.parts:
+            if not isinstance(part, ExperienceReportPart) or part.mobilisation_lists is None:
+                continue
+            deadline = edition.deadline_of(part.id)
+            day = domain.mobilisation_day(part, deadline, now)
+            if day is None:
+                continue
+            async with rt.engine.begin() as conn:
+                # Not before any assignment of the part is known: a list claimed on an empty copy is lost.
+                if not await _assignments_known(conn, edition, part.id):
+                    continue
+                if not await _claim(conn, "mobilisation", edition.tenant, day, edition.edition, part.id):
+                    continue
+                written += await _mobilisation(conn, rt, edition, part, day, now)
+    return written
+
+
+async def _assignments_known(conn: AsyncConnection, edition: Edition, part: str) -> bool:
+    t = models.assignments
+    row = await conn.execute(
+        sa.select(t.c.assignment_id)
+        .where(t.c.tenant == edition.tenant, t.c.edition == edition.edition, t.c.part == part)
+        .limit(1)
+    )
+    return row.first() is not None
+
+
+async def _mobilisation(
+    conn: AsyncConnection, rt: Runtime, edition: Edition, part: ExperienceReportPart, day: Any, now: datetime
+) -> int:
+    t = models.assignments
+    rows = (
+        await conn.execute(
+            sa.select(t).where(
+                t.c.tenant == edition.tenant,
+                t.c.edition == edition.edition,
+                t.c.part == part.id,
+                t.c.open.is_(True),
+                t.c.deadline > now,
+            )
+        )
+    ).all()
+    open_ = [domain.OpenAssignment(r.assignment_id, r.part, r.assignee_id, r.unit_id) for r in rows]
+    who = await queue.people(conn, rt, edition.tenant, now)
+    roles = [str(r) for r in part.assignees.mobilised_by] or ["unit_head", "union_secretary"]
+    lists = domain.mobilisation_lists(open_, who, roles)
+    cause = domain.deterministic_id("mobilisation", edition.tenant, edition.edition, part.id, day.isoformat())
+    written = 0
+    for person, names in lists.values():
+        context = {
+            "person_name": person.name,
+            "edition": edition.edition,
+            "edition_title": edition.title,
+            "part_title": part.title or part.id,
+            "deadline_vn": format_datetime_vn(edition.deadline_of(part.id)),
+            "day_vn": format_date_vn(day),
+            "now_vn": format_datetime_vn(now),
+            "names": list(names),
+            "count": len(names),
+        }
+        written += await queue.enqueue(
+            conn,
+            rt,
+            tenant=edition.tenant,
+            edition=edition.edition,
+            person=person,
+            template=domain.MOBILISATION,
+            context=context,
+            cause_event_id=cause,
+            correlation_id=None,
+            ids={
+                ch: domain.timed_id(
+                    domain.MOBILISATION, person.id, day, ch, edition.tenant, edition.edition, part.id
+                )
+                for ch in (domain.IN_APP, domain.EMAIL)
+            },
+        )
+    log.info("mobilisation lists of %s/%s for %s: %d recipients", edition.edition, part.id, day, len(lists))
+    return written
+
+
+async def digests_due(rt: Runtime, now: datetime) -> int:
+    t = models.deliveries
+    async with rt.engine.connect() as conn:
+        due = (
+            await conn.execute(
+                sa.select(t.c.tenant, t.c.recipient, t.c.digest_on)
+                .where(t.c.status == "held", t.c.digest_on <= now.astimezone(domain.VN).date())
+                .distinct()
+            )
+        ).all()
+    written = 0
+    for tenant, recipient, day in due:
+        if not domain.digest_due(day, now):
+            continue
+        async with rt.engine.begin() as conn:
+            written += await _digest(conn, rt, tenant, recipient, day, now)
+    return written
+
+
+async def _digest(
+    conn: AsyncConnection, rt: Runtime, tenant: str, recipient: str, day: Any, now: datetime
+) -> int:
+    t = models.deliveries
+    held = (
+        await conn.execute(
+            sa.select(t)
+            .where(
+                t.c.tenant == tenant, t.c.recipient == recipient, t.c.status == "held", t.c.digest_on <= day
+            )
+            .order_by(t.c.created_at, t.c.id)
+        )
+    ).all()
+    if not held:
+        return 0
+    digest_id = domain.timed_id(domain.DIGEST, recipient, day, domain.EMAIL, tenant)
+    # Claim the held rows first: a second replica doing the same finds none left (conditional update).
+    claimed = await conn.execute(
+        sa.update(t)
+        .where(t.c.id.in_([r.id for r in held]), t.c.status == "held")
+        .values(status="digested", digest_id=digest_id)
+    )
+    if claimed.rowcount != len(held):
+        raise RuntimeError("held rows changed meanwhile; the digest is retried on the next tick")
+    assert rt.copies is not None
+    person = await rt.copies.person(conn, tenant, recipient, now)
+    if person is None:
+        return 0
+    context = {
+        "person_name": person.name,
+        "day_vn": format_date_vn(day),
+        "items": [{"subject": r.subject, "text": r.text.strip()} for r in held],
+    }
+    return int(
+        await queue.enqueue(
+            conn,
+            rt,
+            tenant=tenant,
+            edition=held[0].edition,
+            person=person,
+            template=domain.DIGEST,
+            context=context,
+            cause_event_id=digest_id,
+            correlation_id=None,
+            ids={domain.EMAIL: digest_id},
+            channels=(domain.EMAIL,),
+        )
+    )

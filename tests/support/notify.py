@@ -1,0 +1,268 @@
+"""Helpers for notify's integration tests: a scripted run of facts, a second replica, a webhook receiver.
+
+notify's tests publish the facts they need themselves (as campaign and submissions would), straight onto the
+test's stream with ``Nats-Msg-Id``: the run is exactly the one the expected table describes, whatever the other
+services do with the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+
+from shared.devserver import free_port
+from shared.documents import Directory, Edition, Person, Role
+from shared.events.envelope import Envelope, make_event
+from shared.mailsink import MailSink
+from tests.support.system import ROOT, TENANT, System
+
+
+@dataclass
+class Facts:
+    """Builds and publishes CloudEvents; keeps every one so the whole run can be delivered again."""
+
+    system: System
+    sent: list[Envelope] = field(default_factory=list)
+    sequences: Counter[str] = field(default_factory=Counter)
+
+    def event(
+        self, type_: str, data: Any, *, subject: str, at: datetime, edition: str | None = "2023"
+    ) -> Envelope:
+        self.sequences[subject] += 1
+        source = "submissions" if type_.startswith(("submission.", "initiative.")) else "campaign"
+        env = make_event(
+            type_,
+            data,
+            source=source,
+            tenant=TENANT,
+            subject=subject,
+            sequence=self.sequences[subject],
+            time=at,
+            edition=edition,
+        )
+        self.sent.append(env)
+        return env
+
+    async def publish(self, *envs: Envelope) -> None:
+        nc = await nats.connect(self.system.nats_url)
+        try:
+            js = nc.jetstream()
+            for env in envs:
+                await js.publish(
+                    f"{self.system.prefix}.{env.tenant}.{env.type}",
+                    env.to_json(),
+                    stream=self.system.stream,
+                    headers={"Nats-Msg-Id": env.id},
+                )
+        finally:
+            await nc.close()
+
+    async def emit(
+        self, type_: str, data: Any, *, subject: str, at: datetime, edition: str | None = "2023"
+    ) -> Envelope:
+        env = self.event(type_, data, subject=subject, at=at, edition=edition)
+        await self.publish(env)
+        return env
+
+    async def directory(self, directory: Directory, at: datetime) -> None:
+        envs = [
+            self.event("directory.unit.changed", {"unit": u}, subject=u.id, at=at, edition=None)
+            for u in directory.units
+        ]
+        envs += [
+            self.event("directory.unit.changed", {"union": u}, subject=u.id, at=at, edition=None)
+            for u in directory.unions
+        ]
+        envs += [
+            self.event("directory.person.changed", {"person": p}, subject=p.id, at=at, edition=None)
+            for p in directory.people
+        ]
+        await self.publish(*envs)
+
+    async def edition(self, edition: Edition, at: datetime) -> None:
+        await self.emit(
+            "edition.published", {"version": edition.version, "document": edition}, subject="2023", at=at
+        )
+
+    async def redeliver_all(self) -> None:
+        """Every event of the run again, same ids (past the stream's duplicate window: the inbox must drop them)."""
+        await self.publish(*self.sent)
+
+
+def extra_officials(unit: str, n: int, template: Person) -> list[Person]:
+    return [
+        template.model_copy(
+            update={
+                "id": f"p-x{i:03d}",
+                "name": f"Cán bộ Thử nghiệm {i:03d}",
+                "email": f"x{i:03d}@example.vn",
+                "unit": unit,
+                "roles": [Role.official],
+                "unions": [],
+                "effective_from": None,
+                "effective_to": None,
+            }
+        )
+        for i in range(n)
+    ]
+
+
+# ------------------------------------------------------------------------------------------------- processes
+
+
+@dataclass
+class Replica:
+    """A further notify process on its own port (``HOITHI_NOTIFY_PORT``), same database and consumer."""
+
+    system: System
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def log_path(self) -> Path:
+        return self.system.workdir / "logs" / f"{self.name}.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready within {timeout}s:\n{self.log()[-3000:]}")
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_replica(system: System, name: str, **env: str) -> Replica:
+    port = free_port()
+    (system.workdir / "logs").mkdir(parents=True, exist_ok=True)
+    log = open(system.workdir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "serve", "notify"],
+        cwd=ROOT,
+        env=system.env("notify", HOITHI_NOTIFY_PORT=str(port), **env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return Replica(system, name, port, proc)
+
+
+def stop_mail(system: System) -> int:
+    assert system.mail is not None
+    port = system.mail.port
+    system.mail.stop()
+    return port
+
+
+def start_mail(system: System, port: int) -> None:
+    assert system.mail is not None
+    system.mail = MailSink(system.mail.directory, port=port).start()
+
+
+def mail_table(system: System) -> Counter[tuple[str, str]]:
+    """(recipient address, template) -> how many emails the SMTP server received."""
+    assert system.mail is not None
+    return Counter((str(m["To"]), str(m["X-Hoithi-Template"])) for m in system.mail.messages())
+
+
+def mails(system: System, to: str, template: str) -> list[EmailMessage]:
+    assert system.mail is not None
+    return [
+        m for m in system.mail.messages() if str(m["To"]) == to and str(m["X-Hoithi-Template"]) == template
+    ]
+
+
+def body_text(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------------ webhook receiver
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class WebhookReceiver:
+    """A real local HTTP server: answers 200, or 500 on the paths in ``failing``; keeps every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[Received] = []
+        self.failing: set[str] = {"/failing"}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
+                self.send_response(500 if self.path in receiver.failing else 200)
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def on(self, path: str) -> list[Received]:
+        return [r for r in self.requests if r.path == path]
+
+    def event_ids(self, path: str) -> Counter[str]:
+        return Counter(json.loads(r.body)["id"] for r in self.on(path))
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
