@@ -670,6 +670,9 @@ class Rewards(_Doc):
     caps: dict[str, int] = Field(default_factory=dict)
     eligibility: dict[str, list[str]] = Field(default_factory=dict)
     tie_breakers: list[str] = Field(default_factory=list)
+    author_shares: bool = Field(
+        default=False, description="split an initiative's points by the authors' contribution percentages"
+    )
 
 
 class Edition(_Doc):

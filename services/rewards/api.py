@@ -1,160 +1,265 @@
-"""rewards' HTTP routes: the priority list (danh sách ưu tiên) the reward council receives."""
+"""rewards' HTTP routes: the priority list (danh sách ưu tiên) the reward council receives, its exports, the
+ledger journal, and the rules check."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.rewards import domain, models
+from services.rewards import models, projection, view
 from shared.clock import VN
-from shared.copies import Copies
-from shared.documents import Person
-from shared.problems import Problem
-from shared.service import CallerDep, RuntimeDep, require_person
+from shared.problems import Problem, field_error
+from shared.service import CallerDep, Runtime, RuntimeDep, require_person
 
 router = APIRouter(tags=["rewards"])
 
-
-class Reason(BaseModel):
-    vi: str
-    en: str
-    event_id: str
-    rule: str
-    points: int
-
-
-class PersonPriority(BaseModel):
-    rank: int
-    person_id: str
-    name: str | None
-    unit_id: str | None
-    points: int
-    reasons: list[Reason]
+AsOf = Annotated[
+    datetime | None,
+    Query(
+        description="business time: only facts up to it count (a miss at its deadline); no offset = Vietnam "
+        "time. Default: every fact kept."
+    ),
+]
+UnitFilter = Annotated[str | None, Query(description="a unit id: that unit and the units under it")]
+UnionFilter = Annotated[str | None, Query(description="a union id: its members (and its sub-unions')")]
+RoleFilter = Annotated[str | None, Query(description="a directory role, e.g. official, unit_head")]
+GenerationParam = Annotated[
+    int | None,
+    Query(description="audit: the list as another generation's facts give it (default: the live one)"),
+]
 
 
-class UnitPriority(BaseModel):
-    rank: int
-    unit_id: str
-    name: str | None
-    points: int
-    reasons: list[Reason]
+async def _list(
+    rt: Runtime,
+    tenant: str,
+    edition: str,
+    as_of: datetime | None,
+    unit: str | None = None,
+    union: str | None = None,
+    role: str | None = None,
+    generation: int | None = None,
+) -> view.PriorityList:
+    at = None if as_of is None else (as_of if as_of.tzinfo else as_of.replace(tzinfo=VN))
+    assert rt.copies is not None
+    async with rt.engine.connect() as conn:
+        if generation is not None and await projection.generation_by_id(conn, generation) is None:
+            raise Problem(
+                404,
+                f"No generation {generation} whose facts are kept.",
+                f"Không có thế hệ dữ liệu {generation} còn lưu các sự kiện.",
+                code="generation_not_found",
+            )
+        pl = await projection.load_list(
+            conn, rt.backbone, rt.copies, tenant, edition, as_of=at, now=rt.now(),
+            unit=unit, union=union, role=role, generation=generation,
+        )  # fmt: skip
+    if pl is None:
+        raise Problem(
+            404,
+            f"No edition {edition!r} is known for tenant {tenant!r}.",
+            f"Không có kỳ Hội thi {edition!r} của đơn vị {tenant!r}.",
+            code="edition_not_found",
+        )
+    return pl
 
 
-class PriorityList(BaseModel):
-    edition: str
-    as_of: datetime
-    persons: list[PersonPriority]
-    units: list[UnitPriority]
-
-
-@router.get("/tenants/{tenant}/editions/{edition}/priority-list", response_model=PriorityList)
+@router.get("/tenants/{tenant}/editions/{edition}/priority-list", response_model=view.PriorityList)
 async def priority_list(
     tenant: str,
     edition: str,
     rt: RuntimeDep,
     caller: CallerDep,
-    as_of: Annotated[
-        datetime | None,
-        Query(description="business time; only entries earned up to it count (no offset: Vietnam time)"),
-    ] = None,
-) -> PriorityList:
-    """Participants ranked by points, ties to the earliest fulfilment, each with the reasons that count."""
+    as_of: AsOf = None,
+    unit: UnitFilter = None,
+    union: UnionFilter = None,
+    role: RoleFilter = None,
+    ledger: Annotated[
+        bool, Query(description="include every ledger entry of the listed participants")
+    ] = False,
+    generation: GenerationParam = None,
+) -> view.PriorityList:
+    """Persons and units ranked by points, ties broken by the rules' tie-breakers, each with the entries that
+    count (its reasons, in Vietnamese and English), its eligibility for titles, and roll-ups by unit tree and
+    union. Filters keep the ranks of the whole list."""
     require_person(caller)
-    at = rt.now() if as_of is None else (as_of if as_of.tzinfo else as_of.replace(tzinfo=VN))
-    copies = rt.copies
-    assert copies is not None
-    t = models.ledger
+    pl = await _list(rt, tenant, edition, as_of, unit, union, role, generation)
+    return pl if ledger else pl.model_copy(update={"ledger": []})
+
+
+@router.get(
+    "/tenants/{tenant}/editions/{edition}/priority-list.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def priority_list_csv(
+    tenant: str,
+    edition: str,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    sheet: Annotated[Literal["persons", "units", "ledger"], Query()] = "persons",
+    as_of: AsOf = None,
+    unit: UnitFilter = None,
+    union: UnionFilter = None,
+    role: RoleFilter = None,
+    generation: GenerationParam = None,
+) -> Response:
+    """One sheet as CSV (UTF-8 with BOM, Vietnamese headers): persons, units or ledger (every entry)."""
+    require_person(caller)
+    pl = await _list(rt, tenant, edition, as_of, unit, union, role, generation)
+    name = f"danh-sach-uu-tien-{edition}-{sheet}.csv"
+    return Response(
+        view.to_csv(pl, sheet),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Rules-Version": str(pl.rules_version or ""),
+        },
+    )
+
+
+@router.get(
+    "/tenants/{tenant}/editions/{edition}/priority-list.xlsx",
+    response_class=Response,
+    responses={200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}},
+)
+async def priority_list_xlsx(
+    tenant: str,
+    edition: str,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    as_of: AsOf = None,
+    unit: UnitFilter = None,
+    union: UnionFilter = None,
+    role: RoleFilter = None,
+) -> Response:
+    """The workbook the council uses as it is: sheets Cá nhân, Đơn vị and Sổ ghi nhận (every ledger entry)."""
+    require_person(caller)
+    pl = await _list(rt, tenant, edition, as_of, unit, union, role)
+    return Response(
+        view.to_xlsx(pl),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={
+            "Content-Disposition": f'attachment; filename="danh-sach-uu-tien-{edition}.xlsx"',
+            "X-Rules-Version": str(pl.rules_version or ""),
+        },
+    )
+
+
+class JournalEntry(BaseModel):
+    position: int
+    participant_kind: str
+    participant_id: str
+    subject: str
+    rule: str
+    event_id: str
+    cause_event_id: str | None
+    action: str
+    points: float
+    time: datetime
+    reason_vi: str
+    reason_en: str
+    recorded_at: datetime
+
+
+@router.get("/tenants/{tenant}/editions/{edition}/ledger", response_model=list[JournalEntry])
+async def ledger_journal(
+    tenant: str,
+    edition: str,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    participant: Annotated[str | None, Query(description="a person or unit id")] = None,
+) -> list[JournalEntry]:
+    """The append-only ledger journal of the live generation: every credit and reversal, with the fact that
+    earned the entry and the fact that changed it."""
+    require_person(caller)
+    j = models.ledger_journal
     async with rt.engine.connect() as conn:
-        doc = await copies.edition(conn, tenant, edition)
-        query = sa.select(t).where(t.c.tenant == tenant, t.c.edition == edition, t.c.time <= at)
-        rows = (await conn.execute(query)).all()
-        if doc is None and not rows:
-            raise Problem(
-                404,
-                f"No edition {edition!r} is known for tenant {tenant!r}.",
-                f"Không có kỳ Hội thi {edition!r} của đơn vị {tenant!r}.",
-                code="edition_not_found",
-            )
-        entries = [_entry(r) for r in rows]
-        cap = doc.rewards.caps.get(domain.PER_PERSON_PER_PART) if doc is not None and doc.rewards else None
-        persons = domain.rank([e for e in entries if e.participant_kind == "person"], per_part_cap=cap)
-        units = domain.rank([e for e in entries if e.participant_kind == "unit"])
-        people = {p.id: p for p in await copies.people_in(conn, tenant, at)}
-        unit_names = await _unit_names(conn, copies, tenant, [u.participant_id for u in units], at)
-    unit_at_receipt = {e.submission_id: e.participant_id for e in entries if e.participant_kind == "unit"}
-    return PriorityList(
-        edition=edition,
-        as_of=at.astimezone(VN),
-        persons=[
-            PersonPriority(
-                rank=r.rank,
-                person_id=r.participant_id,
-                name=_name(people.get(r.participant_id)),
-                unit_id=_unit_of(people.get(r.participant_id), r, unit_at_receipt),
-                points=r.points,
-                reasons=_reasons(r),
-            )
-            for r in persons
-        ],
-        units=[
-            UnitPriority(
-                rank=r.rank,
-                unit_id=r.participant_id,
-                name=unit_names.get(r.participant_id),
-                points=r.points,
-                reasons=_reasons(r),
-            )
-            for r in units
-        ],
-    )
-
-
-def _entry(r: sa.Row) -> domain.LedgerEntry:  # type: ignore[type-arg]
-    return domain.LedgerEntry(
-        submission_id=r.submission_id,
-        participant_kind=r.participant_kind,
-        participant_id=r.participant_id,
-        event_id=r.event_id,
-        rule=r.rule,
-        points=r.points,
-        time=r.time,
-        edition=r.edition,
-        part=r.part,
-        kind=r.kind,
-        reason_vi=r.reason_vi,
-        reason_en=r.reason_en,
-    )
-
-
-def _reasons(r: domain.Ranked) -> list[Reason]:
+        g = await projection.active_generation(conn)
+        q = sa.select(j).where(j.c.generation == g.id, j.c.tenant == tenant, j.c.edition == edition)
+        if participant:
+            q = q.where(j.c.participant_id == participant)
+        rows = (await conn.execute(q.order_by(j.c.position))).all()
     return [
-        Reason(vi=e.reason_vi, en=e.reason_en, event_id=e.event_id, rule=e.rule, points=e.points)
-        for e in r.entries
+        JournalEntry(
+            **{k: getattr(r, k) for k in JournalEntry.model_fields if k not in ("time", "recorded_at")},
+            time=r.time.astimezone(VN),
+            recorded_at=r.recorded_at.astimezone(VN),
+        )
+        for r in rows
     ]
 
 
-def _name(p: Person | None) -> str | None:
-    return p.name if p is not None else None
+class RulesCheck(BaseModel):
+    valid: bool
+    rules_version: int | None = None
+    errors: list[dict[str, str]] = []
 
 
-def _unit_of(p: Person | None, r: domain.Ranked, unit_at_receipt: dict[str, str]) -> str | None:
-    """The person's unit in the directory as of the list; else their unit at their latest receipt."""
-    if p is not None:
-        return p.unit
-    return unit_at_receipt.get(r.entries[-1].submission_id) if r.entries else None
+@router.post("/tenants/{tenant}/editions/{edition}/rules/validate", response_model=RulesCheck)
+async def validate_rules(
+    tenant: str,
+    edition: str,
+    caller: CallerDep,
+    body: Annotated[dict[str, Any], Body(description="a `rewards` section, or an object holding one")],
+) -> RulesCheck:
+    """Check a rewards rules document before publishing it: 200 when valid; 422 with one error per field
+    (English and Vietnamese) otherwise. Nothing is stored."""
+    require_person(caller)
+    rewards = body.get("rewards", body) if isinstance(body, dict) else body
+    if not isinstance(rewards, dict):
+        raise Problem(
+            422, "The rules must be an object.", "Quy tắc phải là một đối tượng.", code="validation"
+        )
+    errors = projection.check_rules(rewards)
+    if errors:
+        raise Problem(
+            422,
+            "The reward rules are invalid: " + ", ".join(e.field for e in errors),
+            "Quy tắc khen thưởng không hợp lệ: " + ", ".join(e.field for e in errors),
+            code="invalid_rules",
+            errors=[field_error(e.field, e.en, e.vi) for e in errors],
+        )
+    return RulesCheck(valid=True, rules_version=int(rewards.get("rules_version", 1)))
 
 
-async def _unit_names(
-    conn: AsyncConnection, copies: Copies, tenant: str, unit_ids: list[str], at: datetime
-) -> dict[str, str]:
-    out = {}
-    for uid in unit_ids:
-        u = await copies.unit(conn, tenant, uid, at)
-        if u is not None:
-            out[uid] = u.name
-    return out
+class RulesVersion(BaseModel):
+    version: int
+    rules_version: int
+    valid: bool
+    in_force: bool
+    errors: list[dict[str, str]]
+    rules: dict[str, Any]
+    published_at: datetime
+
+
+@router.get("/tenants/{tenant}/editions/{edition}/rules", response_model=list[RulesVersion])
+async def rules_versions(tenant: str, edition: str, rt: RuntimeDep, caller: CallerDep) -> list[RulesVersion]:
+    """Every rules version received with the edition, the refused ones with their errors; which is in force."""
+    require_person(caller)
+    r = models.rules
+    async with rt.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(r).where(r.c.tenant == tenant, r.c.edition == edition).order_by(r.c.version)
+            )
+        ).all()
+    in_force = max((x.version for x in rows if x.valid), default=None)
+    return [
+        RulesVersion(
+            version=x.version,
+            rules_version=x.rules_version,
+            valid=x.valid,
+            in_force=x.version == in_force,
+            errors=[
+                {"field": e["field"], "message": e["en"], "message_vi": e["vi"]} for e in json.loads(x.errors)
+            ],
+            rules=json.loads(x.doc),
+            published_at=x.published_at.astimezone(VN),
+        )
+        for x in rows
+    ]

@@ -19,6 +19,7 @@ SPEC = ServiceSpec(
     copies=models.copies,
     routers=[api.router],
     handlers=handlers.build,
+    background=[handlers.standings_job],
 )
 
 

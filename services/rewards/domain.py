@@ -1,17 +1,21 @@
-"""Rewards rules (khen thưởng): what a submission's kept facts are worth, and the priority list.
+"""Rewards rules (khen thưởng): what the kept facts are worth, and the priority list.
 
-Pure: no framework, database or broker. State is folded from the facts kept for one submission in
-``sequence`` order, gaps allowed, so arrival order never matters: a withdrawal that arrives before its receipt
-still leaves the submission withdrawn. Business times are aware datetimes; texts shown to people are
-Vietnamese with an English twin.
+Pure: no framework, database or broker. State is folded from the facts kept for one subject (a submission or
+an assignment) in ``sequence`` order, gaps allowed, so arrival order never matters: a withdrawal that arrives
+before its receipt still leaves the submission withdrawn. "As of" views fold only the facts whose *business*
+time is at or before the moment (a miss counts at its deadline, a receipt at its receipt time), never the time
+they were published or applied. Business times are aware datetimes; texts shown to people are Vietnamese with
+an English twin.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from shared.documents import format_datetime_vn
@@ -21,10 +25,56 @@ REVISED = "submission.revised"
 WITHDRAWN = "submission.withdrawn"
 REJECTED = "submission.rejected"
 REINSTATED = "submission.reinstated"
+SELECTED = "initiative.selected"
 SUBMISSION_TYPES: tuple[str, ...] = (RECEIVED, REVISED, WITHDRAWN, REJECTED, REINSTATED)
+SUBMISSION_SUBJECT_TYPES: tuple[str, ...] = (*SUBMISSION_TYPES, SELECTED)
+
+CREATED = "assignment.created"
+FULFILLED = "assignment.fulfilled"
+REOPENED = "assignment.reopened"
+MISSED = "deadline.missed"
+EXTENDED = "deadline.extended"
+PROGRESS = "onlineservice.progress.reported"
+TARGET_REACHED = "onlineservice.target.reached"
+TARGET_MISSED = "onlineservice.target.missed"
+ASSIGNMENT_SUBJECT_TYPES: tuple[str, ...] = (
+    CREATED,
+    FULFILLED,
+    REOPENED,
+    MISSED,
+    EXTENDED,
+    PROGRESS,
+    TARGET_REACHED,
+    TARGET_MISSED,
+)
+SCORED_TYPES: tuple[str, ...] = (*SUBMISSION_SUBJECT_TYPES, *ASSIGNMENT_SUBJECT_TYPES)
 
 DEFAULT_POINTS = 1
 PER_PERSON_PER_PART = "per_person_per_part"
+PER_UNIT_PER_PART = "per_unit_per_part"
+CAPS: tuple[str, ...] = (PER_PERSON_PER_PART, PER_UNIT_PER_PART)
+
+# Eligibility (danh hiệu thi đua): the title keys a rules document may name, and the conditions behind them.
+AUTHOR_OF_SELECTED = "author_of_selected_initiative"
+FULFILLED_ANY = "fulfilled_any_part"
+UNIT_FULFILLED_ALL = "unit_fulfilled_all_its_parts"
+CONDITIONS: tuple[str, ...] = (AUTHOR_OF_SELECTED, FULFILLED_ANY, UNIT_FULFILLED_ALL)
+TITLES: dict[str, tuple[str, str]] = {
+    "chien_si_thi_dua_co_so": ("Chiến sĩ thi đua cơ sở", "Grassroots Emulation Fighter"),
+    "lao_dong_tien_tien_evidence": ("Minh chứng Lao động tiên tiến", "Evidence for Advanced Worker"),
+    "tap_the_lao_dong_tien_tien_evidence": (
+        "Minh chứng Tập thể lao động tiên tiến",
+        "Evidence for Advanced Collective",
+    ),
+    "giay_khen": ("Giấy khen", "Certificate of merit"),
+}
+EARLIEST_FULFILMENT = "earliest_fulfilment"
+FEWER_MISSED = "fewer_missed_deadlines"
+TIE_BREAKERS: tuple[str, ...] = (EARLIEST_FULFILMENT, FEWER_MISSED)
+
+# Fact kinds a rules document may name: kept in step with shared.events.catalogue.REWARD_FACT_KINDS (the
+# service passes that tuple in; this default keeps the module importable on its own).
+SHORT_KIND = {"experience_report": "experience", "initiative": "initiative"}
 
 ParticipantKind = Literal["person", "unit"]
 SubmissionStatus = Literal["pending", "active", "withdrawn", "rejected"]
@@ -37,6 +87,7 @@ KIND_EN: dict[str, str] = {
     "experience_report": "an online public service experience report",
     "initiative": "an administrative reform initiative",
 }
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class Fact(Protocol):
@@ -53,10 +104,190 @@ class Fact(Protocol):
     @property
     def edition(self) -> str | None: ...
     @property
+    def subject(self) -> str: ...
+    @property
     def data(self) -> dict[str, Any]: ...
 
 
-# ------------------------------------------------------------------------------------------------ the fold
+def _aware(value: Any, fallback: datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return fallback
+
+
+def business_time(f: Fact) -> datetime:
+    """When the fact happened in the business sense: a receipt at its receipt time, a miss at its deadline,
+    a fulfilment at its fulfilment time, anything else at its ``at`` (else the envelope time)."""
+    d = f.data
+    if f.type == RECEIVED:
+        return _aware(d.get("received_at"), f.time)
+    if f.type == MISSED:
+        return _aware(d.get("deadline"), f.time)
+    if f.type == FULFILLED:
+        return _aware(d.get("fulfilled_at"), f.time)
+    if f.type in (PROGRESS,):
+        return _aware(d.get("period_end"), f.time)
+    return _aware(d.get("at"), f.time)
+
+
+def _ordered(facts: Iterable[Fact]) -> list[Fact]:
+    return sorted(facts, key=lambda f: (f.sequence, business_time(f), f.id))
+
+
+# ------------------------------------------------------------------------------------------------ the rules
+
+
+@dataclass(frozen=True)
+class RuleError:
+    """One problem of a rules document, naming the field (``rewards.points.<kind>``)."""
+
+    field: str
+    en: str
+    vi: str
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The reward rules of one edition version (``rewards`` of ``edition.published``)."""
+
+    edition_version: int = 1
+    rules_version: int = 1
+    points: Mapping[str, int] = field(default_factory=dict)
+    deduct: int | None = None  # deadline_missed: {deduct: N}; None = a flag
+    caps: Mapping[str, int] = field(default_factory=dict)
+    eligibility: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    tie_breakers: tuple[str, ...] = (EARLIEST_FULFILMENT,)
+    author_shares: bool = False  # split an initiative's points by the authors' contribution percentages
+
+    @classmethod
+    def from_document(cls, rewards: Mapping[str, Any], edition_version: int = 1) -> Rules:
+        """From the ``rewards`` mapping (already checked by ``validate_rules``)."""
+        missed = rewards.get("deadline_missed", "flag")
+        deduct = int(missed["deduct"]) if isinstance(missed, Mapping) else None
+        return cls(
+            edition_version=edition_version,
+            rules_version=int(rewards.get("rules_version", 1)),
+            points=dict(rewards.get("points") or {}),
+            deduct=deduct,
+            caps=dict(rewards.get("caps") or {}),
+            eligibility={k: tuple(v) for k, v in (rewards.get("eligibility") or {}).items()},
+            tie_breakers=tuple(rewards.get("tie_breakers") or (EARLIEST_FULFILMENT,)),
+            author_shares=bool(rewards.get("author_shares", False)),
+        )
+
+    def cap(self, kind: ParticipantKind) -> int | None:
+        return self.caps.get(PER_PERSON_PER_PART if kind == "person" else PER_UNIT_PER_PART)
+
+
+def validate_rules(rewards: Mapping[str, Any], fact_kinds: Sequence[str]) -> list[RuleError]:
+    """Every problem of a ``rewards`` section (empty: valid). ``fact_kinds`` are the kinds the catalogue allows
+    (``shared.events.catalogue.REWARD_FACT_KINDS``)."""
+    errors: list[RuleError] = []
+    points = rewards.get("points") or {}
+    if not isinstance(points, Mapping):
+        errors.append(
+            RuleError(
+                "rewards.points",
+                "must be a mapping of fact kind to points",
+                "phải là bảng loại sự kiện → điểm",
+            )
+        )
+        points = {}
+    for kind, value in points.items():
+        where = f"rewards.points.{kind}"
+        if kind not in fact_kinds:
+            errors.append(
+                RuleError(
+                    where,
+                    f"unknown fact kind {kind!r}; allowed: {', '.join(fact_kinds)}",
+                    f"loại sự kiện {kind!r} không được hỗ trợ; các loại hợp lệ: {', '.join(fact_kinds)}",
+                )
+            )
+        if isinstance(value, bool) or not isinstance(value, int):
+            errors.append(RuleError(where, "points must be a whole number", "điểm phải là số nguyên"))
+    caps = rewards.get("caps") or {}
+    for name, value in caps.items() if isinstance(caps, Mapping) else []:
+        where = f"rewards.caps.{name}"
+        if name not in CAPS:
+            errors.append(
+                RuleError(
+                    where,
+                    f"unknown cap {name!r}; allowed: {', '.join(CAPS)}",
+                    f"giới hạn {name!r} không được hỗ trợ; các giới hạn hợp lệ: {', '.join(CAPS)}",
+                )
+            )
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            errors.append(
+                RuleError(
+                    where,
+                    f"a cap must be a whole number ≥ 0, not {value!r}",
+                    f"giới hạn phải là số nguyên không âm, không phải {value!r}",
+                )
+            )
+    missed = rewards.get("deadline_missed", "flag")
+    if missed != "flag":
+        n = missed.get("deduct") if isinstance(missed, Mapping) else None
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            errors.append(
+                RuleError(
+                    "rewards.deadline_missed",
+                    "must be 'flag' or {deduct: N} with N > 0",
+                    "phải là 'flag' hoặc {deduct: N} với N > 0",
+                )
+            )
+    eligibility = rewards.get("eligibility") or {}
+    for title, conditions in eligibility.items() if isinstance(eligibility, Mapping) else []:
+        if title not in TITLES:
+            errors.append(
+                RuleError(
+                    f"rewards.eligibility.{title}",
+                    f"unknown title {title!r}; allowed: {', '.join(TITLES)}",
+                    f"danh hiệu {title!r} không được hỗ trợ; các danh hiệu hợp lệ: {', '.join(TITLES)}",
+                )
+            )
+        for i, c in enumerate(conditions or []):
+            if c not in CONDITIONS:
+                errors.append(
+                    RuleError(
+                        f"rewards.eligibility.{title}[{i}]",
+                        f"unknown condition {c!r}; allowed: {', '.join(CONDITIONS)}",
+                        f"điều kiện {c!r} không được hỗ trợ; các điều kiện hợp lệ: {', '.join(CONDITIONS)}",
+                    )
+                )
+    for i, t in enumerate(rewards.get("tie_breakers") or []):
+        if t not in TIE_BREAKERS:
+            errors.append(
+                RuleError(
+                    f"rewards.tie_breakers[{i}]",
+                    f"unknown tie-breaker {t!r}; allowed: {', '.join(TIE_BREAKERS)}",
+                    f"tiêu chí xếp hạng khi bằng điểm {t!r} không được hỗ trợ; hợp lệ: {', '.join(TIE_BREAKERS)}",
+                )
+            )
+    return errors
+
+
+def points_for(points: Mapping[str, int] | None, part: str, kind: str) -> tuple[str, int]:
+    """(rule, points) of a receipt: ``submission.received/<part id>``, else ``…/<kind>`` (``experience`` for an
+    experience report), else 1 point when no rules are known at all (0 when the rules leave it out)."""
+    candidates = [f"{RECEIVED}/{part}", f"{RECEIVED}/{SHORT_KIND.get(kind, kind)}", f"{RECEIVED}/{kind}"]
+    if points is None:
+        return candidates[0], DEFAULT_POINTS
+    for rule in candidates:
+        if rule in points:
+            return rule, points[rule]
+    return candidates[1], 0
+
+
+# ------------------------------------------------------------------------------------------------ the folds
+
+
+@dataclass(frozen=True)
+class AuthorShare:
+    person_id: str | None
+    name: str
+    share: float
 
 
 @dataclass(frozen=True)
@@ -74,13 +305,26 @@ class Submission:
     part: str | None = None
     author_id: str | None = None
     unit_id: str | None = None
+    union_ids: tuple[str, ...] = ()
+    authors: tuple[AuthorShare, ...] = ()
+    title: str | None = None
     receipt_number: str | None = None
     revision: int = 0
+    selected_event_id: str | None = None
+    selected_at: datetime | None = None
+    selection_part: str | None = None
+    selection_unit_id: str | None = None
+    selection_authors: tuple[AuthorShare, ...] = ()
 
     @property
     def active(self) -> bool:
         """Received, not withdrawn, and not rejected (or the rejection was reversed)."""
         return self.received and not self.withdrawn and not self.rejected
+
+    @property
+    def selected(self) -> bool:
+        """Selected by the council, and not taken back by a withdrawal or an ineligibility ruling."""
+        return self.selected_event_id is not None and not self.withdrawn and not self.rejected
 
     @property
     def status(self) -> SubmissionStatus:
@@ -91,14 +335,20 @@ class Submission:
         return "rejected" if self.rejected else "active"
 
 
+def _authors(raw: Any) -> tuple[AuthorShare, ...]:
+    return tuple(
+        AuthorShare(a.get("person_id"), str(a.get("name", "")), float(a.get("share", 100))) for a in raw or ()
+    )
+
+
 def fold_submission(submission_id: str, facts: Iterable[Fact]) -> Submission:
     """Fold the facts kept for one submission in ``sequence`` order (any arrival order, gaps allowed).
 
     A withdrawal is final. A rejection holds until a later (by sequence) reinstatement. Revisions change the
-    content, never the achievement: the receipt stays the one fact that earns points.
+    content (the authors of an initiative), never the achievement: the receipt stays the one fact that earns.
     """
     s = Submission(submission_id)
-    for f in sorted(facts, key=lambda f: (f.sequence, f.time)):
+    for f in _ordered(facts):
         d = f.data
         if f.type == RECEIVED:
             if s.received:  # a second receipt of the same submission is the same achievement
@@ -113,26 +363,130 @@ def fold_submission(submission_id: str, facts: Iterable[Fact]) -> Submission:
                 part=d["part"],
                 author_id=d["author_id"],
                 unit_id=d["unit_id"],
+                union_ids=tuple(d.get("union_ids") or ()),
+                authors=s.authors if s.revision > 1 and s.authors else _authors(d.get("authors")),
+                title=d.get("title"),
                 receipt_number=d.get("receipt_number"),
                 revision=max(s.revision, int(d.get("revision", 1))),
             )
         elif f.type == REVISED:
-            s = replace(s, revision=max(s.revision, int(d.get("revision", 2))))
+            rev = int(d.get("revision", 2))
+            if rev >= s.revision and d.get("authors") is not None:
+                s = replace(s, authors=_authors(d["authors"]))
+            s = replace(s, revision=max(s.revision, rev))
         elif f.type == WITHDRAWN:
             s = replace(s, withdrawn=True)
         elif f.type == REJECTED:
             s = replace(s, rejected=True)
         elif f.type == REINSTATED:
             s = replace(s, rejected=False)
+        elif f.type == SELECTED and s.selected_event_id is None:
+            s = replace(
+                s,
+                selected_event_id=f.id,
+                selected_at=_aware(d.get("at"), f.time),
+                selection_part=d.get("part"),
+                selection_unit_id=d.get("unit_id"),
+                selection_authors=_authors(d.get("authors")),
+            )
     return s
 
 
-def _aware(value: Any, fallback: datetime) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        return datetime.fromisoformat(value)
-    return fallback
+@dataclass(frozen=True)
+class Miss:
+    event_id: str
+    deadline: datetime
+
+
+@dataclass(frozen=True)
+class Fulfilment:
+    event_id: str
+    at: datetime
+    on_time: bool
+    deadline: datetime
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One assignment (a unit, person or council must deliver a part by a deadline), as its facts say."""
+
+    assignment_id: str
+    edition: str | None = None
+    part: str | None = None
+    part_kind: str | None = None
+    assignee_kind: str | None = None
+    assignee_id: str | None = None
+    unit_id: str | None = None
+    deadline: datetime | None = None  # in force
+    fulfilment: Fulfilment | None = None
+    misses: tuple[Miss, ...] = ()
+    target_event_id: str | None = None
+    target_reached: bool | None = None
+    target_at: datetime | None = None
+    target_unmet: tuple[str, ...] = ()
+    first_progress_event_id: str | None = None
+    first_progress_at: datetime | None = None
+
+    @property
+    def fulfilled(self) -> bool:
+        return self.fulfilment is not None
+
+    @property
+    def standing_miss(self) -> Miss | None:
+        """The miss this assignment costs (once, whatever the number of missed deadlines): none when it was
+        fulfilled on time for the deadline in force (after an extension); else the latest deadline missed."""
+        if not self.misses:
+            return None
+        if self.fulfilment is not None and self.fulfilment.on_time:
+            return None
+        return max(self.misses, key=lambda m: (m.deadline, m.event_id))
+
+
+def fold_assignment(assignment_id: str, facts: Iterable[Fact]) -> Assignment:
+    """Fold an assignment's kept facts in ``sequence`` order (any arrival order, duplicates and gaps allowed)."""
+    a = Assignment(assignment_id)
+    for f in _ordered(facts):
+        d = f.data
+
+        a = replace(
+            a,
+            edition=a.edition or f.edition,
+            part=a.part or d.get("part"),
+            part_kind=a.part_kind or d.get("part_kind"),
+            assignee_kind=a.assignee_kind or d.get("assignee_kind"),
+            assignee_id=a.assignee_id or d.get("assignee_id"),
+            unit_id=a.unit_id or d.get("unit_id"),
+        )
+        if f.type == CREATED:
+            a = replace(a, deadline=a.deadline or _aware(d.get("deadline"), f.time))
+        elif f.type == EXTENDED:
+            a = replace(a, deadline=_aware(d.get("new_deadline"), f.time))
+        elif f.type == FULFILLED:
+            dl = _aware(d.get("deadline"), f.time)
+            a = replace(
+                a,
+                fulfilment=Fulfilment(
+                    f.id, _aware(d.get("fulfilled_at"), f.time), bool(d.get("on_time")), dl
+                ),
+                deadline=a.deadline or dl,
+            )
+        elif f.type == REOPENED:
+            a = replace(a, fulfilment=None)
+        elif f.type == MISSED:
+            dl = _aware(d.get("deadline"), f.time)
+            if all(m.deadline != dl for m in a.misses):
+                a = replace(a, misses=(*a.misses, Miss(f.id, dl)))
+        elif f.type in (TARGET_REACHED, TARGET_MISSED):
+            a = replace(
+                a,
+                target_event_id=f.id,
+                target_reached=f.type == TARGET_REACHED,
+                target_at=_aware(d.get("at"), f.time),
+                target_unmet=tuple(d.get("unmet") or ()),
+            )
+        elif f.type == PROGRESS and a.first_progress_event_id is None:
+            a = replace(a, first_progress_event_id=f.id, first_progress_at=business_time(f))
+    return a
 
 
 # ---------------------------------------------------------------------------------------------- the ledger
@@ -140,14 +494,18 @@ def _aware(value: Any, fallback: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One achievement of one participant, earned by one fact (``event_id``)."""
+    """One achievement (or miss) of one participant, earned by one fact (``event_id``) under one rule.
+
+    ``submission_id`` is the subject the fact is about: a submission, or an assignment for misses, fulfilments
+    and the 90-day campaign.
+    """
 
     submission_id: str
     participant_kind: ParticipantKind
     participant_id: str
     event_id: str
     rule: str
-    points: int
+    points: float
     time: datetime
     edition: str
     part: str
@@ -156,62 +514,341 @@ class LedgerEntry:
     reason_en: str
 
 
-def points_for(points: Mapping[str, int] | None, part: str, kind: str) -> tuple[str, int]:
-    """(rule, points) of a receipt: ``submission.received/<part id>``, else ``…/<kind>``, else 1 point."""
-    by_part, by_kind = f"{RECEIVED}/{part}", f"{RECEIVED}/{kind}"
-    points = points or {}
-    if by_part in points:
-        return by_part, points[by_part]
-    if by_kind in points:
-        return by_kind, points[by_kind]
-    return by_part, DEFAULT_POINTS
+def _round(x: float) -> float:
+    return round(x, 2)
 
 
 def ledger_entries(
-    s: Submission, *, points: Mapping[str, int] | None = None, part_title: str | None = None
+    s: Submission,
+    *,
+    points: Mapping[str, int] | None = None,
+    part_title: str | None = None,
+    author_shares: bool = False,
+    selection_title: str | None = None,
 ) -> list[LedgerEntry]:
-    """The entries an active submission earns: one for its author, one for the author's unit at receipt."""
-    if not s.active:
-        return []
-    assert s.received_event_id and s.received_at and s.kind and s.part and s.author_id and s.unit_id
-    rule, pts = points_for(points, s.part, s.kind)
-    when = format_datetime_vn(s.received_at)
-    what_vi, what_en = KIND_VI.get(s.kind, s.kind), KIND_EN.get(s.kind, s.kind)
-    where = f" «{part_title}»" if part_title else f" «{s.part}»"
-    receipt = f" số {s.receipt_number}" if s.receipt_number else ""
-    receipt_en = f" no. {s.receipt_number}" if s.receipt_number else ""
+    """What a submission earns while it stands: its receipt (for each author; for the unit at receipt) and its
+    selection by the council. Entries worth 0 points are not entries."""
+    out: list[LedgerEntry] = []
+    if s.withdrawn or s.rejected:
+        return out
+    edition = s.edition or ""
 
-    def entry(kind: ParticipantKind, participant_id: str, vi: str, en: str) -> LedgerEntry:
-        assert s.received_event_id and s.received_at and s.kind and s.part
-        return LedgerEntry(
-            submission_id=s.submission_id,
-            participant_kind=kind,
-            participant_id=participant_id,
-            event_id=s.received_event_id,
-            rule=rule,
-            points=pts,
-            time=s.received_at,
-            edition=s.edition or "",
-            part=s.part,
-            kind=s.kind,
-            reason_vi=vi,
-            reason_en=en,
-        )
+    def entry(
+        kind: ParticipantKind,
+        pid: str,
+        event_id: str,
+        rule: str,
+        pts: float,
+        at: datetime,
+        part: str,
+        vi: str,
+        en: str,
+    ) -> None:
+        if pts:
+            out.append(
+                LedgerEntry(
+                    s.submission_id,
+                    kind,
+                    pid,
+                    event_id,
+                    rule,
+                    _round(pts),
+                    at,
+                    edition,
+                    part,
+                    s.kind or "initiative",
+                    vi,
+                    en,
+                )
+            )
 
-    return [
-        entry(
-            "person",
-            s.author_id,
-            f"Đã nộp {what_vi} (phần thi{where}), biên nhận{receipt} lúc {when}",
-            f"Submitted {what_en} (part{where}), receipt{receipt_en} at {when}",
-        ),
+    def people(authors: tuple[AuthorShare, ...], pts: float) -> list[tuple[str, float, str]]:
+        named = [a for a in authors if a.person_id]
+        if not named:
+            return [(s.author_id, pts, "")] if s.author_id else []
+        if author_shares:
+            return [(str(a.person_id), pts * a.share / 100, f" ({a.share:g}%)") for a in named]
+        return [(str(a.person_id), pts, "") for a in named]
+
+    if s.active:
+        assert s.received_event_id and s.received_at and s.kind and s.part and s.unit_id
+        rule, pts = points_for(points, s.part, s.kind)
+        when = format_datetime_vn(s.received_at)
+        what_vi, what_en = KIND_VI.get(s.kind, s.kind), KIND_EN.get(s.kind, s.kind)
+        where = f" «{part_title or s.part}»"
+        receipt = f" số {s.receipt_number}" if s.receipt_number else ""
+        receipt_en = f" no. {s.receipt_number}" if s.receipt_number else ""
+        authors = s.authors if s.kind == "initiative" else ()
+        for pid, p, share in people(authors, pts):
+            entry(
+                "person",
+                pid,
+                s.received_event_id,
+                rule,
+                p,
+                s.received_at,
+                s.part,
+                f"Đã nộp {what_vi} (phần thi{where}), biên nhận{receipt} lúc {when}{share}",
+                f"Submitted {what_en} (part{where}), receipt{receipt_en} at {when}{share}",
+            )
         entry(
             "unit",
             s.unit_id,
+            s.received_event_id,
+            rule,
+            pts,
+            s.received_at,
+            s.part,
             f"Thành viên của đơn vị đã nộp {what_vi} (phần thi{where}), biên nhận{receipt} lúc {when}",
             f"A member of the unit submitted {what_en} (part{where}), receipt{receipt_en} at {when}",
-        ),
-    ]
+        )
+    if s.selected and s.status != "withdrawn":
+        assert s.selected_event_id and s.selected_at
+        pts = (points or {}).get(SELECTED, 0)
+        when = format_datetime_vn(s.selected_at)
+        name = f" «{s.title}»" if s.title else ""
+        part = s.selection_part or "selection"
+        authors = s.selection_authors or s.authors
+        for pid, p, share in people(authors, pts):
+            entry(
+                "person",
+                pid,
+                s.selected_event_id,
+                SELECTED,
+                p,
+                s.selected_at,
+                part,
+                f"Là tác giả sáng kiến{name} được Hội đồng chọn gửi dự thi cấp tỉnh lúc {when}{share}",
+                f"Author of the initiative{name} selected by the council for the provincial contest at "
+                f"{when}{share}",
+            )
+        unit = s.selection_unit_id or s.unit_id
+        if unit:
+            entry(
+                "unit",
+                unit,
+                s.selected_event_id,
+                SELECTED,
+                pts,
+                s.selected_at,
+                part,
+                f"Sáng kiến{name} của đơn vị được Hội đồng chọn gửi dự thi cấp tỉnh lúc {when}",
+                f"The unit's initiative{name} was selected for the provincial contest at {when}",
+            )
+    return out
+
+
+def assignment_entries(
+    a: Assignment, rules: Rules | None, *, part_title: str | None = None
+) -> list[LedgerEntry]:
+    """What an assignment earns or costs: its fulfilment (if the rules price it), its standing miss (once),
+    and the 90-day campaign's result. A council's assignment is nobody's achievement."""
+    if a.assignee_kind not in ("person", "unit") or not a.assignee_id:
+        return []
+    kind: ParticipantKind = "person" if a.assignee_kind == "person" else "unit"
+    points = rules.points if rules is not None else {}
+    part = a.part or ""
+    title = f" «{part_title or part}»"
+    out: list[LedgerEntry] = []
+
+    def entry(event_id: str, rule: str, pts: float, at: datetime, vi: str, en: str) -> None:
+        out.append(
+            LedgerEntry(
+                a.assignment_id,
+                kind,
+                a.assignee_id or "",
+                event_id,
+                rule,
+                _round(pts),
+                at,
+                a.edition or "",
+                part,
+                a.part_kind or "",
+                vi,
+                en,
+            )
+        )
+
+    if a.fulfilment is not None and a.part_kind:
+        rule = f"{FULFILLED}/{a.part_kind}"
+        if points.get(rule):
+            when = format_datetime_vn(a.fulfilment.at)
+            late_vi, late_en = ("", "") if a.fulfilment.on_time else (" (trễ hạn)", " (late)")
+            entry(
+                a.fulfilment.event_id,
+                rule,
+                points[rule],
+                a.fulfilment.at,
+                f"Hoàn thành phần thi{title} lúc {when}{late_vi}",
+                f"Fulfilled the part{title} at {when}{late_en}",
+            )
+    miss = a.standing_miss
+    if miss is not None:
+        if rules is not None and rules.deduct is not None:
+            pts: float = -rules.deduct
+        else:
+            pts = points.get(MISSED, 0)
+        when = format_datetime_vn(miss.deadline)
+        effect_vi = f", trừ {-pts:g} điểm" if pts < 0 else " (ghi nhận, không trừ điểm)"
+        effect_en = f", {-pts:g} points deducted" if pts < 0 else " (flagged, no deduction)"
+        entry(
+            miss.event_id,
+            MISSED,
+            pts,
+            miss.deadline,
+            f"Không hoàn thành phần thi{title} trước hạn {when}{effect_vi}",
+            f"Did not fulfil the part{title} by its deadline {when}{effect_en}",
+        )
+    if a.target_event_id is not None and a.target_at is not None:
+        rule = TARGET_REACHED if a.target_reached else TARGET_MISSED
+        if points.get(rule):
+            when = format_datetime_vn(a.target_at)
+            if a.target_reached:
+                vi, en = f"Đạt chỉ tiêu{title} lúc {when}", f"Reached the targets{title} at {when}"
+            else:
+                unmet = ", ".join(a.target_unmet)
+                vi = f"Không đạt chỉ tiêu{title} ({unmet}) lúc {when}"
+                en = f"Missed the targets{title} ({unmet}) at {when}"
+            entry(a.target_event_id, rule, points[rule], a.target_at, vi, en)
+    if a.first_progress_event_id and a.first_progress_at and points.get(PROGRESS):
+        when = format_datetime_vn(a.first_progress_at)
+        entry(
+            a.first_progress_event_id,
+            PROGRESS,
+            points[PROGRESS],
+            a.first_progress_at,
+            f"Báo cáo tiến độ{title} lúc {when}",
+            f"Reported progress{title} at {when}",
+        )
+    return out
+
+
+def subject_kind(event_type: str) -> Literal["submission", "assignment"] | None:
+    if event_type in SUBMISSION_SUBJECT_TYPES:
+        return "submission"
+    if event_type in ASSIGNMENT_SUBJECT_TYPES:
+        return "assignment"
+    return None
+
+
+# ------------------------------------------------------------------------------------- the edition's standing
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    """A title a participant is eligible for (or has evidence for), with why."""
+
+    key: str
+    title_vi: str
+    title_en: str
+    reasons: tuple[tuple[str, str], ...]  # (vi, en)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Everything the facts of one edition say, as of a moment: entries, eligibility and misses."""
+
+    entries: tuple[LedgerEntry, ...]
+    eligibility: Mapping[tuple[str, str], tuple[Eligibility, ...]]
+    misses: Mapping[tuple[str, str], int]
+    submissions: Mapping[str, Submission]
+    assignments: Mapping[str, Assignment]
+
+
+def fold_edition(
+    facts: Iterable[Fact],
+    rules: Rules | None,
+    *,
+    as_of: datetime | None = None,
+    part_titles: Mapping[str, str] | None = None,
+) -> Standing:
+    """Fold every kept fact of an edition whose business time is at or before ``as_of`` (all when None)."""
+    titles = part_titles or {}
+    by_subject: dict[tuple[str, str], list[Fact]] = defaultdict(list)
+    for f in facts:
+        sk = subject_kind(f.type)
+        if sk is None or (as_of is not None and business_time(f) > as_of):
+            continue
+        by_subject[(sk, f.subject)].append(f)
+    subs: dict[str, Submission] = {}
+    assigns: dict[str, Assignment] = {}
+    entries: list[LedgerEntry] = []
+    for (kind_of, subject), fs in sorted(by_subject.items()):
+        if kind_of == "submission":
+            s = fold_submission(subject, fs)
+            subs[subject] = s
+            entries += ledger_entries(
+                s,
+                points=rules.points if rules is not None else None,
+                part_title=titles.get(s.part or ""),
+                author_shares=rules.author_shares if rules is not None else False,
+            )
+        else:
+            a = fold_assignment(subject, fs)
+            assigns[subject] = a
+            entries += assignment_entries(a, rules, part_title=titles.get(a.part or ""))
+    misses: dict[tuple[str, str], int] = defaultdict(int)
+    for a in assigns.values():
+        if a.standing_miss is not None and a.assignee_kind in ("person", "unit") and a.assignee_id:
+            misses[(a.assignee_kind, a.assignee_id)] += 1
+    return Standing(
+        entries=tuple(entries),
+        eligibility=_eligibility(rules, subs, assigns, titles),
+        misses=dict(misses),
+        submissions=subs,
+        assignments=assigns,
+    )
+
+
+def _eligibility(
+    rules: Rules | None,
+    subs: Mapping[str, Submission],
+    assigns: Mapping[str, Assignment],
+    titles: Mapping[str, str],
+) -> dict[tuple[str, str], tuple[Eligibility, ...]]:
+    if rules is None or not rules.eligibility:
+        return {}
+    held: dict[str, dict[tuple[str, str], list[tuple[str, str]]]] = {c: defaultdict(list) for c in CONDITIONS}
+    for s in sorted(subs.values(), key=lambda s: s.submission_id):
+        if not s.selected:
+            continue
+        name = f" «{s.title}»" if s.title else ""
+        for author in s.selection_authors or s.authors:
+            if author.person_id:
+                held[AUTHOR_OF_SELECTED][("person", author.person_id)].append(
+                    (
+                        f"Tác giả sáng kiến{name} được Hội đồng xét chọn",
+                        f"Author of the initiative{name} selected by the council",
+                    )
+                )
+    by_unit: dict[str, list[Assignment]] = defaultdict(list)
+    for a in sorted(assigns.values(), key=lambda a: a.assignment_id):
+        title = f" «{titles.get(a.part or '', a.part)}»"
+        if a.assignee_kind == "person" and a.assignee_id and a.fulfilment is not None:
+            held[FULFILLED_ANY][("person", a.assignee_id)].append(
+                (f"Hoàn thành phần thi{title}", f"Fulfilled the part{title}")
+            )
+        if a.assignee_kind == "unit" and a.assignee_id:
+            by_unit[a.assignee_id].append(a)
+    for unit, items in by_unit.items():
+        if all(a.fulfilment is not None and a.standing_miss is None for a in items):
+            parts = ", ".join(f"«{titles.get(a.part or '', a.part)}»" for a in items)
+            held[UNIT_FULFILLED_ALL][("unit", unit)].append(
+                (
+                    f"Đơn vị hoàn thành tất cả phần thi được giao: {parts}",
+                    f"The unit fulfilled every part assigned to it: {parts}",
+                )
+            )
+    out: dict[tuple[str, str], list[Eligibility]] = defaultdict(list)
+    for key in sorted(rules.eligibility):
+        vi, en = TITLES.get(key, (key, key))
+        who: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        for c in rules.eligibility[key]:
+            for participant, reasons in held.get(c, {}).items():
+                who[participant] += reasons
+        for participant, reasons in who.items():
+            out[participant].append(Eligibility(key, vi, en, tuple(reasons)))
+    return {k: tuple(v) for k, v in out.items()}
 
 
 # ----------------------------------------------------------------------------------------- the priority list
@@ -223,46 +860,142 @@ class Ranked:
 
     rank: int
     participant_id: str
-    points: int
+    points: float
     first_at: datetime
     entries: tuple[LedgerEntry, ...]
+    participant_kind: ParticipantKind = "person"
+    eligibility: tuple[Eligibility, ...] = ()
+    misses: int = 0
+
+    def digest(self) -> str:
+        """What a change notice compares: rank, points and eligibility."""
+        raw = json.dumps([self.rank, self.points, sorted(e.key for e in self.eligibility)])
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
 def counted(entries: Iterable[LedgerEntry], *, per_part_cap: int | None = None) -> list[LedgerEntry]:
-    """The entries that count: with a cap, only the earliest ``per_part_cap`` per participant and part."""
-    ordered = sorted(entries, key=lambda e: (e.time, e.event_id))
+    """The entries that count: with a cap, only the earliest ``per_part_cap`` rewarding entries per
+    participant, part and rule (a deduction is never capped away)."""
+    ordered = sorted(entries, key=lambda e: (e.time, e.event_id, e.rule))
     if per_part_cap is None:
         return ordered
-    seen: dict[tuple[str, str, str], int] = defaultdict(int)
+    seen: dict[tuple[str, str, str, str], int] = defaultdict(int)
     out = []
     for e in ordered:
-        key = (e.participant_kind, e.participant_id, e.part)
+        if e.points <= 0:
+            out.append(e)
+            continue
+        key = (e.participant_kind, e.participant_id, e.part, e.rule)
         if seen[key] < per_part_cap:
             seen[key] += 1
             out.append(e)
     return out
 
 
-def rank(entries: Iterable[LedgerEntry], *, per_part_cap: int | None = None) -> list[Ranked]:
-    """Rank participants by points (descending); a tie goes to the earliest fulfilment (first counted entry).
-
-    Participants equal on both share a rank (1, 2, 2, 4); the list order then follows the id, so it is stable.
-    """
-    by_participant: dict[str, list[LedgerEntry]] = defaultdict(list)
+def rank(
+    entries: Iterable[LedgerEntry],
+    *,
+    per_part_cap: int | None = None,
+    eligibility: Mapping[tuple[str, str], tuple[Eligibility, ...]] | None = None,
+    misses: Mapping[tuple[str, str], int] | None = None,
+    tie_breakers: Sequence[str] = (EARLIEST_FULFILMENT,),
+    kind: ParticipantKind | None = None,
+) -> list[Ranked]:
+    """Rank participants by points (descending), then by the tie-breakers in order (earliest fulfilment: the
+    first rewarding entry; fewer missed deadlines), then equal. Equal participants share a rank (1, 2, 2, 4);
+    the list order then follows the id, so it is stable. A participant with only eligibility or a miss is
+    listed too (0 points)."""
+    elig = eligibility or {}
+    miss = misses or {}
+    by_participant: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)
     for e in counted(entries, per_part_cap=per_part_cap):
-        by_participant[e.participant_id].append(e)
-    rows = sorted(
-        (
-            (pid, sum(e.points for e in es), min(e.time for e in es), tuple(es))
-            for pid, es in by_participant.items()
-        ),
-        key=lambda r: (-r[1], r[2], r[0]),
-    )
+        if kind is None or e.participant_kind == kind:
+            by_participant[(e.participant_kind, e.participant_id)].append(e)
+    for key in (*elig, *miss):
+        if kind is None or key[0] == kind:
+            by_participant.setdefault(key, [])
+
+    def first(es: list[LedgerEntry]) -> datetime:
+        return min((e.time for e in es if e.points > 0), default=FAR_FUTURE)
+
+    def sort_key(item: tuple[tuple[str, str], list[LedgerEntry]]) -> tuple[Any, ...]:
+        key, es = item
+        tb: list[Any] = []
+        for t in tie_breakers:
+            if t == EARLIEST_FULFILMENT:
+                tb.append(first(es))
+            elif t == FEWER_MISSED:
+                tb.append(miss.get(key, 0))
+        return (-_round(sum(e.points for e in es)), *tb)
+
+    rows = sorted(by_participant.items(), key=lambda item: (sort_key(item), item[0][1]))
     out: list[Ranked] = []
-    for i, (pid, pts, first, es) in enumerate(rows):
-        if out and (out[-1].points, out[-1].first_at) == (pts, first):
-            place = out[-1].rank
-        else:
-            place = i + 1
-        out.append(Ranked(place, pid, pts, first, es))
+    previous: tuple[Any, ...] | None = None
+    for i, item in enumerate(rows):
+        (pkind, pid), es = item
+        k = sort_key(item)
+        place = out[-1].rank if out and k == previous else i + 1
+        previous = k
+        out.append(
+            Ranked(
+                rank=place,
+                participant_id=pid,
+                points=_round(sum(e.points for e in es)),
+                first_at=first(es),
+                entries=tuple(es),
+                participant_kind="person" if pkind == "person" else "unit",
+                eligibility=elig.get((pkind, pid), ()),
+                misses=miss.get((pkind, pid), 0),
+            )
+        )
+    return out
+
+
+def priority(standing: Standing, rules: Rules | None) -> tuple[list[Ranked], list[Ranked]]:
+    """(persons, units) ranked under ``rules``."""
+    tbs = rules.tie_breakers if rules is not None else (EARLIEST_FULFILMENT,)
+    common: dict[str, Any] = {
+        "eligibility": standing.eligibility,
+        "misses": standing.misses,
+        "tie_breakers": tbs,
+    }
+    persons = rank(
+        standing.entries, per_part_cap=rules.cap("person") if rules else None, kind="person", **common
+    )
+    units = rank(standing.entries, per_part_cap=rules.cap("unit") if rules else None, kind="unit", **common)
+    return persons, units
+
+
+def rollup(points: Mapping[str, float], parents: Mapping[str, str | None]) -> dict[str, float]:
+    """Each node's own points plus its descendants' (a unit tree: branches into their parent; a union tree)."""
+    out: dict[str, float] = defaultdict(float)
+    for node, p in points.items():
+        seen: set[str] = set()
+        cur: str | None = node
+        while cur is not None and cur not in seen:
+            seen.add(cur)
+            out[cur] += p
+            cur = parents.get(cur)
+    return {k: _round(v) for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class Change:
+    """A participant whose rank, points or eligibility differ between two lists (``reward.priority.changed``)."""
+
+    participant_kind: ParticipantKind
+    participant_id: str
+    before: Ranked | None
+    after: Ranked | None
+
+
+def changes(before: Iterable[Ranked], after: Iterable[Ranked]) -> list[Change]:
+    """Participants whose digest (rank, points, eligibility) differs, in a stable order."""
+    b = {(r.participant_kind, r.participant_id): r for r in before}
+    a = {(r.participant_kind, r.participant_id): r for r in after}
+    out = []
+    for key in sorted(set(a) | set(b)):
+        rb, ra = b.get(key), a.get(key)
+        if (rb.digest() if rb else None) != (ra.digest() if ra else None):
+            out.append(Change(key[0], key[1], rb, ra))
     return out

@@ -1,4 +1,10 @@
-"""rewards' tables: the backbone, its copy of the directory and editions, and the participation ledger."""
+"""rewards' tables: the backbone, its copy of the directory and editions, the rules it accepted, and the
+participation ledger with the standings it produces.
+
+Projections (``ledger``, ``standings``) belong to a *generation*: the live one the API reads, and during a
+rebuild a fresh one filled from the stream's start with its own inbox (``inbox.purpose = rebuild-<id>``), swapped
+in when complete. Generation 0 is the first live one, whose inbox is the live consumer's (``facts``).
+"""
 
 from __future__ import annotations
 
@@ -11,39 +17,131 @@ metadata = sa.MetaData()
 backbone = backbone_tables(metadata)
 copies = copy_tables(metadata)
 
-# One row per submission the consumer has seen: the folded state, and the row every handler of that
-# submission upserts first, so two processes folding the same submission at once take turns (on PostgreSQL
-# the upsert holds the row lock; the second fold then sees the first one's facts).
+# One row per subject (submission or assignment) the consumer has seen: the folded state, and the row every
+# handler of that subject upserts first, so two processes folding the same subject at once take turns (on
+# PostgreSQL the upsert holds the row lock; the second fold then sees the first one's facts).
 submission_states = sa.Table(
     "submission_states",
     metadata,
     sa.Column("submission_id", sa.String(100), primary_key=True),
     sa.Column("tenant", sa.String(100), nullable=False),
     sa.Column("edition", sa.String(32), nullable=True),
-    sa.Column("state", sa.String(20), nullable=False),  # pending | active | withdrawn | rejected
+    sa.Column("state", sa.String(20), nullable=False),  # pending | active | withdrawn | rejected | assignment
     sa.Column("facts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
-# The participation ledger (sổ ghi nhận tham gia): a projection of the kept facts, rebuilt from them. An entry
-# exists while the fact that earned it stands (a withdrawal or a rejection removes it; a reinstatement
-# restores it). One achievement is one entry: revisions of a submission never add one.
+# The participation ledger (sổ ghi nhận tham gia) in force: the entries the kept facts earn now, per subject
+# (``submission_id`` holds the subject: a submission, or an assignment for misses, fulfilments and the 90-day
+# campaign). One achievement is one entry: revisions never add one; a withdrawal or a rejection removes it.
 ledger = sa.Table(
     "ledger",
     metadata,
+    sa.Column("generation", sa.Integer, primary_key=True, server_default="0"),
     sa.Column("submission_id", sa.String(100), primary_key=True),
     sa.Column("participant_kind", sa.String(10), primary_key=True),  # person | unit
     sa.Column("participant_id", sa.String(100), primary_key=True),
+    sa.Column("rule", sa.String(200), primary_key=True),  # e.g. submission.received/experience
     sa.Column("tenant", sa.String(100), nullable=False),
     sa.Column("edition", sa.String(32), nullable=False),
     sa.Column("part", sa.String(100), nullable=False),
-    sa.Column("kind", sa.String(40), nullable=False),  # the submission kind: experience_report | initiative
+    sa.Column("kind", sa.String(40), nullable=False),  # submission kind or part kind
     sa.Column("event_id", sa.String(36), nullable=False),  # the fact that earned it
-    sa.Column("rule", sa.String(200), nullable=False),  # e.g. submission.received/experience
-    sa.Column("points", sa.Integer, nullable=False),
+    sa.Column("points", sa.Float, nullable=False),
     sa.Column("time", UtcDateTime(), nullable=False),  # business time of the fact
     sa.Column("reason_vi", sa.Text, nullable=False),
     sa.Column("reason_en", sa.Text, nullable=False),
     sa.Column("recorded_at", UtcDateTime(), nullable=False),
-    sa.Index("ix_ledger_edition", "tenant", "edition", "participant_kind", "time"),
+    sa.Index("ix_ledger_edition", "generation", "tenant", "edition", "participant_kind", "time"),
+)
+
+# The ledger's journal: append-only. Every change to the entries in force appends a credit (an entry appears)
+# or a reversal (it is taken back: withdrawal, ineligibility ruling, re-pricing), naming the fact that caused it.
+ledger_journal = sa.Table(
+    "ledger_journal",
+    metadata,
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("edition", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(100), nullable=False),
+    sa.Column("participant_kind", sa.String(10), nullable=False),
+    sa.Column("participant_id", sa.String(100), nullable=False),
+    sa.Column("rule", sa.String(200), nullable=False),
+    sa.Column("event_id", sa.String(36), nullable=False),  # the fact that earned the entry
+    sa.Column("cause_event_id", sa.String(36), nullable=True),  # the fact whose arrival changed it
+    sa.Column("action", sa.String(10), nullable=False),  # credit | reversal
+    sa.Column("points", sa.Float, nullable=False),  # signed: a reversal is negative
+    sa.Column("time", UtcDateTime(), nullable=False),  # business time of the earning fact
+    sa.Column("reason_vi", sa.Text, nullable=False),
+    sa.Column("reason_en", sa.Text, nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_ledger_journal_participant", "generation", "tenant", "participant_kind", "participant_id"),
+)
+
+# Projection generations: one live (status "active"); a rebuild adds one "building", swaps it in, retires the old.
+generations = sa.Table(
+    "generations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("purpose", sa.String(100), nullable=False),  # its inbox
+    sa.Column("status", sa.String(12), nullable=False),  # active | building | retired | abandoned
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("completed_at", UtcDateTime(), nullable=True),
+    sa.Column("facts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rules_versions", sa.Text, nullable=False, server_default="{}"),  # {"tenant/edition": version}
+)
+
+# Every rules version received with edition.published, valid or refused (a refused one never applies).
+rules = sa.Table(
+    "rules",
+    metadata,
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("edition", sa.String(32), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),  # the edition document version
+    sa.Column("rules_version", sa.Integer, nullable=False),
+    sa.Column("doc", sa.Text, nullable=False),  # the rewards section, JSON
+    sa.Column("valid", sa.Boolean, nullable=False),
+    sa.Column("errors", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("published_at", UtcDateTime(), nullable=False),
+)
+
+# The list last told to others (reward.priority.changed), per generation and participant.
+standings = sa.Table(
+    "standings",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("edition", sa.String(32), primary_key=True),
+    sa.Column("participant_kind", sa.String(10), primary_key=True),
+    sa.Column("participant_id", sa.String(100), primary_key=True),
+    sa.Column("rank", sa.Integer, nullable=True),  # None: no longer on the list
+    sa.Column("points", sa.Float, nullable=False),
+    sa.Column("eligibility", sa.Text, nullable=False),  # JSON list of title keys
+    sa.Column("digest", sa.String(32), nullable=True),
+    sa.Column("changes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rules_version", sa.Integer, nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Editions whose standings must be recomputed: a mark per change, written with the facts (insert-only, so
+# concurrent consumers never wait on one row), cleared by the standings job up to the marks it has seen.
+dirty = sa.Table(
+    "dirty_editions",
+    metadata,
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("edition", sa.String(32), primary_key=True),
+    sa.Column("since", UtcDateTime(), primary_key=True),
+)
+
+# The parallel tree (Chi đoàn, Công đoàn cơ sở) as directory.unit.changed tells it: the shared copies keep units
+# only, and the list rolls participation up by union.
+unions = sa.Table(
+    "copy_unions",
+    metadata,
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("union_id", sa.String(100), primary_key=True),
+    sa.Column("doc", sa.Text, nullable=False),
+    sa.Column("sequence", sa.Integer, nullable=False),
 )

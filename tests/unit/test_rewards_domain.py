@@ -167,3 +167,133 @@ def test_per_person_per_part_cap_keeps_the_earliest() -> None:
     assert [e.time for e in capped.entries if e.part == "experience"] == [first]
     (uncapped,) = domain.rank(entries)
     assert uncapped.points == 4
+
+
+# ------------------------------------------------------------------------------------ assignments and rules
+
+D1 = datetime(2023, 10, 26, tzinfo=VN)
+D2 = datetime(2023, 10, 28, tzinfo=VN)
+
+
+def assignment_fact(type_: str, sequence: int, **data: object) -> Envelope:
+    base: dict[str, object] = {
+        "assignment_id": "a-1",
+        "part": "experience",
+        "part_kind": "experience_report",
+        "assignee_kind": "person",
+        "assignee_id": "p-0002",
+        "unit_id": "u-vpdkdd-cn1",
+    }
+    base.update(data)
+    return make_event(
+        type_, base, source="campaign", tenant="soctrang-stnmt", subject="a-1", sequence=sequence, time=T0,
+        edition="2023",
+    )  # fmt: skip
+
+
+def missed(sequence: int, deadline: datetime) -> Envelope:
+    return assignment_fact("deadline.missed", sequence, deadline=deadline)
+
+
+def extended(sequence: int) -> Envelope:
+    return assignment_fact(
+        "deadline.extended",
+        sequence,
+        previous_deadline=D1,
+        new_deadline=D2,
+        reason="ốm",
+        approved_by="p-0001",
+    )
+
+
+def fulfilled(sequence: int, when: datetime, deadline: datetime) -> Envelope:
+    return assignment_fact(
+        "assignment.fulfilled", sequence, fulfilled_at=when, deadline=deadline, on_time=when < deadline
+    )
+
+
+DEDUCT = domain.Rules(deduct=2)
+
+
+def test_one_assignment_never_costs_twice() -> None:
+    facts = [missed(1, D1), missed(1, D1), extended(2), missed(3, D2)]  # a duplicate, then a second deadline
+    a = domain.fold_assignment("a-1", reversed(facts))
+    entries = domain.assignment_entries(a, DEDUCT)
+    assert [(e.rule, e.points, e.time) for e in entries] == [("deadline.missed", -2, D2)]
+
+
+def test_on_time_for_the_extended_deadline_voids_the_miss_but_late_does_not() -> None:
+    on_time = [missed(1, D1), extended(2), fulfilled(3, D2 - timedelta(hours=1), D2)]
+    assert domain.assignment_entries(domain.fold_assignment("a-1", on_time), DEDUCT) == []
+    late = [missed(1, D1), fulfilled(2, D1 + timedelta(hours=1), D1)]
+    assert [e.points for e in domain.assignment_entries(domain.fold_assignment("a-1", late), DEDUCT)] == [-2]
+
+
+def test_a_flag_costs_nothing_but_is_a_reason() -> None:
+    (flag,) = domain.assignment_entries(domain.fold_assignment("a-1", [missed(1, D1)]), domain.Rules())
+    assert flag.points == 0 and "không trừ điểm" in flag.reason_vi and "26/10/2023 00:00:00" in flag.reason_vi
+
+
+def test_co_authors_share_the_points_when_the_rules_say_so() -> None:
+    received = fact(
+        "submission.received",
+        1,
+        kind="initiative",
+        part="initiative",
+        author_id="p-0007",
+        authors=[
+            {"person_id": "p-0007", "name": "Đức", "share": 60},
+            {"person_id": "p-0008", "name": "Linh", "share": 40},
+        ],
+    )
+    s = domain.fold_submission(SUB, [received])
+    split = domain.ledger_entries(s, points=POINTS, author_shares=True)
+    assert [(e.participant_id, e.points) for e in split] == [
+        ("p-0007", 1.2),
+        ("p-0008", 0.8),
+        ("u-vpdkdd-cn1", 2),
+    ]
+    assert "(60%)" in split[0].reason_vi
+    whole = domain.ledger_entries(s, points=POINTS)
+    assert [(e.participant_id, e.points) for e in whole] == [
+        ("p-0007", 2),
+        ("p-0008", 2),
+        ("u-vpdkdd-cn1", 2),
+    ]
+
+
+KINDS = ("submission.received/experience", "initiative.selected", "deadline.missed")
+
+
+def test_rules_check_names_each_bad_field() -> None:
+    ok = {"points": {"submission.received/experience": 1}, "caps": {"per_person_per_part": 1}}
+    assert domain.validate_rules(ok, KINDS) == []
+    bad = {
+        "points": {"submission.recieved/experience": 1},
+        "caps": {"per_person_per_part": -1},
+        "deadline_missed": {"deduct": 0},
+        "eligibility": {"chien_si_thi_dua_co_so": ["author_of_rejected"]},
+        "tie_breakers": ["coin_toss"],
+    }
+    assert [e.field for e in domain.validate_rules(bad, KINDS)] == [
+        "rewards.points.submission.recieved/experience",
+        "rewards.caps.per_person_per_part",
+        "rewards.deadline_missed",
+        "rewards.eligibility.chien_si_thi_dua_co_so[0]",
+        "rewards.tie_breakers[0]",
+    ]
+    assert all(e.vi and e.en for e in domain.validate_rules(bad, KINDS))
+
+
+def test_ties_share_a_rank_and_fewer_misses_breaks_them_when_asked() -> None:
+    es = [entry("a", 1, T0), entry("b", 1, T0)]
+    assert [(r.participant_id, r.rank) for r in domain.rank(es)] == [("a", 1), ("b", 1)]
+    ranked = domain.rank(
+        es, misses={("person", "a"): 1}, tie_breakers=["earliest_fulfilment", "fewer_missed_deadlines"]
+    )
+    assert [(r.participant_id, r.rank) for r in ranked] == [("b", 1), ("a", 2)]
+
+
+def test_rollup_adds_branches_to_their_parent() -> None:
+    parents = {"u-vpdkdd-cn1": "u-vpdkdd", "u-vpdkdd": None}
+    assert domain.rollup({"u-vpdkdd": 5, "u-vpdkdd-cn1": 2}, parents) == {"u-vpdkdd": 7, "u-vpdkdd-cn1": 2}

@@ -1,0 +1,408 @@
+"""The priority list as people read it (names, units, unions, reasons in Vietnamese and English), and its
+exports: CSV and XLSX with Vietnamese headers, ready for the reward council (Hội đồng thi đua khen thưởng).
+
+Everything here is derived from a ``projection.Computed`` and the directory copy; the same facts and rules
+give the same bytes (no "generated at" stamp), so a rebuilt list can be compared with the live one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from services.rewards import domain
+from shared.clock import VN
+from shared.documents import Person, Union, Unit, format_datetime_vn
+
+
+class Reason(BaseModel):
+    vi: str
+    en: str
+    event_id: str
+    rule: str
+    points: float
+    time: datetime
+
+
+class EligibilityOut(BaseModel):
+    key: str
+    title_vi: str
+    title_en: str
+    reasons: list[dict[str, str]]
+
+
+class PersonPriority(BaseModel):
+    rank: int
+    person_id: str
+    name: str | None
+    title: str | None = None
+    unit_id: str | None
+    unit_name: str | None = None
+    unions: list[str] = []
+    roles: list[str] = []
+    points: float
+    missed_deadlines: int = 0
+    eligibility: list[EligibilityOut] = []
+    reasons: list[Reason]
+
+
+class UnitPriority(BaseModel):
+    rank: int
+    unit_id: str
+    name: str | None
+    parent: str | None = None
+    points: float
+    rollup_points: float = 0
+    missed_deadlines: int = 0
+    eligibility: list[EligibilityOut] = []
+    reasons: list[Reason]
+
+
+class UnionRollup(BaseModel):
+    union_id: str
+    name: str | None
+    parent: str | None = None
+    members_listed: int
+    points: float
+    rollup_points: float
+
+
+class LedgerRow(BaseModel):
+    participant_kind: str
+    participant_id: str
+    name: str | None
+    subject: str
+    event_id: str
+    rule: str
+    points: float
+    counted: bool
+    time: datetime
+    part: str
+    reason_vi: str
+    reason_en: str
+
+
+class PriorityList(BaseModel):
+    edition: str
+    as_of: datetime | None
+    generation: int
+    edition_version: int | None
+    rules_version: int | None
+    persons: list[PersonPriority]
+    units: list[UnitPriority]
+    unions: list[UnionRollup]
+    ledger: list[LedgerRow] = []
+
+
+def _reasons(r: domain.Ranked) -> list[Reason]:
+    return [
+        Reason(vi=e.reason_vi, en=e.reason_en, event_id=e.event_id, rule=e.rule, points=e.points, time=e.time)
+        for e in r.entries
+    ]
+
+
+def _eligibility(r: domain.Ranked) -> list[EligibilityOut]:
+    return [
+        EligibilityOut(
+            key=e.key,
+            title_vi=e.title_vi,
+            title_en=e.title_en,
+            reasons=[{"vi": v, "en": n} for v, n in e.reasons],
+        )
+        for e in r.eligibility
+    ]
+
+
+def _subtree(root: str, parents: Mapping[str, str | None]) -> set[str]:
+    out = {root}
+    changed = True
+    while changed:
+        changed = False
+        for child, parent in parents.items():
+            if parent in out and child not in out:
+                out.add(child)
+                changed = True
+    return out
+
+
+def build(
+    *,
+    edition: str,
+    as_of: datetime | None,
+    persons: list[domain.Ranked],
+    units: list[domain.Ranked],
+    entries: tuple[domain.LedgerEntry, ...],
+    generation: int,
+    edition_version: int | None,
+    rules_version: int | None,
+    people: Mapping[str, Person],
+    unit_docs: Mapping[str, Unit],
+    union_docs: Mapping[str, Union],
+    unit: str | None = None,
+    union: str | None = None,
+    role: str | None = None,
+) -> PriorityList:
+    """The list with names, filtered (ranks stay those of the whole list) and rolled up by unit and union."""
+    unit_parents = {u.id: u.parent for u in unit_docs.values()}
+    union_parents = {u.id: u.parent for u in union_docs.values()}
+    unit_at_receipt = {
+        e.participant_id: e.submission_id for e in entries if e.participant_kind == "person"
+    }  # only a fallback key
+    receipt_units: dict[str, str] = {}
+    for e in sorted(entries, key=lambda e: (e.time, e.event_id)):
+        if e.participant_kind == "unit":
+            receipt_units[e.submission_id] = e.participant_id
+
+    def person_unit(pid: str) -> str | None:
+        p = people.get(pid)
+        if p is not None:
+            return p.unit
+        return receipt_units.get(unit_at_receipt.get(pid, ""))
+
+    units_wanted = _subtree(unit, unit_parents) if unit else None
+    unions_wanted = _subtree(union, union_parents) if union else None
+    person_rows = []
+    for r in persons:
+        p = people.get(r.participant_id)
+        uid = person_unit(r.participant_id)
+        if units_wanted is not None and uid not in units_wanted:
+            continue
+        if unions_wanted is not None and not (p and set(p.unions) & unions_wanted):
+            continue
+        if role is not None and not (p and role in p.roles):
+            continue
+        person_rows.append(
+            PersonPriority(
+                rank=r.rank,
+                person_id=r.participant_id,
+                name=p.name if p else None,
+                title=p.title if p else None,
+                unit_id=uid,
+                unit_name=unit_docs[uid].name if uid is not None and uid in unit_docs else None,
+                unions=list(p.unions) if p else [],
+                roles=[str(x) for x in p.roles] if p else [],
+                points=r.points,
+                missed_deadlines=r.misses,
+                eligibility=_eligibility(r),
+                reasons=_reasons(r),
+            )
+        )
+    unit_points = {r.participant_id: r.points for r in units}
+    unit_rollup = domain.rollup(unit_points, unit_parents)
+    unit_rows = [
+        UnitPriority(
+            rank=r.rank,
+            unit_id=r.participant_id,
+            name=unit_docs[r.participant_id].name if r.participant_id in unit_docs else None,
+            parent=unit_parents.get(r.participant_id),
+            points=r.points,
+            rollup_points=unit_rollup.get(r.participant_id, r.points),
+            missed_deadlines=r.misses,
+            eligibility=_eligibility(r),
+            reasons=_reasons(r),
+        )
+        for r in units
+        if units_wanted is None or r.participant_id in units_wanted
+    ]
+    # Unions: the points of their members on the (filtered) list, and of their sub-unions.
+    union_points: dict[str, float] = defaultdict(float)
+    members: dict[str, int] = defaultdict(int)
+    for row in person_rows:
+        for u in row.unions:
+            union_points[u] += row.points
+            members[u] += 1
+    union_rollup = domain.rollup(union_points, union_parents)
+    union_rows = [
+        UnionRollup(
+            union_id=uid,
+            name=union_docs[uid].name if uid in union_docs else None,
+            parent=union_parents.get(uid),
+            members_listed=members.get(uid, 0),
+            points=round(union_points.get(uid, 0.0), 2),
+            rollup_points=union_rollup.get(uid, 0.0),
+        )
+        for uid in sorted(set(union_points) | set(union_docs))
+        if unions_wanted is None or uid in unions_wanted
+    ]
+    counted = {
+        (e.participant_kind, e.participant_id, e.submission_id, e.rule)
+        for r in (*persons, *units)
+        for e in r.entries
+    }
+    listed = {("person", r.person_id) for r in person_rows} | {("unit", r.unit_id) for r in unit_rows}
+    ledger = [
+        LedgerRow(
+            participant_kind=e.participant_kind,
+            participant_id=e.participant_id,
+            name=(people[e.participant_id].name if e.participant_id in people else None)
+            if e.participant_kind == "person"
+            else (unit_docs[e.participant_id].name if e.participant_id in unit_docs else None),
+            subject=e.submission_id,
+            event_id=e.event_id,
+            rule=e.rule,
+            points=e.points,
+            counted=(e.participant_kind, e.participant_id, e.submission_id, e.rule) in counted,
+            time=e.time.astimezone(VN),
+            part=e.part,
+            reason_vi=e.reason_vi,
+            reason_en=e.reason_en,
+        )
+        for e in sorted(
+            entries, key=lambda e: (e.time, e.event_id, e.participant_kind, e.participant_id, e.rule)
+        )
+        if (e.participant_kind, e.participant_id) in listed
+    ]
+    return PriorityList(
+        edition=edition,
+        as_of=as_of.astimezone(VN) if as_of else None,
+        generation=generation,
+        edition_version=edition_version,
+        rules_version=rules_version,
+        persons=person_rows,
+        units=unit_rows,
+        unions=union_rows,
+        ledger=ledger,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ exports
+
+PERSON_HEADERS: list[object] = [
+    "Hạng",
+    "Mã cán bộ",
+    "Họ và tên",
+    "Chức vụ",
+    "Đơn vị",
+    "Điểm",
+    "Số lần trễ hạn",
+    "Danh hiệu đủ điều kiện",
+    "Lý do",
+]
+UNIT_HEADERS: list[object] = [
+    "Hạng",
+    "Mã đơn vị",
+    "Tên đơn vị",
+    "Điểm",
+    "Điểm gộp (kể cả đơn vị trực thuộc)",
+    "Số lần trễ hạn",
+    "Danh hiệu đủ điều kiện",
+    "Lý do",
+]
+LEDGER_HEADERS: list[object] = [
+    "Đối tượng",
+    "Mã",
+    "Tên",
+    "Hồ sơ / nhiệm vụ",
+    "Mã sự kiện",
+    "Quy tắc",
+    "Điểm",
+    "Được tính",
+    "Thời điểm (+07:00)",
+    "Phần thi",
+    "Lý do",
+    "Reason (English)",
+]
+SHEETS = {"persons": "Cá nhân", "units": "Đơn vị", "ledger": "Sổ ghi nhận"}
+
+
+def _pts(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else x
+
+
+def sheet_rows(pl: PriorityList, sheet: str) -> list[list[object]]:
+    """One sheet's rows (headers first): ``persons``, ``units`` or ``ledger``."""
+    if sheet == "persons":
+        return [PERSON_HEADERS] + [
+            [
+                p.rank,
+                p.person_id,
+                p.name or "",
+                p.title or "",
+                p.unit_name or p.unit_id or "",
+                _pts(p.points),
+                p.missed_deadlines,
+                "; ".join(e.title_vi for e in p.eligibility),
+                "\n".join(f"{r.vi} ({_pts(r.points):+g} điểm)" for r in p.reasons),
+            ]
+            for p in pl.persons
+        ]
+    if sheet == "units":
+        return [UNIT_HEADERS] + [
+            [
+                u.rank,
+                u.unit_id,
+                u.name or "",
+                _pts(u.points),
+                _pts(u.rollup_points),
+                u.missed_deadlines,
+                "; ".join(e.title_vi for e in u.eligibility),
+                "\n".join(f"{r.vi} ({_pts(r.points):+g} điểm)" for r in u.reasons),
+            ]
+            for u in pl.units
+        ]
+    if sheet == "ledger":
+        return [LEDGER_HEADERS] + [
+            [
+                "Cá nhân" if e.participant_kind == "person" else "Đơn vị",
+                e.participant_id,
+                e.name or "",
+                e.subject,
+                e.event_id,
+                e.rule,
+                _pts(e.points),
+                "Có" if e.counted else "Không",
+                format_datetime_vn(e.time),
+                e.part,
+                e.reason_vi,
+                e.reason_en,
+            ]
+            for e in pl.ledger
+        ]
+    raise KeyError(sheet)
+
+
+def to_csv(pl: PriorityList, sheet: str) -> bytes:
+    """UTF-8 with a byte-order mark (Excel opens it with its diacritics intact), CRLF line ends."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerows(sheet_rows(pl, sheet))
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def to_xlsx(pl: PriorityList, *, title: str | None = None) -> bytes:
+    """A workbook with three sheets — Cá nhân, Đơn vị, Sổ ghi nhận — headers in Vietnamese."""
+    from openpyxl import Workbook  # type: ignore[import-untyped]
+    from openpyxl.styles import Alignment, Font  # type: ignore[import-untyped]
+
+    wb = Workbook()
+    first = True
+    for key, name in SHEETS.items():
+        ws = wb.active if first else wb.create_sheet()
+        assert ws is not None
+        first = False
+        ws.title = name
+        for row in sheet_rows(pl, key):
+            ws.append(row)
+        for cell in ws[1]:
+            cell.font = Font(bold=True)
+        for col in ws.columns:
+            letter = col[0].column_letter
+            width = max(len(str(c.value or "").split("\n")[0]) for c in col)
+            ws.column_dimensions[letter].width = min(max(10, width + 2), 80)
+            for c in col[1:]:
+                c.alignment = Alignment(wrap_text=True, vertical="top")
+        ws.freeze_panes = "A2"
+    wb.properties.title = title or f"Danh sách ưu tiên khen thưởng — kỳ {pl.edition}"
+    wb.properties.creator = "hoithi rewards"
+    # A fixed timestamp: the same list gives the same workbook.
+    fixed = datetime(2000, 1, 1)
+    wb.properties.created = fixed
+    wb.properties.modified = fixed
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
