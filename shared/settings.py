@@ -104,6 +104,11 @@ class ServiceSettings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     mail_from: str = "Hội thi CCHC <no-reply@hoithi.local>"
+    smtp_tls: bool = False  # implicit TLS (SMTPS, usually port 465); smtp_starttls for STARTTLS
+    templates_dir: Path | None = None  # an operator's template overrides: <language>/<template>.j2
+    retry_base_seconds: float = 5.0
+    retry_max_seconds: float = 3600.0
+    max_attempts: int = 8
 
 
 def service_settings(name: str, shared: Settings | None = None) -> ServiceSettings:

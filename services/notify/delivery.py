@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -46,25 +45,17 @@ WEBHOOK_TIMEOUT = 10.0
 Sender = Callable[[ServiceSettings, EmailMessage], Awaitable[Any]]
 
 
-def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
-    return float(value) if value else default
-
-
-def retry_policy() -> tuple[timedelta, timedelta, int]:
-    """(base, cap, max attempts); settings read from the environment until ServiceSettings has them."""
-    return (
-        timedelta(seconds=_env_float("HOITHI_NOTIFY_RETRY_BASE_SECONDS", domain.RETRY_BASE.total_seconds())),
-        timedelta(seconds=_env_float("HOITHI_NOTIFY_RETRY_MAX_SECONDS", domain.RETRY_MAX.total_seconds())),
-        int(_env_float("HOITHI_NOTIFY_MAX_ATTEMPTS", domain.MAX_ATTEMPTS)),
-    )
+def retry_policy(own: ServiceSettings) -> tuple[timedelta, timedelta, int]:
+    """(base, cap, max attempts) from ``HOITHI_NOTIFY_RETRY_BASE_SECONDS`` / ``_RETRY_MAX_SECONDS`` /
+    ``_MAX_ATTEMPTS``."""
+    return timedelta(seconds=own.retry_base_seconds), timedelta(seconds=own.retry_max_seconds), own.max_attempts
 
 
 async def smtp_send(own: ServiceSettings, message: EmailMessage) -> None:
     """STARTTLS (``HOITHI_NOTIFY_SMTP_STARTTLS``) or implicit TLS (``HOITHI_NOTIFY_SMTP_TLS``, port 465 usually),
     credentials from settings; plain SMTP otherwise (a local relay)."""
     assert own.smtp_host is not None
-    implicit_tls = os.environ.get("HOITHI_NOTIFY_SMTP_TLS", "").lower() in ("1", "true", "yes")
+    implicit_tls = own.smtp_tls
     await aiosmtplib.send(
         message,
         hostname=own.smtp_host,
@@ -283,7 +274,7 @@ async def _webhook_outcome(conn: Any, rt: Runtime, row: Any, error: str | None) 
 
 async def _mark(rt: Runtime, row: Any, error: str | None) -> None:
     t = models.deliveries
-    base, cap, max_attempts = retry_policy()
+    base, cap, max_attempts = retry_policy(rt.own)
     attempt = row.attempts + 1
     real_now = datetime.now(UTC)
     business_now = rt.now()

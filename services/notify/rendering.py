@@ -14,7 +14,6 @@ sent once the service runs again.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -98,8 +97,10 @@ def check(directory: Path) -> list[str]:
 
 
 def override_dir() -> Path | None:
-    value = os.environ.get(OVERRIDE_ENV)
-    return Path(value) if value else None
+    """``HOITHI_NOTIFY_TEMPLATES_DIR``: an operator's overrides (``<language>/<template>.j2``)."""
+    from shared.settings import service_settings
+
+    return service_settings("notify").templates_dir
 
 
 @lru_cache(maxsize=4)
