@@ -360,9 +360,9 @@ class Directory(_Doc):
                     problems.append(
                         f"units: code {a.code!r} is used by both {a.id!r} and {b.id!r} in overlapping periods"
                     )
-        for i, un_ in enumerate(self.unions):
-            if un_.parent is not None and u.parent not in union_ids:
-                problems.append(f"unions[{i}].parent: union {u.id!r} has unknown parent {u.parent!r}")
+        for i, tree in enumerate(self.unions):
+            if tree.parent is not None and tree.parent not in union_ids:
+                problems.append(f"unions[{i}].parent: union {tree.id!r} has unknown parent {tree.parent!r}")
         rows_by_id: dict[str, list[Person]] = {}
         for i, p in enumerate(self.people):
             if p.unit not in unit_ids:

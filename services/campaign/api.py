@@ -2,31 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.campaign import models
+from services.campaign import deadlines, models
+from services.campaign.publishing import stored_directory
 from shared.clock import VN
-from shared.problems import Problem
+from shared.documents import Edition, deadline_instant, format_datetime_vn
+from shared.idempotency import request_hash
+from shared.problems import Problem, field_error
 from shared.service import CallerDep, RuntimeDep, require_person
 
 router = APIRouter(prefix="/tenants/{tenant}", tags=["campaign"])
 
 
-@router.get("/units", summary="Units of the directory in force today (đơn vị)")
-async def list_units(tenant: str, rt: RuntimeDep, caller: CallerDep) -> list[dict[str, Any]]:
+@router.get("/units", summary="Units of the directory in force today, or on ``as_of`` (đơn vị)")
+async def list_units(
+    tenant: str, rt: RuntimeDep, caller: CallerDep, as_of: date | None = None
+) -> list[dict[str, Any]]:
     require_person(caller)
-    t = models.copies.units
+    day = as_of or rt.now().astimezone(VN).date()
     async with rt.engine.connect() as conn:
-        ids = (
-            (await conn.execute(sa.select(t.c.unit_id).where(t.c.tenant == tenant).distinct()))
-            .scalars()
-            .all()
-        )
-        units = [await models.copies.unit(conn, tenant, uid, rt.now()) for uid in ids]
-    return [u.model_dump(mode="json") for u in units if u is not None]
+        directory = await stored_directory(conn, tenant)
+    return [u.model_dump(mode="json") for u in directory.units_as_of(day)]
 
 
 @router.get("/people", summary="People of the directory in force today (cán bộ)")
@@ -66,7 +70,9 @@ async def list_assignments(
     assignee: str | None = None,
     status: str | None = None,
 ) -> list[dict[str, Any]]:
-    require_person(caller)
+    """Scoped to the caller: everything for the director and the secretariat, a unit head's unit and branches,
+    a union secretary's members, an official's own assignments."""
+    person = require_person(caller)
     a = models.assignments
     q = sa.select(a).where(a.c.tenant == tenant, a.c.edition == edition)
     if part:
@@ -77,6 +83,19 @@ async def list_assignments(
         q = q.where(a.c.status == status)
     async with rt.engine.connect() as conn:
         rows = (await conn.execute(q.order_by(a.c.part, a.c.assignee_id))).mappings().all()
+        directory = await stored_directory(conn, tenant)
+    from services.campaign.api_documents import scope_of
+
+    _, visible = scope_of(caller, person, directory)
+    rows = [
+        r
+        for r in rows
+        if (
+            visible(r["assignee_id"], r["unit_id"])
+            if visible
+            else r["assignee_id"] in (person.id, person.unit)
+        )
+    ]
     return [
         {
             **{k: v for k, v in r.items() if k not in ("tenant",)},
@@ -86,3 +105,204 @@ async def list_assignments(
         }
         for r in rows
     ]
+
+
+# ------------------------------------------------------------------------------ deadlines and extensions
+
+
+class ExtensionCreate(BaseModel):
+    """A later deadline for one assignee (gia hạn). A bare date means the end of that day in the edition's zone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    new_deadline: date | AwareDatetime
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+def _vn(dt: datetime | None) -> str | None:
+    return dt.astimezone(VN).isoformat() if dt else None
+
+
+async def _edition(conn: AsyncConnection, tenant: str, edition: str) -> Edition:
+    e = models.copies.editions
+    doc = (
+        await conn.execute(
+            sa.select(e.c.doc)
+            .where(e.c.tenant == tenant, e.c.edition == edition)
+            .order_by(e.c.version.desc())
+            .limit(1)
+        )
+    ).scalar()
+    if doc is None:
+        raise Problem(404, f"No edition {edition!r}.", f"Không có kỳ hội thi {edition!r}.", code="no_edition")
+    return Edition.model_validate_json(doc)
+
+
+@router.post(
+    "/editions/{edition}/assignments/{assignment_id}/extensions",
+    status_code=201,
+    summary="Extend one assignee's deadline (secretariat only); the part's official deadline stays",
+)
+async def grant_extension(
+    tenant: str,
+    edition: str,
+    assignment_id: str,
+    body: ExtensionCreate,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    person = require_person(caller)
+    if not caller.has_role("secretariat"):
+        raise Problem(
+            403,
+            "Only the secretariat (Department Office) may extend a deadline.",
+            "Chỉ bộ phận thường trực (Văn phòng Sở) được gia hạn.",
+            code="not_secretariat",
+        )
+    a = models.assignments
+    scope = f"extension:{tenant}:{edition}:{assignment_id}"
+    digest = request_hash(body.model_dump(mode="json"))
+    async with rt.engine.begin() as conn:
+        stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
+        if stored is not None:
+            return stored.body  # type: ignore[no-any-return]
+        doc = await _edition(conn, tenant, edition)
+        row = (
+            await conn.execute(
+                sa.select(a).where(a.c.id == assignment_id, a.c.tenant == tenant, a.c.edition == edition)
+            )
+        ).first()
+        if row is None:
+            raise Problem(
+                404,
+                f"No assignment {assignment_id!r}.",
+                f"Không có phân công {assignment_id!r}.",
+                code="no_assignment",
+            )
+        new = (
+            body.new_deadline.astimezone(UTC)
+            if isinstance(body.new_deadline, datetime)
+            else deadline_instant(body.new_deadline, doc.tz)
+        )
+        previous = row.extended_to or row.deadline
+        if new <= previous:
+            raise Problem(
+                422,
+                "The new deadline must be later than the deadline in force.",
+                "Hạn mới phải sau hạn đang áp dụng.",
+                code="invalid",
+                errors=[
+                    field_error(
+                        "new_deadline",
+                        f"Must be after {format_datetime_vn(previous)}.",
+                        f"Phải sau {format_datetime_vn(previous)}.",
+                    )
+                ],
+            )
+        now = rt.now()
+        ext_id = str(uuid.uuid4())
+        await conn.execute(
+            models.extensions.insert().values(
+                id=ext_id,
+                tenant=tenant,
+                edition=edition,
+                assignment_id=row.id,
+                previous_deadline=previous,
+                new_deadline=new,
+                reason=body.reason,
+                approved_by=person.id,
+                granted_at=now,
+            )
+        )
+        await conn.execute(sa.update(a).where(a.c.id == row.id).values(extended_to=new))
+        await rt.outbox.emit(
+            conn,
+            "deadline.extended",
+            {
+                "assignment_id": row.id,
+                "part": row.part,
+                "assignee_kind": row.assignee_kind,
+                "assignee_id": row.assignee_id,
+                "previous_deadline": previous,
+                "new_deadline": new,
+                "reason": body.reason,
+                "approved_by": person.id,
+            },
+            tenant=tenant,
+            edition=edition,
+            subject=row.id,
+            time=now,
+        )
+        answer = {
+            "extension_id": ext_id,
+            "assignment_id": row.id,
+            "assignee_id": row.assignee_id,
+            "part": row.part,
+            "official_deadline": _vn(row.deadline),
+            "previous_deadline": _vn(previous),
+            "new_deadline": _vn(new),
+            "reason": body.reason,
+            "approved_by": person.id,
+            "granted_at": _vn(now),
+        }
+        await rt.idempotency.remember(conn, scope, idempotency_key, digest, 201, answer, now)
+    rt.outbox.committed()
+    return answer
+
+
+@router.get("/editions/{edition}/deadlines", summary="Where each deadline stands on the deadline clock")
+async def list_deadlines(tenant: str, edition: str, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+    """Per part: the official deadline, whether intake is closed, how many on-time receipts campaign has applied
+    and whether misses are decided (``open`` | ``waiting_for_intake`` | ``waiting_for_receipts`` | ``ready`` |
+    ``decided``); then each extended deadline the same way."""
+    require_person(caller)
+    now = rt.now()
+    st = deadlines.status_of(rt)
+    out: list[dict[str, Any]] = []
+    a = models.assignments
+    d = models.deadline_decisions
+    async with rt.engine.connect() as conn:
+        doc = await _edition(conn, tenant, edition)
+        for part in doc.parts:
+            if part.kind not in deadlines.CLOCKED_KINDS:
+                continue
+            targets: list[tuple[datetime, str]] = [(doc.deadline_of(part.id), "")]
+            ext = await conn.execute(
+                sa.select(a.c.extended_to, a.c.assignee_id).where(
+                    a.c.tenant == tenant,
+                    a.c.edition == edition,
+                    a.c.part == part.id,
+                    a.c.extended_to.is_not(None),
+                )
+            )
+            targets += [(r.extended_to, r.assignee_id) for r in ext]
+            for deadline, assignee in targets:
+                state, accepted, applied = await deadlines.deadline_state(
+                    conn, doc, part.id, deadline, assignee, now
+                )
+                decision = (
+                    await conn.execute(
+                        sa.select(d).where(
+                            d.c.tenant == tenant,
+                            d.c.edition == edition,
+                            d.c.part == part.id,
+                            d.c.deadline == deadline,
+                            d.c.assignee_id == assignee,
+                        )
+                    )
+                ).first()
+                out.append(
+                    {
+                        "part": part.id,
+                        "assignee_id": assignee or None,
+                        "deadline": _vn(deadline),
+                        "deadline_vn": format_datetime_vn(deadline),
+                        "state": state,
+                        "intake_accepted_on_time": accepted,
+                        "receipts_applied": applied,
+                        "missed": decision.missed if decision else None,
+                        "decided_at": _vn(decision.decided_at) if decision else None,
+                    }
+                )
+    return {"now": _vn(now), "clock_at": _vn(st.at), "clock_error": st.last_error, "deadlines": out}

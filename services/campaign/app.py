@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from services.campaign import api, handlers, models
+from services.campaign import api, api_documents, api_online, deadlines, handlers, models
 from shared import service
 from shared.service import ServiceSpec
 
@@ -12,8 +12,9 @@ SPEC = ServiceSpec(
     metadata=models.metadata,
     backbone=models.backbone,
     copies=models.copies,
-    routers=[api.router],
+    routers=[api.router, api_documents.router, api_online.router],
     handlers=handlers.build,
+    background=[deadlines.deadline_clock],
 )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shared.documents import Directory, Edition, ExperienceReportPart, InitiativePart
@@ -95,3 +95,196 @@ def fold_submission(facts: Iterable[tuple[str, dict[str, object]]]) -> Submissio
         elif type_ == "submission.reinstated":
             rejected = False
     return SubmissionState(received, withdrawn, rejected, received_at)
+
+
+# ------------------------------------------------------------------------------------ the deadline clock
+# Ids are deterministic (UUIDv5): every replica, restart or rebuild deciding the same fact gets the same id, so
+# the outbox's unique event id and the stream's duplicate window keep it once.
+
+
+def _instant(at: datetime) -> str:
+    """One spelling per instant (UTC), whatever zone the caller's datetime carries."""
+    return at.astimezone(UTC).isoformat()
+
+
+def miss_id(tenant: str, edition: str, assignment_id: str, deadline: datetime) -> str:
+    """``deadline.missed`` of (tenant, edition, assignment, deadline in force)."""
+    return deterministic_id("deadline.missed", tenant, edition, assignment_id, _instant(deadline))
+
+
+def reminder_id(assignment_id: str, offset: str, deadline: datetime) -> str:
+    """``deadline.approaching`` of (assignment, offset, deadline in force)."""
+    return deterministic_id("deadline.approaching", assignment_id, offset, _instant(deadline))
+
+
+def passed_id(tenant: str, edition: str, part: str, deadline: datetime) -> str:
+    """``deadline.passed`` of (part, deadline)."""
+    return deterministic_id("deadline.passed", tenant, edition, part, _instant(deadline))
+
+
+def reminder_due(deadline: datetime, offsets: Iterable[tuple[str, timedelta]], now: datetime) -> str | None:
+    """The one reminder offset to send at ``now``: the latest (closest to the deadline) already due.
+
+    None at or after the deadline — a catch-up after downtime never sends a stale reminder — and None before
+    the earliest offset is due.
+    """
+    if now >= deadline:
+        return None
+    due = [(delta, name) for name, delta in offsets if deadline - delta <= now]
+    return min(due)[1] if due else None
+
+
+@dataclass(frozen=True)
+class ClockAssignment:
+    """What the clock needs of an assignment to decide a deadline."""
+
+    id: str
+    assignee_id: str
+    unit_id: str | None
+    deadline: datetime  # the part's official deadline
+    extended_to: datetime | None
+    fulfilled_on_time: bool
+
+    @property
+    def deadline_in_force(self) -> datetime:
+        return self.extended_to if self.extended_to is not None else self.deadline
+
+
+def decision_ready(
+    now: datetime, deadline: datetime, accepted_on_time: int | None, receipts_applied: int
+) -> str:
+    """Where one deadline stands: ``open`` | ``waiting_for_intake`` | ``waiting_for_receipts`` | ``ready``.
+
+    Misses are decided only once the deadline has passed, submissions has closed the intake for it, and
+    campaign has applied at least as many on-time receipts as submissions accepted: a receipt still in flight
+    at midnight is never turned into a miss.
+    """
+    if now < deadline:
+        return "open"
+    if accepted_on_time is None:
+        return "waiting_for_intake"
+    if receipts_applied < accepted_on_time:
+        return "waiting_for_receipts"
+    return "ready"
+
+
+def missed_at(assignments: Iterable[ClockAssignment], deadline: datetime) -> list[ClockAssignment]:
+    """The assignments whose deadline in force is ``deadline`` and that were not fulfilled on time for it.
+
+    An assignee with an extension beyond ``deadline`` is not missed at it; their own deadline decides later.
+    """
+    return [a for a in assignments if a.deadline_in_force == deadline and not a.fulfilled_on_time]
+
+
+def missed_by_unit(missed: Iterable[ClockAssignment]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for a in missed:
+        out.setdefault(a.unit_id or "", []).append(a.assignee_id)
+    return {k: sorted(v) for k, v in sorted(out.items())}
+
+
+# ------------------------------------------------------------------------------------ participation (tham gia)
+
+STANDINGS = ("assigned", "fulfilled", "fulfilled_late", "missed", "extended", "open")
+
+
+@dataclass(frozen=True)
+class AssignmentFacts:
+    """What campaign knows of one assignment, each with its business time."""
+
+    id: str
+    part: str
+    assignee_id: str
+    unit_id: str | None  # the assignee's unit when the assignment was made
+    fulfilled_at: datetime | None
+    on_time: bool | None
+    missed_at: tuple[datetime, ...] = ()  # deadlines (in force) that were missed
+    extended_at: tuple[datetime, ...] = ()  # when extensions were granted
+
+
+def standing(a: AssignmentFacts, as_of: datetime) -> str:
+    """One of fulfilled | fulfilled_late | missed | extended | open, by business time ``as_of``."""
+    if a.fulfilled_at is not None and a.fulfilled_at <= as_of:
+        return "fulfilled" if a.on_time else "fulfilled_late"
+    if any(m <= as_of for m in a.missed_at):
+        return "missed"
+    if any(e <= as_of for e in a.extended_at):
+        return "extended"
+    return "open"
+
+
+def tally(assignments: Iterable[AssignmentFacts], as_of: datetime, key: Any) -> dict[str, dict[str, int]]:
+    """Counts per group (``key(assignment)`` → group id, or a list of ids, or None to skip)."""
+    out: dict[str, dict[str, int]] = {}
+    for a in assignments:
+        groups = key(a)
+        if groups is None:
+            continue
+        for g in [groups] if isinstance(groups, str) else groups:
+            counts = out.setdefault(g, dict.fromkeys(STANDINGS, 0))
+            counts["assigned"] += 1
+            counts[standing(a, as_of)] += 1
+    return dict(sorted(out.items()))
+
+
+# ------------------------------------------------------------------------------ the 90-day campaign (chiến dịch 90 ngày)
+
+TARGET_NAMES = ("full_process_share_of_eligible", "online_dossier_share", "on_time_share")
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """One procedure of a unit's catalogue (thủ tục hành chính), as of the catalogue's date."""
+
+    code: str  # national code d.dddddd
+    level: str  # full_process | partial | not_offered
+    eligible_full_process: bool
+
+
+@dataclass(frozen=True)
+class DossierCount:
+    """One procedure's dossiers (hồ sơ) in one reported period."""
+
+    code: str
+    received: int
+    online: int
+    on_time: int
+
+
+def _share(part: int, whole: int) -> float | None:
+    return round(part / whole, 6) if whole else None
+
+
+def campaign_figures(
+    catalogue: Iterable[CatalogueEntry], dossiers: Iterable[DossierCount]
+) -> dict[str, float | None]:
+    """The three target figures, shares 0..1 (None when there is nothing to divide by):
+
+    - full_process_share_of_eligible: eligible procedures offered full-process / eligible procedures;
+    - online_dossier_share: dossiers received online / dossiers received;
+    - on_time_share: dossiers processed on time / dossiers received.
+
+    Pass several units' catalogues and dossiers together for the department's pooled figures.
+    """
+    eligible = [c for c in catalogue if c.eligible_full_process]
+    full = sum(1 for c in eligible if c.level == "full_process")
+    counts = list(dossiers)
+    received = sum(d.received for d in counts)
+    return {
+        "full_process_share_of_eligible": _share(full, len(eligible)),
+        "online_dossier_share": _share(sum(d.online for d in counts), received),
+        "on_time_share": _share(sum(d.on_time for d in counts), received),
+    }
+
+
+def unmet_targets(figures: dict[str, float | None], targets: dict[str, float | None]) -> list[str]:
+    """Names of the targets set and not reached (a figure with nothing to measure does not reach its target)."""
+    out = []
+    for name in TARGET_NAMES:
+        target = targets.get(name)
+        if target is None:
+            continue
+        value = figures.get(name)
+        if value is None or value < target - 1e-9:
+            out.append(name)
+    return out

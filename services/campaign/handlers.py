@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -9,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models
 from shared.consumer import Handler, Inbox
+from shared.db import insert_ignore
 from shared.events.envelope import Envelope
 from shared.service import Runtime
 
@@ -33,6 +35,21 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
         data = received.data
         state = domain.fold_submission((e.type, e.data) for e in history)
         assignee = data["unit_id"] if data["kind"] == "initiative" else data["author_id"]
+        # What the deadline clock counts against intake.closed's accepted_on_time.
+        await conn.execute(
+            insert_ignore(
+                conn,
+                models.receipts,
+                {
+                    "submission_id": data["submission_id"],
+                    "tenant": env.tenant,
+                    "edition": env.edition or "",
+                    "part": data["part"],
+                    "assignee_id": assignee,
+                    "received_at": received.time,
+                },
+            )
+        )
         row = (
             await conn.execute(
                 sa.select(a).where(
@@ -73,20 +90,59 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
                 causation_id=env.id,
             )
 
-    async def keep(conn: AsyncConnection, env: Envelope) -> None:
-        """Kept in the inbox for later use (selection, intake closing: the deadline clock's issue)."""
+    async def on_intake_closed(conn: AsyncConnection, env: Envelope) -> None:
+        """Submissions closed a deadline's intake: the deadline clock may decide it once receipts are in."""
+        data = env.data
+        await conn.execute(
+            insert_ignore(
+                conn,
+                models.intake_closures,
+                {
+                    "tenant": env.tenant,
+                    "edition": env.edition or "",
+                    "part": data["part"],
+                    "deadline": datetime.fromisoformat(data["deadline"]),
+                    "assignee_id": data.get("assignee_id") or "",
+                    "accepted_on_time": int(data["accepted_on_time"]),
+                    "arrived_at": rt.now(),
+                },
+            )
+        )
+
+    async def on_selected(conn: AsyncConnection, env: Envelope) -> None:
+        """The council selected an initiative: the council's selection assignment is fulfilled."""
+        row = (
+            await conn.execute(
+                sa.select(a).where(
+                    a.c.tenant == env.tenant,
+                    a.c.edition == (env.edition or ""),
+                    a.c.part == env.data["part"],
+                    a.c.assignee_kind == "council",
+                )
+            )
+        ).first()
+        if row is not None and row.status != "fulfilled":
+            await _fulfil(conn, rt, env, row, env, at=datetime.fromisoformat(env.data["at"]))
 
     handlers: dict[str, Handler] = {t: on_submission_fact for t in SUBMISSION_FACTS}
-    handlers["initiative.selected"] = keep
-    handlers["intake.closed"] = keep
+    handlers["initiative.selected"] = on_selected
+    handlers["intake.closed"] = on_intake_closed
     return {"facts": handlers}
 
 
-async def _fulfil(conn: AsyncConnection, rt: Runtime, env: Envelope, row: Any, received: Envelope) -> None:
+async def _fulfil(
+    conn: AsyncConnection,
+    rt: Runtime,
+    env: Envelope,
+    row: Any,
+    received: Envelope,
+    at: datetime | None = None,
+) -> None:
     a = models.assignments
     data = received.data
-    at = received.time
-    on_time = at < row.deadline
+    at = at or received.time
+    deadline = row.extended_to or row.deadline  # the deadline in force
+    on_time = at < deadline
     await conn.execute(
         sa.update(a)
         .where(a.c.id == row.id)
@@ -104,7 +160,7 @@ async def _fulfil(conn: AsyncConnection, rt: Runtime, env: Envelope, row: Any, r
             "unit_id": row.unit_id,
             "submission_id": data["submission_id"],
             "fulfilled_at": at,
-            "deadline": row.deadline,
+            "deadline": deadline,
             "on_time": on_time,
         },
         tenant=env.tenant,

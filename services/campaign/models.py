@@ -27,5 +27,115 @@ assignments = sa.Table(
     sa.Column("on_time", sa.Boolean, nullable=True),
     sa.Column("submission_id", sa.String(36), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
+    # the deadline in force when an extension was granted (gia hạn); None: the part's deadline
+    sa.Column("extended_to", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("tenant", "edition", "part", "assignee_id", name="uq_assignment_assignee"),
+)
+
+# The deadline clock's working state (gia hạn, nhận hồ sơ, quyết định quá hạn).
+extensions = sa.Table(
+    "extensions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("edition", sa.String(32), nullable=False),
+    sa.Column("assignment_id", sa.String(36), nullable=False, index=True),
+    sa.Column("previous_deadline", UtcDateTime(), nullable=False),
+    sa.Column("new_deadline", UtcDateTime(), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("approved_by", sa.String(100), nullable=False),
+    sa.Column("granted_at", UtcDateTime(), nullable=False),
+)
+
+# One row per submission received: what the clock counts against intake.closed's accepted_on_time.
+receipts = sa.Table(
+    "receipts",
+    metadata,
+    sa.Column("submission_id", sa.String(36), primary_key=True),
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("edition", sa.String(32), nullable=False),
+    sa.Column("part", sa.String(100), nullable=False),
+    sa.Column("assignee_id", sa.String(100), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_receipts_part", "tenant", "edition", "part", "received_at"),
+)
+
+# intake.closed as received from submissions; assignee_id "" for the part's official deadline.
+intake_closures = sa.Table(
+    "intake_closures",
+    metadata,
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("edition", sa.String(32), primary_key=True),
+    sa.Column("part", sa.String(100), primary_key=True),
+    sa.Column("deadline", UtcDateTime(), primary_key=True),
+    sa.Column("assignee_id", sa.String(100), primary_key=True),
+    sa.Column("accepted_on_time", sa.Integer, nullable=False),
+    sa.Column("arrived_at", UtcDateTime(), nullable=False),
+)
+
+# One row per decision of the clock: the unique key makes each decision exactly once across replicas.
+deadline_decisions = sa.Table(
+    "deadline_decisions",
+    metadata,
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("edition", sa.String(32), primary_key=True),
+    sa.Column("part", sa.String(100), primary_key=True),
+    sa.Column("deadline", UtcDateTime(), primary_key=True),
+    sa.Column("assignee_id", sa.String(100), primary_key=True),
+    sa.Column("assigned", sa.Integer, nullable=False),
+    sa.Column("fulfilled", sa.Integer, nullable=False),
+    sa.Column("missed", sa.Integer, nullable=False),
+    sa.Column("decided_at", UtcDateTime(), nullable=False),
+)
+
+misses = sa.Table(
+    "misses",
+    metadata,
+    sa.Column("assignment_id", sa.String(36), primary_key=True),
+    sa.Column("deadline", UtcDateTime(), primary_key=True),
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("edition", sa.String(32), nullable=False),
+    sa.Column("part", sa.String(100), nullable=False),
+    sa.Column("assignee_id", sa.String(100), nullable=False),
+    sa.Column("unit_id", sa.String(100), nullable=True),
+    sa.Column("event_id", sa.String(36), nullable=False),
+)
+
+# Unions (Chi đoàn, Công đoàn) as campaign last published them; the copy tables keep units and people only.
+unions = sa.Table(
+    "directory_unions",
+    metadata,
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("union_id", sa.String(100), primary_key=True),
+    sa.Column("doc", sa.Text, nullable=False),
+)
+
+# The 90-day campaign: each unit's procedure catalogue (a complete list from a date) and its progress reports.
+procedure_catalogues = sa.Table(
+    "procedure_catalogues",
+    metadata,
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("unit_id", sa.String(100), primary_key=True),
+    sa.Column("at", UtcDateTime(), primary_key=True),
+    sa.Column("procedures", sa.Text, nullable=False),  # JSON list of catalogue Procedure
+    sa.Column("changed_by", sa.String(100), nullable=False),
+)
+
+progress_reports = sa.Table(
+    "progress_reports",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("edition", sa.String(32), nullable=False),
+    sa.Column("part", sa.String(100), nullable=False),
+    sa.Column("unit_id", sa.String(100), nullable=False),
+    sa.Column("period_start", UtcDateTime(), nullable=False),
+    sa.Column("period_end", UtcDateTime(), nullable=False),
+    sa.Column("dossiers", sa.Text, nullable=False),  # JSON list of {code, received, online, on_time}
+    sa.Column("reported_by", sa.String(100), nullable=False),
+    sa.Column("reported_at", UtcDateTime(), nullable=False),
+    # a report for the same period replaces the earlier one
+    sa.UniqueConstraint(
+        "tenant", "edition", "part", "unit_id", "period_start", "period_end", name="uq_report_period"
+    ),
 )

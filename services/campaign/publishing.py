@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models
 from shared.copies import FAR_PAST
-from shared.documents import Directory, Edition, Person, Unit
+from shared.documents import Directory, Edition, Person, Union, Unit
 from shared.events.envelope import deterministic_id
 from shared.outbox import Outbox
 
@@ -47,7 +47,16 @@ async def import_directory(
     for unit in directory.units:
         await publish_if_changed(c.units, "unit_id", unit, "directory.unit.changed", "unit")
     for union in directory.unions:
-        # Unions have no table of their own yet: publish once per content (deterministic id).
+        u = models.unions
+        stored = (
+            await conn.execute(sa.select(u.c.doc).where(u.c.tenant == tenant, u.c.union_id == union.id))
+        ).scalar()
+        if stored != union.model_dump_json():
+            await conn.execute(sa.delete(u).where(u.c.tenant == tenant, u.c.union_id == union.id))
+            await conn.execute(
+                u.insert().values(tenant=tenant, union_id=union.id, doc=union.model_dump_json())
+            )
+        # Published once per content (deterministic id).
         await outbox.emit(
             conn,
             "directory.unit.changed",
@@ -60,6 +69,25 @@ async def import_directory(
     for person in directory.people:
         await publish_if_changed(c.people, "person_id", person, "directory.person.changed", "person")
     return [f"directory {tenant}: {len(changed)} units/people published"]
+
+
+async def stored_directory(conn: AsyncConnection, tenant: str) -> Directory:
+    """The whole directory campaign holds for ``tenant``: every effective-dated row, nothing deleted."""
+    c = models.copies
+    units = (await conn.execute(sa.select(c.units.c.doc).where(c.units.c.tenant == tenant))).scalars().all()
+    people = (
+        (await conn.execute(sa.select(c.people.c.doc).where(c.people.c.tenant == tenant))).scalars().all()
+    )
+    u = models.unions
+    unions = (await conn.execute(sa.select(u.c.doc).where(u.c.tenant == tenant))).scalars().all()
+    return Directory.model_validate(
+        {
+            "tenant": tenant,
+            "units": [Unit.model_validate_json(d) for d in units],
+            "unions": [Union.model_validate_json(d) for d in unions],
+            "people": [Person.model_validate_json(d) for d in people],
+        }
+    )
 
 
 async def publish_edition(

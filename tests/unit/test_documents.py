@@ -358,3 +358,18 @@ def test_schemas_describe_the_documents() -> None:
     assert {"tenant", "edition", "opens", "closes", "parts"} <= set(edition_schema["required"])
     assert json.dumps(edition_schema)  # serialisable
     assert "people" in schemas["directory.schema.json"]["properties"]
+
+
+def test_a_union_with_an_unknown_parent_is_refused() -> None:
+    import pydantic
+
+    from shared.documents import Directory
+
+    with pytest.raises(pydantic.ValidationError, match="unknown parent"):
+        Directory.model_validate(
+            {
+                "tenant": "t",
+                "units": [{"id": "u-1", "code": "U1", "name": "Văn phòng", "kind": "office"}],
+                "unions": [{"id": "cd", "name": "Chi đoàn", "kind": "youth_union", "parent": "nowhere"}],
+            }
+        )

@@ -1,0 +1,311 @@
+"""Campaign's HTTP API for the secretariat's documents and for participation (thin: parse, authorise, call).
+
+- the directory: import (YAML/JSON document or HR's CSV/XLSX list), export, units as of a date;
+- editions: import (publishes the next version), export any version, list versions;
+- participation per unit, per part and per union tree, as of any moment (by business time).
+
+Who may do what: the secretariat manages directory and editions; the director sees everything; a unit head sees
+their own unit (and its branches); a union secretary sees their union's members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, time
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse
+
+from services.campaign import documents_io, domain, models
+from services.campaign.directory_io import DirectoryImportError
+from services.campaign.publishing import stored_directory
+from shared.clock import VN
+from shared.documents import Directory, Person, dump_yaml
+from shared.problems import Problem
+from shared.service import Caller, CallerDep, RuntimeDep, require_person
+
+router = APIRouter(prefix="/tenants/{tenant}", tags=["campaign: documents"])
+
+FORMATS = {"csv": "list.csv", "xlsx": "list.xlsx", "yaml": "doc.yaml", "json": "doc.json"}
+
+
+def require_secretariat(caller: Caller) -> Person:
+    person = require_person(caller)
+    if not caller.has_role("secretariat", "admin"):
+        raise Problem(
+            403,
+            "Only the secretariat (Department Office) manages the directory and editions.",
+            "Chỉ bộ phận thường trực (Văn phòng Sở) được quản lý danh bạ và kỳ hội thi.",
+            code="not_secretariat",
+        )
+    return person
+
+
+def _invalid(exc: DirectoryImportError) -> Problem:
+    return Problem(
+        422,
+        f"{len(exc.errors)} problem(s); nothing was written.",
+        f"Có {len(exc.errors)} lỗi; chưa ghi gì.",
+        code="invalid_document",
+        errors=[
+            {
+                "field": e.field,
+                "line": e.line or None,
+                "code": "invalid",
+                "message": e.message,
+                "message_vi": e.message_vi,
+            }
+            for e in exc.errors
+        ],
+    )
+
+
+def _format(request: Request, fmt: str | None) -> str:
+    if fmt:
+        if fmt not in FORMATS:
+            raise Problem(
+                415,
+                f"Unknown format {fmt!r}: one of {', '.join(FORMATS)}.",
+                f"Định dạng {fmt!r} không được hỗ trợ: chọn một trong {', '.join(FORMATS)}.",
+                code="unsupported_format",
+            )
+        return FORMATS[fmt]
+    ctype = request.headers.get("content-type", "").split(";")[0].strip()
+    by_type = {
+        "text/csv": "csv",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+        "application/yaml": "yaml",
+        "application/x-yaml": "yaml",
+        "text/yaml": "yaml",
+        "application/json": "json",
+    }
+    if ctype not in by_type:
+        raise Problem(
+            415,
+            "Send CSV, XLSX, YAML or JSON (Content-Type or ?format=).",
+            "Hãy gửi tệp CSV, XLSX, YAML hoặc JSON (Content-Type hoặc ?format=).",
+            code="unsupported_format",
+        )
+    return FORMATS[by_type[ctype]]
+
+
+@router.post(
+    "/directory/import", summary="Import a directory document or an HR list (secretariat); all or nothing"
+)
+async def import_directory(
+    tenant: str, request: Request, rt: RuntimeDep, caller: CallerDep, format: str | None = None
+) -> dict[str, Any]:
+    require_secretariat(caller)
+    filename = _format(request, format)
+    content = await request.body()
+    try:
+        async with rt.engine.begin() as conn:
+            lines = await documents_io.import_directory_file(
+                conn, rt.outbox, tenant, content, filename, rt.now()
+            )
+    except DirectoryImportError as exc:
+        raise _invalid(exc) from None
+    rt.outbox.committed()
+    return {"result": lines}
+
+
+@router.get("/directory", summary="The whole directory (every effective-dated row), or as of a date")
+async def export_directory(
+    tenant: str, rt: RuntimeDep, caller: CallerDep, as_of: date | None = None, format: str = "json"
+) -> Any:
+    person = require_person(caller)
+    if not caller.has_role("secretariat", "director", "admin"):
+        raise Problem(
+            403,
+            "Only the secretariat and the director see the whole directory.",
+            "Chỉ thường trực và Giám đốc Sở được xem toàn bộ danh bạ.",
+            code="forbidden",
+        )
+    del person
+    async with rt.engine.connect() as conn:
+        d = await stored_directory(conn, tenant)
+    if as_of is not None:
+        d = Directory(
+            tenant=tenant, units=d.units_as_of(as_of), unions=d.unions, people=d.people_as_of(as_of)
+        )
+    if format == "yaml":
+        return PlainTextResponse(dump_yaml(d), media_type="application/yaml")
+    return d.model_dump(mode="json")
+
+
+@router.post(
+    "/editions", status_code=201, summary="Import an edition (secretariat): the next version if it changed"
+)
+async def import_edition(tenant: str, request: Request, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+    require_secretariat(caller)
+    filename = _format(request, None)
+    try:
+        edition = documents_io.parse_edition(await request.body(), filename)
+        async with rt.engine.begin() as conn:
+            lines = await documents_io.import_edition(conn, rt.outbox, edition, rt.now(), tenant=tenant)
+            versions = await documents_io.edition_versions(conn, tenant, edition.edition)
+    except DirectoryImportError as exc:
+        raise _invalid(exc) from None
+    rt.outbox.committed()
+    return {"edition": edition.edition, "version": versions[-1]["version"], "result": lines}
+
+
+@router.get("/editions/{edition}/versions", summary="Every published version of an edition")
+async def list_versions(tenant: str, edition: str, rt: RuntimeDep, caller: CallerDep) -> list[dict[str, Any]]:
+    require_person(caller)
+    async with rt.engine.connect() as conn:
+        rows = await documents_io.edition_versions(conn, tenant, edition)
+    return [
+        {"version": r["version"], "published_at": r["published_at"].astimezone(VN).isoformat()} for r in rows
+    ]
+
+
+@router.get("/editions/{edition}/versions/{version}", summary="One version of an edition document")
+async def get_version(
+    tenant: str, edition: str, version: int, rt: RuntimeDep, caller: CallerDep, format: str = "json"
+) -> Any:
+    require_person(caller)
+    async with rt.engine.connect() as conn:
+        doc = await documents_io.export_edition(conn, tenant, edition, version)
+    if doc is None:
+        raise Problem(
+            404,
+            f"No version {version} of edition {edition!r}.",
+            f"Không có phiên bản {version} của kỳ hội thi {edition!r}.",
+            code="no_edition",
+        )
+    if format == "yaml":
+        return PlainTextResponse(dump_yaml(doc), media_type="application/yaml")
+    return doc.model_dump(mode="json")
+
+
+# ------------------------------------------------------------------------------------------ participation
+
+
+def scope_of(
+    caller: Caller, person: Person, directory: Directory
+) -> tuple[str, Callable[[str, str | None], bool] | None]:
+    """What a caller may see of assignments, as ``(scope, visible(assignee_id, unit_id))``; None: nothing beyond
+    their own. The director and the secretariat see everything; a unit head their unit and its branches; a union
+    secretary their union's members. The head of the Department Office (Chánh Văn phòng, the unit of kind
+    ``office``) leads the secretariat and sees everything too."""
+    units = {u.id: u for u in directory.units}
+    office_head = (
+        caller.has_role("unit_head") and person.unit in units and units[person.unit].kind == "office"
+    )
+    if caller.has_role("director", "secretariat", "admin") or office_head:
+        return "all", lambda assignee, unit: True
+    if caller.has_role("unit_head"):
+        own = {person.unit, *(u.id for u in directory.units if u.parent == person.unit)}
+        return f"unit:{person.unit}", lambda assignee, unit: unit in own
+    if caller.has_role("union_secretary"):
+        mine = {u.id for u in directory.unions if u.secretary == person.id} or set(person.unions)
+        members = {p.id for p in directory.people if set(p.unions) & mine}
+        return "union:" + ",".join(sorted(mine)), lambda assignee, unit: assignee in members
+    return f"person:{person.id}", None
+
+
+def _as_of(value: str | None, now: datetime) -> datetime:
+    """A date (the end of that day, Vietnam time) or an instant; default now."""
+    if not value:
+        return now
+    try:
+        if len(value) == 10:
+            d = date.fromisoformat(value)
+            return datetime.combine(d, time(23, 59, 59, 999999), VN)
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise Problem(
+            422,
+            "as_of must be a date (YYYY-MM-DD) or an instant with offset.",
+            "as_of phải là ngày (YYYY-MM-DD) hoặc thời điểm có múi giờ.",
+            code="invalid",
+        ) from None
+    return at if at.tzinfo else at.replace(tzinfo=VN)
+
+
+@router.get(
+    "/editions/{edition}/participation",
+    summary="Participation per unit, per part and per union: assigned / fulfilled / late / missed / extended",
+)
+async def participation(
+    tenant: str,
+    edition: str,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    as_of: Annotated[str | None, Query(description="YYYY-MM-DD (end of day, +07:00) or an instant")] = None,
+) -> dict[str, Any]:
+    person = require_person(caller)
+    at = _as_of(as_of, rt.now())
+    day = at.astimezone(VN).date()
+    a, m, x = models.assignments, models.misses, models.extensions
+    async with rt.engine.connect() as conn:
+        directory = await stored_directory(conn, tenant)
+        rows = (await conn.execute(sa.select(a).where(a.c.tenant == tenant, a.c.edition == edition))).all()
+        missed: dict[str, list[datetime]] = {}
+        for r in await conn.execute(sa.select(m.c.assignment_id, m.c.deadline).where(m.c.tenant == tenant)):
+            missed.setdefault(r.assignment_id, []).append(r.deadline)
+        extended: dict[str, list[datetime]] = {}
+        for r in await conn.execute(sa.select(x.c.assignment_id, x.c.granted_at).where(x.c.tenant == tenant)):
+            extended.setdefault(r.assignment_id, []).append(r.granted_at)
+    facts = [
+        domain.AssignmentFacts(
+            r.id,
+            r.part,
+            r.assignee_id,
+            r.unit_id,
+            r.fulfilled_at,
+            r.on_time,
+            tuple(missed.get(r.id, ())),
+            tuple(extended.get(r.id, ())),
+        )
+        for r in rows
+        if r.created_at <= at
+    ]
+    units_by_id = {u.id: u for u in directory.units}
+    scope, visible = scope_of(caller, person, directory)
+    if visible is None:
+        raise Problem(
+            403,
+            "Participation is shown to the secretariat, the director, unit heads and union secretaries.",
+            "Chỉ thường trực, Giám đốc Sở, thủ trưởng đơn vị và bí thư/chủ tịch đoàn thể được xem tình hình tham gia.",
+            code="forbidden",
+        )
+    facts = [f for f in facts if visible(f.assignee_id, f.unit_id)]
+
+    def unit_as_of(unit_id: str | None) -> str | None:
+        """The unit as it was on ``day``; after a merge or rename, its successor in force that day."""
+        if unit_id is None:
+            return None
+        unit = units_by_id.get(unit_id)
+        if unit is None or unit.effective_on(day):
+            return unit_id
+        for u in directory.units_as_of(day):
+            if unit_id in u.successor_of:
+                return u.id
+        return unit_id
+
+    def unions_of(f: domain.AssignmentFacts) -> list[str] | None:
+        try:
+            return directory.person(f.assignee_id, day).unions
+        except KeyError:
+            return None
+
+    by_unit = domain.tally(facts, at, lambda f: unit_as_of(f.unit_id))
+    names = {}
+    for uid in by_unit:
+        unit = units_by_id.get(uid)
+        names[uid] = unit.name if unit else uid
+    union_names = {u.id: u.name for u in directory.unions}
+    return {
+        "as_of": at.astimezone(VN).isoformat(),
+        "scope": scope,
+        "units": [{"unit_id": k, "name": names[k], **v} for k, v in by_unit.items()],
+        "parts": [{"part": k, **v} for k, v in domain.tally(facts, at, lambda f: f.part).items()],
+        "unions": [
+            {"union_id": k, "name": union_names.get(k, k), **v}
+            for k, v in domain.tally(facts, at, unions_of).items()
+        ],
+    }

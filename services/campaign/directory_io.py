@@ -1,0 +1,318 @@
+"""Reading the directory from what HR offices keep: YAML/JSON documents and CSV/XLSX lists of units or people.
+
+A list is merged into the directory campaign already holds: a row for a known id from a later date is a new
+effective-dated row (a move, a promotion, a rename), and the row it follows is closed the day before; a unit
+with ``successor_of`` closes the units it replaces the day before it starts. Nothing is deleted. Every row that
+fails is reported with its line number and reason (English and Vietnamese), and then nothing is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from shared.documents import Directory, Person, Union, Unit
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # 1-based line of the file (the header is line 1); 0: the document as a whole
+    field: str
+    message: str
+    message_vi: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "field": self.field,
+            "message": self.message,
+            "message_vi": self.message_vi,
+        }
+
+    def __str__(self) -> str:
+        where = f"dòng {self.line}" if self.line else "tài liệu"
+        return f"{where}, {self.field}: {self.message_vi} ({self.message})"
+
+
+class DirectoryImportError(Exception):
+    def __init__(self, errors: list[RowError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+def _key(header: str) -> str:
+    """A header without diacritics, lowercased, spaces as underscores: ``Họ và tên`` → ``ho_va_ten``."""
+    text = unicodedata.normalize("NFD", header.strip().lower()).replace("đ", "d")
+    text = "".join(c for c in text if unicodedata.category(c) != "Mn")
+    return "_".join(text.replace("-", " ").replace("/", " ").split())
+
+
+# Headers HR offices use (Vietnamese, without diacritics after _key) → document field names.
+HEADERS = {
+    "id": "id",
+    "ma": "id",
+    "ma_can_bo": "id",
+    "ma_don_vi": "id",
+    "code": "code",
+    "ky_hieu": "code",
+    "ma_viet_tat": "code",
+    "name": "name",
+    "ho_ten": "name",
+    "ho_va_ten": "name",
+    "ten": "name",
+    "ten_don_vi": "name",
+    "email": "email",
+    "thu_dien_tu": "email",
+    "title": "title",
+    "chuc_vu": "title",
+    "unit": "unit",
+    "don_vi": "unit",
+    "kind": "kind",
+    "loai": "kind",
+    "loai_don_vi": "kind",
+    "parent": "parent",
+    "don_vi_cap_tren": "parent",
+    "roles": "roles",
+    "vai_tro": "roles",
+    "unions": "unions",
+    "doan_the": "unions",
+    "effective_from": "effective_from",
+    "hieu_luc_tu": "effective_from",
+    "tu_ngay": "effective_from",
+    "effective_to": "effective_to",
+    "hieu_luc_den": "effective_to",
+    "den_ngay": "effective_to",
+    "successor_of": "successor_of",
+    "thay_the": "successor_of",
+    "date_of_birth": "date_of_birth",
+    "ngay_sinh": "date_of_birth",
+    "qualification": "qualification",
+    "trinh_do": "qualification",
+}
+LIST_FIELDS = {"roles", "unions", "successor_of"}
+DATE_FIELDS = {"effective_from", "effective_to", "date_of_birth"}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _date(text: str) -> str:
+    """dd/mm/yyyy (as HR writes it) or ISO yyyy-mm-dd → ISO."""
+    if "/" in text:
+        d, m, y = text.split("/")
+        return date(int(y), int(m), int(d)).isoformat()
+    return date.fromisoformat(text).isoformat()
+
+
+def read_rows(content: bytes, filename: str) -> list[tuple[int, dict[str, str]]]:
+    """(line, {header: cell}) of a CSV (UTF-8, with or without BOM; comma or semicolon) or XLSX first sheet."""
+    if filename.lower().endswith((".xlsx", ".xlsm")):
+        from openpyxl import load_workbook
+
+        sheet = load_workbook(io.BytesIO(content), read_only=True, data_only=True).worksheets[0]
+        raw = [[_cell(c) for c in row] for row in sheet.iter_rows(values_only=True)]
+    else:
+        text = content.decode("utf-8-sig")
+        dialect = csv.Sniffer().sniff(text.splitlines()[0] if text else ",", delimiters=",;\t")
+        raw = [[c.strip() for c in row] for row in csv.reader(io.StringIO(text), dialect)]
+    if not raw:
+        return []
+    headers = raw[0]
+    return [
+        (i + 2, dict(zip(headers, row, strict=False))) for i, row in enumerate(raw[1:]) if any(c for c in row)
+    ]
+
+
+def _normalise(line: int, row: dict[str, str], errors: list[RowError]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for header, value in row.items():
+        field = HEADERS.get(_key(header or ""))
+        if field is None or value == "":
+            continue
+        if field in LIST_FIELDS:
+            out[field] = [v.strip() for v in value.replace(";", ",").split(",") if v.strip()]
+        elif field in DATE_FIELDS:
+            try:
+                out[field] = _date(value)
+            except ValueError:
+                errors.append(
+                    RowError(
+                        line,
+                        field,
+                        f"{value!r} is not a date (dd/mm/yyyy)",
+                        f"{value!r} không phải là ngày (dd/mm/yyyy)",
+                    )
+                )
+        else:
+            out[field] = value
+    return out
+
+
+_VI = {
+    "missing": "Thiếu thông tin bắt buộc",
+    "value_error": "Giá trị không hợp lệ",
+    "enum": "Giá trị không thuộc danh mục cho phép",
+    "string_pattern_mismatch": "Sai định dạng mã",
+}
+
+
+def _row_errors(line: int, exc: ValidationError) -> list[RowError]:
+    out = []
+    for e in exc.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "row"
+        msg = e["msg"]
+        vi = _VI.get(e["type"], "Giá trị không hợp lệ")
+        if field == "email":
+            vi = "Địa chỉ thư điện tử không hợp lệ (dạng ten@ten-mien.vn)"
+        out.append(RowError(line, field, msg, f"{vi}: {e.get('input')!r}" if e["type"] != "missing" else vi))
+    return out
+
+
+def parse_list(
+    content: bytes, filename: str, current: Directory
+) -> tuple[list[tuple[int, Unit]], list[tuple[int, Person]]]:
+    """Rows of a units list or a people list (told apart by an ``email`` column). Raises with every row error."""
+    rows = read_rows(content, filename)
+    errors: list[RowError] = []
+    units: list[tuple[int, Unit]] = []
+    people: list[tuple[int, Person]] = []
+    if not rows:
+        raise DirectoryImportError(
+            [RowError(0, "file", "The file has no rows.", "Tệp không có dòng dữ liệu nào.")]
+        )
+    is_people = any(HEADERS.get(_key(h or "")) == "email" for h in rows[0][1])
+    codes = {u.code: u.id for u in current.units}
+    for line, row in rows:
+        data = _normalise(line, row, errors)
+        if not is_people:
+            if "id" not in data and "code" in data:
+                data["id"] = data["code"].lower()
+            try:
+                unit = Unit.model_validate(data)
+            except ValidationError as exc:
+                errors += _row_errors(line, exc)
+                continue
+            codes[unit.code] = unit.id
+            units.append((line, unit))
+            continue
+        if "unit" in data and data["unit"] in codes:
+            data["unit"] = codes[data["unit"]]  # HR writes the unit's code; the directory keeps its id
+        elif "unit" in data and data["unit"] not in set(codes.values()):
+            errors.append(
+                RowError(
+                    line,
+                    "unit",
+                    f"Unknown unit {data['unit']!r} (give its code or id).",
+                    f"Không có đơn vị {data['unit']!r} trong danh bạ (ghi mã hoặc ký hiệu đơn vị).",
+                )
+            )
+            continue
+        try:
+            people.append((line, Person.model_validate(data)))
+        except ValidationError as exc:
+            errors += _row_errors(line, exc)
+    if errors:
+        raise DirectoryImportError(errors)
+    return units, people
+
+
+def _close_before(rows: list[Any], new: Any) -> list[Any]:
+    """Rows of one id with ``new`` merged in: same start replaces, a later start closes the open row before it."""
+    out = [r for r in rows if r.effective_from != new.effective_from]
+    start = new.effective_from
+    if start is not None:
+        out = [
+            r.model_copy(update={"effective_to": start - timedelta(days=1)})
+            if (r.effective_from or date.min) < start and (r.effective_to is None or r.effective_to >= start)
+            else r
+            for r in out
+        ]
+    return [*out, new]
+
+
+def merge(
+    current: Directory, units: list[Unit], people: list[Person], unions: list[Union] | None = None
+) -> Directory:
+    """The directory with the new rows merged in (effective-dated; nothing deleted). Validates the whole."""
+    all_units = list(current.units)
+    for u in units:
+        same = [r for r in all_units if r.id == u.id]
+        all_units = [r for r in all_units if r.id != u.id] + _close_before(same, u)
+        if u.successor_of and u.effective_from is not None:
+            closing = u.effective_from - timedelta(days=1)
+            all_units = [
+                r.model_copy(update={"effective_to": closing})
+                if r.id in u.successor_of
+                and r.effective_to is None
+                and (r.effective_from or date.min) <= closing
+                else r
+                for r in all_units
+            ]
+    all_people = list(current.people)
+    for p in people:
+        same = [r for r in all_people if r.id == p.id]
+        all_people = [r for r in all_people if r.id != p.id] + _close_before(same, p)
+    merged_unions = {u.id: u for u in current.unions}
+    for un in unions or []:
+        merged_unions[un.id] = un
+    return Directory.model_validate(
+        {
+            "tenant": current.tenant,
+            "units": [u.model_dump() for u in all_units],
+            "unions": [u.model_dump() for u in merged_unions.values()],
+            "people": [p.model_dump() for p in all_people],
+        }
+    )
+
+
+def load_document(content: bytes, filename: str) -> Directory:
+    data = json.loads(content) if filename.lower().endswith(".json") else yaml.safe_load(content)
+    try:
+        return Directory.model_validate(data)
+    except ValidationError as exc:
+        raise DirectoryImportError(_row_errors(0, exc)) from None
+
+
+def read(content: bytes, filename: str, current: Directory) -> Directory:
+    """The directory after importing a file, validated whole; raises ``DirectoryImportError`` listing every
+    failing row. A YAML/JSON document is merged row by row like a list."""
+    if filename.lower().endswith((".yaml", ".yml", ".json")):
+        doc = load_document(content, filename)
+        if doc.tenant != current.tenant:
+            raise DirectoryImportError(
+                [
+                    RowError(
+                        0,
+                        "tenant",
+                        f"The document is for {doc.tenant!r}, not {current.tenant!r}.",
+                        f"Tài liệu thuộc {doc.tenant!r}, không phải {current.tenant!r}.",
+                    )
+                ]
+            )
+        units, people, unions = doc.units, doc.people, doc.unions
+    else:
+        u_rows, p_rows = parse_list(content, filename, current)
+        units, people, unions = [u for _, u in u_rows], [p for _, p in p_rows], []
+    try:
+        return merge(current, units, people, unions)
+    except ValidationError as exc:
+        errors = []
+        for e in exc.errors():
+            for part in str(e["msg"]).removeprefix("Value error, ").split("; "):
+                errors.append(RowError(0, "directory", part, f"Danh bạ không nhất quán: {part}"))
+        raise DirectoryImportError(errors) from None

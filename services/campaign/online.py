@@ -1,0 +1,106 @@
+"""The 90-day campaign's state: procedure catalogues, progress reports, and the figures computed from them."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.campaign import domain, models
+from shared.documents import Edition, OnlineServicesCampaignPart
+
+
+async def catalogue_as_of(
+    conn: AsyncConnection, tenant: str, unit_id: str, at: datetime
+) -> list[dict[str, Any]]:
+    """The unit's complete procedure list in force at ``at`` (the latest list from before it)."""
+    t = models.procedure_catalogues
+    doc = (
+        await conn.execute(
+            sa.select(t.c.procedures)
+            .where(t.c.tenant == tenant, t.c.unit_id == unit_id, t.c.at <= at)
+            .order_by(t.c.at.desc())
+            .limit(1)
+        )
+    ).scalar()
+    return json.loads(doc) if doc else []
+
+
+async def dossiers_until(
+    conn: AsyncConnection, tenant: str, edition: str, part: str, unit_id: str, at: datetime
+) -> list[domain.DossierCount]:
+    """Every procedure's dossiers from the unit's reports of periods begun before ``at`` (a report counts as soon
+    as it is in, even for a period still running)."""
+    t = models.progress_reports
+    rows = (
+        await conn.execute(
+            sa.select(t.c.dossiers).where(
+                t.c.tenant == tenant,
+                t.c.edition == edition,
+                t.c.part == part,
+                t.c.unit_id == unit_id,
+                t.c.period_start < at,
+            )
+        )
+    ).scalars()
+    return [
+        domain.DossierCount(d["code"], d["received"], d["online"], d["on_time"])
+        for doc in rows
+        for d in json.loads(doc)
+    ]
+
+
+def entries(catalogue: list[dict[str, Any]]) -> list[domain.CatalogueEntry]:
+    return [domain.CatalogueEntry(p["code"], p["level"], p["eligible_full_process"]) for p in catalogue]
+
+
+def targets_of(part: OnlineServicesCampaignPart) -> dict[str, float | None]:
+    return part.targets.model_dump()
+
+
+async def progress(
+    conn: AsyncConnection, edition: Edition, part: OnlineServicesCampaignPart, at: datetime
+) -> dict[str, Any]:
+    """Per assigned unit and for the department (pooled): figures as of ``at``, the targets, what is unmet."""
+    a = models.assignments
+    rows = (
+        await conn.execute(
+            sa.select(a.c.id, a.c.unit_id)
+            .where(a.c.tenant == edition.tenant, a.c.edition == edition.edition, a.c.part == part.id)
+            .order_by(a.c.unit_id)
+        )
+    ).all()
+    targets = targets_of(part)
+    units = []
+    all_catalogue: list[domain.CatalogueEntry] = []
+    all_dossiers: list[domain.DossierCount] = []
+    for r in rows:
+        cat = entries(await catalogue_as_of(conn, edition.tenant, r.unit_id, at))
+        dos = await dossiers_until(conn, edition.tenant, edition.edition, part.id, r.unit_id, at)
+        all_catalogue += cat
+        all_dossiers += dos
+        figures = domain.campaign_figures(cat, dos)
+        units.append(
+            {
+                "assignment_id": r.id,
+                "unit_id": r.unit_id,
+                "procedures": len(cat),
+                "eligible": sum(1 for c in cat if c.eligible_full_process),
+                "full_process": sum(1 for c in cat if c.eligible_full_process and c.level == "full_process"),
+                "dossiers_received": sum(d.received for d in dos),
+                "figures": figures,
+                "unmet": domain.unmet_targets(figures, targets),
+            }
+        )
+    department = domain.campaign_figures(all_catalogue, all_dossiers)
+    return {
+        "part": part.id,
+        "starts_at": part.starts_at(edition.tz),
+        "ends_at": part.deadline_instant(edition.tz),
+        "targets": targets,
+        "units": units,
+        "department": {"figures": department, "unmet": domain.unmet_targets(department, targets)},
+    }

@@ -1,0 +1,249 @@
+"""The secretariat's documents and participation through campaign's HTTP API, on PostgreSQL and NATS.
+
+One campaign process, seeded with the 2023 edition: an HR list with a bad row writes nothing; a merge of two
+units on 01/11/2023 keeps both units' history and shows the new unit from that day; editions are versioned;
+each role sees what it may see.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.campaign import SECRETARIAT, CampaignSystem, campaign_system
+from tests.support.system import EDITION, TENANT
+from tests.support.wait import eventually_sync
+
+OFFICIAL = "p-0002"
+DIRECTOR = "p-0003"
+HEAD_TNN = "p-0007"  # unit head of Phòng Tài nguyên Nước, Khoáng sản
+UNION_SECRETARY = "p-0022"  # Bí thư Chi đoàn (cd)
+
+MERGE = (
+    "Mã đơn vị;Ký hiệu;Tên đơn vị;Loại;Thay thế;Hiệu lực từ\n"
+    "u-tnmb;TN-MB;Phòng Tài nguyên Nước, Biển và Khoáng sản;division;u-tnn-ks, u-tnb-bdkh;01/11/2023\n"
+)
+BAD_PEOPLE = (
+    "Mã cán bộ,Họ và tên,Email,Chức vụ,Đơn vị,Vai trò\n"
+    "p-0900,Võ Thị Hoa,hoa.vt@example.vn,Chuyên viên,TNN-KS,official\n"
+    "p-0901,Ngô Văn Bình,binh.nv@,Chuyên viên,TNN-KS,official\n"
+)
+
+
+@pytest.fixture(scope="module")
+def cs(test_servers: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CampaignSystem]:
+    import secrets
+
+    system = campaign_system(
+        test_servers,
+        tmp_path_factory.mktemp("campaign-docs"),
+        "d" + secrets.token_hex(4),
+        "2023-10-20T09:00:00+07:00",
+    )
+    try:
+        yield system
+    finally:
+        system.stop()
+
+
+def _directory_events(cs: CampaignSystem) -> int:
+    return len(cs.outbox("directory.unit.changed")) + len(cs.outbox("directory.person.changed"))
+
+
+def test_an_hr_list_with_a_malformed_email_is_refused_by_line_and_writes_nothing(cs: CampaignSystem) -> None:
+    before = _directory_events(cs)
+    with cs.system.client("campaign", OFFICIAL) as c:
+        r = c.post(
+            f"/tenants/{TENANT}/directory/import",
+            content=BAD_PEOPLE.encode(),
+            headers={"Content-Type": "text/csv"},
+        )
+        assert r.status_code == 403
+    with cs.system.client("campaign", SECRETARIAT) as c:
+        r = c.post(
+            f"/tenants/{TENANT}/directory/import",
+            content=BAD_PEOPLE.encode(),
+            headers={"Content-Type": "text/csv"},
+        )
+        assert r.status_code == 422, r.text
+        errors = r.json()["errors"]
+        assert [(e["line"], e["field"]) for e in errors] == [(3, "email")]
+        assert "thư điện tử" in errors[0]["message_vi"]
+        people = c.get(f"/tenants/{TENANT}/people").json()
+    assert "p-0900" not in {p["id"] for p in people}
+    assert _directory_events(cs) == before
+
+
+def test_a_merge_keeps_both_units_history_and_shows_the_new_unit_from_its_date(cs: CampaignSystem) -> None:
+    with cs.system.client("campaign", SECRETARIAT) as c:
+        r = c.post(f"/tenants/{TENANT}/directory/import", content=MERGE.encode(), params={"format": "csv"})
+        assert r.status_code == 200, r.text
+        on_30_10 = {u["id"] for u in c.get(f"/tenants/{TENANT}/units", params={"as_of": "2023-10-30"}).json()}
+        on_01_11 = {u["id"] for u in c.get(f"/tenants/{TENANT}/units", params={"as_of": "2023-11-01"}).json()}
+        assert {"u-tnn-ks", "u-tnb-bdkh"} <= on_30_10 and "u-tnmb" not in on_30_10
+        assert "u-tnmb" in on_01_11 and not {"u-tnn-ks", "u-tnb-bdkh"} & on_01_11
+
+        path = f"/tenants/{TENANT}/editions/{EDITION}/participation"
+        then = {u["unit_id"]: u for u in c.get(path, params={"as_of": "2023-10-30"}).json()["units"]}
+        later = {u["unit_id"]: u for u in c.get(path, params={"as_of": "2023-11-02"}).json()["units"]}
+    assert "u-tnn-ks" in then and "u-tnb-bdkh" in then and "u-tnmb" not in then
+    assert "u-tnmb" in later and "u-tnn-ks" not in later
+    assert later["u-tnmb"]["assigned"] == then["u-tnn-ks"]["assigned"] + then["u-tnb-bdkh"]["assigned"]
+    closed = [e["data"]["unit"] for e in cs.outbox("directory.unit.changed") if e["data"].get("unit")]
+    assert any(u["id"] == "u-tnn-ks" and u["effective_to"] == "2023-10-31" for u in closed)
+
+
+def test_each_role_sees_its_own_scope(cs: CampaignSystem) -> None:
+    path = f"/tenants/{TENANT}/editions/{EDITION}/participation"
+    with cs.system.client("campaign", DIRECTOR) as c:
+        everything = c.get(path).json()
+    with cs.system.client("campaign", HEAD_TNN) as c:
+        own = c.get(path, params={"as_of": "2023-10-30"}).json()
+    with cs.system.client("campaign", UNION_SECRETARY) as c:
+        members = c.get(path).json()
+    with cs.system.client("campaign", OFFICIAL) as c:
+        assert c.get(path).status_code == 403
+        own_rows = c.get(f"/tenants/{TENANT}/editions/{EDITION}/assignments").json()
+    with cs.system.client("campaign", HEAD_TNN) as c:
+        unit_rows = c.get(f"/tenants/{TENANT}/editions/{EDITION}/assignments").json()
+    assert {r["assignee_id"] for r in own_rows} == {OFFICIAL}
+    assert {r["unit_id"] for r in unit_rows} == {"u-tnn-ks"} and len(unit_rows) > 2
+    assert everything["scope"] == "all" and len(everything["units"]) >= 9
+    assert [u["unit_id"] for u in own["units"]] == ["u-tnn-ks"]
+    assert "cd" in {u["union_id"] for u in members["unions"]}
+    assert members["scope"] == "union:cd"
+    total_cd = next(u for u in everything["unions"] if u["union_id"] == "cd")["assigned"]
+    assert sum(p["assigned"] for p in members["parts"]) == total_cd
+
+
+def test_an_edition_change_publishes_the_next_version_and_keeps_the_first(cs: CampaignSystem) -> None:
+    base = f"/tenants/{TENANT}/editions"
+    with cs.system.client("campaign", SECRETARIAT) as c:
+        v1 = c.get(f"{base}/{EDITION}/versions/1", params={"format": "yaml"})
+        assert v1.status_code == 200
+        doc = yaml.safe_load(v1.text)
+        bad = {**doc, "parts": [{**doc["parts"][0], "deadline": "2023-08-01"}, *doc["parts"][1:]]}
+        r = c.post(
+            base,
+            content=yaml.safe_dump(bad, allow_unicode=True),
+            headers={"Content-Type": "application/yaml"},
+        )
+        assert r.status_code == 422, r.text
+        assert any("mở kỳ hội thi" in e["message_vi"] for e in r.json()["errors"])
+        doc = c.get(f"{base}/{EDITION}/versions/1").json()
+        doc["title"] = "Hội thi Cải cách hành chính năm 2023 (sửa đổi)"
+        with cs.system.client("campaign", OFFICIAL) as other:
+            assert other.post(base, json=doc).status_code == 403
+        r = c.post(base, json=doc)
+        assert r.status_code == 201, r.text
+        assert r.json()["version"] == 2
+        versions = [v["version"] for v in c.get(f"{base}/{EDITION}/versions").json()]
+        assert versions == [1, 2]
+        assert c.get(f"{base}/{EDITION}/versions/1").json()["title"] == "Hội thi Cải cách hành chính năm 2023"
+        assert c.get(f"{base}/{EDITION}").json()["title"].endswith("(sửa đổi)")
+    assert [e["data"]["version"] for e in cs.outbox("edition.published")] == [1, 2]
+
+
+# The 90-day campaign fixture: two units, ten procedures, figures worked out by hand.
+# TNN-KS: 6 procedures, 5 eligible for full-process, 3 of those offered full-process → 3/5 = 0.6;
+#   dossiers: (100 received, 40 online, 95 on time) + (50, 35, 50) = 150, 75, 145 → 0.5 online, 145/150 on time.
+# CCBVMT: 4 procedures, all eligible, all full-process → 1.0; dossiers 80, 60, 77 → 0.75 online, 77/80 on time.
+# Department (pooled): 7 of 9 eligible full-process; 230 received, 135 online, 222 on time.
+# Targets of the seed: 0.80 full-process, 0.50 online, 0.95 on time → TNN-KS misses full-process; CCBVMT reaches all.
+TNN_PROCEDURES = [
+    ("1.004227", "full_process", True),
+    ("1.000494", "full_process", True),
+    ("1.001234", "full_process", True),
+    ("1.011442.000.00.00.H38", "partial", True),
+    ("2.000123", "not_offered", True),
+    ("1.009999", "partial", False),
+]
+BVMT_PROCEDURES = [
+    ("1.010001", "full_process", True),
+    ("1.010002", "full_process", True),
+    ("1.010003", "full_process", True),
+    ("1.010004", "full_process", True),
+]
+
+
+def _catalogue(items: list[tuple[str, str, bool]]) -> dict[str, Any]:
+    return {
+        "effective_from": "2023-08-21",
+        "procedures": [
+            {"code": c, "name": f"Thủ tục {c}", "level": lvl, "eligible_full_process": e}
+            for c, lvl, e in items
+        ],
+    }
+
+
+def _report(start: str, end: str, rows: list[tuple[str, int, int, int]]) -> dict[str, Any]:
+    return {
+        "period_start": start,
+        "period_end": end,
+        "procedures": [
+            {"code": c, "dossiers_received": r, "dossiers_online": o, "dossiers_on_time": t}
+            for c, r, o, t in rows
+        ],
+    }
+
+
+def test_ninety_day_figures_equal_the_figures_worked_out_by_hand(cs: CampaignSystem) -> None:
+    units = f"/tenants/{TENANT}/units"
+    reports = f"/tenants/{TENANT}/editions/{EDITION}/units"
+    with cs.system.client("campaign", HEAD_TNN) as head:
+        assert head.put(f"{units}/u-tnn-ks/procedures", json=_catalogue(TNN_PROCEDURES)).status_code == 200
+        assert head.put(f"{units}/u-ccbvmt/procedures", json=_catalogue(BVMT_PROCEDURES)).status_code == 403
+        bad = _report("2023-08-21", "2023-09-20", [("1.004227", 10, 11, 10)])
+        r = head.post(f"{reports}/u-tnn-ks/progress-reports", json=bad)
+        assert r.status_code == 422 and "vượt" in r.text
+        for body in (
+            _report("2023-08-21", "2023-09-20", [("1.004227", 60, 20, 57), ("1.011442", 40, 20, 38)]),
+            _report("2023-09-21", "2023-10-20", [("1.000494", 50, 35, 50)]),
+        ):
+            r = head.post(f"{reports}/u-tnn-ks/progress-reports", json=body)
+            assert r.status_code == 201, r.text
+    with cs.system.client("campaign", SECRETARIAT) as c:
+        assert c.put(f"{units}/u-ccbvmt/procedures", json=_catalogue(BVMT_PROCEDURES)).status_code == 200
+        r = c.post(
+            f"{reports}/u-ccbvmt/progress-reports",
+            json=_report("2023-08-21", "2023-10-20", [("1.010001", 30, 20, 30), ("1.010002", 50, 40, 47)]),
+        )
+        assert r.status_code == 201, r.text
+        progress = c.get(f"/tenants/{TENANT}/editions/{EDITION}/online-services").json()
+    by_unit = {u["unit_id"]: u for u in progress["units"]}
+    tnn, bvmt = by_unit["u-tnn-ks"]["figures"], by_unit["u-ccbvmt"]["figures"]
+    assert tnn["full_process_share_of_eligible"] == pytest.approx(3 / 5)
+    assert tnn["online_dossier_share"] == pytest.approx(75 / 150)
+    assert tnn["on_time_share"] == pytest.approx(145 / 150)
+    assert bvmt == pytest.approx(
+        {"full_process_share_of_eligible": 1.0, "online_dossier_share": 0.75, "on_time_share": 77 / 80}
+    )
+    dept = progress["department"]["figures"]
+    assert dept == pytest.approx(
+        {
+            "full_process_share_of_eligible": 7 / 9,
+            "online_dossier_share": 135 / 230,
+            "on_time_share": 222 / 230,
+        }
+    )
+    assert by_unit["u-tnn-ks"]["unmet"] == ["full_process_share_of_eligible"]
+    assert by_unit["u-ccbvmt"]["unmet"] == []
+    assert len(cs.outbox("onlineservice.progress.reported")) == 3
+    assert len(cs.outbox("procedure.catalogue.changed")) == 2
+
+    # The campaign ends before 19/11/2023 00:00 +07:00: one result per unit, decided once by the clock.
+    cs.freeze("2023-11-19T00:00:00+07:00")
+    results = eventually_sync(
+        lambda: (
+            len(cs.outbox("onlineservice.target.reached") + cs.outbox("onlineservice.target.missed")) == 6
+            and cs.outbox("onlineservice.target.reached") + cs.outbox("onlineservice.target.missed")
+        ),
+        timeout=15,
+        message="campaign results",
+    )
+    outcome = {e["data"]["unit_id"]: e["type"] for e in results}
+    assert outcome["u-ccbvmt"] == "onlineservice.target.reached"
+    assert outcome["u-tnn-ks"] == "onlineservice.target.missed"
