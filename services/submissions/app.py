@@ -1,8 +1,9 @@
-"""Submissions: intake of initiatives and experience reports (later: council review and selection)."""
+"""Submissions: intake of initiatives and experience reports, deadlines and intake closing, attachments,
+eligibility rulings, council review and selection, exports."""
 
 from fastapi import FastAPI
 
-from services.submissions import api, handlers, models
+from services.submissions import api, exports, handlers, initiatives, intake, models, objects, review
 from shared import service
 from shared.service import ServiceSpec
 
@@ -12,8 +13,9 @@ SPEC = ServiceSpec(
     metadata=models.metadata,
     backbone=models.backbone,
     copies=models.copies,
-    routers=[api.router],
+    routers=[api.router, api.catalogue_router, initiatives.router, review.router, exports.router],
     handlers=handlers.build,
+    background=[intake.closing_job, objects.collector_job],
 )
 
 

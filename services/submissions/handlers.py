@@ -1,12 +1,29 @@
-"""Submissions' event subscribers: its copies of the directory and the editions."""
+"""Submissions' event subscribers: its copies of the directory and the editions, the extensions of deadlines
+and the procedure catalogues — every fact it needs at intake, so intake never calls another service."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.submissions import models
 from shared.consumer import Handler
+from shared.db import insert_ignore
+from shared.documents import national_procedure_code
 from shared.events.envelope import Envelope
 from shared.service import Runtime
+
+
+async def _upsert_newer(
+    conn: AsyncConnection, table: sa.Table, key: dict[str, object], row: dict[str, object]
+) -> None:
+    """Insert, or overwrite only with a fact of a higher ``sequence``: redelivery never rolls back."""
+    cond = sa.and_(*(table.c[k] == v for k, v in key.items()))
+    current = (await conn.execute(sa.select(table.c.sequence).where(cond))).first()
+    if current is None:
+        await conn.execute(insert_ignore(conn, table, {**key, **row}))
+    elif int(current.sequence) < int(row["sequence"]):  # type: ignore[call-overload]
+        await conn.execute(sa.update(table).where(cond).values(**row))
 
 
 def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
@@ -17,7 +34,37 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
         await copies.apply(conn, env)
 
     async def keep(conn: AsyncConnection, env: Envelope) -> None:
-        """Kept in the inbox; extensions and procedure catalogues are read from there (later issues)."""
+        """Kept in the inbox (its history); nothing to apply."""
+
+    async def extended(conn: AsyncConnection, env: Envelope) -> None:
+        data = env.parsed()
+        await _upsert_newer(
+            conn,
+            models.extensions,
+            {
+                "tenant": env.tenant,
+                "edition": env.edition or "",
+                "part": data.part,  # type: ignore[attr-defined]
+                "assignee_id": data.assignee_id,  # type: ignore[attr-defined]
+            },
+            {
+                "assignment_id": data.assignment_id,  # type: ignore[attr-defined]
+                "deadline": data.new_deadline,  # type: ignore[attr-defined]
+                "reason": data.reason,  # type: ignore[attr-defined]
+                "approved_by": data.approved_by,  # type: ignore[attr-defined]
+                "sequence": env.sequence,
+            },
+        )
+
+    async def catalogue(conn: AsyncConnection, env: Envelope) -> None:
+        data = env.parsed()
+        codes = sorted({national_procedure_code(p.code) for p in data.procedures})  # type: ignore[attr-defined]
+        await _upsert_newer(
+            conn,
+            models.procedure_catalogues,
+            {"tenant": env.tenant, "unit_id": data.unit_id},  # type: ignore[attr-defined]
+            {"codes": codes, "sequence": env.sequence, "at": data.at},  # type: ignore[attr-defined]
+        )
 
     handlers: dict[str, Handler] = {
         "directory.unit.changed": copy,
@@ -25,7 +72,7 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
         "edition.published": copy,
         "edition.opened": keep,
         "edition.closed": keep,
-        "deadline.extended": keep,
-        "procedure.catalogue.changed": keep,
+        "deadline.extended": extended,
+        "procedure.catalogue.changed": catalogue,
     }
     return {"facts": handlers}

@@ -1,0 +1,142 @@
+"""Who may see and do what (issue 4, point 8), and the look-ups routes share.
+
+Authors see their own; unit heads their unit's (the unit at receipt); council members what is assigned to
+them; the secretariat (and the director) everything. A submission someone may not see is a 404, never a 403:
+its existence is not disclosed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.submissions import domain, models
+from shared.documents import Council, Edition, InitiativePart, SelectionPart
+from shared.problems import Problem
+from shared.service import Caller, Runtime
+
+OVERSEERS = ("secretariat", "director")
+
+
+async def edition_of(rt: Runtime, conn: AsyncConnection, tenant: str, edition: str) -> Edition:
+    assert rt.copies is not None
+    ed = await rt.copies.edition(conn, tenant, edition)
+    if ed is None:
+        raise Problem(
+            404,
+            f"No edition {edition!r} for {tenant!r}.",
+            f"Không có kỳ hội thi {edition!r}.",
+            code="no_edition",
+        )
+    return ed
+
+
+def initiative_part(ed: Edition, part_id: str | None) -> InitiativePart:
+    parts = [p for p in ed.parts if isinstance(p, InitiativePart) and (part_id is None or p.id == part_id)]
+    if not parts:
+        raise Problem(
+            422,
+            f"Edition {ed.edition} has no initiative part {part_id or ''}".strip() + ".",
+            f"Kỳ {ed.edition} không có phần thi sáng kiến {part_id or ''}".strip() + ".",
+            code="no_such_part",
+        )
+    return parts[0]
+
+
+def selection_of(ed: Edition, initiative_part_id: str) -> tuple[SelectionPart, Council]:
+    for p in ed.parts:
+        if isinstance(p, SelectionPart) and p.of == initiative_part_id and p.assignees.council:
+            return p, ed.councils[p.assignees.council]
+    raise Problem(
+        409,
+        "This edition has no council review for the initiative part.",
+        "Kỳ hội thi này không có phần xét chọn sáng kiến.",
+        code="no_selection",
+    )
+
+
+def not_found() -> Problem:
+    return Problem(404, "No such submission.", "Không tìm thấy hồ sơ.", code="not_found")
+
+
+def forbidden(en: str = "Not allowed.", vi: str = "Bạn không có quyền thực hiện thao tác này.") -> Problem:
+    return Problem(403, en, vi, code="forbidden")
+
+
+def is_overseer(caller: Caller) -> bool:
+    return caller.has_role(*OVERSEERS)
+
+
+def author_ids(row: Any) -> set[str]:
+    ids = {row["author_id"]}
+    for a in (row["body"] or {}).get("authors", []):
+        if a.get("person_id"):
+            ids.add(a["person_id"])
+    return ids
+
+
+def author_units(row: Any) -> set[str]:
+    """The units of the authors as of submission (the snapshot) and the submitting unit."""
+    units = {row["unit_id"]}
+    for a in (row["body"] or {}).get("authors", []):
+        if a.get("unit_id"):
+            units.add(a["unit_id"])
+    return units
+
+
+async def load(
+    conn: AsyncConnection, tenant: str, edition: str, submission_id: str, *, lock: bool = False
+) -> Any:
+    t = models.submissions
+    q = sa.select(t).where(t.c.tenant == tenant, t.c.edition == edition, t.c.id == submission_id)
+    if lock and conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    row = (await conn.execute(q)).mappings().first()
+    if row is None:
+        raise not_found()
+    return row
+
+
+async def reviewers_of(
+    rt: Runtime, conn: AsyncConnection, tenant: str, row: Any, council: Council
+) -> tuple[list[str], dict[str, str | None]]:
+    """The members who review an initiative, and every member's unit as of its receipt."""
+    assert rt.copies is not None
+    at = row["received_at"]
+    units: dict[str, str | None] = {}
+    for m in council.members:
+        p = await rt.copies.person(conn, tenant, m, at)
+        units[m] = p.unit if p else None
+    c, r = models.conflicts, models.reassignments
+    conflicted = set(
+        (await conn.execute(sa.select(c.c.member_id).where(c.c.submission_id == row["id"]))).scalars()
+    )
+    added, removed = set(), set()
+    for member, action in (
+        await conn.execute(sa.select(r.c.member_id, r.c.action).where(r.c.submission_id == row["id"]))
+    ).all():
+        (added if action == "add" else removed).add(member)
+    chosen = domain.reviewers(list(council.members), units, author_units(row), conflicted, added, removed)
+    return chosen, units
+
+
+async def may_see(rt: Runtime, conn: AsyncConnection, caller: Caller, row: Any) -> bool:
+    if is_overseer(caller):
+        return True
+    if caller.person_id in author_ids(row):
+        return True
+    if caller.has_role("unit_head") and caller.person is not None and caller.person.unit == row["unit_id"]:
+        return True
+    if row["kind"] == "initiative" and row["received_at"] is not None:
+        ed = await edition_of(rt, conn, row["tenant"], row["edition"])
+        try:
+            _, council = selection_of(ed, row["part"])
+        except Problem:
+            return False
+        if caller.person_id in council.members:
+            if caller.person_id == council.chair:
+                return True
+            chosen, _ = await reviewers_of(rt, conn, row["tenant"], row, council)
+            return caller.person_id in chosen
+    return False

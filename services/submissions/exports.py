@@ -1,0 +1,253 @@
+"""Exports: every submission the caller may see, every field, as XLSX (Vietnamese headers) or CSV; and the
+score table per initiative per member. CSV is UTF-8 with a BOM so spreadsheet programs keep the diacritics."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from services.submissions import access, models
+from shared.clock import VN
+from shared.documents import format_date_vn, format_datetime_vn
+from shared.service import CallerDep, RuntimeDep
+
+router = APIRouter(prefix="/tenants/{tenant}/editions/{edition}/exports", tags=["exports"])
+
+KIND_VI = {"initiative": "Sáng kiến", "experience_report": "Trải nghiệm dịch vụ công trực tuyến"}
+STATUS_VI = {
+    "draft": "Bản nháp",
+    "submitted": "Đã tiếp nhận",
+    "withdrawn": "Đã rút",
+    "rejected": "Không hợp lệ",
+}
+LEVEL_VI = {"toan_trinh": "Toàn trình", "mot_phan": "Một phần"}
+BENEFITS_VI = {"actual": "Thực tế", "expected": "Dự kiến"}
+
+SUBMISSION_COLUMNS: list[tuple[str, str]] = [
+    ("receipt_number", "Số biên nhận"),
+    ("kind", "Loại hồ sơ"),
+    ("part", "Phần thi"),
+    ("status", "Trạng thái"),
+    ("revision", "Lần chỉnh sửa"),
+    ("received_at", "Thời điểm tiếp nhận (+07:00)"),
+    ("author", "Người nộp"),
+    ("unit", "Đơn vị (tại thời điểm nộp)"),
+    ("unions", "Đoàn thể (tại thời điểm nộp)"),
+    ("title", "Tên sáng kiến"),
+    ("authors", "Tác giả (tỷ lệ đóng góp)"),
+    ("field_of_application", "Lĩnh vực áp dụng"),
+    ("first_applied_on", "Ngày áp dụng lần đầu"),
+    ("existing_solution", "Giải pháp đã biết"),
+    ("existing_weaknesses", "Ưu, nhược điểm của giải pháp đã biết"),
+    ("new_solution", "Nội dung giải pháp mới"),
+    ("novelty", "Tính mới"),
+    ("applicability", "Khả năng áp dụng, phạm vi"),
+    ("benefits", "Lợi ích"),
+    ("benefits_kind", "Loại lợi ích"),
+    ("confidential_information", "Thông tin bảo mật"),
+    ("attachments", "Tệp đính kèm (SHA-256)"),
+    ("procedures", "Thủ tục hành chính (mã quốc gia)"),
+    ("experiences", "Chi tiết trải nghiệm"),
+    ("submission_id", "Mã hồ sơ"),
+]
+
+
+async def _names(rt: Any, conn: Any, tenant: str, ids: set[str]) -> dict[str, str]:
+    out = {}
+    for pid in ids:
+        p = await rt.copies.person(conn, tenant, pid, rt.now())
+        out[pid] = p.name if p else pid
+    return out
+
+
+async def submission_rows(rt: Any, caller: Any, tenant: str, edition: str) -> list[dict[str, Any]]:
+    t, a = models.submissions, models.attachments
+    async with rt.engine.connect() as conn:
+        rows = (
+            (
+                await conn.execute(
+                    sa.select(t)
+                    .where(t.c.tenant == tenant, t.c.edition == edition)
+                    .order_by(t.c.kind, t.c.received_at)
+                )
+            )
+            .mappings()
+            .all()
+        )
+        visible = [r for r in rows if await access.may_see(rt, conn, caller, r)]
+        names = await _names(rt, conn, tenant, {r["author_id"] for r in visible})
+        files: dict[str, list[str]] = {}
+        if visible:
+            for f in (
+                await conn.execute(sa.select(a).where(a.c.submission_id.in_([r["id"] for r in visible])))
+            ).mappings():
+                files.setdefault(f["submission_id"], []).append(f"{f['filename']} ({f['sha256']})")
+        unit_names = {}
+        for r in visible:
+            u = await rt.copies.unit(conn, tenant, r["unit_id"], r["received_at"] or rt.now())
+            unit_names[r["unit_id"]] = u.name if u else r["unit_id"]
+    out = []
+    for r in visible:
+        b = r["body"] or {}
+        out.append(
+            {
+                "submission_id": r["id"],
+                "receipt_number": r["receipt_number"] or "",
+                "kind": KIND_VI.get(r["kind"], r["kind"]),
+                "part": r["part"],
+                "status": STATUS_VI.get(r["status"], r["status"]),
+                "revision": r["revision"],
+                "received_at": format_datetime_vn(r["received_at"]) if r["received_at"] else "",
+                "author": names.get(r["author_id"], r["author_id"]),
+                "unit": unit_names.get(r["unit_id"], r["unit_id"]),
+                "unions": ", ".join(b.get("unions", [])),
+                "title": b.get("title", ""),
+                "authors": "; ".join(
+                    f"{x['name']}{'' if x.get('person_id') else ' (ngoài đơn vị)'} — {x['share']:g}%"
+                    for x in b.get("authors", [])
+                ),
+                "field_of_application": b.get("field_of_application", ""),
+                "first_applied_on": format_date_vn(_date(b["first_applied_on"]))
+                if b.get("first_applied_on")
+                else "",
+                "existing_solution": b.get("existing_solution", ""),
+                "existing_weaknesses": b.get("existing_weaknesses", ""),
+                "new_solution": b.get("new_solution", ""),
+                "novelty": b.get("novelty", ""),
+                "applicability": b.get("applicability", ""),
+                "benefits": b.get("benefits", ""),
+                "benefits_kind": BENEFITS_VI.get(b.get("benefits_kind", ""), ""),
+                "confidential_information": b.get("confidential_information") or "",
+                "attachments": "; ".join(files.get(r["id"], [])),
+                "procedures": ", ".join(b.get("national_codes", [])),
+                "experiences": "\n".join(
+                    f"{p['code']} — {format_date_vn(_date(p['used_on']))} — {p.get('portal', '')} — "
+                    f"{LEVEL_VI.get(p['level'], p['level'])} — {p['rating']}/5 — {p['narrative']}"
+                    + (f" — Vướng mắc: {p['problems']}" if p.get("problems") else "")
+                    for p in b.get("procedures", [])
+                ),
+            }
+        )
+    return out
+
+
+def _date(s: str) -> Any:
+    from datetime import date
+
+    return date.fromisoformat(s)
+
+
+async def score_rows(
+    rt: Any, caller: Any, tenant: str, edition: str
+) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    from services.submissions.review import ranking_rows
+
+    async with rt.engine.connect() as conn:
+        part, council, rows = await ranking_rows(rt, conn, tenant, edition)
+        full = access.is_overseer(caller) or caller.person_id == council.chair
+        if not full and caller.person_id not in council.members:
+            raise access.forbidden("Council and secretariat only.", "Chỉ Hội đồng và Thường trực được xem.")
+        members = {m for r in rows for m in r["_scores"]}
+        names = await _names(rt, conn, tenant, members)
+    columns = [
+        ("receipt_number", "Số biên nhận"),
+        ("title", "Tên sáng kiến"),
+        ("unit", "Đơn vị"),
+        ("member", "Thành viên Hội đồng"),
+        *[(f"c:{c.id}", f"{c.title} (tối đa {c.max})") for c in part.rubric.criteria],
+        ("total", "Tổng điểm"),
+        ("comment", "Nhận xét"),
+        ("scored_at", "Thời điểm chấm (+07:00)"),
+        (
+            "aggregate",
+            "Điểm tổng hợp (" + ("trung bình" if part.rubric.aggregate == "mean" else "trung vị") + ")",
+        ),
+        ("rank", "Xếp hạng"),
+    ]
+    out = []
+    for r in rows:
+        for m, sh in sorted(r["_scores"].items()):
+            if not full and m != caller.person_id:
+                continue  # a member sees their own sheets only
+            out.append(
+                {
+                    "receipt_number": r["receipt_number"],
+                    "title": r["title"],
+                    "unit": r["unit_name"] or r["unit_id"],
+                    "member": names.get(m, m),
+                    **{f"c:{k}": float(v) for k, v in sh["scores"].items()},
+                    "total": sh["total"],
+                    "comment": sh["comment"] or "",
+                    "scored_at": format_datetime_vn(sh["scored_at"].astimezone(VN)),
+                    "aggregate": r["score"] if full else "",
+                    "rank": r["rank"] if full else "",
+                }
+            )
+    return columns, out
+
+
+def _xlsx(title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = title[:31]
+    ws.append([h for _, h in columns])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for r in rows:
+        ws.append([r.get(k, "") for k, _ in columns])
+    for col in ws.columns:
+        for cell in col:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    ws.freeze_panes = "A2"
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def _csv(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([h for _, h in columns])
+    for r in rows:
+        w.writerow([r.get(k, "") for k, _ in columns])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def _file(data: bytes, name: str, fmt: str) -> Response:
+    media = (
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        if fmt == "xlsx"
+        else "text/csv; charset=utf-8"
+    )
+    return Response(
+        data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
+    )
+
+
+@router.get("/submissions.{fmt}", summary="Every submission the caller may see, every field (XLSX or CSV)")
+async def export_submissions(
+    tenant: str, edition: str, fmt: Literal["xlsx", "csv"], rt: RuntimeDep, caller: CallerDep
+) -> Response:
+    rows = await submission_rows(rt, caller, tenant, edition)
+    data = (
+        _xlsx("Hồ sơ dự thi", SUBMISSION_COLUMNS, rows) if fmt == "xlsx" else _csv(SUBMISSION_COLUMNS, rows)
+    )
+    return _file(data, f"ho-so-{tenant}-{edition}", fmt)
+
+
+@router.get("/scores.{fmt}", summary="The score table per initiative per member (XLSX or CSV)")
+async def export_scores(
+    tenant: str, edition: str, fmt: Literal["xlsx", "csv"], rt: RuntimeDep, caller: CallerDep
+) -> Response:
+    columns, rows = await score_rows(rt, caller, tenant, edition)
+    data = _xlsx("Bảng điểm", columns, rows) if fmt == "xlsx" else _csv(columns, rows)
+    return _file(data, f"bang-diem-{tenant}-{edition}", fmt)

@@ -1,0 +1,214 @@
+"""Intake's database side: the receipt lock, deadlines in force, catalogues, and the closing job.
+
+Why a lock. A receipt read "now" at 23:59:59.9 may still be committing when the deadline passes; the
+``intake.closed`` count must include it. Every intake transaction therefore takes the edition's receipt-counter
+row lock *first* and reads the clock only then; the closing job takes the same lock before reading the clock.
+Whoever holds the lock after the deadline reads a time after it: intake refuses, and the job counts every
+receipt that could ever be on time (PostgreSQL: the row lock of the upsert; SQLite: the database write lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.submissions import models
+from shared.db import insert_ignore
+from shared.documents import Edition, ExperienceReportPart, InitiativePart
+from shared.events.envelope import deterministic_id
+from shared.service import Runtime
+
+log = logging.getLogger("hoithi.submissions.intake")
+
+INTAKE_KINDS = (InitiativePart, ExperienceReportPart)
+
+
+def receipt_counter(tenant: str, edition: str) -> str:
+    return f"receipt/{tenant}/{edition}"
+
+
+async def lock_intake(conn: AsyncConnection, tenant: str, edition: str) -> None:
+    """Take the edition's receipt-counter row lock without numbering anything (held until commit)."""
+    t = models.backbone.sequences
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    await conn.execute(
+        insert(t)
+        .values(subject=receipt_counter(tenant, edition), last=0)
+        .on_conflict_do_update(index_elements=[t.c.subject], set_={"last": t.c.last})
+    )
+
+
+async def extension_of(
+    conn: AsyncConnection, tenant: str, edition: str, part: str, assignee_id: str
+) -> datetime | None:
+    t = models.extensions
+    return (  # type: ignore[no-any-return]
+        await conn.execute(
+            sa.select(t.c.deadline).where(
+                t.c.tenant == tenant, t.c.edition == edition, t.c.part == part, t.c.assignee_id == assignee_id
+            )
+        )
+    ).scalar()
+
+
+async def known_procedures(conn: AsyncConnection, tenant: str) -> set[str] | None:
+    """Every national code in the tenant's loaded catalogues; None when none is loaded (no check)."""
+    rows = (
+        await conn.execute(
+            sa.select(models.procedure_catalogues.c.codes).where(
+                models.procedure_catalogues.c.tenant == tenant
+            )
+        )
+    ).scalars()
+    known: set[str] | None = None
+    for codes in rows:
+        known = (known or set()) | set(codes)
+    return known
+
+
+# ---------------------------------------------------------------------------------------------- closing
+
+
+def closure_event_id(tenant: str, edition: str, part: str, deadline: datetime, assignee: str | None) -> str:
+    """UUIDv5 of (tenant, edition, part, deadline in UTC, assignee or ''): one fact whoever emits it."""
+    return deterministic_id(
+        "intake.closed", tenant, edition, part, deadline.astimezone(UTC).isoformat(), assignee or ""
+    )
+
+
+async def close_due(rt: Runtime) -> list[str]:
+    """Emit ``intake.closed`` for every (part, deadline[, assignee]) whose intake has closed and that was not
+    closed yet. Safe with several replicas (deterministic id, unique closure row, the receipt lock)."""
+    assert rt.copies is not None
+    done: list[str] = []
+    e = rt.copies.editions
+    async with rt.engine.connect() as conn:
+        keys = (await conn.execute(sa.select(e.c.tenant, e.c.edition).distinct())).all()
+    for tenant, edition_name in keys:
+        async with rt.engine.connect() as conn:
+            edition = await rt.copies.edition(conn, tenant, edition_name)
+        if edition is None:
+            continue
+        for part in edition.parts:
+            if isinstance(part, INTAKE_KINDS):
+                done += await _close_part(rt, edition, part)
+    return done
+
+
+async def _close_part(
+    rt: Runtime, edition: Edition, part: InitiativePart | ExperienceReportPart
+) -> list[str]:
+    tenant, name = edition.tenant, edition.edition
+    x, c = models.extensions, models.intake_closures
+    targets: list[tuple[datetime, str]] = [(edition.deadline_of(part.id), "")]
+    async with rt.engine.connect() as conn:
+        for assignee, deadline in (
+            await conn.execute(
+                sa.select(x.c.assignee_id, x.c.deadline).where(
+                    x.c.tenant == tenant, x.c.edition == name, x.c.part == part.id
+                )
+            )
+        ).all():
+            if deadline > targets[0][0]:
+                targets.append((deadline, assignee))
+        closed = {
+            (r.deadline, r.assignee_id)
+            for r in (
+                await conn.execute(
+                    sa.select(c.c.deadline, c.c.assignee_id).where(
+                        c.c.tenant == tenant, c.c.edition == name, c.c.part == part.id
+                    )
+                )
+            ).all()
+        }
+    now = rt.now()
+    out = []
+    for deadline, assignee in targets:
+        if (deadline, assignee) in closed or now < deadline + part.grace_delta:
+            continue
+        if await _close(rt, edition, part, deadline, assignee):
+            out.append(f"{part.id}@{deadline.isoformat()}/{assignee or '*'}")
+    return out
+
+
+async def _close(
+    rt: Runtime,
+    edition: Edition,
+    part: InitiativePart | ExperienceReportPart,
+    deadline: datetime,
+    assignee: str,
+) -> bool:
+    tenant, name = edition.tenant, edition.edition
+    t, c = models.submissions, models.intake_closures
+    async with rt.engine.begin() as conn:
+        await lock_intake(conn, tenant, name)
+        now = rt.now()  # read under the lock: no receipt before the deadline can still be in flight
+        if now < deadline + part.grace_delta:
+            return False
+        q = (
+            sa.select(sa.func.count())
+            .select_from(t)
+            .where(t.c.tenant == tenant, t.c.edition == name, t.c.part == part.id, t.c.received_at < deadline)
+        )
+        if assignee:
+            who = t.c.unit_id if isinstance(part, InitiativePart) else t.c.author_id
+            q = q.where(who == assignee)
+        count = int((await conn.execute(q)).scalar_one())
+        event_id = closure_event_id(tenant, name, part.id, deadline, assignee)
+        res = await conn.execute(
+            insert_ignore(
+                conn,
+                c,
+                {
+                    "tenant": tenant,
+                    "edition": name,
+                    "part": part.id,
+                    "deadline": deadline,
+                    "assignee_id": assignee,
+                    "accepted_on_time": count,
+                    "event_id": event_id,
+                    "closed_at": now,
+                },
+            )
+        )
+        if not res.rowcount:
+            return False
+        await rt.outbox.emit(
+            conn,
+            "intake.closed",
+            {
+                "part": part.id,
+                "deadline": deadline,
+                "assignee_id": assignee or None,
+                "accepted_on_time": count,
+            },
+            tenant=tenant,
+            edition=name,
+            subject=part.id,
+            time=deadline,
+            event_id=event_id,
+        )
+    rt.outbox.committed()
+    log.info(
+        "intake closed: %s %s %s deadline %s, %d on time", tenant, name, part.id, deadline, count, extra={}
+    )
+    return True
+
+
+async def closing_job(rt: Runtime) -> None:
+    """Background: every second, close whatever intake is due on the shared (possibly simulated) clock."""
+    while True:
+        try:
+            await close_due(rt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the database may be down: retry next tick
+            log.warning("closing intake failed, retrying: %r", exc)
+        await asyncio.sleep(1.0)

@@ -1,0 +1,178 @@
+"""Attachments' bytes in a NATS JetStream object store, named by SHA-256, and the collector of orphans.
+
+Order of an upload (reliability rule 5 — no row ever points to a missing file):
+1. ``stored_objects`` row for the hash with ``pending_since`` = now, committed (the collector now keeps it);
+2. the bytes are put into the object store under the hash (always put: a collector may have just deleted it);
+3. the ``attachments`` row and ``pending_since = NULL`` commit together.
+The collector deletes an object only while holding that hash's ``stored_objects`` row lock, and only if no
+attachment references it, no upload is pending on it (younger than ``pending_timeout``) and it is older than
+``grace``. Step 1 of a concurrent upload of the same bytes waits for that lock, then puts the bytes again.
+
+The bucket should be declared with the streams in ``shared/streams.py`` (see the issue report); until then
+the service creates it if missing (``ensure_bucket``), with the same settings everywhere, so the race of two
+creators is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from nats.js import JetStreamContext
+from nats.js.api import ObjectStoreConfig, StorageType
+from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
+from nats.js.object_store import ObjectStore
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.submissions import models
+from shared.settings import Settings
+
+log = logging.getLogger("hoithi.submissions.objects")
+
+PENDING_TIMEOUT = timedelta(hours=1)  # an upload request never lives this long
+GRACE = timedelta(minutes=10)
+
+
+def bucket_name(settings: Settings) -> str:
+    """One bucket per deployment, beside its event stream (tests' unique stream names keep them apart)."""
+    return f"{settings.stream}_ATTACHMENTS"
+
+
+async def store_of(rt: Any) -> ObjectStore:
+    """The runtime's handle on the bucket (created if missing on first use; see ``ensure_bucket``)."""
+    store = rt.extra.get("attachments")
+    if store is None:
+        store = rt.extra["attachments"] = await ensure_bucket(rt.nc.jetstream(), rt.settings)
+    return store  # type: ignore[no-any-return]
+
+
+async def ensure_bucket(js: JetStreamContext, settings: Settings) -> ObjectStore:
+    """WORKAROUND until shared/streams.py declares the bucket: create it when missing."""
+    name = bucket_name(settings)
+    try:
+        return await js.object_store(name)
+    except (BucketNotFoundError, NotFoundError):
+        return await js.create_object_store(
+            name,
+            config=ObjectStoreConfig(
+                description="hoithi submissions: attachments by SHA-256",
+                storage=StorageType.FILE,
+                replicas=settings.stream_replicas,
+            ),
+        )
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def _lock_object(conn: AsyncConnection, digest: str) -> None:
+    """Hold the hash's row lock (PostgreSQL row lock; SQLite: the write lock) until commit."""
+    t = models.stored_objects
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(t.c.sha256).where(t.c.sha256 == digest).with_for_update())
+    else:
+        await conn.execute(sa.update(t).where(t.c.sha256 == digest).values(sha256=t.c.sha256))
+
+
+async def begin_upload(engine: AsyncEngine, store: ObjectStore, data: bytes) -> str:
+    """Steps 1 and 2: mark the hash pending, then store the bytes. Returns the hash."""
+    digest = sha256(data)
+    t = models.stored_objects
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        await _lock_object(conn, digest)
+        if (await conn.execute(sa.select(t.c.sha256).where(t.c.sha256 == digest))).first() is None:
+            await conn.execute(
+                t.insert().values(sha256=digest, size=len(data), pending_since=now, stored_at=now)
+            )
+        else:
+            await conn.execute(sa.update(t).where(t.c.sha256 == digest).values(pending_since=now))
+    await store.put(digest, data)
+    return digest
+
+
+async def finish_upload(conn: AsyncConnection, digest: str) -> None:
+    """Step 3, inside the transaction that inserts the attachment row."""
+    t = models.stored_objects
+    await conn.execute(sa.update(t).where(t.c.sha256 == digest).values(pending_since=None))
+
+
+async def read(store: ObjectStore, digest: str) -> bytes:
+    res = await store.get(digest)
+    return res.data or b""
+
+
+def _parse_mtime(value: str | None) -> datetime | None:
+    """The server's RFC 3339 time with nanoseconds (``2026-11-30T00:35:28.123456789Z``), to microseconds."""
+    m = re.match(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$", value or "")
+    if m is None:
+        return None
+    frac = (m.group(2) or "0")[:6].ljust(6, "0")
+    tz = "+00:00" if m.group(3) == "Z" else m.group(3)
+    return datetime.fromisoformat(f"{m.group(1)}.{frac}{tz}")
+
+
+async def collect(
+    engine: AsyncEngine,
+    store: ObjectStore,
+    *,
+    grace: timedelta = GRACE,
+    pending_timeout: timedelta = PENDING_TIMEOUT,
+) -> list[str]:
+    """Delete objects no attachment references (see the module docstring). Returns the hashes deleted."""
+    try:
+        infos = await store.list(ignore_deletes=True)
+    except NotFoundError:  # an empty bucket
+        return []
+    now = datetime.now(UTC)
+    deleted = []
+    s, a = models.stored_objects, models.attachments
+    for info in infos:
+        digest = info.name
+        mtime = _parse_mtime(info.mtime)
+        if mtime is not None and now - mtime < grace:
+            continue
+        async with engine.begin() as conn:
+            await _lock_object(conn, digest)
+            row = (await conn.execute(sa.select(s.c.pending_since).where(s.c.sha256 == digest))).first()
+            if (
+                row is not None
+                and row.pending_since is not None
+                and now - row.pending_since < pending_timeout
+            ):
+                continue
+            if (
+                await conn.execute(sa.select(a.c.id).where(a.c.sha256 == digest).limit(1))
+            ).first() is not None:
+                continue
+            try:
+                await store.delete(digest)
+            except (ObjectNotFoundError, NotFoundError):
+                pass
+            await conn.execute(sa.delete(s).where(s.c.sha256 == digest))
+        deleted.append(digest)
+    if deleted:
+        log.info("collected %d unreferenced objects", len(deleted))
+    return deleted
+
+
+async def collector_job(rt: object) -> None:
+    """Background: collect unreferenced attachments every few minutes."""
+    from shared.service import Runtime
+
+    assert isinstance(rt, Runtime)
+    while True:
+        await asyncio.sleep(300)
+        try:
+            store = await store_of(rt)
+            await collect(rt.engine, store)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - retried at the next round
+            log.warning("collecting attachments failed: %r", exc)
