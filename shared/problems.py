@@ -12,8 +12,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import Problem, bilingual_error, field_error
+
+__all__ = ["Problem", "bilingual_error", "field_error", "install", "problem_body"]
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -59,35 +62,6 @@ _VI: dict[str, str] = {
     "list_type": "Phải là một danh sách",
     "value_error": "Giá trị không hợp lệ",
 }
-
-
-def bilingual_error(code: str, en: str, vi: str, **ctx: Any) -> PydanticCustomError:
-    """An error for a Pydantic validator that keeps its Vietnamese message (``raise bilingual_error(…)``)."""
-    return PydanticCustomError(code, en, {"vi": vi, **ctx})
-
-
-class Problem(Exception):
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        detail_vi: str,
-        *,
-        code: str = "",
-        errors: list[dict[str, Any]] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.detail_vi = detail_vi
-        self.code = code
-        self.errors = errors or []
-        self.extra = extra or {}
-
-
-def field_error(field: str, en: str, vi: str, code: str = "invalid") -> dict[str, Any]:
-    return {"field": field, "code": code, "message": en, "message_vi": vi}
 
 
 def problem_body(

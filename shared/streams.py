@@ -16,11 +16,12 @@ from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError
 
 from shared.settings import Settings
 
@@ -152,6 +153,26 @@ def consumer_configs(settings: Settings) -> list[tuple[str, ConsumerConfig]]:
     return out
 
 
+def attachments_bucket(settings: Settings) -> str:
+    """The JetStream object store of submissions' attachments (objects named by their SHA-256)."""
+    return f"{settings.stream}_ATTACHMENTS"
+
+
+def object_store_configs(settings: Settings) -> list[tuple[str, ObjectStoreConfig]]:
+    """(owning service, config) of every object-store bucket: declared here with the streams, never by a service."""
+    return [
+        (
+            "submissions",
+            ObjectStoreConfig(
+                bucket=attachments_bucket(settings),
+                description="hoithi submissions: attachments by SHA-256",
+                storage=StorageType.FILE,
+                replicas=settings.stream_replicas,
+            ),
+        )
+    ]
+
+
 class ConsumerConfigDrift(RuntimeError):
     pass
 
@@ -167,6 +188,13 @@ async def declare(js: JetStreamContext, settings: Settings) -> list[str]:
         except NotFoundError:
             await js.add_stream(sc)
             done.append(f"stream {sc.name}: created")
+    for _service, oc in object_store_configs(settings):
+        try:
+            await js.object_store(oc.bucket)  # type: ignore[arg-type]
+            done.append(f"object store {oc.bucket}: present")
+        except (BucketNotFoundError, NotFoundError):
+            await js.create_object_store(oc.bucket or "", config=oc)
+            done.append(f"object store {oc.bucket}: created")
     for stream, cc in consumer_configs(settings):
         try:
             info = await js.consumer_info(stream, cc.durable_name)  # type: ignore[arg-type]
@@ -194,7 +222,15 @@ async def declare(js: JetStreamContext, settings: Settings) -> list[str]:
 
 
 async def missing_consumers(js: JetStreamContext, settings: Settings, service: str) -> list[str]:
+    """What ``hoithi streams`` has not yet declared for ``service``: its consumers and its buckets."""
     missing = []
+    for owner, oc in object_store_configs(settings):
+        if owner != service:
+            continue
+        try:
+            await js.object_store(oc.bucket)  # type: ignore[arg-type]
+        except (BucketNotFoundError, NotFoundError):
+            missing.append(f"object store {oc.bucket}")
     for stream, cc in consumer_configs(settings):
         if not (cc.durable_name or "").startswith(f"{service}-"):
             continue

@@ -48,7 +48,11 @@ Sender = Callable[[ServiceSettings, EmailMessage], Awaitable[Any]]
 def retry_policy(own: ServiceSettings) -> tuple[timedelta, timedelta, int]:
     """(base, cap, max attempts) from ``HOITHI_NOTIFY_RETRY_BASE_SECONDS`` / ``_RETRY_MAX_SECONDS`` /
     ``_MAX_ATTEMPTS``."""
-    return timedelta(seconds=own.retry_base_seconds), timedelta(seconds=own.retry_max_seconds), own.max_attempts
+    return (
+        timedelta(seconds=own.retry_base_seconds),
+        timedelta(seconds=own.retry_max_seconds),
+        own.max_attempts,
+    )
 
 
 async def smtp_send(own: ServiceSettings, message: EmailMessage) -> None:

@@ -47,7 +47,7 @@ def collect_attachments(
         engine = make_engine(service_settings("submissions", settings).database_url)
         nc = await nats.connect(settings.nats_url)
         try:
-            store = await objects.ensure_bucket(nc.jetstream(), settings)
+            store = await objects.open_bucket(nc.jetstream(), settings)
             return await objects.collect(engine, store, grace=timedelta(minutes=grace_minutes))
         finally:
             await nc.close()

@@ -23,7 +23,7 @@ from shared.documents import (
     format_datetime_vn,
     national_procedure_code,
 )
-from shared.problems import Problem, bilingual_error, field_error
+from shared.errors import Problem, bilingual_error, field_error
 
 
 class ProcedureExperience(BaseModel):

@@ -8,9 +8,8 @@ The collector deletes an object only while holding that hash's ``stored_objects`
 attachment references it, no upload is pending on it (younger than ``pending_timeout``) and it is older than
 ``grace``. Step 1 of a concurrent upload of the same bytes waits for that lock, then puts the bytes again.
 
-The bucket should be declared with the streams in ``shared/streams.py`` (see the issue report); until then
-the service creates it if missing (``ensure_bucket``), with the same settings everywhere, so the race of two
-creators is harmless.
+The bucket is declared with the streams in ``shared/streams.py`` (``hoithi streams``); the service never
+creates it, and stays not-ready until it exists.
 """
 
 from __future__ import annotations
@@ -24,13 +23,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from nats.js import JetStreamContext
-from nats.js.api import ObjectStoreConfig, StorageType
-from nats.js.errors import BucketNotFoundError, NotFoundError, ObjectNotFoundError
+from nats.js.errors import NotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.submissions import models
 from shared.settings import Settings
+from shared.streams import attachments_bucket
 
 log = logging.getLogger("hoithi.submissions.objects")
 
@@ -40,31 +39,20 @@ GRACE = timedelta(minutes=10)
 
 def bucket_name(settings: Settings) -> str:
     """One bucket per deployment, beside its event stream (tests' unique stream names keep them apart)."""
-    return f"{settings.stream}_ATTACHMENTS"
+    return attachments_bucket(settings)
 
 
 async def store_of(rt: Any) -> ObjectStore:
-    """The runtime's handle on the bucket (created if missing on first use; see ``ensure_bucket``)."""
+    """The runtime's handle on the bucket (declared by ``hoithi streams``)."""
     store = rt.extra.get("attachments")
     if store is None:
-        store = rt.extra["attachments"] = await ensure_bucket(rt.nc.jetstream(), rt.settings)
+        store = rt.extra["attachments"] = await open_bucket(rt.nc.jetstream(), rt.settings)
     return store  # type: ignore[no-any-return]
 
 
-async def ensure_bucket(js: JetStreamContext, settings: Settings) -> ObjectStore:
-    """WORKAROUND until shared/streams.py declares the bucket: create it when missing."""
-    name = bucket_name(settings)
-    try:
-        return await js.object_store(name)
-    except (BucketNotFoundError, NotFoundError):
-        return await js.create_object_store(
-            name,
-            config=ObjectStoreConfig(
-                description="hoithi submissions: attachments by SHA-256",
-                storage=StorageType.FILE,
-                replicas=settings.stream_replicas,
-            ),
-        )
+async def open_bucket(js: JetStreamContext, settings: Settings) -> ObjectStore:
+    """The bucket ``hoithi streams`` declared (the service starts only once it exists: see readiness)."""
+    return await js.object_store(bucket_name(settings))
 
 
 def sha256(data: bytes) -> str:

@@ -18,6 +18,7 @@ from shared.db import make_engine
 from shared.devserver import NatsServer
 from shared.migrate import upgrade
 from shared.settings import Settings
+from shared.streams import declare
 from tests.support.servers import TestServers
 from tests.support.wait import eventually
 
@@ -51,7 +52,8 @@ async def test_collector_spares_pending_and_committing_uploads_and_nats_restart_
     settings = Settings(env="test", stream=unique_prefix.upper())
     nc = await nats.connect(own_nats_server.url)
     try:
-        store = await objects.ensure_bucket(nc.jetstream(), settings)
+        await declare(nc.jetstream(), settings)  # streams, consumers and the bucket, as `hoithi streams` does
+        store = await objects.open_bucket(nc.jetstream(), settings)
 
         # 1. Stored, its row not yet written: the pending mark keeps it, even with no grace at all.
         digest = await objects.begin_upload(engine, store, PDF)
@@ -96,7 +98,7 @@ async def test_collector_spares_pending_and_committing_uploads_and_nats_restart_
     await asyncio.to_thread(own_nats_server.restart)
     nc = await nats.connect(own_nats_server.url)
     try:
-        store = await objects.ensure_bucket(nc.jetstream(), settings)
+        store = await objects.open_bucket(nc.jetstream(), settings)
         data = await objects.read(store, digest)
         assert hashlib.sha256(data).hexdigest() == digest
         # Once no row references it, it is collected.
