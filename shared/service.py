@@ -225,7 +225,9 @@ class CorrelationMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        cid = next((v.decode() for k, v in scope["headers"] if k == b"x-correlation-id"), "") or str(uuid.uuid4())
+        cid = next((v.decode() for k, v in scope["headers"] if k == b"x-correlation-id"), "") or str(
+            uuid.uuid4()
+        )
         token = correlation_id.set(cid)
 
         async def send_with_header(message: Any) -> None:
