@@ -3,7 +3,8 @@
 - ``test_servers`` (session): ``.nats_url``, ``.nats`` (our ``NatsServer`` or None), ``.create_database(prefix)``,
   ``.can_own_servers``. Only integration/e2e tests ask for it, so unit tests never start a server.
 - ``unique_prefix`` (function): a short random token for event prefixes, stream and consumer names.
-- ``own_nats_server`` (function): a fresh ``NatsServer`` on its own store, for tests that kill or restart it.
+- ``own_nats_server`` (function): a fresh ``NatsServer`` on its own store, for tests that kill or restart it
+  (in ``containers`` mode a ``ContainerNats`` of its own on fixed host ports, with the same interface).
 - ``postgres_proxy`` (function): a ``TcpProxy`` to the test PostgreSQL; route a service through it with
   ``via_proxy(url, proxy)`` and ``proxy.cut()`` is an outage for that service alone.
 - marker ``fault``: a test that kills, pauses or restarts a server; skipped, with the reason, when the mode
@@ -23,8 +24,11 @@ from sqlalchemy.engine import make_url
 
 from shared.devserver import NatsServer
 from tests.support.servers import (
+    ContainerNats,
     TestServers,
+    container_image,
     database_server_url,
+    docker_available,
     mode_from_env,
     nats_server_version,
     own_servers_allowed,
@@ -52,12 +56,22 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     elif mode == "given":
         where = f"NATS_URL={os.environ.get('NATS_URL') or 'nats://127.0.0.1:4222'}"
     else:
-        where = "not available yet: integration/e2e tests will be skipped"
+        ok, why_docker = docker_available()
+        where = (
+            f"NATS {container_image('nats')} and PostgreSQL {container_image('postgres')} through testcontainers "
+            f"({why_docker})"
+            if ok
+            else f"no Docker engine, integration/e2e tests will be skipped: {why_docker}"
+        )
     allowed, why = own_servers_allowed(mode)
-    lines = [
-        f"test servers (HOITHI_TEST_SERVERS): {mode}; {where}",
-        f"PostgreSQL server (DATABASE_URL): {_hide_password(database_server_url())}",
-    ]
+    lines = [f"test servers (HOITHI_TEST_SERVERS): {mode}; {where}"]
+    if mode != "containers":
+        lines.append(f"PostgreSQL server (DATABASE_URL): {_hide_password(database_server_url())}")
+    ok, why_docker = docker_available()
+    lines.append(
+        "container tier (tests/*/test_containers_*, test_compose_*): "
+        + ("runs, " + why_docker if ok else "skipped: " + why_docker)
+    )
     if not allowed:
         lines.append(f"fault tests skipped: {why}")
     return lines
@@ -96,7 +110,9 @@ def pytest_terminal_summary(
 def test_servers(request: pytest.FixtureRequest) -> Iterator[TestServers]:
     mode = mode_from_env()
     if mode == "containers":
-        pytest.skip(own_servers_allowed(mode)[1])
+        ok, why = docker_available()
+        if not ok:
+            pytest.skip(f"HOITHI_TEST_SERVERS=containers: {why}")
     servers = start_test_servers(mode)
     request.config.stash[SERVERS_KEY] = servers
     try:
@@ -116,6 +132,14 @@ def own_nats_server(tmp_path: Path, test_servers: TestServers) -> Iterator[NatsS
     """A NATS server this test alone owns (kill it, restart it); stopped afterwards."""
     if not test_servers.can_own_servers:
         pytest.skip(test_servers.why_not_own)
+    if test_servers.mode == "containers":
+        container = ContainerNats().start()
+        log.info("own NATS container for this test: %s", container)
+        try:
+            yield container  # type: ignore[misc]  # the NatsServer interface fault tests use
+        finally:
+            container.stop()
+        return
     server = NatsServer(store_dir=tmp_path / "nats-store", log_file=tmp_path / "nats-server.log").start()
     log.info("own nats-server for this test: %s", server)
     try:

@@ -5,7 +5,10 @@
   servers they start themselves.
 - ``given``: ``NATS_URL`` / ``DATABASE_URL`` as they are; fault tests are skipped (we must not kill a server
   someone else runs). Databases are still created fresh per use on the given PostgreSQL.
-- ``containers``: NATS and PostgreSQL from testcontainers — not available yet, so its tests are skipped.
+- ``containers``: NATS (``-js``) and PostgreSQL from testcontainers (images ``HOITHI_TEST_NATS_IMAGE``, default
+  ``nats:2.15``, and ``HOITHI_TEST_POSTGRES_IMAGE``, default ``postgres:15``). Fault tests get containers of their
+  own on a fixed free host port (``ContainerNats``: kill/restart the container; a restarted container would
+  otherwise come back on a new port). Needs a Docker engine; ``docker_available()`` says why not.
 
 Every name a test creates (databases here, streams and subject prefixes through ``unique_prefix``) is unique,
 so parallel runs against one server never collide.
@@ -53,10 +56,15 @@ log = logging.getLogger("tests.servers")
 MODES = ("own", "given", "containers")
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
-CONTAINERS_NOT_YET = (
-    "HOITHI_TEST_SERVERS=containers is not implemented yet (testcontainers support comes with its own issue); "
-    "use HOITHI_TEST_SERVERS=own (default) or given"
-)
+DEFAULT_NATS_IMAGE = "nats:2.15"
+DEFAULT_POSTGRES_IMAGE = "postgres:15"
+# These machines have no image registry and a /.dockerenv: no reaper (its image cannot be pulled; fixtures clean
+# up), and talk to containers over loopback rather than the bridge gateway.
+TESTCONTAINERS_ENV = {
+    "TESTCONTAINERS_RYUK_DISABLED": "true",
+    "TESTCONTAINERS_CONNECTION_MODE": "docker_host",
+    "TC_HOST": "127.0.0.1",
+}
 
 T = TypeVar("T")
 
@@ -77,7 +85,8 @@ def own_servers_allowed(mode: str) -> tuple[bool, str]:
             "restarts a server must own it; run with HOITHI_TEST_SERVERS=own to include fault tests"
         )
     if mode == "containers":
-        return False, CONTAINERS_NOT_YET
+        ok, why = docker_available()
+        return ok, why
     return True, ""
 
 
@@ -191,6 +200,7 @@ class TestServers:
     created_databases: list[str] = field(default_factory=list)
     created_databases_total: int = 0
     _store_dir: Path | None = None
+    containers: list[Any] = field(default_factory=list)  # testcontainers of this session, stopped on close
 
     def create_database(self, prefix: str = "test") -> str:
         """A fresh, empty database (``postgresql+asyncpg://`` URL), dropped when the session ends."""
@@ -208,12 +218,19 @@ class TestServers:
         """Where the servers are, for the terminal and the log."""
         if self.mode == "own" and self.nats is not None:
             nats = f"own nats-server {self.nats.url} (store {self.nats.store_dir}, log {self.nats.log_file})"
+        elif self.mode == "containers":
+            nats = f"{container_image('nats')} -js started through testcontainers at {self.nats_url}"
         else:
             nats = f"given NATS {self.nats_url}"
         lines = [
             f"test servers: {self.mode}",
             f"  NATS: {nats}",
-            f"  PostgreSQL: {_safe(self.database_server_url)} (fresh database per use)",
+            f"  PostgreSQL: {_safe(self.database_server_url)} (fresh database per use)"
+            + (
+                f", {container_image('postgres')} started through testcontainers"
+                if self.mode == "containers"
+                else ""
+            ),
         ]
         if not self.can_own_servers:
             lines.append(f"  fault tests skipped: {self.why_not_own}")
@@ -231,6 +248,11 @@ class TestServers:
                 log.exception("could not drop %s", _safe(url))
         if self.nats is not None:
             self.nats.stop()
+        for container in reversed(self.containers):
+            try:
+                container.stop()
+            except Exception:
+                log.exception("could not stop container %s", container)
         if self._store_dir is not None:
             shutil.rmtree(self._store_dir, ignore_errors=True)
 
@@ -241,8 +263,21 @@ def start_test_servers(mode: str | None = None) -> TestServers:
     allowed, why = own_servers_allowed(mode)
     server_url = database_server_url()
     if mode == "containers":
-        raise RuntimeError(CONTAINERS_NOT_YET)
-    if mode == "given":
+        ok, why = docker_available()
+        if not ok:
+            raise RuntimeError(why)
+        servers = TestServers(mode=mode, nats_url="", database_server_url="", can_own_servers=True)
+        try:
+            nats = ContainerNats().start()
+            servers.containers.append(nats)
+            servers.nats_url = nats.url
+            postgres = start_postgres_container()
+            servers.containers.append(postgres)
+            servers.database_server_url = postgres_container_url(postgres)
+        except BaseException:
+            servers.close()
+            raise
+    elif mode == "given":
         servers = TestServers(
             mode=mode,
             nats_url=os.environ.get("NATS_URL") or DEFAULT_NATS_URL,
@@ -275,3 +310,177 @@ def nats_server_version() -> str:
         return f"{out.stdout.strip() or out.stderr.strip()} ({binary})"
     except Exception as error:  # noqa: BLE001 - only informational
         return f"unknown ({error})"
+
+
+# -- containers (testcontainers on a local Docker engine) ------------------------------------------------------
+
+
+def container_image(kind: str) -> str:
+    """The image the ``containers`` mode runs for ``nats`` or ``postgres`` (configurable by environment)."""
+    if kind == "nats":
+        return os.environ.get("HOITHI_TEST_NATS_IMAGE") or DEFAULT_NATS_IMAGE
+    return os.environ.get("HOITHI_TEST_POSTGRES_IMAGE") or DEFAULT_POSTGRES_IMAGE
+
+
+def _testcontainers_env() -> None:
+    for key, value in TESTCONTAINERS_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def docker_available() -> tuple[bool, str]:
+    """Whether a Docker engine answers here (and has the test images); if not, the reason, for skips and headers."""
+    if shutil.which("docker") is None:
+        return False, "no docker command on this machine (install docker.io and start dockerd)"
+    try:
+        out = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return False, f"docker info did not answer: {error}"
+    if out.returncode != 0:
+        return False, f"the Docker engine does not answer: {(out.stderr or out.stdout).strip()[:200]}"
+    return True, f"Docker engine {out.stdout.strip()}"
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+class ContainerNats:
+    """A ``nats-server -js`` container on fixed host ports, with the ``NatsServer`` interface fault tests use.
+
+    ``kill()`` is ``docker kill`` (SIGKILL), ``restart()`` a graceful stop and start; the store lives in the
+    container's own filesystem (``/data``), so it survives both, and the host ports stay the same.
+    """
+
+    def __init__(self, image: str | None = None, *, port: int | None = None) -> None:
+        from shared.devserver import free_port
+
+        _testcontainers_env()
+        from testcontainers.core.container import DockerContainer
+
+        self.image = image or container_image("nats")
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.monitor_port = free_port()
+        self.store_dir = Path("/data")  # inside the container
+        self.container = (
+            DockerContainer(self.image)
+            .with_command("-js -sd /data -m 8222")
+            .with_bind_ports(4222, self.port)
+            .with_bind_ports(8222, self.monitor_port)
+        )
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        return f"http://{self.host}:{self.monitor_port}"
+
+    def _wrapped(self) -> Any:
+        """The Docker SDK container, or None before the first start."""
+        return getattr(self.container, "_container", None)
+
+    @property
+    def running(self) -> bool:
+        wrapped = self._wrapped()
+        if wrapped is None:
+            return False
+        wrapped.reload()
+        return bool(wrapped.status == "running")
+
+    def _wait_ready(self, timeout: float) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _http_ok(f"{self.monitor_url}/healthz?js-enabled-only=true"):
+                return
+            time.sleep(0.1)  # polling a container's readiness, bounded by the deadline
+        logs = self._wrapped().logs(tail=30).decode("utf-8", "replace")
+        raise RuntimeError(f"NATS container {self.image} not healthy within {timeout:.0f}s:\n{logs}")
+
+    def start(self, timeout: float = 60) -> ContainerNats:
+        wrapped = self._wrapped()
+        if wrapped is None:
+            self.container.start()
+            log.info("started NATS container %s (%s) at %s", self.image, self._wrapped().short_id, self.url)
+        elif not self.running:
+            wrapped.start()
+        self._wait_ready(timeout)
+        return self
+
+    def kill(self) -> None:
+        if self.running:
+            self._wrapped().kill()
+
+    def restart(self, timeout: float = 60) -> ContainerNats:
+        wrapped = self._wrapped()
+        if self.running:
+            wrapped.stop(timeout=10)
+        return self.start(timeout)
+
+    def pause(self) -> None:
+        self._wrapped().pause()
+
+    def unpause(self) -> None:
+        self._wrapped().unpause()
+
+    def stop(self) -> None:
+        if self._wrapped() is not None:
+            self.container.stop()
+            self.container._container = None
+
+    def log_tail(self, lines: int = 40, *, since_start: bool = False) -> str:
+        wrapped = self._wrapped()
+        return (
+            wrapped.logs(tail=lines).decode("utf-8", "replace") if wrapped is not None else "(no container)"
+        )
+
+    def __repr__(self) -> str:
+        return f"ContainerNats({self.image}, {self.url})"
+
+
+def start_postgres_container(image: str | None = None, *, port: int | None = None) -> Any:
+    """A PostgreSQL container (superuser ``postgres``), on a fixed host port when ``port`` is given."""
+    _testcontainers_env()
+    from testcontainers.community.postgres import PostgresContainer
+
+    container = PostgresContainer(
+        image or container_image("postgres"), username="postgres", password="hoithi-test", dbname="postgres",
+        driver=None,
+    )  # fmt: skip
+    if port is not None:
+        container.with_bind_ports(5432, port)
+    container.start()
+    log.info("started PostgreSQL container %s at %s", container.image, postgres_container_url(container))
+    return container
+
+
+def postgres_container_url(container: Any) -> str:
+    return str(container.get_connection_url(host="127.0.0.1"))
+
+
+def container_tier_skip_reason() -> str:
+    """Why the container tier (tests named test_containers_* / test_compose_*) does not run here, or "".
+
+    It runs with ``HOITHI_TEST_SERVERS=containers`` (what ``make test`` sets when a Docker engine answers): a plain
+    ``pytest`` in the default ``own`` mode skips it, so the engineers' quick runs never start a compose project.
+    """
+    mode = os.environ.get("HOITHI_TEST_SERVERS", "own").strip().lower() or "own"
+    if mode != "containers":
+        return (
+            f"container tier runs with HOITHI_TEST_SERVERS=containers (with a Docker engine and `make images`; CI: HOITHI_CI_CONTAINERS=1); "
+            f"this run is {mode!r}"
+        )
+    ok, why = docker_available()
+    return "" if ok else f"container tier: {why}"

