@@ -247,6 +247,16 @@ async def participation(
         missed: dict[str, list[datetime]] = {}
         for r in await conn.execute(sa.select(m.c.assignment_id, m.c.deadline).where(m.c.tenant == tenant)):
             missed.setdefault(r.assignment_id, []).append(r.deadline)
+        c = models.assignment_changes
+        changes: dict[str, list[domain.StatusChange]] = {}
+        for r in await conn.execute(
+            sa.select(c.c.assignment_id, c.c.at, c.c.status, c.c.on_time)
+            .where(c.c.tenant == tenant)
+            .order_by(c.c.assignment_id, c.c.at, c.c.recorded)
+        ):
+            changes.setdefault(r.assignment_id, []).append(
+                domain.StatusChange(r.at, r.status == "fulfilled", r.on_time)
+            )
         extended: dict[str, list[datetime]] = {}
         for r in await conn.execute(sa.select(x.c.assignment_id, x.c.granted_at).where(x.c.tenant == tenant)):
             extended.setdefault(r.assignment_id, []).append(r.granted_at)
@@ -256,8 +266,7 @@ async def participation(
             r.part,
             r.assignee_id,
             r.unit_id,
-            r.fulfilled_at,
-            r.on_time,
+            tuple(changes.get(r.id, ())),
             tuple(missed.get(r.id, ())),
             tuple(extended.get(r.id, ())),
         )

@@ -2,7 +2,8 @@
 
 Every tick it reads "now" from the shared clock and, for every edition campaign keeps:
 
-- sends the latest reminder offset already due for each open assignment, never at or after its deadline;
+- sends the latest reminder offset already due for each open assignment, never at or after its deadline, and
+  for the 90-day campaign's periodic reports (``report_every``) to units that have not reported for the period;
 - decides a part's official deadline once it has passed, ``intake.closed`` for it has arrived and campaign has
   applied at least as many on-time receipts as submissions counted: ``deadline.missed`` per unfulfilled
   assignment and one ``deadline.passed``;
@@ -19,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -97,6 +100,7 @@ async def tick(rt: Runtime, now: datetime) -> None:
         await _edition_lifecycle(rt, edition, now)
         for part in edition.parts:
             if isinstance(part, OnlineServicesCampaignPart):
+                await _report_reminders(rt, edition, part, now)
                 await _campaign_result(rt, edition, part, now)
                 continue
             if part.kind not in CLOCKED_KINDS:
@@ -147,7 +151,56 @@ async def _edition_lifecycle(rt: Runtime, edition: Edition, now: datetime) -> No
         status_of(rt).sent.add(event_id)
 
 
-async def _reminders(rt: Runtime, edition: Edition, part: str, offsets: list[str], now: datetime) -> None:
+REPORT_REMINDERS = ("P1D",)  # a 90-day part with ``report_every`` and no reminders of its own
+
+
+async def _report_reminders(
+    rt: Runtime, edition: Edition, part: OnlineServicesCampaignPart, now: datetime
+) -> None:
+    """90-day campaign: remind each unit that has not yet reported for the period running now that its report
+    is due at the period's end (``report_every``), by the part's reminder offsets (default one day before)."""
+    if not part.report_every:
+        return
+    period = domain.report_period(
+        part.starts_at(edition.tz), parse_duration(part.report_every), part.deadline_instant(edition.tz), now
+    )
+    if period is None:
+        return
+    start, end = period
+    t = models.progress_reports
+    async with rt.engine.connect() as conn:
+        reported = set(
+            (
+                await conn.execute(
+                    sa.select(t.c.unit_id).where(
+                        t.c.tenant == edition.tenant,
+                        t.c.edition == edition.edition,
+                        t.c.part == part.id,
+                        t.c.period_start < end,
+                        t.c.period_end > start,
+                    )
+                )
+            ).scalars()
+        )
+    await _reminders(
+        rt,
+        edition,
+        part.id,
+        part.reminders or list(REPORT_REMINDERS),
+        now,
+        deadline_of=lambda row: None if row.unit_id in reported else end,
+    )
+
+
+async def _reminders(
+    rt: Runtime,
+    edition: Edition,
+    part: str,
+    offsets: list[str],
+    now: datetime,
+    deadline_of: Callable[[Any], datetime | None] | None = None,
+) -> None:
+    """The latest due reminder for each open assignment of ``part`` (deadline in force, or ``deadline_of``)."""
     if not offsets:
         return
     st = status_of(rt)
@@ -166,7 +219,9 @@ async def _reminders(rt: Runtime, edition: Edition, part: str, offsets: list[str
         ).all()
     due = []
     for row in rows:
-        deadline = row.extended_to or row.deadline
+        deadline = (row.extended_to or row.deadline) if deadline_of is None else deadline_of(row)
+        if deadline is None:
+            continue
         offset = domain.reminder_due(deadline, deltas, now)
         if offset is None:
             continue

@@ -1,4 +1,5 @@
-"""Reading the directory from what HR offices keep: YAML/JSON documents and CSV/XLSX lists of units or people.
+"""Reading the directory from what HR offices keep: YAML/JSON documents and CSV/XLSX lists of units, unions
+(Chi đoàn, Công đoàn) or people.
 
 A list is merged into the directory campaign already holds: a row for a known id from a later date is a new
 effective-dated row (a move, a promotion, a rename), and the row it follows is closed the day before; a unit
@@ -19,7 +20,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from shared.documents import Directory, Person, Union, Unit
+from shared.documents import UNIT_KIND_TITLES_VI, Directory, Person, Union, UnionKind, Unit
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,8 @@ HEADERS = {
     "loai_don_vi": "kind",
     "parent": "parent",
     "don_vi_cap_tren": "parent",
+    "cap_tren": "parent",
+    "truc_thuoc": "parent",
     "roles": "roles",
     "vai_tro": "roles",
     "unions": "unions",
@@ -96,7 +99,28 @@ HEADERS = {
     "ngay_sinh": "date_of_birth",
     "qualification": "qualification",
     "trinh_do": "qualification",
+    "secretary": "secretary",
+    "bi_thu": "secretary",
+    "chu_tich": "secretary",
+    "bi_thu_chu_tich": "secretary",
+    "nguoi_van_dong": "secretary",
 }
+# Kinds as HR writes them (without diacritics after _key) → the directory's kinds; a list whose rows are all
+# unions (Chi đoàn, Công đoàn) is a unions list.
+KINDS = {
+    **{_key(v): k.value for k, v in UNIT_KIND_TITLES_VI.items()},
+    "phong": "division",
+    "phong_chuyen_mon": "division",
+    "chi_cuc": "sub_department",
+    "don_vi_su_nghiep": "public_service_unit",
+    "chi_nhanh": "branch",
+    "chi_doan": "youth_union",
+    "doan_thanh_nien": "youth_union",
+    "doan_tncs_ho_chi_minh": "youth_union",
+    "cong_doan": "trade_union",
+    "cong_doan_co_so": "trade_union",
+}
+UNION_KINDS = {k.value for k in UnionKind}
 LIST_FIELDS = {"roles", "unions", "successor_of"}
 DATE_FIELDS = {"effective_from", "effective_to", "date_of_birth"}
 
@@ -158,6 +182,8 @@ def _normalise(line: int, row: dict[str, str], errors: list[RowError]) -> dict[s
                         f"{value!r} không phải là ngày (dd/mm/yyyy)",
                     )
                 )
+        elif field == "kind":
+            out[field] = KINDS.get(_key(value), value)
         else:
             out[field] = value
     return out
@@ -183,22 +209,40 @@ def _row_errors(line: int, exc: ValidationError) -> list[RowError]:
     return out
 
 
-def parse_list(
-    content: bytes, filename: str, current: Directory
-) -> tuple[list[tuple[int, Unit]], list[tuple[int, Person]]]:
-    """Rows of a units list or a people list (told apart by an ``email`` column). Raises with every row error."""
+@dataclass
+class Rows:
+    """What one HR list holds, each with its line."""
+
+    units: list[tuple[int, Unit]]
+    people: list[tuple[int, Person]]
+    unions: list[tuple[int, Union]]
+
+
+def parse_list(content: bytes, filename: str, current: Directory) -> Rows:
+    """Rows of a units list, a unions list (every row's kind a union: Chi đoàn, Công đoàn) or a people list
+    (told apart by an ``email`` column). Raises with every row error."""
     rows = read_rows(content, filename)
     errors: list[RowError] = []
     units: list[tuple[int, Unit]] = []
     people: list[tuple[int, Person]] = []
+    unions: list[tuple[int, Union]] = []
     if not rows:
         raise DirectoryImportError(
             [RowError(0, "file", "The file has no rows.", "Tệp không có dòng dữ liệu nào.")]
         )
     is_people = any(HEADERS.get(_key(h or "")) == "email" for h in rows[0][1])
+    normalised = [(line, _normalise(line, row, errors)) for line, row in rows]
+    is_unions = not is_people and all(d.get("kind") in UNION_KINDS for _, d in normalised)
     codes = {u.code: u.id for u in current.units}
-    for line, row in rows:
-        data = _normalise(line, row, errors)
+    for line, data in normalised:
+        if is_unions:
+            if "id" not in data and "code" in data:
+                data["id"] = data["code"].lower()
+            try:
+                unions.append((line, Union.model_validate(data)))
+            except ValidationError as exc:
+                errors += _row_errors(line, exc)
+            continue
         if not is_people:
             if "id" not in data and "code" in data:
                 data["id"] = data["code"].lower()
@@ -228,7 +272,7 @@ def parse_list(
             errors += _row_errors(line, exc)
     if errors:
         raise DirectoryImportError(errors)
-    return units, people
+    return Rows(units, people, unions)
 
 
 def _close_before(rows: list[Any], new: Any) -> list[Any]:
@@ -306,8 +350,10 @@ def read(content: bytes, filename: str, current: Directory) -> Directory:
             )
         units, people, unions = doc.units, doc.people, doc.unions
     else:
-        u_rows, p_rows = parse_list(content, filename, current)
-        units, people, unions = [u for _, u in u_rows], [p for _, p in p_rows], []
+        rows = parse_list(content, filename, current)
+        units = [u for _, u in rows.units]
+        people = [p for _, p in rows.people]
+        unions = [u for _, u in rows.unions]
     try:
         return merge(current, units, people, unions)
     except ValidationError as exc:

@@ -134,6 +134,17 @@ def reminder_due(deadline: datetime, offsets: Iterable[tuple[str, timedelta]], n
     return min(due)[1] if due else None
 
 
+def report_period(
+    starts: datetime, every: timedelta, ends: datetime, now: datetime
+) -> tuple[datetime, datetime] | None:
+    """The 90-day campaign's reporting period running at ``now`` (báo cáo định kỳ): ``[start, end)`` with the
+    report due by ``end``; the last period is cut at the campaign's end. None outside the campaign."""
+    if now < starts or now >= ends or every <= timedelta(0):
+        return None
+    start = starts + every * ((now - starts) // every)
+    return start, min(start + every, ends)
+
+
 @dataclass(frozen=True)
 class ClockAssignment:
     """What the clock needs of an assignment to decide a deadline."""
@@ -189,6 +200,15 @@ STANDINGS = ("assigned", "fulfilled", "fulfilled_late", "missed", "extended", "o
 
 
 @dataclass(frozen=True)
+class StatusChange:
+    """One change of an assignment's status at the business time of the fact that caused it."""
+
+    at: datetime
+    fulfilled: bool  # False: reopened (withdrawn, rejected)
+    on_time: bool | None = None
+
+
+@dataclass(frozen=True)
 class AssignmentFacts:
     """What campaign knows of one assignment, each with its business time."""
 
@@ -196,16 +216,20 @@ class AssignmentFacts:
     part: str
     assignee_id: str
     unit_id: str | None  # the assignee's unit when the assignment was made
-    fulfilled_at: datetime | None
-    on_time: bool | None
+    changes: tuple[StatusChange, ...] = ()  # in the order they happened
     missed_at: tuple[datetime, ...] = ()  # deadlines (in force) that were missed
     extended_at: tuple[datetime, ...] = ()  # when extensions were granted
 
 
 def standing(a: AssignmentFacts, as_of: datetime) -> str:
-    """One of fulfilled | fulfilled_late | missed | extended | open, by business time ``as_of``."""
-    if a.fulfilled_at is not None and a.fulfilled_at <= as_of:
-        return "fulfilled" if a.on_time else "fulfilled_late"
+    """One of fulfilled | fulfilled_late | missed | extended | open, by business time ``as_of``: the last status
+    change at or before it decides fulfilment (a withdrawal after ``as_of`` does not undo it)."""
+    last = None
+    for change in a.changes:
+        if change.at <= as_of:
+            last = change
+    if last is not None and last.fulfilled:
+        return "fulfilled" if last.on_time else "fulfilled_late"
     if any(m <= as_of for m in a.missed_at):
         return "missed"
     if any(e <= as_of for e in a.extended_at):

@@ -71,6 +71,7 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
                 .where(a.c.id == row.id)
                 .values(status="open", fulfilled_at=None, on_time=None, submission_id=None)
             )
+            await record_change(conn, row, env, status="open")
             await rt.outbox.emit(
                 conn,
                 "assignment.reopened",
@@ -110,7 +111,25 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
         )
 
     async def on_selected(conn: AsyncConnection, env: Envelope) -> None:
-        """The council selected an initiative: the council's selection assignment is fulfilled."""
+        """The council selected an initiative: the council's selection assignment is fulfilled.
+
+        Each selected initiative is also a receipt of the selection part (assignee: the council), which the
+        deadline clock counts against the selection's ``intake.closed`` before deciding a miss."""
+        at = datetime.fromisoformat(env.data["at"])
+        await conn.execute(
+            insert_ignore(
+                conn,
+                models.receipts,
+                {
+                    "submission_id": env.data["submission_id"],
+                    "tenant": env.tenant,
+                    "edition": env.edition or "",
+                    "part": env.data["part"],
+                    "assignee_id": env.data.get("council_id") or "",
+                    "received_at": at,
+                },
+            )
+        )
         row = (
             await conn.execute(
                 sa.select(a).where(
@@ -122,7 +141,7 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
             )
         ).first()
         if row is not None and row.status != "fulfilled":
-            await _fulfil(conn, rt, env, row, env, at=datetime.fromisoformat(env.data["at"]))
+            await _fulfil(conn, rt, env, row, env, at=at)
 
     handlers: dict[str, Handler] = {t: on_submission_fact for t in SUBMISSION_FACTS}
     handlers["initiative.selected"] = on_selected
@@ -148,6 +167,7 @@ async def _fulfil(
         .where(a.c.id == row.id)
         .values(status="fulfilled", fulfilled_at=at, on_time=on_time, submission_id=data["submission_id"])
     )
+    await record_change(conn, row, env, status="fulfilled", fulfilled_at=at, on_time=on_time)
     await rt.outbox.emit(
         conn,
         "assignment.fulfilled",
@@ -168,4 +188,36 @@ async def _fulfil(
         subject=row.id,
         time=at,
         causation_id=env.id,
+    )
+
+
+async def record_change(
+    conn: AsyncConnection,
+    row: Any,
+    cause: Envelope,
+    *,
+    status: str,
+    fulfilled_at: datetime | None = None,
+    on_time: bool | None = None,
+) -> None:
+    """Keep the change in the assignment's history at the business time of the fact that caused it."""
+    c = models.assignment_changes
+    recorded = (
+        await conn.execute(sa.select(sa.func.count()).select_from(c).where(c.c.assignment_id == row.id))
+    ).scalar_one()
+    await conn.execute(
+        insert_ignore(
+            conn,
+            c,
+            {
+                "assignment_id": row.id,
+                "cause_id": cause.id,
+                "at": cause.time,
+                "status": status,
+                "fulfilled_at": fulfilled_at,
+                "on_time": on_time,
+                "tenant": row.tenant,
+                "recorded": int(recorded) + 1,
+            },
+        )
     )

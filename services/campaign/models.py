@@ -32,6 +32,22 @@ assignments = sa.Table(
     sa.UniqueConstraint("tenant", "edition", "part", "assignee_id", name="uq_assignment_assignee"),
 )
 
+# Every change of an assignment's status, by business time (the fact that caused it): participation "as of"
+# a moment folds these, so a report fulfilled on 20/10 and withdrawn on 24/10 counts as fulfilled as of 22/10.
+assignment_changes = sa.Table(
+    "assignment_changes",
+    metadata,
+    sa.Column("assignment_id", sa.String(36), primary_key=True),
+    sa.Column("cause_id", sa.String(36), primary_key=True),  # the event that caused the change
+    sa.Column("at", UtcDateTime(), nullable=False),  # business time of the change
+    sa.Column("status", sa.String(20), nullable=False),  # fulfilled | open
+    sa.Column("fulfilled_at", UtcDateTime(), nullable=True),
+    sa.Column("on_time", sa.Boolean, nullable=True),
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("recorded", sa.BigInteger().with_variant(sa.Integer, "sqlite"), nullable=False),
+    sa.Index("ix_assignment_changes_tenant", "tenant"),
+)
+
 # The deadline clock's working state (gia hạn, nhận hồ sơ, quyết định quá hạn).
 extensions = sa.Table(
     "extensions",
@@ -54,7 +70,8 @@ receipts = sa.Table(
     sa.Column("submission_id", sa.String(36), primary_key=True),
     sa.Column("tenant", sa.String(100), nullable=False),
     sa.Column("edition", sa.String(32), nullable=False),
-    sa.Column("part", sa.String(100), nullable=False),
+    # a selected initiative is a receipt of its own part and, for the council, of the selection part
+    sa.Column("part", sa.String(100), primary_key=True),
     sa.Column("assignee_id", sa.String(100), nullable=False),
     sa.Column("received_at", UtcDateTime(), nullable=False),
     sa.Index("ix_receipts_part", "tenant", "edition", "part", "received_at"),

@@ -61,6 +61,15 @@ def _part_title(edition: Edition | None, part: str | None) -> str:
     return part or ""
 
 
+def _part_kind(edition: Edition | None, part: str | None) -> str | None:
+    if edition is not None and part:
+        try:
+            return edition.part(part).kind
+        except KeyError:
+            return None
+    return None
+
+
 def base(edition: Edition | None, edition_name: str | None, person: Person) -> dict[str, Any]:
     name = edition_name or (edition.edition if edition else "")
     return {
@@ -128,7 +137,11 @@ def _common(
     scored_count: int,
 ) -> dict[str, Any]:
     part = data.get("part")
-    ctx: dict[str, Any] = {"part": part, "part_title": _part_title(edition, part)}
+    ctx: dict[str, Any] = {
+        "part": part,
+        "part_title": _part_title(edition, part),
+        "part_kind": _part_kind(edition, part),
+    }
     if event_type == "submission.received":
         receipt = domain.receipt_of(
             SubmissionReceived.model_validate(data),

@@ -18,13 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.submissions import models
 from shared.db import insert_ignore
-from shared.documents import Edition, ExperienceReportPart, InitiativePart
+from shared.documents import Edition, ExperienceReportPart, InitiativePart, SelectionPart
 from shared.events.envelope import deterministic_id
 from shared.service import Runtime
 
 log = logging.getLogger("hoithi.submissions.intake")
 
 INTAKE_KINDS = (InitiativePart, ExperienceReportPart)
+# Parts whose deadline campaign's clock decides only after ``intake.closed``: the selection part too, where
+# "accepted on time" counts the initiatives the council selected before its deadline (campaign counts the
+# ``initiative.selected`` it has applied against it).
+CLOSED_KINDS = (InitiativePart, ExperienceReportPart, SelectionPart)
+ClosedPart = InitiativePart | ExperienceReportPart | SelectionPart
 
 
 def receipt_counter(tenant: str, edition: str) -> str:
@@ -97,14 +102,12 @@ async def close_due(rt: Runtime) -> list[str]:
         if edition is None:
             continue
         for part in edition.parts:
-            if isinstance(part, INTAKE_KINDS):
+            if isinstance(part, CLOSED_KINDS):
                 done += await _close_part(rt, edition, part)
     return done
 
 
-async def _close_part(
-    rt: Runtime, edition: Edition, part: InitiativePart | ExperienceReportPart
-) -> list[str]:
+async def _close_part(rt: Runtime, edition: Edition, part: ClosedPart) -> list[str]:
     tenant, name = edition.tenant, edition.edition
     x, c = models.extensions, models.intake_closures
     targets: list[tuple[datetime, str]] = [(edition.deadline_of(part.id), "")]
@@ -141,23 +144,39 @@ async def _close_part(
 async def _close(
     rt: Runtime,
     edition: Edition,
-    part: InitiativePart | ExperienceReportPart,
+    part: ClosedPart,
     deadline: datetime,
     assignee: str,
 ) -> bool:
     tenant, name = edition.tenant, edition.edition
-    t, c = models.submissions, models.intake_closures
+    t, c, s = models.submissions, models.intake_closures, models.selections
     async with rt.engine.begin() as conn:
         await lock_intake(conn, tenant, name)
         now = rt.now()  # read under the lock: no receipt before the deadline can still be in flight
         if now < deadline + part.grace_delta:
             return False
-        q = (
-            sa.select(sa.func.count())
-            .select_from(t)
-            .where(t.c.tenant == tenant, t.c.edition == name, t.c.part == part.id, t.c.received_at < deadline)
-        )
-        if assignee:
+        if isinstance(part, SelectionPart):
+            # the decision takes the same lock before reading the clock (review.select)
+            q = (
+                sa.select(sa.func.count())
+                .select_from(s)
+                .where(
+                    s.c.tenant == tenant,
+                    s.c.edition == name,
+                    s.c.part == part.id,
+                    s.c.outcome == "selected",
+                    s.c.decided_at < deadline,
+                )
+            )
+        else:
+            q = (
+                sa.select(sa.func.count())
+                .select_from(t)
+                .where(
+                    t.c.tenant == tenant, t.c.edition == name, t.c.part == part.id, t.c.received_at < deadline
+                )
+            )
+        if assignee and not isinstance(part, SelectionPart):
             who = t.c.unit_id if isinstance(part, InitiativePart) else t.c.author_id
             q = q.where(who == assignee)
         count = int((await conn.execute(q)).scalar_one())

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.submissions import access, domain, models
+from services.submissions import access, domain, intake, models
 from shared.clock import VN
 from shared.documents import Council, Edition, SelectionPart
 from shared.events.envelope import deterministic_id
@@ -546,15 +546,22 @@ async def select(
     tenant: str, edition: str, body: SelectionIn, rt: RuntimeDep, caller: CallerDep
 ) -> dict[str, Any]:
     async with rt.engine.begin() as conn:
+        # The receipt lock first, the clock after: the selection's intake.closed counts this decision
+        # exactly when it was made before the deadline (see intake.py).
+        await intake.lock_intake(conn, tenant, edition)
         ed = await access.edition_of(rt, conn, tenant, edition)
         init = access.initiative_part(ed, None)
         part, council = access.selection_of(ed, init.id)
         _chair_or_secretariat(caller, council)
         now = rt.now()
-        if now >= part.intake_closes_at(ed.tz):
+        # the council's deadline in force: the official one, or a later one the secretariat granted it
+        dl = part.deadline_instant(ed.tz)
+        extended = await intake.extension_of(conn, tenant, edition, part.id, part.assignees.council or "")
+        if extended is not None and extended > dl:
+            dl = extended
+        if now >= dl + part.grace_delta:
             from services.submissions.domain import deadline_label_en, deadline_label_vi
 
-            dl = part.deadline_instant(ed.tz)
             raise Problem(
                 409,
                 f"The selection deadline has passed ({deadline_label_en(dl)}).",

@@ -417,3 +417,18 @@ def test_council_flow_end_to_end(system: System) -> None:
     table = list(csv.DictReader(io.StringIO(text)))
     assert [r["Số biên nhận"] for r in table] == [receipts["I5"]]
     assert table[0]["Tên sáng kiến"] == INITIATIVES["I5"][1]
+
+    # ---- the selection deadline (30/10/2023): the council decided in time, so it is not missed. Submissions
+    # closes the selection's intake counting the one selected initiative; campaign decides only once it has
+    # applied that initiative.selected, and records the part fulfilled.
+    system.set_clock("2023-10-31T00:00:05+07:00")
+
+    def selection_passed() -> list[dict[str, Any]]:
+        return [e for e in events_of(system, "deadline.passed") if e["data"]["part"] == "selection"]
+
+    passed = eventually_sync(selection_passed, timeout=30, message="deadline.passed for the selection")
+    assert len(passed) == 1
+    assert passed[0]["data"]["assigned"] == 1 and passed[0]["data"]["fulfilled"] == 1
+    closed = [e for e in events_of(system, "intake.closed") if e["data"]["part"] == "selection"]
+    assert [e["data"]["accepted_on_time"] for e in closed] == [1]
+    assert not [e for e in events_of(system, "deadline.missed") if e["data"]["part"] == "selection"]

@@ -222,3 +222,97 @@ def test_three_replicas_on_one_database_decide_each_deadline_once(make: Any) -> 
         on_stream = Counter(e["id"] for e in cs.on_stream(type_))
         assert len(in_outbox) == count and set(in_outbox.values()) == {1}, type_
         assert on_stream == in_outbox, type_
+
+
+SELECTION_DEADLINE = "2023-10-31T00:00:00+07:00"  # the council selects "chậm nhất ngày 30/10/2023"
+
+
+@pytest.mark.parametrize("selected_in_time", [True, False], ids=["decided-in-time", "never-decided"])
+def test_selection_deadline_waits_for_the_councils_decision(make: Any, selected_in_time: bool) -> None:
+    cs = make("2023-10-31T00:00:01+07:00")
+    council = _assignments(cs, "selection")
+    assert [a["assignee_id"] for a in council] == ["initiative-council"]
+    # Submissions counted the council's decision at 23:59:59.9 (or none) when it closed the selection.
+    cs.intake_closed("selection", SELECTION_DEADLINE, accepted_on_time=1 if selected_in_time else 0)
+    _tick_at(cs, "2023-10-31T00:00:02+07:00")
+    if selected_in_time:
+        # The decision's event has not reached campaign yet: the clock waits instead of deciding a miss.
+        eventually_sync(
+            lambda: cs.state("selection") == "waiting_for_receipts", timeout=15, message="waiting"
+        )
+        _tick_at(cs, "2023-10-31T00:00:03+07:00")
+        assert cs.state("selection") == "waiting_for_receipts"
+        cs.selected("11111111-1111-4111-8111-111111111111", "u-vp", "2023-10-30T23:59:59.900000+07:00")
+    eventually_sync(lambda: cs.state("selection") == "decided", timeout=15, message="selection decided")
+    eventually_sync(lambda: cs.unpublished() == 0, timeout=15, message="outbox drained")
+    missed = _missed(cs, "selection")
+    passed = [e["data"] for e in cs.outbox("deadline.passed") if e["data"]["part"] == "selection"]
+    assert len(passed) == 1 and passed[0]["assigned"] == 1
+    if selected_in_time:
+        assert missed == Counter() and passed[0]["fulfilled"] == 1
+        assert [a["status"] for a in _assignments(cs, "selection")] == ["fulfilled"]
+    else:
+        assert missed == Counter({("initiative-council", SELECTION_DEADLINE): 1})
+        assert passed[0]["fulfilled"] == 0
+
+
+def _report_reminders(cs: CampaignSystem) -> list[dict[str, Any]]:
+    return [e["data"] for e in cs.outbox("deadline.approaching") if e["data"]["part"] == "online90"]
+
+
+def test_ninety_day_report_reminders_each_period_only_to_units_that_have_not_reported(make: Any) -> None:
+    # online90 runs from 21/08/2023 for P90D with a report every P7D: the period running on 21/10 is
+    # 16/10–22/10, its report due before 23/10 00:00, the reminder one day before (the default P1D).
+    cs = make("2023-10-21T23:59:00+07:00")
+    units = {a["assignee_id"] for a in _assignments(cs, "online90")}
+    assert len(units) == 6
+    _tick_at(cs, "2023-10-21T23:59:30+07:00")
+    assert _report_reminders(cs) == []  # not due yet
+    with cs.system.client("campaign", SECRETARIAT) as c:
+        r = c.put(
+            f"/tenants/{TENANT}/units/u-ccbvmt/procedures",
+            json={
+                "effective_from": "2023-08-21",
+                "procedures": [
+                    {
+                        "code": "1.010001",
+                        "name": "Thủ tục",
+                        "level": "full_process",
+                        "eligible_full_process": True,
+                    }
+                ],
+            },
+        )
+        assert r.status_code == 200, r.text
+        r = c.post(
+            f"/tenants/{TENANT}/editions/{EDITION}/units/u-ccbvmt/progress-reports",
+            json={
+                "period_start": "2023-10-16",
+                "period_end": "2023-10-22",
+                "procedures": [
+                    {
+                        "code": "1.010001",
+                        "dossiers_received": 10,
+                        "dossiers_online": 6,
+                        "dossiers_on_time": 10,
+                    }
+                ],
+            },
+        )
+        assert r.status_code == 201, r.text
+    _tick_at(cs, "2023-10-22T08:00:00+07:00")
+    eventually_sync(lambda: len(_report_reminders(cs)) == 5, timeout=15, message="report reminders")
+    first = _report_reminders(cs)
+    assert {e["assignee_id"] for e in first} == units - {"u-ccbvmt"}
+    assert {(e["deadline"], e["offset"]) for e in first} == {("2023-10-23T00:00:00+07:00", "P1D")}
+    # The next period (23/10–29/10) reminds nobody before 29/10 00:00; a clock that was down all week sends
+    # only the current period's reminder, to every unit (nobody has reported for it), never last week's again.
+    _tick_at(cs, "2023-10-28T23:59:59+07:00")
+    assert len(_report_reminders(cs)) == 5
+    _tick_at(cs, "2023-10-29T12:00:00+07:00")
+    eventually_sync(lambda: len(_report_reminders(cs)) == 11, timeout=15, message="next week's reminders")
+    second = [e for e in _report_reminders(cs) if e["deadline"] == "2023-10-30T00:00:00+07:00"]
+    assert {e["assignee_id"] for e in second} == units
+    # After the campaign's end (19/11/2023 00:00) no report is due and no reminder is sent.
+    _tick_at(cs, "2023-11-19T00:00:01+07:00")
+    assert len(_report_reminders(cs)) == 11

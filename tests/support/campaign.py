@@ -129,6 +129,26 @@ class CampaignSystem:
         )
         return submission
 
+    def selected(self, submission: str, unit: str, at: str, council: str = "initiative-council") -> None:
+        """``initiative.selected`` as submissions emits it when the council decides at ``at``."""
+        self.publish(
+            "initiative.selected",
+            {
+                "submission_id": submission,
+                "part": "selection",
+                "initiative_part": "initiative",
+                "council_id": council,
+                "unit_id": unit,
+                "authors": [{"person_id": OFFICIAL, "name": "Trần Văn Minh", "share": 100}],
+                "score": 80.0,
+                "rank": 1,
+                "at": at,
+            },
+            subject=submission,
+            time=vn(at),
+            event_id=deterministic_id("initiative.selected", TENANT, EDITION, "selection", submission),
+        )
+
     # -------------------------------------------------------------- what came out
     def outbox(self, type_: str) -> list[dict[str, Any]]:
         import json

@@ -32,7 +32,9 @@ def test_missing_or_malformed_tokens_are_401_in_both_languages(header: str | Non
 
 def test_a_token_signed_with_another_key_or_expired_is_refused() -> None:
     s = Settings(env="test")
-    forged = jwt.encode({"sub": "p-1", "tenant": "t", "iss": "hoithi", "aud": "hoithi", "exp": 9999999999}, "x" * 40)
+    forged = jwt.encode(
+        {"sub": "p-1", "tenant": "t", "iss": "hoithi", "aud": "hoithi", "exp": 9999999999}, "x" * 40
+    )
     with pytest.raises(Problem):
         verify_token(s, f"Bearer {forged}")
     with pytest.raises(Problem) as e:
@@ -76,7 +78,9 @@ def jwks() -> Iterator[tuple[str, rsa.RSAPrivateKey]]:
     srv.shutdown()
 
 
-def test_rs256_tokens_are_verified_against_the_identity_providers_jwks(jwks: tuple[str, rsa.RSAPrivateKey]) -> None:
+def test_rs256_tokens_are_verified_against_the_identity_providers_jwks(
+    jwks: tuple[str, rsa.RSAPrivateKey],
+) -> None:
     url, key = jwks
     s = Settings(env="production", jwt_algorithm="RS256", jwt_jwks_url=url)
     claims = {

@@ -127,6 +127,38 @@ def test_an_xlsx_list_reads_like_a_csv() -> None:
     assert [(e.line, e.field) for e in err.value.errors] == [(3, "email")]
 
 
+def test_a_unions_list_adds_a_chi_doan_under_its_parent_and_people_can_join_it() -> None:
+    current = load_directory(SEED / "directory.yaml")
+    header = "Mã;Tên;Loại;Cấp trên;Bí thư/Chủ tịch\n"
+    with_secretary = header + "cd-vpdk;Chi đoàn Văn phòng Đăng ký đất đai;Chi đoàn;cd;p-0002\n"
+    # A secretary who is not (yet) a member is refused, and nothing is read.
+    with pytest.raises(DirectoryImportError) as err:
+        directory_io.read(with_secretary.encode(), "doan-the.csv", current)
+    assert "not a member" in str(err.value)
+    unions = (
+        header + "cd-vpdk;Chi đoàn Văn phòng Đăng ký đất đai;Chi đoàn;cd;\n"
+        "cdcs-vpdk;Công đoàn bộ phận Văn phòng Đăng ký đất đai;Công đoàn;cdcs;\n"
+    )
+    d = directory_io.read(unions.encode(), "doan-the.csv", current)
+    added = {u.id: u for u in d.unions}
+    assert added["cd-vpdk"].kind == "youth_union" and added["cd-vpdk"].parent == "cd"
+    assert added["cdcs-vpdk"].kind == "trade_union"
+    assert {u.id for u in current.unions} < set(added)
+    joined = "id,name,email,title,unit,roles,unions\np-0002,Trần Văn Minh,minh.tv@example.vn,Chuyên viên,VPDKDD-CN1,official,cd-vpdk\n"
+    d2 = directory_io.read(joined.encode(), "people.csv", d)
+    assert d2.person("p-0002", date(2023, 11, 1)).unions == ["cd-vpdk"]
+    d3 = directory_io.read(with_secretary.encode(), "doan-the.csv", d2)
+    assert {u.id: u for u in d3.unions}["cd-vpdk"].secretary == "p-0002"
+
+
+def test_a_unions_list_with_a_bad_row_is_reported_by_line() -> None:
+    current = load_directory(SEED / "directory.yaml")
+    unions = "Mã;Tên;Loại\ncd-a;Chi đoàn A;Chi đoàn\ncd-b;;Chi đoàn\n"
+    with pytest.raises(DirectoryImportError) as err:
+        directory_io.read(unions.encode(), "doan-the.csv", current)
+    assert [(e.line, e.field) for e in err.value.errors] == [(3, "name")]
+
+
 # ------------------------------------------------------------------------------------------ editions
 
 EDITION = (SEED / "edition.yaml").read_text(encoding="utf-8")
@@ -153,13 +185,14 @@ def test_a_part_with_no_assignees_is_refused() -> None:
 
 
 def test_participation_as_of_a_moment_by_business_time() -> None:
+    ch = domain.StatusChange
     late = domain.AssignmentFacts(
-        "a1", "experience", "p1", "u1", at("2023-10-27T10:00:00+07:00"), False, (DEADLINE,)
+        "a1", "experience", "p1", "u1", (ch(at("2023-10-27T10:00:00+07:00"), True, False),), (DEADLINE,)
     )
-    on_time = domain.AssignmentFacts("a2", "experience", "p2", "u1", at("2023-10-20T10:00:00+07:00"), True)
-    ext = domain.AssignmentFacts(
-        "a3", "experience", "p3", "u2", None, None, (), (at("2023-10-24T10:00:00+07:00"),)
+    on_time = domain.AssignmentFacts(
+        "a2", "experience", "p2", "u1", (ch(at("2023-10-20T10:00:00+07:00"), True, True),)
     )
+    ext = domain.AssignmentFacts("a3", "experience", "p3", "u2", (), (), (at("2023-10-24T10:00:00+07:00"),))
     before = domain.tally([late, on_time, ext], at("2023-10-23T00:00:00+07:00"), lambda f: f.unit_id)
     assert before["u1"] == {**dict.fromkeys(domain.STANDINGS, 0), "assigned": 2, "fulfilled": 1, "open": 1}
     after = domain.tally([late, on_time, ext], at("2023-10-28T00:00:00+07:00"), lambda f: f.unit_id)
@@ -167,6 +200,44 @@ def test_participation_as_of_a_moment_by_business_time() -> None:
     assert after["u2"]["extended"] == 1
     missed_then = domain.tally([late], at("2023-10-26T12:00:00+07:00"), lambda f: f.part)
     assert missed_then["experience"]["missed"] == 1
+
+
+def test_participation_as_of_folds_withdrawals_and_reinstatements_in_business_time() -> None:
+    ch = domain.StatusChange
+    received = at("2023-10-20T10:00:00+07:00")
+    # received 20/10, withdrawn 22/10, submitted again 24/10 (on time); another rejected 21/10, reinstated 23/10
+    resubmitted = domain.AssignmentFacts(
+        "a1",
+        "experience",
+        "p1",
+        "u1",
+        (
+            ch(received, True, True),
+            ch(at("2023-10-22T08:00:00+07:00"), False),
+            ch(at("2023-10-24T08:00:00+07:00"), True, True),
+        ),
+    )
+    reinstated = domain.AssignmentFacts(
+        "a2",
+        "experience",
+        "p2",
+        "u1",
+        (
+            ch(received, True, True),
+            ch(at("2023-10-21T08:00:00+07:00"), False),
+            ch(at("2023-10-23T08:00:00+07:00"), True, True),
+        ),
+    )
+
+    def counts(day: str) -> tuple[int, int]:
+        t = domain.tally([resubmitted, reinstated], at(day), lambda f: f.unit_id)["u1"]
+        return t["fulfilled"], t["open"]
+
+    assert counts("2023-10-20T12:00:00+07:00") == (2, 0)
+    assert counts("2023-10-21T12:00:00+07:00") == (1, 1)
+    assert counts("2023-10-22T12:00:00+07:00") == (0, 2)
+    assert counts("2023-10-23T12:00:00+07:00") == (1, 1)
+    assert counts("2023-10-25T12:00:00+07:00") == (2, 0)
 
 
 def test_ninety_day_figures_of_two_units_and_ten_procedures_by_hand() -> None:

@@ -16,5 +16,7 @@ def test_domain_imports_no_framework_database_or_broker(service: str) -> None:
         f"import sys, services.{service}.domain\n"
         "print(','.join(m for m in ('fastapi', 'starlette', 'sqlalchemy', 'nats', 'faststream') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "", f"services.{service}.domain imports {out}"
