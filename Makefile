@@ -31,14 +31,18 @@ run: venv
 	$(VENV)/bin/hoithi up
 
 # Exit code 5 means pytest collected nothing: for CI that is a failure, not a pass.
-# HOITHI_TEST_SERVERS unset: `own` (servers of our own; the container tier, tests named test_containers_* /
-# test_compose_*, skips, saying why). HOITHI_TEST_SERVERS=containers runs every tier on testcontainers when a
-# Docker engine answers (`make images` first). Either way this says which.
+# HOITHI_TEST_SERVERS unset: `containers` when a Docker engine answers and has the images (`make images`):
+# every tier on testcontainers, plus the container tier (tests named test_containers_* / test_compose_*);
+# otherwise `own` (servers of our own; the container tier skips, saying why). Either way this says which.
 test: venv
-	@if [ -z "$${HOITHI_TEST_SERVERS:-}" ]; then export HOITHI_TEST_SERVERS=own; \
-	  if docker info >/dev/null 2>&1; then \
-	    echo "make test: HOITHI_TEST_SERVERS=own; a Docker engine answers: HOITHI_TEST_SERVERS=containers runs the container tier"; \
-	  else echo "make test: HOITHI_TEST_SERVERS=own; no Docker engine answers: the container tier is skipped"; fi; \
+	@if [ -z "$${HOITHI_TEST_SERVERS:-}" ]; then \
+	  if ! docker info >/dev/null 2>&1; then export HOITHI_TEST_SERVERS=own; \
+	    echo "make test: no Docker engine answers: HOITHI_TEST_SERVERS=own, the container tier is skipped"; \
+	  elif ! docker image inspect nats:2.15 postgres:15 $${HOITHI_IMAGE:-hoithi:dev} >/dev/null 2>&1; then \
+	    export HOITHI_TEST_SERVERS=own; \
+	    echo "make test: a Docker engine answers but the images are missing (make images): HOITHI_TEST_SERVERS=own, the container tier is skipped"; \
+	  else export HOITHI_TEST_SERVERS=containers; \
+	    echo "make test: a Docker engine answers: HOITHI_TEST_SERVERS=containers, NATS and PostgreSQL through testcontainers, the container tier runs"; fi; \
 	else echo "make test: HOITHI_TEST_SERVERS=$$HOITHI_TEST_SERVERS (given)"; fi; \
 	rc=0; $(PY) -m pytest $(TEST_DIRS) -q -ra --durations=15 || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \

@@ -27,6 +27,7 @@ from tests.support.servers import (
     ContainerNats,
     TestServers,
     container_image,
+    container_tier_skip_reason,
     database_server_url,
     docker_available,
     mode_from_env,
@@ -67,10 +68,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [f"test servers (HOITHI_TEST_SERVERS): {mode}; {where}"]
     if mode != "containers":
         lines.append(f"PostgreSQL server (DATABASE_URL): {_hide_password(database_server_url())}")
-    ok, why_docker = docker_available()
+    why_not = container_tier_skip_reason()
     lines.append(
         "container tier (tests/*/test_containers_*, test_compose_*): "
-        + ("runs, " + why_docker if ok else "skipped: " + why_docker)
+        + ("runs, " + docker_available()[1] if not why_not else "skipped: " + why_not)
     )
     if not allowed:
         lines.append(f"fault tests skipped: {why}")

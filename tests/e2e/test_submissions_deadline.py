@@ -115,6 +115,15 @@ def test_deadline_extension_and_intake_closed(system: System) -> None:
     with system.client("submissions", LATE) as c:
         assert c.put(f"{BASE}/experience-reports/{receipt['submission_id']}", json=body).status_code == 404
 
+    # Every fact so far on the stream (the relay publishes after the commit) before counting what follows.
+    eventually_sync(
+        lambda: (
+            len(_submission_events(system, w.json()["submission_id"])) == 2  # received, withdrawn
+            and len(_submission_events(system, again.json()["submission_id"])) == 1
+        ),
+        timeout=10,
+        message="the withdrawal and the new receipt on the stream",
+    )
     # 26/10/2023 00:00:00: refused with the deadline named, nothing written, no event.
     system.set_clock("2023-10-26T00:00:00+07:00", rate=0)
     before = len(_submission_events(system))

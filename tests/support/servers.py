@@ -479,7 +479,7 @@ def container_tier_skip_reason() -> str:
     mode = os.environ.get("HOITHI_TEST_SERVERS", "own").strip().lower() or "own"
     if mode != "containers":
         return (
-            f"container tier runs with HOITHI_TEST_SERVERS=containers (with a Docker engine and `make images`; CI: HOITHI_CI_CONTAINERS=1); "
+            f"container tier runs with HOITHI_TEST_SERVERS=containers (what `make test` picks when a Docker engine answers with the images: `make images`); "
             f"this run is {mode!r}"
         )
     ok, why = docker_available()
