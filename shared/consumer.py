@@ -147,24 +147,36 @@ class EventConsumer:
         js = nc.jetstream()
         stream = self.settings.replay_stream if replay else self.settings.stream
         durable = replay_durable(self.spec.service) if replay else self.spec.durable
-        sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
+        sub = None
+        failures = 0
+        # The loop never ends but by cancellation: while the broker restarts, a fetch, an ack or a nak may fail
+        # in many ways (reconnecting, closed, no responders, EOF). Whatever it was, the server still holds every
+        # unacked message and redelivers it after ack_wait, and the inbox applies it once: back off, go on.
         while True:
             try:
+                if sub is None:
+                    sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
                 msgs = await sub.fetch(
                     batch=self.settings.consumer_batch, timeout=self.settings.consumer_fetch_timeout
                 )
+                if replay:
+                    msgs = [
+                        m for m in msgs if (m.headers or {}).get(PURPOSE_HEADER, self.purpose) == self.purpose
+                    ]
+                if msgs:
+                    await self.process(msgs)
+                failures = 0
             except (nats.errors.TimeoutError, TimeoutError):
+                failures = 0
                 continue
-            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - see above; logged, never fatal
+                failures += 1
                 self.state.last_error = repr(exc)
-                await asyncio.sleep(0.5)
-                continue
-            if replay:
-                msgs = [
-                    m for m in msgs if (m.headers or {}).get(PURPOSE_HEADER, self.purpose) == self.purpose
-                ]
-            if msgs:
-                await self.process(msgs)
+                if failures == 1 or failures % 20 == 0:
+                    log.warning("%s: fetch/settle failed (%d in a row), retrying: %r", durable, failures, exc)
+                await asyncio.sleep(min(0.2 * 2 ** min(failures, 5), 5.0))
 
     # ------------------------------------------------------------------ processing
     async def process(self, msgs: Sequence[RawMsg]) -> None:
@@ -233,7 +245,7 @@ class EventConsumer:
             self.state.ready = True
             self.state.waiting_for_db_since = None
             for m, _ in items:
-                await m.ack()
+                await _settle(m.ack(), m, "ack")
             return
 
     async def apply(self, items: list[tuple[RawMsg, Envelope]]) -> None:
@@ -265,7 +277,7 @@ class EventConsumer:
         delay = min(self.settings.nak_base_delay * 2 ** (deliveries - 1), self.settings.nak_max_delay)
         log.warning("handler failed (delivery %d), retrying in %.1fs: %r", deliveries, delay, exc)
         self.state.naked += 1
-        await m.nak(delay=delay)
+        await _settle(m.nak(delay=delay), m, "nak")
 
     async def dead_letter(self, m: RawMsg, reason: str, error: str) -> None:
         """Record ``m`` in the dead-letter stream, then ack it. If recording fails, nak: nothing is lost."""
@@ -305,11 +317,25 @@ class EventConsumer:
             )
         except Exception as exc:  # noqa: BLE001
             log.error("could not record a dead letter (%r); naking for a later try", exc)
-            await m.nak(delay=self.settings.nak_max_delay)
+            await _settle(m.nak(delay=self.settings.nak_max_delay), m, "nak")
             return
         self.state.dead_lettered += 1
         log.error("dead-lettered %s seq %s: %s %s", stream, seq, reason, error[:300])
-        await m.ack()
+        await _settle(m.ack(), m, "ack")
+
+
+SETTLE_TIMEOUT = 5.0
+
+
+async def _settle(signal: Any, m: RawMsg, what: str) -> None:
+    """Send an ack or a nak, bounded in time. One that is lost (the broker restarting) is not an error of the
+    message: the server redelivers it after ack_wait and the inbox applies it once."""
+    try:
+        await asyncio.wait_for(signal, SETTLE_TIMEOUT)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        log.warning("%s of %s lost (%r): the server will redeliver it", what, m.subject, exc)
 
 
 def _metadata(m: RawMsg) -> Any:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
@@ -58,6 +60,7 @@ class Runtime:
     relay: OutboxRelay | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    dead_tasks: dict[str, str] = field(default_factory=dict)  # background tasks that ended (name -> why)
     missing: list[str] = field(default_factory=list)
     started: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +107,33 @@ def build_runtime(
     )
 
 
+def spawn(
+    rt: Runtime, work: Coroutine[Any, Any, Any], name: str, *, forever: bool = True
+) -> asyncio.Task[Any]:
+    """A background task of the service, meant to run until shutdown (``forever``) or to finish cleanly.
+
+    Crash-only: one that ends otherwise is logged at once, turns ``/health/live`` red and stops the process
+    (SIGTERM to itself, a graceful shutdown), so compose's restart policy or Kubernetes starts a fresh one —
+    never a process that answers HTTP while its consumer or relay is dead."""
+    task = asyncio.create_task(work, name=name)
+
+    def ended(t: asyncio.Task[Any]) -> None:
+        if t.cancelled():
+            return
+        exc = t.exception()
+        if exc is None and not forever:
+            return
+        rt.dead_tasks[name] = repr(exc) if exc is not None else "returned"
+        log.error(
+            "background task %s ended: %s; stopping the process", name, rt.dead_tasks[name], exc_info=exc
+        )
+        asyncio.get_running_loop().call_later(1.0, os.kill, os.getpid(), signal.SIGTERM)
+
+    task.add_done_callback(ended)
+    rt.tasks.append(task)
+    return task
+
+
 async def _start_messaging(rt: Runtime, spec: ServiceSpec) -> None:
     """Connect, wait for the declared consumers (readiness red meanwhile), then relay and consume."""
     broker = NatsBroker(rt.settings.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1)
@@ -112,7 +142,7 @@ async def _start_messaging(rt: Runtime, spec: ServiceSpec) -> None:
     relay = OutboxRelay(rt.engine, rt.backbone, rt.nc.jetstream(), rt.settings)
     rt.relay = relay
     rt.outbox.on_commit = relay.wake
-    rt.tasks.append(asyncio.create_task(relay.run(), name=f"{rt.name}-relay"))
+    spawn(rt, relay.run(), f"{rt.name}-relay")
     handlers = spec.handlers(rt)
     wanted = [c for c in consumers_of(rt.name) if c.purpose in handlers]
     delay = 0.2
@@ -133,10 +163,10 @@ async def _start_messaging(rt: Runtime, spec: ServiceSpec) -> None:
             handlers=handlers[c.purpose],
         )
         rt.consumers.append(consumer)
-        rt.tasks.append(asyncio.create_task(consumer.run(rt.nc), name=f"{c.durable}"))
-        rt.tasks.append(asyncio.create_task(consumer.run(rt.nc, replay=True), name=f"{c.durable}-replay"))
+        spawn(rt, consumer.run(rt.nc), c.durable)
+        spawn(rt, consumer.run(rt.nc, replay=True), f"{c.durable}-replay")
     for job in spec.background:
-        rt.tasks.append(asyncio.create_task(job(rt), name=f"{rt.name}-{job.__name__}"))
+        spawn(rt, job(rt), f"{rt.name}-{job.__name__}")
     rt.started = True
 
 
@@ -148,7 +178,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(rt.name, rt.settings.log_level, rt.settings.log_json)
-        starter = asyncio.create_task(_start_messaging(rt, spec), name=f"{rt.name}-start")
+        starter = spawn(rt, _start_messaging(rt, spec), f"{rt.name}-start", forever=False)
         try:
             yield
         finally:
@@ -170,8 +200,10 @@ def create_app(
     app.add_middleware(CorrelationMiddleware)
 
     @app.get("/health/live", tags=["health"])
-    async def live() -> dict[str, str]:
-        return {"status": "ok"}
+    async def live() -> JSONResponse:
+        if rt.dead_tasks:
+            return JSONResponse({"status": "dead", "tasks": rt.dead_tasks}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/health/ready", tags=["health"])
     async def ready() -> JSONResponse:

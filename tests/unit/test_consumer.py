@@ -186,3 +186,57 @@ async def test_a_poison_message_does_not_hold_back_the_rest_of_its_batch(harness
     assert sorted(kept) == sorted(e.id for e in good)
     assert msgs[1].log[0][0] == "nak"
     assert all(m.log == [("ack", None)] for i, m in enumerate(msgs) if i != 1)
+
+
+class LostAck(FakeMsg):
+    """A message whose ack is lost because the broker is restarting (nats-py raises)."""
+
+    async def ack(self) -> None:
+        import nats.errors
+
+        self.log.append(("ack-lost", None))
+        raise nats.errors.UnexpectedEOF
+
+
+async def test_the_fetch_loop_outlives_a_broker_restart_lost_fetches_and_lost_acks(harness: Any) -> None:
+    """While NATS restarts, a fetch or an ack can fail in many ways: the loop goes on, the message whose ack was
+    lost comes again and is applied once, and the next messages are applied."""
+    import asyncio
+
+    import nats.errors
+
+    first, second = withdrawn("s-1"), withdrawn("s-2")
+    batches: list[Any] = [
+        nats.errors.UnexpectedEOF(),  # the connection broke mid-fetch
+        [LostAck(first.to_json(), seq=1)],  # applied, ack lost
+        nats.errors.NoRespondersError(),  # the server not up yet
+        [FakeMsg(first.to_json(), seq=1, delivered=2), FakeMsg(second.to_json(), seq=2)],  # redelivered
+    ]
+    done = asyncio.Event()
+
+    class Sub:
+        async def fetch(self, batch: int, timeout: float) -> list[Any]:
+            if not batches:
+                done.set()
+                await asyncio.sleep(timeout)  # a real fetch waits this long for messages
+                raise nats.errors.TimeoutError
+            item = batches.pop(0)
+            if isinstance(item, Exception):
+                raise item
+            return item  # type: ignore[no-any-return]
+
+    class JS(FakeJS):
+        async def pull_subscribe_bind(self, durable: str, stream: str) -> Sub:
+            return Sub()
+
+    class NC(FakeNC):
+        def __init__(self) -> None:
+            self.js = JS()
+
+    task = asyncio.create_task(harness.consumer.run(NC()))
+    try:
+        await asyncio.wait_for(done.wait(), 10)
+        assert not task.done()  # still fetching
+    finally:
+        task.cancel()
+    assert harness.applied == [first.id, second.id]
