@@ -203,31 +203,18 @@ def test_participation_as_of_a_moment_by_business_time() -> None:
 
 
 def test_participation_as_of_folds_withdrawals_and_reinstatements_in_business_time() -> None:
-    ch = domain.StatusChange
-    received = at("2023-10-20T10:00:00+07:00")
-    # received 20/10, withdrawn 22/10, submitted again 24/10 (on time); another rejected 21/10, reinstated 23/10
-    resubmitted = domain.AssignmentFacts(
-        "a1",
-        "experience",
-        "p1",
-        "u1",
-        (
-            ch(received, True, True),
-            ch(at("2023-10-22T08:00:00+07:00"), False),
-            ch(at("2023-10-24T08:00:00+07:00"), True, True),
-        ),
-    )
-    reinstated = domain.AssignmentFacts(
-        "a2",
-        "experience",
-        "p2",
-        "u1",
-        (
-            ch(received, True, True),
-            ch(at("2023-10-21T08:00:00+07:00"), False),
-            ch(at("2023-10-23T08:00:00+07:00"), True, True),
-        ),
-    )
+    def report(aid: str, reopened: str, fulfilled_again: str) -> domain.AssignmentFacts:
+        """Received on time on 20/10, reopened on ``reopened``, fulfilled (on time) again on ``fulfilled_again``."""
+        changes = (
+            domain.StatusChange(at("2023-10-20T10:00:00+07:00"), True, True),
+            domain.StatusChange(at(reopened), False),
+            domain.StatusChange(at(fulfilled_again), True, True),
+        )
+        return domain.AssignmentFacts(aid, "experience", f"p-{aid}", "u1", changes)
+
+    # withdrawn 22/10 and submitted again 24/10; rejected 21/10 and reinstated 23/10
+    resubmitted = report("a1", "2023-10-22T08:00:00+07:00", "2023-10-24T08:00:00+07:00")
+    reinstated = report("a2", "2023-10-21T08:00:00+07:00", "2023-10-23T08:00:00+07:00")
 
     def counts(day: str) -> tuple[int, int]:
         t = domain.tally([resubmitted, reinstated], at(day), lambda f: f.unit_id)["u1"]
