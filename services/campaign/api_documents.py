@@ -202,7 +202,11 @@ def scope_of(
         return f"unit:{person.unit}", lambda assignee, unit: unit in own
     if caller.has_role("union_secretary"):
         mine = {u.id for u in directory.unions if u.secretary == person.id} or set(person.unions)
-        members = {p.id for p in directory.people if set(p.unions) & mine}
+        # and every union below theirs: a Bí thư sees the members of the Chi đoàn under their Đoàn
+        below = set(mine)
+        while grown := {u.id for u in directory.unions if u.parent in below} - below:
+            below |= grown
+        members = {p.id for p in directory.people if set(p.unions) & below}
         return "union:" + ",".join(sorted(mine)), lambda assignee, unit: assignee in members
     return f"person:{person.id}", None
 
@@ -296,11 +300,20 @@ async def participation(
                 return u.id
         return unit_id
 
+    union_parent = {u.id: u.parent for u in directory.unions}
+
     def unions_of(f: domain.AssignmentFacts) -> list[str] | None:
+        """The person's unions and every union above them: a Chi đoàn's members count in the Đoàn above it."""
         try:
-            return directory.person(f.assignee_id, day).unions
+            direct = directory.person(f.assignee_id, day).unions
         except KeyError:
             return None
+        tree: list[str] = []
+        for union in direct:
+            while union is not None and union not in tree:
+                tree.append(union)
+                union = union_parent.get(union)
+        return tree
 
     by_unit = domain.tally(facts, at, lambda f: unit_as_of(f.unit_id))
     names = {}

@@ -247,3 +247,32 @@ def test_ninety_day_figures_equal_the_figures_worked_out_by_hand(cs: CampaignSys
     outcome = {e["data"]["unit_id"]: e["type"] for e in results}
     assert outcome["u-ccbvmt"] == "onlineservice.target.reached"
     assert outcome["u-tnn-ks"] == "onlineservice.target.missed"
+
+
+def test_a_chi_doan_imported_under_the_doan_rolls_its_members_up_the_union_tree(cs: CampaignSystem) -> None:
+    path = f"/tenants/{TENANT}/editions/{EDITION}/participation"
+    as_of = {"as_of": "2023-11-15"}
+
+    def unions(caller: str) -> dict[str, int]:
+        with cs.system.client("campaign", caller) as c:
+            r = c.get(path, params=as_of)
+            assert r.status_code == 200, r.text
+            return {u["union_id"]: u["assigned"] for u in r.json()["unions"]}
+
+    before = unions(DIRECTOR)
+    imports = f"/tenants/{TENANT}/directory/import"
+    chi_doan = "Mã;Tên;Loại;Cấp trên\ncd-cn1;Chi đoàn Chi nhánh Văn phòng Đăng ký đất đai;Chi đoàn;cd\n"
+    joined = (
+        "Mã cán bộ,Họ và tên,Email,Chức vụ,Đơn vị,Vai trò,Đoàn thể,Hiệu lực từ\n"
+        f"{OFFICIAL},Trần Văn Minh,minh.tv@example.vn,Chuyên viên,VPDKDD-CN1,official,cd-cn1;cdcs,01/11/2023\n"
+    )
+    with cs.system.client("campaign", SECRETARIAT) as c:
+        for body in (chi_doan, joined):
+            r = c.post(imports, content=body.encode(), headers={"content-type": "text/csv"})
+            assert r.status_code == 200, r.text
+    after = unions(DIRECTOR)
+    # Trần Văn Minh left cd for its new Chi đoàn: he counts there and, through the tree, still in cd.
+    assert after["cd-cn1"] >= 1
+    assert after["cd"] == before["cd"] and after["cdcs"] == before["cdcs"]
+    # cd's secretary still sees him (a member of a Chi đoàn below cd).
+    assert unions(UNION_SECRETARY)["cd-cn1"] == after["cd-cn1"]
