@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.support.campaign import SECRETARIAT, CampaignSystem, campaign_system
-from tests.support.system import EDITION, TENANT
+from tests.support.system import EDITION, SEED, TENANT
 from tests.support.wait import eventually_sync
 
 OFFICIAL = "p-0002"
@@ -51,6 +51,26 @@ def cs(test_servers: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 def _directory_events(cs: CampaignSystem) -> int:
     return len(cs.outbox("directory.unit.changed")) + len(cs.outbox("directory.person.changed"))
+
+
+def test_the_2023_seed_loads_the_assignments_the_directive_implies(cs: CampaignSystem) -> None:
+    """DOMAIN.md's table, worked out from the seed directory here: one initiative per unit (the unions are not
+    units), one experience report per official and unit head, the council's selection, six 90-day units."""
+    seed = yaml.safe_load((SEED / "directory.yaml").read_text(encoding="utf-8"))
+    unit_of_code = {u["code"]: u["id"] for u in seed["units"]}
+    table = ["VP", "TNN-KS", "TNB-BDKH", "CCQLDD", "CCBVMT", "VPDKDD", "TTCNTT"]
+    reporters = {p["id"] for p in seed["people"] if {"official", "unit_head"} & set(p.get("roles", []))}
+    with cs.system.client("campaign", SECRETARIAT) as c:
+        rows = c.get(f"/tenants/{TENANT}/editions/{EDITION}/assignments").json()
+    by_part: dict[str, list[str]] = {}
+    for r in rows:
+        by_part.setdefault(r["part"], []).append(r["assignee_id"])
+    assert sorted(by_part["initiative"]) == sorted(unit_of_code[c] for c in table)
+    assert len(by_part["initiative"]) == 7
+    assert sorted(by_part["experience"]) == sorted(reporters)
+    assert by_part["selection"] == ["initiative-council"]
+    assert sorted(by_part["online90"]) == sorted(unit_of_code[c] for c in table[1:])
+    assert len(cs.outbox("assignment.created")) == len(rows)
 
 
 def test_an_hr_list_with_a_malformed_email_is_refused_by_line_and_writes_nothing(cs: CampaignSystem) -> None:
