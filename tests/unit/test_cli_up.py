@@ -1,0 +1,25 @@
+"""``hoithi up`` runs the nats-server of the wheel, not whatever comes first on PATH."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from shared.cli import local_nats_command
+from shared.devserver import find_nats_server
+
+
+def test_the_demo_runs_the_wheels_nats_server_even_when_an_older_one_is_first_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = tmp_path / "bin" / "nats-server"
+    old.parent.mkdir()
+    old.write_text("#!/bin/sh\necho 'nats-server: v2.9.10'\n")
+    old.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{old.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("HOITHI_NATS_SERVER", raising=False)
+    binary = local_nats_command(tmp_path / "store").split()[0]
+    assert binary == find_nats_server() and binary != str(old)
+    assert Path(binary).name == "nats-server" and os.access(binary, os.X_OK)
