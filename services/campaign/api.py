@@ -305,4 +305,10 @@ async def list_deadlines(tenant: str, edition: str, rt: RuntimeDep, caller: Call
                         "decided_at": _vn(decision.decided_at) if decision else None,
                     }
                 )
-    return {"now": _vn(now), "clock_at": _vn(st.at), "clock_error": st.last_error, "deadlines": out}
+    return {
+        "now": _vn(now),
+        "clock_at": _vn(st.at),
+        "clock_ticks": st.ticks,
+        "clock_error": st.last_error,
+        "deadlines": out,
+    }

@@ -8,7 +8,6 @@ clock has looked, never after a sleep.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -197,8 +196,10 @@ def test_downtime_from_24_to_27_october_decides_each_miss_once_and_sends_no_stal
 
 def test_three_replicas_on_one_database_decide_each_deadline_once(make: Any) -> None:
     cs = make("2023-10-28T09:00:00+07:00", HOITHI_DUPLICATE_WINDOW="1")  # selection: P3D due
+    ports = [cs.system.ports["campaign"]]
     for _ in range(2):
         port = cs.start_replica()
+        ports.append(port)
         eventually_sync(
             lambda port=port: (
                 httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2).status_code == 200
@@ -213,9 +214,15 @@ def test_three_replicas_on_one_database_decide_each_deadline_once(make: Any) -> 
         lambda: len(cs.on_stream("deadline.missed")) >= expected, timeout=20, message="misses on stream"
     )
     eventually_sync(lambda: cs.unpublished() == 0, timeout=15, message="outbox drained")
-    # The stream forgets a message id after its 1 s duplicate window: let it pass while all three clocks keep
-    # ticking (every 0.1 s), so a second publish of any decision would now show on the stream.
-    time.sleep(1.5)
+    # The stream forgets a message id after its 1 s duplicate window: once it has, every clock ticks again, so a
+    # second publish of any decision would now show on the stream.
+    cs.wait_past_duplicate_window()
+    ticked = {port: cs.clock_ticks(port) for port in ports}
+    eventually_sync(
+        lambda: all(cs.clock_ticks(port) >= ticked[port] + 3 for port in ports),
+        timeout=15,
+        message="every replica's clock ticked after the window",
+    )
     eventually_sync(lambda: cs.unpublished() == 0, timeout=15, message="outbox drained")
     for type_, count in (("deadline.missed", expected), ("deadline.passed", 2), ("deadline.approaching", 1)):
         in_outbox = Counter(e["id"] for e in cs.outbox(type_))

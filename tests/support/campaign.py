@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import httpx
 import nats
 
 from shared.devserver import free_port
 from shared.events.envelope import deterministic_id, make_event
 from tests.support.system import EDITION, ROOT, TENANT, System
+from tests.support.wait import eventually_sync
 
 SECRETARIAT = "p-0004"  # Phạm Thị Thu Hà, secretariat in the seed
 OFFICIAL = "p-0002"  # Trần Văn Minh, official with an experience assignment
@@ -148,6 +150,40 @@ class CampaignSystem:
             time=vn(at),
             event_id=deterministic_id("initiative.selected", TENANT, EDITION, "selection", submission),
         )
+
+    def wait_past_duplicate_window(self, timeout: float = 15) -> None:
+        """Until the stream has forgotten every message id published so far: a probe id published now is
+        republished until the stream takes the copy as new (the probe's subject is no consumer's)."""
+        probe = deterministic_id("duplicate-window-probe", self.system.prefix, str(self._seq.total()))
+        self._seq["probe"] += 1
+
+        async def publish() -> bool:
+            nc = await nats.connect(self.system.nats_url)
+            try:
+                ack = await nc.jetstream().publish(
+                    f"{self.system.prefix}.probe.duplicate-window",
+                    b"{}",
+                    stream=self.system.stream,
+                    headers={"Nats-Msg-Id": probe},
+                )
+            finally:
+                await nc.close()
+            return not ack.duplicate
+
+        assert asyncio.run(publish()), "the probe's first publish is new"
+        eventually_sync(
+            lambda: asyncio.run(publish()), timeout=timeout, interval=0.1, message="window passed"
+        )
+
+    def clock_ticks(self, port: int) -> int:
+        """How many times the deadline clock of the campaign process on ``port`` has ticked."""
+        r = httpx.get(
+            f"http://127.0.0.1:{port}/tenants/{TENANT}/editions/{EDITION}/deadlines",
+            headers={"Authorization": f"Bearer {self.system.token(SECRETARIAT)}"},
+            timeout=5,
+        )
+        r.raise_for_status()
+        return int(r.json()["clock_ticks"])
 
     # -------------------------------------------------------------- what came out
     def outbox(self, type_: str) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from shared.documents import Directory, Edition, Person, Role
 from shared.events.envelope import Envelope, make_event
 from shared.mailsink import MailSink
 from tests.support.system import ROOT, TENANT, System
+from tests.support.wait import eventually
 
 
 @dataclass
@@ -98,9 +99,26 @@ class Facts:
             "edition.published", {"version": edition.version, "document": edition}, subject="2023", at=at
         )
 
-    async def redeliver_all(self) -> None:
-        """Every event of the run again, same ids (past the stream's duplicate window: the inbox must drop them)."""
-        await self.publish(*self.sent)
+    async def redeliver_all(self, timeout: float = 30) -> None:
+        """Every event of the run again, same ids, each stored by the stream as a new message (each is
+        republished until its duplicate window has passed), so the inbox is what must drop them."""
+        nc = await nats.connect(self.system.nats_url)
+        try:
+            js = nc.jetstream()
+            for env in self.sent:
+
+                async def stored(env: Envelope = env) -> bool:
+                    ack = await js.publish(
+                        f"{self.system.prefix}.{env.tenant}.{env.type}",
+                        env.to_json(),
+                        stream=self.system.stream,
+                        headers={"Nats-Msg-Id": env.id},
+                    )
+                    return not ack.duplicate
+
+                await eventually(stored, timeout=timeout, interval=0.1, message=f"copy of {env.id} stored")
+        finally:
+            await nc.close()
 
 
 def extra_officials(unit: str, n: int, template: Person) -> list[Person]:
