@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.campaign import deadlines, models
+from services.campaign import assignments, deadlines, models
 from services.campaign.publishing import stored_directory
 from shared.clock import VN
 from shared.documents import Edition, deadline_instant, format_datetime_vn
@@ -170,7 +170,9 @@ async def grant_extension(
         doc = await _edition(conn, tenant, edition)
         row = (
             await conn.execute(
-                sa.select(a).where(a.c.id == assignment_id, a.c.tenant == tenant, a.c.edition == edition)
+                sa.select(a)
+                .where(a.c.id == assignment_id, a.c.tenant == tenant, a.c.edition == edition)
+                .with_for_update()  # the consumer settles this assignment under the same lock
             )
         ).first()
         if row is None:
@@ -216,7 +218,7 @@ async def grant_extension(
             )
         )
         await conn.execute(sa.update(a).where(a.c.id == row.id).values(extended_to=new))
-        await rt.outbox.emit(
+        extended = await rt.outbox.emit(
             conn,
             "deadline.extended",
             {
@@ -234,6 +236,10 @@ async def grant_extension(
             subject=row.id,
             time=now,
         )
+        if extended is not None:
+            # a fulfilment late for the old deadline may be on time for the new one
+            current = (await conn.execute(sa.select(a).where(a.c.id == row.id))).one()
+            await assignments.settle(rt, conn, current, extended)
         answer = {
             "extension_id": ext_id,
             "assignment_id": row.id,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from shared import lifecycle
 from shared.documents import Directory, Edition, ExperienceReportPart, InitiativePart
 from shared.events.envelope import deterministic_id
 
@@ -66,35 +67,64 @@ def fulfilling_assignee(
 
 
 @dataclass(frozen=True)
-class SubmissionState:
-    """A submission's standing, folded from its facts in sequence order (gaps allowed)."""
+class Fulfilment:
+    """What fulfils an assignment: the earliest of its assignee's live submissions (for a selection part, the
+    council's earliest standing selection), judged against the deadline in force (exclusive end)."""
 
-    received: bool = False
-    withdrawn: bool = False
-    rejected: bool = False
-    received_at: datetime | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.received and not self.withdrawn and not self.rejected
+    submission_id: str
+    at: datetime
+    on_time: bool
 
 
-def fold_submission(facts: Iterable[tuple[str, dict[str, object]]]) -> SubmissionState:
-    """Fold ``(type, data)`` facts already sorted by sequence. A withdrawal is final, whatever arrives later."""
-    received = withdrawn = rejected = False
-    received_at: datetime | None = None
-    for type_, data in facts:
-        if type_ == "submission.received":
-            received = True
-            raw = data.get("received_at")
-            received_at = datetime.fromisoformat(str(raw)) if raw else received_at
-        elif type_ == "submission.withdrawn":
-            withdrawn = True
-        elif type_ == "submission.rejected":
-            rejected = True
-        elif type_ == "submission.reinstated":
-            rejected = False
-    return SubmissionState(received, withdrawn, rejected, received_at)
+@dataclass(frozen=True)
+class FulfilmentChange:
+    """The assignment's derived state changed at business time ``at`` (``cause_id``: the fact at that time)."""
+
+    at: datetime
+    cause_id: str
+    fulfilment: Fulfilment | None  # None: open
+
+
+def fulfilment(
+    submissions: Iterable[lifecycle.Lifecycle], deadline: datetime, *, selection: bool = False
+) -> Fulfilment | None:
+    """The assignment's state as a function of the *set* of its assignee's submissions, whatever the order
+    their facts arrived in: fulfilled by the earliest live one (ties: the smaller submission id), else open.
+
+    ``deadline`` is the deadline in force (an extension included); on time means strictly before it."""
+    if selection:
+        found = [(s.selected_at, s.submission_id) for s in submissions if s.selected]
+    else:
+        found = [(s.received_at, s.submission_id) for s in submissions if s.live]
+    candidates = [(at, sid) for at, sid in found if at is not None and sid is not None]
+    if not candidates:
+        return None
+    at, sid = min(candidates, key=lambda c: (c[0], c[1]))
+    return Fulfilment(sid, at, at < deadline)
+
+
+def fulfilment_history(
+    facts: Mapping[str, Sequence[lifecycle.SubmissionFact]], deadline: datetime, *, selection: bool = False
+) -> list[FulfilmentChange]:
+    """Every change of the derived state by business time: at each instant a fact happened, the state folded
+    from the facts at or before it. ``facts``: each of the assignee's submissions' kept facts. The last change
+    is the current state (none: open all along). Participation "as of" reads this history."""
+    instants: dict[datetime, str] = {}
+    for fs in facts.values():
+        for f in fs:
+            if f.type in lifecycle.LIFECYCLE_TYPES:
+                t = lifecycle.fact_time(f)
+                instants[t] = max(instants.get(t, ""), f.id)
+    out: list[FulfilmentChange] = []
+    current: Fulfilment | None = None
+    for t in sorted(instants):
+        state = fulfilment(
+            (lifecycle.fold(fs, as_of=t) for fs in facts.values()), deadline, selection=selection
+        )
+        if state != current:
+            out.append(FulfilmentChange(t, instants[t], state))
+            current = state
+    return out
 
 
 # ------------------------------------------------------------------------------------ the deadline clock

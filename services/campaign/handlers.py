@@ -1,14 +1,15 @@
-"""Campaign's event subscribers: submissions fulfil and reopen assignments (thin: fold, decide, record)."""
+"""Campaign's event subscribers: submissions fulfil and reopen assignments (thin: fold, then settle the
+assignments the submission counts for, see ``assignments.py``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.campaign import domain, models
+from services.campaign import assignments, models
+from shared import lifecycle
 from shared.consumer import Handler, Inbox
 from shared.db import insert_ignore
 from shared.events.envelope import Envelope
@@ -25,71 +26,45 @@ SUBMISSION_FACTS = (
 
 def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
     inbox = Inbox(rt.backbone)
-    a = models.assignments
+    r = models.receipts
 
     async def on_submission_fact(conn: AsyncConnection, env: Envelope) -> None:
-        history = await inbox.history(conn, "facts", env.subject)
-        received = next((e for e in history if e.type == "submission.received"), None)
-        if received is None:
-            return  # nothing to fulfil yet; the fold will run again when the receipt arrives
-        data = received.data
-        state = domain.fold_submission((e.type, e.data) for e in history)
-        assignee = data["unit_id"] if data["kind"] == "initiative" else data["author_id"]
-        # What the deadline clock counts against intake.closed's accepted_on_time.
-        await conn.execute(
-            insert_ignore(
-                conn,
-                models.receipts,
-                {
-                    "submission_id": data["submission_id"],
-                    "tenant": env.tenant,
-                    "edition": env.edition or "",
-                    "part": data["part"],
-                    "assignee_id": assignee,
-                    "received_at": received.time,
-                },
-            )
-        )
-        row = (
+        """Any fact of a submission re-derives the assignments it counts for from all their facts."""
+        history = await inbox.history(conn, assignments.FACTS, env.subject)
+        life = lifecycle.fold(history)
+        edition = env.edition or ""
+        if life.received and life.received_at is not None and life.part and life.assignee_id:
+            # What the deadline clock counts against intake.closed's accepted_on_time.
             await conn.execute(
-                sa.select(a).where(
-                    a.c.tenant == env.tenant,
-                    a.c.edition == (env.edition or ""),
-                    a.c.part == data["part"],
-                    a.c.assignee_id == assignee,
+                insert_ignore(
+                    conn,
+                    r,
+                    {
+                        "submission_id": env.subject,
+                        "tenant": env.tenant,
+                        "edition": edition,
+                        "part": life.part,
+                        "assignee_id": life.assignee_id,
+                        "received_at": life.received_at,
+                    },
                 )
             )
-        ).first()
-        if row is None:
-            return  # not an assignee of that part (a volunteer): recorded, nothing to fulfil
-        if state.active and row.status != "fulfilled":
-            await _fulfil(conn, rt, env, row, received)
-        elif not state.active and row.status == "fulfilled" and row.submission_id == data["submission_id"]:
-            reason = "withdrawn" if state.withdrawn else "rejected"
+        targets: list[tuple[str, str | None]] = []
+        if life.part and life.assignee_id:
+            targets.append((life.part, life.assignee_id))
+        # a selected initiative withdrawn or ruled ineligible no longer counts for the council
+        selections = (
             await conn.execute(
-                sa.update(a)
-                .where(a.c.id == row.id)
-                .values(status="open", fulfilled_at=None, on_time=None, submission_id=None)
+                sa.select(r.c.part).where(
+                    r.c.submission_id == env.subject, r.c.tenant == env.tenant, r.c.part != (life.part or "")
+                )
             )
-            await record_change(conn, row, env, status="open")
-            await rt.outbox.emit(
-                conn,
-                "assignment.reopened",
-                {
-                    "assignment_id": row.id,
-                    "part": row.part,
-                    "part_kind": row.part_kind,
-                    "assignee_kind": row.assignee_kind,
-                    "assignee_id": row.assignee_id,
-                    "reason": reason,
-                    "submission_id": data["submission_id"],
-                },
-                tenant=env.tenant,
-                edition=env.edition,
-                subject=row.id,
-                time=env.time,
-                causation_id=env.id,
-            )
+        ).scalars()
+        targets += [(part, None) for part in sorted(set(selections))]
+        for part, assignee in targets:
+            row = await assignments.assignment_for(conn, env.tenant, edition, part, assignee)
+            if row is not None:  # else not an assignee of that part (a volunteer): nothing to fulfil
+                await assignments.settle(rt, conn, row, env)
 
     async def on_intake_closed(conn: AsyncConnection, env: Envelope) -> None:
         """Submissions closed a deadline's intake: the deadline clock may decide it once receipts are in."""
@@ -130,94 +105,11 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
                 },
             )
         )
-        row = (
-            await conn.execute(
-                sa.select(a).where(
-                    a.c.tenant == env.tenant,
-                    a.c.edition == (env.edition or ""),
-                    a.c.part == env.data["part"],
-                    a.c.assignee_kind == "council",
-                )
-            )
-        ).first()
-        if row is not None and row.status != "fulfilled":
-            await _fulfil(conn, rt, env, row, env, at=at)
+        row = await assignments.assignment_for(conn, env.tenant, env.edition or "", env.data["part"], None)
+        if row is not None:
+            await assignments.settle(rt, conn, row, env)
 
     handlers: dict[str, Handler] = {t: on_submission_fact for t in SUBMISSION_FACTS}
     handlers["initiative.selected"] = on_selected
     handlers["intake.closed"] = on_intake_closed
     return {"facts": handlers}
-
-
-async def _fulfil(
-    conn: AsyncConnection,
-    rt: Runtime,
-    env: Envelope,
-    row: Any,
-    received: Envelope,
-    at: datetime | None = None,
-) -> None:
-    a = models.assignments
-    data = received.data
-    at = at or received.time
-    deadline = row.extended_to or row.deadline  # the deadline in force
-    on_time = at < deadline
-    await conn.execute(
-        sa.update(a)
-        .where(a.c.id == row.id)
-        .values(status="fulfilled", fulfilled_at=at, on_time=on_time, submission_id=data["submission_id"])
-    )
-    await record_change(conn, row, env, status="fulfilled", fulfilled_at=at, on_time=on_time)
-    await rt.outbox.emit(
-        conn,
-        "assignment.fulfilled",
-        {
-            "assignment_id": row.id,
-            "part": row.part,
-            "part_kind": row.part_kind,
-            "assignee_kind": row.assignee_kind,
-            "assignee_id": row.assignee_id,
-            "unit_id": row.unit_id,
-            "submission_id": data["submission_id"],
-            "fulfilled_at": at,
-            "deadline": deadline,
-            "on_time": on_time,
-        },
-        tenant=env.tenant,
-        edition=env.edition,
-        subject=row.id,
-        time=at,
-        causation_id=env.id,
-    )
-
-
-async def record_change(
-    conn: AsyncConnection,
-    row: Any,
-    cause: Envelope,
-    *,
-    status: str,
-    fulfilled_at: datetime | None = None,
-    on_time: bool | None = None,
-) -> None:
-    """Keep the change in the assignment's history at the business time of the fact that caused it."""
-    c = models.assignment_changes
-    recorded = (
-        await conn.execute(sa.select(sa.func.count()).select_from(c).where(c.c.assignment_id == row.id))
-    ).scalar_one()
-    await conn.execute(
-        insert_ignore(
-            conn,
-            c,
-            {
-                "assignment_id": row.id,
-                "cause_id": cause.id,
-                "at": cause.time,
-                "status": status,
-                "fulfilled_at": fulfilled_at,
-                "on_time": on_time,
-                "tenant": row.tenant,
-                "recorded": int(recorded) + 1,
-            },
-        )
-    )

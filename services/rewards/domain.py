@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from shared import lifecycle
 from shared.documents import format_datetime_vn
 
 RECEIVED = "submission.received"
@@ -342,54 +343,55 @@ def _authors(raw: Any) -> tuple[AuthorShare, ...]:
 
 
 def fold_submission(submission_id: str, facts: Iterable[Fact]) -> Submission:
-    """Fold the facts kept for one submission in ``sequence`` order (any arrival order, gaps allowed).
+    """Fold the facts kept for one submission (any arrival order, duplicates and gaps allowed).
 
-    A withdrawal is final. A rejection holds until a later (by sequence) reinstatement. Revisions change the
-    content (the authors of an initiative), never the achievement: the receipt stays the one fact that earns.
+    Where it stands (received, withdrawn, rejected, receipt time, revision) is ``shared.lifecycle``'s fold, the
+    one every service uses. Here only what it is: revisions change the content (the authors of an
+    initiative), never the achievement: the receipt stays the one fact that earns.
     """
+    kept = lifecycle.in_sequence(facts)
+    life = lifecycle.fold(kept)
     s = Submission(submission_id)
-    for f in _ordered(facts):
+    revision = 0
+    for f in kept:
         d = f.data
-        if f.type == RECEIVED:
-            if s.received:  # a second receipt of the same submission is the same achievement
-                continue
+        if f.type == RECEIVED and f.id == life.received_event_id:
             s = replace(
                 s,
-                received=True,
-                received_event_id=f.id,
-                received_at=_aware(d.get("received_at"), f.time),
-                edition=f.edition,
+                edition=getattr(f, "edition", None),
                 kind=d["kind"],
                 part=d["part"],
                 author_id=d["author_id"],
                 unit_id=d["unit_id"],
                 union_ids=tuple(d.get("union_ids") or ()),
-                authors=s.authors if s.revision > 1 and s.authors else _authors(d.get("authors")),
+                authors=s.authors if revision > 1 and s.authors else _authors(d.get("authors")),
                 title=d.get("title"),
                 receipt_number=d.get("receipt_number"),
-                revision=max(s.revision, int(d.get("revision", 1))),
             )
+            revision = max(revision, int(d.get("revision", 1)))
         elif f.type == REVISED:
             rev = int(d.get("revision", 2))
-            if rev >= s.revision and d.get("authors") is not None:
+            if rev >= revision and d.get("authors") is not None:
                 s = replace(s, authors=_authors(d["authors"]))
-            s = replace(s, revision=max(s.revision, rev))
-        elif f.type == WITHDRAWN:
-            s = replace(s, withdrawn=True)
-        elif f.type == REJECTED:
-            s = replace(s, rejected=True)
-        elif f.type == REINSTATED:
-            s = replace(s, rejected=False)
-        elif f.type == SELECTED and s.selected_event_id is None:
+            revision = max(revision, rev)
+        elif f.type == SELECTED and f.id == life.selected_event_id:
             s = replace(
                 s,
-                selected_event_id=f.id,
-                selected_at=_aware(d.get("at"), f.time),
                 selection_part=d.get("part"),
                 selection_unit_id=d.get("unit_id"),
                 selection_authors=_authors(d.get("authors")),
             )
-    return s
+    return replace(
+        s,
+        received=life.received,
+        withdrawn=life.withdrawn,
+        rejected=life.rejected,
+        received_event_id=life.received_event_id,
+        received_at=life.received_at,
+        revision=life.revision,
+        selected_event_id=life.selected_event_id,
+        selected_at=life.selected_at,
+    )
 
 
 @dataclass(frozen=True)

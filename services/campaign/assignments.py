@@ -1,0 +1,151 @@
+"""Settling an assignment (phân công): its state re-derived from every fact kept for its assignee.
+
+An assignment's state is a function of the *set* of its assignee's submissions (for a selection part, of the
+council's selections), never of the last fact applied: facts arrive in any order (relay retries, redelivery,
+two replicas taking consecutive batches), so each fact about a submission re-derives the assignment from all
+of them. ``assignment.fulfilled`` / ``assignment.reopened`` are emitted only when the derived state really
+changes, and the assignment's history by business time (participation "as of") is re-derived with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.campaign import domain, models
+from shared import lifecycle
+from shared.consumer import Inbox
+from shared.events.envelope import Envelope
+from shared.service import Runtime
+
+FACTS = "facts"  # the consumer purpose whose inbox keeps the submissions' facts
+
+
+async def assignment_for(
+    conn: AsyncConnection, tenant: str, edition: str, part: str, assignee_id: str | None
+) -> Any:
+    """The assignment of ``assignee_id`` for ``part`` (None: the part's council), locked until commit so that
+    two replicas settling the same assignment take turns and each reads what the other committed."""
+    a = models.assignments
+    q = sa.select(a).where(a.c.tenant == tenant, a.c.edition == edition, a.c.part == part)
+    q = (
+        q.where(a.c.assignee_kind == "council")
+        if assignee_id is None
+        else q.where(a.c.assignee_id == assignee_id)
+    )
+    return (await conn.execute(q.with_for_update())).first()
+
+
+async def settle(rt: Runtime, conn: AsyncConnection, row: Any, cause: Envelope) -> None:
+    """Re-derive ``row`` (locked by :func:`assignment_for`) from its assignee's kept facts; record and emit
+    what changed. ``cause`` is the fact (or the extension) that made campaign look again."""
+    a, r = models.assignments, models.receipts
+    selection = row.assignee_kind == "council"
+    q = sa.select(r.c.submission_id).where(
+        r.c.tenant == row.tenant, r.c.edition == row.edition, r.c.part == row.part
+    )
+    if not selection:
+        q = q.where(r.c.assignee_id == row.assignee_id)
+    submission_ids = sorted(set((await conn.execute(q)).scalars()))
+    inbox = Inbox(rt.backbone)
+    facts: dict[str, Sequence[lifecycle.SubmissionFact]] = {
+        sid: await inbox.history(conn, FACTS, sid) for sid in submission_ids
+    }
+    deadline = row.extended_to or row.deadline  # the deadline in force
+    history = domain.fulfilment_history(facts, deadline, selection=selection)
+    await _record_history(conn, row, history)
+    now = history[-1].fulfilment if history else None
+    was = (
+        domain.Fulfilment(row.submission_id, row.fulfilled_at, bool(row.on_time))
+        if row.status == "fulfilled" and row.submission_id and row.fulfilled_at is not None
+        else None
+    )
+    if now == was:
+        return
+    if now is not None:
+        await conn.execute(
+            sa.update(a)
+            .where(a.c.id == row.id)
+            .values(
+                status="fulfilled", fulfilled_at=now.at, on_time=now.on_time, submission_id=now.submission_id
+            )
+        )
+        await rt.outbox.emit(
+            conn,
+            "assignment.fulfilled",
+            {
+                "assignment_id": row.id,
+                "part": row.part,
+                "part_kind": row.part_kind,
+                "assignee_kind": row.assignee_kind,
+                "assignee_id": row.assignee_id,
+                "unit_id": row.unit_id,
+                "submission_id": now.submission_id,
+                "fulfilled_at": now.at,
+                "deadline": deadline,
+                "on_time": now.on_time,
+            },
+            tenant=row.tenant,
+            edition=row.edition,
+            subject=row.id,
+            time=now.at,
+            causation_id=cause.id,
+        )
+        return
+    assert was is not None
+    undone = lifecycle.fold(facts.get(was.submission_id, ()))
+    reopened_at = history[-1].at if history else cause.time
+    await conn.execute(
+        sa.update(a)
+        .where(a.c.id == row.id)
+        .values(status="open", fulfilled_at=None, on_time=None, submission_id=None)
+    )
+    await rt.outbox.emit(
+        conn,
+        "assignment.reopened",
+        {
+            "assignment_id": row.id,
+            "part": row.part,
+            "part_kind": row.part_kind,
+            "assignee_kind": row.assignee_kind,
+            "assignee_id": row.assignee_id,
+            "reason": "rejected" if undone.rejected and not undone.withdrawn else "withdrawn",
+            "submission_id": was.submission_id,
+            "at": reopened_at,
+        },
+        tenant=row.tenant,
+        edition=row.edition,
+        subject=row.id,
+        time=reopened_at,
+        causation_id=cause.id,
+    )
+
+
+async def _record_history(conn: AsyncConnection, row: Any, history: list[domain.FulfilmentChange]) -> None:
+    """Keep ``assignment_changes`` equal to the derived history (rewritten only when it differs)."""
+    c = models.assignment_changes
+    wanted = [
+        {
+            "assignment_id": row.id,
+            "cause_id": h.cause_id,
+            "at": h.at,
+            "status": "open" if h.fulfilment is None else "fulfilled",
+            "fulfilled_at": None if h.fulfilment is None else h.fulfilment.at,
+            "on_time": None if h.fulfilment is None else h.fulfilment.on_time,
+            "tenant": row.tenant,
+            "recorded": i + 1,
+        }
+        for i, h in enumerate(history)
+    ]
+    stored = [
+        dict(r._mapping)
+        for r in await conn.execute(sa.select(c).where(c.c.assignment_id == row.id).order_by(c.c.recorded))
+    ]
+    if stored == wanted:
+        return
+    await conn.execute(sa.delete(c).where(c.c.assignment_id == row.id))
+    if wanted:
+        await conn.execute(c.insert(), wanted)
