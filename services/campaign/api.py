@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -203,43 +202,9 @@ async def grant_extension(
                 ],
             )
         now = rt.now()
-        ext_id = str(uuid.uuid4())
-        await conn.execute(
-            models.extensions.insert().values(
-                id=ext_id,
-                tenant=tenant,
-                edition=edition,
-                assignment_id=row.id,
-                previous_deadline=previous,
-                new_deadline=new,
-                reason=body.reason,
-                approved_by=person.id,
-                granted_at=now,
-            )
+        ext_id = await assignments.extend(
+            rt, conn, row, new, reason=body.reason, approved_by=person.id, now=now
         )
-        await conn.execute(sa.update(a).where(a.c.id == row.id).values(extended_to=new))
-        extended = await rt.outbox.emit(
-            conn,
-            "deadline.extended",
-            {
-                "assignment_id": row.id,
-                "part": row.part,
-                "assignee_kind": row.assignee_kind,
-                "assignee_id": row.assignee_id,
-                "previous_deadline": previous,
-                "new_deadline": new,
-                "reason": body.reason,
-                "approved_by": person.id,
-            },
-            tenant=tenant,
-            edition=edition,
-            subject=row.id,
-            time=now,
-        )
-        if extended is not None:
-            # a fulfilment late for the old deadline may be on time for the new one
-            current = (await conn.execute(sa.select(a).where(a.c.id == row.id))).one()
-            await assignments.settle(rt, conn, current, extended)
         answer = {
             "extension_id": ext_id,
             "assignment_id": row.id,

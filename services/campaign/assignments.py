@@ -9,7 +9,9 @@ changes, and the assignment's history by business time (participation "as of") i
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,6 +39,59 @@ async def assignment_for(
         else q.where(a.c.assignee_id == assignee_id)
     )
     return (await conn.execute(q.with_for_update())).first()
+
+
+async def extend(
+    rt: Runtime,
+    conn: AsyncConnection,
+    row: Any,
+    new_deadline: datetime,
+    *,
+    reason: str,
+    approved_by: str,
+    now: datetime,
+) -> str:
+    """Grant ``row`` (locked by :func:`assignment_for` or the caller) a later deadline (gia hạn): the extension,
+    the deadline in force and ``deadline.extended`` in the caller's transaction, then settle the assignment
+    (a fulfilment late for the old deadline may be on time for the new one). Returns the extension id."""
+    a = models.assignments
+    previous = row.extended_to or row.deadline
+    ext_id = str(uuid.uuid4())
+    await conn.execute(
+        models.extensions.insert().values(
+            id=ext_id,
+            tenant=row.tenant,
+            edition=row.edition,
+            assignment_id=row.id,
+            previous_deadline=previous,
+            new_deadline=new_deadline,
+            reason=reason,
+            approved_by=approved_by,
+            granted_at=now,
+        )
+    )
+    await conn.execute(sa.update(a).where(a.c.id == row.id).values(extended_to=new_deadline))
+    extended = await rt.outbox.emit(
+        conn,
+        "deadline.extended",
+        {
+            "assignment_id": row.id,
+            "part": row.part,
+            "assignee_kind": row.assignee_kind,
+            "assignee_id": row.assignee_id,
+            "previous_deadline": previous,
+            "new_deadline": new_deadline,
+            "reason": reason,
+            "approved_by": approved_by,
+        },
+        tenant=row.tenant,
+        edition=row.edition,
+        subject=row.id,
+        time=now,
+    )
+    assert extended is not None  # an ordinary (UUIDv7) id is never already in the outbox
+    await settle(rt, conn, (await conn.execute(sa.select(a).where(a.c.id == row.id))).one(), extended)
+    return ext_id
 
 
 async def settle(rt: Runtime, conn: AsyncConnection, row: Any, cause: Envelope) -> None:
