@@ -144,7 +144,7 @@ def live_on_time(s: Scenario, key: Key) -> bool:
 # ------------------------------------------------------------------------------------------------ the facts
 
 
-def _facts(subs: Sequence[Sub]) -> tuple[Envelope, ...]:
+def facts_of(subs: Sequence[Sub]) -> tuple[Envelope, ...]:
     out: list[tuple[datetime, str, int, Envelope]] = []
     for sub in subs:
         common = {"submission_id": sub.sid, "kind": sub.kind, "part": sub.part}
@@ -242,7 +242,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         for n in range(chain):
             resubmitted = i % len(UNITS) == 0 and n < chain - 1
             subs.append(draw(_sub(f"s-{assignee}-{n + 1}", kind, assignee, author, unit, resubmitted)))
-    facts = _facts(subs)
+    facts = facts_of(subs)
     order = list(range(len(facts)))
     order += draw(st.lists(st.sampled_from(order), max_size=8))  # duplicates: redelivered, replayed
     delivery = tuple(draw(st.permutations(order)))
@@ -278,6 +278,6 @@ def counterexample() -> Scenario:
         datetime.fromisoformat("2023-10-24T11:00:00+07:00"),
         (),
     )
-    facts = _facts([s1, s2])
+    facts = facts_of([s1, s2])
     assert [f.type for f in facts] == ["submission.received", "submission.withdrawn", "submission.received"]
     return Scenario((s1, s2), facts, (0, 2, 1), (), 1)
