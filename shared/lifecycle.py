@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 RECEIVED = "submission.received"
 REVISED = "submission.revised"
@@ -48,7 +48,8 @@ class SubmissionFact(Protocol):
     def data(self) -> dict[str, Any]: ...
 
 
-def _instant(value: Any, fallback: datetime) -> datetime:
+def instant(value: Any, fallback: datetime) -> datetime:
+    """A business instant from a fact's data (a datetime or ISO 8601 text), else ``fallback``."""
     if isinstance(value, datetime):
         return value
     if isinstance(value, str) and value:
@@ -59,10 +60,13 @@ def _instant(value: Any, fallback: datetime) -> datetime:
 def fact_time(f: SubmissionFact) -> datetime:
     """The business time of a lifecycle fact: a receipt at its receipt time, any other at its ``at``."""
     key = "received_at" if f.type == RECEIVED else "at"
-    return _instant(f.data.get(key), f.time)
+    return instant(f.data.get(key), f.time)
 
 
-def in_sequence(facts: Iterable[SubmissionFact]) -> list[SubmissionFact]:
+F = TypeVar("F", bound=SubmissionFact)
+
+
+def in_sequence(facts: Iterable[F]) -> list[F]:
     """The lifecycle facts among ``facts``, each once (by event id), in the producer's sequence order."""
     unique = {f.id: f for f in facts if f.type in LIFECYCLE_TYPES}
     return sorted(unique.values(), key=lambda f: (f.sequence, fact_time(f), f.id))
@@ -127,7 +131,7 @@ def fold(facts: Iterable[SubmissionFact], *, as_of: datetime | None = None) -> L
                     s,
                     submission_id=s.submission_id or d.get("submission_id"),
                     selected_event_id=f.id,
-                    selected_at=_instant(d.get("at"), f.time),
+                    selected_at=instant(d.get("at"), f.time),
                     selection_part=d.get("part"),
                     council_id=d.get("council_id"),
                     unit_id=s.unit_id or d.get("unit_id"),
@@ -147,7 +151,7 @@ def fold(facts: Iterable[SubmissionFact], *, as_of: datetime | None = None) -> L
                 s = replace(
                     s,
                     received=True,
-                    received_at=_instant(d.get("received_at"), f.time),
+                    received_at=instant(d.get("received_at"), f.time),
                     received_event_id=f.id,
                     revision=max(s.revision, int(d.get("revision", 1))),
                 )

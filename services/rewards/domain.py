@@ -91,31 +91,16 @@ KIND_EN: dict[str, str] = {
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
-class Fact(Protocol):
-    """What the fold reads of a kept fact (a CloudEvent envelope)."""
+class Fact(lifecycle.SubmissionFact, Protocol):
+    """What the fold reads of a kept fact (a CloudEvent envelope): a lifecycle fact's fields, and these."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def time(self) -> datetime: ...
-    @property
-    def sequence(self) -> int: ...
     @property
     def edition(self) -> str | None: ...
     @property
     def subject(self) -> str: ...
-    @property
-    def data(self) -> dict[str, Any]: ...
 
 
-def _aware(value: Any, fallback: datetime) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        return datetime.fromisoformat(value)
-    return fallback
+_aware = lifecycle.instant
 
 
 def business_time(f: Fact) -> datetime:
@@ -293,14 +278,11 @@ class AuthorShare:
 
 @dataclass(frozen=True)
 class Submission:
-    """One submission as the facts kept for it say. ``received`` facts fill in what it is."""
+    """One submission as the facts kept for it say: where it stands is its ``shared.lifecycle`` fold (``life``);
+    what it is (author, unit, authors, title…) comes from its receipt, revisions and selection."""
 
     submission_id: str
-    received: bool = False
-    withdrawn: bool = False
-    rejected: bool = False
-    received_event_id: str | None = None
-    received_at: datetime | None = None
+    life: lifecycle.Lifecycle = field(default_factory=lifecycle.Lifecycle)
     edition: str | None = None
     kind: str | None = None
     part: str | None = None
@@ -310,30 +292,56 @@ class Submission:
     authors: tuple[AuthorShare, ...] = ()
     title: str | None = None
     receipt_number: str | None = None
-    revision: int = 0
-    selected_event_id: str | None = None
-    selected_at: datetime | None = None
     selection_part: str | None = None
     selection_unit_id: str | None = None
     selection_authors: tuple[AuthorShare, ...] = ()
 
     @property
+    def received(self) -> bool:
+        return self.life.received
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.life.withdrawn
+
+    @property
+    def rejected(self) -> bool:
+        return self.life.rejected
+
+    @property
+    def received_event_id(self) -> str | None:
+        return self.life.received_event_id
+
+    @property
+    def received_at(self) -> datetime | None:
+        return self.life.received_at
+
+    @property
+    def revision(self) -> int:
+        return self.life.revision
+
+    @property
+    def selected_event_id(self) -> str | None:
+        return self.life.selected_event_id
+
+    @property
+    def selected_at(self) -> datetime | None:
+        return self.life.selected_at
+
+    @property
     def active(self) -> bool:
         """Received, not withdrawn, and not rejected (or the rejection was reversed)."""
-        return self.received and not self.withdrawn and not self.rejected
+        return self.life.live
 
     @property
     def selected(self) -> bool:
         """Selected by the council, and not taken back by a withdrawal or an ineligibility ruling."""
-        return self.selected_event_id is not None and not self.withdrawn and not self.rejected
+        return self.life.selected
 
     @property
     def status(self) -> SubmissionStatus:
-        if self.withdrawn:
-            return "withdrawn"
-        if not self.received:
-            return "pending"
-        return "rejected" if self.rejected else "active"
+        state = self.life.state
+        return "active" if state == "live" else state
 
 
 def _authors(raw: Any) -> tuple[AuthorShare, ...]:
@@ -352,13 +360,13 @@ def fold_submission(submission_id: str, facts: Iterable[Fact]) -> Submission:
     kept = lifecycle.in_sequence(facts)
     life = lifecycle.fold(kept)
     s = Submission(submission_id)
-    revision = 0
+    revision = 0  # the content follows the latest revision seen so far, in sequence order
     for f in kept:
         d = f.data
         if f.type == RECEIVED and f.id == life.received_event_id:
             s = replace(
                 s,
-                edition=getattr(f, "edition", None),
+                edition=f.edition,
                 kind=d["kind"],
                 part=d["part"],
                 author_id=d["author_id"],
@@ -381,17 +389,7 @@ def fold_submission(submission_id: str, facts: Iterable[Fact]) -> Submission:
                 selection_unit_id=d.get("unit_id"),
                 selection_authors=_authors(d.get("authors")),
             )
-    return replace(
-        s,
-        received=life.received,
-        withdrawn=life.withdrawn,
-        rejected=life.rejected,
-        received_event_id=life.received_event_id,
-        received_at=life.received_at,
-        revision=life.revision,
-        selected_event_id=life.selected_event_id,
-        selected_at=life.selected_at,
-    )
+    return replace(s, life=life)
 
 
 @dataclass(frozen=True)

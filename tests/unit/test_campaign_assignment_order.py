@@ -205,6 +205,16 @@ async def _apply(s: Scenario, path: Path) -> Outcome:
     return Outcome(states, misses, emitted, as_of)
 
 
+def outcome(seeded: Path, s: Scenario) -> Outcome:
+    """``s`` applied to a fresh copy of the seeded database."""
+    path = seeded.with_name(f"{uuid.uuid4()}.db")
+    shutil.copy(seeded, path)
+    try:
+        return run(_apply(s, path))
+    finally:
+        path.unlink(missing_ok=True)
+
+
 @settings(
     max_examples=30,
     derandomize=True,
@@ -219,12 +229,7 @@ async def _apply(s: Scenario, path: Path) -> Outcome:
 @given(s=scenarios())
 @example(s=counterexample())
 def test_assignments_through_the_handlers_do_not_depend_on_arrival_order(seeded: Path, s: Scenario) -> None:
-    path = seeded.with_name(f"{uuid.uuid4()}.db")
-    shutil.copy(seeded, path)
-    try:
-        out = run(_apply(s, path))
-    finally:
-        path.unlink(missing_ok=True)
+    out = outcome(seeded, s)
     want = expected(s)
     false_misses = sorted(k for k in out.misses if live_on_time(s, k))
     assert false_misses == [], f"deadline.missed for assignees with a live on-time submission: {false_misses}"
@@ -244,12 +249,7 @@ def test_an_extension_makes_a_late_fulfilment_on_time(seeded: Path) -> None:
     late = [replace(base.subs[1], received_at=DEADLINE + timedelta(hours=5))]
     facts = facts_of(late)
     s = Scenario(tuple(late), facts, (0,), ((("experience", "p-0007"), DEADLINE + timedelta(days=1), 1),), 1)
-    path = seeded.with_name(f"{uuid.uuid4()}.db")
-    shutil.copy(seeded, path)
-    try:
-        out = run(_apply(s, path))
-    finally:
-        path.unlink(missing_ok=True)
+    out = outcome(seeded, s)
     assert out.states[("experience", "p-0007")] == State("fulfilled", "s-p-0007-2", late[0].received_at, True)
     assert out.emitted[("experience", "p-0007")] == [
         State("fulfilled", "s-p-0007-2", late[0].received_at, False),
