@@ -24,6 +24,7 @@ from shared.documents import (
     national_procedure_code,
 )
 from shared.errors import Problem, bilingual_error, field_error
+from shared.text import LongText, Text
 
 
 class ProcedureExperience(BaseModel):
@@ -32,16 +33,16 @@ class ProcedureExperience(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: Annotated[
-        str, Field(description="national code 1.004227, or the provincial form 1.011442.000.00.00.H38")
+        Text, Field(description="national code 1.004227, or the provincial form 1.011442.000.00.00.H38")
     ]
     used_on: date = Field(description="the date the service was used")
-    portal: str = Field(default="Cổng Dịch vụ công quốc gia", min_length=1, max_length=200)
+    portal: Text = Field(default="Cổng Dịch vụ công quốc gia", min_length=1, max_length=200)
     level: Literal["toan_trinh", "mot_phan"] = Field(
         description="toàn trình (full-process) or một phần (partial)"
     )
     rating: int = Field(ge=1, le=5, description="1 (very poor) … 5 (very good)")
-    narrative: str = Field(min_length=1, max_length=10_000)
-    problems: str | None = Field(default=None, max_length=10_000)
+    narrative: LongText = Field(min_length=1, max_length=10_000)
+    problems: LongText | None = Field(default=None, max_length=10_000)
 
     @field_validator("code")
     @classmethod
@@ -238,11 +239,11 @@ class InitiativeAuthor(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     person_id: str | None = Field(default=None, max_length=100, description="directory id; None: outside")
-    name: str | None = Field(default=None, min_length=1, max_length=200, description="required when outside")
+    name: Text | None = Field(default=None, min_length=1, max_length=200, description="required when outside")
     date_of_birth: date | None = None
-    workplace: str | None = Field(default=None, max_length=300)
-    title: str | None = Field(default=None, max_length=200)
-    qualification: str | None = Field(default=None, max_length=200)
+    workplace: Text | None = Field(default=None, max_length=300)
+    title: Text | None = Field(default=None, max_length=200)
+    qualification: Text | None = Field(default=None, max_length=200)
     share: float = Field(gt=0, le=100, description="tỷ lệ đóng góp, percent")
 
 
@@ -257,18 +258,18 @@ class InitiativeContent(BaseModel):
     unit_id: str | None = Field(
         default=None, description="the unit (secretariat only; default: the caller's)"
     )
-    title: str = Field(min_length=1, max_length=500, description="tên sáng kiến")
+    title: Text = Field(min_length=1, max_length=500, description="tên sáng kiến")
     authors: list[InitiativeAuthor] = Field(min_length=1, max_length=30)
-    field_of_application: str = Field(min_length=1, max_length=500, description="lĩnh vực áp dụng")
+    field_of_application: Text = Field(min_length=1, max_length=500, description="lĩnh vực áp dụng")
     first_applied_on: date | None = Field(default=None, description="ngày áp dụng lần đầu hoặc áp dụng thử")
-    existing_solution: str = Field(min_length=1, max_length=20_000, description="giải pháp đã biết")
-    existing_weaknesses: str = Field(min_length=1, max_length=20_000, description="ưu, nhược điểm của nó")
-    new_solution: str = Field(min_length=1, max_length=50_000, description="nội dung giải pháp mới")
-    novelty: str = Field(min_length=1, max_length=20_000, description="tính mới")
-    applicability: str = Field(min_length=1, max_length=20_000, description="khả năng áp dụng, phạm vi")
-    benefits: str = Field(min_length=1, max_length=20_000, description="lợi ích thu được")
+    existing_solution: LongText = Field(min_length=1, max_length=20_000, description="giải pháp đã biết")
+    existing_weaknesses: LongText = Field(min_length=1, max_length=20_000, description="ưu, nhược điểm của nó")
+    new_solution: LongText = Field(min_length=1, max_length=50_000, description="nội dung giải pháp mới")
+    novelty: LongText = Field(min_length=1, max_length=20_000, description="tính mới")
+    applicability: LongText = Field(min_length=1, max_length=20_000, description="khả năng áp dụng, phạm vi")
+    benefits: LongText = Field(min_length=1, max_length=20_000, description="lợi ích thu được")
     benefits_kind: Literal["actual", "expected"] = Field(description="thực tế (applied) or dự kiến")
-    confidential_information: str | None = Field(
+    confidential_information: LongText | None = Field(
         default=None, max_length=20_000, description="thông tin bảo mật"
     )
 

@@ -19,6 +19,7 @@ from shared.events.envelope import new_event_id
 from shared.idempotency import request_hash
 from shared.problems import Problem, field_error
 from shared.service import Caller, CallerDep, Runtime, RuntimeDep, require_person
+from shared.text import LongText
 
 router = APIRouter(prefix="/tenants/{tenant}/editions/{edition}", tags=["initiatives"])
 
@@ -29,7 +30,7 @@ class InitiativeCreate(domain.InitiativeContent):
 
 class Withdrawal(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: LongText | None = Field(default=None, max_length=2000)
 
 
 def public(row: Any, attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -18,23 +18,24 @@ from shared.documents import Council, Edition, SelectionPart
 from shared.events.envelope import deterministic_id
 from shared.problems import Problem, field_error
 from shared.service import Caller, CallerDep, Runtime, RuntimeDep, require_person
+from shared.text import LongText
 
 router = APIRouter(prefix="/tenants/{tenant}/editions/{edition}", tags=["review"])
 
 
 class Rejection(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=5000, description="why it is ineligible (Vietnamese)")
+    reason: LongText = Field(min_length=1, max_length=5000, description="why it is ineligible (Vietnamese)")
 
 
 class Reinstatement(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(default=None, max_length=5000)
+    reason: LongText | None = Field(default=None, max_length=5000)
 
 
 class ConflictDeclaration(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: LongText | None = Field(default=None, max_length=2000)
 
 
 class Reassignment(BaseModel):
@@ -46,7 +47,7 @@ class Reassignment(BaseModel):
 class ScoreSheetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scores: dict[str, float] = Field(description="criterion id -> points, 0..max")
-    comment: str | None = Field(default=None, max_length=10_000)
+    comment: LongText | None = Field(default=None, max_length=10_000)
 
 
 class SelectionIn(BaseModel):
@@ -54,8 +55,8 @@ class SelectionIn(BaseModel):
     selected: list[str] = Field(
         min_length=1, description="submission ids selected for the provincial contest"
     )
-    notes: dict[str, str] = Field(default_factory=dict, description="submission id -> decision note")
-    decision_notes: str | None = Field(default=None, max_length=20_000, description="the council's minutes")
+    notes: dict[str, LongText] = Field(default_factory=dict, description="submission id -> decision note")
+    decision_notes: LongText | None = Field(default=None, max_length=20_000, description="the council's minutes")
 
 
 def _num(f: Fraction | None) -> float | None:
