@@ -463,6 +463,19 @@ async def list_initiatives(
 # ---------------------------------------------------------------------------------------------- attachments
 
 
+async def _attached(conn: AsyncConnection, submission_id: str) -> tuple[int, int]:
+    """(files, bytes) already attached to a submission."""
+    a = models.attachments
+    n, size = (
+        await conn.execute(
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(a.c.size), 0)).where(
+                a.c.submission_id == submission_id
+            )
+        )
+    ).one()
+    return int(n), int(size)
+
+
 async def _read_limited(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it exceeds ``limit`` (never held in full beyond it)."""
     buf = bytearray()
@@ -482,7 +495,11 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     "/initiatives/{submission_id}/attachments",
     status_code=201,
     summary="Attach a file (raw body; the type is decided from the bytes; a mismatching extension is corrected)",
-    responses={413: {"description": "over the edition's limit"}, 415: {"description": "type not accepted"}},
+    responses={
+        413: {"description": "over the edition's limit per file, files per submission or total size"},
+        415: {"description": "type not accepted, or not a well-formed file of its type"},
+        422: {"description": "empty file, or a file name with a control character or a path separator"},
+    },
 )
 async def upload_attachment(
     tenant: str,
@@ -493,8 +510,10 @@ async def upload_attachment(
     caller: CallerDep,
     filename: Annotated[str, Query(min_length=1, max_length=255)],
 ) -> JSONResponse:
+    domain.check_filename(filename)  # 422 before a byte of the body is read
     async with rt.engine.connect() as conn:
         row, ed, part = await _editable(rt, conn, caller, tenant, edition, submission_id)
+        count, total = await _attached(conn, submission_id)
     rule = part.attachments
     if rule is None:
         raise Problem(
@@ -503,7 +522,9 @@ async def upload_attachment(
             "Phần thi này không nhận tệp đính kèm.",
             code="no_attachments",
         )
+    domain.check_attachment_quota(count, total, 0, rule.max_files, rule.total_limit)
     data = await _read_limited(request, rule.max_bytes)
+    domain.check_attachment_quota(count, total, len(data), rule.max_files, rule.total_limit)
     kind, name = domain.check_attachment(data, filename, rule.types, rule.max_bytes)
     store = await objects.store_of(rt)
     digest = await objects.begin_upload(rt.engine, store, data)  # the bytes are stored before the row commits
@@ -511,6 +532,9 @@ async def upload_attachment(
     async with rt.engine.begin() as conn:
         row, ed, part = await _editable(rt, conn, caller, tenant, edition, submission_id)
         now = await _open_for(rt, conn, ed, part, row["unit_id"])
+        # again under the row lock: two uploads at once cannot both take the last place
+        count, total = await _attached(conn, submission_id)
+        domain.check_attachment_quota(count, total, len(data), rule.max_files, rule.total_limit)
         att = {
             "id": str(uuid.uuid4()),
             "tenant": tenant,
