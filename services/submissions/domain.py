@@ -738,6 +738,70 @@ def reviewers(
     return chosen
 
 
+def counted_authors(authors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The authors an initiative counts: the submitter, outside co-authors, and directory co-authors who
+    confirmed their invitation (an author snapshot without the key predates invitations: counted)."""
+    return [a for a in authors if a.get("confirmed", True)]
+
+
+def invite_authors(
+    authors: list[dict[str, Any]], submitter: str, before: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Mark who must still confirm: a directory co-author other than the submitter is invited (unconfirmed)
+    unless they already confirmed in the previous version (``before``)."""
+    confirmed = {
+        a["person_id"]: a.get("confirmed_at")
+        for a in before or []
+        if a.get("person_id") and a.get("confirmed", True)
+    }
+    out = []
+    for a in authors:
+        pid = a.get("person_id")
+        if not pid or pid == submitter:
+            out.append({**a, "confirmed": True})
+        elif pid in confirmed:
+            out.append({**a, "confirmed": True, "confirmed_at": confirmed[pid]})
+        else:
+            out.append({**a, "confirmed": False})
+    return out
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Why a council member does not review an initiative (shown to the secretariat and the chair)."""
+
+    member_id: str
+    reason: Literal["own_unit", "conflict_declared", "removed_by_chair"]
+    detail: str | None
+    reason_vi: str
+
+
+def exclusions(
+    members: list[str],
+    member_units: dict[str, str | None],
+    unit_authors: dict[str, list[str]],
+    conflicts: dict[str, str | None],
+    removed: AbstractSet[str] = frozenset(),
+) -> list[Exclusion]:
+    """Every member left out of an initiative's review, with the reason; ``unit_authors`` maps each counted
+    unit (the submitting unit and confirmed authors' units) to who brings it in."""
+    out = []
+    for m in members:
+        unit = member_units.get(m)
+        if unit in unit_authors:
+            who = ", ".join(unit_authors[unit])
+            out.append(
+                Exclusion(m, "own_unit", f"{unit}: {who}", f"Cùng đơn vị với tác giả ({unit}: {who})")
+            )
+        elif m in conflicts:
+            why = conflicts[m]
+            vi = "Tự khai xung đột lợi ích" + (f": {why}" if why else "")
+            out.append(Exclusion(m, "conflict_declared", why, vi))
+        elif m in removed:
+            out.append(Exclusion(m, "removed_by_chair", None, "Chủ tịch Hội đồng phân công lại"))
+    return out
+
+
 def own_unit_refusal() -> Problem:
     return Problem(
         403,

@@ -175,8 +175,10 @@ async def _open_for(
 
 
 def _event_authors(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Only the counted authors travel: a co-author who has not confirmed earns nothing anywhere."""
     return [
-        {"person_id": a.get("person_id"), "name": a["name"], "share": a["share"]} for a in body["authors"]
+        {"person_id": a.get("person_id"), "name": a["name"], "share": a["share"]}
+        for a in domain.counted_authors(body["authors"])
     ]
 
 
@@ -262,7 +264,7 @@ async def create_initiative(
         now = rt.now()
         extended = await intake.extension_of(conn, tenant, edition, part.id, unit_id)
         domain.check_intake_open(ed, part, now, extended)
-        authors = await _snapshot_authors(rt, conn, tenant, body, now)
+        authors = domain.invite_authors(await _snapshot_authors(rt, conn, tenant, body, now), person.id)
         existing = (
             await conn.execute(
                 sa.select(t.c.id, t.c.receipt_number, t.c.status).where(
@@ -341,7 +343,11 @@ async def revise_initiative(
     async with rt.engine.begin() as conn:
         row, ed, part = await _editable(rt, conn, caller, tenant, edition, submission_id)
         now = await _open_for(rt, conn, ed, part, row["unit_id"])
-        authors = await _snapshot_authors(rt, conn, tenant, content, now)
+        authors = domain.invite_authors(
+            await _snapshot_authors(rt, conn, tenant, content, now),
+            row["author_id"],
+            row["body"].get("authors"),
+        )
         body = {
             **content.model_dump(mode="json", exclude={"part", "unit_id", "authors"}),
             "authors": authors,
@@ -425,6 +431,50 @@ async def withdraw_initiative(
             time=now,
         )
         out = public({**row, "status": "withdrawn"})
+    rt.outbox.committed()
+    return out
+
+
+@router.post(
+    "/initiatives/{submission_id}/authors/{person_id}/confirmation",
+    summary="An invited co-author confirms being an author (only that person; before the deadline in force)",
+    responses={
+        403: {"description": "the caller is not this invited co-author"},
+        404: {"description": "no such initiative, or the person is not listed on it"},
+        409: {"description": "withdrawn or ruled ineligible, or intake closed"},
+    },
+)
+async def confirm_authorship(
+    tenant: str, edition: str, submission_id: str, person_id: str, rt: RuntimeDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Until a listed co-author confirms, the initiative does not count them: not in its events (no reward),
+    and their unit does not take council members off its review. A confirmation of a submitted initiative
+    is a revision (``submission.revised`` with the authors now counted). A repeat changes nothing."""
+    if caller.person_id != person_id:
+        raise access.forbidden(
+            "Only the invited co-author confirms their own authorship.",
+            "Chỉ chính đồng tác giả được mời mới xác nhận được tư cách tác giả của mình.",
+        )
+    t = models.submissions
+    async with rt.engine.begin() as conn:
+        row = await access.load(conn, tenant, edition, submission_id, lock=True)
+        authors = list(row["body"].get("authors", []))
+        at = next((i for i, a in enumerate(authors) if a.get("person_id") == person_id), None)
+        if row["kind"] != "initiative" or at is None:
+            raise access.not_found()
+        if authors[at].get("confirmed", True):
+            return public(row, await _attachments(conn, submission_id))
+        domain.check_changeable(row["status"], "Sáng kiến")
+        ed = await access.edition_of(rt, conn, tenant, edition)
+        part = access.initiative_part(ed, row["part"])
+        now = await _open_for(rt, conn, ed, part, row["unit_id"])
+        authors[at] = {**authors[at], "confirmed": True, "confirmed_at": now.astimezone(VN).isoformat()}
+        body = {**row["body"], "authors": authors}
+        revision = row["revision"] + (1 if row["status"] == "submitted" else 0)
+        await conn.execute(sa.update(t).where(t.c.id == submission_id).values(body=body, revision=revision))
+        if row["status"] == "submitted":
+            await _emit_revised(rt, conn, row, body, revision, now)
+        out = public({**row, "body": body, "revision": revision}, await _attachments(conn, submission_id))
     rt.outbox.committed()
     return out
 
