@@ -366,6 +366,11 @@ def check_filename(filename: str) -> str:
         name = clean_text(filename, multiline=False).strip()
     except PydanticCustomError as exc:
         raise _bad_filename(exc.message(), str((exc.context or {}).get("vi", ""))) from None
+    if any(ch in _BIDI_CONTROLS for ch in name):  # "hoa-don\u202efdp.exe" shows as "hoa-donexe.pdf"
+        raise _bad_filename(
+            "A file name may not contain text-direction controls.",
+            "Tên tệp không được chứa ký tự điều khiển hướng văn bản.",
+        )
     if "/" in name or "\\" in name:
         raise _bad_filename(
             "A file name may not contain / or \\.", "Tên tệp không được chứa ký tự / hoặc \\."
@@ -373,6 +378,9 @@ def check_filename(filename: str) -> str:
     if not name.strip("."):
         raise _bad_filename("The file name is empty.", "Tên tệp không được để trống.")
     return name
+
+
+_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _bad_filename(en: str, vi: str) -> Problem:

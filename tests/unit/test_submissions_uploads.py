@@ -93,7 +93,16 @@ def test_a_valid_header_glued_to_something_else_is_refused(data: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["a\x00.pdf", "bao-cao\x1f.pdf", "../../etc/passwd.pdf", "C:\\tmp\\a.pdf", "..", "  "]
+    "name",
+    [
+        "a\x00.pdf",
+        "bao-cao\x1f.pdf",
+        "../../etc/passwd.pdf",
+        "C:\\tmp\\a.pdf",
+        "..",
+        "  ",
+        "hoa-don\u202efdp.exe",
+    ],
 )
 def test_file_names_with_control_characters_or_paths_are_refused(name: str) -> None:
     with pytest.raises(Problem) as exc:
