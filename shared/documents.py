@@ -495,8 +495,16 @@ class Assignees(_Doc):
 
 
 class Attachments(_Doc):
-    max_bytes: int = Field(gt=0)
+    max_bytes: int = Field(gt=0, description="per file")
     types: list[str] = Field(min_length=1, description="allowed file types by extension, e.g. pdf, docx")
+    max_files: int = Field(default=10, gt=0, description="files per submission")
+    max_total_bytes: int | None = Field(
+        default=None, gt=0, description="all files of a submission together; default max(50 MiB, max_bytes)"
+    )
+
+    @property
+    def total_limit(self) -> int:
+        return self.max_total_bytes or max(52_428_800, self.max_bytes)
 
 
 class MobilisationLists(_Doc):

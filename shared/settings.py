@@ -109,6 +109,9 @@ class ServiceSettings(BaseSettings):
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 3600.0
     max_attempts: int = 8
+    # notify's webhooks: hosts/addresses/networks that may be internal and plain http (development, tests);
+    # comma-separated, e.g. "127.0.0.1". Empty in production. See services/notify/webhooks.py.
+    webhook_allowed_hosts: str = ""
 
 
 def service_settings(name: str, shared: Settings | None = None) -> ServiceSettings:

@@ -7,17 +7,18 @@ import secrets
 import uuid
 from datetime import datetime, time
 from typing import Annotated, Literal, overload
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
-from services.notify import domain, models
+from services.notify import domain, models, webhooks
 from shared.clock import VN
 from shared.db import insert_ignore
 from shared.documents import Role
 from shared.problems import Problem, bilingual_error, field_error
-from shared.service import Caller, CallerDep, RuntimeDep
+from shared.service import Caller, CallerDep, Runtime, RuntimeDep
 
 router = APIRouter(tags=["notify"])
 
@@ -339,6 +340,7 @@ async def create_webhook(
                 for t in bad
             ],
         )
+    await _vet_webhook_url(rt, str(body.url))
     secret = body.secret or secrets.token_urlsafe(32)
     row = {
         "id": str(uuid.uuid4()),
@@ -357,6 +359,29 @@ async def create_webhook(
         await conn.execute(sa.insert(w).values(row))
         r = (await conn.execute(sa.select(w).where(w.c.id == row["id"]))).one()
     return _webhook(r, secret)
+
+
+async def _vet_webhook_url(rt: Runtime, url: str) -> None:
+    """422 on ``url`` for what delivery would refuse anyway (see ``webhooks``): credentials, http in production,
+    internal addresses. A name that does not resolve now is accepted: delivery resolves (and vets) again."""
+    allow = webhooks.AllowList.parse(rt.own.webhook_allowed_hosts)
+    try:
+        webhooks.check_url(url, production=rt.settings.env == "production", allow=allow)
+        parts = urlsplit(url)
+        if parts.hostname:
+            try:
+                await webhooks.vetted_addresses(parts.hostname, parts.port or 443, allow)
+            except webhooks.WebhookRefused as exc:
+                if not isinstance(exc.__cause__, (OSError, TimeoutError)):
+                    raise
+    except webhooks.WebhookRefused as exc:
+        raise Problem(
+            422,
+            f"This webhook URL is not accepted: {exc}.",
+            f"Địa chỉ webhook không được chấp nhận: {exc.vi}.",
+            code="validation",
+            errors=[field_error("url", str(exc), exc.vi, code="webhook_url_refused")],
+        ) from None
 
 
 @router.get("/tenants/{tenant}/webhooks", response_model=list[WebhookPublic])

@@ -22,10 +22,9 @@ from email.utils import format_datetime
 from typing import Any
 
 import aiosmtplib
-import httpx
 import sqlalchemy as sa
 
-from services.notify import domain, models, queue
+from services.notify import domain, models, queue, webhooks
 from services.notify.handlers import wake_event
 from shared.events.catalogue import NotificationFailed, NotificationSent
 from shared.logs import correlation_id
@@ -72,8 +71,9 @@ async def smtp_send(own: ServiceSettings, message: EmailMessage) -> None:
     )
 
 
-async def webhook_post(row: Any, secret: str) -> None:
-    """POST the CloudEvent exactly as stored, signed; any status but 2xx is a failure."""
+async def webhook_post(rt: Runtime, row: Any, secret: str) -> None:
+    """POST the CloudEvent exactly as stored, signed, to a vetted address (``webhooks.post``); any status but
+    2xx is a failure, recorded by its code only (never the answer's body)."""
     body = row.text.encode()
     headers = {
         "Content-Type": "application/cloudevents+json; charset=utf-8",
@@ -81,10 +81,16 @@ async def webhook_post(row: Any, secret: str) -> None:
         "X-Hoithi-Delivery": row.id,
         "X-Hoithi-Event-Type": row.template,
     }
-    async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT) as client:
-        r = await client.post(row.to_address, content=body, headers=headers)
-    if not 200 <= r.status_code < 300:
-        raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+    status = await webhooks.post(
+        row.to_address,
+        body,
+        headers,
+        production=rt.settings.env == "production",
+        allow=webhooks.AllowList.parse(rt.own.webhook_allowed_hosts),
+        timeout=WEBHOOK_TIMEOUT,
+    )
+    if not 200 <= status < 300:
+        raise RuntimeError(f"HTTP {status}")
 
 
 def email_message(own: ServiceSettings, row: Any) -> EmailMessage:
@@ -181,7 +187,7 @@ async def deliver_one(rt: Runtime, row: Any, send: Sender = smtp_send) -> bool:
     try:
         if row.channel == domain.WEBHOOK:
             assert secret is not None
-            await webhook_post(row, secret)
+            await webhook_post(rt, row, secret)
         else:
             await send(rt.own, email_message(rt.own, row))
     except Exception as exc:  # noqa: BLE001 - every SMTP, HTTP or network failure is retried

@@ -7,8 +7,6 @@ give the same bytes (no "generated at" stamp), so a rebuilt list can be compared
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
@@ -16,6 +14,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from services.rewards import domain
+from shared import spreadsheets
 from shared.clock import VN
 from shared.documents import Person, Union, Unit, format_datetime_vn
 
@@ -367,42 +366,17 @@ def sheet_rows(pl: PriorityList, sheet: str) -> list[list[object]]:
 
 
 def to_csv(pl: PriorityList, sheet: str) -> bytes:
-    """UTF-8 with a byte-order mark (Excel opens it with its diacritics intact), CRLF line ends."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerows(sheet_rows(pl, sheet))
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+    """UTF-8 with a byte-order mark (Excel opens it with its diacritics intact), CRLF line ends; no cell is a
+    formula (``shared.spreadsheets``)."""
+    return spreadsheets.csv_bytes(sheet_rows(pl, sheet))
 
 
 def to_xlsx(pl: PriorityList, *, title: str | None = None) -> bytes:
     """A workbook with three sheets — Cá nhân, Đơn vị, Sổ ghi nhận — headers in Vietnamese."""
-    from openpyxl import Workbook  # type: ignore[import-untyped]
-    from openpyxl.styles import Alignment, Font  # type: ignore[import-untyped]
-
-    wb = Workbook()
-    first = True
-    for key, name in SHEETS.items():
-        ws = wb.active if first else wb.create_sheet()
-        assert ws is not None
-        first = False
-        ws.title = name
-        for row in sheet_rows(pl, key):
-            ws.append(row)
-        for cell in ws[1]:
-            cell.font = Font(bold=True)
-        for col in ws.columns:
-            letter = col[0].column_letter
-            width = max(len(str(c.value or "").split("\n")[0]) for c in col)
-            ws.column_dimensions[letter].width = min(max(10, width + 2), 80)
-            for c in col[1:]:
-                c.alignment = Alignment(wrap_text=True, vertical="top")
-        ws.freeze_panes = "A2"
-    wb.properties.title = title or f"Danh sách ưu tiên khen thưởng — kỳ {pl.edition}"
-    wb.properties.creator = "hoithi rewards"
-    # A fixed timestamp: the same list gives the same workbook.
-    fixed = datetime(2000, 1, 1)
-    wb.properties.created = fixed
-    wb.properties.modified = fixed
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    return spreadsheets.xlsx_bytes(
+        [(name, sheet_rows(pl, key)) for key, name in SHEETS.items()],
+        title=title or f"Danh sách ưu tiên khen thưởng — kỳ {pl.edition}",
+        creator="hoithi rewards",
+        fixed_time=datetime(2000, 1, 1),  # the same list gives the same workbook
+        widths=True,
+    )

@@ -77,12 +77,40 @@ def author_ids(row: Any) -> set[str]:
 
 
 def author_units(row: Any) -> set[str]:
-    """The units of the authors as of submission (the snapshot) and the submitting unit."""
-    units = {row["unit_id"]}
-    for a in (row["body"] or {}).get("authors", []):
+    """The units of the counted authors as of submission (the snapshot) and the submitting unit: a co-author
+    who has not confirmed brings no unit in, so listing someone cannot take a council member off the review."""
+    return set(unit_authors(row))
+
+
+def unit_authors(row: Any) -> dict[str, list[str]]:
+    """Each counted unit -> who brings it in (the submitting unit first, then confirmed authors by name)."""
+    out: dict[str, list[str]] = {row["unit_id"]: ["đơn vị nộp"]}
+    for a in domain.counted_authors((row["body"] or {}).get("authors", [])):
         if a.get("unit_id"):
-            units.add(a["unit_id"])
-    return units
+            out.setdefault(a["unit_id"], []).append(a.get("name") or a.get("person_id") or "")
+    return out
+
+
+async def review_exclusions(
+    rt: Runtime, conn: AsyncConnection, tenant: str, row: Any, council: Council
+) -> list[domain.Exclusion]:
+    """The members left out of an initiative's review, each with the reason (own unit, conflict, chair)."""
+    _, units = await reviewers_of(rt, conn, tenant, row, council)
+    c, r = models.conflicts, models.reassignments
+    conflicts = {
+        m: why
+        for m, why in (
+            await conn.execute(sa.select(c.c.member_id, c.c.reason).where(c.c.submission_id == row["id"]))
+        ).all()
+    }
+    removed = set(
+        (
+            await conn.execute(
+                sa.select(r.c.member_id).where(r.c.submission_id == row["id"], r.c.action == "remove")
+            )
+        ).scalars()
+    )
+    return domain.exclusions(list(council.members), units, unit_authors(row), conflicts, removed)
 
 
 async def load(

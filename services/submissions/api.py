@@ -14,6 +14,7 @@ from shared.events.envelope import new_event_id
 from shared.idempotency import request_hash
 from shared.problems import Problem
 from shared.service import CallerDep, RuntimeDep, require_person
+from shared.text import LongText
 
 router = APIRouter(prefix="/tenants/{tenant}/editions/{edition}", tags=["submissions"])
 
@@ -234,7 +235,7 @@ async def revise_experience_report(
 
 class Withdrawal(domain.BaseModel):
     model_config = domain.ConfigDict(extra="forbid")
-    reason: str | None = domain.Field(default=None, max_length=2000)
+    reason: LongText | None = domain.Field(default=None, max_length=2000)
 
 
 @router.post(

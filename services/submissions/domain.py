@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import zipfile
+import zlib
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -12,6 +13,7 @@ from fractions import Fraction
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from shared.documents import (
     VN_TZ,
@@ -24,6 +26,7 @@ from shared.documents import (
     national_procedure_code,
 )
 from shared.errors import Problem, bilingual_error, field_error
+from shared.text import LongText, Text, clean_text
 
 
 class ProcedureExperience(BaseModel):
@@ -32,16 +35,16 @@ class ProcedureExperience(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: Annotated[
-        str, Field(description="national code 1.004227, or the provincial form 1.011442.000.00.00.H38")
+        Text, Field(description="national code 1.004227, or the provincial form 1.011442.000.00.00.H38")
     ]
     used_on: date = Field(description="the date the service was used")
-    portal: str = Field(default="Cổng Dịch vụ công quốc gia", min_length=1, max_length=200)
+    portal: Text = Field(default="Cổng Dịch vụ công quốc gia", min_length=1, max_length=200)
     level: Literal["toan_trinh", "mot_phan"] = Field(
         description="toàn trình (full-process) or một phần (partial)"
     )
     rating: int = Field(ge=1, le=5, description="1 (very poor) … 5 (very good)")
-    narrative: str = Field(min_length=1, max_length=10_000)
-    problems: str | None = Field(default=None, max_length=10_000)
+    narrative: LongText = Field(min_length=1, max_length=10_000)
+    problems: LongText | None = Field(default=None, max_length=10_000)
 
     @field_validator("code")
     @classmethod
@@ -238,11 +241,11 @@ class InitiativeAuthor(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     person_id: str | None = Field(default=None, max_length=100, description="directory id; None: outside")
-    name: str | None = Field(default=None, min_length=1, max_length=200, description="required when outside")
+    name: Text | None = Field(default=None, min_length=1, max_length=200, description="required when outside")
     date_of_birth: date | None = None
-    workplace: str | None = Field(default=None, max_length=300)
-    title: str | None = Field(default=None, max_length=200)
-    qualification: str | None = Field(default=None, max_length=200)
+    workplace: Text | None = Field(default=None, max_length=300)
+    title: Text | None = Field(default=None, max_length=200)
+    qualification: Text | None = Field(default=None, max_length=200)
     share: float = Field(gt=0, le=100, description="tỷ lệ đóng góp, percent")
 
 
@@ -257,18 +260,18 @@ class InitiativeContent(BaseModel):
     unit_id: str | None = Field(
         default=None, description="the unit (secretariat only; default: the caller's)"
     )
-    title: str = Field(min_length=1, max_length=500, description="tên sáng kiến")
+    title: Text = Field(min_length=1, max_length=500, description="tên sáng kiến")
     authors: list[InitiativeAuthor] = Field(min_length=1, max_length=30)
-    field_of_application: str = Field(min_length=1, max_length=500, description="lĩnh vực áp dụng")
+    field_of_application: Text = Field(min_length=1, max_length=500, description="lĩnh vực áp dụng")
     first_applied_on: date | None = Field(default=None, description="ngày áp dụng lần đầu hoặc áp dụng thử")
-    existing_solution: str = Field(min_length=1, max_length=20_000, description="giải pháp đã biết")
-    existing_weaknesses: str = Field(min_length=1, max_length=20_000, description="ưu, nhược điểm của nó")
-    new_solution: str = Field(min_length=1, max_length=50_000, description="nội dung giải pháp mới")
-    novelty: str = Field(min_length=1, max_length=20_000, description="tính mới")
-    applicability: str = Field(min_length=1, max_length=20_000, description="khả năng áp dụng, phạm vi")
-    benefits: str = Field(min_length=1, max_length=20_000, description="lợi ích thu được")
+    existing_solution: LongText = Field(min_length=1, max_length=20_000, description="giải pháp đã biết")
+    existing_weaknesses: LongText = Field(min_length=1, max_length=20_000, description="ưu, nhược điểm của nó")
+    new_solution: LongText = Field(min_length=1, max_length=50_000, description="nội dung giải pháp mới")
+    novelty: LongText = Field(min_length=1, max_length=20_000, description="tính mới")
+    applicability: LongText = Field(min_length=1, max_length=20_000, description="khả năng áp dụng, phạm vi")
+    benefits: LongText = Field(min_length=1, max_length=20_000, description="lợi ích thu được")
     benefits_kind: Literal["actual", "expected"] = Field(description="thực tế (applied) or dự kiến")
-    confidential_information: str | None = Field(
+    confidential_information: LongText | None = Field(
         default=None, max_length=20_000, description="thông tin bảo mật"
     )
 
@@ -356,12 +359,171 @@ def sniff_type(data: bytes) -> str | None:
     return None
 
 
+def check_filename(filename: str) -> str:
+    """The name as given, in NFC; 422 on ``filename`` for a control character, a path separator or a name that
+    is only dots — a stored name reaches Content-Disposition headers, exports and people's disks."""
+    try:
+        name = clean_text(filename, multiline=False).strip()
+    except PydanticCustomError as exc:
+        raise _bad_filename(exc.message(), str((exc.context or {}).get("vi", ""))) from None
+    if any(ch in _BIDI_CONTROLS for ch in name):  # "hoa-don\u202efdp.exe" shows as "hoa-donexe.pdf"
+        raise _bad_filename(
+            "A file name may not contain text-direction controls.",
+            "Tên tệp không được chứa ký tự điều khiển hướng văn bản.",
+        )
+    if "/" in name or "\\" in name:
+        raise _bad_filename(
+            "A file name may not contain / or \\.", "Tên tệp không được chứa ký tự / hoặc \\."
+        )
+    if not name.strip("."):
+        raise _bad_filename("The file name is empty.", "Tên tệp không được để trống.")
+    return name
+
+
+_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _bad_filename(en: str, vi: str) -> Problem:
+    return Problem(
+        422,
+        f"The file name is not accepted: {en}",
+        f"Tên tệp không được chấp nhận: {vi}",
+        code="validation",
+        errors=[field_error("filename", en, vi, "invalid_filename")],
+    )
+
+
+def check_attachment_quota(count: int, total: int, size: int, max_files: int, max_total: int) -> None:
+    """413 when one more file (``size`` bytes) would exceed the part's count or total-size cap for one
+    submission (``count`` files, ``total`` bytes already attached)."""
+    if count + 1 > max_files:
+        raise Problem(
+            413,
+            f"A submission takes at most {max_files} files; it already has {count}.",
+            f"Mỗi hồ sơ chỉ được đính kèm tối đa {max_files} tệp; hồ sơ đã có {count} tệp.",
+            code="too_many_files",
+        )
+    if total + size > max_total:
+        raise Problem(
+            413,
+            f"All files of a submission together may not exceed {max_total} bytes; "
+            f"{total} bytes are already attached.",
+            f"Tổng dung lượng tệp đính kèm của một hồ sơ không được vượt {max_total} byte; "
+            f"hồ sơ đã có {total} byte.",
+            code="total_too_large",
+        )
+
+
+def _embedded_executable(data: bytes) -> bool:
+    """An ELF or a Windows PE image anywhere in ``data`` (a polyglot: a valid header, a program behind it).
+
+    Checked on the headers' own structure, not on two bytes, so compressed streams do not trip it."""
+    at = data.find(b"\x7fELF")
+    while at != -1:
+        cls, order, version = data[at + 4 : at + 5], data[at + 5 : at + 6], data[at + 6 : at + 7]
+        if cls in (b"\x01", b"\x02") and order in (b"\x01", b"\x02") and version == b"\x01":
+            return True
+        at = data.find(b"\x7fELF", at + 1)
+    at = data.find(b"MZ")
+    while at != -1:
+        if len(data) >= at + 0x40:
+            pe = int.from_bytes(data[at + 0x3C : at + 0x40], "little")
+            if 0 < pe < 0x10000 and data[at + pe : at + pe + 4] == b"PE\x00\x00":
+                return True
+        at = data.find(b"MZ", at + 1)
+    return False
+
+
+_OOXML_MAIN = {
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
+}
+_ZIP_MAX_RATIO = 100  # declared uncompressed size per byte of the upload: beyond it, a zip bomb
+
+
+def _structure_problem(kind: str, data: bytes) -> str | None:
+    """Why ``data`` is not a well-formed file of ``kind`` (English), or None: enough structure to refuse
+    a header glued to something else, without rendering the file."""
+    if kind == "pdf":
+        if b"%%EOF" not in data[-1024:]:
+            return "no %%EOF trailer at the end"
+        return "an executable inside" if _embedded_executable(data) else None
+    if kind == "png":
+        ihdr = data[8:33]
+        if len(ihdr) < 25 or ihdr[:8] != b"\x00\x00\x00\rIHDR":
+            return "no IHDR header"
+        if zlib.crc32(ihdr[4:21]) != int.from_bytes(ihdr[21:25], "big"):
+            return "a damaged IHDR header"
+        width, height = int.from_bytes(ihdr[8:12], "big"), int.from_bytes(ihdr[12:16], "big")
+        if not (0 < width <= 100_000 and 0 < height <= 100_000):
+            return "an impossible image size"
+        if not data.endswith(b"\x00\x00\x00\x00IEND\xaeB`\x82"):
+            return "no IEND chunk at the end"
+        return "an executable inside" if _embedded_executable(data) else None
+    if kind == "jpeg":
+        return _jpeg_problem(data) or ("an executable inside" if _embedded_executable(data) else None)
+    if kind in _OOXML_MAIN:
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                infos = z.infolist()
+                if sum(i.file_size for i in infos) > _ZIP_MAX_RATIO * max(len(data), 1024 * 1024):
+                    return "an archive that unpacks to far more than its size"
+                names = {i.filename for i in infos}
+                if any(n.lower().endswith(("vbaproject.bin", ".exe", ".dll")) for n in names):
+                    return "macros or programs inside"
+                types = z.getinfo("[Content_Types].xml")
+                if types.file_size > 1024 * 1024:
+                    return "an oversized [Content_Types].xml"
+                if _OOXML_MAIN[kind].encode() not in z.read(types):
+                    return "not the content type of a " + kind.upper() + " document"
+        except (zipfile.BadZipFile, KeyError, ValueError, OSError, NotImplementedError, EOFError):
+            return "not a readable ZIP archive"
+        return None
+    return None
+
+
+def _jpeg_problem(data: bytes) -> str | None:
+    """Walks the JPEG markers from SOI to the start of scan: a frame header with a size must come first."""
+    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return "no end-of-image marker"
+    at, frame = 2, False
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return "a damaged marker"
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker == 0xD8 or 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            at += 2
+            continue
+        length = int.from_bytes(data[at + 2 : at + 4], "big")
+        if length < 2 or at + 2 + length > len(data):
+            return "a damaged segment length"
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            if length < 8:
+                return "a damaged frame header"
+            height = int.from_bytes(data[at + 5 : at + 7], "big")
+            width = int.from_bytes(data[at + 7 : at + 9], "big")
+            if width == 0 or height == 0:
+                return "an impossible image size"
+            frame = True
+        if marker == 0xDA:  # start of scan: the headers are done
+            return None if frame else "no frame header before the image data"
+        at += 2 + length
+    return "no image data"
+
+
 def check_attachment(data: bytes, filename: str, allowed: list[str], max_bytes: int) -> tuple[str, str]:
     """Validate an upload against the part's rule; return (type, stored file name).
 
-    Rule (documented in the API): the type is decided from the bytes; a file whose name says otherwise is
-    kept as what it is and its extension corrected (``ho-so.docx`` holding a PDF → ``ho-so.pdf``).
-    Empty → 422; over ``max_bytes`` → 413; an executable or a type the edition does not allow → 415."""
+    Rule (documented in the API): the type is decided from the bytes, and the file must be well formed as that
+    type (a PDF ends with ``%%EOF`` and carries no program; DOCX/XLSX are ZIPs with their content type and no
+    macros; PNG/JPEG have sound image headers); a file whose name says otherwise is kept as what it is and its
+    extension corrected (``ho-so.docx`` holding a PDF → ``ho-so.pdf``). A name with a control character or a
+    path separator → 422; empty → 422; over ``max_bytes`` → 413; an executable, a type the edition does not
+    allow or a malformed file → 415."""
+    filename = check_filename(filename)
     if not data:
         raise Problem(
             422,
@@ -394,7 +556,16 @@ def check_attachment(data: bytes, filename: str, allowed: list[str], max_bytes: 
             f"Loại tệp này không được chấp nhận; chỉ nhận: {shown}.",
             code="unsupported_type",
         )
-    stem = filename.rsplit("/", 1)[-1].rsplit("\\", 1)[-1].strip() or "tep-dinh-kem"
+    why = _structure_problem(kind, data)
+    if why is not None:
+        shown = kind.upper()
+        raise Problem(
+            415,
+            f"This is not a valid {shown} file: {why}.",
+            f"Tệp không phải tệp {shown} hợp lệ (cấu trúc tệp bị hỏng hoặc có nội dung lạ bên trong).",
+            code="malformed_file",
+        )
+    stem = filename
     base, dot, ext = stem.rpartition(".")
     if not dot:
         base = stem
@@ -573,6 +744,70 @@ def reviewers(
     chosen = [m for m in members if m not in excluded and m not in removed]
     chosen += [m for m in members if m in added and m not in excluded and m not in chosen]
     return chosen
+
+
+def counted_authors(authors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The authors an initiative counts: the submitter, outside co-authors, and directory co-authors who
+    confirmed their invitation (an author snapshot without the key predates invitations: counted)."""
+    return [a for a in authors if a.get("confirmed", True)]
+
+
+def invite_authors(
+    authors: list[dict[str, Any]], submitter: str, before: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Mark who must still confirm: a directory co-author other than the submitter is invited (unconfirmed)
+    unless they already confirmed in the previous version (``before``)."""
+    confirmed = {
+        a["person_id"]: a.get("confirmed_at")
+        for a in before or []
+        if a.get("person_id") and a.get("confirmed", True)
+    }
+    out = []
+    for a in authors:
+        pid = a.get("person_id")
+        if not pid or pid == submitter:
+            out.append({**a, "confirmed": True})
+        elif pid in confirmed:
+            out.append({**a, "confirmed": True, "confirmed_at": confirmed[pid]})
+        else:
+            out.append({**a, "confirmed": False})
+    return out
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Why a council member does not review an initiative (shown to the secretariat and the chair)."""
+
+    member_id: str
+    reason: Literal["own_unit", "conflict_declared", "removed_by_chair"]
+    detail: str | None
+    reason_vi: str
+
+
+def exclusions(
+    members: list[str],
+    member_units: dict[str, str | None],
+    unit_authors: dict[str, list[str]],
+    conflicts: dict[str, str | None],
+    removed: AbstractSet[str] = frozenset(),
+) -> list[Exclusion]:
+    """Every member left out of an initiative's review, with the reason; ``unit_authors`` maps each counted
+    unit (the submitting unit and confirmed authors' units) to who brings it in."""
+    out = []
+    for m in members:
+        unit = member_units.get(m)
+        if unit in unit_authors:
+            who = ", ".join(unit_authors[unit])
+            out.append(
+                Exclusion(m, "own_unit", f"{unit}: {who}", f"Cùng đơn vị với tác giả ({unit}: {who})")
+            )
+        elif m in conflicts:
+            why = conflicts[m]
+            vi = "Tự khai xung đột lợi ích" + (f": {why}" if why else "")
+            out.append(Exclusion(m, "conflict_declared", why, vi))
+        elif m in removed:
+            out.append(Exclusion(m, "removed_by_chair", None, "Chủ tịch Hội đồng phân công lại"))
+    return out
 
 
 def own_unit_refusal() -> Problem:

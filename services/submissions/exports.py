@@ -3,8 +3,6 @@ score table per initiative per member. CSV is UTF-8 with a BOM so spreadsheet pr
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -12,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from services.submissions import access, models
+from shared import spreadsheets
 from shared.clock import VN
 from shared.documents import format_date_vn, format_datetime_vn
 from shared.service import CallerDep, RuntimeDep
@@ -192,42 +191,19 @@ async def score_rows(
 
 
 def _xlsx(title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
-
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = title[:31]
-    ws.append([h for _, h in columns])
-    for cell in ws[1]:
-        cell.font = Font(bold=True)
-    for r in rows:
-        ws.append([r.get(k, "") for k, _ in columns])
-    for col in ws.columns:
-        for cell in col:
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
-    ws.freeze_panes = "A2"
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    return spreadsheets.xlsx_bytes([(title, _table(columns, rows))])
 
 
 def _csv(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow([h for _, h in columns])
-    for r in rows:
-        w.writerow([r.get(k, "") for k, _ in columns])
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+    return spreadsheets.csv_bytes(_table(columns, rows))
+
+
+def _table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> list[list[Any]]:
+    return [[h for _, h in columns], *([r.get(k, "") for k, _ in columns] for r in rows)]
 
 
 def _file(data: bytes, name: str, fmt: str) -> Response:
-    media = (
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        if fmt == "xlsx"
-        else "text/csv; charset=utf-8"
-    )
+    media = spreadsheets.XLSX_MEDIA_TYPE if fmt == "xlsx" else spreadsheets.CSV_MEDIA_TYPE
     return Response(
         data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
     )

@@ -19,6 +19,7 @@ from shared.events.envelope import new_event_id
 from shared.idempotency import request_hash
 from shared.problems import Problem, field_error
 from shared.service import Caller, CallerDep, Runtime, RuntimeDep, require_person
+from shared.text import LongText
 
 router = APIRouter(prefix="/tenants/{tenant}/editions/{edition}", tags=["initiatives"])
 
@@ -29,7 +30,7 @@ class InitiativeCreate(domain.InitiativeContent):
 
 class Withdrawal(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: LongText | None = Field(default=None, max_length=2000)
 
 
 def public(row: Any, attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -174,8 +175,10 @@ async def _open_for(
 
 
 def _event_authors(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Only the counted authors travel: a co-author who has not confirmed earns nothing anywhere."""
     return [
-        {"person_id": a.get("person_id"), "name": a["name"], "share": a["share"]} for a in body["authors"]
+        {"person_id": a.get("person_id"), "name": a["name"], "share": a["share"]}
+        for a in domain.counted_authors(body["authors"])
     ]
 
 
@@ -261,7 +264,7 @@ async def create_initiative(
         now = rt.now()
         extended = await intake.extension_of(conn, tenant, edition, part.id, unit_id)
         domain.check_intake_open(ed, part, now, extended)
-        authors = await _snapshot_authors(rt, conn, tenant, body, now)
+        authors = domain.invite_authors(await _snapshot_authors(rt, conn, tenant, body, now), person.id)
         existing = (
             await conn.execute(
                 sa.select(t.c.id, t.c.receipt_number, t.c.status).where(
@@ -340,7 +343,11 @@ async def revise_initiative(
     async with rt.engine.begin() as conn:
         row, ed, part = await _editable(rt, conn, caller, tenant, edition, submission_id)
         now = await _open_for(rt, conn, ed, part, row["unit_id"])
-        authors = await _snapshot_authors(rt, conn, tenant, content, now)
+        authors = domain.invite_authors(
+            await _snapshot_authors(rt, conn, tenant, content, now),
+            row["author_id"],
+            row["body"].get("authors"),
+        )
         body = {
             **content.model_dump(mode="json", exclude={"part", "unit_id", "authors"}),
             "authors": authors,
@@ -428,6 +435,50 @@ async def withdraw_initiative(
     return out
 
 
+@router.post(
+    "/initiatives/{submission_id}/authors/{person_id}/confirmation",
+    summary="An invited co-author confirms being an author (only that person; before the deadline in force)",
+    responses={
+        403: {"description": "the caller is not this invited co-author"},
+        404: {"description": "no such initiative, or the person is not listed on it"},
+        409: {"description": "withdrawn or ruled ineligible, or intake closed"},
+    },
+)
+async def confirm_authorship(
+    tenant: str, edition: str, submission_id: str, person_id: str, rt: RuntimeDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Until a listed co-author confirms, the initiative does not count them: not in its events (no reward),
+    and their unit does not take council members off its review. A confirmation of a submitted initiative
+    is a revision (``submission.revised`` with the authors now counted). A repeat changes nothing."""
+    if caller.person_id != person_id:
+        raise access.forbidden(
+            "Only the invited co-author confirms their own authorship.",
+            "Chỉ chính đồng tác giả được mời mới xác nhận được tư cách tác giả của mình.",
+        )
+    t = models.submissions
+    async with rt.engine.begin() as conn:
+        row = await access.load(conn, tenant, edition, submission_id, lock=True)
+        authors = list(row["body"].get("authors", []))
+        at = next((i for i, a in enumerate(authors) if a.get("person_id") == person_id), None)
+        if row["kind"] != "initiative" or at is None:
+            raise access.not_found()
+        if authors[at].get("confirmed", True):
+            return public(row, await _attachments(conn, submission_id))
+        domain.check_changeable(row["status"], "Sáng kiến")
+        ed = await access.edition_of(rt, conn, tenant, edition)
+        part = access.initiative_part(ed, row["part"])
+        now = await _open_for(rt, conn, ed, part, row["unit_id"])
+        authors[at] = {**authors[at], "confirmed": True, "confirmed_at": now.astimezone(VN).isoformat()}
+        body = {**row["body"], "authors": authors}
+        revision = row["revision"] + (1 if row["status"] == "submitted" else 0)
+        await conn.execute(sa.update(t).where(t.c.id == submission_id).values(body=body, revision=revision))
+        if row["status"] == "submitted":
+            await _emit_revised(rt, conn, row, body, revision, now)
+        out = public({**row, "body": body, "revision": revision}, await _attachments(conn, submission_id))
+    rt.outbox.committed()
+    return out
+
+
 @router.get("/initiatives/{submission_id}", summary="One initiative, if the caller may see it")
 async def get_initiative(
     tenant: str, edition: str, submission_id: str, rt: RuntimeDep, caller: CallerDep
@@ -462,6 +513,19 @@ async def list_initiatives(
 # ---------------------------------------------------------------------------------------------- attachments
 
 
+async def _attached(conn: AsyncConnection, submission_id: str) -> tuple[int, int]:
+    """(files, bytes) already attached to a submission."""
+    a = models.attachments
+    n, size = (
+        await conn.execute(
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(a.c.size), 0)).where(
+                a.c.submission_id == submission_id
+            )
+        )
+    ).one()
+    return int(n), int(size)
+
+
 async def _read_limited(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it exceeds ``limit`` (never held in full beyond it)."""
     buf = bytearray()
@@ -481,7 +545,11 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     "/initiatives/{submission_id}/attachments",
     status_code=201,
     summary="Attach a file (raw body; the type is decided from the bytes; a mismatching extension is corrected)",
-    responses={413: {"description": "over the edition's limit"}, 415: {"description": "type not accepted"}},
+    responses={
+        413: {"description": "over the edition's limit per file, files per submission or total size"},
+        415: {"description": "type not accepted, or not a well-formed file of its type"},
+        422: {"description": "empty file, or a file name with a control character or a path separator"},
+    },
 )
 async def upload_attachment(
     tenant: str,
@@ -492,8 +560,10 @@ async def upload_attachment(
     caller: CallerDep,
     filename: Annotated[str, Query(min_length=1, max_length=255)],
 ) -> JSONResponse:
+    domain.check_filename(filename)  # 422 before a byte of the body is read
     async with rt.engine.connect() as conn:
         row, ed, part = await _editable(rt, conn, caller, tenant, edition, submission_id)
+        count, total = await _attached(conn, submission_id)
     rule = part.attachments
     if rule is None:
         raise Problem(
@@ -502,7 +572,9 @@ async def upload_attachment(
             "Phần thi này không nhận tệp đính kèm.",
             code="no_attachments",
         )
+    domain.check_attachment_quota(count, total, 0, rule.max_files, rule.total_limit)
     data = await _read_limited(request, rule.max_bytes)
+    domain.check_attachment_quota(count, total, len(data), rule.max_files, rule.total_limit)
     kind, name = domain.check_attachment(data, filename, rule.types, rule.max_bytes)
     store = await objects.store_of(rt)
     digest = await objects.begin_upload(rt.engine, store, data)  # the bytes are stored before the row commits
@@ -510,6 +582,9 @@ async def upload_attachment(
     async with rt.engine.begin() as conn:
         row, ed, part = await _editable(rt, conn, caller, tenant, edition, submission_id)
         now = await _open_for(rt, conn, ed, part, row["unit_id"])
+        # again under the row lock: two uploads at once cannot both take the last place
+        count, total = await _attached(conn, submission_id)
+        domain.check_attachment_quota(count, total, len(data), rule.max_files, rule.total_limit)
         att = {
             "id": str(uuid.uuid4()),
             "tenant": tenant,

@@ -18,23 +18,24 @@ from shared.documents import Council, Edition, SelectionPart
 from shared.events.envelope import deterministic_id
 from shared.problems import Problem, field_error
 from shared.service import Caller, CallerDep, Runtime, RuntimeDep, require_person
+from shared.text import LongText
 
 router = APIRouter(prefix="/tenants/{tenant}/editions/{edition}", tags=["review"])
 
 
 class Rejection(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=5000, description="why it is ineligible (Vietnamese)")
+    reason: LongText = Field(min_length=1, max_length=5000, description="why it is ineligible (Vietnamese)")
 
 
 class Reinstatement(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(default=None, max_length=5000)
+    reason: LongText | None = Field(default=None, max_length=5000)
 
 
 class ConflictDeclaration(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: LongText | None = Field(default=None, max_length=2000)
 
 
 class Reassignment(BaseModel):
@@ -46,7 +47,7 @@ class Reassignment(BaseModel):
 class ScoreSheetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scores: dict[str, float] = Field(description="criterion id -> points, 0..max")
-    comment: str | None = Field(default=None, max_length=10_000)
+    comment: LongText | None = Field(default=None, max_length=10_000)
 
 
 class SelectionIn(BaseModel):
@@ -54,8 +55,8 @@ class SelectionIn(BaseModel):
     selected: list[str] = Field(
         min_length=1, description="submission ids selected for the provincial contest"
     )
-    notes: dict[str, str] = Field(default_factory=dict, description="submission id -> decision note")
-    decision_notes: str | None = Field(default=None, max_length=20_000, description="the council's minutes")
+    notes: dict[str, LongText] = Field(default_factory=dict, description="submission id -> decision note")
+    decision_notes: LongText | None = Field(default=None, max_length=20_000, description="the council's minutes")
 
 
 def _num(f: Fraction | None) -> float | None:
@@ -316,10 +317,16 @@ async def list_reviewers(
         scored = set(
             (await conn.execute(sa.select(s.c.member_id).where(s.c.submission_id == submission_id))).scalars()
         )
+        excluded = await access.review_exclusions(rt, conn, tenant, row, council)
     return {
         "submission_id": submission_id,
         "reviewers": [{"member_id": m, "scored": m in scored} for m in chosen],
+        "excluded": [_exclusion(e) for e in excluded],
     }
+
+
+def _exclusion(e: domain.Exclusion) -> dict[str, Any]:
+    return {"member_id": e.member_id, "reason": e.reason, "detail": e.detail, "reason_vi": e.reason_vi}
 
 
 @router.put(
@@ -463,6 +470,7 @@ async def ranking_rows(
                 "disputed": rk.disputed,
                 "sheets": rk.sheets,
                 "_units": access.author_units(r),
+                "_row": r,
                 "_scores": {sh["member_id"]: sh for sh in sheets[rk.submission_id]},
             }
         )
@@ -476,13 +484,22 @@ async def ranking(tenant: str, edition: str, rt: RuntimeDep, caller: CallerDep) 
     async with rt.engine.connect() as conn:
         part, council, rows = await ranking_rows(rt, conn, tenant, edition)
         decided = await _decided(conn, tenant, edition, part.id)
-    full = access.is_overseer(caller) or caller.person_id == council.chair
-    if not full and caller.person_id not in council.members:
-        raise access.forbidden("Council and secretariat only.", "Chỉ Hội đồng và Thường trực được xem.")
+        full = access.is_overseer(caller) or caller.person_id == council.chair
+        if not full and caller.person_id not in council.members:
+            raise access.forbidden("Council and secretariat only.", "Chỉ Hội đồng và Thường trực được xem.")
+        # who does not review each one, and why (own unit and through whom, declared conflict, chair)
+        excluded = {
+            r["submission_id"]: [
+                _exclusion(e) for e in await access.review_exclusions(rt, conn, tenant, r["_row"], council)
+            ]
+            for r in (rows if full else [])
+        }
     my_unit = caller.person.unit if caller.person else None
     out = []
     for r in rows:
         pub = {k: v for k, v in r.items() if not k.startswith("_")}
+        if full:
+            pub["excluded"] = excluded[r["submission_id"]]
         if not full and not decided and my_unit in r["_units"]:
             # Never their own unit's scores before the selection.
             pub.update(
@@ -642,7 +659,7 @@ async def select(
                     "unit_id": r["unit_id"],
                     "authors": [
                         {"person_id": a.get("person_id"), "name": a["name"], "share": a["share"]}
-                        for a in full["authors"]
+                        for a in domain.counted_authors(full["authors"])
                     ],
                     "score": r["score"],
                     "rank": r["rank"],

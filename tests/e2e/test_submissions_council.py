@@ -204,6 +204,30 @@ def test_council_flow_end_to_end(system: System) -> None:
     assert rev.status_code == 200, rev.text
     assert rev.json()["revision"] == 2 and rev.json()["receipt_number"] == receipts["I1"]
 
+    # ---- co-authors are invited: until they confirm, the initiative does not count them (issue 14, 5)
+    received_i5 = next(e for e in events_of(system, "submission.received") if e["subject"] == ids["I5"])
+    assert {a["person_id"] for a in received_i5["data"]["authors"]} == {"p-0015", None}  # p-0008 not yet
+    with _c(system, SECRETARIAT) as c:
+        before = c.get(f"{BASE}/initiatives/{ids['I5']}/reviewers").json()
+    assert "p-0007" in [r["member_id"] for r in before["reviewers"]]  # an unconfirmed co-author removes no one
+    for person in ("p-0015", SECRETARIAT, "p-0007"):  # nobody confirms for someone else
+        with _c(system, person) as c:
+            r = c.post(f"{BASE}/initiatives/{ids['I5']}/authors/p-0008/confirmation")
+        assert r.status_code == 403 and r.json()["detail_vi"], (person, r.text)
+    coauthors = {"I1": "p-0005", "I2": "p-0009", "I3": "p-0011", "I5": "p-0008", "I6": "p-0019"}
+    for key, person in coauthors.items():
+        with _c(system, person) as c:
+            r = c.post(f"{BASE}/initiatives/{ids[key]}/authors/{person}/confirmation")
+        assert r.status_code == 200, (key, r.text)
+        assert next(a for a in r.json()["authors"] if a.get("person_id") == person)["confirmed"] is True
+    with _c(system, SECRETARIAT) as c:
+        after = c.get(f"{BASE}/initiatives/{ids['I5']}/reviewers").json()
+    assert "p-0007" not in [r["member_id"] for r in after["reviewers"]]
+    (why,) = [e for e in after["excluded"] if e["member_id"] == "p-0007"]
+    assert why["reason"] == "own_unit" and "Lý Thị Mỹ Linh" in why["reason_vi"]
+    revised_i5 = [e for e in events_of(system, "submission.revised") if e["subject"] == ids["I5"]]
+    assert "p-0008" in {a["person_id"] for a in revised_i5[-1]["data"]["authors"]}
+
     # ---- attachments: type from the bytes, limits, and the same bytes back
     with _c(system, "p-0001") as c:
         up = c.post(
@@ -343,6 +367,14 @@ def test_council_flow_end_to_end(system: System) -> None:
     with _c(system, "p-0013") as c:
         theirs = {r["submission_id"]: r for r in c.get(f"{BASE}/ranking").json()["initiatives"]}
     assert theirs[ids["I4"]]["score"] is None and theirs[ids["I3"]]["score"] == 78.0
+    # The secretariat sees who is left out of each review, and why; a member does not.
+    i7 = next(r for r in ranking["initiatives"] if r["submission_id"] == ids["I7"])
+    assert {(e["member_id"], e["reason"]) for e in i7["excluded"]} == {
+        ("p-0021", "own_unit"),
+        ("p-0018", "conflict_declared"),
+    }
+    assert any("Vợ là đồng tác giả" in e["reason_vi"] for e in i7["excluded"])
+    assert "excluded" not in theirs[ids["I3"]]
 
     # ---- selection
     with _c(system, "p-0007") as c:

@@ -78,6 +78,8 @@ def system(test_servers, unique_prefix: str, tmp_path: Path) -> Iterator[System]
             "HOITHI_NOTIFY_RETRY_BASE_SECONDS": "0.5",
             "HOITHI_NOTIFY_RETRY_MAX_SECONDS": "3",
             "HOITHI_NOTIFY_MAX_ATTEMPTS": "100",
+            # the local receiver is on loopback: admitted only through the explicit allow-list
+            "HOITHI_NOTIFY_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
         },
     )
     sys_.set_clock(vn("2023-10-18T09:00:00"))  # before the mobilisation window opens (19/10)
@@ -150,6 +152,20 @@ def test_scripted_2023_run_sends_exactly_the_expected_messages_once(
                 f"/tenants/{TENANT}/webhooks", json={"url": receiver.url, "event_types": ["deadline.nope"]}
             )
             assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "event_types"
+            # SSRF: internal addresses beyond the allow-list, in any spelling, and credentials are refused
+            for url in (
+                "http://2130706434/",  # 127.0.0.2
+                "http://0x0a000001/",  # 10.0.0.1
+                "http://[::1]:4222/",
+                "http://169.254.169.254/latest/meta-data/",
+                "http://metadata.google.internal/",
+                "https://user:pw@hooks.example.com/",
+            ):
+                bad = c.post(f"/tenants/{TENANT}/webhooks", json={"url": url})
+                assert bad.status_code == 422, (url, bad.text)
+                (err,) = bad.json()["errors"]
+                assert err["field"] == "url" and err["message_vi"], bad.json()
+            assert len(c.get(f"/tenants/{TENANT}/webhooks").json()) == 2
         with system.client("notify", DIGEST_PERSON) as c:
             r = c.put(f"/tenants/{TENANT}/preferences/me", json={"mode": "digest"})
             assert r.status_code == 200, r.text
@@ -468,6 +484,8 @@ def test_scripted_2023_run_sends_exactly_the_expected_messages_once(
             assert c.get(f"/tenants/{TENANT}/deliveries", params={"status": "failed"}).json() == []
             paused = c.get(f"/tenants/{TENANT}/deliveries", params={"status": "paused"}).json()
             assert [(d["channel"], d["recipient"]) for d in paused] == [("webhook", failing_id)]
+            # only the status code is recorded, never what the endpoint answered
+            assert paused[0]["last_error"] == "RuntimeError: HTTP 500", paused[0]["last_error"]
             # the receiver is fixed and the subscription enabled again: what it missed is sent
             receiver.failing.clear()
             assert c.post(f"/tenants/{TENANT}/webhooks/{failing_id}/enable").json()["enabled"] is True

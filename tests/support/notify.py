@@ -246,6 +246,7 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self.failing: set[str] = {"/failing"}
+        self.redirects: dict[str, str] = {}  # path -> Location answered with 302
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -253,9 +254,15 @@ class WebhookReceiver:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 receiver.requests.append(Received(self.path, dict(self.headers.items()), body))
+                if self.path in receiver.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", receiver.redirects[self.path])
+                    self.end_headers()
+                    return
                 self.send_response(500 if self.path in receiver.failing else 200)
                 self.end_headers()
-                self.wfile.write(b"{}")
+                # an internal-looking answer: it must never show up in notify's delivery log
+                self.wfile.write(b'{"internal": "db password hunter2"}' if self.path in receiver.failing else b"{}")
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

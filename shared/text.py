@@ -1,0 +1,56 @@
+"""Free text as every input model takes it: NFC-normalised, without control characters.
+
+Vietnamese arrives in NFD from some keyboards (``e`` + combining marks): stored as typed, the same name would
+compare, sort and search differently from its NFC twin. Control characters have no place in a person's text and
+break what comes after — a NUL makes every XLSX export of the edition fail. So:
+
+- ``Text`` — one line (names, titles, codes typed by people): no control character at all;
+- ``LongText`` — a narrative: line feeds and tabs are kept (a CR LF or a lone CR becomes LF), nothing else.
+
+Both normalise to NFC *before* length limits, so ``max_length`` counts what is stored. A refusal is a 422 naming
+the field (``control_character``), in English and Vietnamese.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+
+from shared.errors import bilingual_error
+
+__all__ = ["LongText", "Text", "clean_text"]
+
+# Cc (C0, DEL, C1) plus the Unicode line/paragraph separators, which some parsers treat as line breaks.
+_EXTRA = {"\u2028", "\u2029"}
+
+
+def clean_text(value: str, *, multiline: bool) -> str:
+    """``value`` in NFC; raises ``bilingual_error('control_character', …)`` on a control character."""
+    if multiline:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    allowed = ("\n", "\t") if multiline else ()
+    for ch in value:
+        if ch in allowed:
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cs") or ch in _EXTRA:
+            code = f"U+{ord(ch):04X}"
+            raise bilingual_error(
+                "control_character",
+                f"Control characters are not allowed (found {code})",
+                f"Không được chứa ký tự điều khiển (có ký tự {code})",
+            )
+    return unicodedata.normalize("NFC", value)
+
+
+def _text(value: Any) -> Any:
+    return clean_text(value, multiline=False) if isinstance(value, str) else value
+
+
+def _long_text(value: Any) -> Any:
+    return clean_text(value, multiline=True) if isinstance(value, str) else value
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+LongText = Annotated[str, BeforeValidator(_long_text)]
