@@ -6,7 +6,6 @@ Migrations run as their own step (``hoithi migrate``), never inside a service's 
 from __future__ import annotations
 
 import asyncio
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,16 @@ from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from shared.settings import service_settings
-
-ROOT = Path(__file__).resolve().parent.parent
+from shared.settings import load, registry, service_settings
 
 
 def _metadata(name: str) -> sa.MetaData:
-    return importlib.import_module(f"services.{name}.models").metadata  # type: ignore[no-any-return]
+    return load(registry()[name].models).metadata  # type: ignore[no-any-return]
 
 
 def alembic_config(name: str, url: str | None = None) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(ROOT / "services" / name / "migrations"))
+    cfg.set_main_option("script_location", str(registry()[name].migrations))
     cfg.set_main_option("sqlalchemy.url", (url or service_settings(name).database_url).replace("%", "%%"))
     cfg.attributes["service"] = name
     return cfg

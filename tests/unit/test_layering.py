@@ -1,9 +1,13 @@
-"""domain.py of every service is pure: importing it pulls in no web framework, database or broker."""
+"""The layers hold: domain.py of every service is pure (importing it pulls in no web framework, database or
+broker); shared/ names no service (it reads the registry); no service imports another."""
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +24,67 @@ def test_domain_imports_no_framework_database_or_broker(service: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == "", f"services.{service}.domain imports {out}"
+
+
+# ---------------------------------------------------------------- who may import whom
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRY = "services.registry"
+
+
+def _imports_and_import_strings(path: Path) -> list[tuple[int, str]]:
+    """(line, dotted name) for every import in ``path`` and every string that reads as an import string
+    (``services.x``, ``services.x.app:create_app``, also the literal part of an f-string such as
+    ``f"services.{name}.app"``) or as a path into the services folder (``ROOT / "services" / name``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if node.value == "services":
+                found.append((node.lineno, "services."))
+            found += [(node.lineno, m) for m in re.findall(r"\bservices\.[\w.{}:]*", node.value)]
+    return found
+
+
+def _service_named(dotted: str) -> str | None:
+    """The service a dotted name or import string points into (``services.<name>…``), else None."""
+    parts = re.split(r"[.:]", dotted)
+    if parts[0] != "services" or len(parts) < 2 or parts[1] == REGISTRY.split(".")[1]:
+        return None
+    return parts[1] or "?"
+
+
+def _python_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_shared_names_no_service() -> None:
+    """shared/ imports no service and builds no import string into one: it reads the registry."""
+    offences = [
+        f"{path.relative_to(ROOT)}:{line} {name}"
+        for path in _python_files(ROOT / "shared")
+        for line, name in _imports_and_import_strings(path)
+        if _service_named(name) is not None
+    ]
+    assert offences == [], "shared/ names a service:\n" + "\n".join(offences)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_imports_no_other_service(service: str) -> None:
+    offences = [
+        f"{path.relative_to(ROOT)}:{line} {name}"
+        for path in _python_files(ROOT / "services" / service)
+        for line, name in _imports_and_import_strings(path)
+        if _service_named(name) not in (None, service)
+    ]
+    assert offences == [], f"{service} reaches into another service:\n" + "\n".join(offences)
+
+
+def test_the_registry_names_every_service_folder() -> None:
+    """Every folder under services/ with an app is in the registry, so the CLI, migrations and settings see it."""
+    folders = {p.parent.name for p in (ROOT / "services").glob("*/app.py")}
+    assert folders == set(SERVICES)
