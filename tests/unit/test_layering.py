@@ -88,3 +88,51 @@ def test_the_registry_names_every_service_folder() -> None:
     """Every folder under services/ with an app is in the registry, so the CLI, migrations and settings see it."""
     folders = {p.parent.name for p in (ROOT / "services").glob("*/app.py")}
     assert folders == set(SERVICES)
+
+
+# ---------------------------------------------------------------- one concept, one place
+ENTITY_KEYS = {"unit_id": "unit", "person_id": "person", "union_id": "union"}
+
+
+def _calls(node: ast.AST, name: str) -> bool:
+    """``node`` is a call of ``name`` or ``x.name`` (``sa.Table``, ``Column``)."""
+    return isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == name
+
+
+def _directory_copy_tables(path: Path) -> list[tuple[str, str, int]]:
+    """(entity, table name, line) for every ``Table(...)`` in ``path`` that keeps a directory entity's document:
+    a ``doc`` column and ``unit_id`` / ``person_id`` / ``union_id`` in the primary key."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not _calls(node, "Table"):
+            continue
+        assert isinstance(node, ast.Call)
+        columns = {
+            str(arg.args[0].value): any(
+                k.arg == "primary_key" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in arg.keywords
+            )
+            for arg in node.args
+            if _calls(arg, "Column") and arg.args and isinstance(arg.args[0], ast.Constant)  # type: ignore[attr-defined]
+        }
+        name = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else "?"
+        if "doc" in columns:
+            found += [
+                (entity, str(name), node.lineno) for key, entity in ENTITY_KEYS.items() if columns.get(key)
+            ]
+    return found
+
+
+def test_every_copied_directory_entity_table_is_defined_once_in_shared_copies() -> None:
+    """Units, unions and people are kept in one table definition each (shared/copies.py), which every service's
+    models reuse: no service keeps its own table of unions (or units, or people) beside it."""
+    places: dict[str, list[str]] = {}
+    for folder in ("shared", "services"):
+        for path in _python_files(ROOT / folder):
+            if "migrations" in path.parts:
+                continue  # history: revisions created and moved these tables
+            for entity, table, line in _directory_copy_tables(path):
+                places.setdefault(entity, []).append(f"{path.relative_to(ROOT)}:{line} {table}")
+    assert set(places) == set(ENTITY_KEYS.values()), places
+    for entity, where in places.items():
+        assert len(where) == 1 and where[0].startswith("shared/copies.py:"), f"{entity} defined in: {where}"
