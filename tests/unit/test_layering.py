@@ -136,3 +136,27 @@ def test_every_copied_directory_entity_table_is_defined_once_in_shared_copies() 
     assert set(places) == set(ENTITY_KEYS.values()), places
     for entity, where in places.items():
         assert len(where) == 1 and where[0].startswith("shared/copies.py:"), f"{entity} defined in: {where}"
+
+
+# ---------------------------------------------------------------- domain errors carry no HTTP status
+@pytest.mark.parametrize("service", SERVICES)
+def test_domain_rules_refuse_without_an_http_status(service: str) -> None:
+    """A domain rule says *why* it refuses (``DomainError`` with a ``Refusal``); only the API layer knows the
+    status. So no domain module builds a ``Problem`` (the HTTP answer) or passes a status code."""
+    folder = ROOT / "services" / service
+    paths = [folder / "domain.py"] if (folder / "domain.py").exists() else _python_files(folder / "domain")
+    offences = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            named = (
+                node.id if isinstance(node, ast.Name) else node.name if isinstance(node, ast.alias) else ""
+            )
+            if named == "Problem":
+                offences.append(f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')} Problem")
+            elif _calls(node, "DomainError") and _is_http_status(node.args[0] if node.args else None):  # type: ignore[attr-defined]
+                offences.append(f"{path.relative_to(ROOT)}:{node.lineno} DomainError with a status")  # type: ignore[attr-defined]
+    assert offences == [], f"{service}'s domain speaks HTTP:\n" + "\n".join(offences)
+
+
+def _is_http_status(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, int) and 400 <= node.value < 600
