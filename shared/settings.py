@@ -113,9 +113,9 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     name: str = ""
-    database_url: str = ""
-    host: str = "127.0.0.1"
-    port: int = 0
+    database_url: str = Field(default="", description="its own database (SQLite file or PostgreSQL)")
+    host: str = Field(default="127.0.0.1", description="HTTP address to listen on")
+    port: int = Field(default=0, description="HTTP port (default: the registry's)")
 
 
 def service_settings(name: str, shared: Settings | None = None) -> ServiceSettings:
