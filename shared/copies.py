@@ -174,29 +174,42 @@ class Copies:
         return Edition.model_validate_json(doc) if doc else None
 
 
-def copy_tables(metadata: sa.MetaData) -> Copies:
-    units = sa.Table(
-        "copy_units",
+def _directory_table(
+    metadata: sa.MetaData, name: str, key: str, *columns: sa.Column[Any], dated: bool
+) -> sa.Table:
+    """One directory entity's copy: its id within the tenant (and the date a row is in force from, if dated),
+    its own columns, the whole document, and the sequence of the fact that wrote it."""
+    return sa.Table(
+        name,
         metadata,
         sa.Column("tenant", sa.String(100), primary_key=True),
-        sa.Column("unit_id", sa.String(100), primary_key=True),
-        sa.Column("effective_from", sa.Date, primary_key=True),
+        sa.Column(key, sa.String(100), primary_key=True),
+        *([sa.Column("effective_from", sa.Date, primary_key=True)] if dated else []),
+        *columns,
+        sa.Column("doc", sa.Text, nullable=False),
+        sa.Column("sequence", sa.Integer, nullable=False),
+    )
+
+
+def copy_tables(metadata: sa.MetaData) -> Copies:
+    """The copy tables, the one definition every service's models reuse."""
+    units = _directory_table(
+        metadata,
+        "copy_units",
+        "unit_id",
         sa.Column("code", sa.String(50), nullable=False),
         sa.Column("name", sa.String(300), nullable=False),
-        sa.Column("doc", sa.Text, nullable=False),
-        sa.Column("sequence", sa.Integer, nullable=False),
+        dated=True,
     )
-    people = sa.Table(
-        "copy_people",
+    people = _directory_table(
         metadata,
-        sa.Column("tenant", sa.String(100), primary_key=True),
-        sa.Column("person_id", sa.String(100), primary_key=True),
-        sa.Column("effective_from", sa.Date, primary_key=True),
+        "copy_people",
+        "person_id",
         sa.Column("unit_id", sa.String(100), nullable=False),
         sa.Column("email", sa.String(300), nullable=False),
-        sa.Column("doc", sa.Text, nullable=False),
-        sa.Column("sequence", sa.Integer, nullable=False),
+        dated=True,
     )
+    unions = _directory_table(metadata, "copy_unions", "union_id", dated=False)
     editions = sa.Table(
         "copy_editions",
         metadata,
@@ -205,14 +218,6 @@ def copy_tables(metadata: sa.MetaData) -> Copies:
         sa.Column("version", sa.Integer, primary_key=True),
         sa.Column("doc", sa.Text, nullable=False),
         sa.Column("published_at", UtcDateTime(), nullable=False),
-    )
-    unions = sa.Table(
-        "copy_unions",
-        metadata,
-        sa.Column("tenant", sa.String(100), primary_key=True),
-        sa.Column("union_id", sa.String(100), primary_key=True),
-        sa.Column("doc", sa.Text, nullable=False),
-        sa.Column("sequence", sa.Integer, nullable=False),
     )
     return Copies(units, people, editions, unions)
 

@@ -9,7 +9,7 @@ status: 404, 401, …).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from pydantic_core import PydanticCustomError
 
@@ -29,48 +29,38 @@ class Refusal(StrEnum):
     UNSUPPORTED = "unsupported"  # a kind of content not accepted (a file's type)
 
 
-class DomainError(Exception):
-    """A rule refused: the kind of refusal, the English and Vietnamese text, field errors if any."""
+class Details(TypedDict, total=False):
+    code: str  # a stable name of the error (the problem type's last segment)
+    errors: list[dict[str, Any]]  # one per field: ``field_error(…)``
+    extra: dict[str, Any]  # more members of the problem details
 
-    def __init__(
-        self,
-        refusal: Refusal,
-        detail: str,
-        detail_vi: str,
-        *,
-        code: str = "",
-        errors: list[dict[str, Any]] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
+
+class BilingualError(Exception):
+    """English and Vietnamese detail, a code, field errors: what every refusal tells a person."""
+
+    def __init__(self, detail: str, detail_vi: str, **details: Unpack[Details]) -> None:
         super().__init__(detail)
-        self.refusal = refusal
         self.detail = detail
         self.detail_vi = detail_vi
-        self.code = code
-        self.errors = errors or []
-        self.extra = extra or {}
+        self.code = details.get("code", "")
+        self.errors = details.get("errors") or []
+        self.extra = details.get("extra") or {}
 
 
-class Problem(Exception):
+class DomainError(BilingualError):
+    """A rule refused: the kind of refusal, and what to tell the person."""
+
+    def __init__(self, refusal: Refusal, detail: str, detail_vi: str, **details: Unpack[Details]) -> None:
+        super().__init__(detail, detail_vi, **details)
+        self.refusal = refusal
+
+
+class Problem(BilingualError):
     """An HTTP answer a route gives (status, English and Vietnamese detail): the API layer's, not the domain's."""
 
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        detail_vi: str,
-        *,
-        code: str = "",
-        errors: list[dict[str, Any]] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(detail)
+    def __init__(self, status: int, detail: str, detail_vi: str, **details: Unpack[Details]) -> None:
+        super().__init__(detail, detail_vi, **details)
         self.status = status
-        self.detail = detail
-        self.detail_vi = detail_vi
-        self.code = code
-        self.errors = errors or []
-        self.extra = extra or {}
 
 
 def field_error(field: str, en: str, vi: str, code: str = "invalid") -> dict[str, Any]:

@@ -56,6 +56,24 @@ def create_shared_tables(*names: str) -> None:
             op.create_index(index.name, name, [c.name for c in index.columns], unique=index.unique)
 
 
+def move_into_shared_table(name: str, old: str, select: str | None = None) -> None:
+    """Inside ``upgrade()``: a service's own table of a shared thing moves into the shared definition — create
+    ``name``, copy ``old``'s rows into it (``select``: its columns, in order, as expressions over ``old``; by
+    default the same names), drop ``old``."""
+    create_shared_tables(name)
+    columns = ", ".join(c.name for c in shared_tables().tables[name].columns)
+    op.execute(f"INSERT INTO {name} ({columns}) SELECT {select or columns} FROM {old}")
+    op.drop_table(old)
+
+
+def move_out_of_shared_table(name: str, old: sa.Table) -> None:
+    """Inside ``downgrade()``: the reverse — re-create ``old`` as it was, copy its columns back, drop ``name``."""
+    op.create_table(old.name, *(c._copy() for c in old.columns))
+    columns = ", ".join(c.name for c in old.columns)
+    op.execute(f"INSERT INTO {old.name} ({columns}) SELECT {columns} FROM {name}")
+    drop_shared_tables(name)
+
+
 def drop_shared_tables(*names: str) -> None:
     """Inside a revision's ``downgrade()``: the reverse of ``create_shared_tables`` (indexes go with them)."""
     for name in reversed(names):

@@ -1,43 +1,23 @@
-"""h-house: unions live with units and people in the shared copy (notify_unions -> copy_unions)
-
-Revision ID: 3d150ec259e2
-Revises: 159f552de70c
-Create Date: 2026-12-02 04:35:00
-"""
-
-from collections.abc import Sequence
+"""h-house: notify's unions move into the shared copy (notify_unions -> copy_unions), rows as they are."""
 
 import sqlalchemy as sa
-from alembic import op
 
-from shared.migrate import create_shared_tables, drop_shared_tables
+from shared.migrate import move_into_shared_table, move_out_of_shared_table
 
-revision: str = "3d150ec259e2"
-down_revision: str | None = "159f552de70c"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "3d150ec259e2"
+down_revision = "159f552de70c"
 
 
 def upgrade() -> None:
-    create_shared_tables("copy_unions")
-    op.execute(
-        "INSERT INTO copy_unions (tenant, union_id, doc, sequence) "
-        "SELECT tenant, union_id, doc, sequence FROM notify_unions"
-    )
-    op.drop_table("notify_unions")
+    move_into_shared_table("copy_unions", "notify_unions")
 
 
 def downgrade() -> None:
-    op.create_table(
+    old = sa.Table(
         "notify_unions",
-        sa.Column("tenant", sa.String(length=100), nullable=False),
-        sa.Column("union_id", sa.String(length=100), nullable=False),
-        sa.Column("doc", sa.Text(), nullable=False),
-        sa.Column("sequence", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("tenant", "union_id"),
+        sa.MetaData(),
+        *(sa.Column(name, sa.String(100), primary_key=True) for name in ("tenant", "union_id")),
+        sa.Column("doc", sa.Text, nullable=False),
+        sa.Column("sequence", sa.Integer, nullable=False),
     )
-    op.execute(
-        "INSERT INTO notify_unions (tenant, union_id, doc, sequence) "
-        "SELECT tenant, union_id, doc, sequence FROM copy_unions"
-    )
-    drop_shared_tables("copy_unions")
+    move_out_of_shared_table("copy_unions", old)

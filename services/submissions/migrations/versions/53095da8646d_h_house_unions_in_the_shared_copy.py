@@ -2,14 +2,9 @@
 
 Submissions kept no unions until now, but its inbox holds every ``directory.unit.changed`` it applied: the
 newest union fact of each (tenant, union) fills the copy, as the consumer would have.
-
-Revision ID: 53095da8646d
-Revises: 0adf41425dcc
-Create Date: 2026-12-02 04:35:00
 """
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,10 +13,8 @@ from alembic import op
 from shared.documents import Union
 from shared.migrate import create_shared_tables, drop_shared_tables
 
-revision: str = "53095da8646d"
-down_revision: str | None = "0adf41425dcc"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "53095da8646d"
+down_revision = "0adf41425dcc"
 
 
 def upgrade() -> None:
