@@ -175,3 +175,21 @@ def test_domain_rules_refuse_without_an_http_status(service: str) -> None:
 
 def _is_http_status(node: ast.AST | None) -> bool:
     return isinstance(node, ast.Constant) and isinstance(node.value, int) and 400 <= node.value < 600
+
+
+def test_no_service_history_copies_the_backbone_ddl() -> None:
+    """The outbox, inbox, sequences, idempotency keys and copies are created by shared.migrate's helper from
+    their one definition; no revision spells their DDL again."""
+    from shared.migrate import shared_tables
+
+    names = set(shared_tables().tables)
+    offences = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.args[0].value}"  # type: ignore[attr-defined]
+        for path in sorted((ROOT / "services").glob("*/migrations/versions/*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if _calls(node, "create_table")
+        and node.args  # type: ignore[attr-defined]
+        and isinstance(node.args[0], ast.Constant)  # type: ignore[attr-defined]
+        and node.args[0].value in names  # type: ignore[attr-defined]
+    ]
+    assert offences == [], "shared tables spelled out in a revision:\n" + "\n".join(offences)
