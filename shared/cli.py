@@ -1,13 +1,15 @@
-"""``hoithi``: everything an operator runs. Services are started by import string, never imported here."""
+"""``hoithi``: everything an operator runs. Services are found in the registry (``services/registry.py``) and
+started by its import strings; this module names none of them. A service's own commands (``hoithi seed``,
+``hoithi rewards …``) are mounted from its ``cli`` module."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import importlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -17,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from shared.clock import write_clock_file
-from shared.settings import SERVICES, get_settings, service_settings
+from shared.settings import SERVICES, get_settings, load, registry, service_settings
 
 app = typer.Typer(help="hoithi — Hội thi Cải cách hành chính: operator commands.", no_args_is_help=True)
 events_app = typer.Typer(help="Look at the event stream.", no_args_is_help=True)
@@ -26,7 +28,6 @@ app.add_typer(events_app, name="events")
 app.add_typer(dl_app, name="deadletters")
 
 DEMO_START = "2023-10-20T09:00:00+07:00"
-SEED_DIR = Path("deploy/seed/soctrang-stnmt-2023")
 
 
 def _names(names: list[str] | None) -> list[str]:
@@ -45,7 +46,7 @@ async def _nats(url: str | None = None) -> Any:
 
 @app.command()
 def serve(
-    name: Annotated[str, typer.Argument(help="campaign | submissions | rewards | notify")],
+    name: Annotated[str, typer.Argument(help=" | ".join(SERVICES))],
     host: Annotated[str | None, typer.Option(help="default: HOITHI_<NAME>_HOST or 127.0.0.1")] = None,
     port: Annotated[
         int | None, typer.Option(help="default: HOITHI_<NAME>_PORT or the service's port")
@@ -57,7 +58,7 @@ def serve(
     _names([name])
     own = service_settings(name)
     uvicorn.run(
-        f"services.{name}.app:create_app",
+        registry()[name].app,
         factory=True,
         host=host or own.host,
         port=port or own.port,
@@ -115,17 +116,6 @@ def token(
     from shared.auth import issue_token
 
     typer.echo(issue_token(get_settings(), person, tenant, ttl_minutes=minutes))
-
-
-@app.command()
-def seed(
-    path: Annotated[Path, typer.Argument(help="folder with directory.yaml and edition.yaml")] = SEED_DIR,
-) -> None:
-    """Load a directory and an edition into campaign (idempotent); campaign publishes them."""
-
-    loader = importlib.import_module("services.campaign.seed")
-    for line in asyncio.run(loader.load(path)):
-        typer.echo(line)
 
 
 @events_app.command("tail")
@@ -283,7 +273,7 @@ def up(
     typer.echo("migrating the four databases…")
     migrate(None)
     typer.echo("loading the 2023 demo edition…")
-    seed(SEED_DIR)
+    subprocess.run([sys.executable, "-m", "shared.cli", "seed"], env=env, check=True)
     procs["streams"] = f"{hoithi} streams --wait 60 && {hoithi} watch"
     for n in SERVICES:
         procs[n] = f"{hoithi} serve {n}"
@@ -358,16 +348,17 @@ def _clock_file() -> Path | None:
 
 
 def _mount_service_commands() -> None:
-    """A service may add operator commands (``services/<name>/cli.py`` with ``commands: dict[str, Typer]``),
-    found by import string like everything else the CLI starts."""
-    import importlib.util
-
-    for name in SERVICES:
-        if importlib.util.find_spec(f"services.{name}.cli") is None:
+    """A service may add operator commands: the registry's ``cli`` module with ``commands``, a dict of a
+    command group (``typer.Typer``) or a single command (a function) by name."""
+    for entry in registry().values():
+        if entry.cli is None:
             continue
-        module = importlib.import_module(f"services.{name}.cli")
+        module = load(entry.cli)
         for command, sub in getattr(module, "commands", {}).items():
-            app.add_typer(sub, name=command)
+            if isinstance(sub, typer.Typer):
+                app.add_typer(sub, name=command)
+            else:
+                app.command(name=command)(sub)
 
 
 @app.command()

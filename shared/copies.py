@@ -1,8 +1,10 @@
 """Each service's own copy of the directory and of the editions, kept from events.
 
-Services never read campaign's database: they fold ``directory.*`` and ``edition.published`` into these tables.
-Rows are effective-dated (a person's move is a new row from a date) and a fact older, by ``sequence``, than the
-one already kept never overwrites it, so redelivery and reordering never roll the copy backwards.
+Services never read campaign's database: they fold ``directory.*`` and ``edition.published`` into these tables
+(units, unions, people, editions: the one definition of each; every service's models call ``copy_tables``).
+Unit and person rows are effective-dated (a person's move is a new row from a date); a union is one row. A fact
+older, by ``sequence``, than the one already kept never overwrites it — one statement decides that
+(``upsert_newer``), so redelivery, reordering and two replicas writing at once never roll the copy backwards.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import VN
-from shared.db import UtcDateTime, insert_ignore
-from shared.documents import Edition, Person, Unit
+from shared.db import UtcDateTime, insert_ignore, upsert_newer
+from shared.documents import Edition, Person, Union, Unit
 from shared.events.envelope import Envelope
 
 FAR_PAST = date(1900, 1, 1)
@@ -28,6 +30,7 @@ class Copies:
     units: sa.Table
     people: sa.Table
     editions: sa.Table
+    unions: sa.Table
 
     # ------------------------------------------------------------------ writes (from events)
     async def apply(self, conn: AsyncConnection, env: Envelope) -> None:
@@ -41,16 +44,20 @@ class Copies:
     async def _upsert(
         self, conn: AsyncConnection, table: sa.Table, key: dict[str, Any], row: dict[str, Any]
     ) -> None:
-        cond = sa.and_(*(table.c[k] == v for k, v in key.items()))
-        current = (await conn.execute(sa.select(table.c.sequence).where(cond))).first()
-        if current is None:
-            await conn.execute(insert_ignore(conn, table, {**key, **row}))
-        elif current.sequence < row["sequence"]:
-            await conn.execute(sa.update(table).where(cond).values(**row))
+        await conn.execute(upsert_newer(conn, table, {**key, **row}))
 
     async def _upsert_unit(self, conn: AsyncConnection, env: Envelope) -> None:
-        unit = env.parsed().unit  # type: ignore[attr-defined]
+        parsed = env.parsed()
+        unit = parsed.unit  # type: ignore[attr-defined]
         if unit is None:  # a union change travels in the same type
+            union = parsed.union  # type: ignore[attr-defined]
+            if union is not None:
+                await self._upsert(
+                    conn,
+                    self.unions,
+                    {"tenant": env.tenant, "union_id": union.id},
+                    {"doc": union.model_dump_json(), "sequence": env.sequence},
+                )
             return
         await self._upsert(
             conn,
@@ -147,6 +154,12 @@ class Copies:
                 out.append(p)
         return out
 
+    async def unions_of(self, conn: AsyncConnection, tenant: str) -> dict[str, Union]:
+        """Every union (Chi đoàn, Công đoàn) of ``tenant`` as last published, by id."""
+        t = self.unions
+        docs = (await conn.execute(sa.select(t.c.doc).where(t.c.tenant == tenant))).scalars()
+        return {u.id: u for u in (Union.model_validate_json(d) for d in docs)}
+
     async def edition(self, conn: AsyncConnection, tenant: str, edition: str) -> Edition | None:
         """The latest published version of an edition."""
         t = self.editions
@@ -161,29 +174,42 @@ class Copies:
         return Edition.model_validate_json(doc) if doc else None
 
 
-def copy_tables(metadata: sa.MetaData) -> Copies:
-    units = sa.Table(
-        "copy_units",
+def _directory_table(
+    metadata: sa.MetaData, name: str, key: str, *columns: sa.Column[Any], dated: bool
+) -> sa.Table:
+    """One directory entity's copy: its id within the tenant (and the date a row is in force from, if dated),
+    its own columns, the whole document, and the sequence of the fact that wrote it."""
+    return sa.Table(
+        name,
         metadata,
         sa.Column("tenant", sa.String(100), primary_key=True),
-        sa.Column("unit_id", sa.String(100), primary_key=True),
-        sa.Column("effective_from", sa.Date, primary_key=True),
+        sa.Column(key, sa.String(100), primary_key=True),
+        *([sa.Column("effective_from", sa.Date, primary_key=True)] if dated else []),
+        *columns,
+        sa.Column("doc", sa.Text, nullable=False),
+        sa.Column("sequence", sa.Integer, nullable=False),
+    )
+
+
+def copy_tables(metadata: sa.MetaData) -> Copies:
+    """The copy tables, the one definition every service's models reuse."""
+    units = _directory_table(
+        metadata,
+        "copy_units",
+        "unit_id",
         sa.Column("code", sa.String(50), nullable=False),
         sa.Column("name", sa.String(300), nullable=False),
-        sa.Column("doc", sa.Text, nullable=False),
-        sa.Column("sequence", sa.Integer, nullable=False),
+        dated=True,
     )
-    people = sa.Table(
-        "copy_people",
+    people = _directory_table(
         metadata,
-        sa.Column("tenant", sa.String(100), primary_key=True),
-        sa.Column("person_id", sa.String(100), primary_key=True),
-        sa.Column("effective_from", sa.Date, primary_key=True),
+        "copy_people",
+        "person_id",
         sa.Column("unit_id", sa.String(100), nullable=False),
         sa.Column("email", sa.String(300), nullable=False),
-        sa.Column("doc", sa.Text, nullable=False),
-        sa.Column("sequence", sa.Integer, nullable=False),
+        dated=True,
     )
+    unions = _directory_table(metadata, "copy_unions", "union_id", dated=False)
     editions = sa.Table(
         "copy_editions",
         metadata,
@@ -193,7 +219,7 @@ def copy_tables(metadata: sa.MetaData) -> Copies:
         sa.Column("doc", sa.Text, nullable=False),
         sa.Column("published_at", UtcDateTime(), nullable=False),
     )
-    return Copies(units, people, editions)
+    return Copies(units, people, editions, unions)
 
 
 def dumps(obj: Any) -> str:

@@ -10,6 +10,7 @@ survive a power cut — and write transactions begin IMMEDIATE so two writers qu
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,17 +130,61 @@ def backbone_tables(metadata: sa.MetaData) -> Backbone:
     return Backbone(outbox, inbox, sequences, idempotency)
 
 
+def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    """``INSERT`` in the dialect of ``conn``: PostgreSQL and SQLite both speak ``ON CONFLICT``."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
 def insert_ignore(
     conn: AsyncConnection, table: sa.Table, values: dict[str, Any] | list[dict[str, Any]]
 ) -> Any:
     """INSERT … ON CONFLICT DO NOTHING in the dialect of ``conn`` (statement, not executed)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+    return _insert(conn, table).values(values).on_conflict_do_nothing()
 
-        return pg_insert(table).values(values).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(table).values(values).on_conflict_do_nothing()
+def upsert(
+    conn: AsyncConnection,
+    table: sa.Table,
+    values: dict[str, Any],
+    *,
+    key: Sequence[str] | None = None,
+    set_: dict[str, Any] | Callable[[Any], dict[str, Any]] | None = None,
+    where: Callable[[Any], Any] | None = None,
+) -> Any:
+    """INSERT … ON CONFLICT (key) DO UPDATE SET … [WHERE …] in the dialect of ``conn``: one statement, so no
+    other writer comes between a read and a write (statement, not executed; add ``.returning`` at will).
+
+    ``key`` defaults to the primary key; ``set_`` to every other column of ``values`` taken from the row
+    being inserted, or is a dict of expressions, or a function of ``excluded`` (the row being inserted)
+    returning one; ``where`` is a function of ``excluded`` deciding whether the stored row is overwritten."""
+    keys = list(key) if key is not None else [c.name for c in table.primary_key.columns]
+    stmt = _insert(conn, table).values(values)
+    excluded = stmt.excluded
+    if set_ is None:
+        changes = {c: excluded[c] for c in values if c not in keys}
+    elif callable(set_):
+        changes = set_(excluded)
+    else:
+        changes = set_
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_=changes, where=where(excluded) if where is not None else None
+    )
+
+
+def upsert_newer(conn: AsyncConnection, table: sa.Table, values: dict[str, Any]) -> Any:
+    """Keep the fact with the highest ``sequence`` for its key (the primary key), whatever the order in which
+    facts and writers arrive: INSERT … ON CONFLICT DO UPDATE … WHERE stored.sequence < excluded.sequence.
+
+    One statement: on PostgreSQL a second writer waits on the first one's row (or key) and then re-checks the
+    condition against the committed row; on SQLite writers are serial. A read-then-write can instead
+    overwrite a newer committed row with the older fact it read before."""
+    return upsert(conn, table, values, where=lambda excluded: table.c.sequence < excluded.sequence)
 
 
 DB_UNREACHABLE: tuple[type[BaseException], ...] = (

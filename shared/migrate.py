@@ -1,33 +1,92 @@
 """Alembic, once for every service: each service's ``migrations/env.py`` calls ``run_env(name)``.
 
 Migrations run as their own step (``hoithi migrate``), never inside a service's start-up.
+
+The tables every service has — the backbone (outbox, inbox, sequences, idempotency keys, ``shared/db.py``) and
+the directory and edition copies (``shared/copies.py``) — are defined once, there; a service's Alembic history
+creates them by name with ``create_shared_tables`` (its initial revision: ``BACKBONE_V1``), never with DDL of
+its own. A later change to one of them is one step here that every service's history calls in a revision of
+its own (as ``copy_unions`` was added).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from shared.settings import service_settings
+from shared.settings import load, registry, service_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+# The shared tables each service's initial revision creates (names as in shared/db.py and shared/copies.py).
+BACKBONE_V1: tuple[str, ...] = (
+    "outbox",
+    "inbox",
+    "event_sequences",
+    "idempotency_keys",
+    "copy_units",
+    "copy_people",
+    "copy_editions",
+)
+
+
+def shared_tables() -> sa.MetaData:
+    """The one definition of every table shared/ gives a service (a fresh MetaData: nothing is bound)."""
+    from shared.copies import copy_tables
+    from shared.db import backbone_tables
+
+    metadata = sa.MetaData()
+    backbone_tables(metadata)
+    copy_tables(metadata)
+    return metadata
+
+
+def create_shared_tables(*names: str) -> None:
+    """Inside a revision's ``upgrade()``: create the named shared tables with their keys and indexes."""
+    tables = shared_tables().tables
+    for name in names:
+        table = tables[name]
+        op.create_table(name, *(c._copy() for c in table.columns))
+        for index in sorted(table.indexes, key=lambda ix: ix.name or ""):
+            op.create_index(index.name, name, [c.name for c in index.columns], unique=index.unique)
+
+
+def move_into_shared_table(name: str, old: str, select: str | None = None) -> None:
+    """Inside ``upgrade()``: a service's own table of a shared thing moves into the shared definition — create
+    ``name``, copy ``old``'s rows into it (``select``: its columns, in order, as expressions over ``old``; by
+    default the same names), drop ``old``."""
+    create_shared_tables(name)
+    columns = ", ".join(c.name for c in shared_tables().tables[name].columns)
+    op.execute(f"INSERT INTO {name} ({columns}) SELECT {select or columns} FROM {old}")
+    op.drop_table(old)
+
+
+def move_out_of_shared_table(name: str, old: sa.Table) -> None:
+    """Inside ``downgrade()``: the reverse — re-create ``old`` as it was, copy its columns back, drop ``name``."""
+    op.create_table(old.name, *(c._copy() for c in old.columns))
+    columns = ", ".join(c.name for c in old.columns)
+    op.execute(f"INSERT INTO {old.name} ({columns}) SELECT {columns} FROM {name}")
+    drop_shared_tables(name)
+
+
+def drop_shared_tables(*names: str) -> None:
+    """Inside a revision's ``downgrade()``: the reverse of ``create_shared_tables`` (indexes go with them)."""
+    for name in reversed(names):
+        op.drop_table(name)
 
 
 def _metadata(name: str) -> sa.MetaData:
-    return importlib.import_module(f"services.{name}.models").metadata  # type: ignore[no-any-return]
+    return load(registry()[name].models).metadata  # type: ignore[no-any-return]
 
 
 def alembic_config(name: str, url: str | None = None) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(ROOT / "services" / name / "migrations"))
+    cfg.set_main_option("script_location", str(registry()[name].migrations))
     cfg.set_main_option("sqlalchemy.url", (url or service_settings(name).database_url).replace("%", "%%"))
     cfg.attributes["service"] = name
     return cfg

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.clock import Clock
-from shared.db import Backbone
+from shared.db import Backbone, upsert
 from shared.events.envelope import Envelope, make_event
 from shared.logs import correlation_id
 from shared.settings import Settings
@@ -50,17 +50,8 @@ class Outbox:
 
     async def next_sequence(self, conn: AsyncConnection, subject: str) -> int:
         t = self.tables.sequences
-        if conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        stmt = (
-            insert(t)
-            .values(subject=subject, last=1)
-            .on_conflict_do_update(index_elements=[t.c.subject], set_={"last": t.c.last + 1})
-            .returning(t.c.last)
-        )
-        return int((await conn.execute(stmt)).scalar_one())
+        stmt = upsert(conn, t, {"subject": subject, "last": 1}, set_={"last": t.c.last + 1})
+        return int((await conn.execute(stmt.returning(t.c.last))).scalar_one())
 
     async def emit(
         self,

@@ -1,8 +1,9 @@
 """RFC 9457 problem details, with every message in English and Vietnamese.
 
-``Problem`` is raised by routes; request-validation errors become 422 with one entry per field. A field error
-carries ``message`` (English) and ``message_vi``; domain validators raise ``bilingual_error`` so their own
-Vietnamese text survives Pydantic.
+``Problem`` is raised by routes; a domain rule's ``DomainError`` is mapped here to its status
+(``STATUS_OF_REFUSAL``); request-validation errors become 422 with one entry per field. A field error carries
+``message`` (English) and ``message_vi``; domain validators raise ``bilingual_error`` so their own Vietnamese
+text survives Pydantic.
 """
 
 from __future__ import annotations
@@ -14,9 +15,41 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import Problem, bilingual_error, field_error
+from shared.errors import DomainError, Problem, Refusal, bilingual_error, field_error
 
-__all__ = ["Problem", "bilingual_error", "field_error", "install", "problem_body"]
+__all__ = [
+    "STATUS_OF_REFUSAL",
+    "DomainError",
+    "Problem",
+    "Refusal",
+    "bilingual_error",
+    "field_error",
+    "install",
+    "problem_body",
+    "problem_of",
+]
+
+# The one place a domain refusal becomes an HTTP status.
+STATUS_OF_REFUSAL: dict[Refusal, int] = {
+    Refusal.INVALID: 422,
+    Refusal.CONFLICT: 409,
+    Refusal.FORBIDDEN: 403,
+    Refusal.TOO_LARGE: 413,
+    Refusal.UNSUPPORTED: 415,
+}
+
+
+def problem_of(exc: DomainError) -> Problem:
+    """The HTTP answer to a domain refusal."""
+    return Problem(
+        STATUS_OF_REFUSAL[exc.refusal],
+        exc.detail,
+        exc.detail_vi,
+        code=exc.code,
+        errors=exc.errors,
+        extra=exc.extra,
+    )
+
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -116,6 +149,10 @@ def install(app: FastAPI) -> None:
         )
         body.update(exc.extra)
         return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_JSON)
+
+    @app.exception_handler(DomainError)
+    async def _refused(request: Request, exc: DomainError) -> JSONResponse:
+        return await _problem(request, problem_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -6,16 +6,34 @@ service's own), so compose, Kubernetes and ``hoithi up`` configure processes the
 
 from __future__ import annotations
 
+import importlib
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES: tuple[str, ...] = ("campaign", "submissions", "rewards", "notify")
-DEFAULT_PORTS: dict[str, int] = {"campaign": 8101, "submissions": 8102, "rewards": 8103, "notify": 8104}
+# The services are named in one place, the registry beside them (``services/registry.py``); shared/ reads it.
+REGISTRY_MODULE = "services.registry"
+
+
+@lru_cache
+def registry() -> dict[str, Any]:
+    """Every service's registry entry by name (name, port, app, models, migrations, cli, settings)."""
+    return {s.name: s for s in importlib.import_module(REGISTRY_MODULE).REGISTRY}
+
+
+def load(target: str) -> Any:
+    """Resolve an import string from the registry: ``package.module`` or ``package.module:attribute``."""
+    module, _, attr = target.partition(":")
+    loaded = importlib.import_module(module)
+    return getattr(loaded, attr) if attr else loaded
+
+
+SERVICES: tuple[str, ...] = tuple(registry())
+DEFAULT_PORTS: dict[str, int] = {name: s.port for name, s in registry().items()}
 DEV_JWT_SECRET = "hoithi-development-secret-do-not-use-in-production"
 
 
@@ -89,29 +107,15 @@ class Settings(BaseSettings):
 
 
 class ServiceSettings(BaseSettings):
-    """One service's own settings; read with ``service_settings(name)`` (prefix ``HOITHI_<NAME>_``)."""
+    """One service's own settings; read with ``service_settings(name)`` (prefix ``HOITHI_<NAME>_``). A service
+    with more of its own subclasses this and names the subclass in the registry (``settings``)."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
     name: str = ""
-    database_url: str = ""
-    host: str = "127.0.0.1"
-    port: int = 0
-    # notify's SMTP (other services ignore them)
-    smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = False
-    mail_from: str = "Hội thi CCHC <no-reply@hoithi.local>"
-    smtp_tls: bool = False  # implicit TLS (SMTPS, usually port 465); smtp_starttls for STARTTLS
-    templates_dir: Path | None = None  # an operator's template overrides: <language>/<template>.j2
-    retry_base_seconds: float = 5.0
-    retry_max_seconds: float = 3600.0
-    max_attempts: int = 8
-    # notify's webhooks: hosts/addresses/networks that may be internal and plain http (development, tests);
-    # comma-separated, e.g. "127.0.0.1". Empty in production. See services/notify/webhooks.py.
-    webhook_allowed_hosts: str = ""
+    database_url: str = Field(default="", description="its own database (SQLite file or PostgreSQL)")
+    host: str = Field(default="127.0.0.1", description="HTTP address to listen on")
+    port: int = Field(default=0, description="HTTP port (default: the registry's)")
 
 
 def service_settings(name: str, shared: Settings | None = None) -> ServiceSettings:
@@ -119,10 +123,14 @@ def service_settings(name: str, shared: Settings | None = None) -> ServiceSettin
         raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
     shared = shared or get_settings()
 
-    class _Scoped(ServiceSettings):
-        model_config = SettingsConfigDict(env_prefix=f"HOITHI_{name.upper()}_", extra="ignore")
-
-    s = _Scoped()
+    entry = registry()[name]
+    base: type[ServiceSettings] = load(entry.settings) if entry.settings else ServiceSettings
+    scoped = type(
+        f"{base.__name__}For{name.title()}",
+        (base,),
+        {"model_config": SettingsConfigDict(env_prefix=f"HOITHI_{name.upper()}_", extra="ignore")},
+    )
+    s = scoped()
     s.name = name
     if not s.database_url:
         s.database_url = f"sqlite+aiosqlite:///{(shared.data_dir / f'{name}.db').as_posix()}"

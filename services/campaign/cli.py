@@ -1,7 +1,8 @@
-"""``hoithi directory …`` and ``hoithi edition …``: the secretariat's documents from the command line.
+"""``hoithi seed``, ``hoithi directory …`` and ``hoithi edition …``: the secretariat's documents from the
+command line (mounted by ``shared/cli.py`` from the registry).
 
-Each command works on campaign's own database (``HOITHI_CAMPAIGN_DATABASE_URL``), like ``hoithi seed``: the
-state change and its events in one transaction; campaign's relay publishes them when it runs.
+Each command works on campaign's own database (``HOITHI_CAMPAIGN_DATABASE_URL``): the state change and its
+events in one transaction; campaign's relay publishes them when it runs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,24 @@ from shared.settings import get_settings, service_settings
 
 directory_app = typer.Typer(help="The directory (danh bạ): units, unions, people.", no_args_is_help=True)
 edition_app = typer.Typer(help="Editions (kỳ hội thi): validate, import, export.", no_args_is_help=True)
-commands = {"directory": directory_app, "edition": edition_app}
+SEED_DIR = Path("deploy/seed/soctrang-stnmt-2023")
+
+
+def seed(
+    path: Annotated[Path, typer.Argument(help="folder with directory.yaml and edition.yaml")] = SEED_DIR,
+) -> None:
+    """Load a directory and an edition into campaign (idempotent); campaign publishes them."""
+    from services.campaign.seed import load
+
+    for line in asyncio.run(load(path)):
+        typer.echo(line)
+
+
+commands: dict[str, typer.Typer | Callable[..., None]] = {
+    "seed": seed,
+    "directory": directory_app,
+    "edition": edition_app,
+}
 
 T = TypeVar("T")
 

@@ -118,15 +118,6 @@ misses = sa.Table(
     sa.Column("event_id", sa.String(36), nullable=False),
 )
 
-# Unions (Chi đoàn, Công đoàn) as campaign last published them; the copy tables keep units and people only.
-unions = sa.Table(
-    "directory_unions",
-    metadata,
-    sa.Column("tenant", sa.String(100), primary_key=True),
-    sa.Column("union_id", sa.String(100), primary_key=True),
-    sa.Column("doc", sa.Text, nullable=False),
-)
-
 # The 90-day campaign: each unit's procedure catalogue (a complete list from a date) and its progress reports.
 procedure_catalogues = sa.Table(
     "procedure_catalogues",

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models
 from shared.copies import FAR_PAST
-from shared.documents import Directory, Edition, Person, Union, Unit
+from shared.db import upsert
+from shared.documents import Directory, Edition, Person, Unit
 from shared.events.envelope import deterministic_id
 from shared.outbox import Outbox
 
@@ -47,25 +48,22 @@ async def import_directory(
     for unit in directory.units:
         await publish_if_changed(c.units, "unit_id", unit, "directory.unit.changed", "unit")
     for union in directory.unions:
-        u = models.unions
-        stored = (
-            await conn.execute(sa.select(u.c.doc).where(u.c.tenant == tenant, u.c.union_id == union.id))
-        ).scalar()
-        if stored != union.model_dump_json():
-            await conn.execute(sa.delete(u).where(u.c.tenant == tenant, u.c.union_id == union.id))
-            await conn.execute(
-                u.insert().values(tenant=tenant, union_id=union.id, doc=union.model_dump_json())
-            )
-        # Published once per content (deterministic id).
-        await outbox.emit(
+        doc = union.model_dump_json()
+        # Published once per content (deterministic id); campaign's copy follows like everyone else's.
+        env = await outbox.emit(
             conn,
             "directory.unit.changed",
             {"union": union},
             tenant=tenant,
             subject=union.id,
             time=now,
-            event_id=deterministic_id("union", tenant, union.model_dump_json()),
+            event_id=deterministic_id("union", tenant, doc),
         )
+        if env is not None:
+            await c.apply(conn, env)
+        else:  # this content was published before (a change undone): the copy takes it, keeping its sequence
+            row = {"tenant": tenant, "union_id": union.id, "doc": doc, "sequence": 0}
+            await conn.execute(upsert(conn, c.unions, row, set_={"doc": doc}))
     for person in directory.people:
         await publish_if_changed(c.people, "person_id", person, "directory.person.changed", "person")
     return [f"directory {tenant}: {len(changed)} units/people published"]
@@ -78,13 +76,12 @@ async def stored_directory(conn: AsyncConnection, tenant: str) -> Directory:
     people = (
         (await conn.execute(sa.select(c.people.c.doc).where(c.people.c.tenant == tenant))).scalars().all()
     )
-    u = models.unions
-    unions = (await conn.execute(sa.select(u.c.doc).where(u.c.tenant == tenant))).scalars().all()
+    unions = (await c.unions_of(conn, tenant)).values()
     return Directory.model_validate(
         {
             "tenant": tenant,
             "units": [Unit.model_validate_json(d) for d in units],
-            "unions": [Union.model_validate_json(d) for d in unions],
+            "unions": list(unions),
             "people": [Person.model_validate_json(d) for d in people],
         }
     )

@@ -26,10 +26,10 @@ import sqlalchemy as sa
 
 from services.notify import domain, models, queue, webhooks
 from services.notify.handlers import wake_event
+from services.notify.settings import NotifySettings
 from shared.events.catalogue import NotificationFailed, NotificationSent
 from shared.logs import correlation_id
 from shared.service import Runtime
-from shared.settings import ServiceSettings
 
 log = logging.getLogger("hoithi.notify.delivery")
 
@@ -41,10 +41,10 @@ SMTP_TIMEOUT = 30.0
 
 WEBHOOK_TIMEOUT = 10.0
 
-Sender = Callable[[ServiceSettings, EmailMessage], Awaitable[Any]]
+Sender = Callable[[NotifySettings, EmailMessage], Awaitable[Any]]
 
 
-def retry_policy(own: ServiceSettings) -> tuple[timedelta, timedelta, int]:
+def retry_policy(own: NotifySettings) -> tuple[timedelta, timedelta, int]:
     """(base, cap, max attempts) from ``HOITHI_NOTIFY_RETRY_BASE_SECONDS`` / ``_RETRY_MAX_SECONDS`` /
     ``_MAX_ATTEMPTS``."""
     return (
@@ -54,7 +54,7 @@ def retry_policy(own: ServiceSettings) -> tuple[timedelta, timedelta, int]:
     )
 
 
-async def smtp_send(own: ServiceSettings, message: EmailMessage) -> None:
+async def smtp_send(own: NotifySettings, message: EmailMessage) -> None:
     """STARTTLS (``HOITHI_NOTIFY_SMTP_STARTTLS``) or implicit TLS (``HOITHI_NOTIFY_SMTP_TLS``, port 465 usually),
     credentials from settings; plain SMTP otherwise (a local relay)."""
     assert own.smtp_host is not None
@@ -93,7 +93,7 @@ async def webhook_post(rt: Runtime, row: Any, secret: str) -> None:
         raise RuntimeError(f"HTTP {status}")
 
 
-def email_message(own: ServiceSettings, row: Any) -> EmailMessage:
+def email_message(own: NotifySettings, row: Any) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = own.mail_from
     msg["To"] = row.to_address

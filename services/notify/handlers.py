@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notify import compose, domain, models, queue
 from shared.consumer import Handler
-from shared.db import insert_ignore
+from shared.db import upsert_newer
 from shared.events.envelope import Envelope
 from shared.service import Runtime
 from shared.streams import consumers_of
@@ -44,15 +44,7 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
         """Kept in the inbox (history); nothing sent."""
 
     async def keep_copy(conn: AsyncConnection, env: Envelope) -> None:
-        await copies.apply(conn, env)
-        if env.type == "directory.unit.changed" and env.data.get("union"):
-            union = env.parsed().union  # type: ignore[attr-defined]
-            await _upsert(
-                conn,
-                models.unions,
-                {"tenant": env.tenant, "union_id": union.id},
-                {"doc": union.model_dump_json(), "sequence": env.sequence},
-            )
+        await copies.apply(conn, env)  # units, unions and people alike
 
     async def assignment(conn: AsyncConnection, env: Envelope) -> None:
         d = env.data
@@ -81,7 +73,7 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
                 await webhooks(conn, env)
                 return  # never created here: nothing to list
             row["deadline"] = known
-        await _upsert(conn, models.assignments, key, row)
+        await conn.execute(upsert_newer(conn, models.assignments, {**key, **row}))
         await webhooks(conn, env)
 
     async def notify_event(conn: AsyncConnection, env: Envelope) -> None:
@@ -171,18 +163,6 @@ async def _score_sheets(conn: AsyncConnection, rt: Runtime, submission_id: str) 
         if env.data.get("submission_id") == submission_id:
             members.add(env.data.get("member_id"))
     return len(members)
-
-
-async def _upsert(
-    conn: AsyncConnection, table: sa.Table, key: dict[str, object], row: dict[str, object]
-) -> None:
-    """Insert, or update when this fact is newer by ``sequence``: redelivery never rolls state back."""
-    cond = sa.and_(*(table.c[k] == v for k, v in key.items()))
-    current = (await conn.execute(sa.select(table.c.sequence).where(cond))).first()
-    if current is None:
-        await conn.execute(insert_ignore(conn, table, {**key, **row}))
-    elif current.sequence < int(row["sequence"]):  # type: ignore[call-overload]
-        await conn.execute(sa.update(table).where(cond).values(**row))
 
 
 def _facts_types() -> tuple[str, ...]:

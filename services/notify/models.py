@@ -70,16 +70,6 @@ sa.Index("ix_deliveries_recipient", deliveries.c.tenant, deliveries.c.recipient,
 sa.Index("ix_deliveries_cause", deliveries.c.cause_event_id)
 sa.Index("ix_deliveries_held", deliveries.c.status, deliveries.c.digest_on)
 
-# Unions (Chi đoàn, Công đoàn) with their secretary: the shared copy keeps units and people only.
-unions = sa.Table(
-    "notify_unions",
-    metadata,
-    sa.Column("tenant", sa.String(100), primary_key=True),
-    sa.Column("union_id", sa.String(100), primary_key=True),
-    sa.Column("doc", sa.Text, nullable=False),
-    sa.Column("sequence", sa.Integer, nullable=False),
-)
-
 # Open assignments (for the daily "not yet submitted" lists), folded from assignment.* by sequence.
 assignments = sa.Table(
     "notify_assignments",

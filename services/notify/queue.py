@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.notify import domain, models, rendering
 from shared.clock import VN
 from shared.db import insert_ignore
-from shared.documents import Person, Union, Unit
+from shared.documents import Person, Unit
 from shared.events.catalogue import NotificationSent
 from shared.service import Runtime
 
@@ -27,7 +27,7 @@ SNAPSHOTS = "directory_snapshots"
 async def _fingerprint(conn: AsyncConnection, tenant: str) -> tuple[int, ...]:
     """Changes whenever a row of the directory copy is added or replaced (a newer fact has a higher sequence)."""
     out: list[int] = []
-    for t in (models.copies.people, models.copies.units, models.unions):
+    for t in (models.copies.people, models.copies.units, models.copies.unions):
         row = (
             await conn.execute(
                 sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(t.c.sequence), 0)).where(
@@ -76,11 +76,7 @@ async def _people(conn: AsyncConnection, rt: Runtime, tenant: str, at: datetime)
 
     for uid, doc in rows:
         units[uid] = Unit.model_validate_json(doc)  # the latest in force wins (ordered by effective_from)
-    u = models.unions
-    unions = {
-        r.union_id: Union.model_validate_json(r.doc)
-        for r in (await conn.execute(sa.select(u).where(u.c.tenant == tenant))).all()
-    }
+    unions = await models.copies.unions_of(conn, tenant)
     return domain.People(tuple(persons), units, unions)
 
 

@@ -98,9 +98,11 @@ def check(directory: Path) -> list[str]:
 
 def override_dir() -> Path | None:
     """``HOITHI_NOTIFY_TEMPLATES_DIR``: an operator's overrides (``<language>/<template>.j2``)."""
+    from services.notify.settings import NotifySettings
     from shared.settings import service_settings
 
-    return service_settings("notify").templates_dir
+    own = service_settings("notify")
+    return own.templates_dir if isinstance(own, NotifySettings) else None
 
 
 @lru_cache(maxsize=4)

@@ -135,13 +135,3 @@ dirty = sa.Table(
     sa.Column("since", UtcDateTime(), primary_key=True),
 )
 
-# The parallel tree (Chi đoàn, Công đoàn cơ sở) as directory.unit.changed tells it: the shared copies keep units
-# only, and the list rolls participation up by union.
-unions = sa.Table(
-    "copy_unions",
-    metadata,
-    sa.Column("tenant", sa.String(100), primary_key=True),
-    sa.Column("union_id", sa.String(100), primary_key=True),
-    sa.Column("doc", sa.Text, nullable=False),
-    sa.Column("sequence", sa.Integer, nullable=False),
-)

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.rewards import domain, models, view
 from shared.consumer import Inbox
 from shared.copies import Copies
-from shared.db import Backbone, insert_ignore
-from shared.documents import Edition, Rewards, Union
+from shared.db import Backbone, insert_ignore, upsert
+from shared.documents import Edition, Rewards
 from shared.events.catalogue import REWARD_FACT_KINDS, RewardPriorityChanged
 from shared.events.envelope import Envelope, deterministic_id
 from shared.outbox import Outbox
@@ -158,9 +158,7 @@ class Projection:
         """The effect of one fact on every generation alive (or only one: the rebuild's). The live
         consumer's inbox row (purpose ``facts``) is already written; other generations keep their own."""
         if env.type in ("directory.unit.changed", "directory.person.changed"):
-            await self.copies.apply(conn, env)
-            if env.type == "directory.unit.changed" and env.data.get("union"):
-                await keep_union(conn, env)
+            await self.copies.apply(conn, env)  # units, unions and people alike
             return
         gens = [only] if only is not None else await generations(conn)
         fresh: list[Generation] = []
@@ -233,41 +231,13 @@ class Projection:
         await mark_dirty(conn, tenant, edition)
 
 
-async def keep_union(conn: AsyncConnection, env: Envelope) -> None:
-    """Keep a union (the parallel tree) unless a later fact (by sequence) is already kept."""
-    u = models.unions
-    union = Union.model_validate(env.data["union"])
-    key = sa.and_(u.c.tenant == env.tenant, u.c.union_id == union.id)
-    current = (await conn.execute(sa.select(u.c.sequence).where(key))).scalar()
-    row = {"doc": union.model_dump_json(), "sequence": env.sequence}
-    if current is None:
-        await conn.execute(insert_ignore(conn, u, {"tenant": env.tenant, "union_id": union.id, **row}))
-    elif current < env.sequence:
-        await conn.execute(sa.update(u).where(key).values(**row))
-
-
-async def unions_of(conn: AsyncConnection, tenant: str) -> dict[str, Union]:
-    u = models.unions
-    docs = (await conn.execute(sa.select(u.c.doc).where(u.c.tenant == tenant))).scalars()
-    found = [Union.model_validate_json(d) for d in docs]
-    return {x.id: x for x in found}
-
-
 async def lock_subject(conn: AsyncConnection, tenant: str, subject: str, edition: str | None) -> None:
     """Upsert the subject's state row first: on PostgreSQL this serialises folds of one subject, so the later
     of two concurrent folds waits and then sees the earlier one's fact (SQLite writers are serial)."""
     t = models.submission_states
     now = datetime.now(UTC)
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    stmt = insert(t).values(
-        submission_id=subject, tenant=tenant, edition=edition, state="pending", facts=0, updated_at=now
-    )
-    await conn.execute(
-        stmt.on_conflict_do_update(index_elements=[t.c.submission_id], set_={"updated_at": now})
-    )
+    row = {"submission_id": subject, "tenant": tenant, "edition": edition, "state": "pending", "facts": 0}
+    await conn.execute(upsert(conn, t, {**row, "updated_at": now}, set_={"updated_at": now}))
 
 
 async def mark_dirty(conn: AsyncConnection, tenant: str, edition: str) -> None:
@@ -477,7 +447,7 @@ async def load_list(
         rules_version=computed.rules.rules_version if computed.rules else None,
         people=people,
         unit_docs=unit_docs,
-        union_docs=await unions_of(conn, tenant),
+        union_docs=await models.copies.unions_of(conn, tenant),
         unit=unit,
         union=union,
         role=role,

@@ -25,7 +25,7 @@ from shared.documents import (
     format_datetime_vn,
     national_procedure_code,
 )
-from shared.errors import Problem, bilingual_error, field_error
+from shared.errors import DomainError, Refusal, bilingual_error, field_error
 from shared.text import LongText, Text, clean_text
 
 
@@ -80,8 +80,8 @@ def experience_part(edition: Edition, part_id: str | None) -> ExperienceReportPa
     if part_id is not None:
         parts = [p for p in parts if p.id == part_id]
     if not parts:
-        raise Problem(
-            422,
+        raise DomainError(
+            Refusal.INVALID,
             f"Edition {edition.edition} has no experience-report part {part_id or ''}".strip() + ".",
             f"Kỳ {edition.edition} không có phần thi trải nghiệm {part_id or ''}".strip() + ".",
             code="no_such_part",
@@ -120,8 +120,8 @@ def check_report(report: ExperienceReportCreate, part: ExperienceReportPart, tod
             ),
         )
     if errors:
-        raise Problem(
-            422,
+        raise DomainError(
+            Refusal.INVALID,
             "The experience report is invalid.",
             "Báo cáo trải nghiệm không hợp lệ.",
             code="validation",
@@ -162,15 +162,15 @@ def check_intake_open(
     passed; return the deadline in force (exclusive). ``now`` is the server's receipt time."""
     deadline = deadline_in_force(edition.deadline_of(part.id), extended_to)
     if now >= deadline + part.grace_delta:
-        raise Problem(
-            409,
+        raise DomainError(
+            Refusal.CONFLICT,
             f"Intake for this part is closed: the deadline was {deadline_label_en(deadline)}.",
             f"Đã hết hạn nhận bài phần thi này: hạn chót là {deadline_label_vi(deadline)}.",
             code="deadline_passed",
         )
     if now < edition.opens_at:
-        raise Problem(
-            409,
+        raise DomainError(
+            Refusal.CONFLICT,
             f"The edition opens on {format_date_vn(edition.opens)}.",
             f"Kỳ hội thi chưa mở (mở từ ngày {format_date_vn(edition.opens)}).",
             code="not_open",
@@ -184,8 +184,8 @@ def check_catalogue(codes: list[str], known: set[str] | None) -> None:
         return
     unknown = [c for c in codes if c not in known]
     if unknown:
-        raise Problem(
-            422,
+        raise DomainError(
+            Refusal.INVALID,
             "The experience report is invalid.",
             "Báo cáo trải nghiệm không hợp lệ.",
             code="validation",
@@ -203,15 +203,15 @@ def check_catalogue(codes: list[str], known: set[str] | None) -> None:
 def check_changeable(status: str, what_vi: str) -> None:
     """Only a submission still in force can be revised or withdrawn (409 otherwise)."""
     if status == "withdrawn":
-        raise Problem(
-            409,
+        raise DomainError(
+            Refusal.CONFLICT,
             "This submission was withdrawn; it can no longer be changed.",
             f"{what_vi} đã được rút; không thể thay đổi nữa.",
             code="withdrawn",
         )
     if status == "rejected":
-        raise Problem(
-            409,
+        raise DomainError(
+            Refusal.CONFLICT,
             "This submission was ruled ineligible; it can no longer be changed.",
             f"{what_vi} đã bị xác định không hợp lệ; không thể thay đổi nữa.",
             code="rejected",
@@ -312,8 +312,12 @@ def check_authors(authors: list[InitiativeAuthor]) -> None:
             )
         )
     if errors:
-        raise Problem(
-            422, "The initiative is invalid.", "Sáng kiến không hợp lệ.", code="validation", errors=errors
+        raise DomainError(
+            Refusal.INVALID,
+            "The initiative is invalid.",
+            "Sáng kiến không hợp lệ.",
+            code="validation",
+            errors=errors,
         )
 
 
@@ -383,9 +387,9 @@ def check_filename(filename: str) -> str:
 _BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-def _bad_filename(en: str, vi: str) -> Problem:
-    return Problem(
-        422,
+def _bad_filename(en: str, vi: str) -> DomainError:
+    return DomainError(
+        Refusal.INVALID,
         f"The file name is not accepted: {en}",
         f"Tên tệp không được chấp nhận: {vi}",
         code="validation",
@@ -397,15 +401,15 @@ def check_attachment_quota(count: int, total: int, size: int, max_files: int, ma
     """413 when one more file (``size`` bytes) would exceed the part's count or total-size cap for one
     submission (``count`` files, ``total`` bytes already attached)."""
     if count + 1 > max_files:
-        raise Problem(
-            413,
+        raise DomainError(
+            Refusal.TOO_LARGE,
             f"A submission takes at most {max_files} files; it already has {count}.",
             f"Mỗi hồ sơ chỉ được đính kèm tối đa {max_files} tệp; hồ sơ đã có {count} tệp.",
             code="too_many_files",
         )
     if total + size > max_total:
-        raise Problem(
-            413,
+        raise DomainError(
+            Refusal.TOO_LARGE,
             f"All files of a submission together may not exceed {max_total} bytes; "
             f"{total} bytes are already attached.",
             f"Tổng dung lượng tệp đính kèm của một hồ sơ không được vượt {max_total} byte; "
@@ -525,24 +529,24 @@ def check_attachment(data: bytes, filename: str, allowed: list[str], max_bytes: 
     allow or a malformed file → 415."""
     filename = check_filename(filename)
     if not data:
-        raise Problem(
-            422,
+        raise DomainError(
+            Refusal.INVALID,
             "The file is empty.",
             "Tệp đính kèm rỗng.",
             code="empty_file",
             errors=[field_error("file", "The file is empty.", "Tệp rỗng.", "empty_file")],
         )
     if len(data) > max_bytes:
-        raise Problem(
-            413,
+        raise DomainError(
+            Refusal.TOO_LARGE,
             f"The file is {len(data)} bytes; the limit is {max_bytes} bytes.",
             f"Tệp có dung lượng {len(data)} byte, vượt giới hạn {max_bytes} byte.",
             code="too_large",
         )
     kind = sniff_type(data)
     if kind == "executable":
-        raise Problem(
-            415,
+        raise DomainError(
+            Refusal.UNSUPPORTED,
             "Executable files are not accepted, whatever their name.",
             "Không nhận tệp chương trình thực thi, dù đặt tên gì.",
             code="executable",
@@ -550,8 +554,8 @@ def check_attachment(data: bytes, filename: str, allowed: list[str], max_bytes: 
     allowed_norm = {"jpeg" if a.lower() in ("jpg", "jpeg") else a.lower() for a in allowed}
     if kind is None or kind not in allowed_norm:
         shown = ", ".join(sorted(t.upper() for t in allowed_norm))
-        raise Problem(
-            415,
+        raise DomainError(
+            Refusal.UNSUPPORTED,
             f"This file type is not accepted; accepted: {shown}.",
             f"Loại tệp này không được chấp nhận; chỉ nhận: {shown}.",
             code="unsupported_type",
@@ -559,8 +563,8 @@ def check_attachment(data: bytes, filename: str, allowed: list[str], max_bytes: 
     why = _structure_problem(kind, data)
     if why is not None:
         shown = kind.upper()
-        raise Problem(
-            415,
+        raise DomainError(
+            Refusal.UNSUPPORTED,
             f"This is not a valid {shown} file: {why}.",
             f"Tệp không phải tệp {shown} hợp lệ (cấu trúc tệp bị hỏng hoặc có nội dung lạ bên trong).",
             code="malformed_file",
@@ -635,8 +639,12 @@ def check_score_sheet(rubric: Rubric, scores: dict[str, float], comment: str | N
                 )
             )
     if errors:
-        raise Problem(
-            422, "The score sheet is invalid.", "Phiếu chấm không hợp lệ.", code="validation", errors=errors
+        raise DomainError(
+            Refusal.INVALID,
+            "The score sheet is invalid.",
+            "Phiếu chấm không hợp lệ.",
+            code="validation",
+            errors=errors,
         )
     return out
 
@@ -810,9 +818,9 @@ def exclusions(
     return out
 
 
-def own_unit_refusal() -> Problem:
-    return Problem(
-        403,
+def own_unit_refusal() -> DomainError:
+    return DomainError(
+        Refusal.FORBIDDEN,
         "A council member never scores an initiative of their own unit.",
         "Thành viên Hội đồng không chấm sáng kiến của đơn vị mình.",
         code="own_unit",

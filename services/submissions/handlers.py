@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.submissions import models
 from shared.consumer import Handler
-from shared.db import insert_ignore
+from shared.db import upsert_newer
 from shared.documents import national_procedure_code
 from shared.events.envelope import Envelope
 from shared.service import Runtime
@@ -18,12 +18,7 @@ async def _upsert_newer(
     conn: AsyncConnection, table: sa.Table, key: dict[str, object], row: dict[str, object]
 ) -> None:
     """Insert, or overwrite only with a fact of a higher ``sequence``: redelivery never rolls back."""
-    cond = sa.and_(*(table.c[k] == v for k, v in key.items()))
-    current = (await conn.execute(sa.select(table.c.sequence).where(cond))).first()
-    if current is None:
-        await conn.execute(insert_ignore(conn, table, {**key, **row}))
-    elif int(current.sequence) < int(row["sequence"]):  # type: ignore[call-overload]
-        await conn.execute(sa.update(table).where(cond).values(**row))
+    await conn.execute(upsert_newer(conn, table, {**key, **row}))
 
 
 def build(rt: Runtime) -> dict[str, dict[str, Handler]]:

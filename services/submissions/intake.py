@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.submissions import models
-from shared.db import insert_ignore
+from shared.db import insert_ignore, upsert
 from shared.documents import Edition, ExperienceReportPart, InitiativePart, SelectionPart
 from shared.events.envelope import deterministic_id
 from shared.service import Runtime
@@ -39,14 +39,8 @@ def receipt_counter(tenant: str, edition: str) -> str:
 async def lock_intake(conn: AsyncConnection, tenant: str, edition: str) -> None:
     """Take the edition's receipt-counter row lock without numbering anything (held until commit)."""
     t = models.backbone.sequences
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     await conn.execute(
-        insert(t)
-        .values(subject=receipt_counter(tenant, edition), last=0)
-        .on_conflict_do_update(index_elements=[t.c.subject], set_={"last": t.c.last})
+        upsert(conn, t, {"subject": receipt_counter(tenant, edition), "last": 0}, set_={"last": t.c.last})
     )
 
 

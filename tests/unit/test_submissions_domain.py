@@ -12,7 +12,7 @@ import pytest
 
 from services.submissions import domain
 from shared.documents import Rubric
-from shared.problems import Problem
+from shared.problems import DomainError, problem_of
 
 VN = "+07:00"
 
@@ -68,15 +68,15 @@ def _author(share: float, pid: str | None = "p-0007", name: str | None = None) -
 
 def test_shares_summing_to_100_pass_and_otherwise_are_refused_in_both_languages() -> None:
     domain.check_authors([_author(33.33), _author(33.33, "p-0008"), _author(33.34, None, "Nguyễn Văn Ngoài")])
-    with pytest.raises(Problem) as exc:
+    with pytest.raises(DomainError) as exc:
         domain.check_authors([_author(60), _author(30, "p-0008")])
-    assert exc.value.status == 422
+    assert problem_of(exc.value).status == 422
     err = exc.value.errors[0]
     assert err["field"] == "authors" and "90" in err["message"] and "100%" in err["message_vi"]
 
 
 def test_an_outside_co_author_needs_a_name_and_nobody_is_listed_twice() -> None:
-    with pytest.raises(Problem) as exc:
+    with pytest.raises(DomainError) as exc:
         domain.check_authors([_author(50), _author(25, None), _author(25)])
     fields = {e["field"] for e in exc.value.errors}
     assert fields == {"authors[1].name", "authors[2].person_id"}
@@ -113,9 +113,9 @@ def test_the_type_comes_from_the_bytes_not_the_name() -> None:
     [(b"", 422), (b"MZ" + b"\0" * 10, 415), (b"plain text", 415), (PDF + b"x" * (100 - len(PDF) + 1), 413)],
 )
 def test_bad_uploads_are_refused_with_the_right_status(data: bytes, status: int) -> None:
-    with pytest.raises(Problem) as exc:
+    with pytest.raises(DomainError) as exc:
         domain.check_attachment(data, "x.pdf", ["pdf"], 100)
-    assert exc.value.status == status
+    assert problem_of(exc.value).status == status
     assert exc.value.detail_vi
 
 
@@ -137,7 +137,7 @@ def test_a_score_sheet_covers_each_criterion_within_its_range() -> None:
         "applicability": Fraction(41, 2),
         "effectiveness": 30,
     }
-    with pytest.raises(Problem) as exc:
+    with pytest.raises(DomainError) as exc:
         domain.check_score_sheet(rubric, {"novelty": 31, "applicability": -1, "speed": 3}, None)
     assert {e["field"] for e in exc.value.errors} == {
         "scores.novelty",
@@ -150,7 +150,7 @@ def test_a_score_sheet_covers_each_criterion_within_its_range() -> None:
 def test_a_total_below_the_threshold_needs_a_comment() -> None:
     rubric = _rubric(comment_required_below=50)
     low = {"novelty": 10, "applicability": 10, "effectiveness": 29}  # 49
-    with pytest.raises(Problem) as exc:
+    with pytest.raises(DomainError) as exc:
         domain.check_score_sheet(rubric, low, "  ")
     assert exc.value.errors[0]["field"] == "comment"
     domain.check_score_sheet(rubric, low, "Chưa có số liệu hiệu quả.")
@@ -245,15 +245,15 @@ def test_reviewers_exclude_the_authors_units_and_declared_conflicts() -> None:
 def test_procedures_are_checked_against_the_catalogue_only_when_one_is_loaded() -> None:
     domain.check_catalogue(["1.004227", "1.999999"], None)
     domain.check_catalogue(["1.004227"], {"1.004227", "1.000494"})
-    with pytest.raises(Problem) as exc:
+    with pytest.raises(DomainError) as exc:
         domain.check_catalogue(["1.004227", "1.999999"], {"1.004227"})
-    assert exc.value.status == 422 and "1.999999" in exc.value.errors[0]["message_vi"]
+    assert problem_of(exc.value).status == 422 and "1.999999" in exc.value.errors[0]["message_vi"]
 
 
 def test_only_a_submission_in_force_can_change() -> None:
     domain.check_changeable("submitted", "Báo cáo")
     domain.check_changeable("draft", "Sáng kiến")
     for status in ("withdrawn", "rejected"):
-        with pytest.raises(Problem) as exc:
+        with pytest.raises(DomainError) as exc:
             domain.check_changeable(status, "Báo cáo")
-        assert exc.value.status == 409
+        assert problem_of(exc.value).status == 409

@@ -10,7 +10,8 @@ import zlib
 import pytest
 
 from services.submissions import domain
-from shared.errors import Problem
+from shared.errors import DomainError
+from shared.problems import problem_of
 
 PDF = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + b"\x00" * 40
@@ -87,9 +88,9 @@ def test_well_formed_files_of_each_type_are_accepted(data: bytes, name: str, kin
     ],
 )
 def test_a_valid_header_glued_to_something_else_is_refused(data: bytes) -> None:
-    with pytest.raises(Problem) as exc:
+    with pytest.raises(DomainError) as exc:
         domain.check_attachment(data, "ho-so.pdf", ALL, 10_000_000)
-    assert exc.value.status == 415 and exc.value.detail_vi
+    assert problem_of(exc.value).status == 415 and exc.value.detail_vi
 
 
 @pytest.mark.parametrize(
@@ -105,9 +106,9 @@ def test_a_valid_header_glued_to_something_else_is_refused(data: bytes) -> None:
     ],
 )
 def test_file_names_with_control_characters_or_paths_are_refused(name: str) -> None:
-    with pytest.raises(Problem) as exc:
+    with pytest.raises(DomainError) as exc:
         domain.check_attachment(PDF, name, ALL, 10_000_000)
-    assert exc.value.status == 422
+    assert problem_of(exc.value).status == 422
     (err,) = exc.value.errors
     assert err["field"] == "filename" and err["message_vi"]
 
@@ -121,9 +122,9 @@ def test_a_decomposed_file_name_is_stored_in_nfc() -> None:
 
 def test_the_number_and_total_size_of_files_per_submission_are_capped() -> None:
     domain.check_attachment_quota(9, 900, 100, max_files=10, max_total=1000)
-    with pytest.raises(Problem) as exc:
+    with pytest.raises(DomainError) as exc:
         domain.check_attachment_quota(10, 100, 1, max_files=10, max_total=1000)
-    assert exc.value.status == 413 and exc.value.code == "too_many_files" and "10 tệp" in exc.value.detail_vi
-    with pytest.raises(Problem) as exc:
+    assert problem_of(exc.value).status == 413 and exc.value.code == "too_many_files" and "10 tệp" in exc.value.detail_vi
+    with pytest.raises(DomainError) as exc:
         domain.check_attachment_quota(3, 900, 101, max_files=10, max_total=1000)
-    assert exc.value.status == 413 and exc.value.code == "total_too_large"
+    assert problem_of(exc.value).status == 413 and exc.value.code == "total_too_large"

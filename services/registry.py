@@ -1,0 +1,47 @@
+"""The one place that names the services.
+
+``shared/`` never names a service: the ``hoithi`` CLI (serve, migrate, up, watch, each service's own
+commands), the migrations and the settings read this table. A new service is one line here and one folder
+beside this file, in the shape every other one has (see ``shared/ARCHITECTURE.md``).
+
+Nothing here imports a service: every entry is an import string, resolved only by the process that needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int  # the default HTTP port (``HOITHI_<NAME>_PORT`` overrides it)
+    app: str  # the FastAPI factory, ``module:function``
+    models: str  # the module whose ``metadata`` the service's Alembic history describes
+    migrations: Path  # the folder holding ``env.py`` and ``versions/``
+    cli: str | None = None  # a module with ``commands: dict[str, typer.Typer | Callable]``
+    settings: str | None = (
+        None  # ``module:Class``, a ``shared.settings.ServiceSettings`` of the service's own
+    )
+
+
+def _service(name: str, port: int, *, settings: str | None = None) -> Service:
+    package = f"services.{name}"
+    return Service(
+        name=name,
+        port=port,
+        app=f"{package}.app:create_app",
+        models=f"{package}.models",
+        migrations=Path(__file__).resolve().parent / name / "migrations",
+        cli=f"{package}.cli",
+        settings=settings,
+    )
+
+
+REGISTRY: tuple[Service, ...] = (
+    _service("campaign", 8101),
+    _service("submissions", 8102),
+    _service("rewards", 8103),
+    _service("notify", 8104, settings="services.notify.settings:NotifySettings"),
+)
