@@ -180,11 +180,13 @@ class EventConsumer:
                     await self.process(msgs)
                 failures = 0
             except (nats.errors.TimeoutError, TimeoutError):
+                _raise_if_cancelled()
                 failures = 0
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - see above; logged, never fatal
+                _raise_if_cancelled()
                 failures += 1
                 self.state.last_error = repr(exc)
                 if failures == 1 or failures % 20 == 0:
@@ -396,6 +398,14 @@ async def _settle(signal: Any, m: RawMsg, what: str) -> None:
         raise
     except Exception as exc:  # noqa: BLE001
         log.warning("%s of %s lost (%r): the server will redeliver it", what, m.subject, exc)
+
+
+def _raise_if_cancelled() -> None:
+    """A library can turn our cancellation into another error (nats-py's fetch into a timeout): the loop that
+    swallowed it would then never stop. 3.11's ``Task.cancelling()`` still says it was asked to."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _reason(exc: BaseException) -> BaseException:

@@ -422,3 +422,45 @@ async def test_a_replay_for_a_purpose_the_service_does_not_have_is_settled_not_l
     assert harness.applied == [ours.id]
     assert own.log == [("ack", None)]
     assert foreign.log == [("ack", None)]  # settled: the server will not redeliver it until max_deliver
+
+
+async def test_the_fetch_loop_stops_when_cancelled_even_if_the_fetch_turns_the_cancellation_into_a_timeout(
+    harness: Any,
+) -> None:
+    """nats-py's fetch can answer a cancellation with its own TimeoutError; a loop that then went on would never
+    stop (a service's shutdown, a test's teardown, hanging)."""
+    import asyncio
+
+    import nats.errors
+
+    fetching = asyncio.Event()
+    swallow = {"on": True}
+
+    class Sub:
+        async def fetch(self, batch: int, timeout: float) -> list[Any]:
+            fetching.set()
+            try:
+                await asyncio.sleep(timeout)
+            except asyncio.CancelledError:
+                if swallow["on"]:
+                    raise nats.errors.TimeoutError from None
+                raise
+            raise nats.errors.TimeoutError
+
+    class JS(FakeJS):
+        async def pull_subscribe_bind(self, durable: str, stream: str) -> Sub:
+            return Sub()
+
+    class NC(FakeNC):
+        def __init__(self) -> None:
+            self.js = JS()
+
+    task = asyncio.create_task(harness.consumer.run(NC()))
+    await asyncio.wait_for(fetching.wait(), 5)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    if not done:  # the old loop went on: let a second cancellation through, so the test run can end
+        swallow["on"] = False
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+    assert done == {task} and task.cancelled()
