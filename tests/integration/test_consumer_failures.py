@@ -268,3 +268,34 @@ async def test_a_real_postgresql_outage_holds_the_batch_without_spending_deliver
     # Held in progress through an outage three times ack_wait: each committed on its first delivery.
     assert rig.consumer.committed_at_delivery == {e.subject: 1 for e in envs}
     assert await rig.dead_letters() == []
+
+
+@pytest.mark.parametrize("sqlstate", ["40001", "40P01"], ids=["serialization-failure", "deadlock"])
+async def test_postgresql_contention_is_retried_in_place_on_the_first_delivery(
+    make_rig: Callable[..., Any], test_servers: TestServers, sqlstate: str
+) -> None:
+    """A serialization failure or a deadlock (raised by PostgreSQL itself, with its SQLSTATE) is retried in
+    place: no nak, no delivery spent, readiness green, and the event applied once."""
+    tries: dict[str, int] = {}
+
+    async def effect(conn: AsyncConnection, env: Envelope) -> None:
+        tries[env.subject] = tries.get(env.subject, 0) + 1
+        if env.subject == "s-contended" and tries[env.subject] <= 2:
+            await conn.exec_driver_sql(
+                f"DO $$ BEGIN RAISE EXCEPTION 'contended' USING ERRCODE = '{sqlstate}'; END $$"
+            )
+
+    rig = await make_rig(test_servers.create_database("consumerlock"), effect)
+    envs = [withdrawn("s-contended"), withdrawn("s-other")]
+    await rig.publish(*envs)
+
+    async def both_applied() -> bool:
+        return await rig.applied_subjects() == {"s-contended", "s-other"}
+
+    await eventually(both_applied, timeout=20, message="both applied")
+    await eventually(rig.settled, timeout=10, message="nothing left pending or unacknowledged")
+    assert tries["s-contended"] == 3
+    assert rig.consumer.committed_at_delivery == {"s-contended": 1, "s-other": 1}
+    assert rig.consumer.state.naked == 0
+    assert rig.readiness and all(rig.readiness)
+    assert await rig.dead_letters() == []
