@@ -6,10 +6,15 @@ the commit. Rules (ARCHITECTURE.md, reliability 2 and 3):
 
 - a duplicate (inbox key ``(purpose, event id)`` already present) is acked with no effect;
 - an invalid payload never succeeds: it becomes a ``deadletter.recorded`` event, then the original is acked;
-- a handler error isolates the poison message by re-applying the batch one by one; the failing one is naked
-  with a growing delay, and on its last allowed delivery dead-lettered and acked;
-- while the service's own database is unreachable, nothing is naked and no delivery is spent: the consumer
-  keeps the batch (telling the server it is in progress), stops fetching, reports not-ready, and retries.
+- a failure is classified by probing the database, never by the exception's type (``shared/db.py``):
+  - the database does not answer (a fresh connection, short timeout): nothing is naked and no delivery is
+    spent; the consumer keeps the whole batch (telling the server it is in progress), stops fetching, reports
+    not-ready, and retries;
+  - it answers and the failure is lock/busy/deadlock/serialization contention: retried in place, bounded,
+    with backoff, no nak (readiness stays green);
+  - it answers and the failure is anything else — even an OSError, a TimeoutError or an OperationalError such
+    as "no such table" — a handler failure: the batch is re-applied one by one to isolate the poison message,
+    which is naked with a growing delay and, on its last allowed delivery, dead-lettered and acked.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,16 +34,20 @@ from nats.aio.client import Client as NatsClient
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.db import Backbone, insert_ignore, is_unreachable
+from shared.db import Backbone, DatabaseProbe, insert_ignore, is_contention
 from shared.events.envelope import Envelope, deterministic_id, make_event
 from shared.logs import correlation_id
 from shared.outbox import Outbox
 from shared.settings import Settings
-from shared.streams import ConsumerSpec, replay_durable
+from shared.streams import ConsumerSpec, consumers_of, replay_durable
 
 log = logging.getLogger("hoithi.consumer")
 
 PURPOSE_HEADER = "Hoithi-Purpose"
+# Lock/serialization contention is retried in place this many times (backoff 0.1 s doubling, capped at 2 s,
+# jittered) before it counts as a failed delivery.
+CONTENTION_RETRIES = 6
+REPLAY_HANDOVER_DELAY = 0.5  # seconds: a replay for a sibling purpose comes back to another loop
 REPLAY_HEADER = "Hoithi-Replay-Of"
 
 Handler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
@@ -59,6 +69,10 @@ class RawMsg(Protocol):
 
 class InvalidPayload(Exception):
     pass
+
+
+class _StillContended(Exception):
+    """Lock or serialization contention outlasted its retries in place; the cause is the last failure."""
 
 
 @dataclass
@@ -135,6 +149,7 @@ class EventConsumer:
         self.handlers = handlers
         self.state = ConsumerState()
         self.nc: NatsClient | None = None
+        self.probe = DatabaseProbe(engine)
 
     @property
     def purpose(self) -> str:
@@ -156,27 +171,45 @@ class EventConsumer:
             try:
                 if sub is None:
                     sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
-                msgs = await sub.fetch(
+                msgs: Sequence[RawMsg] = await sub.fetch(
                     batch=self.settings.consumer_batch, timeout=self.settings.consumer_fetch_timeout
                 )
                 if replay:
-                    msgs = [
-                        m for m in msgs if (m.headers or {}).get(PURPOSE_HEADER, self.purpose) == self.purpose
-                    ]
+                    msgs = await self._own_replays(msgs)
                 if msgs:
                     await self.process(msgs)
                 failures = 0
             except (nats.errors.TimeoutError, TimeoutError):
+                _raise_if_cancelled()
                 failures = 0
                 continue
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - see above; logged, never fatal
+                _raise_if_cancelled()
                 failures += 1
                 self.state.last_error = repr(exc)
                 if failures == 1 or failures % 20 == 0:
                     log.warning("%s: fetch/settle failed (%d in a row), retrying: %r", durable, failures, exc)
                 await asyncio.sleep(min(0.2 * 2 ** min(failures, 5), 5.0))
+
+    async def _own_replays(self, msgs: Sequence[RawMsg]) -> list[RawMsg]:
+        """The replays meant for this consumer's purpose. The service's replay consumer is shared by its
+        purposes: a replay for a sibling purpose is naked at once so the sibling's loop takes it; one for a
+        purpose this service does not have (any more) can never be applied, and is acked (logged; the dead-letter
+        record stays in its stream) — never left pending to be redelivered until ``max_deliver`` runs out."""
+        siblings = {c.purpose for c in consumers_of(self.spec.service)} - {self.purpose}
+        mine: list[RawMsg] = []
+        for m in msgs:
+            purpose = (m.headers or {}).get(PURPOSE_HEADER, self.purpose)
+            if purpose == self.purpose:
+                mine.append(m)
+            elif purpose in siblings:
+                await _settle(m.nak(delay=REPLAY_HANDOVER_DELAY), m, "nak")
+            else:
+                log.error("replay for purpose %r, which %s does not have: acked", purpose, self.spec.service)
+                await _settle(m.ack(), m, "ack")
+        return mine
 
     # ------------------------------------------------------------------ processing
     async def process(self, msgs: Sequence[RawMsg]) -> None:
@@ -190,16 +223,22 @@ class EventConsumer:
             return
         try:
             await self._apply_with_db_wait(parsed)
+        except _StillContended as exc:
+            # Contention outlasted its retries for the whole batch: every message waits its delay, none is
+            # suspected of being poison (one by one would only wait on the same locks again).
+            for m, _ in parsed:
+                await self._failed(m, _reason(exc))
         except Exception as exc:  # noqa: BLE001 - a handler failed: isolate the poison message
             if len(parsed) == 1:
                 await self._failed(parsed[0][0], exc)
                 return
             log.info("batch of %d failed (%r); applying one by one", len(parsed), exc)
-            for item in parsed:
+            for i, item in enumerate(parsed):
                 try:
-                    await self._apply_with_db_wait([item])
+                    # While this one waits for the database, the rest of the batch is kept in progress too.
+                    await self._apply_with_db_wait([item], hold=[m for m, _ in parsed[i:]])
                 except Exception as one_exc:  # noqa: BLE001
-                    await self._failed(item[0], one_exc)
+                    await self._failed(item[0], _reason(one_exc))
 
     def parse(self, m: RawMsg) -> Envelope:
         try:
@@ -216,37 +255,60 @@ class EventConsumer:
             raise InvalidPayload(f"{self.spec.durable} has no handler for {env.type}")
         return env
 
-    async def _apply_with_db_wait(self, items: list[tuple[RawMsg, Envelope]]) -> None:
-        delay = 0.2
+    async def _apply_with_db_wait(
+        self, items: list[tuple[RawMsg, Envelope]], *, hold: Sequence[RawMsg] | None = None
+    ) -> None:
+        """Apply ``items`` and ack them. A failure is classified by probing the database (shared/db.py):
+        no answer → hold every message of ``hold`` (default: ``items``) in progress and retry until it answers,
+        spending no delivery; contention → retry in place, bounded (then ``_StillContended``); anything else
+        is raised as a handler failure."""
+        held = list(hold) if hold is not None else [m for m, _ in items]
+        outage_delay = 0.2
+        contended = 0
         while True:
             try:
                 await self.apply(items)
             except Exception as exc:
-                if not is_unreachable(exc):
-                    raise
-                # Our own database is down: keep the messages, spend no delivery, stop fetching.
+                if await self.probe.answers():
+                    self._database_answers()
+                    if not is_contention(exc):
+                        raise
+                    contended += 1
+                    if contended > CONTENTION_RETRIES:
+                        raise _StillContended(f"still contended after {contended} tries") from exc
+                    log.info("contention (try %d), retrying in place: %r", contended, exc)
+                    await self._keep_in_progress(held)
+                    await asyncio.sleep(random.uniform(0.5, 1.0) * min(0.05 * 2**contended, 2.0))
+                    continue
+                # Our own database does not answer: keep the messages, spend no delivery, stop fetching.
                 if self.state.db_reachable:
-                    log.warning("database unreachable, holding %d messages: %r", len(items), exc)
+                    log.warning("database unreachable, holding %d messages: %r", len(held), exc)
                 self.state.db_reachable = False
                 self.state.ready = False
                 self.state.waiting_for_db_since = self.state.waiting_for_db_since or datetime.now(UTC)
                 self.state.last_error = repr(exc)
-                for m, _ in items:
-                    try:
-                        await m.in_progress()
-                    except Exception as wpi_exc:  # noqa: BLE001 - the server redelivers after ack_wait anyway
-                        log.debug("in-progress signal failed: %r", wpi_exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, max(1.0, self.settings.ack_wait / 3))
+                await self._keep_in_progress(held)
+                await asyncio.sleep(outage_delay)
+                outage_delay = min(outage_delay * 2, max(1.0, self.settings.ack_wait / 3))
                 continue
-            if not self.state.db_reachable:
-                log.info("database reachable again")
-            self.state.db_reachable = True
-            self.state.ready = True
-            self.state.waiting_for_db_since = None
+            self._database_answers()
             for m, _ in items:
                 await _settle(m.ack(), m, "ack")
             return
+
+    def _database_answers(self) -> None:
+        if not self.state.db_reachable:
+            log.info("database reachable again")
+        self.state.db_reachable = True
+        self.state.ready = True
+        self.state.waiting_for_db_since = None
+
+    async def _keep_in_progress(self, msgs: Sequence[RawMsg]) -> None:
+        for m in msgs:
+            try:
+                await m.in_progress()
+            except Exception as wpi_exc:  # noqa: BLE001 - the server redelivers after ack_wait anyway
+                log.debug("in-progress signal failed: %r", wpi_exc)
 
     async def apply(self, items: list[tuple[RawMsg, Envelope]]) -> None:
         """Inbox rows and effects of ``items`` in one transaction."""
@@ -336,6 +398,19 @@ async def _settle(signal: Any, m: RawMsg, what: str) -> None:
         raise
     except Exception as exc:  # noqa: BLE001
         log.warning("%s of %s lost (%r): the server will redeliver it", what, m.subject, exc)
+
+
+def _raise_if_cancelled() -> None:
+    """A library can turn our cancellation into another error (nats-py's fetch into a timeout): the loop that
+    swallowed it would then never stop. 3.11's ``Task.cancelling()`` still says it was asked to."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+def _reason(exc: BaseException) -> BaseException:
+    """The failure to report: for contention that outlasted its retries, the last contention error."""
+    return exc.__cause__ or exc if isinstance(exc, _StillContended) else exc
 
 
 def _metadata(m: RawMsg) -> Any:

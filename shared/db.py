@@ -10,6 +10,7 @@ survive a power cut — and write transactions begin IMMEDIATE so two writers qu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -187,19 +188,72 @@ def upsert_newer(conn: AsyncConnection, table: sa.Table, values: dict[str, Any])
     return upsert(conn, table, values, where=lambda excluded: table.c.sequence < excluded.sequence)
 
 
-DB_UNREACHABLE: tuple[type[BaseException], ...] = (
-    sa.exc.OperationalError,
-    sa.exc.InterfaceError,
-    sa.exc.DisconnectionError,
-    ConnectionError,
-    OSError,
-    TimeoutError,
-)
+# How a failed consumer transaction is classified (ARCHITECTURE.md, reliability 3). Not by the exception's type:
+# an OSError, a TimeoutError or an OperationalError ("no such table", "too many SQL variables") raised while the
+# database answers is a handler failure, and holding the batch for it would stall the consumer forever. So:
+# 1. the database is *probed* (a trivial query on a fresh connection, short timeout): no answer is an outage —
+#    the batch is held, no delivery spent, readiness red;
+# 2. it answers, and the failure is contention — SQLite busy/locked, PostgreSQL serialization failure (40001),
+#    deadlock (40P01), lock not available (55P03) — or a pooled connection found dead: retried in place,
+#    bounded, with backoff, without a nak;
+# 3. it answers, and anything else: a handler failure — nak with a growing delay, dead-letter at the last
+#    delivery.
+
+CONTENTION_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+_SQLITE_CONTENTION = ("database is locked", "database table is locked", "database is busy")
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
 
 
-def is_unreachable(exc: BaseException) -> bool:
-    """True when ``exc`` says the database could not be reached (not that a statement was wrong)."""
-    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc``, the driver error SQLAlchemy wraps (``orig``) and the explicit causes, without cycles."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        todo += [getattr(e, "orig", None), e.__cause__]
+    return seen
+
+
+def is_contention(exc: BaseException) -> bool:
+    """True when ``exc`` is lock, busy, deadlock or serialization contention: the same work can succeed if
+    retried as it is (a statement that is wrong fails again, whatever the wait)."""
+    for e in _causes(exc):
+        if isinstance(e, sa.exc.DBAPIError) and e.connection_invalidated:
+            return True  # a pooled connection died (a server restart); the pool makes a fresh one
+        code = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
+        if isinstance(code, str) and code in CONTENTION_SQLSTATES:
+            return True
+        if getattr(e, "sqlite_errorcode", None) in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            return True
+        if type(e).__module__.startswith("sqlite3") and any(m in str(e) for m in _SQLITE_CONTENTION):
+            return True
+    return False
+
+
+class DatabaseProbe:
+    """Does the database answer? A trivial query on a *fresh* connection (never a pooled one, which can be
+    broken while the server is fine, or fine while new connections are refused), bounded by ``timeout``."""
+
+    def __init__(self, engine: AsyncEngine, *, timeout: float = 3.0) -> None:
+        self.timeout = timeout
+        self._sqlite = engine.dialect.name == "sqlite"
+        connect_args: dict[str, Any] = {"timeout": timeout}
+        # NullPool: each probe opens its own connection and closes it.
+        self._engine = create_async_engine(engine.url, poolclass=sa.pool.NullPool, connect_args=connect_args)
+
+    async def answers(self) -> bool:
+        # SQLite: reading the schema needs the file itself (a bare SELECT 1 would succeed without it).
+        query = "SELECT count(*) FROM sqlite_master" if self._sqlite else "SELECT 1"
+        try:
+            async with asyncio.timeout(self.timeout):
+                async with self._engine.connect() as conn:
+                    await conn.exec_driver_sql(query)
+        except Exception as exc:  # noqa: BLE001 - whatever it was, the database did not answer
+            return is_contention(exc)  # it answered "busy": it is there
         return True
-    # SQLite "database is locked" is contention rather than an outage; waiting is right for both.
-    return isinstance(exc, DB_UNREACHABLE)
+
+    async def dispose(self) -> None:
+        await self._engine.dispose()

@@ -256,15 +256,34 @@ class OutboxRelay:
             )
 
     async def prune(self, older_than: timedelta = timedelta(days=7)) -> int:
-        """Delete rows published long ago (the stream keeps the events; the outbox only needs the unsent)."""
+        """Forget rows published long ago (the stream keeps the events; the outbox only needs the unsent).
+
+        A fact with a deterministic id (a miss, a reminder, a ``deadline.passed``, a ``notification.sent``…) may
+        be emitted again by a restart or another replica at any time, and ``emit()`` recognises it by its row:
+        deleting that row would let it go out a second time, under a new sequence. So only ordinary facts
+        (the UUIDv7 ids ``emit()`` makes itself, which nothing can emit again) are deleted after ``older_than``;
+        a deterministic one keeps its row with the payload dropped — a tombstone of about 200 bytes — until
+        the stream itself forgets the fact (``stream_max_age_days``). Sequences never depend on these rows:
+        each subject's counter lives in ``event_sequences`` and is never pruned, so a subject's facts stay
+        numbered upwards whatever is pruned. Returns how many rows were deleted."""
         t = self.table
+        now = datetime.now(UTC)
+        published_before = sa.and_(t.c.published_at.is_not(None), t.c.published_at < now - older_than)
+        ordinary = sa.and_(sa.func.length(t.c.event_id) == 36, sa.func.substr(t.c.event_id, 15, 1) == "7")
         async with self.engine.begin() as conn:
-            res = await conn.execute(
+            deleted = await conn.execute(sa.delete(t).where(published_before, ordinary))
+            await conn.execute(
+                sa.update(t)
+                .where(published_before, sa.not_(ordinary), t.c.payload != b"")
+                .values(payload=b"")
+            )
+            forgotten = await conn.execute(
                 sa.delete(t).where(
-                    t.c.published_at.is_not(None), t.c.published_at < datetime.now(UTC) - older_than
+                    t.c.published_at.is_not(None),
+                    t.c.published_at < now - timedelta(days=self.settings.stream_max_age_days),
                 )
             )
-        return int(res.rowcount or 0)
+        return int(deleted.rowcount or 0) + int(forgotten.rowcount or 0)
 
     async def pending(self) -> int:
         async with self.engine.connect() as conn:

@@ -27,7 +27,7 @@ from nats.aio.client import Client as NatsClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import problems
-from shared.auth import Principal, require_tenant, verify_token
+from shared.auth import Principal, authenticate, require_tenant
 from shared.clock import Clock
 from shared.consumer import EventConsumer, Handler
 from shared.copies import Copies
@@ -302,7 +302,7 @@ async def current_caller(
     request: Request, tenant: str, authorization: Annotated[str | None, Header()] = None
 ) -> Caller:
     rt = runtime(request)
-    principal = verify_token(rt.settings, authorization)
+    principal = await authenticate(rt.settings, authorization)
     require_tenant(principal, tenant)
     person = None
     if rt.copies is not None:

@@ -240,3 +240,227 @@ async def test_the_fetch_loop_outlives_a_broker_restart_lost_fetches_and_lost_ac
     finally:
         task.cancel()
     assert harness.applied == [first.id, second.id]
+
+
+# ------------------------------------------------------------------ failures classified by probing the database
+
+
+class HandlerBug(Exception):
+    pass
+
+
+async def _kept(harness: Any) -> list[str]:
+    """The events whose effects committed (a rolled-back batch try leaves nothing)."""
+    async with harness.engine.connect() as conn:
+        return sorted((await conn.execute(sa.select(harness.bb.inbox.c.event_id))).scalars().all())
+
+
+async def _no_such_table(conn: Any) -> None:
+    await conn.execute(sa.text("SELECT * FROM no_such_table"))  # a real sqlite OperationalError
+
+
+@pytest.mark.parametrize("failure", ["OSError", "TimeoutError", "no such table"])
+async def test_a_handler_failing_like_an_outage_while_the_database_answers_is_naked_then_dead_lettered(
+    harness: Any, failure: str
+) -> None:
+    """An OSError, a TimeoutError or an OperationalError("no such table") from a handler is not an outage when
+    the database answers: the message is naked with a delay, then dead-lettered at its last delivery, while the
+    others of its batch are applied — and the consumer never reports not-ready."""
+    import asyncio
+
+    async def handler(conn: Any, env: Envelope) -> None:
+        if env.subject == "s-poison":
+            if failure == "OSError":
+                raise FileNotFoundError(2, "No such file or directory", "/templates/missing.j2")
+            if failure == "TimeoutError":
+                raise TimeoutError("an upstream call timed out")
+            await _no_such_table(conn)
+        harness.applied.append(env.id)
+
+    harness.consumer.handlers["submission.withdrawn"] = handler
+    poison, good = withdrawn("s-poison"), [withdrawn(f"s-{i}") for i in range(2)]
+    first = [FakeMsg(good[0].to_json()), FakeMsg(poison.to_json(), seq=2), FakeMsg(good[1].to_json(), seq=3)]
+    # Old behaviour: the batch was held forever as "database down"; a deadline turns that into a failure.
+    await asyncio.wait_for(harness.consumer.process(first), 10)
+    assert first[1].log[0][0] == "nak" and first[1].log[0][1] > 0
+    assert first[0].log == [("ack", None)] and first[2].log == [("ack", None)]
+    assert await _kept(harness) == sorted(e.id for e in good)
+    assert harness.consumer.state.ready and harness.consumer.state.db_reachable
+
+    last = FakeMsg(poison.to_json(), seq=2, delivered=3)  # max_deliver=3 in the harness
+    later = withdrawn("s-later")
+    await asyncio.wait_for(harness.consumer.process([last, FakeMsg(later.to_json(), seq=4)]), 10)
+    assert last.log == [("ack", None)]
+    [(_, payload, _)] = harness.consumer.nc.js.published
+    assert json.loads(payload)["data"]["reason"] == "max_deliver_reached"
+    assert await _kept(harness) == sorted(e.id for e in [*good, later])
+    assert harness.consumer.state.ready
+
+
+def _locked() -> sa.exc.OperationalError:
+    import sqlite3
+
+    return sa.exc.OperationalError("INSERT INTO ledger …", {}, sqlite3.OperationalError("database is locked"))
+
+
+async def test_a_locked_database_is_retried_in_place_without_a_nak_and_readiness_stays_green(
+    harness: Any,
+) -> None:
+    import asyncio
+
+    calls: list[bool] = []  # readiness seen by each attempt
+
+    async def handler(conn: Any, env: Envelope) -> None:
+        calls.append(harness.consumer.state.ready)
+        if len(calls) < 3:
+            raise _locked()
+        harness.applied.append(env.id)
+
+    harness.consumer.handlers["submission.withdrawn"] = handler
+    env = withdrawn()
+    m = FakeMsg(env.to_json(), delivered=1)
+    await asyncio.wait_for(harness.consumer.process([m]), 10)
+    assert harness.applied == [env.id]
+    assert [e for e, _ in m.log if e != "wpi"] == ["ack"]  # no nak: the delivery was not spent
+    assert calls == [True, True, True]  # a lock is not an outage: never taken out of service
+
+
+async def test_contention_that_outlasts_its_retries_is_naked_not_held(
+    harness: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import shared.consumer
+
+    monkeypatch.setattr(shared.consumer, "CONTENTION_RETRIES", 2)
+
+    async def handler(conn: Any, env: Envelope) -> None:
+        raise _locked()
+
+    harness.consumer.handlers["submission.withdrawn"] = handler
+    msgs = [FakeMsg(withdrawn(f"s-{i}").to_json(), seq=i) for i in range(2)]
+    await asyncio.wait_for(harness.consumer.process(msgs), 10)
+    for m in msgs:
+        assert [e for e, _ in m.log if e != "wpi"] == ["nak"]
+    assert harness.consumer.state.ready
+
+
+async def test_while_the_database_is_down_in_the_one_by_one_fallback_the_rest_of_the_batch_is_kept_in_progress(
+    harness: Any,
+) -> None:
+    """A poison message sends the batch one by one; if the database goes away then, every message still
+    waiting in that batch is told "in progress", or the server redelivers it after ack_wait and spends a
+    delivery."""
+    import asyncio
+
+    down = {"on": False, "g1 attempts": 0}
+
+    class Probe:
+        async def answers(self) -> bool:
+            return not down["on"]
+
+    harness.consumer.probe = Probe()
+
+    async def handler(conn: Any, env: Envelope) -> None:
+        if env.subject == "s-poison":
+            raise HandlerBug("cannot apply")
+        if env.subject == "s-1":
+            down["g1 attempts"] += 1
+            down["on"] = down["g1 attempts"] <= 2  # its first two tries fall in an outage
+            if down["on"]:
+                raise sa.exc.OperationalError("SELECT 1", {}, OSError("connection refused"))
+        harness.applied.append(env.id)
+
+    harness.consumer.handlers["submission.withdrawn"] = handler
+    envs = [withdrawn("s-poison"), withdrawn("s-1"), withdrawn("s-2")]
+    msgs = [FakeMsg(e.to_json(), seq=i) for i, e in enumerate(envs)]
+    await asyncio.wait_for(harness.consumer.process(msgs), 10)
+    assert msgs[0].log[0][0] == "nak"
+    assert msgs[1].log[-1] == ("ack", None) and ("wpi", None) in msgs[1].log
+    assert ("wpi", None) in msgs[2].log, msgs[2].log  # kept alive while s-1 waited for the database
+    assert msgs[2].log[-1] == ("ack", None)
+    assert await _kept(harness) == sorted([envs[1].id, envs[2].id])
+
+
+async def test_a_replay_for_a_purpose_the_service_does_not_have_is_settled_not_left_pending(
+    harness: Any,
+) -> None:
+    import asyncio
+
+    import nats.errors
+
+    from shared.consumer import PURPOSE_HEADER
+
+    ours, theirs = withdrawn("s-ours"), withdrawn("s-theirs")
+    foreign = FakeMsg(theirs.to_json(), headers={PURPOSE_HEADER: "retired-purpose"}, seq=1)
+    own = FakeMsg(ours.to_json(), headers={PURPOSE_HEADER: "facts"}, seq=2)
+    batches: list[Any] = [[foreign, own]]
+    done = asyncio.Event()
+
+    class Sub:
+        async def fetch(self, batch: int, timeout: float) -> list[Any]:
+            if not batches:
+                done.set()
+                await asyncio.sleep(timeout)
+                raise nats.errors.TimeoutError
+            return batches.pop(0)  # type: ignore[no-any-return]
+
+    class JS(FakeJS):
+        async def pull_subscribe_bind(self, durable: str, stream: str) -> Sub:
+            assert durable == "rewards-replay-v1"
+            return Sub()
+
+    class NC(FakeNC):
+        def __init__(self) -> None:
+            self.js = JS()
+
+    task = asyncio.create_task(harness.consumer.run(NC(), replay=True))
+    try:
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        task.cancel()
+    assert harness.applied == [ours.id]
+    assert own.log == [("ack", None)]
+    assert foreign.log == [("ack", None)]  # settled: the server will not redeliver it until max_deliver
+
+
+async def test_the_fetch_loop_stops_when_cancelled_even_if_the_fetch_turns_the_cancellation_into_a_timeout(
+    harness: Any,
+) -> None:
+    """nats-py's fetch can answer a cancellation with its own TimeoutError; a loop that then went on would never
+    stop (a service's shutdown, a test's teardown, hanging)."""
+    import asyncio
+
+    import nats.errors
+
+    fetching = asyncio.Event()
+    swallow = {"on": True}
+
+    class Sub:
+        async def fetch(self, batch: int, timeout: float) -> list[Any]:
+            fetching.set()
+            try:
+                await asyncio.sleep(timeout)
+            except asyncio.CancelledError:
+                if swallow["on"]:
+                    raise nats.errors.TimeoutError from None
+                raise
+            raise nats.errors.TimeoutError
+
+    class JS(FakeJS):
+        async def pull_subscribe_bind(self, durable: str, stream: str) -> Sub:
+            return Sub()
+
+    class NC(FakeNC):
+        def __init__(self) -> None:
+            self.js = JS()
+
+    task = asyncio.create_task(harness.consumer.run(NC()))
+    await asyncio.wait_for(fetching.wait(), 5)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    if not done:  # the old loop went on: let a second cancellation through, so the test run can end
+        swallow["on"] = False
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)
+    assert done == {task} and task.cancelled()

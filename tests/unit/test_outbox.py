@@ -125,3 +125,44 @@ async def test_a_deterministic_fact_is_recorded_once(tmp_path: Path) -> None:
     assert first is not None and again is None
     assert await relay.relay_once() == 1
     await engine.dispose()
+
+
+async def test_a_deterministic_fact_is_not_emitted_again_after_the_outbox_is_pruned(tmp_path: Path) -> None:
+    """The clock deciding a part's deadline again after a restart, eight days after its ``deadline.passed`` was
+    published: the outbox prune must not make ``emit()`` forget it, or the same fact goes out again under a new
+    sequence. An ordinary fact's row is deleted; the subject's next fact still gets the next sequence."""
+    import json
+
+    from shared.events.envelope import deterministic_id
+
+    js = FlakyJS()
+    engine, bb, outbox, relay = await _setup(tmp_path, js)
+    passed_id = deterministic_id("deadline.passed", "t", "2023", "experience", T.isoformat())
+    data = {"part": "experience", "deadline": T, "assigned": 1, "fulfilled": 0, "missed_by_unit": {}}
+
+    async def decide_passed() -> Any:
+        async with engine.begin() as conn:
+            return await outbox.emit(
+                conn, "deadline.passed", data, tenant="t", subject="experience", time=T, event_id=passed_id
+            )
+
+    assert await decide_passed() is not None
+    await _emit(engine, outbox, 1, "experience")  # an ordinary fact of the same subject: sequence 2
+    assert await relay.relay_once() == 2
+    async with engine.begin() as conn:  # eight days pass
+        await conn.execute(sa.update(bb.outbox).values(published_at=datetime.now(UTC) - timedelta(days=8)))
+    await relay.prune()
+
+    assert await decide_passed() is None  # recognised: not emitted again
+    async with engine.connect() as conn:  # the ordinary fact's row was pruned all the same
+        kept = (await conn.execute(sa.select(bb.outbox.c.event_id))).scalars().all()
+    assert kept == [passed_id]
+    [later] = await _emit(engine, outbox, 1, "experience")
+    assert await relay.relay_once() == 1
+    published = [json.loads(p) for _, p, _ in js.published]
+    assert [(e["id"], e["sequence"]) for e in published] == [
+        (passed_id, 1),
+        (published[1]["id"], 2),
+        (later, 3),
+    ]
+    await engine.dispose()
