@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from services.rewards import domain
 from shared.clock import VN
@@ -97,6 +97,12 @@ class PriorityList(BaseModel):
     units: list[UnitPriority]
     unions: list[UnionRollup]
     ledger: list[LedgerRow] = []
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def rules_note(self) -> str:
+        """Which rules the list was computed under (Vietnamese), also in the workbook's properties."""
+        return rules_note(self)
 
 
 def _reasons(r: domain.Ranked) -> list[Reason]:
@@ -366,6 +372,13 @@ def sheet_rows(pl: PriorityList, sheet: str) -> list[list[object]]:
     raise KeyError(sheet)
 
 
+def rules_note(pl: PriorityList) -> str:
+    """Which rules the list was computed under, as the council reads it."""
+    if pl.rules_version is None:
+        return "Chưa nhận được quy tắc khen thưởng của kỳ hội thi: tính theo điểm mặc định (1 điểm mỗi hồ sơ)"
+    return f"Tính theo quy tắc khen thưởng phiên bản {pl.rules_version} (kỳ hội thi phiên bản {pl.edition_version})"
+
+
 def to_csv(pl: PriorityList, sheet: str) -> bytes:
     """UTF-8 with a byte-order mark (Excel opens it with its diacritics intact), CRLF line ends."""
     buf = io.StringIO()
@@ -398,6 +411,7 @@ def to_xlsx(pl: PriorityList, *, title: str | None = None) -> bytes:
                 c.alignment = Alignment(wrap_text=True, vertical="top")
         ws.freeze_panes = "A2"
     wb.properties.title = title or f"Danh sách ưu tiên khen thưởng — kỳ {pl.edition}"
+    wb.properties.subject = rules_note(pl)
     wb.properties.creator = "hoithi rewards"
     # A fixed timestamp: the same list gives the same workbook.
     fixed = datetime(2000, 1, 1)

@@ -79,6 +79,7 @@ def test_edition_with_its_own_part_ids_is_priced_with_its_own_points(system: Sys
     # 4 points, the edition's own price for its own part; the list says which rules it was computed under.
     assert person["points"] == 4, person
     assert pl["rules_version"] == 3 and pl["edition_version"] == 1
+    assert pl["rules_note"] == "Tính theo quy tắc khen thưởng phiên bản 3 (kỳ hội thi phiên bản 1)"
     with system.client("rewards", "p-0001") as c:
         versions = c.get(f"/tenants/{TENANT}/editions/{EDITION}/rules").json()
     assert [(v["version"], v["valid"], v["in_force"]) for v in versions] == [(1, True, True)]
