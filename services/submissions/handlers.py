@@ -57,14 +57,18 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
         )
 
     async def catalogue(conn: AsyncConnection, env: Envelope) -> None:
+        """Keep the unit's latest-dated list: a correction of a past period (an earlier ``at``, sent later)
+        never replaces it, and a newer list arriving late still does."""
         data = env.parsed()
         codes = sorted({national_procedure_code(p.code) for p in data.procedures})  # type: ignore[attr-defined]
-        await _upsert_newer(
-            conn,
-            models.procedure_catalogues,
-            {"tenant": env.tenant, "unit_id": data.unit_id},  # type: ignore[attr-defined]
-            {"codes": codes, "sequence": env.sequence, "at": data.at},  # type: ignore[attr-defined]
-        )
+        t = models.procedure_catalogues
+        key = (t.c.tenant == env.tenant) & (t.c.unit_id == data.unit_id)  # type: ignore[attr-defined]
+        row = {"codes": codes, "sequence": env.sequence, "at": data.at}  # type: ignore[attr-defined]
+        current = (await conn.execute(sa.select(t.c.at, t.c.sequence).where(key))).first()
+        if current is None:
+            await conn.execute(insert_ignore(conn, t, {"tenant": env.tenant, "unit_id": data.unit_id, **row}))  # type: ignore[attr-defined]
+        elif (data.at, env.sequence) > (current.at, int(current.sequence)):  # type: ignore[attr-defined]
+            await conn.execute(sa.update(t).where(key).values(**row))
 
     handlers: dict[str, Handler] = {
         "directory.unit.changed": copy,
