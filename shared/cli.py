@@ -26,7 +26,9 @@ app.add_typer(events_app, name="events")
 app.add_typer(dl_app, name="deadletters")
 
 DEMO_START = "2023-10-20T09:00:00+07:00"
-SEED_DIR = Path("deploy/seed/soctrang-stnmt-2023")
+# The demo seed of this checkout (found from the code, not the working directory); in the image, /app/deploy.
+_CHECKOUT_SEED = Path(__file__).resolve().parents[1] / "deploy" / "seed" / "soctrang-stnmt-2023"
+SEED_DIR = _CHECKOUT_SEED if _CHECKOUT_SEED.is_dir() else Path("deploy/seed/soctrang-stnmt-2023")
 
 
 def _names(names: list[str] | None) -> list[str]:
@@ -250,6 +252,13 @@ def up(
     from honcho.manager import Manager  # type: ignore[import-untyped]
 
     s = get_settings()
+    if s.env == "production":
+        typer.echo(
+            "hoithi up runs the demo on a simulated clock: HOITHI_ENV=production refuses it / môi trường "
+            "production không chạy bản trình diễn",
+            err=True,
+        )
+        raise typer.Exit(1)
     data = s.data_dir.resolve()
     if fresh and data.exists():
         shutil.rmtree(data)
