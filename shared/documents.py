@@ -550,14 +550,14 @@ def directory_problems(d: Directory) -> list[DirectoryProblem]:
         rows_by_id.setdefault(p.id, []).append(p)
     for i, union in enumerate(d.unions):
         if union.secretary is not None:
-            rows = rows_by_id.get(union.secretary)
-            if not rows:
+            secretary_rows = rows_by_id.get(union.secretary)
+            if not secretary_rows:
                 add(
                     f"unions[{i}].secretary",
                     f"unknown person {union.secretary!r}",
                     f"không có cán bộ {union.secretary!r} trong danh bạ",
                 )
-            elif not any(union.id in r.unions for r in rows):
+            elif not any(union.id in r.unions for r in secretary_rows):
                 add(
                     f"unions[{i}].secretary",
                     f"person {union.secretary!r} is not a member of {union.id!r}",
