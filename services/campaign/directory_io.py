@@ -325,8 +325,8 @@ def merged_rows(
             ]
     all_people = list(current.people)
     for p in people:
-        same = [r for r in all_people if r.id == p.id]
-        all_people = [r for r in all_people if r.id != p.id] + _close_before(same, p)
+        same_person = [r for r in all_people if r.id == p.id]
+        all_people = [r for r in all_people if r.id != p.id] + _close_before(same_person, p)
     merged_unions = {u.id: u for u in current.unions}
     for un in unions or []:
         merged_unions[un.id] = un
@@ -415,7 +415,8 @@ def read(content: bytes, filename: str, current: Directory) -> Directory:
         units, people, unions = doc.units, doc.people, doc.unions
         lines = document_lines(content)
         row_lines: RowLines = {}
-        for kind, rows_of_kind in (("units", units), ("people", people), ("unions", unions)):
+        listed: tuple[tuple[str, list[Any]], ...] = (("units", units), ("people", people), ("unions", unions))
+        for kind, rows_of_kind in listed:
             for i, row in enumerate(rows_of_kind):
                 if i < len(lines.get(kind, [])):
                     row_lines[(kind, row.id, getattr(row, "effective_from", None))] = lines[kind][i]
@@ -437,6 +438,6 @@ def read(content: bytes, filename: str, current: Directory) -> Directory:
         def where(kind: str, index: int) -> int:
             """The file's line of the merged directory's row (0: a row already stored, not in the file)."""
             row = data[kind][index] if index < len(data[kind]) else {}
-            return row_lines.get((kind, row.get("id"), row.get("effective_from")), 0)
+            return row_lines.get((kind, str(row.get("id")), row.get("effective_from")), 0)
 
         raise DirectoryImportError(_problem_errors(exc, where)) from None
