@@ -83,7 +83,9 @@ def test_dated_catalogue_reports_for_past_weeks_and_corrections(cs: CampaignSyst
         r = catalogue(c, ["1.010001", "1.010002"], effective_from="2023-08-21", correction=True)
         assert r.status_code == 200, r.text
         assert (r.json()["correction"], r.json()["in_force_until"]) == (True, "2023-10-20T00:00:00+07:00")
-        (event,) = [e["data"] for e in cs.outbox("procedure.catalogue.changed") if e["data"].get("correction")]
+        (event,) = [
+            e["data"] for e in cs.outbox("procedure.catalogue.changed") if e["data"].get("correction")
+        ]
         assert event["at"].startswith("2023-08-2") and event["until"].startswith("2023-10-19T17:00:00")
         r = report(c, "2023-10-09", "2023-10-15", "1.010002")
         assert r.status_code == 201, r.text
