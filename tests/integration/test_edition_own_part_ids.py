@@ -5,6 +5,7 @@ naming the field, and campaign refuses to publish them."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -98,8 +99,17 @@ def test_rules_naming_a_part_the_edition_lacks_are_refused_at_validation_and_pub
     assert "mã phần thi 'experience-2024' không có trong kỳ hội thi" in checked.stderr  # Vietnamese
     assert "unknown part id 'experience-2024'" in checked.stderr  # and English
 
-    # campaign refuses to publish it: nothing written, no event.
+    # campaign refuses to publish it, by seed or over HTTP: the field named, nothing written, no event.
     before = [e for _, e in system.events() if e.get("type") == "edition.published"]
+    with system.client("campaign", "p-0004") as c:  # the secretariat
+        r = c.post(
+            f"/tenants/{TENANT}/editions",
+            content=json.dumps(edition_with_own_part_ids(rules), default=str),
+            headers={"Content-Type": "application/json"},
+        )
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == [field]
+    assert "không có trong kỳ hội thi" in r.json()["errors"][0]["message_vi"]
     with pytest.raises(RuntimeError) as refused:
         system.hoithi("seed", str(bad))
     assert field in str(refused.value)
