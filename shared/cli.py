@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from shared.clock import write_clock_file
-from shared.settings import SERVICES, get_settings, load, registry, service_settings
+from shared.settings import CLOCK_FILE_NAME, SERVICES, get_settings, load, registry, service_settings
 
 app = typer.Typer(help="hoithi — Hội thi Cải cách hành chính: operator commands.", no_args_is_help=True)
 events_app = typer.Typer(help="Look at the event stream.", no_args_is_help=True)
@@ -240,16 +240,24 @@ def up(
     from honcho.manager import Manager  # type: ignore[import-untyped]
 
     s = get_settings()
+    if s.env == "production":
+        typer.echo(
+            "hoithi up runs the demo on a simulated clock: HOITHI_ENV=production refuses it / môi trường "
+            "production không chạy bản trình diễn",
+            err=True,
+        )
+        raise typer.Exit(1)
     data = s.data_dir.resolve()
     if fresh and data.exists():
         shutil.rmtree(data)
     data.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("HOITHI_LOG_JSON", "false")
+    env["HOITHI_DATA_DIR"] = str(data)  # every process (and every later command) reads the same home
 
     # The demo clock: one anchor file every process follows (``hoithi clock set`` moves them all); kept, so a
     # restart continues where the demo was.
-    clock_file = data / "clock.json"
+    clock_file = data / CLOCK_FILE_NAME
     if not clock_file.exists():
         write_clock_file(clock_file, datetime.fromisoformat(demo_start))
     env.setdefault("HOITHI_CLOCK_FILE", str(clock_file))
@@ -313,10 +321,9 @@ def clock_show() -> None:
     """Print "now" as every service sees it (Asia/Ho_Chi_Minh)."""
     from shared.clock import VN, Clock
 
-    s = get_settings()
-    path = _clock_file()
-    now = (Clock(clock_file=path) if path else Clock.from_settings(s)).now().astimezone(VN)
-    typer.echo(now.strftime("%d/%m/%Y %H:%M:%S (+07:00)"))
+    clock = Clock.from_settings(get_settings())
+    now = clock.now().astimezone(VN)
+    typer.echo(f"{now.strftime('%d/%m/%Y %H:%M:%S (+07:00)')}  — {clock.describe()}")
 
 
 @clock_app.command("set")
@@ -325,10 +332,12 @@ def clock_set(
     rate: Annotated[float, typer.Option(help="simulated seconds per real second")] = 1.0,
 ) -> None:
     """Move every process that follows HOITHI_CLOCK_FILE to ``at`` (refused without a clock file)."""
-    path = _clock_file()
+    path = get_settings().deployment_clock_file
     if path is None:
         typer.echo(
-            "no HOITHI_CLOCK_FILE and no .hoithi/clock.json: this deployment runs on the real clock", err=True
+            f"no HOITHI_CLOCK_FILE and no {get_settings().data_dir / CLOCK_FILE_NAME} (HOITHI_DATA_DIR): this "
+            "deployment runs on the real clock / triển khai này chạy theo đồng hồ thật",
+            err=True,
         )
         raise typer.Exit(1)
     when = datetime.fromisoformat(at)
@@ -337,14 +346,6 @@ def clock_set(
         raise typer.Exit(2)
     write_clock_file(path, when, rate=rate)
     clock_show()
-
-
-def _clock_file() -> Path | None:
-    s = get_settings()
-    if s.clock_file is not None:
-        return s.clock_file
-    local = s.data_dir / "clock.json"  # the one `hoithi up` keeps
-    return local if local.exists() else None
 
 
 def _mount_service_commands() -> None:

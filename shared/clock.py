@@ -90,12 +90,24 @@ class Clock:
 
     @classmethod
     def from_settings(cls, settings: object) -> Clock:
+        """The deployment's clock: its anchor file (``HOITHI_CLOCK_FILE``, else ``<HOITHI_DATA_DIR>/clock.json``
+        when the deployment has one), else a fixed simulated anchor, else the real clock. Every service and
+        every command that writes builds its clock here, so all agree whatever directory they run from."""
+        clock_file = getattr(settings, "deployment_clock_file", getattr(settings, "clock_file", None))
         return cls(
             getattr(settings, "clock_simulated_at", None),
             getattr(settings, "clock_real_at", None),
             getattr(settings, "clock_rate", 1.0),
-            getattr(settings, "clock_file", None),
+            clock_file,
         )
+
+    def describe(self) -> str:
+        """Where "now" comes from, for an operator (Vietnamese)."""
+        if self.clock_file is not None and self.simulated:
+            return f"đồng hồ mô phỏng theo {self.clock_file}"
+        if self.simulated:
+            return "đồng hồ mô phỏng (HOITHI_CLOCK_SIMULATED_AT)"
+        return "đồng hồ thật của máy"
 
 
 def write_clock_file(

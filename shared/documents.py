@@ -51,6 +51,8 @@ __all__ = [
     "Criterion",
     "Deduct",
     "Directory",
+    "DirectoryInconsistent",
+    "DirectoryProblem",
     "Disagreement",
     "Edition",
     "ExperienceReportPart",
@@ -72,6 +74,7 @@ __all__ = [
     "UnitSelector",
     "check_edition_against_directory",
     "deadline_instant",
+    "directory_problems",
     "document_schemas",
     "dump_yaml",
     "format_date_vn",
@@ -337,66 +340,29 @@ class Directory(_Doc):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        problems: list[str] = []
-        if dup := _duplicates([u.id for u in self.units]):
-            problems.append(f"units: duplicate unit ids {dup}")
-        if dup := _duplicates([u.id for u in self.unions]):
-            problems.append(f"unions: duplicate union ids {dup}")
-        unit_ids = {u.id for u in self.units}
-        union_ids = {u.id for u in self.unions}
-        for i, u in enumerate(self.units):
-            if u.parent is not None and u.parent not in unit_ids:
-                problems.append(f"units[{i}].parent: unit {u.id!r} has unknown parent {u.parent!r}")
-            if u.parent == u.id:
-                problems.append(f"units[{i}].parent: unit {u.id!r} is its own parent")
-            for s in u.successor_of:
-                if s not in unit_ids:
-                    problems.append(f"units[{i}].successor_of: unit {u.id!r} replaces unknown unit {s!r}")
-        for i, a in enumerate(self.units):
-            for b in self.units[i + 1 :]:
-                if a.code == b.code and _overlap(
-                    a.effective_from, a.effective_to, b.effective_from, b.effective_to
-                ):
-                    problems.append(
-                        f"units: code {a.code!r} is used by both {a.id!r} and {b.id!r} in overlapping periods"
-                    )
-        for i, tree in enumerate(self.unions):
-            if tree.parent is not None and tree.parent not in union_ids:
-                problems.append(f"unions[{i}].parent: union {tree.id!r} has unknown parent {tree.parent!r}")
-        rows_by_id: dict[str, list[Person]] = {}
-        for i, p in enumerate(self.people):
-            if p.unit not in unit_ids:
-                problems.append(f"people[{i}].unit: person {p.id!r} is in unknown unit {p.unit!r}")
-            for un in p.unions:
-                if un not in union_ids:
-                    problems.append(f"people[{i}].unions: person {p.id!r} is in unknown union {un!r}")
-            for other in rows_by_id.get(p.id, []):
-                if _overlap(p.effective_from, p.effective_to, other.effective_from, other.effective_to):
-                    problems.append(
-                        f"people[{i}].id: duplicate person id {p.id!r} (rows of one person must not overlap "
-                        "in time; a move is a new row from a date)"
-                    )
-            rows_by_id.setdefault(p.id, []).append(p)
-        for i, union in enumerate(self.unions):
-            if union.secretary is not None:
-                rows = rows_by_id.get(union.secretary)
-                if not rows:
-                    problems.append(f"unions[{i}].secretary: unknown person {union.secretary!r}")
-                elif not any(union.id in r.unions for r in rows):
-                    problems.append(
-                        f"unions[{i}].secretary: person {union.secretary!r} is not a member of {union.id!r}"
-                    )
-        if problems:
-            raise ValueError("; ".join(problems))
+        if problems := directory_problems(self):
+            raise DirectoryInconsistent(problems)
         return self
 
     # -- look-ups
 
-    def unit(self, unit_id: str) -> Unit:
-        for u in self.units:
-            if u.id == unit_id:
-                return u
-        raise KeyError(f"unknown unit {unit_id!r}")
+    def unit(self, unit_id: str, as_of: date | None = None) -> Unit:
+        """The row of a unit effective on ``as_of``; without a date, the latest row (a unit may have several
+        dated rows: a rename, a merger into it, a change of parent)."""
+        rows = [u for u in self.units if u.id == unit_id]
+        if as_of is not None:
+            rows = [u for u in rows if u.effective_on(as_of)]
+        if not rows:
+            raise KeyError(f"unknown unit {unit_id!r}" + (f" as of {as_of}" if as_of else ""))
+        return max(rows, key=lambda u: (u.effective_to or date.max, u.effective_from or date.min))
+
+    def successors(self, unit_id: str) -> list[str]:
+        """Ids of the units that replaced ``unit_id`` (merged it in, split it, renamed it to a new id)."""
+        return sorted({u.id for u in self.units if unit_id in u.successor_of and u.id != unit_id})
+
+    def predecessors(self, unit_id: str) -> list[str]:
+        """Ids of the units ``unit_id`` replaced, over all its rows."""
+        return sorted({s for u in self.units if u.id == unit_id for s in u.successor_of})
 
     def unit_by_code(self, code: str, as_of: date | None = None) -> Unit:
         for u in self.units:
@@ -443,6 +409,161 @@ class Directory(_Doc):
             and (not selector.roles or any(r in p.roles for r in selector.roles))
             and (not selector.ids or p.id in selector.ids)
         ]
+
+
+class DirectoryProblem(BaseModel):
+    """One inconsistency of a directory: where (``units[3].successor_of``; "" for the whole), English and
+    Vietnamese."""
+
+    path: str
+    en: str
+    vi: str
+
+
+class DirectoryInconsistent(ValueError):
+    """The directory's rows do not fit together; ``problems`` says where, in English and Vietnamese (pydantic
+    keeps this exception as ``ctx["error"]`` of its ``value_error``)."""
+
+    def __init__(self, problems: list[DirectoryProblem]) -> None:
+        super().__init__("; ".join(f"{p.path}: {p.en}" if p.path else p.en for p in problems))
+        self.problems = problems
+
+
+def _row_periods_overlap(rows: list[tuple[int, _EffectiveDated]]) -> list[tuple[int, int]]:
+    """(earlier index, later index) of every two rows, of one id, whose periods overlap."""
+    return [
+        (i, j)
+        for (i, a), (j, b) in itertools.combinations(rows, 2)
+        if _overlap(a.effective_from, a.effective_to, b.effective_from, b.effective_to)
+    ]
+
+
+def _period_vi(row: _EffectiveDated) -> str:
+    start = format_date_vn(row.effective_from) if row.effective_from else "trước đó"
+    end = format_date_vn(row.effective_to) if row.effective_to else "nay"
+    return f"{start}–{end}"
+
+
+def directory_problems(d: Directory) -> list[DirectoryProblem]:
+    """Every inconsistency of a directory (empty: consistent). A unit or a person may have any number of dated
+    rows under one id, never overlapping in time; ``successor_of`` links (a merger, a split, a rename to a new
+    id) must name units that exist and that started before the row that replaces them."""
+    problems: list[DirectoryProblem] = []
+
+    def add(path: str, en: str, vi: str) -> None:
+        problems.append(DirectoryProblem(path=path, en=en, vi=vi))
+
+    unit_rows: dict[str, list[tuple[int, Unit]]] = {}
+    for i, u in enumerate(d.units):
+        unit_rows.setdefault(u.id, []).append((i, u))
+    for uid, rows in unit_rows.items():
+        for _, j in _row_periods_overlap(rows):  # type: ignore[arg-type]
+            add(
+                f"units[{j}].effective_from",
+                f"duplicate unit ids [{uid!r}] in overlapping periods (rows of one unit must not overlap in time; "
+                "a change is a new row from a date)",
+                f"đơn vị {uid!r} có hai dòng trùng thời gian hiệu lực ({_period_vi(d.units[j])}): mỗi thay đổi là "
+                "một dòng mới có hiệu lực từ một ngày",
+            )
+    if dup := _duplicates([u.id for u in d.unions]):
+        add("unions", f"duplicate union ids {dup}", f"mã đoàn thể bị trùng: {', '.join(dup)}")
+    union_ids = {u.id for u in d.unions}
+    for i, u in enumerate(d.units):
+        if u.parent is not None and u.parent not in unit_rows:
+            add(
+                f"units[{i}].parent",
+                f"unit {u.id!r} has unknown parent {u.parent!r}",
+                f"đơn vị {u.id!r} trực thuộc đơn vị không có trong danh bạ: {u.parent!r}",
+            )
+        if u.parent == u.id:
+            add(
+                f"units[{i}].parent",
+                f"unit {u.id!r} is its own parent",
+                f"đơn vị {u.id!r} trực thuộc chính nó",
+            )
+        for s in u.successor_of:
+            if s == u.id:
+                add(
+                    f"units[{i}].successor_of",
+                    f"unit {u.id!r} replaces itself (a rename under the same id is a new row from a date)",
+                    f"đơn vị {u.id!r} thay thế chính nó (đổi tên giữ nguyên mã là một dòng mới từ một ngày)",
+                )
+            elif s not in unit_rows:
+                add(
+                    f"units[{i}].successor_of",
+                    f"unit {u.id!r} replaces unknown unit {s!r} (a dangling link)",
+                    f"đơn vị {u.id!r} thay thế đơn vị không có trong danh bạ: {s!r}",
+                )
+            elif u.effective_from is not None and all(
+                p.effective_from is not None and p.effective_from >= u.effective_from for _, p in unit_rows[s]
+            ):
+                add(
+                    f"units[{i}].successor_of",
+                    f"unit {u.id!r} replaces {s!r} from {u.effective_from}, but {s!r} only starts on or after "
+                    "that day",
+                    f"đơn vị {u.id!r} thay thế {s!r} từ ngày {format_date_vn(u.effective_from)}, nhưng {s!r} chỉ "
+                    "bắt đầu từ ngày đó trở về sau",
+                )
+    for i, a in enumerate(d.units):
+        for b in d.units[i + 1 :]:
+            if (
+                a.id != b.id
+                and a.code == b.code
+                and _overlap(a.effective_from, a.effective_to, b.effective_from, b.effective_to)
+            ):
+                add(
+                    "units",
+                    f"code {a.code!r} is used by both {a.id!r} and {b.id!r} in overlapping periods",
+                    f"ký hiệu {a.code!r} được dùng cho cả {a.id!r} và {b.id!r} trong cùng thời gian",
+                )
+    for i, tree in enumerate(d.unions):
+        if tree.parent is not None and tree.parent not in union_ids:
+            add(
+                f"unions[{i}].parent",
+                f"union {tree.id!r} has unknown parent {tree.parent!r}",
+                f"đoàn thể {tree.id!r} trực thuộc đoàn thể không có trong danh bạ: {tree.parent!r}",
+            )
+    rows_by_id: dict[str, list[Person]] = {}
+    for i, p in enumerate(d.people):
+        if p.unit not in unit_rows:
+            add(
+                f"people[{i}].unit",
+                f"person {p.id!r} is in unknown unit {p.unit!r}",
+                f"cán bộ {p.id!r} thuộc đơn vị không có trong danh bạ: {p.unit!r}",
+            )
+        for un in p.unions:
+            if un not in union_ids:
+                add(
+                    f"people[{i}].unions",
+                    f"person {p.id!r} is in unknown union {un!r}",
+                    f"cán bộ {p.id!r} thuộc đoàn thể không có trong danh bạ: {un!r}",
+                )
+        for other in rows_by_id.get(p.id, []):
+            if _overlap(p.effective_from, p.effective_to, other.effective_from, other.effective_to):
+                add(
+                    f"people[{i}].id",
+                    f"duplicate person id {p.id!r} (rows of one person must not overlap in time; a move is a new "
+                    "row from a date)",
+                    f"cán bộ {p.id!r} có hai dòng trùng thời gian hiệu lực ({_period_vi(p)}): mỗi lần chuyển "
+                    "đơn vị là một dòng mới từ một ngày",
+                )
+        rows_by_id.setdefault(p.id, []).append(p)
+    for i, union in enumerate(d.unions):
+        if union.secretary is not None:
+            secretary_rows = rows_by_id.get(union.secretary)
+            if not secretary_rows:
+                add(
+                    f"unions[{i}].secretary",
+                    f"unknown person {union.secretary!r}",
+                    f"không có cán bộ {union.secretary!r} trong danh bạ",
+                )
+            elif not any(union.id in r.unions for r in secretary_rows):
+                add(
+                    f"unions[{i}].secretary",
+                    f"person {union.secretary!r} is not a member of {union.id!r}",
+                    f"cán bộ {union.secretary!r} không phải đoàn viên của {union.id!r}",
+                )
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------- edition

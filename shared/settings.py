@@ -35,6 +35,17 @@ def load(target: str) -> Any:
 SERVICES: tuple[str, ...] = tuple(registry())
 DEFAULT_PORTS: dict[str, int] = {name: s.port for name, s in registry().items()}
 DEV_JWT_SECRET = "hoithi-development-secret-do-not-use-in-production"
+CLOCK_FILE_NAME = "clock.json"
+
+
+def default_data_dir() -> Path:
+    """Where a deployment keeps its data when ``HOITHI_DATA_DIR`` is not given: ``.hoithi`` at the root of the
+    checkout this code runs from (where ``make run`` keeps the demo), else ``~/.hoithi`` — never a folder that
+    depends on the directory a command happens to be run from."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file():
+        return root / ".hoithi"
+    return Path.home() / ".hoithi"
 
 
 class Settings(BaseSettings):
@@ -43,7 +54,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HOITHI_", extra="ignore")
 
     env: Literal["development", "test", "production"] = "development"
-    data_dir: Path = Path(".hoithi")
+    # The deployment's home: databases (SQLite), the demo clock (clock.json), mail, NATS store. Every command
+    # reads it, so `hoithi clock show`, `hoithi seed` … agree with `hoithi up` from any working directory.
+    data_dir: Path = Field(default_factory=default_data_dir)
 
     # NATS JetStream: subjects are <event_prefix>.<tenant>.<type>; every name is a setting so parallel
     # runs on one server never collide.
@@ -74,7 +87,7 @@ class Settings(BaseSettings):
     clock_simulated_at: datetime | None = None
     clock_real_at: datetime | None = None
     clock_rate: float = 1.0
-    clock_file: Path | None = None  # a shared anchor file: see shared/clock.py
+    clock_file: Path | None = None  # a shared anchor file (default: <data_dir>/clock.json if it exists)
 
     # Auth
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
@@ -95,6 +108,42 @@ class Settings(BaseSettings):
             if self.jwt_algorithm == "RS256" and not self.jwt_jwks_url:
                 raise ValueError("HOITHI_JWT_JWKS_URL is required with RS256")
         return self
+
+    @model_validator(mode="after")
+    def _refuse_simulated_clock_in_production(self) -> Settings:
+        """Production runs on the real clock (kept right by NTP): a simulated one would stamp receipts and
+        decide deadlines at a made-up time."""
+        if self.env != "production":
+            return self
+        for setting, value in (
+            ("HOITHI_CLOCK_FILE", self.clock_file),
+            ("HOITHI_CLOCK_SIMULATED_AT", self.clock_simulated_at),
+            ("HOITHI_CLOCK_REAL_AT", self.clock_real_at),
+        ):
+            if value is not None:
+                raise ValueError(
+                    f"{setting}: HOITHI_ENV=production refuses a simulated clock (unset {setting}; keep the "
+                    "machine's clock right with NTP)"
+                )
+        if self.clock_rate != 1.0:
+            raise ValueError("HOITHI_CLOCK_RATE: HOITHI_ENV=production refuses a simulated clock rate")
+        local = self.data_dir / CLOCK_FILE_NAME
+        if local.exists():
+            raise ValueError(
+                f"HOITHI_DATA_DIR: HOITHI_ENV=production refuses the simulated clock in {local} (a demo's; "
+                "remove it or use another data directory)"
+            )
+        return self
+
+    @property
+    def deployment_clock_file(self) -> Path | None:
+        """The simulated-clock anchor every process and command of this deployment follows: ``clock_file`` if
+        set, else ``<data_dir>/clock.json`` when ``hoithi up`` (or ``hoithi clock set``) made one; None on
+        the real clock."""
+        if self.clock_file is not None:
+            return self.clock_file
+        local = self.data_dir / CLOCK_FILE_NAME
+        return local if local.exists() else None
 
     def event_subject(self, tenant: str, type_: str) -> str:
         return f"{self.event_prefix}.{tenant}.{type_}"

@@ -51,6 +51,7 @@ def xlsx_bytes(
     *,
     title: str | None = None,
     creator: str | None = None,
+    subject: str | None = None,
     fixed_time: datetime | None = None,
     widths: bool = False,
 ) -> bytes:
@@ -87,6 +88,8 @@ def xlsx_bytes(
         wb.properties.title = title
     if creator is not None:
         wb.properties.creator = creator
+    if subject is not None:
+        wb.properties.subject = subject
     if fixed_time is not None:
         wb.properties.created = fixed_time
         wb.properties.modified = fixed_time

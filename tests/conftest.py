@@ -45,6 +45,12 @@ SERVERS_KEY = pytest.StashKey[TestServers]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fault: kills, pauses or restarts a server the test owns")
+    # Tests never follow the checkout's own demo (its .hoithi/clock.json, its SQLite files): a data directory
+    # of their own unless one is given.
+    if "HOITHI_DATA_DIR" not in os.environ:
+        import tempfile
+
+        os.environ["HOITHI_DATA_DIR"] = tempfile.mkdtemp(prefix="hoithi-test-data-")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

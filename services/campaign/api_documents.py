@@ -292,8 +292,9 @@ async def participation(
         """The unit as it was on ``day``; after a merge or rename, its successor in force that day."""
         if unit_id is None:
             return None
-        unit = units_by_id.get(unit_id)
-        if unit is None or unit.effective_on(day):
+        if unit_id not in units_by_id or any(
+            u.id == unit_id and u.effective_on(day) for u in directory.units
+        ):
             return unit_id
         for u in directory.units_as_of(day):
             if unit_id in u.successor_of:
@@ -318,8 +319,10 @@ async def participation(
     by_unit = domain.tally(facts, at, lambda f: unit_as_of(f.unit_id))
     names = {}
     for uid in by_unit:
-        unit = units_by_id.get(uid)
-        names[uid] = unit.name if unit else uid
+        try:  # the name the unit had that day (a unit may have been renamed since)
+            names[uid] = directory.unit(uid, day).name
+        except KeyError:
+            names[uid] = units_by_id[uid].name if uid in units_by_id else uid
     union_names = {u.id: u.name for u in directory.unions}
     return {
         "as_of": at.astimezone(VN).isoformat(),

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from services.campaign import domain, models, online
 from shared.clock import VN
-from shared.documents import OnlineServicesCampaignPart, national_procedure_code
+from shared.documents import OnlineServicesCampaignPart, format_date_vn, national_procedure_code
 from shared.events.catalogue import Procedure
 from shared.idempotency import request_hash
 from shared.problems import Problem, bilingual_error, field_error
@@ -59,12 +59,18 @@ class CatalogueProcedure(BaseModel):
 
 
 class CatalogueChange(BaseModel):
-    """The unit's complete procedure list from ``effective_from`` (default today)."""
+    """The unit's complete procedure list from ``effective_from``: by default today, or — for the unit's first
+    list — the start of the tenant's earliest 90-day campaign, so reports for weeks already past can use it.
+    A list dated before a newer one is a correction of the period up to that newer list, and must say so
+    (``correction: true``): the newer list stays in force from its own date."""
 
     model_config = ConfigDict(extra="forbid")
 
     procedures: list[CatalogueProcedure]
     effective_from: date | None = None
+    correction: bool = Field(
+        default=False, description="correct a past period: allowed (and required) before a newer list's date"
+    )
 
     @model_validator(mode="after")
     def _distinct(self) -> CatalogueChange:
@@ -154,16 +160,41 @@ async def change_catalogue(
 ) -> dict[str, Any]:
     _may_act_for(caller, unit_id)
     now = rt.now()
-    at = (
-        datetime.combine(body.effective_from, datetime.min.time(), VN)
-        if body.effective_from
-        else now.astimezone(VN).replace(hour=0, minute=0, second=0, microsecond=0)
-    )
     procedures = [Procedure(**p.model_dump()).model_dump(mode="json") for p in body.procedures]
     t = models.procedure_catalogues
     async with rt.engine.begin() as conn:
         if await models.copies.unit(conn, tenant, unit_id, now) is None:
             raise Problem(404, f"No unit {unit_id!r}.", f"Không có đơn vị {unit_id!r}.", code="no_unit")
+        versions = await online.catalogue_dates(conn, tenant, unit_id)
+        if body.effective_from is not None:
+            at = datetime.combine(body.effective_from, datetime.min.time(), VN)
+        elif not versions:
+            at = await online.first_catalogue_default(conn, tenant, now)
+        else:
+            at = now.astimezone(VN).replace(hour=0, minute=0, second=0, microsecond=0)
+        newer = min((v for v in versions if v > at), default=None)
+        if newer is not None and not body.correction:
+            last = format_date_vn(newer - timedelta(days=1))
+            raise Problem(
+                409,
+                f"A newer catalogue is in force from {format_date_vn(newer)}: this list would hold only from "
+                f"{format_date_vn(at)} to the end of {last}. Send correction: true to correct that period (the "
+                f"newer list stays in force), or an effective_from on or after {format_date_vn(newer)}.",
+                f"Danh mục mới hơn có hiệu lực từ ngày {format_date_vn(newer)}: danh mục này chỉ áp dụng từ ngày "
+                f"{format_date_vn(at)} đến hết ngày {last}. Gửi correction: true để đính chính giai đoạn đó "
+                f"(danh mục mới hơn vẫn giữ hiệu lực), hoặc chọn effective_from từ ngày {format_date_vn(newer)}.",
+                code="newer_catalogue",
+                errors=[
+                    field_error(
+                        "effective_from",
+                        f"Before the newer catalogue of {format_date_vn(newer)}: a correction needs correction: "
+                        "true.",
+                        f"Trước danh mục mới hơn (từ ngày {format_date_vn(newer)}): đính chính cần correction: true.",
+                        code="newer_catalogue",
+                    )
+                ],
+            )
+        correction = newer is not None
         await conn.execute(sa.delete(t).where(t.c.tenant == tenant, t.c.unit_id == unit_id, t.c.at == at))
         await conn.execute(
             t.insert().values(
@@ -172,18 +203,32 @@ async def change_catalogue(
                 at=at,
                 procedures=json.dumps(procedures, ensure_ascii=False),
                 changed_by=caller.person_id,
+                correction=correction,
+                recorded_at=now,
             )
         )
         await rt.outbox.emit(
             conn,
             "procedure.catalogue.changed",
-            {"unit_id": unit_id, "procedures": procedures, "at": at},
+            {
+                "unit_id": unit_id,
+                "procedures": procedures,
+                "at": at,
+                "until": newer,
+                "correction": correction,
+            },
             tenant=tenant,
             subject=f"procedures/{unit_id}",
             time=at,
         )
     rt.outbox.committed()
-    return {"unit_id": unit_id, "effective_from": _vn(at), "procedures": procedures}
+    return {
+        "unit_id": unit_id,
+        "effective_from": _vn(at),
+        "in_force_until": _vn(newer) if newer else None,
+        "correction": correction,
+        "procedures": procedures,
+    }
 
 
 @router.post(
@@ -229,7 +274,11 @@ async def report_progress(
                     field_error("unit_id", "Not a campaign unit.", "Không phải đơn vị tham gia chiến dịch.")
                 ],
             )
-        catalogue = {p["code"]: p for p in await online.catalogue_as_of(conn, tenant, unit_id, end)}
+        # The catalogue in force on the period's last day decides which procedures a report may name.
+        last_day = end - timedelta(microseconds=1)
+        catalogue = {p["code"]: p for p in await online.catalogue_as_of(conn, tenant, unit_id, last_day)}
+        versions = await online.catalogue_versions(conn, tenant, unit_id)
+        period = f"{format_date_vn(start)}–{format_date_vn(last_day)}"
         errors = []
         counts = []
         for i, p in enumerate(body.procedures):
@@ -238,13 +287,37 @@ async def report_progress(
             except ValueError:
                 code = p.code
             if code not in catalogue:
-                errors.append(
-                    field_error(
-                        f"procedures[{i}].code",
-                        f"{p.code!r} is not in the unit's procedure catalogue.",
-                        f"Thủ tục {p.code!r} không có trong danh mục thủ tục của đơn vị.",
+                later = min((at for at, codes in versions if at > last_day and code in codes), default=None)
+                if later is not None:
+                    en = (
+                        f"{p.code!r} is in the unit's procedure catalogue only from {format_date_vn(later)}, "
+                        f"after this period ({period}): the catalogue in force on the period's last day decides. "
+                        "Correct the catalogue for the period (PUT …/procedures with an earlier effective_from)."
                     )
-                )
+                    vi = (
+                        f"Thủ tục {p.code!r} chỉ có trong danh mục thủ tục của đơn vị từ ngày "
+                        f"{format_date_vn(later)}, sau kỳ báo cáo ({period}): kỳ báo cáo dùng danh mục có hiệu "
+                        "lực vào ngày cuối kỳ. Hãy đính chính danh mục cho kỳ này (effective_from sớm hơn)."
+                    )
+                elif not catalogue:
+                    en = (
+                        f"The unit has no procedure catalogue in force on {format_date_vn(last_day)}, the last day "
+                        f"of the period ({period})."
+                    )
+                    vi = (
+                        f"Đơn vị chưa có danh mục thủ tục có hiệu lực vào ngày {format_date_vn(last_day)}, ngày "
+                        f"cuối kỳ báo cáo ({period})."
+                    )
+                else:
+                    en = (
+                        f"{p.code!r} is not in the unit's procedure catalogue in force on "
+                        f"{format_date_vn(last_day)}, the last day of the period ({period})."
+                    )
+                    vi = (
+                        f"Thủ tục {p.code!r} không có trong danh mục thủ tục của đơn vị có hiệu lực vào ngày "
+                        f"{format_date_vn(last_day)}, ngày cuối kỳ báo cáo ({period})."
+                    )
+                errors.append(field_error(f"procedures[{i}].code", en, vi))
             counts.append(
                 domain.DossierCount(code, p.dossiers_received, p.dossiers_online, p.dossiers_on_time)
             )

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.campaign import domain, models
 from shared import lifecycle
 from shared.consumer import Inbox
+from shared.db import insert_ignore
 from shared.events.envelope import Envelope
 from shared.service import Runtime
 
@@ -204,3 +205,36 @@ async def _record_history(conn: AsyncConnection, row: Any, history: list[domain.
     await conn.execute(sa.delete(c).where(c.c.assignment_id == row.id))
     if wanted:
         await conn.execute(c.insert(), wanted)
+
+
+async def record_change(
+    conn: AsyncConnection,
+    row: Any,
+    cause: Envelope,
+    *,
+    status: str,
+    fulfilled_at: datetime | None = None,
+    on_time: bool | None = None,
+) -> None:
+    """Append one change to the history of an assignment that no submission fulfils (the 90-day campaign's,
+    decided by the clock at the campaign's end), at the business time of the fact that caused it."""
+    c = models.assignment_changes
+    recorded = (
+        await conn.execute(sa.select(sa.func.count()).select_from(c).where(c.c.assignment_id == row.id))
+    ).scalar_one()
+    await conn.execute(
+        insert_ignore(
+            conn,
+            c,
+            {
+                "assignment_id": row.id,
+                "cause_id": cause.id,
+                "at": cause.time,
+                "status": status,
+                "fulfilled_at": fulfilled_at,
+                "on_time": on_time,
+                "tenant": row.tenant,
+                "recorded": int(recorded) + 1,
+            },
+        )
+    )

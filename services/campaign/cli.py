@@ -25,7 +25,9 @@ from shared.settings import get_settings, service_settings
 
 directory_app = typer.Typer(help="The directory (danh bạ): units, unions, people.", no_args_is_help=True)
 edition_app = typer.Typer(help="Editions (kỳ hội thi): validate, import, export.", no_args_is_help=True)
-SEED_DIR = Path("deploy/seed/soctrang-stnmt-2023")
+# The demo seed of this checkout (found from the code, not the working directory); in the image, /app/deploy.
+_CHECKOUT_SEED = Path(__file__).resolve().parents[2] / "deploy" / "seed" / "soctrang-stnmt-2023"
+SEED_DIR = _CHECKOUT_SEED if _CHECKOUT_SEED.is_dir() else Path("deploy/seed/soctrang-stnmt-2023")
 
 
 def seed(

@@ -22,7 +22,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,9 +30,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models, online
+from services.campaign.assignments import record_change
 from shared.db import insert_ignore
 from shared.documents import Edition, OnlineServicesCampaignPart, parse_duration
-from shared.events.envelope import deterministic_id
+from shared.events.envelope import Envelope, deterministic_id
 from shared.service import Runtime
 
 log = logging.getLogger("hoithi.campaign.clock")
@@ -452,9 +453,18 @@ async def _campaign_result(
             )
         )
         if res.rowcount:
+            a = models.assignments
+            rows = {
+                r.id: r
+                for r in await conn.execute(
+                    sa.select(a).where(
+                        a.c.tenant == edition.tenant, a.c.edition == edition.edition, a.c.part == part.id
+                    )
+                )
+            }
             for u in result["units"]:
                 type_ = "onlineservice.target.missed" if u["unmet"] else "onlineservice.target.reached"
-                await rt.outbox.emit(
+                env = await rt.outbox.emit(
                     conn,
                     type_,
                     {
@@ -472,5 +482,113 @@ async def _campaign_result(
                     time=end,
                     event_id=deterministic_id(type_, edition.tenant, edition.edition, u["assignment_id"]),
                 )
+                row = rows.get(u["assignment_id"])
+                if env is None or row is None or row.status == "fulfilled":
+                    continue
+                # Every assignment ends fulfilled or missed, once (under this decision's unique key).
+                if u["unmet"]:
+                    await _campaign_missed(rt, conn, edition, part, row, end)
+                else:
+                    await _campaign_fulfilled(rt, conn, edition, part, row, end, env)
     rt.outbox.committed()
     status_of(rt).campaigns_done.add(key)
+
+
+async def _campaign_fulfilled(
+    rt: Runtime,
+    conn: AsyncConnection,
+    edition: Edition,
+    part: OnlineServicesCampaignPart,
+    row: Any,
+    end: datetime,
+    cause: Envelope,
+) -> None:
+    """A unit that reached its targets fulfilled its 90-day assignment, on time: when its last report before
+    the end came in (the evidence), at the latest just before the end."""
+    t = models.progress_reports
+    last = (
+        await conn.execute(
+            sa.select(sa.func.max(t.c.reported_at)).where(
+                t.c.tenant == edition.tenant,
+                t.c.edition == edition.edition,
+                t.c.part == part.id,
+                t.c.unit_id == row.unit_id,
+                t.c.period_start < end,
+            )
+        )
+    ).scalar()
+    at = min(last or part.starts_at(edition.tz), end - timedelta(microseconds=1))
+    a = models.assignments
+    await conn.execute(
+        sa.update(a).where(a.c.id == row.id).values(status="fulfilled", fulfilled_at=at, on_time=True)
+    )
+    await record_change(conn, row, cause, status="fulfilled", fulfilled_at=at, on_time=True)
+    await rt.outbox.emit(
+        conn,
+        "assignment.fulfilled",
+        {
+            "assignment_id": row.id,
+            "part": row.part,
+            "part_kind": row.part_kind,
+            "assignee_kind": row.assignee_kind,
+            "assignee_id": row.assignee_id,
+            "unit_id": row.unit_id,
+            "fulfilled_at": at,
+            "deadline": end,
+            "on_time": True,
+        },
+        tenant=edition.tenant,
+        edition=edition.edition,
+        subject=row.id,
+        time=at,
+        causation_id=cause.id,
+        event_id=deterministic_id(
+            "assignment.fulfilled", edition.tenant, edition.edition, row.id, end.isoformat()
+        ),
+    )
+
+
+async def _campaign_missed(
+    rt: Runtime,
+    conn: AsyncConnection,
+    edition: Edition,
+    part: OnlineServicesCampaignPart,
+    row: Any,
+    end: datetime,
+) -> None:
+    """A unit that missed its targets missed its 90-day assignment: ``deadline.missed`` once, as for any part."""
+    event_id = domain.miss_id(edition.tenant, edition.edition, row.id, end)
+    await rt.outbox.emit(
+        conn,
+        "deadline.missed",
+        {
+            "assignment_id": row.id,
+            "part": row.part,
+            "part_kind": row.part_kind,
+            "assignee_kind": row.assignee_kind,
+            "assignee_id": row.assignee_id,
+            "unit_id": row.unit_id,
+            "deadline": end,
+        },
+        tenant=edition.tenant,
+        edition=edition.edition,
+        subject=row.id,
+        time=end,
+        event_id=event_id,
+    )
+    await conn.execute(
+        insert_ignore(
+            conn,
+            models.misses,
+            {
+                "assignment_id": row.id,
+                "deadline": end,
+                "tenant": edition.tenant,
+                "edition": edition.edition,
+                "part": row.part,
+                "assignee_id": row.assignee_id,
+                "unit_id": row.unit_id,
+                "event_id": event_id,
+            },
+        )
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -20,7 +21,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from shared.documents import UNIT_KIND_TITLES_VI, Directory, Person, Union, UnionKind, Unit
+from shared.documents import (
+    UNIT_KIND_TITLES_VI,
+    Directory,
+    DirectoryInconsistent,
+    Person,
+    Union,
+    UnionKind,
+    Unit,
+)
 
 
 @dataclass(frozen=True)
@@ -293,6 +302,13 @@ def merge(
     current: Directory, units: list[Unit], people: list[Person], unions: list[Union] | None = None
 ) -> Directory:
     """The directory with the new rows merged in (effective-dated; nothing deleted). Validates the whole."""
+    return Directory.model_validate(merged_rows(current, units, people, unions))
+
+
+def merged_rows(
+    current: Directory, units: list[Unit], people: list[Person], unions: list[Union] | None = None
+) -> dict[str, Any]:
+    """The merged directory as data, not yet validated (its lists in the order validation reports them)."""
     all_units = list(current.units)
     for u in units:
         same = [r for r in all_units if r.id == u.id]
@@ -309,27 +325,75 @@ def merge(
             ]
     all_people = list(current.people)
     for p in people:
-        same = [r for r in all_people if r.id == p.id]
-        all_people = [r for r in all_people if r.id != p.id] + _close_before(same, p)
+        same_person = [r for r in all_people if r.id == p.id]
+        all_people = [r for r in all_people if r.id != p.id] + _close_before(same_person, p)
     merged_unions = {u.id: u for u in current.unions}
     for un in unions or []:
         merged_unions[un.id] = un
-    return Directory.model_validate(
-        {
-            "tenant": current.tenant,
-            "units": [u.model_dump() for u in all_units],
-            "unions": [u.model_dump() for u in merged_unions.values()],
-            "people": [p.model_dump() for p in all_people],
-        }
-    )
+    return {
+        "tenant": current.tenant,
+        "units": [u.model_dump() for u in all_units],
+        "unions": [u.model_dump() for u in merged_unions.values()],
+        "people": [p.model_dump() for p in all_people],
+    }
+
+
+# Where each row of an imported file is: (list, id, effective_from) → line of the file.
+RowLines = dict[tuple[str, str, Any], int]
+
+
+def document_lines(content: bytes) -> dict[str, list[int]]:
+    """The 1-based line where each item of ``units``, ``people`` and ``unions`` starts in a YAML/JSON document
+    (JSON is read as YAML, which it is)."""
+    try:
+        root = yaml.compose(content, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    out: dict[str, list[int]] = {}
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            if isinstance(value, yaml.SequenceNode) and key.value in ("units", "people", "unions"):
+                out[str(key.value)] = [item.start_mark.line + 1 for item in value.value]
+    return out
+
+
+def _problem_errors(exc: ValidationError, where: Any) -> list[RowError]:
+    """Row errors of a directory that failed validation: ``where(list, index)`` gives the line of a row (0 when
+    it is not in the imported file) and the consistency problems keep their Vietnamese text."""
+    out: list[RowError] = []
+    for e in exc.errors():
+        error = (e.get("ctx") or {}).get("error")
+        if isinstance(error, DirectoryInconsistent):
+            for p in error.problems:
+                m = re.match(r"^(units|people|unions)\[(\d+)\](?:\.(.+))?$", p.path)
+                line = where(m.group(1), int(m.group(2))) if m else 0
+                field = (m.group(3) or m.group(1)) if m else (p.path or "directory")
+                out.append(RowError(line, field, p.en, f"Danh bạ không nhất quán: {p.vi}"))
+            continue
+        loc = e["loc"]
+        if len(loc) >= 2 and loc[0] in ("units", "people", "unions") and isinstance(loc[1], int):
+            line = where(str(loc[0]), loc[1])
+            field = ".".join(str(x) for x in loc[2:]) or str(loc[0])
+        else:
+            line, field = 0, ".".join(str(x) for x in loc) or "directory"
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        vi = "Thiếu thông tin bắt buộc" if e["type"] == "missing" else f"Giá trị không hợp lệ: {msg}"
+        out.append(RowError(line, field, msg, vi))
+    return out
 
 
 def load_document(content: bytes, filename: str) -> Directory:
     data = json.loads(content) if filename.lower().endswith(".json") else yaml.safe_load(content)
+    lines = document_lines(content)
     try:
         return Directory.model_validate(data)
     except ValidationError as exc:
-        raise DirectoryImportError(_row_errors(0, exc)) from None
+
+        def where(kind: str, index: int) -> int:
+            at = lines.get(kind, [])
+            return at[index] if index < len(at) else 0
+
+        raise DirectoryImportError(_problem_errors(exc, where)) from None
 
 
 def read(content: bytes, filename: str, current: Directory) -> Directory:
@@ -349,16 +413,31 @@ def read(content: bytes, filename: str, current: Directory) -> Directory:
                 ]
             )
         units, people, unions = doc.units, doc.people, doc.unions
+        lines = document_lines(content)
+        row_lines: RowLines = {}
+        listed: tuple[tuple[str, list[Any]], ...] = (("units", units), ("people", people), ("unions", unions))
+        for kind, rows_of_kind in listed:
+            for i, row in enumerate(rows_of_kind):
+                if i < len(lines.get(kind, [])):
+                    row_lines[(kind, row.id, getattr(row, "effective_from", None))] = lines[kind][i]
     else:
         rows = parse_list(content, filename, current)
         units = [u for _, u in rows.units]
         people = [p for _, p in rows.people]
         unions = [u for _, u in rows.unions]
+        row_lines = {
+            (kind, row.id, getattr(row, "effective_from", None)): line
+            for kind, listed in (("units", rows.units), ("people", rows.people), ("unions", rows.unions))
+            for line, row in listed
+        }
+    data = merged_rows(current, units, people, unions)
     try:
-        return merge(current, units, people, unions)
+        return Directory.model_validate(data)
     except ValidationError as exc:
-        errors = []
-        for e in exc.errors():
-            for part in str(e["msg"]).removeprefix("Value error, ").split("; "):
-                errors.append(RowError(0, "directory", part, f"Danh bạ không nhất quán: {part}"))
-        raise DirectoryImportError(errors) from None
+
+        def where(kind: str, index: int) -> int:
+            """The file's line of the merged directory's row (0: a row already stored, not in the file)."""
+            row = data[kind][index] if index < len(data[kind]) else {}
+            return row_lines.get((kind, str(row.get("id")), row.get("effective_from")), 0)
+
+        raise DirectoryImportError(_problem_errors(exc, where)) from None

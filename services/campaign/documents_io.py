@@ -17,7 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import directory_io, models
 from services.campaign.directory_io import DirectoryImportError, RowError
-from services.campaign.publishing import import_directory, publish_edition, stored_directory
+from services.campaign.publishing import (
+    import_directory,
+    publish_edition,
+    refuse_what_any_service_would,
+    stored_directory,
+)
 from shared.documents import Edition, check_edition_against_directory, dump_yaml
 from shared.outbox import Outbox
 
@@ -39,7 +44,8 @@ def edition_errors(exc: ValidationError) -> list[RowError]:
 
 
 def parse_edition(content: bytes | str, filename: str = "edition.yaml") -> Edition:
-    """An edition document from YAML or JSON; raises ``DocumentError`` listing every problem."""
+    """An edition document from YAML or JSON; raises ``DocumentError`` listing every problem, the reward rules
+    any service would refuse included."""
     try:
         data = json.loads(content) if filename.lower().endswith(".json") else yaml.safe_load(content)
     except (ValueError, yaml.YAMLError) as exc:
@@ -47,9 +53,11 @@ def parse_edition(content: bytes | str, filename: str = "edition.yaml") -> Editi
             [RowError(0, "file", f"Not YAML/JSON: {exc}", "Tệp không phải YAML/JSON hợp lệ")]
         ) from None
     try:
-        return Edition.model_validate(data)
+        edition = Edition.model_validate(data)
     except ValidationError as exc:
         raise DocumentError(edition_errors(exc)) from None
+    refuse_what_any_service_would(edition)
+    return edition
 
 
 async def import_directory_file(

@@ -127,6 +127,9 @@ procedure_catalogues = sa.Table(
     sa.Column("at", UtcDateTime(), primary_key=True),
     sa.Column("procedures", sa.Text, nullable=False),  # JSON list of catalogue Procedure
     sa.Column("changed_by", sa.String(100), nullable=False),
+    # a list dated before a newer one: it corrects the period up to that newer list (đính chính)
+    sa.Column("correction", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("recorded_at", UtcDateTime(), nullable=True),
 )
 
 progress_reports = sa.Table(

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models
+from shared.clock import VN
 from shared.documents import Edition, OnlineServicesCampaignPart
 
 
@@ -27,6 +28,45 @@ async def catalogue_as_of(
         )
     ).scalar()
     return json.loads(doc) if doc else []
+
+
+async def catalogue_dates(conn: AsyncConnection, tenant: str, unit_id: str) -> list[datetime]:
+    """The dates (00:00 +07:00) from which each of the unit's catalogue versions holds, in order."""
+    t = models.procedure_catalogues
+    return list(
+        (
+            await conn.execute(
+                sa.select(t.c.at).where(t.c.tenant == tenant, t.c.unit_id == unit_id).order_by(t.c.at)
+            )
+        ).scalars()
+    )
+
+
+async def catalogue_versions(
+    conn: AsyncConnection, tenant: str, unit_id: str
+) -> list[tuple[datetime, set[str]]]:
+    """(from when, national codes) of each of the unit's catalogue versions, in order."""
+    t = models.procedure_catalogues
+    rows = await conn.execute(
+        sa.select(t.c.at, t.c.procedures).where(t.c.tenant == tenant, t.c.unit_id == unit_id).order_by(t.c.at)
+    )
+    return [(r.at, {p["code"] for p in json.loads(r.procedures)}) for r in rows]
+
+
+async def first_catalogue_default(conn: AsyncConnection, tenant: str, now: datetime) -> datetime:
+    """Where a unit's first catalogue starts when no date is given: the start of the tenant's earliest 90-day
+    campaign that has begun (reports for its past weeks need it), else today (00:00 +07:00)."""
+    e = models.copies.editions
+    starts = []
+    for doc in (await conn.execute(sa.select(e.c.doc).where(e.c.tenant == tenant))).scalars():
+        edition = Edition.model_validate_json(doc)
+        starts += [
+            p.starts_at(edition.tz) for p in edition.parts if isinstance(p, OnlineServicesCampaignPart)
+        ]
+    begun = [s for s in starts if s <= now]
+    if begun:
+        return min(begun)
+    return now.astimezone(VN).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 async def dossiers_until(

@@ -12,11 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models
+from services.campaign.directory_io import DirectoryImportError, RowError
 from shared.copies import FAR_PAST
 from shared.db import upsert
 from shared.documents import Directory, Edition, Person, Unit
 from shared.events.envelope import deterministic_id
 from shared.outbox import Outbox
+from shared.reward_rules import edition_rule_errors
 
 
 async def import_directory(
@@ -87,9 +89,23 @@ async def stored_directory(conn: AsyncConnection, tenant: str) -> Directory:
     )
 
 
+def refuse_what_any_service_would(edition: Edition) -> None:
+    """Raise ``DirectoryImportError`` (one entry per field, English and Vietnamese) when a service would refuse
+    part of the edition once published: today, rewards' rules (``shared.reward_rules``, the check rewards
+    itself makes), so they are refused here instead of silently later."""
+    errors = edition_rule_errors(edition)
+    if errors:
+        raise DirectoryImportError(
+            [RowError(0, e.field, e.en, f"Quy tắc khen thưởng không hợp lệ: {e.vi}") for e in errors]
+        )
+
+
 async def publish_edition(
     conn: AsyncConnection, outbox: Outbox, edition: Edition, directory: Directory, now: datetime
 ) -> list[str]:
+    """Publish ``edition`` (the next version if it changed) and create its assignments; refused, writing
+    nothing, when any service would refuse it (``refuse_what_any_service_would``)."""
+    refuse_what_any_service_would(edition)
     e = models.copies.editions
     latest = (
         await conn.execute(

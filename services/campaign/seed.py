@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.campaign import models
-from services.campaign.publishing import import_directory, publish_edition
+from services.campaign.directory_io import DirectoryImportError
+from services.campaign.publishing import import_directory, publish_edition, refuse_what_any_service_would
 from shared.clock import Clock
 from shared.db import make_engine
 from shared.documents import load_directory, load_edition
@@ -18,6 +19,12 @@ async def load(path: Path) -> list[str]:
     own = service_settings("campaign", settings)
     directory = load_directory(path / "directory.yaml")
     edition = load_edition(path / "edition.yaml")
+    try:
+        refuse_what_any_service_would(edition)
+    except DirectoryImportError as exc:
+        raise SystemExit(
+            "Không ghi gì: kỳ hội thi có lỗi (nothing written):\n" + "\n".join(f"  {e}" for e in exc.errors)
+        ) from None
     clock = Clock.from_settings(settings)
     engine = make_engine(own.database_url)
     outbox = Outbox(models.backbone, settings, "campaign", clock)

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from services.rewards import models, projection, view
 from shared.clock import VN
 from shared.problems import Problem, field_error
+from shared.reward_rules import parts_of
 from shared.service import CallerDep, Runtime, RuntimeDep, require_person
 
 router = APIRouter(tags=["rewards"])
@@ -204,8 +205,14 @@ class RulesCheck(BaseModel):
 async def validate_rules(
     tenant: str,
     edition: str,
+    rt: RuntimeDep,
     caller: CallerDep,
-    body: Annotated[dict[str, Any], Body(description="a `rewards` section, or an object holding one")],
+    body: Annotated[
+        dict[str, Any],
+        Body(
+            description="a `rewards` section, or an object holding one (an edition document: with its `parts`)"
+        ),
+    ],
 ) -> RulesCheck:
     """Check a rewards rules document before publishing it: 200 when valid; 422 with one error per field
     (English and Vietnamese) otherwise. Nothing is stored."""
@@ -215,7 +222,14 @@ async def validate_rules(
         raise Problem(
             422, "The rules must be an object.", "Quy tắc phải là một đối tượng.", code="validation"
         )
-    errors = projection.check_rules(rewards)
+    if isinstance(body.get("parts"), list):
+        parts: dict[str, str] | None = parts_of(body)
+    else:  # the parts of the edition as rewards holds it, so its own part ids may be named
+        assert rt.copies is not None
+        async with rt.engine.connect() as conn:
+            held = await rt.copies.edition(conn, tenant, edition)
+        parts = parts_of(held) if held is not None else None
+    errors = projection.check_rules(rewards, parts)
     if errors:
         raise Problem(
             422,

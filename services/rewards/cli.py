@@ -76,7 +76,11 @@ def check_rules_cmd(
     if not isinstance(rewards, dict):
         typer.echo("rewards: must be a mapping / phải là một bảng", err=True)
         raise typer.Exit(1)
-    errors = check_rules(rewards)
+    from shared.reward_rules import parts_of
+
+    # An edition document lets its own part ids be named (submission.received/<part id>); a rules section alone
+    # allows only the catalogue's kinds.
+    errors = check_rules(rewards, parts_of(doc) if isinstance(doc, dict) and "parts" in doc else None)
     if not errors:
         typer.echo(f"rules valid (rules_version {rewards.get('rules_version', 1)}) / quy tắc hợp lệ")
         return

@@ -20,6 +20,18 @@ from typing import Any, Literal, Protocol
 
 from shared import lifecycle
 from shared.documents import format_datetime_vn
+from shared.reward_rules import (
+    AUTHOR_OF_SELECTED,
+    CONDITIONS,
+    EARLIEST_FULFILMENT,
+    FEWER_MISSED,
+    FULFILLED_ANY,
+    PER_PERSON_PER_PART,
+    PER_UNIT_PER_PART,
+    TITLES,
+    UNIT_FULFILLED_ALL,
+    rule_keys,
+)
 
 RECEIVED = "submission.received"
 REVISED = "submission.revised"
@@ -51,30 +63,7 @@ ASSIGNMENT_SUBJECT_TYPES: tuple[str, ...] = (
 SCORED_TYPES: tuple[str, ...] = (*SUBMISSION_SUBJECT_TYPES, *ASSIGNMENT_SUBJECT_TYPES)
 
 DEFAULT_POINTS = 1
-PER_PERSON_PER_PART = "per_person_per_part"
-PER_UNIT_PER_PART = "per_unit_per_part"
-CAPS: tuple[str, ...] = (PER_PERSON_PER_PART, PER_UNIT_PER_PART)
 
-# Eligibility (danh hiệu thi đua): the title keys a rules document may name, and the conditions behind them.
-AUTHOR_OF_SELECTED = "author_of_selected_initiative"
-FULFILLED_ANY = "fulfilled_any_part"
-UNIT_FULFILLED_ALL = "unit_fulfilled_all_its_parts"
-CONDITIONS: tuple[str, ...] = (AUTHOR_OF_SELECTED, FULFILLED_ANY, UNIT_FULFILLED_ALL)
-TITLES: dict[str, tuple[str, str]] = {
-    "chien_si_thi_dua_co_so": ("Chiến sĩ thi đua cơ sở", "Grassroots Emulation Fighter"),
-    "lao_dong_tien_tien_evidence": ("Minh chứng Lao động tiên tiến", "Evidence for Advanced Worker"),
-    "tap_the_lao_dong_tien_tien_evidence": (
-        "Minh chứng Tập thể lao động tiên tiến",
-        "Evidence for Advanced Collective",
-    ),
-    "giay_khen": ("Giấy khen", "Certificate of merit"),
-}
-EARLIEST_FULFILMENT = "earliest_fulfilment"
-FEWER_MISSED = "fewer_missed_deadlines"
-TIE_BREAKERS: tuple[str, ...] = (EARLIEST_FULFILMENT, FEWER_MISSED)
-
-# Fact kinds a rules document may name: kept in step with shared.events.catalogue.REWARD_FACT_KINDS (the
-# service passes that tuple in; this default keeps the module importable on its own).
 SHORT_KIND = {"experience_report": "experience", "initiative": "initiative"}
 
 ParticipantKind = Literal["person", "unit"]
@@ -126,15 +115,6 @@ def _ordered(facts: Iterable[Fact]) -> list[Fact]:
 
 
 @dataclass(frozen=True)
-class RuleError:
-    """One problem of a rules document, naming the field (``rewards.points.<kind>``)."""
-
-    field: str
-    en: str
-    vi: str
-
-
-@dataclass(frozen=True)
 class Rules:
     """The reward rules of one edition version (``rewards`` of ``edition.published``)."""
 
@@ -149,7 +129,7 @@ class Rules:
 
     @classmethod
     def from_document(cls, rewards: Mapping[str, Any], edition_version: int = 1) -> Rules:
-        """From the ``rewards`` mapping (already checked by ``validate_rules``)."""
+        """From the ``rewards`` mapping (already checked by ``shared.reward_rules.check_rewards``)."""
         missed = rewards.get("deadline_missed", "flag")
         deduct = int(missed["deduct"]) if isinstance(missed, Mapping) else None
         return cls(
@@ -167,103 +147,28 @@ class Rules:
         return self.caps.get(PER_PERSON_PER_PART if kind == "person" else PER_UNIT_PER_PART)
 
 
-def validate_rules(rewards: Mapping[str, Any], fact_kinds: Sequence[str]) -> list[RuleError]:
-    """Every problem of a ``rewards`` section (empty: valid). ``fact_kinds`` are the kinds the catalogue allows
-    (``shared.events.catalogue.REWARD_FACT_KINDS``)."""
-    errors: list[RuleError] = []
-    points = rewards.get("points") or {}
-    if not isinstance(points, Mapping):
-        errors.append(
-            RuleError(
-                "rewards.points",
-                "must be a mapping of fact kind to points",
-                "phải là bảng loại sự kiện → điểm",
-            )
-        )
-        points = {}
-    for kind, value in points.items():
-        where = f"rewards.points.{kind}"
-        if kind not in fact_kinds:
-            errors.append(
-                RuleError(
-                    where,
-                    f"unknown fact kind {kind!r}; allowed: {', '.join(fact_kinds)}",
-                    f"loại sự kiện {kind!r} không được hỗ trợ; các loại hợp lệ: {', '.join(fact_kinds)}",
-                )
-            )
-        if isinstance(value, bool) or not isinstance(value, int):
-            errors.append(RuleError(where, "points must be a whole number", "điểm phải là số nguyên"))
-    caps = rewards.get("caps") or {}
-    for name, value in caps.items() if isinstance(caps, Mapping) else []:
-        where = f"rewards.caps.{name}"
-        if name not in CAPS:
-            errors.append(
-                RuleError(
-                    where,
-                    f"unknown cap {name!r}; allowed: {', '.join(CAPS)}",
-                    f"giới hạn {name!r} không được hỗ trợ; các giới hạn hợp lệ: {', '.join(CAPS)}",
-                )
-            )
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            errors.append(
-                RuleError(
-                    where,
-                    f"a cap must be a whole number ≥ 0, not {value!r}",
-                    f"giới hạn phải là số nguyên không âm, không phải {value!r}",
-                )
-            )
-    missed = rewards.get("deadline_missed", "flag")
-    if missed != "flag":
-        n = missed.get("deduct") if isinstance(missed, Mapping) else None
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            errors.append(
-                RuleError(
-                    "rewards.deadline_missed",
-                    "must be 'flag' or {deduct: N} with N > 0",
-                    "phải là 'flag' hoặc {deduct: N} với N > 0",
-                )
-            )
-    eligibility = rewards.get("eligibility") or {}
-    for title, conditions in eligibility.items() if isinstance(eligibility, Mapping) else []:
-        if title not in TITLES:
-            errors.append(
-                RuleError(
-                    f"rewards.eligibility.{title}",
-                    f"unknown title {title!r}; allowed: {', '.join(TITLES)}",
-                    f"danh hiệu {title!r} không được hỗ trợ; các danh hiệu hợp lệ: {', '.join(TITLES)}",
-                )
-            )
-        for i, c in enumerate(conditions or []):
-            if c not in CONDITIONS:
-                errors.append(
-                    RuleError(
-                        f"rewards.eligibility.{title}[{i}]",
-                        f"unknown condition {c!r}; allowed: {', '.join(CONDITIONS)}",
-                        f"điều kiện {c!r} không được hỗ trợ; các điều kiện hợp lệ: {', '.join(CONDITIONS)}",
-                    )
-                )
-    for i, t in enumerate(rewards.get("tie_breakers") or []):
-        if t not in TIE_BREAKERS:
-            errors.append(
-                RuleError(
-                    f"rewards.tie_breakers[{i}]",
-                    f"unknown tie-breaker {t!r}; allowed: {', '.join(TIE_BREAKERS)}",
-                    f"tiêu chí xếp hạng khi bằng điểm {t!r} không được hỗ trợ; hợp lệ: {', '.join(TIE_BREAKERS)}",
-                )
-            )
-    return errors
-
-
 def points_for(points: Mapping[str, int] | None, part: str, kind: str) -> tuple[str, int]:
     """(rule, points) of a receipt: ``submission.received/<part id>``, else ``…/<kind>`` (``experience`` for an
     experience report), else 1 point when no rules are known at all (0 when the rules leave it out)."""
-    candidates = [f"{RECEIVED}/{part}", f"{RECEIVED}/{SHORT_KIND.get(kind, kind)}", f"{RECEIVED}/{kind}"]
+    candidates = rule_keys(RECEIVED, part, SHORT_KIND.get(kind, kind), kind)[:-1]
     if points is None:
         return candidates[0], DEFAULT_POINTS
     for rule in candidates:
         if rule in points:
             return rule, points[rule]
     return candidates[1], 0
+
+
+def priced(
+    points: Mapping[str, int] | None, fact_type: str, part: str | None, *forms: str
+) -> tuple[str, int]:
+    """(rule, points) of any other fact: ``<type>/<part id>``, else ``<type>/<form>``, else ``<type>``; 0 when
+    the rules price none of them (the rule named is then the bare type)."""
+    keys = rule_keys(fact_type, part, *forms)
+    for rule in keys:
+        if rule in (points or {}):
+            return rule, (points or {})[rule]
+    return keys[-1], 0
 
 
 # ------------------------------------------------------------------------------------------------ the folds
@@ -604,17 +509,17 @@ def ledger_entries(
         )
     if s.selected and s.status != "withdrawn":
         assert s.selected_event_id and s.selected_at
-        pts = (points or {}).get(SELECTED, 0)
+        part = s.selection_part or "selection"
+        selected_rule, pts = priced(points, SELECTED, s.selection_part)
         when = format_datetime_vn(s.selected_at)
         name = f" «{s.title}»" if s.title else ""
-        part = s.selection_part or "selection"
         authors = s.selection_authors or s.authors
         for pid, p, share in people(authors, pts):
             entry(
                 "person",
                 pid,
                 s.selected_event_id,
-                SELECTED,
+                selected_rule,
                 p,
                 s.selected_at,
                 part,
@@ -628,7 +533,7 @@ def ledger_entries(
                 "unit",
                 unit,
                 s.selected_event_id,
-                SELECTED,
+                selected_rule,
                 pts,
                 s.selected_at,
                 part,
@@ -670,38 +575,36 @@ def assignment_entries(
         )
 
     if a.fulfilment is not None and a.part_kind:
-        rule = f"{FULFILLED}/{a.part_kind}"
-        if points.get(rule):
+        rule, fulfilled_pts = priced(points, FULFILLED, a.part, a.part_kind)
+        if fulfilled_pts:
             when = format_datetime_vn(a.fulfilment.at)
             late_vi, late_en = ("", "") if a.fulfilment.on_time else (" (trễ hạn)", " (late)")
             entry(
                 a.fulfilment.event_id,
                 rule,
-                points[rule],
+                fulfilled_pts,
                 a.fulfilment.at,
                 f"Hoàn thành phần thi{title} lúc {when}{late_vi}",
                 f"Fulfilled the part{title} at {when}{late_en}",
             )
     miss = a.standing_miss
     if miss is not None:
-        if rules is not None and rules.deduct is not None:
-            pts: float = -rules.deduct
-        else:
-            pts = points.get(MISSED, 0)
+        missed_rule, missed_pts = priced(points, MISSED, a.part)
+        pts: float = -rules.deduct if rules is not None and rules.deduct is not None else missed_pts
         when = format_datetime_vn(miss.deadline)
         effect_vi = f", trừ {-pts:g} điểm" if pts < 0 else " (ghi nhận, không trừ điểm)"
         effect_en = f", {-pts:g} points deducted" if pts < 0 else " (flagged, no deduction)"
         entry(
             miss.event_id,
-            MISSED,
+            missed_rule,
             pts,
             miss.deadline,
             f"Không hoàn thành phần thi{title} trước hạn {when}{effect_vi}",
             f"Did not fulfil the part{title} by its deadline {when}{effect_en}",
         )
     if a.target_event_id is not None and a.target_at is not None:
-        rule = TARGET_REACHED if a.target_reached else TARGET_MISSED
-        if points.get(rule):
+        rule, target_pts = priced(points, TARGET_REACHED if a.target_reached else TARGET_MISSED, a.part)
+        if target_pts:
             when = format_datetime_vn(a.target_at)
             if a.target_reached:
                 vi, en = f"Đạt chỉ tiêu{title} lúc {when}", f"Reached the targets{title} at {when}"
@@ -709,13 +612,14 @@ def assignment_entries(
                 unmet = ", ".join(a.target_unmet)
                 vi = f"Không đạt chỉ tiêu{title} ({unmet}) lúc {when}"
                 en = f"Missed the targets{title} ({unmet}) at {when}"
-            entry(a.target_event_id, rule, points[rule], a.target_at, vi, en)
-    if a.first_progress_event_id and a.first_progress_at and points.get(PROGRESS):
+            entry(a.target_event_id, rule, target_pts, a.target_at, vi, en)
+    progress_rule, progress_pts = priced(points, PROGRESS, a.part)
+    if a.first_progress_event_id and a.first_progress_at and progress_pts:
         when = format_datetime_vn(a.first_progress_at)
         entry(
             a.first_progress_event_id,
-            PROGRESS,
-            points[PROGRESS],
+            progress_rule,
+            progress_pts,
             a.first_progress_at,
             f"Báo cáo tiến độ{title} lúc {when}",
             f"Reported progress{title} at {when}",

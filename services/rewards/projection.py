@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.rewards import domain, models, view
 from shared.consumer import Inbox
 from shared.copies import Copies
 from shared.db import Backbone, insert_ignore, upsert
-from shared.documents import Edition, Rewards
-from shared.events.catalogue import REWARD_FACT_KINDS, RewardPriorityChanged
+from shared.documents import Edition
+from shared.events.catalogue import RewardPriorityChanged
 from shared.events.envelope import Envelope, deterministic_id
 from shared.outbox import Outbox
+from shared.reward_rules import RuleError, check_rewards, parts_of
 
 log = logging.getLogger("hoithi.rewards")
 
@@ -71,18 +71,10 @@ async def active_generation(conn: AsyncConnection) -> Generation:
 # ------------------------------------------------------------------------------------------------ rules
 
 
-def check_rules(rewards: dict[str, Any]) -> list[domain.RuleError]:
-    """Every problem of a ``rewards`` section: its shape (the edition document's model), then its meaning."""
-    errors = domain.validate_rules(rewards, REWARD_FACT_KINDS)
-    try:
-        Rewards.model_validate(rewards)
-    except ValidationError as exc:
-        known = {e.field for e in errors}
-        for e in exc.errors():
-            where = "rewards." + ".".join(str(p) for p in e["loc"])
-            if where not in known and not any(k.startswith(where) for k in known):
-                errors.append(domain.RuleError(where, e["msg"], "Giá trị không hợp lệ"))
-    return errors
+def check_rules(rewards: dict[str, Any], parts: Mapping[str, str] | None = None) -> list[RuleError]:
+    """Every problem of a ``rewards`` section (the one check campaign and ``hoithi edition validate`` make too);
+    ``parts`` are the edition's part ids and kinds."""
+    return check_rewards(rewards, parts)
 
 
 async def accept_rules(conn: AsyncConnection, env: Envelope) -> bool:
@@ -92,7 +84,7 @@ async def accept_rules(conn: AsyncConnection, env: Envelope) -> bool:
     doc = env.data["document"]
     version = int(env.data.get("version", doc.get("version", 1)))
     rewards = doc.get("rewards") or {}
-    errors = check_rules(rewards)
+    errors = check_rules(rewards, parts_of(doc))
     if errors:
         log.error(
             "edition %s/%s version %d: reward rules refused, the previous rules stay: %s",

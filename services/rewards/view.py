@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from services.rewards import domain
 from shared import spreadsheets
@@ -96,6 +96,12 @@ class PriorityList(BaseModel):
     units: list[UnitPriority]
     unions: list[UnionRollup]
     ledger: list[LedgerRow] = []
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def rules_note(self) -> str:
+        """Which rules the list was computed under (Vietnamese), also in the workbook's properties."""
+        return rules_note(self)
 
 
 def _reasons(r: domain.Ranked) -> list[Reason]:
@@ -365,6 +371,13 @@ def sheet_rows(pl: PriorityList, sheet: str) -> list[list[object]]:
     raise KeyError(sheet)
 
 
+def rules_note(pl: PriorityList) -> str:
+    """Which rules the list was computed under, as the council reads it."""
+    if pl.rules_version is None:
+        return "Chưa nhận được quy tắc khen thưởng của kỳ hội thi: tính theo điểm mặc định (1 điểm mỗi hồ sơ)"
+    return f"Tính theo quy tắc khen thưởng phiên bản {pl.rules_version} (kỳ hội thi phiên bản {pl.edition_version})"
+
+
 def to_csv(pl: PriorityList, sheet: str) -> bytes:
     """UTF-8 with a byte-order mark (Excel opens it with its diacritics intact), CRLF line ends; no cell is a
     formula (``shared.spreadsheets``)."""
@@ -377,6 +390,7 @@ def to_xlsx(pl: PriorityList, *, title: str | None = None) -> bytes:
         [(name, sheet_rows(pl, key)) for key, name in SHEETS.items()],
         title=title or f"Danh sách ưu tiên khen thưởng — kỳ {pl.edition}",
         creator="hoithi rewards",
+        subject=rules_note(pl),
         fixed_time=datetime(2000, 1, 1),  # the same list gives the same workbook
         widths=True,
     )

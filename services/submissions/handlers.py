@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.submissions import models
 from shared.consumer import Handler
-from shared.db import upsert_newer
+from shared.db import upsert, upsert_newer
 from shared.documents import national_procedure_code
 from shared.events.envelope import Envelope
 from shared.service import Runtime
@@ -52,14 +52,16 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
         )
 
     async def catalogue(conn: AsyncConnection, env: Envelope) -> None:
+        """Keep the unit's latest-dated list: a correction of a past period (an earlier ``at``, sent later)
+        never replaces it, and a newer list arriving late still does."""
         data = env.parsed()
         codes = sorted({national_procedure_code(p.code) for p in data.procedures})  # type: ignore[attr-defined]
-        await _upsert_newer(
-            conn,
-            models.procedure_catalogues,
-            {"tenant": env.tenant, "unit_id": data.unit_id},  # type: ignore[attr-defined]
-            {"codes": codes, "sequence": env.sequence, "at": data.at},  # type: ignore[attr-defined]
-        )
+        t = models.procedure_catalogues
+        row = {"codes": codes, "sequence": env.sequence, "at": data.at}  # type: ignore[attr-defined]
+        values = {"tenant": env.tenant, "unit_id": data.unit_id, **row}  # type: ignore[attr-defined]
+        # One statement (two replicas never keep the older list): overwrite only with a later (at, sequence).
+        newer = lambda ex: sa.tuple_(t.c.at, t.c.sequence) < sa.tuple_(ex.at, ex.sequence)
+        await conn.execute(upsert(conn, t, values, where=newer))
 
     handlers: dict[str, Handler] = {
         "directory.unit.changed": copy,

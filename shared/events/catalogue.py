@@ -126,6 +126,11 @@ class ProcedureCatalogueChanged(EventData):
     unit_id: str
     procedures: list[Procedure]
     at: AwareDatetime = Field(description="from when this list holds")
+    until: AwareDatetime | None = Field(
+        default=None,
+        description="a correction of a past period: holds until this newer list's date (exclusive)",
+    )
+    correction: bool = Field(default=False, description="dated before a newer list: corrects a past period")
 
 
 class AssignmentCreated(EventData):

@@ -323,3 +323,73 @@ def test_ninety_day_report_reminders_each_period_only_to_units_that_have_not_rep
     # After the campaign's end (19/11/2023 00:00) no report is due and no reminder is sent.
     _tick_at(cs, "2023-11-19T00:00:01+07:00")
     assert len(_report_reminders(cs)) == 11
+
+
+def _participation(cs: CampaignSystem, part: str) -> dict[str, int]:
+    with cs.system.client("campaign", SECRETARIAT) as c:
+        r = c.get(f"/tenants/{TENANT}/editions/{EDITION}/participation")
+        r.raise_for_status()
+    return next(p for p in r.json()["parts"] if p["part"] == part)  # type: ignore[no-any-return]
+
+
+def test_every_ninety_day_assignment_ends_fulfilled_or_missed_once(make: Any) -> None:
+    # online90 ends before 19/11/2023 00:00 +07:00. One unit (u-ccbvmt) reaches its targets (0.80 full-process,
+    # 0.50 online, 0.95 on time): one eligible procedure offered full-process, 10 dossiers, 6 online, 10 on
+    # time. The five others never report, so they miss theirs.
+    cs = make("2023-11-18T09:00:00+07:00")
+    with cs.system.client("campaign", SECRETARIAT) as c:
+        r = c.put(
+            f"/tenants/{TENANT}/units/u-ccbvmt/procedures",
+            json={
+                "effective_from": "2023-08-21",
+                "procedures": [
+                    {
+                        "code": "1.010001",
+                        "name": "Thủ tục",
+                        "level": "full_process",
+                        "eligible_full_process": True,
+                    }
+                ],
+            },
+        )
+        assert r.status_code == 200, r.text
+        r = c.post(
+            f"/tenants/{TENANT}/editions/{EDITION}/units/u-ccbvmt/progress-reports",
+            json={
+                "period_start": "2023-11-13",
+                "period_end": "2023-11-18",
+                "procedures": [
+                    {
+                        "code": "1.010001",
+                        "dossiers_received": 10,
+                        "dossiers_online": 6,
+                        "dossiers_on_time": 10,
+                    }
+                ],
+            },
+        )
+        assert r.status_code == 201, r.text
+    assert _participation(cs, "online90")["open"] == 6
+
+    _tick_at(cs, "2023-11-19T00:00:01+07:00")
+    eventually_sync(
+        lambda: len(cs.outbox("onlineservice.target.missed")) == 5, timeout=15, message="the campaign result"
+    )
+    _tick_at(cs, "2023-11-19T08:00:00+07:00")  # a later tick (or a restarted clock) decides nothing again
+    counts = _participation(cs, "online90")
+    assert {k: counts[k] for k in ("assigned", "fulfilled", "missed", "open")} == {
+        "assigned": 6,
+        "fulfilled": 1,
+        "missed": 5,
+        "open": 0,
+    }
+    assert _missed(cs, "online90") == Counter(
+        {
+            (u, "2023-11-19T00:00:00+07:00"): 1
+            for u in ("u-ccqldd", "u-tnb-bdkh", "u-tnn-ks", "u-ttcntt", "u-vpdkdd")
+        }
+    )
+    fulfilled = [e["data"] for e in cs.outbox("assignment.fulfilled") if e["data"]["part"] == "online90"]
+    assert [(f["assignee_id"], f["on_time"]) for f in fulfilled] == [("u-ccbvmt", True)]
+    statuses = {x["assignee_id"]: x["status"] for x in _assignments(cs, "online90")}
+    assert statuses["u-ccbvmt"] == "fulfilled"

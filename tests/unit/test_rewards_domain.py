@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.rewards import domain
+from shared import reward_rules
 from shared.events.envelope import Envelope, make_event
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -267,7 +268,7 @@ KINDS = ("submission.received/experience", "initiative.selected", "deadline.miss
 
 def test_rules_check_names_each_bad_field() -> None:
     ok = {"points": {"submission.received/experience": 1}, "caps": {"per_person_per_part": 1}}
-    assert domain.validate_rules(ok, KINDS) == []
+    assert reward_rules.validate_rules(ok, fact_kinds=KINDS) == []
     bad = {
         "points": {"submission.recieved/experience": 1},
         "caps": {"per_person_per_part": -1},
@@ -275,14 +276,14 @@ def test_rules_check_names_each_bad_field() -> None:
         "eligibility": {"chien_si_thi_dua_co_so": ["author_of_rejected"]},
         "tie_breakers": ["coin_toss"],
     }
-    assert [e.field for e in domain.validate_rules(bad, KINDS)] == [
+    assert [e.field for e in reward_rules.validate_rules(bad, fact_kinds=KINDS)] == [
         "rewards.points.submission.recieved/experience",
         "rewards.caps.per_person_per_part",
         "rewards.deadline_missed",
         "rewards.eligibility.chien_si_thi_dua_co_so[0]",
         "rewards.tie_breakers[0]",
     ]
-    assert all(e.vi and e.en for e in domain.validate_rules(bad, KINDS))
+    assert all(e.vi and e.en for e in reward_rules.validate_rules(bad, fact_kinds=KINDS))
 
 
 def test_ties_share_a_rank_and_fewer_misses_breaks_them_when_asked() -> None:
@@ -297,3 +298,39 @@ def test_ties_share_a_rank_and_fewer_misses_breaks_them_when_asked() -> None:
 def test_rollup_adds_branches_to_their_parent() -> None:
     parents = {"u-vpdkdd-cn1": "u-vpdkdd", "u-vpdkdd": None}
     assert domain.rollup({"u-vpdkdd": 5, "u-vpdkdd-cn1": 2}, parents) == {"u-vpdkdd": 7, "u-vpdkdd-cn1": 2}
+
+
+def test_rules_may_name_the_editions_own_parts_of_the_right_kind_only() -> None:
+    parts = {"sang-kien": "initiative", "xet-chon": "selection", "chien-dich": "online_services_campaign"}
+    ok = {
+        "points": {
+            "submission.received/sang-kien": 2,
+            "initiative.selected/xet-chon": 5,
+            "onlineservice.target.reached/chien-dich": 3,
+            "deadline.missed/sang-kien": 0,
+        }
+    }
+    assert reward_rules.validate_rules(ok, parts) == []
+    bad = {"points": {"submission.received/xet-chon": 2, "assignment.fulfilled/khong-co": 1}}
+    errors = reward_rules.validate_rules(bad, parts)
+    assert [e.field for e in errors] == [
+        "rewards.points.submission.received/xet-chon",
+        "rewards.points.assignment.fulfilled/khong-co",
+    ]
+    assert "phần xét chọn của hội đồng" in errors[0].vi and "không có trong kỳ hội thi" in errors[1].vi
+    # Without the edition's parts (a rules section alone) no part id is known.
+    assert reward_rules.validate_rules(ok, None)
+
+
+def test_a_part_id_rule_prices_its_part_before_the_kind_form() -> None:
+    points = {"submission.received/trai-nghiem": 4, "submission.received/experience": 1}
+    assert domain.points_for(points, "trai-nghiem", "experience_report") == (
+        "submission.received/trai-nghiem",
+        4,
+    )
+    assert domain.points_for(points, "khac", "experience_report") == ("submission.received/experience", 1)
+    assert domain.priced({"deadline.missed/a": -2, "deadline.missed": -1}, "deadline.missed", "a") == (
+        "deadline.missed/a",
+        -2,
+    )
+    assert domain.priced({}, "initiative.selected", "xet-chon") == ("initiative.selected", 0)
