@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.campaign import deadlines, models
 from services.campaign.publishing import stored_directory
 from shared.clock import VN
-from shared.documents import Edition, deadline_instant, format_datetime_vn
+from shared.documents import Edition, deadline_instant, deadline_label_en, deadline_label_vi
 from shared.idempotency import request_hash
 from shared.problems import Problem, field_error
 from shared.service import CallerDep, RuntimeDep, require_person
@@ -195,8 +195,8 @@ async def grant_extension(
                 errors=[
                     field_error(
                         "new_deadline",
-                        f"Must be after {format_datetime_vn(previous)}.",
-                        f"Phải sau {format_datetime_vn(previous)}.",
+                        f"Must be after the deadline in force ({deadline_label_en(previous)}).",
+                        f"Phải sau hạn đang áp dụng ({deadline_label_vi(previous)}).",
                     )
                 ],
             )
@@ -224,8 +224,9 @@ async def grant_extension(
                 "part": row.part,
                 "assignee_kind": row.assignee_kind,
                 "assignee_id": row.assignee_id,
-                "previous_deadline": previous,
-                "new_deadline": new,
+                # business instants in data carry the edition's offset (+07:00), like every other time
+                "previous_deadline": previous.astimezone(doc.tz),
+                "new_deadline": new.astimezone(doc.tz),
                 "reason": body.reason,
                 "approved_by": person.id,
             },
@@ -242,6 +243,7 @@ async def grant_extension(
             "official_deadline": _vn(row.deadline),
             "previous_deadline": _vn(previous),
             "new_deadline": _vn(new),
+            "new_deadline_display": deadline_label_vi(new),
             "reason": body.reason,
             "approved_by": person.id,
             "granted_at": _vn(now),
@@ -297,7 +299,7 @@ async def list_deadlines(tenant: str, edition: str, rt: RuntimeDep, caller: Call
                         "part": part.id,
                         "assignee_id": assignee or None,
                         "deadline": _vn(deadline),
-                        "deadline_vn": format_datetime_vn(deadline),
+                        "deadline_display": deadline_label_vi(deadline),
                         "state": state,
                         "intake_accepted_on_time": accepted,
                         "receipts_applied": applied,

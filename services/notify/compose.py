@@ -6,13 +6,21 @@ Every instant is formatted for Vietnamese readers (``dd/mm/yyyy HH:MM:SS (+07:00
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from services.notify import domain
 from services.notify.domain import People, Trigger
-from shared.clock import VN
-from shared.documents import Edition, Person, format_date_vn, format_datetime_vn
+from shared.documents import (
+    Edition,
+    Person,
+    deadline_label_en,
+    deadline_label_vi,
+    format_datetime_vn,
+    last_day_vn,
+    time_left_en,
+    time_left_vi,
+)
 from shared.events.catalogue import SubmissionReceived
 
 ROLE_VI = {"unit_head": "Thủ trưởng đơn vị", "union_secretary": "Bí thư Chi đoàn / Chủ tịch Công đoàn cơ sở"}
@@ -41,15 +49,23 @@ def _vn(value: Any) -> str:
     return format_datetime_vn(dt) if dt is not None else ""
 
 
-def _deadline_date_vn(value: Any) -> str:
-    """The last day that counts: an exclusive end at 00:00 is shown as the day before (hạn chót)."""
+def _deadline(prefix: str, value: Any) -> dict[str, str]:
+    """A deadline as every template shows it: ``<prefix>_label_vi`` ('hết ngày 25/10/2023 (+07:00)'), its
+    English twin, the last day (``<prefix>_date_vn``) and the exclusive instant (``<prefix>_vn``)."""
     dt = _dt(value)
     if dt is None:
-        return ""
-    local = dt.astimezone(VN)
-    if local.hour == local.minute == local.second == 0:
-        return format_date_vn((local - timedelta(seconds=1)).date())
-    return format_date_vn(local.date())
+        return {
+            f"{prefix}_vn": "",
+            f"{prefix}_date_vn": "",
+            f"{prefix}_label_vi": "",
+            f"{prefix}_label_en": "",
+        }
+    return {
+        f"{prefix}_vn": format_datetime_vn(dt),
+        f"{prefix}_date_vn": last_day_vn(dt),
+        f"{prefix}_label_vi": deadline_label_vi(dt),
+        f"{prefix}_label_en": deadline_label_en(dt),
+    }
 
 
 def _part_title(edition: Edition | None, part: str | None) -> str:
@@ -88,8 +104,13 @@ def plan(
     who: People,
     event_time: datetime,
     scored_count: int = 0,
+    now: datetime | None = None,
 ) -> list[Planned]:
-    """Every message one event causes, per ``domain.TRIGGERS``: one per (recipient, template)."""
+    """Every message one event causes, per ``domain.TRIGGERS``: one per (recipient, template).
+
+    ``now`` is when the message is written (the deployment's clock): the time left before a deadline is
+    counted from it, not from the reminder's due time (``event_time``), which a catch-up may have left behind.
+    """
     out: list[Planned] = []
     seen: set[tuple[str, str]] = set()
 
@@ -102,7 +123,7 @@ def plan(
         )
 
     for trigger in domain.triggers_of(event_type):
-        common = _common(event_type, data, edition, who, event_time, scored_count)
+        common = _common(event_type, data, edition, who, now or event_time, scored_count)
         if "mobilisers_of_missed" in trigger.audiences:
             for s in domain.summaries(data.get("missed_by_unit") or {}, who):
                 units = all(who.person(a) is None for a in _assignees(data))
@@ -133,7 +154,7 @@ def _common(
     data: dict[str, Any],
     edition: Edition | None,
     who: People,
-    event_time: datetime,
+    now: datetime,
     scored_count: int,
 ) -> dict[str, Any]:
     part = data.get("part")
@@ -153,13 +174,13 @@ def _common(
         return {**ctx, **receipt.context()}
     if event_type in ("deadline.approaching", "deadline.missed"):
         deadline = _dt(data.get("deadline"))
-        days_left = max(0, (deadline - event_time).days) if deadline else 0
         return {
             **ctx,
             "assignee_name": who.name_of(data.get("assignee_id", "")),
-            "deadline_vn": _vn(deadline),
-            "deadline_date_vn": _deadline_date_vn(deadline),
-            "days_left": days_left,
+            **_deadline("deadline", deadline),
+            "days_left": max(0, (deadline - now).days) if deadline else 0,
+            "time_left_vi": time_left_vi(deadline, now) if deadline else "",
+            "time_left_en": time_left_en(deadline, now) if deadline else "",
         }
     if event_type == "deadline.passed":
         by_unit = [
@@ -169,7 +190,7 @@ def _common(
         ]
         return {
             **ctx,
-            "deadline_vn": _vn(data.get("deadline")),
+            **_deadline("deadline", data.get("deadline")),
             "assigned": data.get("assigned", 0),
             "fulfilled": data.get("fulfilled", 0),
             "missed_count": sum(len(u["missed"]) for u in by_unit),
@@ -179,9 +200,8 @@ def _common(
         return {
             **ctx,
             "assignee_name": who.name_of(data.get("assignee_id", "")),
-            "previous_deadline_vn": _vn(data.get("previous_deadline")),
-            "new_deadline_vn": _vn(data.get("new_deadline")),
-            "new_deadline_date_vn": _deadline_date_vn(data.get("new_deadline")),
+            **_deadline("previous_deadline", data.get("previous_deadline")),
+            **_deadline("new_deadline", data.get("new_deadline")),
             "reason": data.get("reason", ""),
         }
     if event_type == "initiative.scored":

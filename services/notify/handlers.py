@@ -106,6 +106,7 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
             who=who,
             event_time=at,
             scored_count=scored,
+            now=rt.now(),
         ):
             await queue.enqueue(
                 conn,

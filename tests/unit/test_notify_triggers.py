@@ -201,7 +201,10 @@ def test_a_unit_head_with_ten_people_who_missed_gets_one_summary_listing_all(edi
         "deadline.passed.secretariat", next(m.context for m in planned if m.person.id == "p-0004")
     )
     assert "Được giao: 20. Hoàn thành: 17." in secretariat.text
-    assert "Hạn chót phần thi" in secretariat.text and "26/10/2023 00:00:00 (+07:00)" in secretariat.text
+    # the last day that counts, as submissions says it — never the exclusive end "26/10/2023 00:00:00"
+    assert 'Hạn chót phần thi "Trình bày' in secretariat.text
+    assert "(hết ngày 25/10/2023 (+07:00)) đã qua" in secretariat.text
+    assert "26/10/2023" not in secretariat.text and "26/10/2023" not in text
 
 
 def test_a_deadline_reminder_shows_the_last_day_that_counts(edition, who) -> None:  # type: ignore[no-untyped-def]
@@ -218,7 +221,39 @@ def test_a_deadline_reminder_shows_the_last_day_that_counts(edition, who) -> Non
         msg.subject
         == "Nhắc hạn: Trình bày trải nghiệm thực tế về chất lượng dịch vụ công trực tuyến — hạn chót 25/10/2023"
     )
-    assert "còn 5 ngày" in msg.text
+    assert "Hạn chót: hết ngày 25/10/2023 (+07:00) (còn 5 ngày 15 giờ)." in msg.text
+
+
+def test_a_reminder_says_the_time_really_left_when_it_is_written_not_its_offset(edition, who) -> None:  # type: ignore[no-untyped-def]
+    """The 7-day reminder fell due on 19/10 00:00; the demo starts (and sends it) on 20/10 09:00."""
+    due = datetime(2023, 10, 18, 17, 0, tzinfo=UTC)  # 19/10/2023 00:00 +07:00 = deadline - P7D
+    data = {**EXAMPLES["deadline.approaching"], "offset": "P7D"}
+    [m] = compose.plan(
+        "deadline.approaching", data, edition=edition, edition_name="2023", who=who, event_time=due, now=AT
+    )
+    msg = rendering.render(m.template, m.context)
+    assert "còn 5 ngày 15 giờ" in msg.text and "7 ngày" not in msg.text
+    en = rendering.render(m.template, m.context, language="en")
+    assert "5 day(s) 15 hour(s) left" in en.text
+    # three hours before the deadline: hours and minutes, never "0 ngày"
+    late = datetime(2023, 10, 25, 13, 40, tzinfo=UTC)  # 25/10 20:40 +07:00
+    [m] = compose.plan(
+        "deadline.approaching", data, edition=edition, edition_name="2023", who=who, event_time=due, now=late
+    )
+    assert "(còn 3 giờ 20 phút)" in rendering.render(m.template, m.context).text
+
+
+def test_an_extension_shows_both_deadlines_as_last_days(edition, who) -> None:  # type: ignore[no-untyped-def]
+    [m] = compose.plan(
+        "deadline.extended",
+        EXAMPLES["deadline.extended"],
+        edition=edition,
+        edition_name="2023",
+        who=who,
+        event_time=AT,
+    )
+    text = rendering.render(m.template, m.context).text
+    assert "Hạn cũ: hết ngày 25/10/2023 (+07:00)" in text and "Hạn mới: hết ngày 27/10/2023 (+07:00)" in text
 
 
 def test_someone_both_unit_head_and_union_secretary_gets_one_merged_summary(edition, who) -> None:  # type: ignore[no-untyped-def]
