@@ -507,6 +507,9 @@ class MobilisationLists(_Doc):
 
 
 class Council(_Doc):
+    name: str | None = Field(
+        default=None, description="the council's Vietnamese name as messages show it, e.g. Hội đồng xét chọn sáng kiến"
+    )
     chair: Id | None = None
     members: list[Id] = Field(min_length=1)
 
@@ -630,6 +633,11 @@ class SelectionPart(_PartBase):
     deadline: Deadline
     minimum_selected: int = Field(default=1, ge=1)
     rubric: Rubric
+    destination: str | None = Field(
+        default=None,
+        description="where the selected initiatives are sent on, as it reads after 'gửi dự thi' "
+        "(e.g. 'cấp tỉnh'); messages name no level when it is not set",
+    )
 
 
 class OnlineServicesCampaignPart(_PartBase):

@@ -86,9 +86,12 @@ def _part_kind(edition: Edition | None, part: str | None) -> str | None:
     return None
 
 
-def base(edition: Edition | None, edition_name: str | None, person: Person) -> dict[str, Any]:
+def base(
+    edition: Edition | None, edition_name: str | None, person: Person, who: People | None = None
+) -> dict[str, Any]:
     name = edition_name or (edition.edition if edition else "")
     return {
+        **(who.signature() if who is not None else {}),
         "person_name": person.name,
         "edition": name,
         "edition_title": edition.title if edition is not None else f"Hội thi Cải cách hành chính {name}",
@@ -119,7 +122,9 @@ def plan(
             return
         seen.add((person.id, trigger.template))
         out.append(
-            Planned(person, trigger.template, {**base(edition, edition_name, person), **ctx}, trigger.urgent)
+            Planned(
+                person, trigger.template, {**base(edition, edition_name, person, who), **ctx}, trigger.urgent
+            )
         )
 
     for trigger in domain.triggers_of(event_type):
@@ -216,8 +221,18 @@ def _common(
             "council_size": len(council.members) if council else None,
         }
     if event_type == "initiative.selected":
+        selection = None
+        if edition is not None and part:
+            selection = next((p for p in edition.parts if p.id == part), None)
+        council_id = data.get("council_id") or ""
+        council = edition.councils.get(council_id) if edition is not None else None
+        destination = getattr(selection, "destination", None) or data.get("destination")
         return {
             **ctx,
+            # the level and the council's name come from the edition, never from the template
+            "destination": destination,
+            "council_name": (council.name if council is not None and council.name else None)
+            or "Hội đồng xét chọn sáng kiến",
             "submission_id": data.get("submission_id"),
             "unit_name": who.name_of(data.get("unit_id", "")),
             "authors": [a.get("name") for a in data.get("authors") or []],

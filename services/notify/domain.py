@@ -242,6 +242,22 @@ class People:
                     out.append(sec)
         return out
 
+    def secretariat_unit(self) -> str | None:
+        """The name of the unit the secretariat sits in (the directory says: e.g. Văn phòng Sở)."""
+        for p in sorted(self.with_role(Role.secretariat), key=lambda p: p.id):
+            u = self.units.get(p.unit)
+            if u is not None:
+                return u.name
+        return None
+
+    def signature(self) -> dict[str, str]:
+        """How messages are signed: the contest secretariat, with its unit from the directory."""
+        unit = self.secretariat_unit()
+        return {
+            "secretariat_vi": f"Thường trực Hội thi ({unit})" if unit else "Thường trực Hội thi",
+            "secretariat_en": f"The contest secretariat ({unit})" if unit else "The contest secretariat",
+        }
+
     def name_of(self, assignee_id: str) -> str:
         p = self.person(assignee_id)
         if p is not None:

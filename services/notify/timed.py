@@ -138,6 +138,7 @@ async def _mobilisation(
     written = 0
     for person, names in lists.values():
         context = {
+            **who.signature(),
             "person_name": person.name,
             "edition": edition.edition,
             "edition_title": edition.title,

@@ -668,6 +668,7 @@ async def select(
                     "score": r["score"],
                     "rank": r["rank"],
                     "at": now.astimezone(VN),
+                    "destination": part.destination,
                 },
                 tenant=tenant,
                 edition=edition,

@@ -335,7 +335,7 @@ class InitiativeScored(EventData):
 
 
 class InitiativeSelected(EventData):
-    """The council selected the initiative for the provincial contest."""
+    """The council selected the initiative to be sent on (to the edition's ``destination``)."""
 
     submission_id: str
     part: str = Field(description="the selection part")
@@ -346,6 +346,10 @@ class InitiativeSelected(EventData):
     score: float | None = Field(default=None, description="aggregate score (the rubric's mean or median)")
     rank: int | None = Field(default=None, ge=1)
     at: AwareDatetime
+    destination: str | None = Field(
+        default=None,
+        description="where it is sent on, from the edition's selection part (e.g. 'cấp tỉnh'); none: not said",
+    )
 
 
 # ----------------------------------------------------------------------------------------------- rewards

@@ -419,3 +419,67 @@ def test_a_valid_override_replaces_the_builtin_text(tmp_path: Path, monkeypatch:
         "Biên nhận"
         in rendering.render_receipt(domain.Receipt("R-1", "2023", AT, "initiative", "initiative")).subject
     )
+
+
+def test_the_selection_message_names_the_level_council_and_secretariat_the_edition_and_directory_give(
+    edition, who
+) -> None:  # type: ignore[no-untyped-def]
+    """Another tenant's edition sends its selected initiatives to the district contest, under its own council
+    and a secretariat in its own office: nothing of the 2023 demo's wording may remain."""
+    parts = [
+        p.model_copy(update={"destination": "cấp huyện"}) if p.kind == "selection" else p
+        for p in edition.parts
+    ]
+    council = edition.councils["initiative-council"].model_copy(update={"name": "Hội đồng sáng kiến huyện"})
+    theirs = edition.model_copy(
+        update={"parts": parts, "councils": {**edition.councils, "initiative-council": council}}
+    )
+    office = who.units["u-vp"].model_copy(update={"name": "Văn phòng HĐND và UBND huyện"})
+    directory = domain.People(who.people, {**who.units, "u-vp": office}, who.unions)
+    planned = compose.plan(
+        "initiative.selected",
+        EXAMPLES["initiative.selected"],
+        edition=theirs,
+        edition_name="2023",
+        who=directory,
+        event_time=AT,
+    )
+    msg = rendering.render(planned[0].template, planned[0].context)
+    assert msg.subject == "Sáng kiến được chọn dự thi cấp huyện (hạng 1)"
+    assert (
+        "Hội đồng sáng kiến huyện đã chọn sáng kiến s-9" in msg.text and "để gửi dự thi cấp huyện" in msg.text
+    )
+    assert "Thường trực Hội thi (Văn phòng HĐND và UBND huyện)" in msg.text
+    assert "cấp tỉnh" not in msg.text + msg.subject and "Văn phòng Sở" not in msg.text
+
+    # The 2023 seed says it itself: provincial contest, its council, its office.
+    [m] = [
+        m
+        for m in compose.plan(
+            "initiative.selected",
+            EXAMPLES["initiative.selected"],
+            edition=edition,
+            edition_name="2023",
+            who=who,
+            event_time=AT,
+        )
+        if m.person.id == "p-0009"
+    ]
+    ours = rendering.render(m.template, m.context)
+    assert ours.subject == "Sáng kiến được chọn dự thi cấp tỉnh (hạng 1)"
+    assert "Hội đồng xét sáng kiến đã chọn" in ours.text and "Thường trực Hội thi (Văn phòng Sở)" in ours.text
+
+    # An edition that names no destination names no level.
+    bare = theirs.model_copy(
+        update={"parts": [p.model_copy(update={"destination": None}) for p in theirs.parts]}
+    )
+    [m, *_] = compose.plan(
+        "initiative.selected",
+        EXAMPLES["initiative.selected"],
+        edition=bare,
+        edition_name="2023",
+        who=directory,
+        event_time=AT,
+    )
+    plain = rendering.render(m.template, m.context)
+    assert plain.subject == "Sáng kiến được chọn (hạng 1)" and "dự thi" not in plain.text
