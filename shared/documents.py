@@ -508,7 +508,8 @@ class MobilisationLists(_Doc):
 
 class Council(_Doc):
     name: str | None = Field(
-        default=None, description="the council's Vietnamese name as messages show it, e.g. Hội đồng xét chọn sáng kiến"
+        default=None,
+        description="the council's Vietnamese name as messages show it, e.g. Hội đồng xét chọn sáng kiến",
     )
     chair: Id | None = None
     members: list[Id] = Field(min_length=1)

@@ -21,7 +21,7 @@ from shared.documents import (
     time_left_en,
     time_left_vi,
 )
-from shared.events.catalogue import SubmissionReceived
+from shared.events.catalogue import REWARD_TITLES, SubmissionReceived
 
 ROLE_VI = {"unit_head": "Thủ trưởng đơn vị", "union_secretary": "Bí thư Chi đoàn / Chủ tịch Công đoàn cơ sở"}
 
@@ -116,6 +116,8 @@ def plan(
     """
     out: list[Planned] = []
     seen: set[tuple[str, str]] = set()
+    if event_type == "reward.priority.changed" and domain.eligibility_change(data) == ([], []):
+        return out  # a move in rank or points only: nothing to tell
 
     def add(person: Person, trigger: Trigger, ctx: dict[str, Any]) -> None:
         if (person.id, trigger.template) in seen:
@@ -247,6 +249,22 @@ def _common(
             "author_name": who.name_of(data.get("author_id", "")),
             "reason": data.get("reason", ""),
             "at_vn": _vn(data.get("at")),
+        }
+    if event_type == "reward.priority.changed":
+        gained, lost = domain.eligibility_change(data)
+        pid = str(data.get("participant_id", ""))
+        return {
+            **ctx,
+            "participant_name": who.name_of(pid),
+            "participant_is_unit": data.get("participant_kind") == "unit",
+            "gained_vi": [REWARD_TITLES.get(k, (k, k))[0] for k in gained],
+            "lost_vi": [REWARD_TITLES.get(k, (k, k))[0] for k in lost],
+            "gained_en": [REWARD_TITLES.get(k, (k, k))[1] for k in gained],
+            "lost_en": [REWARD_TITLES.get(k, (k, k))[1] for k in lost],
+            "rank": data.get("rank"),
+            "points": data.get("points"),
+            "reasons_vi": [r.get("vi", "") for r in data.get("reasons") or [] if isinstance(r, dict)],
+            "reasons_en": [r.get("en", "") for r in data.get("reasons") or [] if isinstance(r, dict)],
         }
     if event_type.startswith("onlineservice."):
         return {

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from shared.documents import format_datetime_vn
+from shared.events.catalogue import REWARD_TITLES
 
 RECEIVED = "submission.received"
 REVISED = "submission.revised"
@@ -59,15 +60,7 @@ AUTHOR_OF_SELECTED = "author_of_selected_initiative"
 FULFILLED_ANY = "fulfilled_any_part"
 UNIT_FULFILLED_ALL = "unit_fulfilled_all_its_parts"
 CONDITIONS: tuple[str, ...] = (AUTHOR_OF_SELECTED, FULFILLED_ANY, UNIT_FULFILLED_ALL)
-TITLES: dict[str, tuple[str, str]] = {
-    "chien_si_thi_dua_co_so": ("Chiến sĩ thi đua cơ sở", "Grassroots Emulation Fighter"),
-    "lao_dong_tien_tien_evidence": ("Minh chứng Lao động tiên tiến", "Evidence for Advanced Worker"),
-    "tap_the_lao_dong_tien_tien_evidence": (
-        "Minh chứng Tập thể lao động tiên tiến",
-        "Evidence for Advanced Collective",
-    ),
-    "giay_khen": ("Giấy khen", "Certificate of merit"),
-}
+TITLES: dict[str, tuple[str, str]] = REWARD_TITLES  # one list, in shared/ (notify names them too)
 EARLIEST_FULFILMENT = "earliest_fulfilment"
 FEWER_MISSED = "fewer_missed_deadlines"
 TIE_BREAKERS: tuple[str, ...] = (EARLIEST_FULFILMENT, FEWER_MISSED)

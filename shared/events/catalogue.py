@@ -517,6 +517,18 @@ REWARD_FACT_KINDS: tuple[str, ...] = (
     *(f"assignment.fulfilled/{kind}" for kind in PART_KINDS),
 )
 
+# Titles (danh hiệu thi đua) a rules document's ``eligibility`` may name, with their Vietnamese and English names:
+# rewards decides eligibility for them, ``reward.priority.changed`` carries the keys, notify names them.
+REWARD_TITLES: dict[str, tuple[str, str]] = {
+    "chien_si_thi_dua_co_so": ("Chiến sĩ thi đua cơ sở", "Grassroots Emulation Fighter"),
+    "lao_dong_tien_tien_evidence": ("Minh chứng Lao động tiên tiến", "Evidence for Advanced Worker"),
+    "tap_the_lao_dong_tien_tien_evidence": (
+        "Minh chứng Tập thể lao động tiên tiến",
+        "Evidence for Advanced Collective",
+    ),
+    "giay_khen": ("Giấy khen", "Certificate of merit"),
+}
+
 
 def event_type(type: str, version: int | None = None) -> EventType:
     """The catalogue entry of ``type`` (its current version unless ``version`` is given); KeyError if unknown."""

@@ -129,6 +129,17 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "targets": {"online_dossier_share": 0.5},
         "unmet": ["online_dossier_share"],
     },
+    "reward.priority.changed": {
+        "participant_kind": "person",
+        "participant_id": "p-0009",
+        "rank": 1,
+        "previous_rank": 3,
+        "points": 7.0,
+        "eligibility": ["chien_si_thi_dua_co_so"],
+        "previous_eligibility": [],  # what notify last saw (the handler adds it from its inbox)
+        "reasons": [{"vi": "Là tác giả sáng kiến được chọn", "en": "Author of a selected initiative"}],
+        "rules_version": 1,
+    },
 }
 
 # (event type) -> {(recipient, template)}: the README's table, as data.
@@ -159,6 +170,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "onlineservice.progress.reported": {("p-0021", "onlineservice.progress.reported")},
     "onlineservice.target.reached": {("p-0021", "onlineservice.target.reached")},
     "onlineservice.target.missed": {("p-0013", "onlineservice.target.missed")},
+    "reward.priority.changed": {("p-0009", "reward.priority.changed")},
 }
 
 
@@ -483,3 +495,19 @@ def test_the_selection_message_names_the_level_council_and_secretariat_the_editi
     )
     plain = rendering.render(m.template, m.context)
     assert plain.subject == "Sáng kiến được chọn (hạng 1)" and "dự thi" not in plain.text
+
+
+def test_standing_changes_tell_only_of_eligibility_gained_or_lost(edition, who) -> None:  # type: ignore[no-untyped-def]
+    def plan(**over: Any) -> list[compose.Planned]:
+        data = {**EXAMPLES["reward.priority.changed"], **over}
+        return compose.plan(
+            "reward.priority.changed", data, edition=edition, edition_name="2023", who=who, event_time=AT
+        )
+
+    assert plan(previous_eligibility=["chien_si_thi_dua_co_so"], rank=2) == []  # a rank move only
+    [lost] = plan(previous_eligibility=["chien_si_thi_dua_co_so"], eligibility=[])
+    msg = rendering.render(lost.template, lost.context)
+    assert msg.subject == "Danh hiệu thi đua: không còn đủ điều kiện Chiến sĩ thi đua cơ sở"
+    [unit] = plan(participant_kind="unit", participant_id="u-ccbvmt", eligibility=["giay_khen"])
+    assert unit.person.id == "p-0015"  # the unit's head
+    assert "Đơn vị Chi cục Bảo vệ môi trường" in rendering.render(unit.template, unit.context).text
