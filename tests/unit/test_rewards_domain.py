@@ -319,8 +319,12 @@ def test_a_selection_reason_names_the_level_the_edition_gives_and_none_when_it_g
     district = domain.fold_submission(
         SUB, [received, fact("initiative.selected", 2, destination="cấp huyện", **selected)]
     )
-    reasons = [e.reason_vi for e in domain.ledger_entries(district, points=with_selection) if "chọn" in e.reason_vi]
+    reasons = [
+        e.reason_vi for e in domain.ledger_entries(district, points=with_selection) if "chọn" in e.reason_vi
+    ]
     assert len(reasons) == 2 and all("được Hội đồng chọn gửi dự thi cấp huyện" in r for r in reasons)
     unsaid = domain.fold_submission(SUB, [received, fact("initiative.selected", 2, **selected)])
-    reasons = [e.reason_vi for e in domain.ledger_entries(unsaid, points=with_selection) if "chọn" in e.reason_vi]
+    reasons = [
+        e.reason_vi for e in domain.ledger_entries(unsaid, points=with_selection) if "chọn" in e.reason_vi
+    ]
     assert len(reasons) == 2 and not any("cấp tỉnh" in r or "dự thi" in r for r in reasons)
