@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from shared.documents import load_directory, load_edition
+from tests.support.faults import query
 from tests.support.notify import Facts, WebhookReceiver, body_text, mails, run
 from tests.support.system import SEED, TENANT, System
 from tests.support.wait import eventually_sync
@@ -81,6 +82,14 @@ def test_webhooks_get_every_submission_change_and_people_hear_of_eligibility_gai
     facts = Facts(system)
     run(facts.directory(load_directory(SEED / "directory.yaml"), AT))
     run(facts.edition(load_edition(SEED / "edition.yaml"), AT))
+    eventually_sync(
+        lambda: (
+            run(query(system.database_urls["notify"], "SELECT 1 FROM copy_people WHERE person_id = 'p-0028'"))
+            and run(query(system.database_urls["notify"], "SELECT 1 FROM copy_editions"))
+        ),
+        timeout=30,
+        message="directory and edition copied by notify",
+    )
     with system.client("notify", SECRETARIAT) as c:
         r = c.post(
             f"/tenants/{TENANT}/webhooks",
