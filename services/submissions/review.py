@@ -87,10 +87,21 @@ def _secretariat(caller: Caller) -> None:
     "/submissions/{submission_id}/rejection", summary="Rule an accepted submission ineligible (secretariat)"
 )
 async def reject(
-    tenant: str, edition: str, submission_id: str, body: Rejection, rt: RuntimeDep, caller: CallerDep
-) -> dict[str, Any]:
+    tenant: str,
+    edition: str,
+    submission_id: str,
+    body: Rejection,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Any:
     _secretariat(caller)
+    scope = f"{tenant}|{caller.person_id}|rejection|{edition}|{submission_id}"
+    digest = request_hash(body.model_dump(mode="json"))
     async with rt.engine.begin() as conn:
+        stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
+        if stored is not None:  # a retry of a ruling already made: its answer, not "not submitted"
+            return JSONResponse(stored.body, status_code=stored.status)
         row = await access.load(conn, tenant, edition, submission_id, lock=True)
         if row["status"] != "submitted":
             raise Problem(
@@ -110,8 +121,10 @@ async def reject(
             subject=submission_id,
             time=now,
         )
+        answer = {"submission_id": submission_id, "status": "rejected", "reason": body.reason}
+        await rt.idempotency.remember(conn, scope, idempotency_key, digest, 200, answer, now)
     rt.outbox.committed()
-    return {"submission_id": submission_id, "status": "rejected", "reason": body.reason}
+    return answer
 
 
 @router.post(
@@ -124,10 +137,16 @@ async def reinstate(
     rt: RuntimeDep,
     caller: CallerDep,
     body: Reinstatement | None = None,
-) -> dict[str, Any]:
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Any:
     _secretariat(caller)
     reason = body.reason if body else None
+    scope = f"{tenant}|{caller.person_id}|reinstatement|{edition}|{submission_id}"
+    digest = request_hash(body.model_dump(mode="json") if body else None)
     async with rt.engine.begin() as conn:
+        stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
+        if stored is not None:
+            return JSONResponse(stored.body, status_code=stored.status)
         row = await access.load(conn, tenant, edition, submission_id, lock=True)
         if row["status"] != "rejected":
             raise Problem(
@@ -147,8 +166,10 @@ async def reinstate(
             subject=submission_id,
             time=now,
         )
+        answer = {"submission_id": submission_id, "status": "submitted", "reason": reason}
+        await rt.idempotency.remember(conn, scope, idempotency_key, digest, 200, answer, now)
     rt.outbox.committed()
-    return {"submission_id": submission_id, "status": "submitted", "reason": reason}
+    return answer
 
 
 async def _rule(

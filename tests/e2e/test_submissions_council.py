@@ -254,10 +254,16 @@ def test_council_flow_end_to_end(system: System) -> None:
 
     # ---- eligibility ruling: rejected, then reinstated
     with _c(system, SECRETARIAT) as c:
+        ruling = {"reason": "Chưa áp dụng thử tại đơn vị"}
         rej = c.post(
-            f"{BASE}/submissions/{ids['I7']}/rejection", json={"reason": "Chưa áp dụng thử tại đơn vị"}
+            f"{BASE}/submissions/{ids['I7']}/rejection", json=ruling, headers={"Idempotency-Key": "rej-I7"}
         )
         assert rej.status_code == 200, rej.text
+        # a retry of the ruling with its key: the same answer (not 409 "not submitted"), no second ruling
+        again = c.post(
+            f"{BASE}/submissions/{ids['I7']}/rejection", json=ruling, headers={"Idempotency-Key": "rej-I7"}
+        )
+        assert again.status_code == 200 and again.json() == rej.json(), again.text
         assert ids["I7"] not in [r["submission_id"] for r in c.get(f"{BASE}/ranking").json()["initiatives"]]
         assert (
             c.post(
