@@ -96,12 +96,11 @@ async def list_assignments(
             else r["assignee_id"] in (person.id, person.unit)
         )
     ]
+    # every instant in Vietnam time (+07:00), extended_to included; the deadline in force as users read it
     return [
         {
-            **{k: v for k, v in r.items() if k not in ("tenant",)},
-            "deadline": r["deadline"].astimezone(VN).isoformat(),
-            "fulfilled_at": r["fulfilled_at"].astimezone(VN).isoformat() if r["fulfilled_at"] else None,
-            "created_at": r["created_at"].astimezone(VN).isoformat(),
+            **{k: _vn(v) if isinstance(v, datetime) else v for k, v in r.items() if k not in ("tenant",)},
+            "deadline_display": deadline_label_vi(r["extended_to"] or r["deadline"]),
         }
         for r in rows
     ]

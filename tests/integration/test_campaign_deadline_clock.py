@@ -107,6 +107,9 @@ def test_receipt_in_flight_at_midnight_and_extension(make: Any) -> None:
     shown = {(d["part"], d["assignee_id"]): d["deadline_display"] for d in cs.deadlines()["deadlines"]}
     assert shown[("experience", None)] == "hết ngày 25/10/2023 (+07:00)"
     assert shown[("experience", OTHER)] == "hết ngày 28/10/2023 (+07:00)"
+    theirs = next(a for a in _assignments(cs, "experience") if a["assignee_id"] == OTHER)
+    assert theirs["extended_to"] == "2023-10-29T00:00:00+07:00"  # +07:00 like every other time, not UTC
+    assert theirs["deadline"] == DEADLINE and theirs["deadline_display"] == "hết ngày 28/10/2023 (+07:00)"
 
     # 25/10 23:59:59.999999: still on time for everyone — nothing missed.
     _tick_at(cs, JUST_BEFORE)
