@@ -165,7 +165,9 @@ async def _deadletters() -> list[dict[str, Any]]:
     out = []
     try:
         info = await js.stream_info(s.deadletter_stream)
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        # An empty stream reports first_seq 0 (or last_seq + 1 after a purge): there is nothing to read.
+        first = max(info.state.first_seq, 1)
+        for seq in range(first, info.state.last_seq + 1) if info.state.messages else ():
             try:
                 m = await js.get_msg(s.deadletter_stream, seq)
             except NotFoundError:

@@ -636,6 +636,10 @@ class MobilisationLists(_Doc):
 
 
 class Council(_Doc):
+    name: str | None = Field(
+        default=None,
+        description="the council's Vietnamese name as messages show it, e.g. Hội đồng xét chọn sáng kiến",
+    )
     chair: Id | None = None
     members: list[Id] = Field(min_length=1)
 
@@ -759,6 +763,11 @@ class SelectionPart(_PartBase):
     deadline: Deadline
     minimum_selected: int = Field(default=1, ge=1)
     rubric: Rubric
+    destination: str | None = Field(
+        default=None,
+        description="where the selected initiatives are sent on, as it reads after 'gửi dự thi' "
+        "(e.g. 'cấp tỉnh'); messages name no level when it is not set",
+    )
 
 
 class OnlineServicesCampaignPart(_PartBase):
@@ -987,6 +996,64 @@ def format_datetime_vn(dt: datetime) -> str:
     local = dt.astimezone(VN_TZ)
     off = local.strftime("%z")
     return f"{local.strftime('%d/%m/%Y %H:%M:%S')} ({off[:3]}:{off[3:]})"
+
+
+def deadline_label_vi(deadline: datetime) -> str:
+    """How a deadline reads to a user, everywhere: 'hết ngày 25/10/2023 (+07:00)' for an end-of-day deadline
+    (the exclusive end 26/10/2023 00:00:00), otherwise 'trước 26/10/2023 17:00:00 (+07:00)'."""
+    if deadline.tzinfo is None or deadline.utcoffset() is None:
+        raise ValueError("deadline_label_vi needs an aware datetime")
+    local = deadline.astimezone(VN_TZ)
+    if local.time() == time(0):
+        return f"hết ngày {format_date_vn(local.date() - timedelta(days=1))} (+07:00)"
+    return f"trước {format_datetime_vn(deadline)}"
+
+
+def deadline_label_en(deadline: datetime) -> str:
+    """The English twin of ``deadline_label_vi``."""
+    local = deadline.astimezone(VN_TZ)
+    if local.time() == time(0):
+        return f"the end of {format_date_vn(local.date() - timedelta(days=1))} (+07:00)"
+    return f"before {format_datetime_vn(deadline)}"
+
+
+def last_day_vn(deadline: datetime) -> str:
+    """The last day that counts, dd/mm/yyyy: an exclusive end at 00:00 is the day before (hạn chót)."""
+    local = deadline.astimezone(VN_TZ)
+    if local.time() == time(0):
+        return format_date_vn(local.date() - timedelta(days=1))
+    return format_date_vn(local.date())
+
+
+def time_left_vi(deadline: datetime, now: datetime) -> str:
+    """The time really left before ``deadline`` at ``now``: 'còn 5 ngày 15 giờ', 'còn 3 giờ 20 phút',
+    'còn 12 phút', 'còn dưới 1 phút', or 'đã hết hạn'."""
+    left = deadline - now
+    if left <= timedelta(0):
+        return "đã hết hạn"
+    minutes = int(left.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"còn {days} ngày {hours} giờ" if hours else f"còn {days} ngày"
+    if hours:
+        return f"còn {hours} giờ {mins} phút" if mins else f"còn {hours} giờ"
+    return f"còn {mins} phút" if mins else "còn dưới 1 phút"
+
+
+def time_left_en(deadline: datetime, now: datetime) -> str:
+    """The English twin of ``time_left_vi``: '5 day(s) 15 hour(s) left'."""
+    left = deadline - now
+    if left <= timedelta(0):
+        return "the deadline has passed"
+    minutes = int(left.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days} day(s) {hours} hour(s) left" if hours else f"{days} day(s) left"
+    if hours:
+        return f"{hours} hour(s) {mins} minute(s) left" if mins else f"{hours} hour(s) left"
+    return f"{mins} minute(s) left" if mins else "less than a minute left"
 
 
 # ---------------------------------------------------------------------------------------------- loading / dumping

@@ -59,7 +59,8 @@ class _EmlWriter:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
-        log.info("mail from %s to %s kept as %s", envelope.mail_from, envelope.rcpt_tos, final.name)
+        subject = BytesParser(policy=email.policy.default).parsebytes(raw, headersonly=True)["Subject"] or ""
+        log.info("mail to %s: %s (%s)", ", ".join(envelope.rcpt_tos), subject, final.name)
         return "250 Message accepted for delivery"
 
 
@@ -143,7 +144,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    # aiosmtpd's session chatter (peers, EHLO, EOF, connection lost) is for debugging the sink, not for the
+    # operator watching `make run`: one line per message kept is what they need.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
     done = threading.Event()
 

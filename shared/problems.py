@@ -128,9 +128,14 @@ def _vi_message(err: dict[str, Any]) -> str:
         return str(ctx["vi"])
     template = _VI.get(err.get("type", ""), "Giá trị không hợp lệ")
     try:
-        return template.format(**ctx)
+        return template.format(**{k: _vi_value(v) for k, v in ctx.items()})
     except (KeyError, IndexError):
         return template
+
+
+def _vi_value(value: Any) -> Any:
+    """Pydantic joins the allowed values in English ("'a', 'b' or 'c'"): the Vietnamese says "hoặc"."""
+    return value.replace(" or ", " hoặc ") if isinstance(value, str) else value
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:

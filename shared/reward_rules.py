@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.documents import Edition, Rewards
-from shared.events.catalogue import PART_KINDS, REWARD_FACT_KINDS
+from shared.events.catalogue import PART_KINDS, REWARD_FACT_KINDS, REWARD_TITLES
 
 PER_PERSON_PER_PART = "per_person_per_part"
 PER_UNIT_PER_PART = "per_unit_per_part"
@@ -33,15 +33,7 @@ AUTHOR_OF_SELECTED = "author_of_selected_initiative"
 FULFILLED_ANY = "fulfilled_any_part"
 UNIT_FULFILLED_ALL = "unit_fulfilled_all_its_parts"
 CONDITIONS: tuple[str, ...] = (AUTHOR_OF_SELECTED, FULFILLED_ANY, UNIT_FULFILLED_ALL)
-TITLES: dict[str, tuple[str, str]] = {
-    "chien_si_thi_dua_co_so": ("Chiến sĩ thi đua cơ sở", "Grassroots Emulation Fighter"),
-    "lao_dong_tien_tien_evidence": ("Minh chứng Lao động tiên tiến", "Evidence for Advanced Worker"),
-    "tap_the_lao_dong_tien_tien_evidence": (
-        "Minh chứng Tập thể lao động tiên tiến",
-        "Evidence for Advanced Collective",
-    ),
-    "giay_khen": ("Giấy khen", "Certificate of merit"),
-}
+TITLES: dict[str, tuple[str, str]] = REWARD_TITLES  # one list, in the catalogue (notify names them too)
 EARLIEST_FULFILMENT = "earliest_fulfilment"
 FEWER_MISSED = "fewer_missed_deadlines"
 TIE_BREAKERS: tuple[str, ...] = (EARLIEST_FULFILMENT, FEWER_MISSED)

@@ -82,7 +82,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
     ConsumerSpec(
         "notify",
         "facts",
-        2,
+        3,  # v3: + submission.revised/withdrawn/reinstated (webhooks) and reward.priority.changed
         (
             *_EDITION,
             *_DIRECTORY,
@@ -90,7 +90,10 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
             "assignment.fulfilled",
             "assignment.reopened",
             "submission.received",
+            "submission.revised",
+            "submission.withdrawn",
             "submission.rejected",
+            "submission.reinstated",
             "deadline.approaching",
             "deadline.missed",
             "deadline.passed",
@@ -98,6 +101,7 @@ CONSUMERS: tuple[ConsumerSpec, ...] = (
             "initiative.scored",
             "initiative.selected",
             *_ONLINE,
+            "reward.priority.changed",
         ),
     ),
 )

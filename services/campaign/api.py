@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.campaign import assignments, deadlines, models
 from services.campaign.publishing import stored_directory
 from shared.clock import VN
-from shared.documents import Edition, deadline_instant, format_datetime_vn
+from shared.documents import Edition, deadline_instant, deadline_label_en, deadline_label_vi
 from shared.idempotency import request_hash
 from shared.problems import Problem, field_error
 from shared.service import CallerDep, RuntimeDep, require_person
@@ -95,12 +95,11 @@ async def list_assignments(
             else r["assignee_id"] in (person.id, person.unit)
         )
     ]
+    # every instant in Vietnam time (+07:00), extended_to included; the deadline in force as users read it
     return [
         {
-            **{k: v for k, v in r.items() if k not in ("tenant",)},
-            "deadline": r["deadline"].astimezone(VN).isoformat(),
-            "fulfilled_at": r["fulfilled_at"].astimezone(VN).isoformat() if r["fulfilled_at"] else None,
-            "created_at": r["created_at"].astimezone(VN).isoformat(),
+            **{k: _vn(v) if isinstance(v, datetime) else v for k, v in r.items() if k not in ("tenant",)},
+            "deadline_display": deadline_label_vi(r["extended_to"] or r["deadline"]),
         }
         for r in rows
     ]
@@ -196,8 +195,8 @@ async def grant_extension(
                 errors=[
                     field_error(
                         "new_deadline",
-                        f"Must be after {format_datetime_vn(previous)}.",
-                        f"Phải sau {format_datetime_vn(previous)}.",
+                        f"Must be after the deadline in force ({deadline_label_en(previous)}).",
+                        f"Phải sau hạn đang áp dụng ({deadline_label_vi(previous)}).",
                     )
                 ],
             )
@@ -213,6 +212,7 @@ async def grant_extension(
             "official_deadline": _vn(row.deadline),
             "previous_deadline": _vn(previous),
             "new_deadline": _vn(new),
+            "new_deadline_display": deadline_label_vi(new),
             "reason": body.reason,
             "approved_by": person.id,
             "granted_at": _vn(now),
@@ -268,7 +268,7 @@ async def list_deadlines(tenant: str, edition: str, rt: RuntimeDep, caller: Call
                         "part": part.id,
                         "assignee_id": assignee or None,
                         "deadline": _vn(deadline),
-                        "deadline_vn": format_datetime_vn(deadline),
+                        "deadline_display": deadline_label_vi(deadline),
                         "state": state,
                         "intake_accepted_on_time": accepted,
                         "receipts_applied": applied,

@@ -15,14 +15,15 @@ from datetime import date, datetime, time
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from services.campaign import documents_io, domain, models
 from services.campaign.directory_io import DirectoryImportError
 from services.campaign.publishing import stored_directory
 from shared.clock import VN
 from shared.documents import Directory, Person, dump_yaml
+from shared.idempotency import request_hash
 from shared.problems import Problem
 from shared.service import Caller, CallerDep, RuntimeDep, require_person
 
@@ -138,18 +139,32 @@ async def export_directory(
 @router.post(
     "/editions", status_code=201, summary="Import an edition (secretariat): the next version if it changed"
 )
-async def import_edition(tenant: str, request: Request, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+async def import_edition(
+    tenant: str,
+    request: Request,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Any:
     require_secretariat(caller)
     filename = _format(request, None)
+    content = await request.body()
+    scope = f"{tenant}|{caller.person_id}|editions"
+    digest = request_hash({"filename": filename, "content": content.hex()})
     try:
-        edition = documents_io.parse_edition(await request.body(), filename)
+        edition = documents_io.parse_edition(content, filename)
         async with rt.engine.begin() as conn:
+            stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
+            if stored is not None:
+                return JSONResponse(stored.body, status_code=stored.status)
             lines = await documents_io.import_edition(conn, rt.outbox, edition, rt.now(), tenant=tenant)
             versions = await documents_io.edition_versions(conn, tenant, edition.edition)
+            answer = {"edition": edition.edition, "version": versions[-1]["version"], "result": lines}
+            await rt.idempotency.remember(conn, scope, idempotency_key, digest, 201, answer, rt.now())
     except DirectoryImportError as exc:
         raise _invalid(exc) from None
     rt.outbox.committed()
-    return {"edition": edition.edition, "version": versions[-1]["version"], "result": lines}
+    return answer
 
 
 @router.get("/editions/{edition}/versions", summary="Every published version of an edition")

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models
 from shared import lifecycle
+from shared.clock import VN
 from shared.consumer import Inbox
 from shared.db import insert_ignore
 from shared.events.envelope import Envelope
@@ -80,8 +81,9 @@ async def extend(
             "part": row.part,
             "assignee_kind": row.assignee_kind,
             "assignee_id": row.assignee_id,
-            "previous_deadline": previous,
-            "new_deadline": new_deadline,
+            # business instants in data carry the edition's offset (+07:00), like every other time
+            "previous_deadline": previous.astimezone(VN),
+            "new_deadline": new_deadline.astimezone(VN),
             "reason": reason,
             "approved_by": approved_by,
         },

@@ -6,14 +6,22 @@ Every instant is formatted for Vietnamese readers (``dd/mm/yyyy HH:MM:SS (+07:00
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from services.notify import domain
 from services.notify.domain import People, Trigger
-from shared.clock import VN
-from shared.documents import Edition, Person, format_date_vn, format_datetime_vn
-from shared.events.catalogue import SubmissionReceived
+from shared.documents import (
+    Edition,
+    Person,
+    deadline_label_en,
+    deadline_label_vi,
+    format_datetime_vn,
+    last_day_vn,
+    time_left_en,
+    time_left_vi,
+)
+from shared.events.catalogue import REWARD_TITLES, SubmissionReceived
 
 ROLE_VI = {"unit_head": "Thủ trưởng đơn vị", "union_secretary": "Bí thư Chi đoàn / Chủ tịch Công đoàn cơ sở"}
 
@@ -41,15 +49,23 @@ def _vn(value: Any) -> str:
     return format_datetime_vn(dt) if dt is not None else ""
 
 
-def _deadline_date_vn(value: Any) -> str:
-    """The last day that counts: an exclusive end at 00:00 is shown as the day before (hạn chót)."""
+def _deadline(prefix: str, value: Any) -> dict[str, str]:
+    """A deadline as every template shows it: ``<prefix>_label_vi`` ('hết ngày 25/10/2023 (+07:00)'), its
+    English twin, the last day (``<prefix>_date_vn``) and the exclusive instant (``<prefix>_vn``)."""
     dt = _dt(value)
     if dt is None:
-        return ""
-    local = dt.astimezone(VN)
-    if local.hour == local.minute == local.second == 0:
-        return format_date_vn((local - timedelta(seconds=1)).date())
-    return format_date_vn(local.date())
+        return {
+            f"{prefix}_vn": "",
+            f"{prefix}_date_vn": "",
+            f"{prefix}_label_vi": "",
+            f"{prefix}_label_en": "",
+        }
+    return {
+        f"{prefix}_vn": format_datetime_vn(dt),
+        f"{prefix}_date_vn": last_day_vn(dt),
+        f"{prefix}_label_vi": deadline_label_vi(dt),
+        f"{prefix}_label_en": deadline_label_en(dt),
+    }
 
 
 def _part_title(edition: Edition | None, part: str | None) -> str:
@@ -70,9 +86,12 @@ def _part_kind(edition: Edition | None, part: str | None) -> str | None:
     return None
 
 
-def base(edition: Edition | None, edition_name: str | None, person: Person) -> dict[str, Any]:
+def base(
+    edition: Edition | None, edition_name: str | None, person: Person, who: People | None = None
+) -> dict[str, Any]:
     name = edition_name or (edition.edition if edition else "")
     return {
+        **(who.signature() if who is not None else {}),
         "person_name": person.name,
         "edition": name,
         "edition_title": edition.title if edition is not None else f"Hội thi Cải cách hành chính {name}",
@@ -88,21 +107,30 @@ def plan(
     who: People,
     event_time: datetime,
     scored_count: int = 0,
+    now: datetime | None = None,
 ) -> list[Planned]:
-    """Every message one event causes, per ``domain.TRIGGERS``: one per (recipient, template)."""
+    """Every message one event causes, per ``domain.TRIGGERS``: one per (recipient, template).
+
+    ``now`` is when the message is written (the deployment's clock): the time left before a deadline is
+    counted from it, not from the reminder's due time (``event_time``), which a catch-up may have left behind.
+    """
     out: list[Planned] = []
     seen: set[tuple[str, str]] = set()
+    if event_type == "reward.priority.changed" and domain.eligibility_change(data) == ([], []):
+        return out  # a move in rank or points only: nothing to tell
 
     def add(person: Person, trigger: Trigger, ctx: dict[str, Any]) -> None:
         if (person.id, trigger.template) in seen:
             return
         seen.add((person.id, trigger.template))
         out.append(
-            Planned(person, trigger.template, {**base(edition, edition_name, person), **ctx}, trigger.urgent)
+            Planned(
+                person, trigger.template, {**base(edition, edition_name, person, who), **ctx}, trigger.urgent
+            )
         )
 
     for trigger in domain.triggers_of(event_type):
-        common = _common(event_type, data, edition, who, event_time, scored_count)
+        common = _common(event_type, data, edition, who, now or event_time, scored_count)
         if "mobilisers_of_missed" in trigger.audiences:
             for s in domain.summaries(data.get("missed_by_unit") or {}, who):
                 units = all(who.person(a) is None for a in _assignees(data))
@@ -133,7 +161,7 @@ def _common(
     data: dict[str, Any],
     edition: Edition | None,
     who: People,
-    event_time: datetime,
+    now: datetime,
     scored_count: int,
 ) -> dict[str, Any]:
     part = data.get("part")
@@ -153,13 +181,13 @@ def _common(
         return {**ctx, **receipt.context()}
     if event_type in ("deadline.approaching", "deadline.missed"):
         deadline = _dt(data.get("deadline"))
-        days_left = max(0, (deadline - event_time).days) if deadline else 0
         return {
             **ctx,
             "assignee_name": who.name_of(data.get("assignee_id", "")),
-            "deadline_vn": _vn(deadline),
-            "deadline_date_vn": _deadline_date_vn(deadline),
-            "days_left": days_left,
+            **_deadline("deadline", deadline),
+            "days_left": max(0, (deadline - now).days) if deadline else 0,
+            "time_left_vi": time_left_vi(deadline, now) if deadline else "",
+            "time_left_en": time_left_en(deadline, now) if deadline else "",
         }
     if event_type == "deadline.passed":
         by_unit = [
@@ -169,7 +197,7 @@ def _common(
         ]
         return {
             **ctx,
-            "deadline_vn": _vn(data.get("deadline")),
+            **_deadline("deadline", data.get("deadline")),
             "assigned": data.get("assigned", 0),
             "fulfilled": data.get("fulfilled", 0),
             "missed_count": sum(len(u["missed"]) for u in by_unit),
@@ -179,9 +207,8 @@ def _common(
         return {
             **ctx,
             "assignee_name": who.name_of(data.get("assignee_id", "")),
-            "previous_deadline_vn": _vn(data.get("previous_deadline")),
-            "new_deadline_vn": _vn(data.get("new_deadline")),
-            "new_deadline_date_vn": _deadline_date_vn(data.get("new_deadline")),
+            **_deadline("previous_deadline", data.get("previous_deadline")),
+            **_deadline("new_deadline", data.get("new_deadline")),
             "reason": data.get("reason", ""),
         }
     if event_type == "initiative.scored":
@@ -196,8 +223,18 @@ def _common(
             "council_size": len(council.members) if council else None,
         }
     if event_type == "initiative.selected":
+        selection = None
+        if edition is not None and part:
+            selection = next((p for p in edition.parts if p.id == part), None)
+        council_id = data.get("council_id") or ""
+        council = edition.councils.get(council_id) if edition is not None else None
+        destination = getattr(selection, "destination", None) or data.get("destination")
         return {
             **ctx,
+            # the level and the council's name come from the edition, never from the template
+            "destination": destination,
+            "council_name": (council.name if council is not None and council.name else None)
+            or "Hội đồng xét chọn sáng kiến",
             "submission_id": data.get("submission_id"),
             "unit_name": who.name_of(data.get("unit_id", "")),
             "authors": [a.get("name") for a in data.get("authors") or []],
@@ -212,6 +249,22 @@ def _common(
             "author_name": who.name_of(data.get("author_id", "")),
             "reason": data.get("reason", ""),
             "at_vn": _vn(data.get("at")),
+        }
+    if event_type == "reward.priority.changed":
+        gained, lost = domain.eligibility_change(data)
+        pid = str(data.get("participant_id", ""))
+        return {
+            **ctx,
+            "participant_name": who.name_of(pid),
+            "participant_is_unit": data.get("participant_kind") == "unit",
+            "gained_vi": [REWARD_TITLES.get(k, (k, k))[0] for k in gained],
+            "lost_vi": [REWARD_TITLES.get(k, (k, k))[0] for k in lost],
+            "gained_en": [REWARD_TITLES.get(k, (k, k))[1] for k in gained],
+            "lost_en": [REWARD_TITLES.get(k, (k, k))[1] for k in lost],
+            "rank": data.get("rank"),
+            "points": data.get("points"),
+            "reasons_vi": [r.get("vi", "") for r in data.get("reasons") or [] if isinstance(r, dict)],
+            "reasons_en": [r.get("en", "") for r in data.get("reasons") or [] if isinstance(r, dict)],
         }
     if event_type.startswith("onlineservice."):
         return {

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from services.notify import domain, models, queue, webhooks
 from services.notify.handlers import wake_event
 from services.notify.settings import NotifySettings
+from shared.clock import VN
 from shared.events.catalogue import NotificationFailed, NotificationSent
 from shared.logs import correlation_id
 from shared.service import Runtime
@@ -93,12 +94,14 @@ async def webhook_post(rt: Runtime, row: Any, secret: str) -> None:
         raise RuntimeError(f"HTTP {status}")
 
 
-def email_message(own: NotifySettings, row: Any) -> EmailMessage:
+def email_message(own: NotifySettings, row: Any, now: datetime) -> EmailMessage:
+    """The email of one delivery row. ``Date:`` is ``now`` on the deployment's clock (a simulated 2023 in the
+    demo), in Vietnam time — the same clock every other time the recipient reads comes from."""
     msg = EmailMessage()
     msg["From"] = own.mail_from
     msg["To"] = row.to_address
     msg["Subject"] = row.subject
-    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Date"] = format_datetime(now.astimezone(VN))
     msg["Message-ID"] = f"<{row.id}@hoithi.local>"  # the same on a resend
     msg["X-Hoithi-Notification"] = row.id
     msg["X-Hoithi-Template"] = row.template
@@ -189,7 +192,7 @@ async def deliver_one(rt: Runtime, row: Any, send: Sender = smtp_send) -> bool:
             assert secret is not None
             await webhook_post(rt, row, secret)
         else:
-            await send(rt.own, email_message(rt.own, row))
+            await send(rt.own, email_message(rt.own, row, rt.now()))
     except Exception as exc:  # noqa: BLE001 - every SMTP, HTTP or network failure is retried
         error = f"{type(exc).__name__}: {exc}"[:2000]
     token = correlation_id.set(row.correlation_id or row.cause_event_id)

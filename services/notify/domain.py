@@ -59,6 +59,7 @@ Audience = Literal[
     "secretariat",  # everyone with the secretariat role
     "director",  # everyone with the director role
     "mobilisers_of_missed",  # each unit head and union secretary whose people missed (one summary each)
+    "participant",  # a person participant; a unit participant's head(s)
 ]
 
 
@@ -97,6 +98,8 @@ TRIGGERS: tuple[Trigger, ...] = (
     ),
     Trigger("onlineservice.target.reached", "onlineservice.target.reached", ("unit_head",), urgent=False),
     Trigger("onlineservice.target.missed", "onlineservice.target.missed", ("unit_head",), urgent=False),
+    # only when eligibility for a title is gained or lost: a mere move in rank or points tells nobody
+    Trigger("reward.priority.changed", "reward.priority.changed", ("participant",), urgent=False),
 )
 
 # Messages notify makes itself, on its own clock or state (not one per event).
@@ -242,6 +245,22 @@ class People:
                     out.append(sec)
         return out
 
+    def secretariat_unit(self) -> str | None:
+        """The name of the unit the secretariat sits in (the directory says: e.g. Văn phòng Sở)."""
+        for p in sorted(self.with_role(Role.secretariat), key=lambda p: p.id):
+            u = self.units.get(p.unit)
+            if u is not None:
+                return u.name
+        return None
+
+    def signature(self) -> dict[str, str]:
+        """How messages are signed: the contest secretariat, with its unit from the directory."""
+        unit = self.secretariat_unit()
+        return {
+            "secretariat_vi": f"Thường trực Hội thi ({unit})" if unit else "Thường trực Hội thi",
+            "secretariat_en": f"The contest secretariat ({unit})" if unit else "The contest secretariat",
+        }
+
     def name_of(self, assignee_id: str) -> str:
         p = self.person(assignee_id)
         if p is not None:
@@ -314,7 +333,21 @@ def resolve(audience: Audience, data: dict[str, Any], edition: Edition | None, w
         return who.with_role(Role.secretariat)
     if audience == "director":
         return who.with_role(Role.director)
+    if audience == "participant":
+        pid = str(data.get("participant_id", ""))
+        if data.get("participant_kind") == "unit":
+            return who.heads_of(pid)
+        p = who.person(pid)
+        return [p] if p is not None else []
     return []
+
+
+def eligibility_change(data: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The title keys a ``reward.priority.changed`` gains and loses against ``previous_eligibility`` (what
+    notify last saw for that participant; none seen: nothing)."""
+    now = set(data.get("eligibility") or [])
+    before = set(data.get("previous_eligibility") or [])
+    return sorted(now - before), sorted(before - now)
 
 
 @dataclass(frozen=True)

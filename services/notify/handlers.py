@@ -87,6 +87,8 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
                     f"person {data['author_id']!r} of {env.tenant!r} is not in notify's directory copy"
                 )
         edition = await copies.edition(conn, env.tenant, env.edition) if env.edition else None
+        if env.type == "reward.priority.changed":
+            data["previous_eligibility"] = await _previous_eligibility(conn, rt, env)
         scored = 0
         if env.type == "initiative.scored":
             scored = await _score_sheets(conn, rt, data["submission_id"])
@@ -98,6 +100,7 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
             who=who,
             event_time=at,
             scored_count=scored,
+            now=rt.now(),
         ):
             await queue.enqueue(
                 conn,
@@ -147,6 +150,32 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
         }
     )
     return {FACTS: handlers}
+
+
+async def _previous_eligibility(conn: AsyncConnection, rt: Runtime, env: Envelope) -> list[str]:
+    """The eligibility notify last saw for this participant in this edition: the latest earlier (by the
+    producer's sequence) ``reward.priority.changed`` kept in the inbox; none seen: none."""
+    t = rt.backbone.inbox
+    rows = (
+        await conn.execute(
+            sa.select(t.c.envelope)
+            .where(
+                t.c.purpose == FACTS,
+                t.c.event_type == env.type,
+                t.c.tenant == env.tenant,
+                t.c.subject == env.subject,
+                t.c.sequence < env.sequence,
+            )
+            .order_by(t.c.sequence.desc())
+        )
+    ).scalars()
+    for raw in rows:
+        earlier = Envelope.from_json(raw)
+        if earlier.edition == env.edition and earlier.data.get("participant_kind") == env.data.get(
+            "participant_kind"
+        ):
+            return list(earlier.data.get("eligibility") or [])
+    return []
 
 
 async def _score_sheets(conn: AsyncConnection, rt: Runtime, submission_id: str) -> int:

@@ -20,7 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.notify import domain, models, queue
 from services.notify.handlers import wake_event
 from shared.db import insert_ignore
-from shared.documents import Edition, ExperienceReportPart, format_date_vn, format_datetime_vn
+from shared.documents import (
+    Edition,
+    ExperienceReportPart,
+    deadline_label_en,
+    deadline_label_vi,
+    format_date_vn,
+    format_datetime_vn,
+)
 from shared.service import Runtime
 
 log = logging.getLogger("hoithi.notify.timed")
@@ -131,11 +138,14 @@ async def _mobilisation(
     written = 0
     for person, names in lists.values():
         context = {
+            **who.signature(),
             "person_name": person.name,
             "edition": edition.edition,
             "edition_title": edition.title,
             "part_title": part.title or part.id,
             "deadline_vn": format_datetime_vn(edition.deadline_of(part.id)),
+            "deadline_label_vi": deadline_label_vi(edition.deadline_of(part.id)),
+            "deadline_label_en": deadline_label_en(edition.deadline_of(part.id)),
             "day_vn": format_date_vn(day),
             "now_vn": format_datetime_vn(now),
             "names": list(names),

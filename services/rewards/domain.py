@@ -199,6 +199,7 @@ class Submission:
     receipt_number: str | None = None
     selection_part: str | None = None
     selection_unit_id: str | None = None
+    selection_destination: str | None = None
     selection_authors: tuple[AuthorShare, ...] = ()
 
     @property
@@ -292,6 +293,7 @@ def fold_submission(submission_id: str, facts: Iterable[Fact]) -> Submission:
                 s,
                 selection_part=d.get("part"),
                 selection_unit_id=d.get("unit_id"),
+                selection_destination=d.get("destination"),
                 selection_authors=_authors(d.get("authors")),
             )
     return replace(s, life=life)
@@ -514,6 +516,9 @@ def ledger_entries(
         when = format_datetime_vn(s.selected_at)
         name = f" «{s.title}»" if s.title else ""
         authors = s.selection_authors or s.authors
+        # the level comes from the edition (its selection part's destination), never assumed
+        sent_vi = f" gửi dự thi {s.selection_destination}" if s.selection_destination else ""
+        sent_en = f" to go on to «{s.selection_destination}»" if s.selection_destination else ""
         for pid, p, share in people(authors, pts):
             entry(
                 "person",
@@ -523,9 +528,8 @@ def ledger_entries(
                 p,
                 s.selected_at,
                 part,
-                f"Là tác giả sáng kiến{name} được Hội đồng chọn gửi dự thi cấp tỉnh lúc {when}{share}",
-                f"Author of the initiative{name} selected by the council for the provincial contest at "
-                f"{when}{share}",
+                f"Là tác giả sáng kiến{name} được Hội đồng chọn{sent_vi} lúc {when}{share}",
+                f"Author of the initiative{name} selected by the council{sent_en} at {when}{share}",
             )
         unit = s.selection_unit_id or s.unit_id
         if unit:
@@ -537,8 +541,8 @@ def ledger_entries(
                 pts,
                 s.selected_at,
                 part,
-                f"Sáng kiến{name} của đơn vị được Hội đồng chọn gửi dự thi cấp tỉnh lúc {when}",
-                f"The unit's initiative{name} was selected for the provincial contest at {when}",
+                f"Sáng kiến{name} của đơn vị được Hội đồng chọn{sent_vi} lúc {when}",
+                f"The unit's initiative{name} was selected by the council{sent_en} at {when}",
             )
     return out
 

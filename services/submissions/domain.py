@@ -8,7 +8,7 @@ import zipfile
 import zlib
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from fractions import Fraction
 from typing import Annotated, Any, Literal
 
@@ -16,13 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from shared.documents import (
-    VN_TZ,
     Edition,
     ExperienceReportPart,
     Rubric,
     _PartBase,
+    deadline_label_en,
+    deadline_label_vi,
     format_date_vn,
-    format_datetime_vn,
     national_procedure_code,
 )
 from shared.errors import DomainError, Refusal, bilingual_error, field_error
@@ -137,22 +137,6 @@ def deadline_in_force(part_deadline: datetime, extended_to: datetime | None) -> 
     if extended_to is not None and extended_to > part_deadline:
         return extended_to
     return part_deadline
-
-
-def deadline_label_vi(deadline: datetime) -> str:
-    """How a deadline reads to a user: 'hết ngày 25/10/2023 (+07:00)' for an end-of-day deadline
-    (exclusive 26/10/2023 00:00:00), otherwise 'trước 26/10/2023 17:00:00 (+07:00)'."""
-    local = deadline.astimezone(VN_TZ)
-    if local.time() == time(0):
-        return f"hết ngày {format_date_vn(local.date() - timedelta(days=1))} (+07:00)"
-    return f"trước {format_datetime_vn(deadline)}"
-
-
-def deadline_label_en(deadline: datetime) -> str:
-    local = deadline.astimezone(VN_TZ)
-    if local.time() == time(0):
-        return f"the end of {format_date_vn(local.date() - timedelta(days=1))} (+07:00)"
-    return f"before {format_datetime_vn(deadline)}"
 
 
 def check_intake_open(

@@ -13,6 +13,7 @@ from services.submissions import access, models
 from shared import spreadsheets
 from shared.clock import VN
 from shared.documents import format_date_vn, format_datetime_vn
+from shared.events.envelope import Envelope
 from shared.service import CallerDep, RuntimeDep
 
 router = APIRouter(prefix="/tenants/{tenant}/editions/{edition}/exports", tags=["exports"])
@@ -64,6 +65,25 @@ async def _names(rt: Any, conn: Any, tenant: str, ids: set[str]) -> dict[str, st
     return out
 
 
+async def _union_names(rt: Any, conn: Any, tenant: str, ids: set[str]) -> dict[str, str]:
+    """Union (Đoàn thể) names from the directory facts submissions has kept (its inbox holds every
+    ``directory.unit.changed``; a union travels in that type): the latest version of each wins."""
+    if not ids:
+        return {}
+    t = rt.backbone.inbox
+    out: dict[str, str] = {}
+    rows = await conn.execute(
+        sa.select(t.c.envelope)
+        .where(t.c.event_type == "directory.unit.changed", t.c.tenant == tenant, t.c.subject.in_(sorted(ids)))
+        .order_by(t.c.sequence)
+    )
+    for (raw,) in rows:
+        union = Envelope.from_json(raw).data.get("union") or {}
+        if union.get("id") in ids and union.get("name"):
+            out[union["id"]] = union["name"]
+    return out
+
+
 async def submission_rows(rt: Any, caller: Any, tenant: str, edition: str) -> list[dict[str, Any]]:
     t, a = models.submissions, models.attachments
     async with rt.engine.connect() as conn:
@@ -86,6 +106,18 @@ async def submission_rows(rt: Any, caller: Any, tenant: str, edition: str) -> li
                 await conn.execute(sa.select(a).where(a.c.submission_id.in_([r["id"] for r in visible])))
             ).mappings():
                 files.setdefault(f["submission_id"], []).append(f"{f['filename']} ({f['sha256']})")
+        edition_doc = await rt.copies.edition(conn, tenant, edition)
+        part_titles = {p.id: p.title or p.id for p in edition_doc.parts} if edition_doc else {}
+        # An experience report records its author's unions at receipt; for an initiative, the submitter's
+        # unions on the receipt date come from the directory copy.
+        unions_of: dict[str, list[str]] = {}
+        for r in visible:
+            recorded = (r["body"] or {}).get("unions")
+            if recorded is None and r["received_at"] is not None:
+                author = await rt.copies.person(conn, tenant, r["author_id"], r["received_at"])
+                recorded = list(author.unions) if author else []
+            unions_of[r["id"]] = list(recorded or [])
+        union_names = await _union_names(rt, conn, tenant, {u for us in unions_of.values() for u in us})
         unit_names = {}
         for r in visible:
             u = await rt.copies.unit(conn, tenant, r["unit_id"], r["received_at"] or rt.now())
@@ -98,13 +130,13 @@ async def submission_rows(rt: Any, caller: Any, tenant: str, edition: str) -> li
                 "submission_id": r["id"],
                 "receipt_number": r["receipt_number"] or "",
                 "kind": KIND_VI.get(r["kind"], r["kind"]),
-                "part": r["part"],
+                "part": part_titles.get(r["part"], r["part"]),
                 "status": STATUS_VI.get(r["status"], r["status"]),
                 "revision": r["revision"],
                 "received_at": format_datetime_vn(r["received_at"]) if r["received_at"] else "",
                 "author": names.get(r["author_id"], r["author_id"]),
                 "unit": unit_names.get(r["unit_id"], r["unit_id"]),
-                "unions": ", ".join(b.get("unions", [])),
+                "unions": ", ".join(union_names.get(u, u) for u in unions_of[r["id"]]),
                 "title": b.get("title", ""),
                 "authors": "; ".join(
                     f"{x['name']}{'' if x.get('person_id') else ' (ngoài đơn vị)'} — {x['share']:g}%"

@@ -559,8 +559,10 @@ async def upload_attachment(
     rt: RuntimeDep,
     caller: CallerDep,
     filename: Annotated[str, Query(min_length=1, max_length=255)],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     domain.check_filename(filename)  # 422 before a byte of the body is read
+    scope = f"{tenant}|{caller.person_id}|attachments|{edition}|{submission_id}"
     async with rt.engine.connect() as conn:
         row, ed, part = await _editable(rt, conn, caller, tenant, edition, submission_id)
         count, total = await _attached(conn, submission_id)
@@ -575,11 +577,20 @@ async def upload_attachment(
     domain.check_attachment_quota(count, total, 0, rule.max_files, rule.total_limit)
     data = await _read_limited(request, rule.max_bytes)
     domain.check_attachment_quota(count, total, len(data), rule.max_files, rule.total_limit)
+    request_digest = request_hash({"filename": filename, "sha256": objects.sha256(data)})
+    if idempotency_key:
+        async with rt.engine.connect() as conn:
+            stored = await rt.idempotency.lookup(conn, scope, idempotency_key, request_digest)
+        if stored is not None:  # a retry: the same attachment, not a second copy
+            return JSONResponse(stored.body, status_code=stored.status)
     kind, name = domain.check_attachment(data, filename, rule.types, rule.max_bytes)
     store = await objects.store_of(rt)
     digest = await objects.begin_upload(rt.engine, store, data)  # the bytes are stored before the row commits
     t, a = models.submissions, models.attachments
     async with rt.engine.begin() as conn:
+        stored = await rt.idempotency.lookup(conn, scope, idempotency_key, request_digest)
+        if stored is not None:  # a concurrent retry won the race
+            return JSONResponse(stored.body, status_code=stored.status)
         row, ed, part = await _editable(rt, conn, caller, tenant, edition, submission_id)
         now = await _open_for(rt, conn, ed, part, row["unit_id"])
         # again under the row lock: two uploads at once cannot both take the last place
@@ -602,9 +613,7 @@ async def upload_attachment(
             revision = row["revision"] + 1
             await conn.execute(sa.update(t).where(t.c.id == submission_id).values(revision=revision))
             await _emit_revised(rt, conn, row, row["body"], revision, now)
-    rt.outbox.committed()
-    return JSONResponse(
-        {
+        answer = {
             "attachment_id": att["id"],
             "filename": name,
             "file_type": kind,
@@ -612,9 +621,10 @@ async def upload_attachment(
             "size": len(data),
             "sha256": digest,
             "renamed": name != filename,
-        },
-        status_code=201,
-    )
+        }
+        await rt.idempotency.remember(conn, scope, idempotency_key, request_digest, 201, answer, now)
+    rt.outbox.committed()
+    return JSONResponse(answer, status_code=201)
 
 
 @router.get("/initiatives/{submission_id}/attachments/{attachment_id}", summary="Download an attachment")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from fractions import Fraction
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,6 +17,7 @@ from services.submissions import access, domain, intake, models
 from shared.clock import VN
 from shared.documents import Council, Edition, SelectionPart
 from shared.events.envelope import deterministic_id
+from shared.idempotency import request_hash
 from shared.problems import Problem, field_error
 from shared.service import Caller, CallerDep, Runtime, RuntimeDep, require_person
 from shared.text import LongText
@@ -86,10 +88,21 @@ def _secretariat(caller: Caller) -> None:
     "/submissions/{submission_id}/rejection", summary="Rule an accepted submission ineligible (secretariat)"
 )
 async def reject(
-    tenant: str, edition: str, submission_id: str, body: Rejection, rt: RuntimeDep, caller: CallerDep
-) -> dict[str, Any]:
+    tenant: str,
+    edition: str,
+    submission_id: str,
+    body: Rejection,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Any:
     _secretariat(caller)
+    scope = f"{tenant}|{caller.person_id}|rejection|{edition}|{submission_id}"
+    digest = request_hash(body.model_dump(mode="json"))
     async with rt.engine.begin() as conn:
+        stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
+        if stored is not None:  # a retry of a ruling already made: its answer, not "not submitted"
+            return JSONResponse(stored.body, status_code=stored.status)
         row = await access.load(conn, tenant, edition, submission_id, lock=True)
         if row["status"] != "submitted":
             raise Problem(
@@ -109,8 +122,10 @@ async def reject(
             subject=submission_id,
             time=now,
         )
+        answer = {"submission_id": submission_id, "status": "rejected", "reason": body.reason}
+        await rt.idempotency.remember(conn, scope, idempotency_key, digest, 200, answer, now)
     rt.outbox.committed()
-    return {"submission_id": submission_id, "status": "rejected", "reason": body.reason}
+    return answer
 
 
 @router.post(
@@ -123,10 +138,16 @@ async def reinstate(
     rt: RuntimeDep,
     caller: CallerDep,
     body: Reinstatement | None = None,
-) -> dict[str, Any]:
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Any:
     _secretariat(caller)
     reason = body.reason if body else None
+    scope = f"{tenant}|{caller.person_id}|reinstatement|{edition}|{submission_id}"
+    digest = request_hash(body.model_dump(mode="json") if body else None)
     async with rt.engine.begin() as conn:
+        stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
+        if stored is not None:
+            return JSONResponse(stored.body, status_code=stored.status)
         row = await access.load(conn, tenant, edition, submission_id, lock=True)
         if row["status"] != "rejected":
             raise Problem(
@@ -146,8 +167,10 @@ async def reinstate(
             subject=submission_id,
             time=now,
         )
+        answer = {"submission_id": submission_id, "status": "submitted", "reason": reason}
+        await rt.idempotency.remember(conn, scope, idempotency_key, digest, 200, answer, now)
     rt.outbox.committed()
-    return {"submission_id": submission_id, "status": "submitted", "reason": reason}
+    return answer
 
 
 async def _rule(
@@ -215,8 +238,14 @@ async def declare_conflict(
     rt: RuntimeDep,
     caller: CallerDep,
     body: ConflictDeclaration | None = None,
-) -> dict[str, Any]:
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Any:
+    scope = f"{tenant}|{caller.person_id}|conflicts|{edition}|{submission_id}"
+    digest = request_hash(body.model_dump(mode="json") if body else None)
     async with rt.engine.begin() as conn:
+        stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
+        if stored is not None:
+            return JSONResponse(stored.body, status_code=stored.status)
         _row, _ed, _part, council = await _initiative(rt, conn, tenant, edition, submission_id)
         if caller.person_id not in council.members:
             raise access.forbidden("Council members only.", "Chỉ thành viên Hội đồng.")
@@ -247,7 +276,9 @@ async def declare_conflict(
                 declared_at=rt.now(),
             )
         )
-    return {"submission_id": submission_id, "member_id": caller.person_id, "conflict": True}
+        answer = {"submission_id": submission_id, "member_id": caller.person_id, "conflict": True}
+        await rt.idempotency.remember(conn, scope, idempotency_key, digest, 201, answer, rt.now())
+    return answer
 
 
 @router.put(
@@ -560,9 +591,20 @@ async def progress(
     summary="Select at least the edition's minimum of scored initiatives, with notes (chair or secretariat)",
 )
 async def select(
-    tenant: str, edition: str, body: SelectionIn, rt: RuntimeDep, caller: CallerDep
-) -> dict[str, Any]:
+    tenant: str,
+    edition: str,
+    body: SelectionIn,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Any:
+    scope = f"{tenant}|{caller.person_id}|selection|{edition}"
+    digest = request_hash(body.model_dump(mode="json"))
     async with rt.engine.begin() as conn:
+        # A retry of a decision already answered gets that answer (201), never "already decided" (409).
+        stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
+        if stored is not None:
+            return JSONResponse(stored.body, status_code=stored.status)
         # The receipt lock first, the clock after: the selection's intake.closed counts this decision
         # exactly when it was made before the deadline (see intake.py).
         await intake.lock_intake(conn, tenant, edition)
@@ -664,6 +706,7 @@ async def select(
                     "score": r["score"],
                     "rank": r["rank"],
                     "at": now.astimezone(VN),
+                    "destination": part.destination,
                 },
                 tenant=tenant,
                 edition=edition,
@@ -671,24 +714,30 @@ async def select(
                 time=now,
                 event_id=deterministic_id("initiative.selected", tenant, edition, part.id, sid),
             )
+        answer = await _outcomes_in(conn, tenant, edition)
+        await rt.idempotency.remember(conn, scope, idempotency_key, digest, 201, answer, now)
     rt.outbox.committed()
-    return await _outcomes(rt, tenant, edition)
+    return answer
 
 
 async def _outcomes(rt: Runtime, tenant: str, edition: str) -> dict[str, Any]:
-    s = models.selections
     async with rt.engine.connect() as conn:
-        rows = (
-            (
-                await conn.execute(
-                    sa.select(s)
-                    .where(s.c.tenant == tenant, s.c.edition == edition)
-                    .order_by(s.c.rank, s.c.submission_id)
-                )
+        return await _outcomes_in(conn, tenant, edition)
+
+
+async def _outcomes_in(conn: AsyncConnection, tenant: str, edition: str) -> dict[str, Any]:
+    s = models.selections
+    rows = (
+        (
+            await conn.execute(
+                sa.select(s)
+                .where(s.c.tenant == tenant, s.c.edition == edition)
+                .order_by(s.c.rank, s.c.submission_id)
             )
-            .mappings()
-            .all()
         )
+        .mappings()
+        .all()
+    )
     return {
         "decided": bool(rows),
         "outcomes": [

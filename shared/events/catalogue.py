@@ -340,7 +340,7 @@ class InitiativeScored(EventData):
 
 
 class InitiativeSelected(EventData):
-    """The council selected the initiative for the provincial contest."""
+    """The council selected the initiative to be sent on (to the edition's ``destination``)."""
 
     submission_id: str
     part: str = Field(description="the selection part")
@@ -351,6 +351,10 @@ class InitiativeSelected(EventData):
     score: float | None = Field(default=None, description="aggregate score (the rubric's mean or median)")
     rank: int | None = Field(default=None, ge=1)
     at: AwareDatetime
+    destination: str | None = Field(
+        default=None,
+        description="where it is sent on, from the edition's selection part (e.g. 'cấp tỉnh'); none: not said",
+    )
 
 
 # ----------------------------------------------------------------------------------------------- rewards
@@ -517,6 +521,18 @@ REWARD_FACT_KINDS: tuple[str, ...] = (
     "deadline.missed",
     *(f"assignment.fulfilled/{kind}" for kind in PART_KINDS),
 )
+
+# Titles (danh hiệu thi đua) a rules document's ``eligibility`` may name, with their Vietnamese and English names:
+# rewards decides eligibility for them, ``reward.priority.changed`` carries the keys, notify names them.
+REWARD_TITLES: dict[str, tuple[str, str]] = {
+    "chien_si_thi_dua_co_so": ("Chiến sĩ thi đua cơ sở", "Grassroots Emulation Fighter"),
+    "lao_dong_tien_tien_evidence": ("Minh chứng Lao động tiên tiến", "Evidence for Advanced Worker"),
+    "tap_the_lao_dong_tien_tien_evidence": (
+        "Minh chứng Tập thể lao động tiên tiến",
+        "Evidence for Advanced Collective",
+    ),
+    "giay_khen": ("Giấy khen", "Certificate of merit"),
+}
 
 
 def event_type(type: str, version: int | None = None) -> EventType:

@@ -234,8 +234,17 @@ def test_council_flow_end_to_end(system: System) -> None:
             f"{BASE}/initiatives/{ids['I1']}/attachments",
             params={"filename": "thuyet-minh.docx"},
             content=PDF,
+            headers={"Idempotency-Key": "att-1"},
         )
         assert up.status_code == 201, up.text
+        # a retry with the same key: the same attachment, not a second one
+        retried = c.post(
+            f"{BASE}/initiatives/{ids['I1']}/attachments",
+            params={"filename": "thuyet-minh.docx"},
+            content=PDF,
+            headers={"Idempotency-Key": "att-1"},
+        )
+        assert retried.status_code == 201 and retried.json() == up.json()
         assert up.json()["file_type"] == "pdf" and up.json()["filename"] == "thuyet-minh.pdf"
         assert up.json()["sha256"] == hashlib.sha256(PDF).hexdigest()
         down = c.get(f"{BASE}/initiatives/{ids['I1']}/attachments/{up.json()['attachment_id']}")
@@ -269,10 +278,16 @@ def test_council_flow_end_to_end(system: System) -> None:
 
     # ---- eligibility ruling: rejected, then reinstated
     with _c(system, SECRETARIAT) as c:
+        ruling = {"reason": "Chưa áp dụng thử tại đơn vị"}
         rej = c.post(
-            f"{BASE}/submissions/{ids['I7']}/rejection", json={"reason": "Chưa áp dụng thử tại đơn vị"}
+            f"{BASE}/submissions/{ids['I7']}/rejection", json=ruling, headers={"Idempotency-Key": "rej-I7"}
         )
         assert rej.status_code == 200, rej.text
+        # a retry of the ruling with its key: the same answer (not 409 "not submitted"), no second ruling
+        again = c.post(
+            f"{BASE}/submissions/{ids['I7']}/rejection", json=ruling, headers={"Idempotency-Key": "rej-I7"}
+        )
+        assert again.status_code == 200 and again.json() == rej.json(), again.text
         assert ids["I7"] not in [r["submission_id"] for r in c.get(f"{BASE}/ranking").json()["initiatives"]]
         assert (
             c.post(
@@ -300,12 +315,16 @@ def test_council_flow_end_to_end(system: System) -> None:
             "p-0021",
         ]
     with _c(system, "p-0018") as c:
-        assert (
+        declared = [
             c.post(
-                f"{BASE}/initiatives/{ids['I7']}/conflicts", json={"reason": "Vợ là đồng tác giả"}
-            ).status_code
-            == 201
-        )
+                f"{BASE}/initiatives/{ids['I7']}/conflicts",
+                json={"reason": "Vợ là đồng tác giả"},
+                headers={"Idempotency-Key": "conflict-1"},
+            )
+            for _ in range(2)  # the second is a retry with the same key: the original answer
+        ]
+        assert [r.status_code for r in declared] == [201, 201]
+        assert declared[1].json() == declared[0].json()
 
     scored_before = len(_scored_events(system))
     with _c(system, "p-0007") as c:  # TNN-KS: own unit's I2, and I5 whose co-author is from TNN-KS
@@ -380,14 +399,16 @@ def test_council_flow_end_to_end(system: System) -> None:
     with _c(system, "p-0007") as c:
         assert c.post(f"{BASE}/selection", json={"selected": [ids["I3"]]}).status_code == 403
     with _c(system, CHAIR) as c:
-        sel = c.post(
-            f"{BASE}/selection",
-            json={
-                "selected": [ids["I3"]],
-                "notes": {ids["I3"]: "Điểm cao nhất, có khả năng nhân rộng toàn tỉnh"},
-            },
-        )
+        decision = {
+            "selected": [ids["I3"]],
+            "notes": {ids["I3"]: "Điểm cao nhất, có khả năng nhân rộng toàn tỉnh"},
+        }
+        sel = c.post(f"{BASE}/selection", json=decision, headers={"Idempotency-Key": "sel-1"})
         assert sel.status_code == 201, sel.text
+        # The chair's client retries (a lost answer): the original 201, not "already decided".
+        again = c.post(f"{BASE}/selection", json=decision, headers={"Idempotency-Key": "sel-1"})
+        assert again.status_code == 201, again.text
+        assert again.json() == sel.json()
         outcomes = {o["submission_id"]: o["outcome"] for o in sel.json()["outcomes"]}
         assert outcomes[ids["I3"]] == "selected" and list(outcomes.values()).count("not_selected") == 6
         assert c.post(f"{BASE}/selection", json={"selected": [ids["I4"]]}).status_code == 409
@@ -442,6 +463,13 @@ def test_council_flow_end_to_end(system: System) -> None:
         assert INITIATIVES["I5"][1] in titles and "Số hoá toàn bộ sổ văn bản đến" in titles
         i5_row = next(r for r in rows[1:] if r[header.index("Số biên nhận")] == receipts["I5"])
         assert "Nguyễn Văn Ngoài (ngoài đơn vị) — 20%" in i5_row[header.index("Tác giả (tỷ lệ đóng góp)")]
+        # names, never internal ids: the edition's part title, the union's name (I5's submitter is in CĐCS)
+        assert i5_row[header.index("Phần thi")] == "Phần thi sáng kiến cải cách hành chính"
+        assert (
+            i5_row[header.index("Đoàn thể (tại thời điểm nộp)")]
+            == "Công đoàn cơ sở Sở Tài nguyên và Môi trường"
+        )
+        assert {r[header.index("Phần thi")] for r in rows[1:]} == {"Phần thi sáng kiến cải cách hành chính"}
         scores = openpyxl.load_workbook(io.BytesIO(c.get(f"{BASE}/exports/scores.xlsx").content)).active
         assert scores.max_row == 1 + sum(len(s) for s in SHEETS.values())
     with _c(system, "p-0008") as c:

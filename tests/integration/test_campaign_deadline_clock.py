@@ -78,6 +78,8 @@ def test_receipt_in_flight_at_midnight_and_extension(make: Any) -> None:
         r = c.post(base, json={"new_deadline": "2023-10-20", "reason": "Nhầm ngày"})
         assert r.status_code == 422, r.text
         assert r.json()["errors"][0]["field"] == "new_deadline"
+        # the deadline in force reads as everywhere else: the last day that counts, not the exclusive end
+        assert "hết ngày 25/10/2023" in r.json()["errors"][0]["message_vi"]
         assert cs.outbox("deadline.extended") == []
         # Granted on 24/10 by the secretariat, to 28/10: the official deadline stays.
         r = c.post(
@@ -97,6 +99,17 @@ def test_receipt_in_flight_at_midnight_and_extension(make: Any) -> None:
         )
         assert again.json() == granted
     assert len(cs.outbox("deadline.extended")) == 1
+    # Business instants in the event carry +07:00 like every other time (not UTC).
+    [extended] = cs.outbox("deadline.extended")
+    assert extended["data"]["new_deadline"] == "2023-10-29T00:00:00+07:00"
+    assert extended["data"]["previous_deadline"] == DEADLINE
+    # Campaign shows deadlines as "hết ngày …", the wording submissions uses.
+    shown = {(d["part"], d["assignee_id"]): d["deadline_display"] for d in cs.deadlines()["deadlines"]}
+    assert shown[("experience", None)] == "hết ngày 25/10/2023 (+07:00)"
+    assert shown[("experience", OTHER)] == "hết ngày 28/10/2023 (+07:00)"
+    theirs = next(a for a in _assignments(cs, "experience") if a["assignee_id"] == OTHER)
+    assert theirs["extended_to"] == "2023-10-29T00:00:00+07:00"  # +07:00 like every other time, not UTC
+    assert theirs["deadline"] == DEADLINE and theirs["deadline_display"] == "hết ngày 28/10/2023 (+07:00)"
 
     # 25/10 23:59:59.999999: still on time for everyone — nothing missed.
     _tick_at(cs, JUST_BEFORE)

@@ -134,3 +134,18 @@ def test_a_dead_lettered_fact_replays_into_the_one_service_that_failed_it(system
     assert len(next(p for p in persons if p["person_id"] == GHOST)["reasons"]) == 1
     replays = [e for _, e in system.events(f"{system.stream}_REPLAY")]
     assert [e["id"] for e in replays] == [received.id]
+
+
+def test_deadletters_list_on_an_empty_stream_says_there_are_none(
+    test_servers, tmp_path: Path, unique_prefix: str
+) -> None:  # type: ignore[no-untyped-def]
+    """A fresh deployment has no dead letters: the operator's first look must not crash."""
+    s = System(
+        nats_url=test_servers.nats_url,
+        prefix=unique_prefix,
+        workdir=tmp_path,
+        database_urls={n: f"sqlite+aiosqlite:///{tmp_path / f'{n}.db'}" for n in SERVICES},
+    )
+    s.hoithi("streams")
+    assert "no dead letters" in s.hoithi("deadletters", "list")
+    assert json.loads(s.hoithi("deadletters", "list", "--json")) == []

@@ -527,7 +527,7 @@ def _drained(system: System) -> bool:
 
         nc = await nats.connect(system.nats_url)
         try:
-            ci = await nc.jetstream().consumer_info(system.stream, "notify-facts-v2")
+            ci = await nc.jetstream().consumer_info(system.stream, "notify-facts-v3")
             return ci.num_pending == 0 and ci.num_ack_pending == 0
         finally:
             await nc.close()

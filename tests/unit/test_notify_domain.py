@@ -82,3 +82,25 @@ def test_retries_back_off_and_give_up() -> None:
     assert delays[0] == timedelta(seconds=5) and delays[1] == timedelta(seconds=10)
     assert delays == sorted(delays) and max(delays) == timedelta(hours=1)
     assert not domain.gives_up(domain.MAX_ATTEMPTS - 1) and domain.gives_up(domain.MAX_ATTEMPTS)
+
+
+def test_an_email_is_dated_by_the_deployments_clock_in_vietnam_time() -> None:
+    """The demo runs in October 2023: its mail must not say it was written in 2026."""
+    from email.utils import parsedate_to_datetime
+    from types import SimpleNamespace
+
+    from services.notify.delivery import email_message
+
+    own = SimpleNamespace(mail_from="hoithi@example.vn")
+    row = SimpleNamespace(
+        to_address="minh.tv@example.vn",
+        subject="Biên nhận",
+        id="n-1",
+        template="submission.received",
+        text="Kính gửi",
+        html=None,
+    )
+    now = datetime(2023, 10, 20, 2, 0, 5, tzinfo=UTC)  # 20/10/2023 09:00:05 +07:00 on the simulated clock
+    msg = email_message(own, row, now)  # type: ignore[arg-type]
+    assert parsedate_to_datetime(msg["Date"]) == now
+    assert msg["Date"].endswith("+0700")

@@ -129,6 +129,17 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "targets": {"online_dossier_share": 0.5},
         "unmet": ["online_dossier_share"],
     },
+    "reward.priority.changed": {
+        "participant_kind": "person",
+        "participant_id": "p-0009",
+        "rank": 1,
+        "previous_rank": 3,
+        "points": 7.0,
+        "eligibility": ["chien_si_thi_dua_co_so"],
+        "previous_eligibility": [],  # what notify last saw (the handler adds it from its inbox)
+        "reasons": [{"vi": "Là tác giả sáng kiến được chọn", "en": "Author of a selected initiative"}],
+        "rules_version": 1,
+    },
 }
 
 # (event type) -> {(recipient, template)}: the README's table, as data.
@@ -159,6 +170,7 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "onlineservice.progress.reported": {("p-0021", "onlineservice.progress.reported")},
     "onlineservice.target.reached": {("p-0021", "onlineservice.target.reached")},
     "onlineservice.target.missed": {("p-0013", "onlineservice.target.missed")},
+    "reward.priority.changed": {("p-0009", "reward.priority.changed")},
 }
 
 
@@ -201,7 +213,10 @@ def test_a_unit_head_with_ten_people_who_missed_gets_one_summary_listing_all(edi
         "deadline.passed.secretariat", next(m.context for m in planned if m.person.id == "p-0004")
     )
     assert "Được giao: 20. Hoàn thành: 17." in secretariat.text
-    assert "Hạn chót phần thi" in secretariat.text and "26/10/2023 00:00:00 (+07:00)" in secretariat.text
+    # the last day that counts, as submissions says it — never the exclusive end "26/10/2023 00:00:00"
+    assert 'Hạn chót phần thi "Trình bày' in secretariat.text
+    assert "(hết ngày 25/10/2023 (+07:00)) đã qua" in secretariat.text
+    assert "26/10/2023" not in secretariat.text and "26/10/2023" not in text
 
 
 def test_a_deadline_reminder_shows_the_last_day_that_counts(edition, who) -> None:  # type: ignore[no-untyped-def]
@@ -218,7 +233,39 @@ def test_a_deadline_reminder_shows_the_last_day_that_counts(edition, who) -> Non
         msg.subject
         == "Nhắc hạn: Trình bày trải nghiệm thực tế về chất lượng dịch vụ công trực tuyến — hạn chót 25/10/2023"
     )
-    assert "còn 5 ngày" in msg.text
+    assert "Hạn chót: hết ngày 25/10/2023 (+07:00) (còn 5 ngày 15 giờ)." in msg.text
+
+
+def test_a_reminder_says_the_time_really_left_when_it_is_written_not_its_offset(edition, who) -> None:  # type: ignore[no-untyped-def]
+    """The 7-day reminder fell due on 19/10 00:00; the demo starts (and sends it) on 20/10 09:00."""
+    due = datetime(2023, 10, 18, 17, 0, tzinfo=UTC)  # 19/10/2023 00:00 +07:00 = deadline - P7D
+    data = {**EXAMPLES["deadline.approaching"], "offset": "P7D"}
+    [m] = compose.plan(
+        "deadline.approaching", data, edition=edition, edition_name="2023", who=who, event_time=due, now=AT
+    )
+    msg = rendering.render(m.template, m.context)
+    assert "còn 5 ngày 15 giờ" in msg.text and "7 ngày" not in msg.text
+    en = rendering.render(m.template, m.context, language="en")
+    assert "5 day(s) 15 hour(s) left" in en.text
+    # three hours before the deadline: hours and minutes, never "0 ngày"
+    late = datetime(2023, 10, 25, 13, 40, tzinfo=UTC)  # 25/10 20:40 +07:00
+    [m] = compose.plan(
+        "deadline.approaching", data, edition=edition, edition_name="2023", who=who, event_time=due, now=late
+    )
+    assert "(còn 3 giờ 20 phút)" in rendering.render(m.template, m.context).text
+
+
+def test_an_extension_shows_both_deadlines_as_last_days(edition, who) -> None:  # type: ignore[no-untyped-def]
+    [m] = compose.plan(
+        "deadline.extended",
+        EXAMPLES["deadline.extended"],
+        edition=edition,
+        edition_name="2023",
+        who=who,
+        event_time=AT,
+    )
+    text = rendering.render(m.template, m.context).text
+    assert "Hạn cũ: hết ngày 25/10/2023 (+07:00)" in text and "Hạn mới: hết ngày 27/10/2023 (+07:00)" in text
 
 
 def test_someone_both_unit_head_and_union_secretary_gets_one_merged_summary(edition, who) -> None:  # type: ignore[no-untyped-def]
@@ -384,3 +431,83 @@ def test_a_valid_override_replaces_the_builtin_text(tmp_path: Path, monkeypatch:
         "Biên nhận"
         in rendering.render_receipt(domain.Receipt("R-1", "2023", AT, "initiative", "initiative")).subject
     )
+
+
+def test_the_selection_message_names_the_level_council_and_secretariat_the_edition_and_directory_give(
+    edition, who
+) -> None:  # type: ignore[no-untyped-def]
+    """Another tenant's edition sends its selected initiatives to the district contest, under its own council
+    and a secretariat in its own office: nothing of the 2023 demo's wording may remain."""
+    parts = [
+        p.model_copy(update={"destination": "cấp huyện"}) if p.kind == "selection" else p
+        for p in edition.parts
+    ]
+    council = edition.councils["initiative-council"].model_copy(update={"name": "Hội đồng sáng kiến huyện"})
+    theirs = edition.model_copy(
+        update={"parts": parts, "councils": {**edition.councils, "initiative-council": council}}
+    )
+    office = who.units["u-vp"].model_copy(update={"name": "Văn phòng HĐND và UBND huyện"})
+    directory = domain.People(who.people, {**who.units, "u-vp": office}, who.unions)
+    planned = compose.plan(
+        "initiative.selected",
+        EXAMPLES["initiative.selected"],
+        edition=theirs,
+        edition_name="2023",
+        who=directory,
+        event_time=AT,
+    )
+    msg = rendering.render(planned[0].template, planned[0].context)
+    assert msg.subject == "Sáng kiến được chọn dự thi cấp huyện (hạng 1)"
+    assert (
+        "Hội đồng sáng kiến huyện đã chọn sáng kiến s-9" in msg.text and "để gửi dự thi cấp huyện" in msg.text
+    )
+    assert "Thường trực Hội thi (Văn phòng HĐND và UBND huyện)" in msg.text
+    assert "cấp tỉnh" not in msg.text + msg.subject and "Văn phòng Sở" not in msg.text
+
+    # The 2023 seed says it itself: provincial contest, its council, its office.
+    [m] = [
+        m
+        for m in compose.plan(
+            "initiative.selected",
+            EXAMPLES["initiative.selected"],
+            edition=edition,
+            edition_name="2023",
+            who=who,
+            event_time=AT,
+        )
+        if m.person.id == "p-0009"
+    ]
+    ours = rendering.render(m.template, m.context)
+    assert ours.subject == "Sáng kiến được chọn dự thi cấp tỉnh (hạng 1)"
+    assert "Hội đồng xét sáng kiến đã chọn" in ours.text and "Thường trực Hội thi (Văn phòng Sở)" in ours.text
+
+    # An edition that names no destination names no level.
+    bare = theirs.model_copy(
+        update={"parts": [p.model_copy(update={"destination": None}) for p in theirs.parts]}
+    )
+    [m, *_] = compose.plan(
+        "initiative.selected",
+        EXAMPLES["initiative.selected"],
+        edition=bare,
+        edition_name="2023",
+        who=directory,
+        event_time=AT,
+    )
+    plain = rendering.render(m.template, m.context)
+    assert plain.subject == "Sáng kiến được chọn (hạng 1)" and "dự thi" not in plain.text
+
+
+def test_standing_changes_tell_only_of_eligibility_gained_or_lost(edition, who) -> None:  # type: ignore[no-untyped-def]
+    def plan(**over: Any) -> list[compose.Planned]:
+        data = {**EXAMPLES["reward.priority.changed"], **over}
+        return compose.plan(
+            "reward.priority.changed", data, edition=edition, edition_name="2023", who=who, event_time=AT
+        )
+
+    assert plan(previous_eligibility=["chien_si_thi_dua_co_so"], rank=2) == []  # a rank move only
+    [lost] = plan(previous_eligibility=["chien_si_thi_dua_co_so"], eligibility=[])
+    msg = rendering.render(lost.template, lost.context)
+    assert msg.subject == "Danh hiệu thi đua: không còn đủ điều kiện Chiến sĩ thi đua cơ sở"
+    [unit] = plan(participant_kind="unit", participant_id="u-ccbvmt", eligibility=["giay_khen"])
+    assert unit.person.id == "p-0015"  # the unit's head
+    assert "Đơn vị Chi cục Bảo vệ môi trường" in rendering.render(unit.template, unit.context).text

@@ -334,3 +334,34 @@ def test_a_part_id_rule_prices_its_part_before_the_kind_form() -> None:
         -2,
     )
     assert domain.priced({}, "initiative.selected", "xet-chon") == ("initiative.selected", 0)
+
+
+def test_a_selection_reason_names_the_level_the_edition_gives_and_none_when_it_gives_none() -> None:
+    received = fact(
+        "submission.received",
+        1,
+        kind="initiative",
+        part="initiative",
+        author_id="p-0007",
+        authors=[{"person_id": "p-0007", "name": "Đức", "share": 100}],
+    )
+    selected = {
+        "part": "selection",
+        "unit_id": "u-vpdkdd-cn1",
+        "score": 80.0,
+        "rank": 1,
+        "authors": [{"person_id": "p-0007", "name": "Đức", "share": 100}],
+    }
+    with_selection = {**POINTS, "initiative.selected": 5}
+    district = domain.fold_submission(
+        SUB, [received, fact("initiative.selected", 2, destination="cấp huyện", **selected)]
+    )
+    reasons = [
+        e.reason_vi for e in domain.ledger_entries(district, points=with_selection) if "chọn" in e.reason_vi
+    ]
+    assert len(reasons) == 2 and all("được Hội đồng chọn gửi dự thi cấp huyện" in r for r in reasons)
+    unsaid = domain.fold_submission(SUB, [received, fact("initiative.selected", 2, **selected)])
+    reasons = [
+        e.reason_vi for e in domain.ledger_entries(unsaid, points=with_selection) if "chọn" in e.reason_vi
+    ]
+    assert len(reasons) == 2 and not any("cấp tỉnh" in r or "dự thi" in r for r in reasons)
