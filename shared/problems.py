@@ -30,6 +30,7 @@ _STATUS_TITLES: dict[int, tuple[str, str]] = {
     413: ("Content too large", "Nội dung quá lớn"),
     415: ("Unsupported media type", "Định dạng không được hỗ trợ"),
     422: ("Invalid input", "Dữ liệu không hợp lệ"),
+    429: ("Too many requests", "Quá nhiều yêu cầu"),
     500: ("Internal error", "Lỗi hệ thống"),
     503: ("Service unavailable", "Dịch vụ tạm thời không sẵn sàng"),
 }

@@ -33,6 +33,7 @@ from shared.consumer import EventConsumer, Handler
 from shared.copies import Copies
 from shared.db import Backbone, make_engine
 from shared.documents import Person
+from shared.guard import HttpGuard
 from shared.idempotency import Idempotency
 from shared.logs import configure_logging, correlation_id
 from shared.outbox import Outbox, OutboxRelay
@@ -197,6 +198,7 @@ def create_app(
     app.state.runtime = rt
     problems.install(app)
 
+    app.add_middleware(HttpGuard, settings=rt.settings)  # inside the correlation id: its answers carry one
     app.add_middleware(CorrelationMiddleware)
 
     @app.get("/health/live", tags=["health"])
@@ -302,7 +304,8 @@ async def current_caller(
     request: Request, tenant: str, authorization: Annotated[str | None, Header()] = None
 ) -> Caller:
     rt = runtime(request)
-    principal = verify_token(rt.settings, authorization)
+    # HttpGuard verified the token before the body was read; verify here only when it did not run
+    principal = request.scope.get("state", {}).get("principal") or verify_token(rt.settings, authorization)
     require_tenant(principal, tenant)
     person = None
     if rt.copies is not None:

@@ -20,7 +20,16 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from shared.documents import UNIT_KIND_TITLES_VI, Directory, Person, Union, UnionKind, Unit
+from shared.documents import (
+    UNIT_KIND_TITLES_VI,
+    Directory,
+    Person,
+    Union,
+    UnionKind,
+    Unit,
+    YamlRefused,
+    load_yaml,
+)
 
 
 @dataclass(frozen=True)
@@ -324,8 +333,39 @@ def merge(
     )
 
 
+def parse_data(content: bytes | str, filename: str) -> Any:
+    """Plain data from a JSON or YAML document, the YAML bounded (``shared.documents.load_yaml``: no alias
+    bombs); raises ``DirectoryImportError`` with the line of the problem."""
+    try:
+        if filename.lower().endswith(".json"):
+            return json.loads(content)
+        return load_yaml(content)
+    except YamlRefused as exc:
+        raise DirectoryImportError([RowError(exc.line, "file", exc.en, exc.vi)]) from None
+    except json.JSONDecodeError as exc:
+        raise DirectoryImportError(
+            [RowError(exc.lineno, "file", f"Not valid JSON: {exc.msg}.", "Tệp không phải JSON hợp lệ.")]
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise DirectoryImportError(
+            [
+                RowError(
+                    mark.line + 1 if mark is not None else 0,
+                    "file",
+                    f"Not valid YAML: {getattr(exc, 'problem', None) or exc}.",
+                    "Tệp không phải YAML hợp lệ.",
+                )
+            ]
+        ) from None
+    except (ValueError, RecursionError) as exc:  # undecodable bytes; nesting deeper than Python's stack
+        raise DirectoryImportError(
+            [RowError(0, "file", f"Not a readable document: {type(exc).__name__}.", "Không đọc được tệp.")]
+        ) from None
+
+
 def load_document(content: bytes, filename: str) -> Directory:
-    data = json.loads(content) if filename.lower().endswith(".json") else yaml.safe_load(content)
+    data = parse_data(content, filename)
     try:
         return Directory.model_validate(data)
     except ValidationError as exc:
