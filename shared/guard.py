@@ -26,7 +26,6 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Query
 from fastapi.routing import APIRoute
-from starlette.routing import Match
 
 from shared.auth import verify_token
 from shared.bounds import BusinessDate, Instant
@@ -104,8 +103,8 @@ class TokenBuckets:
 # ---------------------------------------------------------------------------------------------- the middleware
 
 
-class BodyTooLarge(Exception):
-    pass
+class Refused(Exception):
+    """Raised from ``receive`` to stop the app reading a body it must not read; the guard answers instead."""
 
 
 def _needs_caller(route: APIRoute) -> bool:
@@ -120,91 +119,111 @@ def _needs_caller(route: APIRoute) -> bool:
     return False
 
 
-class HttpGuard:
-    def __init__(self, app: Any, settings: Settings) -> None:
-        self.app = app
-        self.settings = settings
+class Throttles:
+    """The token buckets of one process: failed authentications per client address, writes per person."""
+
+    def __init__(self, settings: Settings) -> None:
         self.auth_failures = TokenBuckets(settings.auth_failures_per_minute, settings.auth_failures_burst)
         self.writes = TokenBuckets(settings.writes_per_minute, settings.writes_burst)
+
+    def write(self, method: str, tenant: str, person_id: str) -> None:
+        """Spend one of the person's writes (POST/PUT/PATCH/DELETE); raises 429 when none is left."""
+        if method in _BODY_METHODS:
+            wait = self.writes.take((tenant, person_id))
+            if wait > 0:
+                raise too_many(wait)
+
+
+class HttpGuard:
+    """See the module's docstring. The route is known once the router has chosen it (``scope["route"]``),
+    which is before the app first calls ``receive``: that first call is where the token and the size are
+    checked, so a refused body is never read."""
+
+    def __init__(self, app: Any, settings: Settings, throttles: Throttles) -> None:
+        self.app = app
+        self.settings = settings
+        self.throttles = throttles
         self._routes: dict[int, tuple[bool, str]] = {}
 
-    def _route(self, scope: Any) -> tuple[bool, str]:
-        """(needs a caller, body kind) of the route that will answer, or (False, json) when none matches."""
-        for route in scope["app"].router.routes:
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                if not isinstance(route, APIRoute):
-                    return False, "json"
-                known = self._routes.get(id(route))
-                if known is None:
-                    kind = getattr(route.endpoint, "hoithi_body_limit", "json")
-                    known = self._routes[id(route)] = (_needs_caller(route), kind)
-                return known
-        return False, "json"
+    def _route(self, route: Any) -> tuple[bool, str]:
+        """(needs a caller, body kind) of the route that answers."""
+        if not isinstance(route, APIRoute):
+            return False, "json"
+        known = self._routes.get(id(route))
+        if known is None:
+            kind = getattr(route.endpoint, "hoithi_body_limit", "json")
+            known = self._routes[id(route)] = (_needs_caller(route), kind)
+        return known
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope["headers"]}
-        authenticated = False
+        authorization = headers.get(b"authorization", b"").decode("latin-1") or None
+        client = (scope.get("client") or ("?", 0))[0]
+        refusal: Problem | None = None
+        status = 0
 
-        async def send_secure(message: Any) -> None:
+        async def send_guarded(message: Any) -> None:
+            nonlocal status
+            if refusal is not None:
+                return  # the app's own answer to the interrupted read (a 400) is replaced by the guard's
             if message["type"] == "http.response.start":
-                message["headers"] = _secure_headers(list(message.get("headers", [])), authenticated)
+                status = message["status"]
+                message["headers"] = _secure_headers(
+                    list(message.get("headers", [])), authorization is not None
+                )
             await send(message)
 
-        needs_caller, kind = self._route(scope)
-        if needs_caller:
-            client = (scope.get("client") or ("?", 0))[0]
-            wait = self.auth_failures.wait(client)
+        if not scope["path"].startswith("/health/"):
+            wait = self.throttles.auth_failures.wait(client)
             if wait > 0:
-                await _answer(send_secure, scope, _too_many(wait))
+                await _answer(send_guarded, scope, too_many(wait))
                 return
-            authorization = headers.get(b"authorization", b"").decode("latin-1") or None
-            try:
-                principal = verify_token(self.settings, authorization)
-            except Problem as exc:
-                self.auth_failures.take(client)
-                await _answer(send_secure, scope, exc, {"www-authenticate": "Bearer"})
-                return
-            authenticated = True
-            scope.setdefault("state", {})["principal"] = principal
-            if scope["method"] in _BODY_METHODS:
-                wait = self.writes.take((principal.tenant, principal.person_id))
-                if wait > 0:
-                    await _answer(send_secure, scope, _too_many(wait))
-                    return
 
-        limit = limit_of(self.settings, kind)
-        length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            await _answer(send_secure, scope, _too_large(limit))
-            return
+        first = True
         received = 0
-        exceeded = False
+        limit = self.settings.body_limit_json
 
-        async def receive_limited() -> Any:
-            nonlocal received, exceeded
+        async def receive_guarded() -> Any:
+            nonlocal first, received, limit, refusal
+            if first:
+                first = False
+                needs_caller, kind = self._route(scope.get("route"))
+                limit = limit_of(self.settings, kind)
+                if needs_caller:
+                    try:
+                        scope.setdefault("state", {})["principal"] = verify_token(
+                            self.settings, authorization
+                        )
+                    except Problem as exc:
+                        refusal = exc
+                        raise Refused from None
+                length = headers.get(b"content-length")
+                if length is not None and (not length.isdigit() or int(length) > limit):
+                    refusal = too_large(limit)
+                    raise Refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    exceeded = True
-                    raise BodyTooLarge
+                    refusal = too_large(limit)
+                    raise Refused
             return message
 
-        async def send_unless_exceeded(message: Any) -> None:
-            if not exceeded:  # the app's own answer to the interrupted read (400, 500) is replaced by the 413
-                await send_secure(message)
-
         try:
-            await self.app(scope, receive_limited, send_unless_exceeded)
+            await self.app(scope, receive_guarded, send_guarded)
         except Exception:
-            if not exceeded:
+            if refusal is None:
                 raise
-        if exceeded:
-            await _answer(send_secure, scope, _too_large(limit))
+        if refusal is not None:
+            answer, refusal = refusal, None
+            status = answer.status
+            extra = {"www-authenticate": "Bearer"} if answer.status == 401 else None
+            await _answer(send_guarded, scope, answer, extra)
+        if status == 401:
+            self.throttles.auth_failures.take(client)
 
 
 def _secure_headers(headers: list[tuple[bytes, bytes]], authenticated: bool) -> list[tuple[bytes, bytes]]:
@@ -229,7 +248,7 @@ def _secure_headers(headers: list[tuple[bytes, bytes]], authenticated: bool) -> 
     return out
 
 
-def _too_large(limit: int) -> Problem:
+def too_large(limit: int) -> Problem:
     return Problem(
         413,
         f"The request body is over the limit of {limit} bytes for this route.",
@@ -238,7 +257,7 @@ def _too_large(limit: int) -> Problem:
     )
 
 
-def _too_many(wait: float) -> Problem:
+def too_many(wait: float) -> Problem:
     seconds = max(1, math.ceil(wait))
     return Problem(
         429,
@@ -257,7 +276,7 @@ async def _answer(send: Any, scope: Any, exc: Problem, headers: dict[str, str] |
     if exc.status == 429:
         out.append((b"retry-after", str(exc.extra["retry_after"]).encode()))
     out += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    if exc.status == 413:
+    if exc.status in (401, 413):
         out.append((b"connection", b"close"))  # the unread body is not worth draining
     await send({"type": "http.response.start", "status": exc.status, "headers": out})
     await send({"type": "http.response.body", "body": raw})
