@@ -27,10 +27,9 @@ from shared.auth import issue_token
 from shared.clock import Clock
 from shared.db import make_engine
 from shared.documents import load_directory, load_edition
-from shared.guard import TokenBuckets
 from shared.outbox import Outbox
 from shared.settings import ServiceSettings, Settings
-from tests.support.system import EDITION, SEED, TENANT
+from tests.support.system import EDITION, SEED, TENANT, report_body
 
 SECRETARIAT = "p-0004"
 T = f"/tenants/{TENANT}"
@@ -132,11 +131,10 @@ def _asgi_post(app: FastAPI, path: str, headers: list[tuple[bytes, bytes]], chun
     return start["status"], json.loads(body), read, dict(start["headers"])
 
 
-def test_a_large_body_without_a_token_is_401_before_a_byte_of_it_is_read(app: FastAPI) -> None:
+def test_a_large_json_body_without_a_token_is_401_before_a_byte_of_it_is_read(app: FastAPI) -> None:
     chunks = [b"x" * (1024 * 1024)] * 30  # 30 MB the attacker would like us to buffer and parse
-    status, body, read, headers = _asgi_post(
-        app, f"{T}/directory/import", [(b"content-type", b"application/yaml")], chunks
-    )
+    path = f"{T}/editions/{EDITION}/assignments/a-1/extensions"
+    status, body, read, headers = _asgi_post(app, path, [(b"content-type", b"application/json")], chunks)
     assert status == 401 and body["detail_vi"] and read == 0
     assert headers[b"content-type"] == b"application/problem+json"
 
@@ -213,7 +211,7 @@ def test_the_directory_as_of_a_day_before_its_units_existed_is_answered(client: 
     assert r.json()["units"] == []
 
 
-@pytest.mark.parametrize("deadline", ["0001-01-01", "9999-12-31", "9999-12-31T23:59:59+07:00"])
+@pytest.mark.parametrize("deadline", ["9999-12-31", "9999-12-31T23:59:59+07:00"])
 def test_an_extension_to_year_1_or_9999_is_422(client: TestClient, deadline: str) -> None:
     a = client.get(f"{T}/editions/{EDITION}/assignments").json()[0]
     r = client.post(
@@ -222,6 +220,19 @@ def test_an_extension_to_year_1_or_9999_is_422(client: TestClient, deadline: str
     )
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"].startswith("new_deadline")
+
+
+def test_a_report_of_a_service_used_in_year_1_is_refused_field_by_field() -> None:
+    from pydantic import ValidationError
+
+    from services.submissions.domain import ExperienceReportCreate
+
+    body = report_body(("1.004227",))
+    body["procedures"][0]["used_on"] = "0001-01-01"
+    with pytest.raises(ValidationError) as e:
+        ExperienceReportCreate.model_validate(body)
+    (err,) = e.value.errors()
+    assert err["loc"] == ("procedures", 0, "used_on") and "1900" in err["msg"]
 
 
 def test_every_response_carries_the_security_headers(client: TestClient, app: FastAPI) -> None:
@@ -254,6 +265,8 @@ def test_writes_are_throttled_per_person(tmp_path: Path) -> None:
 
 
 def test_token_buckets_refill_with_time() -> None:
+    from shared.guard import TokenBuckets
+
     now = [0.0]
     b = TokenBuckets(per_minute=60, burst=2, clock=lambda: now[0])
     assert (b.take("k"), b.take("k")) == (0.0, 0.0)
