@@ -276,8 +276,6 @@ async def _answer(send: Any, scope: Any, exc: Problem, headers: dict[str, str] |
     if exc.status == 429:
         out.append((b"retry-after", str(exc.extra["retry_after"]).encode()))
     out += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    if exc.status in (401, 413):
-        out.append((b"connection", b"close"))  # the unread body is not worth draining
     await send({"type": "http.response.start", "status": exc.status, "headers": out})
     await send({"type": "http.response.body", "body": raw})
 

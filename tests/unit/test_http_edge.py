@@ -29,21 +29,11 @@ from shared.db import make_engine
 from shared.documents import load_directory, load_edition
 from shared.outbox import Outbox
 from shared.settings import ServiceSettings, Settings
+from tests.support.attacks import BOMB
 from tests.support.system import EDITION, SEED, TENANT, report_body
 
 SECRETARIAT = "p-0004"
 T = f"/tenants/{TENANT}"
-BOMB = """\
-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
-b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
-c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
-d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
-e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
-f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
-g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
-h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
-i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
-"""
 
 
 def _settings(tmp: Path, **over: Any) -> Settings:
