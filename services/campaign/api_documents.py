@@ -31,6 +31,7 @@ from shared.service import Caller, CallerDep, RuntimeDep, require_person
 
 router = APIRouter(prefix="/tenants/{tenant}", tags=["campaign: documents"])
 
+_XLSX = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",)
 FORMATS = {"csv": "list.csv", "xlsx": "list.xlsx", "yaml": "doc.yaml", "json": "doc.json"}
 
 
@@ -94,8 +95,21 @@ def _format(request: Request, fmt: str | None) -> str:
     return FORMATS[by_type[ctype]]
 
 
+_DOCUMENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            t: {"schema": {"type": "string", "format": "binary"}}
+            for t in ("application/yaml", "application/json", "text/csv", *_XLSX)
+        },
+    }
+}
+
+
 @router.post(
-    "/directory/import", summary="Import a directory document or an HR list (secretariat); all or nothing"
+    "/directory/import",
+    summary="Import a directory document or an HR list (secretariat); all or nothing",
+    openapi_extra=_DOCUMENT_BODY,
 )
 @body_limit("directory_import")
 async def import_directory(
@@ -142,7 +156,15 @@ async def export_directory(
 
 
 @router.post(
-    "/editions", status_code=201, summary="Import an edition (secretariat): the next version if it changed"
+    "/editions",
+    status_code=201,
+    summary="Import an edition (secretariat): the next version if it changed",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "object"}} for t in ("application/yaml", "application/json")},
+        }
+    },
 )
 async def import_edition(tenant: str, request: Request, rt: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     require_secretariat(caller)
