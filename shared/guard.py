@@ -24,10 +24,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
+import anyio
 from fastapi import Query
 from fastapi.routing import APIRoute
 
-from shared.auth import verify_token
+from shared.auth import Principal, verify_token
 from shared.bounds import BusinessDate, Instant
 from shared.errors import Problem
 from shared.problems import PROBLEM_JSON, problem_body
@@ -155,6 +156,11 @@ class HttpGuard:
             known = self._routes[id(route)] = (_needs_caller(route), kind)
         return known
 
+    async def _verify(self, authorization: str | None) -> Principal:
+        if self.settings.jwt_algorithm == "RS256":  # may fetch the identity provider's keys: not on the loop
+            return await anyio.to_thread.run_sync(verify_token, self.settings, authorization)
+        return verify_token(self.settings, authorization)
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -194,9 +200,7 @@ class HttpGuard:
                 limit = limit_of(self.settings, kind)
                 if needs_caller:
                     try:
-                        scope.setdefault("state", {})["principal"] = verify_token(
-                            self.settings, authorization
-                        )
+                        scope.setdefault("state", {})["principal"] = await self._verify(authorization)
                     except Problem as exc:
                         refusal = exc
                         raise Refused from None

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from shared.bounds import in_range_date
 from shared.documents import (
     UNIT_KIND_TITLES_VI,
     Directory,
@@ -145,11 +146,11 @@ def _cell(value: Any) -> str:
 
 
 def _date(text: str) -> str:
-    """dd/mm/yyyy (as HR writes it) or ISO yyyy-mm-dd → ISO."""
+    """dd/mm/yyyy (as HR writes it) or ISO yyyy-mm-dd → ISO; 01/01/1900 – 31/12/2199 (else ValueError)."""
     if "/" in text:
         d, m, y = text.split("/")
-        return date(int(y), int(m), int(d)).isoformat()
-    return date.fromisoformat(text).isoformat()
+        return in_range_date(date(int(y), int(m), int(d))).isoformat()
+    return in_range_date(date.fromisoformat(text)).isoformat()
 
 
 def read_rows(content: bytes, filename: str) -> list[tuple[int, dict[str, str]]]:
@@ -396,6 +397,12 @@ def read(content: bytes, filename: str, current: Directory) -> Directory:
         unions = [u for _, u in rows.unions]
     try:
         return merge(current, units, people, unions)
+    except (
+        OverflowError
+    ):  # a date at the edge of the calendar in a document (year 1, 9999): history arithmetic
+        raise DirectoryImportError(
+            [RowError(0, "effective_from", "A date is out of range.", "Có ngày nằm ngoài phạm vi cho phép.")]
+        ) from None
     except ValidationError as exc:
         errors = []
         for e in exc.errors():

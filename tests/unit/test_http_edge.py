@@ -212,6 +212,17 @@ def test_an_extension_to_year_1_or_9999_is_422(client: TestClient, deadline: str
     assert r.json()["errors"][0]["field"].startswith("new_deadline")
 
 
+def test_an_hr_list_dated_year_1_is_422_by_line_not_500(client: TestClient) -> None:
+    merge = (
+        "Mã đơn vị;Ký hiệu;Tên đơn vị;Loại;Thay thế;Hiệu lực từ\n"
+        "u-tnmb;TN-MB;Phòng Tài nguyên Nước, Biển và Khoáng sản;division;u-tnn-ks, u-tnb-bdkh;01/01/0001\n"
+    )
+    r = client.post(f"{T}/directory/import", content=merge.encode(), headers={"Content-Type": "text/csv"})
+    assert r.status_code == 422, r.text
+    (err,) = r.json()["errors"]
+    assert (err["line"], err["field"]) == (2, "effective_from")
+
+
 def test_a_report_of_a_service_used_in_year_1_is_refused_field_by_field() -> None:
     from pydantic import ValidationError
 
