@@ -195,6 +195,12 @@ def test_out_of_range_dates_and_versions_are_422_not_500(client: TestClient, url
     assert r.headers["content-type"] == "application/problem+json"
 
 
+def test_a_nul_in_a_query_parameter_is_422_naming_it(client: TestClient) -> None:
+    r = client.get(f"{T}/directory", params={"as_of": "2023-10-20", "format": "ya\x00ml"})
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["format"] and r.json()["detail_vi"]
+
+
 def test_the_directory_as_of_a_day_before_its_units_existed_is_answered(client: TestClient) -> None:
     r = client.get(f"{T}/directory", params={"as_of": "2000-01-01"})
     assert r.status_code == 200, r.text
