@@ -34,6 +34,12 @@ def issue_token(settings: Settings, person_id: str, tenant: str, *, ttl_minutes:
     """A development token (HS256). Production tokens come from the identity provider."""
     if settings.jwt_algorithm != "HS256":
         raise RuntimeError("tokens are issued by the identity provider when HOITHI_JWT_ALGORITHM=RS256")
+    ttl = ttl_minutes or settings.jwt_ttl_minutes
+    if ttl > settings.jwt_max_lifetime_minutes:
+        raise ValueError(
+            f"a token for {ttl} minutes would be refused: the maximum is "
+            f"{settings.jwt_max_lifetime_minutes} (HOITHI_JWT_MAX_LIFETIME_MINUTES)"
+        )
     now = datetime.now(UTC)
     claims = {
         "sub": person_id,
@@ -41,7 +47,7 @@ def issue_token(settings: Settings, person_id: str, tenant: str, *, ttl_minutes:
         "iss": settings.jwt_issuer,
         "aud": settings.jwt_audience,
         "iat": int(now.timestamp()),
-        "exp": int((now + timedelta(minutes=ttl_minutes or settings.jwt_ttl_minutes)).timestamp()),
+        "exp": int((now + timedelta(minutes=ttl)).timestamp()),
     }
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
 
@@ -165,6 +171,13 @@ def verify_token(settings: Settings, authorization: str | None, *, key: Any = No
         )
     except jwt.InvalidTokenError as exc:
         raise _invalid(exc) from exc
+    issued = claims.get("iat")
+    start = issued if isinstance(issued, int | float) else datetime.now(UTC).timestamp()
+    if float(claims["exp"]) - float(start) > settings.jwt_max_lifetime_minutes * 60:
+        raise _unauthenticated(
+            f"The token is valid for longer than {settings.jwt_max_lifetime_minutes} minutes.",
+            f"Mã xác thực có thời hạn dài hơn mức cho phép ({settings.jwt_max_lifetime_minutes} phút).",
+        )
     return Principal(person_id=str(claims["sub"]), tenant=str(claims["tenant"]), claims=claims)
 
 

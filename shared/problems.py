@@ -8,6 +8,7 @@ text survives Pydantic.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -50,6 +51,15 @@ def problem_of(exc: DomainError) -> Problem:
         extra=exc.extra,
     )
 
+__all__ = [
+    "Problem",
+    "bilingual_error",
+    "document_problems",
+    "field_error",
+    "install",
+    "problem_body",
+    "problem_responses",
+]
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -63,6 +73,7 @@ _STATUS_TITLES: dict[int, tuple[str, str]] = {
     413: ("Content too large", "Nội dung quá lớn"),
     415: ("Unsupported media type", "Định dạng không được hỗ trợ"),
     422: ("Invalid input", "Dữ liệu không hợp lệ"),
+    429: ("Too many requests", "Quá nhiều yêu cầu"),
     500: ("Internal error", "Lỗi hệ thống"),
     503: ("Service unavailable", "Dịch vụ tạm thời không sẵn sàng"),
 }
@@ -147,6 +158,15 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 
 def install(app: FastAPI) -> None:
+    """Problem details for every error, and an OpenAPI document that says so (``document_problems``)."""
+
+    def openapi() -> dict[str, Any]:
+        if not app.openapi_schema:
+            app.openapi_schema = document_problems(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         body = problem_body(
@@ -185,3 +205,98 @@ def install(app: FastAPI) -> None:
         title, title_vi = _STATUS_TITLES.get(exc.status_code, ("Error", "Lỗi"))
         body = problem_body(exc.status_code, str(exc.detail or title), title_vi, instance=request.url.path)
         return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM_JSON, headers=exc.headers)
+
+
+# ---------------------------------------------------------------------------------------------- OpenAPI
+
+_DESCRIPTIONS: dict[int, str] = {
+    401: "no valid bearer token (checked before the body is read)",
+    403: "the token's tenant is not the path's, or the caller's role does not allow it",
+    404: "no such edition, record or version (or not the caller's: its existence is not disclosed)",
+    409: "conflicts with the current state (closed, already done, one per person…): nothing written",
+    413: "the body is over this route's limit",
+    415: "a content type or file type this route does not take",
+    422: "invalid fields, one entry per field in English and Vietnamese: nothing written",
+    429: "too many failed authentications from this address, or too many writes by this person",
+}
+
+
+def problem_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error statuses, each an ``application/problem+json`` ``Problem``; a route
+    passes its own statuses with a description (``problem_responses(409, s409="one per person")``)."""
+    return {
+        status: {
+            "description": descriptions.get(f"s{status}") or _DESCRIPTIONS.get(status, "error"),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details, every message in English and Vietnamese.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "title_vi": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "detail_vi": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "message_vi": {"type": "string"},
+                    "line": {"type": ["integer", "null"]},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+
+def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Every operation lists the errors it can give, as ``application/problem+json`` (no ``default``):
+
+    - under ``/tenants/`` (a token is required): 401, 403, 404 and 429;
+    - with parameters or a body: 422 (replacing FastAPI's ``application/json`` ``HTTPValidationError``);
+    - with a body (POST, PUT, PATCH): 409, 413 and 415;
+    - and whatever the route declared itself, its content made a ``Problem``.
+    """
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    for path, operations in openapi.get("paths", {}).items():
+        for method, op in operations.items():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            wanted: set[int] = set()
+            if path.startswith("/tenants/"):
+                wanted |= {401, 403, 404, 429}
+            if op.get("parameters") or "requestBody" in op:
+                wanted.add(422)
+            if method in ("post", "put", "patch"):
+                wanted |= {409, 413, 415, 422}
+            responses = op["responses"]
+            responses.pop("default", None)
+            for code in list(responses):
+                if code.isdigit() and int(code) >= 400:
+                    wanted.add(int(code))
+            for status, response in problem_responses(*sorted(wanted)).items():
+                declared = responses.get(str(status), {})
+                if declared.get("description") and status != 422:
+                    response["description"] = declared["description"]
+                responses[str(status)] = response
+            op["responses"] = dict(sorted(responses.items()))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if unused in schemas and unused not in json.dumps(openapi.get("paths", {})):
+            del schemas[unused]
+    return openapi

@@ -33,6 +33,7 @@ from shared.consumer import EventConsumer, Handler
 from shared.copies import Copies
 from shared.db import Backbone, make_engine
 from shared.documents import Person
+from shared.guard import HttpGuard, Throttles
 from shared.idempotency import Idempotency
 from shared.logs import configure_logging, correlation_id
 from shared.outbox import Outbox, OutboxRelay
@@ -197,6 +198,9 @@ def create_app(
     app.state.runtime = rt
     problems.install(app)
 
+    app.state.throttles = Throttles(rt.settings)
+    # inside the correlation id: the guard's own answers carry one too
+    app.add_middleware(HttpGuard, settings=rt.settings, throttles=app.state.throttles)
     app.add_middleware(CorrelationMiddleware)
 
     @app.get("/health/live", tags=["health"])
@@ -302,8 +306,12 @@ async def current_caller(
     request: Request, tenant: str, authorization: Annotated[str | None, Header()] = None
 ) -> Caller:
     rt = runtime(request)
-    principal = await authenticate(rt.settings, authorization)
+    # HttpGuard verified the token before the body was read; verify here only when it did not run
+    principal = request.scope.get("state", {}).get("principal") or await authenticate(rt.settings, authorization)
     require_tenant(principal, tenant)
+    throttles: Throttles | None = getattr(request.app.state, "throttles", None)
+    if throttles is not None:  # intake and every other write, per person
+        throttles.write(request.method, principal.tenant, principal.person_id)
     person = None
     if rt.copies is not None:
         async with rt.engine.connect() as conn:

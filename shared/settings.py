@@ -96,15 +96,36 @@ class Settings(BaseSettings):
     jwt_issuer: str = "hoithi"
     jwt_audience: str = "hoithi"
     jwt_ttl_minutes: int = 12 * 60
+    # a token whose exp - iat is longer is refused (401), whoever signed it
+    jwt_max_lifetime_minutes: int = Field(default=12 * 60, gt=0)
+
+    # The HTTP edge (shared/guard.py): request body limits per kind of route, in bytes. An attachment's own
+    # limit is the edition's (``attachments.max_bytes``); ``body_limit_upload`` is the ceiling above it.
+    body_limit_json: int = Field(default=1024 * 1024, gt=0)
+    body_limit_directory_import: int = Field(default=64 * 1024 * 1024, gt=0)
+    body_limit_upload: int = Field(default=64 * 1024 * 1024, gt=0)
+    # Token buckets: failed authentications per client address, writes (POST/PUT/PATCH/DELETE) per person.
+    auth_failures_burst: int = Field(default=30, gt=0)
+    auth_failures_per_minute: float = Field(default=60.0, gt=0)
+    writes_burst: int = Field(default=200, gt=0)
+    writes_per_minute: float = Field(default=120.0, gt=0)
 
     log_level: str = "INFO"
     log_json: bool = True
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
+        if self.jwt_ttl_minutes > self.jwt_max_lifetime_minutes:
+            raise ValueError(
+                "HOITHI_JWT_TTL_MINUTES is over HOITHI_JWT_MAX_LIFETIME_MINUTES: such tokens are refused"
+            )
         if self.env == "production":
             if self.jwt_algorithm == "HS256" and self.jwt_secret == DEV_JWT_SECRET:
                 raise ValueError("HOITHI_JWT_SECRET must be set outside development (the default is public)")
+            if self.jwt_algorithm == "HS256" and len(self.jwt_secret.encode("utf-8")) < 32:
+                raise ValueError(
+                    "HOITHI_JWT_SECRET must be at least 32 bytes in production (HS256 key strength)"
+                )
             if self.jwt_algorithm == "RS256" and not self.jwt_jwks_url:
                 raise ValueError("HOITHI_JWT_JWKS_URL is required with RS256")
         return self

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Header
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import assignments, deadlines, models
 from services.campaign.publishing import stored_directory
+from shared.bounds import BusinessDate, in_range_instant
 from shared.clock import VN
 from shared.documents import Edition, deadline_instant, deadline_label_en, deadline_label_vi
+from shared.guard import AsOfDate
 from shared.idempotency import request_hash
 from shared.problems import Problem, field_error
 from shared.service import CallerDep, RuntimeDep, require_person
@@ -23,7 +25,7 @@ router = APIRouter(prefix="/tenants/{tenant}", tags=["campaign"])
 
 @router.get("/units", summary="Units of the directory in force today, or on ``as_of`` (đơn vị)")
 async def list_units(
-    tenant: str, rt: RuntimeDep, caller: CallerDep, as_of: date | None = None
+    tenant: str, rt: RuntimeDep, caller: CallerDep, as_of: AsOfDate = None
 ) -> list[dict[str, Any]]:
     require_person(caller)
     day = as_of or rt.now().astimezone(VN).date()
@@ -113,7 +115,7 @@ class ExtensionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    new_deadline: date | AwareDatetime
+    new_deadline: BusinessDate | Annotated[AwareDatetime, AfterValidator(in_range_instant)]
     reason: str = Field(min_length=3, max_length=2000)
 
 

@@ -11,9 +11,10 @@ their own unit (and its branches); a union secretary sees their union's members.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Annotated, Any
 
+import anyio
 import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -21,14 +22,17 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from services.campaign import documents_io, domain, models
 from services.campaign.directory_io import DirectoryImportError
 from services.campaign.publishing import stored_directory
+from shared.bounds import Version, end_of_day, in_range_date, in_range_instant
 from shared.clock import VN
 from shared.documents import Directory, Person, dump_yaml
+from shared.guard import AsOfDate, body_limit
 from shared.idempotency import request_hash
 from shared.problems import Problem
 from shared.service import Caller, CallerDep, RuntimeDep, require_person
 
 router = APIRouter(prefix="/tenants/{tenant}", tags=["campaign: documents"])
 
+_XLSX = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",)
 FORMATS = {"csv": "list.csv", "xlsx": "list.xlsx", "yaml": "doc.yaml", "json": "doc.json"}
 
 
@@ -92,9 +96,23 @@ def _format(request: Request, fmt: str | None) -> str:
     return FORMATS[by_type[ctype]]
 
 
+_DOCUMENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            t: {"schema": {"type": "string", "format": "binary"}}
+            for t in ("application/yaml", "application/json", "text/csv", *_XLSX)
+        },
+    }
+}
+
+
 @router.post(
-    "/directory/import", summary="Import a directory document or an HR list (secretariat); all or nothing"
+    "/directory/import",
+    summary="Import a directory document or an HR list (secretariat); all or nothing",
+    openapi_extra=_DOCUMENT_BODY,
 )
+@body_limit("directory_import")
 async def import_directory(
     tenant: str, request: Request, rt: RuntimeDep, caller: CallerDep, format: str | None = None
 ) -> dict[str, Any]:
@@ -114,7 +132,7 @@ async def import_directory(
 
 @router.get("/directory", summary="The whole directory (every effective-dated row), or as of a date")
 async def export_directory(
-    tenant: str, rt: RuntimeDep, caller: CallerDep, as_of: date | None = None, format: str = "json"
+    tenant: str, rt: RuntimeDep, caller: CallerDep, as_of: AsOfDate = None, format: str = "json"
 ) -> Any:
     person = require_person(caller)
     if not caller.has_role("secretariat", "director", "admin"):
@@ -128,7 +146,9 @@ async def export_directory(
     async with rt.engine.connect() as conn:
         d = await stored_directory(conn, tenant)
     if as_of is not None:
-        d = Directory(
+        # a view of stored, validated rows: before a unit existed its people may point nowhere, which is
+        # history, not an invalid document (validating it here was a 500)
+        d = Directory.model_construct(
             tenant=tenant, units=d.units_as_of(as_of), unions=d.unions, people=d.people_as_of(as_of)
         )
     if format == "yaml":
@@ -137,7 +157,15 @@ async def export_directory(
 
 
 @router.post(
-    "/editions", status_code=201, summary="Import an edition (secretariat): the next version if it changed"
+    "/editions",
+    status_code=201,
+    summary="Import an edition (secretariat): the next version if it changed",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "object"}} for t in ("application/yaml", "application/json")},
+        }
+    },
 )
 async def import_edition(
     tenant: str,
@@ -152,7 +180,7 @@ async def import_edition(
     scope = f"{tenant}|{caller.person_id}|editions"
     digest = request_hash({"filename": filename, "content": content.hex()})
     try:
-        edition = documents_io.parse_edition(content, filename)
+        edition = await anyio.to_thread.run_sync(documents_io.parse_edition, content, filename)
         async with rt.engine.begin() as conn:
             stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
             if stored is not None:
@@ -179,7 +207,7 @@ async def list_versions(tenant: str, edition: str, rt: RuntimeDep, caller: Calle
 
 @router.get("/editions/{edition}/versions/{version}", summary="One version of an edition document")
 async def get_version(
-    tenant: str, edition: str, version: int, rt: RuntimeDep, caller: CallerDep, format: str = "json"
+    tenant: str, edition: str, version: Version, rt: RuntimeDep, caller: CallerDep, format: str = "json"
 ) -> Any:
     require_person(caller)
     async with rt.engine.connect() as conn:
@@ -232,9 +260,8 @@ def _as_of(value: str | None, now: datetime) -> datetime:
         return now
     try:
         if len(value) == 10:
-            d = date.fromisoformat(value)
-            return datetime.combine(d, time(23, 59, 59, 999999), VN)
-        at = datetime.fromisoformat(value)
+            return end_of_day(in_range_date(date.fromisoformat(value)))
+        at = in_range_instant(datetime.fromisoformat(value))
     except ValueError:
         raise Problem(
             422,

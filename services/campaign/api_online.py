@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -15,9 +15,11 @@ from fastapi import APIRouter, Header
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.campaign import domain, models, online
+from shared.bounds import BusinessDate
 from shared.clock import VN
 from shared.documents import OnlineServicesCampaignPart, format_date_vn, national_procedure_code
 from shared.events.catalogue import Procedure
+from shared.guard import AsOfInstant
 from shared.idempotency import request_hash
 from shared.problems import Problem, bilingual_error, field_error
 from shared.service import Caller, CallerDep, RuntimeDep, require_person
@@ -67,7 +69,7 @@ class CatalogueChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     procedures: list[CatalogueProcedure]
-    effective_from: date | None = None
+    effective_from: BusinessDate | None = None
     correction: bool = Field(
         default=False, description="correct a past period: allowed (and required) before a newer list's date"
     )
@@ -108,8 +110,8 @@ class ProgressReport(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    period_start: date
-    period_end: date = Field(description="the last day of the period (inclusive)")
+    period_start: BusinessDate
+    period_end: BusinessDate = Field(description="the last day of the period (inclusive)")
     procedures: list[DossierFigures] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -400,7 +402,7 @@ async def report_progress(
     "/editions/{edition}/online-services", summary="90-day campaign progress per unit and for the department"
 )
 async def campaign_progress(
-    tenant: str, edition: str, rt: RuntimeDep, caller: CallerDep, as_of: datetime | None = None
+    tenant: str, edition: str, rt: RuntimeDep, caller: CallerDep, as_of: AsOfInstant = None
 ) -> dict[str, Any]:
     person = require_person(caller)
     at = as_of or rt.now()

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from shared.bounds import in_range_date
 from shared.documents import (
     UNIT_KIND_TITLES_VI,
     Directory,
@@ -29,6 +30,8 @@ from shared.documents import (
     Union,
     UnionKind,
     Unit,
+    YamlRefused,
+    load_yaml,
 )
 
 
@@ -145,11 +148,11 @@ def _cell(value: Any) -> str:
 
 
 def _date(text: str) -> str:
-    """dd/mm/yyyy (as HR writes it) or ISO yyyy-mm-dd → ISO."""
+    """dd/mm/yyyy (as HR writes it) or ISO yyyy-mm-dd → ISO; 01/01/1900 – 31/12/2199 (else ValueError)."""
     if "/" in text:
         d, m, y = text.split("/")
-        return date(int(y), int(m), int(d)).isoformat()
-    return date.fromisoformat(text).isoformat()
+        return in_range_date(date(int(y), int(m), int(d))).isoformat()
+    return in_range_date(date.fromisoformat(text)).isoformat()
 
 
 def read_rows(content: bytes, filename: str) -> list[tuple[int, dict[str, str]]]:
@@ -382,8 +385,39 @@ def _problem_errors(exc: ValidationError, where: Any) -> list[RowError]:
     return out
 
 
+def parse_data(content: bytes | str, filename: str) -> Any:
+    """Plain data from a JSON or YAML document, the YAML bounded (``shared.documents.load_yaml``: no alias
+    bombs); raises ``DirectoryImportError`` with the line of the problem."""
+    try:
+        if filename.lower().endswith(".json"):
+            return json.loads(content)
+        return load_yaml(content)
+    except YamlRefused as exc:
+        raise DirectoryImportError([RowError(exc.line, "file", exc.en, exc.vi)]) from None
+    except json.JSONDecodeError as exc:
+        raise DirectoryImportError(
+            [RowError(exc.lineno, "file", f"Not valid JSON: {exc.msg}.", "Tệp không phải JSON hợp lệ.")]
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise DirectoryImportError(
+            [
+                RowError(
+                    mark.line + 1 if mark is not None else 0,
+                    "file",
+                    f"Not valid YAML: {getattr(exc, 'problem', None) or exc}.",
+                    "Tệp không phải YAML hợp lệ.",
+                )
+            ]
+        ) from None
+    except (ValueError, RecursionError) as exc:  # undecodable bytes; nesting deeper than Python's stack
+        raise DirectoryImportError(
+            [RowError(0, "file", f"Not a readable document: {type(exc).__name__}.", "Không đọc được tệp.")]
+        ) from None
+
+
 def load_document(content: bytes, filename: str) -> Directory:
-    data = json.loads(content) if filename.lower().endswith(".json") else yaml.safe_load(content)
+    data = parse_data(content, filename)
     lines = document_lines(content)
     try:
         return Directory.model_validate(data)
@@ -430,7 +464,12 @@ def read(content: bytes, filename: str, current: Directory) -> Directory:
             for kind, listed in (("units", rows.units), ("people", rows.people), ("unions", rows.unions))
             for line, row in listed
         }
-    data = merged_rows(current, units, people, unions)
+    try:
+        data = merged_rows(current, units, people, unions)
+    except OverflowError:  # a date at the edge of the calendar in a document (year 1, 9999): history arithmetic
+        raise DirectoryImportError(
+            [RowError(0, "effective_from", "A date is out of range.", "Có ngày nằm ngoài phạm vi cho phép.")]
+        ) from None
     try:
         return Directory.model_validate(data)
     except ValidationError as exc:

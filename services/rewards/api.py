@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel
 
 from services.rewards import models, projection, view
+from shared.bounds import Instant, Version
 from shared.clock import VN
 from shared.problems import Problem, field_error
 from shared.reward_rules import parts_of
@@ -20,7 +21,7 @@ from shared.service import CallerDep, Runtime, RuntimeDep, require_person
 router = APIRouter(tags=["rewards"])
 
 AsOf = Annotated[
-    datetime | None,
+    Instant | None,
     Query(
         description="business time: only facts up to it count (a miss at its deadline); no offset = Vietnam "
         "time. Default: every fact kept."
@@ -30,7 +31,7 @@ UnitFilter = Annotated[str | None, Query(description="a unit id: that unit and t
 UnionFilter = Annotated[str | None, Query(description="a union id: its members (and its sub-unions')")]
 RoleFilter = Annotated[str | None, Query(description="a directory role, e.g. official, unit_head")]
 GenerationParam = Annotated[
-    int | None,
+    Version | None,
     Query(description="audit: the list as another generation's facts give it (default: the live one)"),
 ]
 

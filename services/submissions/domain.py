@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from shared.bounds import BusinessDate
 from shared.documents import (
     Edition,
     ExperienceReportPart,
@@ -37,7 +38,7 @@ class ProcedureExperience(BaseModel):
     code: Annotated[
         Text, Field(description="national code 1.004227, or the provincial form 1.011442.000.00.00.H38")
     ]
-    used_on: date = Field(description="the date the service was used")
+    used_on: BusinessDate = Field(description="the date the service was used")
     portal: Text = Field(default="Cổng Dịch vụ công quốc gia", min_length=1, max_length=200)
     level: Literal["toan_trinh", "mot_phan"] = Field(
         description="toàn trình (full-process) or một phần (partial)"
@@ -226,7 +227,7 @@ class InitiativeAuthor(BaseModel):
 
     person_id: str | None = Field(default=None, max_length=100, description="directory id; None: outside")
     name: Text | None = Field(default=None, min_length=1, max_length=200, description="required when outside")
-    date_of_birth: date | None = None
+    date_of_birth: BusinessDate | None = None
     workplace: Text | None = Field(default=None, max_length=300)
     title: Text | None = Field(default=None, max_length=200)
     qualification: Text | None = Field(default=None, max_length=200)
@@ -247,7 +248,7 @@ class InitiativeContent(BaseModel):
     title: Text = Field(min_length=1, max_length=500, description="tên sáng kiến")
     authors: list[InitiativeAuthor] = Field(min_length=1, max_length=30)
     field_of_application: Text = Field(min_length=1, max_length=500, description="lĩnh vực áp dụng")
-    first_applied_on: date | None = Field(default=None, description="ngày áp dụng lần đầu hoặc áp dụng thử")
+    first_applied_on: BusinessDate | None = Field(default=None, description="ngày áp dụng lần đầu hoặc áp dụng thử")
     existing_solution: LongText = Field(min_length=1, max_length=20_000, description="giải pháp đã biết")
     existing_weaknesses: LongText = Field(min_length=1, max_length=20_000, description="ưu, nhược điểm của nó")
     new_solution: LongText = Field(min_length=1, max_length=50_000, description="nội dung giải pháp mới")

@@ -16,6 +16,7 @@ from services.submissions import access, domain, intake, models, objects
 from shared.clock import VN
 from shared.documents import Edition, InitiativePart, format_datetime_vn
 from shared.events.envelope import new_event_id
+from shared.guard import body_limit
 from shared.idempotency import request_hash
 from shared.problems import Problem, field_error
 from shared.service import Caller, CallerDep, Runtime, RuntimeDep, require_person
@@ -550,7 +551,11 @@ async def _read_limited(request: Request, limit: int) -> bytes:
         415: {"description": "type not accepted, or not a well-formed file of its type"},
         422: {"description": "empty file, or a file name with a control character or a path separator"},
     },
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {}}}}
+    },
 )
+@body_limit("upload")  # the ceiling; the edition's own limit is enforced while reading, below
 async def upload_attachment(
     tenant: str,
     edition: str,
