@@ -109,7 +109,8 @@ def render(report: dict[str, Any]) -> None:
 
     console = Console()
     services = Table(title="Services (dịch vụ)")
-    for col in ("service", "ready", "outbox depth", "oldest unpublished", "clock (+07:00)", "not ok"):
+    services.add_column("service", no_wrap=True)
+    for col in ("ready", "outbox depth", "oldest unpublished", "not ok"):
         services.add_column(col)
     for s in report["services"]:
         bad = ", ".join(f"{k}: {v}" for k, v in s["checks"].items() if v != "ok")
@@ -119,12 +120,17 @@ def render(report: dict[str, Any]) -> None:
             "[green]ready[/]" if s["ready"] else "[red]NOT READY[/]",
             str(s.get("outbox_depth", "?")),
             "?" if age is None else f"{age:.0f} s",
-            _vn(s.get("clock")),
             bad,
         )
     console.print(services)
+    clocks: dict[str, list[str]] = {}
+    for s in report["services"]:
+        clocks.setdefault(_vn(s.get("clock")), []).append(s["service"])
+    for shown, names in clocks.items():  # one line when every service agrees (they follow one clock file)
+        console.print(f"Clock (+07:00): [bold]{shown}[/]  ({', '.join(names)})", soft_wrap=True)
     consumers = Table(title=f"Durable consumers (NATS: {report['nats']})")
-    for col in ("durable", "stream", "pending", "ack pending", "redelivered"):
+    consumers.add_column("durable", no_wrap=True)
+    for col in ("stream", "pending", "ack pending", "redelivered"):
         consumers.add_column(col)
     for c in report["consumers"]:
         if "error" in c:
