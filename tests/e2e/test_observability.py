@@ -116,7 +116,9 @@ def test_every_service_exposes_its_series_with_real_values(scenario: System) -> 
             found = samples(system, service)
             # lag gauges come from the periodic refresh; the dead-letter count from the stream
             assert value(found, "hoithi_deadletter_stream_messages") >= 3, "dead letters not yet counted"
-            assert any(n == "hoithi_consumer_num_pending" and lab["durable"] == durable for n, lab, _ in found)
+            assert any(
+                n == "hoithi_consumer_num_pending" and lab["durable"] == durable for n, lab, _ in found
+            )
             return found
 
         found = eventually_sync(settled, timeout=20, message=f"{service} metrics refreshed")
@@ -129,7 +131,8 @@ def test_every_service_exposes_its_series_with_real_values(scenario: System) -> 
             assert any(n == lag and lab["durable"] == durable for n, lab, _ in found), (service, lag)
         assert value(found, "hoithi_stream_messages", stream=system.stream) > 0, service
         assert value(found, "hoithi_clock_seconds") >= 1698255000, service  # 26/10/2023 00:30 +07:00
-        if service != "submissions":  # the three that consume submission.received dead-letter the malformed one
+        # the three that consume submission.received dead-letter the malformed one
+        if service != "submissions":
             assert value(found, "hoithi_messages_total", outcome="dead_lettered") == 1, service
             assert value(found, "hoithi_deadletters_total", reason="invalid_payload") == 1, service
 
@@ -200,6 +203,8 @@ def test_alert_rules_pass_promtool() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (apt-get install -y prometheus brings it)")
-    res = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "SUCCESS: 5 rules found" in res.stdout
