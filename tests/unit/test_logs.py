@@ -33,7 +33,7 @@ def test_production_or_log_format_json_means_json_logs(monkeypatch: pytest.Monke
 async def test_a_consumer_logs_json_with_tenant_edition_event_and_correlation_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = Settings(env="test", log_json=False, log_format="json")
+    settings = Settings(env="test")
     md = sa.MetaData()
     bb = backbone_tables(md)
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
@@ -53,7 +53,7 @@ async def test_a_consumer_logs_json_with_tenant_edition_event_and_correlation_id
         handlers={"submission.withdrawn": handler},
     )
     consumer.nc = FakeNC()  # type: ignore[assignment]
-    configure_logging("rewards", "INFO", settings.logs_as_json)
+    configure_logging("rewards", "INFO", json=True)
     env = withdrawn()
     try:
         await consumer.process([FakeMsg(env.to_json())])
