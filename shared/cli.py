@@ -314,6 +314,20 @@ async def _wait_caught_up(deadline: float) -> None:
         await nc.close()
 
 
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="one JSON object, for scripts")] = False) -> None:
+    """Readiness, consumer lag, outbox, dead letters and clock of every service (exit 1 if one is not ready)."""
+    from shared.status import collect, render
+
+    report = asyncio.run(collect(get_settings()))
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        render(report)
+    if not all(s["ready"] for s in report["services"]):
+        raise typer.Exit(1)
+
+
 clock_app = typer.Typer(help="The simulated clock of a demo or test deployment.", no_args_is_help=True)
 app.add_typer(clock_app, name="clock")
 

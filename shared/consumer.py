@@ -30,10 +30,12 @@ from typing import Any, Protocol
 
 import nats.errors
 import sqlalchemy as sa
+import structlog
 from nats.aio.client import Client as NatsClient
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared import metrics
 from shared.db import Backbone, DatabaseProbe, insert_ignore, is_contention
 from shared.events.envelope import Envelope, deterministic_id, make_event
 from shared.logs import correlation_id
@@ -320,12 +322,20 @@ class EventConsumer:
                     continue
                 token = correlation_id.set(env.correlationid)
                 try:
-                    await self.handlers[env.type](conn, env)
+                    with (
+                        structlog.contextvars.bound_contextvars(
+                            tenant=env.tenant, edition=env.edition, event_id=env.id, event_type=env.type
+                        ),
+                        metrics.handler_timer(self.purpose, env.type),
+                    ):
+                        await self.handlers[env.type](conn, env)
                 finally:
                     correlation_id.reset(token)
                 applied += 1
         self.state.applied += applied
         self.state.duplicates += dup
+        metrics.messages(self.purpose, "applied", applied)
+        metrics.messages(self.purpose, "duplicate", dup)
         if applied:
             self.outbox.committed()
 
@@ -339,6 +349,7 @@ class EventConsumer:
         delay = min(self.settings.nak_base_delay * 2 ** (deliveries - 1), self.settings.nak_max_delay)
         log.warning("handler failed (delivery %d), retrying in %.1fs: %r", deliveries, delay, exc)
         self.state.naked += 1
+        metrics.messages(self.purpose, "naked")
         await _settle(m.nak(delay=delay), m, "nak")
 
     async def dead_letter(self, m: RawMsg, reason: str, error: str) -> None:
@@ -382,6 +393,7 @@ class EventConsumer:
             await _settle(m.nak(delay=self.settings.nak_max_delay), m, "nak")
             return
         self.state.dead_lettered += 1
+        metrics.dead_lettered(self.purpose, self.spec.durable, reason)
         log.error("dead-lettered %s seq %s: %s %s", stream, seq, reason, error[:300])
         await _settle(m.ack(), m, "ack")
 

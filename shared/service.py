@@ -26,7 +26,7 @@ from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared import problems
+from shared import metrics, problems
 from shared.auth import Principal, authenticate, require_tenant
 from shared.clock import Clock
 from shared.consumer import EventConsumer, Handler
@@ -166,6 +166,7 @@ async def _start_messaging(rt: Runtime, spec: ServiceSpec) -> None:
         rt.consumers.append(consumer)
         spawn(rt, consumer.run(rt.nc), c.durable)
         spawn(rt, consumer.run(rt.nc, replay=True), f"{c.durable}-replay")
+    spawn(rt, metrics.refresh_nats(rt, [c.durable for c in wanted]), f"{rt.name}-metrics")
     for job in spec.background:
         spawn(rt, job(rt), f"{rt.name}-{job.__name__}")
     rt.started = True
@@ -178,7 +179,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(rt.name, rt.settings.log_level, rt.settings.log_json)
+        configure_logging(rt.name, rt.settings.log_level, rt.settings.logs_as_json)
         starter = spawn(rt, _start_messaging(rt, spec), f"{rt.name}-start", forever=False)
         try:
             yield
@@ -202,6 +203,7 @@ def create_app(
     # inside the correlation id: the guard's own answers carry one too
     app.add_middleware(HttpGuard, settings=rt.settings, throttles=app.state.throttles)
     app.add_middleware(CorrelationMiddleware)
+    app.add_middleware(metrics.HttpMetrics)
 
     @app.get("/health/live", tags=["health"])
     async def live() -> JSONResponse:
@@ -229,6 +231,10 @@ def create_app(
         return JSONResponse(
             {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
         )
+
+    @app.get("/metrics", tags=["health"], include_in_schema=False)
+    async def prometheus_metrics() -> Any:
+        return await metrics.exposition(rt, readiness=ready)
 
     @app.get("/asyncapi.json", tags=["docs"], include_in_schema=False)
     async def asyncapi_json() -> JSONResponse:

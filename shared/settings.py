@@ -112,6 +112,17 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+    # "json" or "console"; unset: log_json decides. Production always logs JSON.
+    log_format: Literal["json", "console"] | None = None
+
+    # Observability: how often consumer lag and stream sizes are read from NATS for /metrics (seconds)
+    metrics_refresh: float = Field(default=5.0, gt=0)
+
+    @property
+    def logs_as_json(self) -> bool:
+        if self.env == "production" or self.log_format == "json":
+            return True
+        return self.log_json if self.log_format is None else False
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models, online
 from services.campaign.assignments import record_change
+from shared import metrics
 from shared.db import insert_ignore
 from shared.documents import Edition, OnlineServicesCampaignPart, parse_duration
 from shared.events.envelope import Envelope, deterministic_id
@@ -232,6 +233,7 @@ async def _reminders(
     if not due:
         return
     # One transaction for the tick's reminders (hundreds at a catch-up): one commit, not one per assignment.
+    emitted = 0
     try:
         async with rt.engine.begin() as conn:
             for row, deadline, offset, event_id in due:
@@ -259,9 +261,11 @@ async def _reminders(
                 )
                 if env is not None:
                     st.reminders += 1
+                    emitted += 1
     except IntegrityError:
         return  # another replica sent some of them first: the next tick skips what is in the outbox
     rt.outbox.committed()
+    metrics.deadlines_decided("reminder", emitted)
     st.sent.update(event_id for *_, event_id in due)
 
 
@@ -412,6 +416,8 @@ async def _decide(
             )
     rt.outbox.committed()
     status_of(rt).decided += 1
+    metrics.deadlines_decided("deadline")
+    metrics.deadlines_decided("missed", len(missed))
     log.info(
         "deadline decided: %s/%s %s %s%s: %d missed",
         edition.tenant,

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from services.notify import domain, models, queue, webhooks
 from services.notify.handlers import wake_event
 from services.notify.settings import NotifySettings
+from shared import metrics
 from shared.clock import VN
 from shared.events.catalogue import NotificationFailed, NotificationSent
 from shared.logs import correlation_id
@@ -195,6 +196,7 @@ async def deliver_one(rt: Runtime, row: Any, send: Sender = smtp_send) -> bool:
             await send(rt.own, email_message(rt.own, row, rt.now()))
     except Exception as exc:  # noqa: BLE001 - every SMTP, HTTP or network failure is retried
         error = f"{type(exc).__name__}: {exc}"[:2000]
+    metrics.email(row.channel, error is None)
     token = correlation_id.set(row.correlation_id or row.cause_event_id)
     try:
         for attempt in range(5):

@@ -4,7 +4,7 @@ eligibility rulings, council review and selection, exports."""
 from fastapi import FastAPI
 
 from services.submissions import api, exports, handlers, initiatives, intake, models, objects, review
-from shared import service
+from shared import metrics, service
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -17,6 +17,10 @@ SPEC = ServiceSpec(
     handlers=handlers.build,
     background=[intake.closing_job, objects.collector_job],
 )
+
+# What an operator watches on a deadline evening: receipts accepted and refused (hoithi_intake_requests_total).
+metrics.intake_route("POST", api.router.prefix + "/experience-reports")
+metrics.intake_route("POST", initiatives.router.prefix + "/initiatives/{submission_id}/submission")
 
 
 def create_app() -> FastAPI:

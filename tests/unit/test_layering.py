@@ -39,6 +39,14 @@ def _imports_and_import_strings(path: Path) -> list[tuple[int, str]]:
     ``f"services.{name}.app"``) or as a path into the services folder (``ROOT / "services" / name``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: list[tuple[int, str]] = []
+    # A bare "services" counts where it builds a path (an operand of ``/``, an argument of a call): a dict key
+    # or a JSON field of that name names no folder.
+    path_parts = {
+        id(side)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div)
+        for side in (n.left, n.right)
+    } | {id(a) for n in ast.walk(tree) if isinstance(n, ast.Call) for a in n.args}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names]
@@ -46,7 +54,7 @@ def _imports_and_import_strings(path: Path) -> list[tuple[int, str]]:
             found.append((node.lineno, node.module))
             found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if node.value == "services":
+            if node.value == "services" and id(node) in path_parts:
                 found.append((node.lineno, "services."))
             found += [(node.lineno, m) for m in re.findall(r"\bservices\.[\w.{}:]*", node.value)]
     return found
