@@ -132,6 +132,8 @@ async def test_hoithi_ups_server_refuses_anonymous_clients_and_keeps_its_passwor
 
     await eventually(admin_in, timeout=15, message="hoithi up's nats-server lets its admin in")
     await _refused(url)
+    log = (data / "nats.log").read_text(encoding="utf-8")
+    assert "Starting http monitor on 127.0.0.1:" in log, log  # the monitor answers on loopback only
     for kept in (credentials_file(data), data / "nats" / "server.conf"):
         assert stat.S_IMODE(kept.stat().st_mode) == 0o600, kept
     # a second `hoithi up` keeps the passwords the first one made

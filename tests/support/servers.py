@@ -34,7 +34,7 @@ import asyncpg
 from sqlalchemy.engine import URL, make_url
 
 from shared.devserver import NatsServer, find_nats_server
-from shared.nats_auth import ADMIN, read_credentials, with_userinfo, write_server_config
+from shared.nats_auth import ADMIN, read_credentials, with_userinfo, without_userinfo, write_server_config
 from shared.settings import Settings
 
 from .tcpproxy import TcpProxy
@@ -249,6 +249,11 @@ class TestServers:
             nats = f"{container_image('nats')} -js started through testcontainers at {self.nats_url}"
         else:
             nats = f"given NATS {self.nats_url}"
+        if self.nats_url and "@" in self.nats_url:
+            nats = (
+                nats.replace(self.nats_url, without_userinfo(self.nats_url))
+                + ", users and permissions generated"
+            )
         lines = [
             f"test servers: {self.mode}",
             f"  NATS: {nats}",
@@ -389,7 +394,9 @@ class ContainerNats:
     container's own filesystem (``/data``), so it survives both, and the host ports stay the same.
     """
 
-    def __init__(self, image: str | None = None, *, port: int | None = None, config: Path | None = None) -> None:
+    def __init__(
+        self, image: str | None = None, *, port: int | None = None, config: Path | None = None
+    ) -> None:
         from shared.devserver import free_port
 
         _testcontainers_env()
