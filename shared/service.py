@@ -36,6 +36,7 @@ from shared.documents import Person
 from shared.guard import HttpGuard, Throttles
 from shared.idempotency import Idempotency
 from shared.logs import configure_logging, correlation_id
+from shared.nats_auth import broker_options
 from shared.outbox import Outbox, OutboxRelay
 from shared.problems import Problem
 from shared.settings import ServiceSettings, Settings, get_settings, service_settings
@@ -137,7 +138,9 @@ def spawn(
 
 async def _start_messaging(rt: Runtime, spec: ServiceSpec) -> None:
     """Connect, wait for the declared consumers (readiness red meanwhile), then relay and consume."""
-    broker = NatsBroker(rt.settings.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=1)
+    broker = NatsBroker(
+        **broker_options(rt.settings, rt.name), max_reconnect_attempts=-1, reconnect_time_wait=1
+    )
     await broker.connect()
     rt.broker = broker
     relay = OutboxRelay(rt.engine, rt.backbone, rt.nc.jetstream(), rt.settings)

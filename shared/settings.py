@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The services are named in one place, the registry beside them (``services/registry.py``); shared/ reads it.
@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # NATS JetStream: subjects are <event_prefix>.<tenant>.<type>; every name is a setting so parallel
     # runs on one server never collide.
     nats_url: str = "nats://127.0.0.1:14222"
+    # credentials (see shared/nats_auth.py): a creds file, or a user and password; else those `hoithi up` keeps
+    nats_creds: Path | None = Field(
+        default=None, validation_alias=AliasChoices("HOITHI_NATS_CREDS", "NATS_CREDS")
+    )
+    nats_user: str | None = None
+    nats_password: str | None = None
     event_prefix: str = "hoithi"
     deadletter_prefix: str = "hoithi-deadletter"
     replay_prefix: str = "hoithi-replay"

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards import models, projection
 from shared.events.envelope import Envelope
+from shared.nats_auth import connect_options
 from shared.service import Runtime
 from shared.streams import consumers_of
 
@@ -74,7 +75,9 @@ async def rebuild(rt: Runtime, *, batch: int = 500, echo: Callable[[str], None] 
     spec = next(c for c in consumers_of("rewards") if c.purpose == projection.FACTS)
     gen = await start_generation(rt)
     echo(f"rebuild: generation {gen.id} (inbox {gen.purpose}) building; the live consumer feeds it too")
-    nc = await nats.connect(rt.settings.nats_url, connect_timeout=5)
+    nc = await nats.connect(
+        **connect_options(rt.settings), connect_timeout=5
+    )  # the admin: a consumer of its own
     read = applied = skipped = 0
     try:
         js = nc.jetstream()

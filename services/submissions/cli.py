@@ -40,12 +40,13 @@ def collect_attachments(
 
     from services.submissions import objects
     from shared.db import make_engine
+    from shared.nats_auth import connect_options
     from shared.settings import get_settings, service_settings
 
     async def run() -> list[str]:
         settings = get_settings()
         engine = make_engine(service_settings("submissions", settings).database_url)
-        nc = await nats.connect(settings.nats_url)
+        nc = await nats.connect(**connect_options(settings, "submissions"))
         try:
             store = await objects.open_bucket(nc.jetstream(), settings)
             return await objects.collect(engine, store, grace=timedelta(minutes=grace_minutes))

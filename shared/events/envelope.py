@@ -69,6 +69,11 @@ class Envelope(BaseModel):
         return parse_data(self.type, self.data, self.dataschemaversion)
 
 
+def source_of(service: str) -> str:
+    """The CloudEvents ``source`` of what ``service`` produces."""
+    return f"/hoithi/{service}"
+
+
 def make_event(
     type_: str,
     data: BaseModel | dict[str, Any],
@@ -91,7 +96,7 @@ def make_event(
     eid = event_id or new_event_id()
     return Envelope(
         id=eid,
-        source=f"/hoithi/{source}",
+        source=source_of(source),
         type=type_,
         time=time if time.tzinfo else time.replace(tzinfo=UTC),
         subject=subject,

@@ -19,9 +19,10 @@ import yaml
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import APIError
 
+from services.submissions.objects import open_bucket
 from shared.devserver import NatsServer
 from shared.settings import SERVICES, Settings
-from shared.streams import consumers_of, declare
+from shared.streams import attachments_bucket, consumers_of, declare
 from tests.support.wait import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,9 +152,7 @@ async def declared(accounts_server: NatsServer) -> AsyncIterator[Settings]:
     settings = Settings()
     nc = await connect(accounts_server, "admin")
     js = nc.jetstream()
-    await declare(js, settings)
-    for s in SERVICES:
-        await js.create_object_store(f"hoithi-{s}")
+    await declare(js, settings)  # the streams, the consumers and the attachments bucket, as the Job does
     yield settings
     await nc.close()
 
@@ -179,12 +178,13 @@ async def test_each_service_user_does_its_whole_job_and_nothing_else(
         # publish its own event type, acked by the stream
         ack = await js.publish(settings.event_subject("soctrang-stnmt", PRODUCED[service]), b"{}", timeout=5)
         assert ack.stream == settings.stream
-        # its dead letters and its object-store bucket
+        # its dead letters, and (submissions) the attachments bucket its code opens
         dl = await js.publish(settings.deadletter_subject("soctrang-stnmt", service), b"{}", timeout=5)
         assert dl.stream == settings.deadletter_stream
-        store = await js.object_store(f"hoithi-{service}")
-        await store.put("bien-nhan.txt", "Biên nhận".encode())
-        assert (await store.get("bien-nhan.txt")).data == "Biên nhận".encode()
+        if service == "submissions":
+            store = await open_bucket(js, settings)
+            await store.put("bien-nhan.pdf", "%PDF- Biên nhận".encode())
+            assert (await store.get("bien-nhan.pdf")).data == "%PDF- Biên nhận".encode()
 
         # pull and ack its own consumer (the admin publishes a fact it consumes)
         (own,) = consumers_of(service)
@@ -208,8 +208,9 @@ async def test_each_service_user_does_its_whole_job_and_nothing_else(
         # cannot delete a stream, nor another service's object store
         with pytest.raises((NatsTimeout, APIError)):
             await js.delete_stream(settings.stream)
-        with pytest.raises((NatsTimeout, APIError)):
-            await js.object_store(f"hoithi-{other}")
+        if service != "submissions":
+            with pytest.raises((NatsTimeout, APIError)):
+                await js.object_store(attachments_bucket(settings))
         assert (await admin.jetstream().stream_info(settings.stream)).config.name == settings.stream
         # the server reports each violation asynchronously, through the client's error callback
         await eventually(

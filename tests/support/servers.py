@@ -34,6 +34,8 @@ import asyncpg
 from sqlalchemy.engine import URL, make_url
 
 from shared.devserver import NatsServer, find_nats_server
+from shared.nats_auth import ADMIN, read_credentials, with_userinfo, without_userinfo, write_server_config
+from shared.settings import Settings
 
 from .tcpproxy import TcpProxy
 
@@ -47,6 +49,7 @@ __all__ = [
     "mode_from_env",
     "own_servers_allowed",
     "postgres_address",
+    "service_credentials",
     "start_test_servers",
     "via_proxy",
 ]
@@ -67,6 +70,30 @@ TESTCONTAINERS_ENV = {
 }
 
 T = TypeVar("T")
+
+# The users of each authenticated server this session started, by the admin URL tests connect with: a service
+# process started on that server connects as its own user (``System.env``).
+_USERS_BY_URL: dict[str, dict[str, str]] = {}
+
+
+def service_credentials(nats_url: str, service: str) -> tuple[str, str] | None:
+    """(user, password) of ``service`` on the test server behind ``nats_url``, or None (a given server)."""
+    users = _USERS_BY_URL.get(nats_url, {})
+    return (service, users[service]) if service in users else None
+
+
+def _authenticated(url: str, credentials_dir: Path) -> str:
+    """The admin URL of a server whose users were written under ``credentials_dir``; remember the others."""
+    users = read_credentials(credentials_dir)
+    admin_url = with_userinfo(url, ADMIN, users[ADMIN])
+    _USERS_BY_URL[admin_url] = users
+    return admin_url
+
+
+def _auth_config(directory: Path) -> Path:
+    """A nats-server configuration with the generated users: one session serves tests with their own prefixes
+    and stream names, so those tokens are wildcards; event types and durable names stay exact."""
+    return write_server_config(directory, Settings(), any_names=True)
 
 
 def mode_from_env() -> str:
@@ -222,6 +249,11 @@ class TestServers:
             nats = f"{container_image('nats')} -js started through testcontainers at {self.nats_url}"
         else:
             nats = f"given NATS {self.nats_url}"
+        if self.nats_url and "@" in self.nats_url:
+            nats = (
+                nats.replace(self.nats_url, without_userinfo(self.nats_url))
+                + ", users and permissions generated"
+            )
         lines = [
             f"test servers: {self.mode}",
             f"  NATS: {nats}",
@@ -268,9 +300,11 @@ def start_test_servers(mode: str | None = None) -> TestServers:
             raise RuntimeError(why)
         servers = TestServers(mode=mode, nats_url="", database_server_url="", can_own_servers=True)
         try:
-            nats = ContainerNats().start()
+            auth_dir = Path(tempfile.mkdtemp(prefix="hoithi-test-nats-auth-"))
+            servers._store_dir = auth_dir
+            nats = ContainerNats(config=_auth_config(auth_dir)).start()
             servers.containers.append(nats)
-            servers.nats_url = nats.url
+            servers.nats_url = _authenticated(nats.url, auth_dir)
             postgres = start_postgres_container()
             servers.containers.append(postgres)
             servers.database_server_url = postgres_container_url(postgres)
@@ -287,10 +321,10 @@ def start_test_servers(mode: str | None = None) -> TestServers:
         )
     else:
         store = Path(tempfile.mkdtemp(prefix="hoithi-test-nats-"))
-        nats = NatsServer(store_dir=store).start()
+        nats = NatsServer(store_dir=store, extra_args=["-c", str(_auth_config(store))]).start()
         servers = TestServers(
             mode=mode,
-            nats_url=nats.url,
+            nats_url=_authenticated(nats.url, store),
             database_server_url=server_url,
             nats=nats,
             can_own_servers=allowed,
@@ -360,7 +394,9 @@ class ContainerNats:
     container's own filesystem (``/data``), so it survives both, and the host ports stay the same.
     """
 
-    def __init__(self, image: str | None = None, *, port: int | None = None) -> None:
+    def __init__(
+        self, image: str | None = None, *, port: int | None = None, config: Path | None = None
+    ) -> None:
         from shared.devserver import free_port
 
         _testcontainers_env()
@@ -371,12 +407,15 @@ class ContainerNats:
         self.port = port or free_port()
         self.monitor_port = free_port()
         self.store_dir = Path("/data")  # inside the container
+        auth = f"-c /etc/nats/{config.name} " if config is not None else ""
         self.container = (
             DockerContainer(self.image)
-            .with_command("-js -sd /data -m 8222")
+            .with_command(f"{auth}-js -sd /data -m 8222")
             .with_bind_ports(4222, self.port)
             .with_bind_ports(8222, self.monitor_port)
         )
+        if config is not None:
+            self.container.with_volume_mapping(str(config.parent), "/etc/nats", "ro")
 
     @property
     def url(self) -> str:

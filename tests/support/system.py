@@ -29,6 +29,8 @@ from shared.devserver import free_port
 from shared.mailsink import MailSink
 from shared.settings import SERVICES
 
+from .servers import service_credentials
+
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "deploy" / "seed" / "soctrang-stnmt-2023"
 DEMO_START = "2023-10-20T09:00:00+07:00"
@@ -111,6 +113,9 @@ class System:
                 "HOITHI_NAK_BASE_DELAY": "0.2",
             }
         )
+        own_user = service_credentials(self.nats_url, name) if name in SERVICES else None
+        if own_user is not None:  # a service connects as its own user, allowed only its own work
+            env["HOITHI_NATS_USER"], env["HOITHI_NATS_PASSWORD"] = own_user
         for s in SERVICES:
             env[f"HOITHI_{s.upper()}_DATABASE_URL"] = self.database_urls[s]
             if s in self.ports:
