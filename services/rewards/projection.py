@@ -25,6 +25,7 @@ from shared.db import Backbone, insert_ignore
 from shared.documents import Edition, Rewards, Union
 from shared.events.catalogue import REWARD_FACT_KINDS, RewardPriorityChanged
 from shared.events.envelope import Envelope, deterministic_id
+from shared.lease import Lease
 from shared.outbox import Outbox
 
 log = logging.getLogger("hoithi.rewards")
@@ -589,11 +590,13 @@ def _change_data(
 
 
 async def refresh_standings(
-    engine: AsyncEngine, backbone: Backbone, copies: Copies, outbox: Outbox, now: datetime
+    engine: AsyncEngine, backbone: Backbone, copies: Copies, outbox: Outbox, now: datetime, *, lease: Lease
 ) -> int:
     """The standings job's one pass over the editions touched since the last one (live generation). The list
     is computed on a read connection (a long fold never holds the write lock the consumer needs); only the
-    comparison and the events are written, each edition in one short transaction. Returns changes emitted."""
+    comparison and the events are written, each edition in one short transaction fenced by ``lease``: a pass
+    whose lease was taken over meanwhile (it stalled past the expiry) commits nothing — its computation may be
+    older than what the successor already told — and raises ``LeaseLost``. Returns changes emitted."""
     d = models.dirty
     async with engine.connect() as conn:
         rows = (await conn.execute(sa.select(d.c.tenant, d.c.edition, d.c.since))).all()
@@ -604,7 +607,7 @@ async def refresh_standings(
         computed = {k: await compute(conn, backbone, copies, k[0], k[1], generation=g) for k in sorted(seen)}
     total = 0
     for (tenant, edition), c in computed.items():
-        async with engine.begin() as conn:
+        async with lease.begin(engine) as conn:
             if (await active_generation(conn)).id != g.id:
                 return total  # a rebuild swapped in meanwhile: it told what differs
             # Only the marks this pass saw go (one committed meanwhile stays: the next pass recomputes).

@@ -1,0 +1,34 @@
+"""h-lease: the leases table, so periodic jobs run once per deployment (fenced by generation)
+
+Revision ID: d5ba8bed94ed
+Revises: 159f552de70c
+Create Date: 2026-12-02 04:50:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import shared.db
+
+revision: str = "d5ba8bed94ed"
+down_revision: str | None = "159f552de70c"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("holder", sa.String(length=200), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column("expires_at", shared.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("acquired_at", shared.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("leases")
