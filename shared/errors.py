@@ -25,6 +25,7 @@ class Problem(Exception):
         code: str = "",
         errors: list[dict[str, Any]] | None = None,
         extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -33,6 +34,7 @@ class Problem(Exception):
         self.code = code
         self.errors = errors or []
         self.extra = extra or {}
+        self.headers = headers or {}  # e.g. ``Retry-After`` on a 503
 
 
 def field_error(field: str, en: str, vi: str, code: str = "invalid") -> dict[str, Any]:
