@@ -28,7 +28,7 @@ STANDINGS_INTERVAL = 0.5  # seconds between passes of the standings job
 
 def project(rt: Runtime) -> projection.Projection:
     assert rt.copies is not None
-    return projection.Projection(rt.backbone, rt.copies, rt.outbox)
+    return projection.Projection(rt.backbone, rt.copies, rt.outbox, rt.engine)
 
 
 def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
@@ -57,8 +57,12 @@ async def standings_job(rt: Runtime) -> None:
     lease = Lease(rt.backbone.leases, STANDINGS_LEASE, ttl=rt.settings.lease_ttl)
     rt.extra["standings_lease"] = lease
 
+    proj = project(rt)
+
     async def one_pass() -> float:
         started = time.monotonic()
+        # A re-pricing whose consumer died midway (its message was acked as a duplicate on redelivery).
+        await proj.resume_refolds(stale_after=max(60.0, 2 * rt.settings.ack_wait))
         emitted = await projection.refresh_standings(
             rt.engine, rt.backbone, copies, rt.outbox, rt.now(), lease=lease
         )

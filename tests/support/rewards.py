@@ -435,7 +435,7 @@ async def rewards_on(url: str, *, create: bool = True, lease_ttl: float = 15.0) 
             await conn.run_sync(models.metadata.create_all)
     settings = Settings(env="test")
     outbox = Outbox(models.backbone, settings, "rewards", Clock())
-    proj = projection.Projection(models.backbone, models.copies, outbox)
+    proj = projection.Projection(models.backbone, models.copies, outbox, engine)
     spec = next(c for c in consumers_of("rewards") if c.purpose == "facts")
     consumer = EventConsumer(
         spec=spec,

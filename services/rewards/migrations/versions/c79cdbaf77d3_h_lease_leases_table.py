@@ -1,4 +1,5 @@
-"""h-lease: the leases table, so periodic jobs run once per deployment (fenced by generation)
+"""h-lease: the leases table, so periodic jobs run once per deployment (fenced by generation); refolds, so
+a rules change re-prices in chunks
 
 Revision ID: c79cdbaf77d3
 Revises: 127cf88119fb
@@ -28,7 +29,18 @@ def upgrade() -> None:
         sa.Column("acquired_at", shared.db.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
+    op.create_table(
+        "refolds",
+        sa.Column("generation", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("tenant", sa.String(length=100), nullable=False),
+        sa.Column("edition", sa.String(length=32), nullable=False),
+        sa.Column("cause_event_id", sa.String(length=36), nullable=True),
+        sa.Column("cursor", sa.String(length=200), server_default="", nullable=False),
+        sa.Column("touched_at", shared.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("generation", "tenant", "edition"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("refolds")
     op.drop_table("leases")
