@@ -2,15 +2,15 @@
 The re-pricing runs after the consumer's commit in chunks (one short transaction each) while the consumer tells
 the server the message is in progress: it is delivered once, not again after ``ack_wait`` (issue 12, defect 5).
 
-Real NATS (a stream and rewards' durable consumer declared with a 2 s ack wait) and rewards' real consumer on
-SQLite; the re-pricing is slowed down per subject so that it outlasts the ack wait several times over."""
+Real NATS (a stream and rewards' durable consumer declared with a 2 s ack wait) and two replicas of rewards'
+real consumer on SQLite; the re-pricing is slowed down per subject so that it outlasts the ack wait several times over."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +55,19 @@ async def test_a_rules_change_longer_than_ack_wait_is_delivered_once(
     outbox = Outbox(models.backbone, settings, "rewards", Clock())
     proj = projection.Projection(models.backbone, models.copies, outbox, engine)
     spec = next(c for c in consumers_of("rewards") if c.purpose == "facts")
-    consumer = EventConsumer(
-        spec=spec,
-        engine=engine,
-        backbone=models.backbone,
-        outbox=outbox,
-        settings=settings,
-        handlers=dict.fromkeys(handlers.fact_types(), proj.handle),
-    )
+    # Two replicas pulling from the one durable consumer: a message not acked (nor in progress) within
+    # ack_wait goes to the other one.
+    replicas = [
+        EventConsumer(
+            spec=spec,
+            engine=engine,
+            backbone=models.backbone,
+            outbox=outbox,
+            settings=settings,
+            handlers=dict.fromkeys(handlers.fact_types(), proj.handle),
+        )
+        for _ in range(2)
+    ]
     nc = await nats.connect(settings.nats_url)
     js = nc.jetstream()
     await declare(js, settings)
@@ -74,11 +79,28 @@ async def test_a_rules_change_longer_than_ack_wait_is_delivered_once(
                 headers={"Nats-Msg-Id": f.id},
             )  # fmt: skip
 
-    running = asyncio.create_task(consumer.run(nc))
+    deliveries: list[
+        tuple[str, int]
+    ] = []  # (subject, delivery count) of every message either replica fetched
+
+    def recording(process: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+        async def record(msgs: Any) -> None:
+            deliveries.extend((m.subject, m.metadata.num_delivered) for m in msgs)
+            await process(msgs)
+
+        return record
+
+    for c in replicas:
+        c.process = recording(c.process)  # type: ignore[method-assign]
+    running = [asyncio.create_task(c.run(nc)) for c in replicas]
+
+    def applied() -> int:
+        return sum(c.state.applied for c in replicas)
+
     try:
         facts = all_facts()
         await publish(facts)
-        await eventually(lambda: consumer.state.applied == len(facts), timeout=60, message="facts applied")
+        await eventually(lambda: applied() == len(facts), timeout=60, message="facts applied")
 
         # The re-pricing of each subject made slow, as 100k facts would make it; in chunks of 5 subjects.
         real: Callable[..., Any] = projection.Projection.refold_subject
@@ -124,19 +146,23 @@ async def test_a_rules_change_longer_than_ack_wait_is_delivered_once(
         )
         took = time.monotonic() - started
         assert took > 2 * ACK_WAIT, f"the re-pricing took {took:.1f}s: not longer than the ack wait"
-        # One short transaction per chunk of 5 subjects, none spanning the whole re-pricing.
-        assert len(in_transaction) >= 20
-        assert max(Counter(in_transaction).values()) <= 5, "more than one chunk in one transaction"
 
         async def settled() -> Any:
             info = await js.consumer_info(settings.stream, spec.durable)
             return info if info.num_ack_pending == 0 and info.num_pending == 0 else None
 
         info = await eventually(settled, timeout=30, message="every message acked")
-        assert info.num_redelivered == 0, "a message was delivered again after ack_wait"
-        assert consumer.state.duplicates == 0 and consumer.state.applied == len(facts) + 1
+        assert info.num_ack_pending == 0
+        assert [d for d in deliveries if d[1] != 1] == [], "a message was delivered again after ack_wait"
+        assert len(deliveries) == len(facts) + 1
+        assert sum(c.state.duplicates for c in replicas) == 0 and applied() == len(facts) + 1
+        # One short transaction per chunk of 5 subjects, none spanning the whole re-pricing.
+        assert len(in_transaction) >= 20
+        assert max(Counter(in_transaction).values()) <= 5, "more than one chunk in one transaction"
+
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+        for t in running:
+            t.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         await nc.close()
         await engine.dispose()
