@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -54,6 +56,26 @@ REPLAY_HANDOVER_DELAY = 0.5  # seconds: a replay for a sibling purpose comes bac
 REPLAY_HEADER = "Hoithi-Replay-Of"
 
 Handler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
+LongWork = Callable[[], Awaitable[None]]
+
+# The long work handlers of the batch being applied asked for (``after_commit``); None outside a consumer.
+_deferred: ContextVar[list[LongWork] | None] = ContextVar("hoithi_deferred_work", default=None)
+
+
+def after_commit(work: LongWork) -> bool:
+    """From inside a handler: run ``work`` after the batch's transaction commits and before its messages are
+    acked, while the consumer tells the server every ``ack_wait``/3 that they are in progress — so work longer
+    than ``ack_wait`` (a re-fold of a whole tenant) is neither redelivered nor held in one transaction.
+
+    ``work`` makes its own short transactions (one per chunk) and must be resumable from what the handler's
+    transaction recorded: a crash leaves the facts applied and the messages acked at their redelivery as
+    duplicates, so the service resumes the work from that record. False (nothing deferred) outside a
+    consumer's batch: the caller then does the work inline."""
+    pending = _deferred.get()
+    if pending is None:
+        return False
+    pending.append(work)
+    return True
 
 
 class RawMsg(Protocol):
@@ -289,8 +311,9 @@ class EventConsumer:
         outage_delay = 0.2
         contended = 0
         while True:
+            deferred: list[LongWork] = []
             try:
-                await self.apply(items)
+                await self.apply(items, deferred)
             except Exception as exc:
                 if await self.probe.answers():
                     self._database_answers()
@@ -315,6 +338,8 @@ class EventConsumer:
                 outage_delay = min(outage_delay * 2, max(1.0, self.settings.ack_wait / 3))
                 continue
             self._database_answers()
+            if deferred:
+                await self._run_long(items, deferred)
             for m, _ in items:
                 await _settle(m.ack(), m, "ack")
             return
@@ -333,8 +358,50 @@ class EventConsumer:
             except Exception as wpi_exc:  # noqa: BLE001 - the server redelivers after ack_wait anyway
                 log.debug("in-progress signal failed: %r", wpi_exc)
 
-    async def apply(self, items: list[tuple[RawMsg, Envelope]]) -> None:
-        """Inbox rows and effects of ``items`` in one transaction."""
+    async def _run_long(self, items: list[tuple[RawMsg, Envelope]], works: list[LongWork]) -> None:
+        """The batch's long work, after its commit; its messages kept in progress meanwhile. A failure is logged,
+        not naked: the facts are applied (a redelivery would be a duplicate) and the work resumes from its record.
+        """
+
+        async def keep_in_progress() -> None:
+            while True:
+                await asyncio.sleep(max(0.1, self.settings.ack_wait / 3))
+                for m, _ in items:
+                    await _settle(m.in_progress(), m, "in-progress")
+
+        beat = asyncio.create_task(keep_in_progress())
+        try:
+            for work in works:
+                try:
+                    await work()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - see the docstring
+                    self.state.last_error = repr(exc)
+                    log.error("long work after commit failed, left to resume: %r", exc)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def apply(
+        self, items: list[tuple[RawMsg, Envelope]], deferred: list[LongWork] | None = None
+    ) -> None:
+        """Inbox rows and effects of ``items`` in one transaction; the long work their handlers ask for
+        (``after_commit``) lands in ``deferred`` (run inline at once when None)."""
+        later: list[LongWork] = []
+        token_deferred = _deferred.set(later)
+        try:
+            await self._apply(items)
+        finally:
+            _deferred.reset(token_deferred)
+        if deferred is not None:
+            deferred.extend(later)
+        else:
+            for work in later:
+                await work()
+
+    async def _apply(self, items: list[tuple[RawMsg, Envelope]]) -> None:
         applied = dup = 0
         async with self.engine.begin() as conn:
             for m, env in items:

@@ -1,8 +1,8 @@
 """Database plumbing every service shares: one engine per process, and the tables of the backbone.
 
 Each service has its own database and its own ``MetaData``; ``backbone_tables(metadata)`` adds the outbox,
-the inbox (which is also the store of facts a consumer folds), the per-aggregate sequence counters and the
-idempotency keys to it, so one Alembic history per service creates them all.
+the inbox (which is also the store of facts a consumer folds), the per-aggregate sequence counters, the
+idempotency keys and the periodic jobs' leases to it, so one Alembic history per service creates them all.
 
 SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` — an acknowledged receipt must
 survive a power cut — and write transactions begin IMMEDIATE so two writers queue instead of failing.
@@ -79,6 +79,7 @@ class Backbone:
     inbox: sa.Table
     sequences: sa.Table
     idempotency: sa.Table
+    leases: sa.Table
 
 
 def backbone_tables(metadata: sa.MetaData) -> Backbone:
@@ -128,7 +129,18 @@ def backbone_tables(metadata: sa.MetaData) -> Backbone:
         sa.Column("body", sa.LargeBinary, nullable=False),
         sa.Column("created_at", UtcDateTime(), nullable=False),
     )
-    return Backbone(outbox, inbox, sequences, idempotency)
+    # One row per periodic job: who runs it in this deployment, until when, and the fencing generation
+    # (shared/lease.py).
+    leases = sa.Table(
+        "leases",
+        metadata,
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("holder", sa.String(200), nullable=False),
+        sa.Column("generation", sa.Integer, nullable=False),
+        sa.Column("expires_at", UtcDateTime(), nullable=False),
+        sa.Column("acquired_at", UtcDateTime(), nullable=False),
+    )
+    return Backbone(outbox, inbox, sequences, idempotency, leases)
 
 
 def _insert(conn: AsyncConnection, table: sa.Table) -> Any:

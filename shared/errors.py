@@ -33,6 +33,7 @@ class Details(TypedDict, total=False):
     code: str  # a stable name of the error (the problem type's last segment)
     errors: list[dict[str, Any]]  # one per field: ``field_error(…)``
     extra: dict[str, Any]  # more members of the problem details
+    headers: dict[str, str]  # HTTP headers of the answer, e.g. ``Retry-After`` on a 503
 
 
 class BilingualError(Exception):
@@ -45,6 +46,7 @@ class BilingualError(Exception):
         self.code = details.get("code", "")
         self.errors = details.get("errors") or []
         self.extra = details.get("extra") or {}
+        self.headers = details.get("headers") or {}
 
 
 class DomainError(BilingualError):

@@ -173,7 +173,9 @@ def install(app: FastAPI) -> None:
             exc.status, exc.detail, exc.detail_vi, code=exc.code, instance=request.url.path, errors=exc.errors
         )
         body.update(exc.extra)
-        return JSONResponse(body, status_code=exc.status, media_type=PROBLEM_JSON)
+        return JSONResponse(
+            body, status_code=exc.status, media_type=PROBLEM_JSON, headers=exc.headers or None
+        )
 
     @app.exception_handler(DomainError)
     async def _refused(request: Request, exc: DomainError) -> JSONResponse:

@@ -2,8 +2,9 @@
 
 A service supplies its metadata, its consumer handlers and its routers; ``create_app`` wires the rest —
 the NATS connection (FastStream's ``NatsBroker``), the outbox relay, the durable consumers (bound, never
-created), logging with correlation ids, problem details, ``/health/live`` and ``/health/ready``, and the
-AsyncAPI page of the event catalogue.
+created), logging with correlation ids, problem details, ``/health/live``, ``/health/ready`` (its own
+database, once the consumers are declared), ``/health/consumers`` (NATS and the consumers), and the AsyncAPI
+page of the event catalogue.
 """
 
 from __future__ import annotations
@@ -214,15 +215,9 @@ def create_app(
             return JSONResponse({"status": "dead", "tasks": rt.dead_tasks}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    @app.get("/health/ready", tags=["health"])
-    async def ready() -> JSONResponse:
+    async def consumer_checks() -> dict[str, Any]:
+        """The broker side: NATS, the consumers, the relay ("ok" or why not)."""
         checks: dict[str, Any] = {}
-        try:
-            async with rt.engine.connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["nats"] = "ok" if rt.broker is not None and rt.nc.is_connected else "disconnected"
         checks["consumers"] = "ok" if rt.started else f"missing: {', '.join(rt.missing) or 'starting'}"
         for c in rt.consumers:
@@ -230,9 +225,44 @@ def create_app(
                 checks[c.spec.durable] = "waiting for the database"
         if rt.relay is not None:
             checks["outbox"] = "ok" if rt.relay.healthy else f"retrying: {rt.relay.last_error}"
-        ok = all(v == "ok" for k, v in checks.items() if k != "outbox")
+        return checks
+
+    @app.get("/health/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        """Ready = can serve HTTP with its own database, once the consumers have been declared (checked once,
+        at start). A NATS outage afterwards does not take the service out of rotation — the outbox keeps what
+        it accepts until the broker is back — so the broker side is reported here but judged by
+        ``/health/consumers``."""
+        checks: dict[str, Any] = {}
+        try:
+            async with rt.engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        checks["declared"] = "ok" if rt.started else f"missing: {', '.join(rt.missing) or 'starting'}"
+        ok = checks["database"] == "ok" and checks["declared"] == "ok"
+        broker = await consumer_checks()
         return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
+            {
+                "status": "ok" if ok else "unavailable",
+                "checks": checks,
+                "consumers": "ok"
+                if all(v == "ok" for k, v in broker.items() if k != "outbox")
+                else "degraded",
+                "broker": broker,
+            },
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/health/consumers", tags=["health"])
+    async def consumers_health() -> JSONResponse:
+        """The broker side alone: NATS connected, consumers bound and fetching (the relay's retries are
+        reported, not failed: the outbox keeps its rows). For alerting and dashboards, not for a probe."""
+        broker = await consumer_checks()
+        ok = all(v == "ok" for k, v in broker.items() if k != "outbox")
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": broker}, status_code=200 if ok else 503
         )
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # Consumers: high max_deliver so a realistic outage never exhausts deliveries.
     max_deliver: int = 20
     ack_wait: float = 30.0
+    # Periodic jobs run once per deployment under a lease (shared/lease.py): a holder that stops renewing is
+    # taken over this many seconds after its last renewal.
+    lease_ttl: float = Field(default=15.0, gt=0, description="seconds")
     consumer_batch: int = 200
     consumer_fetch_timeout: float = 1.0
     nak_base_delay: float = 0.5

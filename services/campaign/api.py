@@ -282,6 +282,11 @@ async def list_deadlines(tenant: str, edition: str, rt: RuntimeDep, caller: Call
         "now": _vn(now),
         "clock_at": _vn(st.at),
         "clock_ticks": st.ticks,
+        # Only the replica holding the clock's lease ticks; the others stand by (generation: the fencing token).
+        "clock_lease": {
+            "held": st.lease is not None and st.lease.held,
+            "generation": st.lease.generation if st.lease is not None else None,
+        },
         "clock_error": st.last_error,
         "deadlines": out,
     }

@@ -10,14 +10,15 @@ Every tick it reads "now" from the shared clock and, for every edition campaign 
 - decides each extended deadline the same way, from the ``intake.closed`` for that one assignee;
 - emits ``edition.opened`` / ``edition.closed`` when their instants pass.
 
-Being down only delays a decision. Each decision is a row with a unique key inserted in the same transaction as
-its events, so two replicas on one database decide it once (the second waits for the first's commit, then
-finds the row); every event id is deterministic, so the outbox keeps it once too.
+Being down only delays a decision. One replica of the deployment ticks: the holder of the clock's lease
+(shared/lease.py); every write transaction of a tick is fenced by the lease's generation, so a replica that
+stalled past its lease's expiry commits nothing after its successor took over. Beneath that, each decision is
+still a row with a unique key inserted in the same transaction as its events, and every event id is
+deterministic, so a decision is kept once even if two ticks ever met.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from shared import metrics
 from shared.db import insert_ignore
 from shared.documents import Edition, OnlineServicesCampaignPart, parse_duration
 from shared.events.envelope import Envelope, deterministic_id
+from shared.lease import Lease, periodic
 from shared.service import Runtime
 
 log = logging.getLogger("hoithi.campaign.clock")
@@ -53,6 +55,7 @@ class ClockStatus:
     reminders: int = 0
     sent: set[str] = field(default_factory=set)  # reminder ids known to be in the outbox (saves a query)
     campaigns_done: set[tuple[str, str, str, datetime]] = field(default_factory=set)
+    lease: Lease | None = None  # the clock's lease: only its holder ticks
 
 
 def status_of(rt: Runtime) -> ClockStatus:
@@ -62,25 +65,30 @@ def status_of(rt: Runtime) -> ClockStatus:
     return st  # type: ignore[no-any-return]
 
 
+CLOCK_LEASE = "campaign-deadline-clock"
+
+
 async def deadline_clock(rt: Runtime) -> None:
-    """The background job: tick, then wait ``HOITHI_CAMPAIGN_CLOCK_INTERVAL`` seconds (default 0.5)."""
+    """The background job: tick, then wait ``HOITHI_CAMPAIGN_CLOCK_INTERVAL`` seconds (default 0.5) — in one
+    replica of the deployment, the holder of the clock's lease; the others stand by and take over when it
+    stops renewing. Every write of a tick is fenced by the lease's generation."""
     interval = float(os.environ.get("HOITHI_CAMPAIGN_CLOCK_INTERVAL", "0.5"))
     st = status_of(rt)
-    failures = 0
-    while True:
-        try:
-            await tick(rt, rt.now())
-            failures = 0
-            st.last_error = None
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - never stop the clock: log, back off, retry
-            failures += 1
-            st.last_error = repr(exc)
-            log.warning("deadline clock failed (attempt %d): %r", failures, exc)
-            await asyncio.sleep(min(0.2 * 2 ** min(failures, 6), 10.0))
-            continue
-        await asyncio.sleep(interval)
+    lease = st.lease = Lease(rt.backbone.leases, CLOCK_LEASE, ttl=rt.settings.lease_ttl)
+
+    async def one_pass() -> float:
+        await tick(rt, rt.now(), lease)
+        st.last_error = None
+        return interval
+
+    def failed(exc: Exception, failures: int) -> float:  # never stop the clock: log, back off, retry
+        st.last_error = repr(exc)
+        log.warning("deadline clock failed (attempt %d): %r", failures, exc)
+        return min(0.2 * 2 ** min(failures, 6), 10.0)
+
+    await periodic(
+        rt.engine, lease, one_pass, standby=max(interval, rt.settings.lease_ttl / 5), on_error=failed
+    )
 
 
 async def latest_editions(conn: AsyncConnection) -> list[Edition]:
@@ -94,21 +102,23 @@ async def latest_editions(conn: AsyncConnection) -> list[Edition]:
     return [Edition.model_validate_json(doc) for _, doc in latest.values()]
 
 
-async def tick(rt: Runtime, now: datetime) -> None:
+async def tick(rt: Runtime, now: datetime, lease: Lease) -> None:
+    """One pass of the clock at ``now``; every write is fenced by ``lease`` (``LeaseLost``: nothing of that
+    transaction is committed, the successor decides)."""
     st = status_of(rt)
     async with rt.engine.connect() as conn:
         editions = await latest_editions(conn)
     for edition in editions:
-        await _edition_lifecycle(rt, edition, now)
+        await _edition_lifecycle(rt, lease, edition, now)
         for part in edition.parts:
             if isinstance(part, OnlineServicesCampaignPart):
-                await _report_reminders(rt, edition, part, now)
-                await _campaign_result(rt, edition, part, now)
+                await _report_reminders(rt, lease, edition, part, now)
+                await _campaign_result(rt, lease, edition, part, now)
                 continue
             if part.kind not in CLOCKED_KINDS:
                 continue
-            await _reminders(rt, edition, part.id, part.reminders, now)
-            await _decide(rt, edition, part.id, part.kind, edition.deadline_of(part.id), "", now)
+            await _reminders(rt, lease, edition, part.id, part.reminders, now)
+            await _decide(rt, lease, edition, part.id, part.kind, edition.deadline_of(part.id), "", now)
             async with rt.engine.connect() as conn:
                 a = models.assignments
                 extended = (
@@ -123,12 +133,12 @@ async def tick(rt: Runtime, now: datetime) -> None:
                     )
                 ).all()
             for assignee, until in extended:
-                await _decide(rt, edition, part.id, part.kind, until, assignee, now)
+                await _decide(rt, lease, edition, part.id, part.kind, until, assignee, now)
     st.at = now
     st.ticks += 1
 
 
-async def _edition_lifecycle(rt: Runtime, edition: Edition, now: datetime) -> None:
+async def _edition_lifecycle(rt: Runtime, lease: Lease, edition: Edition, now: datetime) -> None:
     for type_, at in (("edition.opened", edition.opens_at), ("edition.closed", edition.closes_at)):
         if now < at:
             continue
@@ -136,7 +146,7 @@ async def _edition_lifecycle(rt: Runtime, edition: Edition, now: datetime) -> No
         if event_id in status_of(rt).sent:
             continue
         try:
-            async with rt.engine.begin() as conn:
+            async with lease.begin(rt.engine) as conn:
                 await rt.outbox.emit(
                     conn,
                     type_,
@@ -157,7 +167,7 @@ REPORT_REMINDERS = ("P1D",)  # a 90-day part with ``report_every`` and no remind
 
 
 async def _report_reminders(
-    rt: Runtime, edition: Edition, part: OnlineServicesCampaignPart, now: datetime
+    rt: Runtime, lease: Lease, edition: Edition, part: OnlineServicesCampaignPart, now: datetime
 ) -> None:
     """90-day campaign: remind each unit that has not yet reported for the period running now that its report
     is due at the period's end (``report_every``), by the part's reminder offsets (default one day before)."""
@@ -186,6 +196,7 @@ async def _report_reminders(
         )
     await _reminders(
         rt,
+        lease,
         edition,
         part.id,
         part.reminders or list(REPORT_REMINDERS),
@@ -196,6 +207,7 @@ async def _report_reminders(
 
 async def _reminders(
     rt: Runtime,
+    lease: Lease,
     edition: Edition,
     part: str,
     offsets: list[str],
@@ -235,7 +247,7 @@ async def _reminders(
     # One transaction for the tick's reminders (hundreds at a catch-up): one commit, not one per assignment.
     emitted = 0
     try:
-        async with rt.engine.begin() as conn:
+        async with lease.begin(rt.engine) as conn:
             for row, deadline, offset, event_id in due:
                 # re-check inside the transaction: fulfilled meanwhile → no reminder
                 current = (await conn.execute(sa.select(a.c.status).where(a.c.id == row.id))).scalar()
@@ -313,7 +325,14 @@ async def deadline_state(
 
 
 async def _decide(
-    rt: Runtime, edition: Edition, part: str, part_kind: str, deadline: datetime, assignee: str, now: datetime
+    rt: Runtime,
+    lease: Lease,
+    edition: Edition,
+    part: str,
+    part_kind: str,
+    deadline: datetime,
+    assignee: str,
+    now: datetime,
 ) -> None:
     """Decide one deadline (the part's when ``assignee`` is "", else that assignee's extended one), once."""
     async with rt.engine.connect() as conn:
@@ -321,7 +340,7 @@ async def _decide(
     if state != "ready":
         return
     a = models.assignments
-    async with rt.engine.begin() as conn:
+    async with lease.begin(rt.engine) as conn:
         q = sa.select(a).where(a.c.tenant == edition.tenant, a.c.edition == edition.edition, a.c.part == part)
         if assignee:
             q = q.where(a.c.assignee_id == assignee)
@@ -430,7 +449,7 @@ async def _decide(
 
 
 async def _campaign_result(
-    rt: Runtime, edition: Edition, part: OnlineServicesCampaignPart, now: datetime
+    rt: Runtime, lease: Lease, edition: Edition, part: OnlineServicesCampaignPart, now: datetime
 ) -> None:
     """At the 90-day campaign's end: ``onlineservice.target.reached`` or ``.missed`` per unit, once."""
     end = part.deadline_instant(edition.tz)
@@ -439,7 +458,7 @@ async def _campaign_result(
     key = (edition.tenant, edition.edition, part.id, end)
     if key in status_of(rt).campaigns_done:
         return
-    async with rt.engine.begin() as conn:
+    async with lease.begin(rt.engine) as conn:
         result = await online.progress(conn, edition, part, end)
         res = await conn.execute(
             insert_ignore(

@@ -8,7 +8,6 @@ the edition; refused ones are recorded and change nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -17,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.rewards import projection
 from shared.consumer import Handler
 from shared.events.envelope import Envelope
+from shared.lease import Lease, periodic
 from shared.service import Runtime
 from shared.streams import consumers_of
 
@@ -28,7 +28,7 @@ STANDINGS_INTERVAL = 0.5  # seconds between passes of the standings job
 
 def project(rt: Runtime) -> projection.Projection:
     assert rt.copies is not None
-    return projection.Projection(rt.backbone, rt.copies, rt.outbox)
+    return projection.Projection(rt.backbone, rt.copies, rt.outbox, rt.engine)
 
 
 def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
@@ -44,22 +44,41 @@ def fact_types() -> tuple[str, ...]:
     return next(c.types for c in consumers_of("rewards") if c.purpose == FACTS)
 
 
+STANDINGS_LEASE = "rewards-standings"
+
+
 async def standings_job(rt: Runtime) -> None:
     """Tell others (``reward.priority.changed``) when a participant's rank, points or eligibility change: the
     editions touched since the last pass are recomputed and compared with what was last told, in one
-    transaction with the outbox rows."""
+    transaction with the outbox rows. One replica of the deployment runs it (a lease); a pass of a replica
+    whose lease was taken over commits nothing, so an older computation never follows a newer one."""
     assert rt.copies is not None
-    while True:
+    copies = rt.copies
+    lease = Lease(rt.backbone.leases, STANDINGS_LEASE, ttl=rt.settings.lease_ttl)
+    rt.extra["standings_lease"] = lease
+
+    proj = project(rt)
+
+    async def one_pass() -> float:
         started = time.monotonic()
-        try:
-            emitted = await projection.refresh_standings(
-                rt.engine, rt.backbone, rt.copies, rt.outbox, rt.now()
-            )
-            if emitted:
-                rt.outbox.committed()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the next pass retries; the dirty marks stay
-            log.warning("standings pass failed, retrying: %r", exc)
+        # A re-pricing whose consumer died midway (its message was acked as a duplicate on redelivery).
+        await proj.resume_refolds(stale_after=max(60.0, 2 * rt.settings.ack_wait))
+        emitted = await projection.refresh_standings(
+            rt.engine, rt.backbone, copies, rt.outbox, rt.now(), lease=lease
+        )
+        if emitted:
+            rt.outbox.committed()
         # Under a rush the fold grows: pass at most every twice its own duration, so it never crowds the consumer.
-        await asyncio.sleep(max(STANDINGS_INTERVAL, 2 * (time.monotonic() - started)))
+        return max(STANDINGS_INTERVAL, 2 * (time.monotonic() - started))
+
+    def failed(exc: Exception, failures: int) -> float:
+        log.warning("standings pass failed, retrying: %r", exc)  # the next pass retries; the dirty marks stay
+        return STANDINGS_INTERVAL
+
+    await periodic(
+        rt.engine,
+        lease,
+        one_pass,
+        standby=max(STANDINGS_INTERVAL, rt.settings.lease_ttl / 5),
+        on_error=failed,
+    )

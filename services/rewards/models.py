@@ -135,3 +135,16 @@ dirty = sa.Table(
     sa.Column("since", UtcDateTime(), primary_key=True),
 )
 
+# Re-pricings under new rules still under way (one per generation and edition): written with the rules in the
+# consumer's transaction, advanced chunk by chunk (``cursor``: the last subject re-folded), deleted when done. A
+# crash leaves the row; the standings job resumes it.
+refolds = sa.Table(
+    "refolds",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("edition", sa.String(32), primary_key=True),
+    sa.Column("cause_event_id", sa.String(36), nullable=True),
+    sa.Column("cursor", sa.String(200), nullable=False, server_default=""),
+    sa.Column("touched_at", UtcDateTime(), nullable=False),
+)

@@ -11,19 +11,20 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.rewards import domain, models, view
-from shared.consumer import Inbox
+from shared.consumer import Inbox, after_commit
 from shared.copies import Copies
 from shared.db import Backbone, insert_ignore, upsert
 from shared.documents import Edition
 from shared.events.catalogue import RewardPriorityChanged
 from shared.events.envelope import Envelope, deterministic_id
+from shared.lease import Lease
 from shared.outbox import Outbox
 from shared.reward_rules import RuleError, check_rewards, parts_of
 
@@ -140,11 +141,14 @@ def part_titles(edition: Edition | None) -> dict[str, str]:
 class Projection:
     """Applies facts to a generation's projection (inbox rows are the caller's, except for other generations)."""
 
-    def __init__(self, backbone: Backbone, copies: Copies, outbox: Outbox) -> None:
+    def __init__(
+        self, backbone: Backbone, copies: Copies, outbox: Outbox, engine: AsyncEngine | None = None
+    ) -> None:
         self.backbone = backbone
         self.copies = copies
         self.inbox = Inbox(backbone)
         self.outbox = outbox
+        self.engine = engine  # for re-pricing in chunks after the consumer's commit (None: inline)
 
     async def handle(self, conn: AsyncConnection, env: Envelope, *, only: Generation | None = None) -> None:
         """The effect of one fact on every generation alive (or only one: the rebuild's). The live
@@ -164,7 +168,13 @@ class Projection:
             if await accept_rules(conn, env) and fresh:
                 edition = env.data["document"]["edition"]
                 for g in gens:
-                    await self.refold_edition(conn, g, env.tenant, edition, cause=env.id)
+                    # Minutes at 100k facts: in chunks after this commit, the message kept in progress.
+                    if self.engine is not None and after_commit(
+                        lambda g=g: self.continue_refold(g, env.tenant, edition)  # type: ignore[misc]
+                    ):
+                        await start_refold(conn, g, env.tenant, edition, cause=env.id)
+                    else:
+                        await self.refold_edition(conn, g, env.tenant, edition, cause=env.id)
             return
         kind = domain.subject_kind(env.type)
         if kind is None:
@@ -221,6 +231,89 @@ class Projection:
         for subject in sorted(subjects):
             await self.refold_subject(conn, g, tenant, subject, edition, cause=cause)
         await mark_dirty(conn, tenant, edition)
+
+    async def continue_refold(self, g: Generation, tenant: str, edition: str, *, chunk: int = 0) -> None:
+        """Re-price the edition's subjects that the refold recorded by ``start_refold`` has not reached yet,
+        ``chunk`` subjects per transaction (the cursor advances with them), then drop the record and mark the
+        edition for the standings job. Safe to run twice at once (each chunk re-derives from the facts; on
+        PostgreSQL the record's row lock takes turns) and after a crash."""
+        assert self.engine is not None
+        chunk = chunk or REFOLD_CHUNK
+        r, t = models.refolds, self.backbone.inbox
+        key = sa.and_(r.c.generation == g.id, r.c.tenant == tenant, r.c.edition == edition)
+        while True:
+            async with self.engine.begin() as conn:
+                row = (await conn.execute(sa.select(r).where(key).with_for_update())).first()
+                if row is None:
+                    return
+                subjects = (
+                    (
+                        await conn.execute(
+                            sa.select(t.c.subject)
+                            .where(
+                                t.c.purpose == g.purpose,
+                                t.c.tenant == tenant,
+                                t.c.event_type.in_(domain.SCORED_TYPES),
+                                t.c.subject > row.cursor,
+                            )
+                            .distinct()
+                            .order_by(t.c.subject)
+                            .limit(chunk)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                for subject in subjects:
+                    await self.refold_subject(conn, g, tenant, subject, edition, cause=row.cause_event_id)
+                if len(subjects) < chunk:
+                    await conn.execute(sa.delete(r).where(key))
+                    await mark_dirty(conn, tenant, edition)
+                    log.info("edition %s/%s re-priced (generation %d)", tenant, edition, g.id)
+                    return
+                await conn.execute(
+                    sa.update(r).where(key).values(cursor=subjects[-1], touched_at=datetime.now(UTC))
+                )
+
+    async def resume_refolds(self, *, stale_after: float) -> int:
+        """Resume re-pricings nobody advanced for ``stale_after`` seconds (their consumer crashed). Returns how
+        many were resumed."""
+        assert self.engine is not None
+        r = models.refolds
+        before = datetime.now(UTC) - timedelta(seconds=stale_after)
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(r.c.generation, r.c.tenant, r.c.edition).where(r.c.touched_at < before)
+                )
+            ).all()
+            gens = {g.id: g for g in await generations(conn)}
+        for row in rows:
+            g = gens.get(row.generation)
+            if g is not None:
+                await self.continue_refold(g, row.tenant, row.edition)
+        return len(rows)
+
+
+REFOLD_CHUNK = 200  # subjects re-priced per transaction
+
+
+async def start_refold(
+    conn: AsyncConnection, g: Generation, tenant: str, edition: str, *, cause: str
+) -> None:
+    """Record (in the consumer's transaction) that the edition must be re-priced from its first subject: a newer
+    rules change restarts a re-pricing still under way."""
+    r = models.refolds
+    now = datetime.now(UTC)
+    values = {"cause_event_id": cause, "cursor": "", "touched_at": now}
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    stmt = insert(r).values(generation=g.id, tenant=tenant, edition=edition, **values)
+    await conn.execute(
+        stmt.on_conflict_do_update(index_elements=[r.c.generation, r.c.tenant, r.c.edition], set_=values)
+    )
 
 
 async def lock_subject(conn: AsyncConnection, tenant: str, subject: str, edition: str | None) -> None:
@@ -551,11 +644,13 @@ def _change_data(
 
 
 async def refresh_standings(
-    engine: AsyncEngine, backbone: Backbone, copies: Copies, outbox: Outbox, now: datetime
+    engine: AsyncEngine, backbone: Backbone, copies: Copies, outbox: Outbox, now: datetime, *, lease: Lease
 ) -> int:
     """The standings job's one pass over the editions touched since the last one (live generation). The list
     is computed on a read connection (a long fold never holds the write lock the consumer needs); only the
-    comparison and the events are written, each edition in one short transaction. Returns changes emitted."""
+    comparison and the events are written, each edition in one short transaction fenced by ``lease``: a pass
+    whose lease was taken over meanwhile (it stalled past the expiry) commits nothing — its computation may be
+    older than what the successor already told — and raises ``LeaseLost``. Returns changes emitted."""
     d = models.dirty
     async with engine.connect() as conn:
         rows = (await conn.execute(sa.select(d.c.tenant, d.c.edition, d.c.since))).all()
@@ -566,7 +661,7 @@ async def refresh_standings(
         computed = {k: await compute(conn, backbone, copies, k[0], k[1], generation=g) for k in sorted(seen)}
     total = 0
     for (tenant, edition), c in computed.items():
-        async with engine.begin() as conn:
+        async with lease.begin(engine) as conn:
             if (await active_generation(conn)).id != g.id:
                 return total  # a rebuild swapped in meanwhile: it told what differs
             # Only the marks this pass saw go (one committed meanwhile stays: the next pass recomputes).

@@ -22,16 +22,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.submissions import models
+from shared.errors import Problem
 from shared.settings import Settings
 from shared.streams import attachments_bucket
 
 log = logging.getLogger("hoithi.submissions.objects")
+
+# What the object store raises while NATS is away (a reconnecting client times out or refuses the request).
+BROKER_AWAY: tuple[type[BaseException], ...] = (NatsError, TimeoutError, asyncio.TimeoutError, OSError)
 
 PENDING_TIMEOUT = timedelta(hours=1)  # an upload request never lives this long
 GRACE = timedelta(minutes=10)
@@ -42,11 +47,34 @@ def bucket_name(settings: Settings) -> str:
     return attachments_bucket(settings)
 
 
+RETRY_AFTER = 10  # seconds a client is asked to wait when the object store cannot be reached
+
+
+def unavailable() -> Problem:
+    """503 with ``Retry-After``: the bytes go to the JetStream object store first, so an upload (or a download)
+    waits for NATS — while receipts of reports and initiatives whose attachments are stored go on (outbox)."""
+    return Problem(
+        503,
+        "Attachments cannot be stored or read right now (the message broker is unreachable); "
+        f"nothing was saved. Try again in {RETRY_AFTER} seconds.",
+        "Hiện chưa thể lưu hoặc đọc tệp đính kèm (máy chủ truyền tin tạm thời không kết nối được); "
+        f"chưa có gì được lưu. Vui lòng thử lại sau {RETRY_AFTER} giây.",
+        code="attachments_unavailable",
+        headers={"Retry-After": str(RETRY_AFTER)},
+    )
+
+
 async def store_of(rt: Any) -> ObjectStore:
-    """The runtime's handle on the bucket (declared by ``hoithi streams``)."""
+    """The runtime's handle on the bucket (declared by ``hoithi streams``); ``unavailable()`` while NATS is
+    away."""
+    if rt.broker is None or not rt.nc.is_connected:
+        raise unavailable()
     store = rt.extra.get("attachments")
     if store is None:
-        store = rt.extra["attachments"] = await open_bucket(rt.nc.jetstream(), rt.settings)
+        try:
+            store = rt.extra["attachments"] = await open_bucket(rt.nc.jetstream(), rt.settings)
+        except BROKER_AWAY as exc:
+            raise unavailable() from exc
     return store  # type: ignore[no-any-return]
 
 
@@ -81,7 +109,10 @@ async def begin_upload(engine: AsyncEngine, store: ObjectStore, data: bytes) -> 
             )
         else:
             await conn.execute(sa.update(t).where(t.c.sha256 == digest).values(pending_since=now))
-    await store.put(digest, data)
+    try:
+        await store.put(digest, data)
+    except BROKER_AWAY as exc:  # the pending mark stays: the collector forgets it after PENDING_TIMEOUT
+        raise unavailable() from exc
     return digest
 
 
@@ -92,7 +123,12 @@ async def finish_upload(conn: AsyncConnection, digest: str) -> None:
 
 
 async def read(store: ObjectStore, digest: str) -> bytes:
-    res = await store.get(digest)
+    try:
+        res = await store.get(digest)
+    except (NotFoundError, ObjectNotFoundError):
+        raise
+    except BROKER_AWAY as exc:
+        raise unavailable() from exc
     return res.data or b""
 
 

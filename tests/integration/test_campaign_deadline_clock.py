@@ -8,6 +8,7 @@ clock has looked, never after a sleep.
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -207,7 +208,7 @@ def test_downtime_from_24_to_27_october_decides_each_miss_once_and_sends_no_stal
     assert len(cs.outbox("deadline.approaching")) == len(before)
 
 
-def test_three_replicas_on_one_database_decide_each_deadline_once(make: Any) -> None:
+def test_three_replicas_on_one_database_tick_one_at_a_time_and_decide_each_deadline_once(make: Any) -> None:
     cs = make("2023-10-28T09:00:00+07:00", HOITHI_DUPLICATE_WINDOW="1")  # selection: P3D due
     ports = [cs.system.ports["campaign"]]
     for _ in range(2):
@@ -227,14 +228,33 @@ def test_three_replicas_on_one_database_decide_each_deadline_once(make: Any) -> 
         lambda: len(cs.on_stream("deadline.missed")) >= expected, timeout=20, message="misses on stream"
     )
     eventually_sync(lambda: cs.unpublished() == 0, timeout=15, message="outbox drained")
-    # The stream forgets a message id after its 1 s duplicate window: once it has, every clock ticks again, so a
-    # second publish of any decision would now show on the stream.
+    # The stream forgets a message id after its 1 s duplicate window: once it has, a second publish of any
+    # decision would show on the stream.
     cs.wait_past_duplicate_window()
+    # One clock per deployment: the holder of the clock's lease ticks, the other replicas stand by.
+    holder = eventually_sync(lambda: cs.clock_holder(ports), timeout=15, message="a replica holds the clock")
     ticked = {port: cs.clock_ticks(port) for port in ports}
     eventually_sync(
-        lambda: all(cs.clock_ticks(port) >= ticked[port] + 3 for port in ports),
-        timeout=15,
-        message="every replica's clock ticked after the window",
+        lambda: cs.clock_ticks(holder) >= ticked[holder] + 3, timeout=15, message="the holder ticked"
+    )
+    assert {p: cs.clock_ticks(p) for p in ports if p != holder} == {
+        p: ticked[p] for p in ports if p != holder
+    }
+    generation = cs.clock_view(holder)["clock_lease"]["generation"]
+    # The holder dies without a word (no release): another replica takes the clock over once the lease expires.
+    if holder == cs.system.ports["campaign"]:
+        cs.system.stop_service("campaign", signal.SIGKILL)
+    else:
+        proc = cs.replicas[ports.index(holder) - 1]
+        proc.kill()
+        proc.wait(10)
+    rest = [p for p in ports if p != holder]
+    successor = eventually_sync(
+        lambda: cs.clock_holder(rest), timeout=20, message="another replica took over"
+    )
+    assert cs.clock_view(successor)["clock_lease"]["generation"] == generation + 1
+    eventually_sync(
+        lambda: cs.clock_ticks(successor) >= ticked[successor] + 3, timeout=15, message="the successor ticked"
     )
     eventually_sync(lambda: cs.unpublished() == 0, timeout=15, message="outbox drained")
     for type_, count in (("deadline.missed", expected), ("deadline.passed", 2), ("deadline.approaching", 1)):

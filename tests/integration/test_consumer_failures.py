@@ -69,8 +69,8 @@ class WatchedConsumer(EventConsumer):
 
     committed_at_delivery: dict[str, int]
 
-    async def apply(self, items: list[tuple[RawMsg, Envelope]]) -> None:
-        await super().apply(items)
+    async def apply(self, items: list[tuple[RawMsg, Envelope]], deferred: Any = None) -> None:
+        await super().apply(items, deferred)
         for m, env in items:
             self.committed_at_delivery[env.subject] = int(m.metadata.num_delivered)
 

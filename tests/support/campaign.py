@@ -175,15 +175,25 @@ class CampaignSystem:
             lambda: asyncio.run(publish()), timeout=timeout, interval=0.1, message="window passed"
         )
 
-    def clock_ticks(self, port: int) -> int:
-        """How many times the deadline clock of the campaign process on ``port`` has ticked."""
+    def clock_view(self, port: int) -> dict[str, Any]:
+        """``GET …/deadlines`` of the campaign process on ``port`` (its clock's ticks and lease)."""
         r = httpx.get(
             f"http://127.0.0.1:{port}/tenants/{TENANT}/editions/{EDITION}/deadlines",
             headers={"Authorization": f"Bearer {self.system.token(SECRETARIAT)}"},
             timeout=5,
         )
         r.raise_for_status()
-        return int(r.json()["clock_ticks"])
+        return r.json()  # type: ignore[no-any-return]
+
+    def clock_ticks(self, port: int) -> int:
+        """How many times the deadline clock of the campaign process on ``port`` has ticked."""
+        return int(self.clock_view(port)["clock_ticks"])
+
+    def clock_holder(self, ports: list[int]) -> int | None:
+        """The port of the one replica whose clock holds the lease (None if none; fails if several do)."""
+        held = [p for p in ports if self.clock_view(p)["clock_lease"]["held"]]
+        assert len(held) <= 1, f"several replicas hold the clock's lease: {held}"
+        return held[0] if held else None
 
     # -------------------------------------------------------------- what came out
     def outbox(self, type_: str) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from shared.consumer import EventConsumer
 from shared.db import make_engine
 from shared.documents import load_directory, load_edition
 from shared.events.envelope import Envelope, make_event
+from shared.lease import Lease
 from shared.outbox import Outbox
 from shared.settings import Settings
 from shared.streams import consumers_of
@@ -385,6 +386,7 @@ class Rewards:
     consumer: EventConsumer
     engine: Any
     outbox: Outbox
+    lease: Lease  # this runner's side of the standings job's lease (held before each pass)
 
     async def deliver(self, facts: Sequence[Envelope], batch: int = 7) -> None:
         msgs = [Msg(f.to_json(), f"hoithi.{f.tenant}.{f.type}", {"Nats-Msg-Id": f.id}) for f in facts]
@@ -401,8 +403,10 @@ class Rewards:
         return pl
 
     async def standings_pass(self) -> int:
+        """One pass of the standings job, as the replica holding its lease runs it."""
+        assert await self.lease.hold(self.engine), "another runner holds the standings lease"
         return await projection.refresh_standings(
-            self.engine, models.backbone, models.copies, self.outbox, NOW
+            self.engine, models.backbone, models.copies, self.outbox, NOW, lease=self.lease
         )
 
     async def emitted(self, type_: str = "reward.priority.changed") -> list[dict[str, Any]]:
@@ -419,12 +423,19 @@ class Rewards:
 
 async def rewards_on_sqlite(path: Path) -> Rewards:
     """rewards' consumer (inbox + handlers, one transaction per batch) on a fresh SQLite file."""
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
-    async with engine.begin() as conn:
-        await conn.run_sync(models.metadata.create_all)
+    return await rewards_on(f"sqlite+aiosqlite:///{path}")
+
+
+async def rewards_on(url: str, *, create: bool = True, lease_ttl: float = 15.0) -> Rewards:
+    """rewards' consumer and standings job on the database at ``url`` (its tables made when ``create``): call it
+    twice on one database for two replicas."""
+    engine = make_engine(url)
+    if create:
+        async with engine.begin() as conn:
+            await conn.run_sync(models.metadata.create_all)
     settings = Settings(env="test")
     outbox = Outbox(models.backbone, settings, "rewards", Clock())
-    proj = projection.Projection(models.backbone, models.copies, outbox)
+    proj = projection.Projection(models.backbone, models.copies, outbox, engine)
     spec = next(c for c in consumers_of("rewards") if c.purpose == "facts")
     consumer = EventConsumer(
         spec=spec,
@@ -434,4 +445,5 @@ async def rewards_on_sqlite(path: Path) -> Rewards:
         settings=settings,
         handlers=dict.fromkeys(handlers.fact_types(), proj.handle),
     )
-    return Rewards(consumer, engine, outbox)
+    lease = Lease(models.backbone.leases, handlers.STANDINGS_LEASE, ttl=lease_ttl)
+    return Rewards(consumer, engine, outbox, lease)

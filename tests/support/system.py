@@ -111,6 +111,8 @@ class System:
                 "HOITHI_CLOCK_FILE": str(self.clock_file),
                 "HOITHI_LOG_JSON": "true",
                 "HOITHI_NAK_BASE_DELAY": "0.2",
+                # A service killed mid-test hands its periodic jobs over within seconds, not the 15 s default.
+                "HOITHI_LEASE_TTL": "3",
             }
         )
         own_user = service_credentials(self.nats_url, name) if name in SERVICES else None

@@ -28,6 +28,7 @@ from shared.consumer import EventConsumer
 from shared.db import make_engine
 from shared.documents import load_directory, load_edition
 from shared.events.envelope import Envelope, deterministic_id, make_event
+from shared.lease import Lease
 from shared.outbox import Outbox
 from shared.settings import Settings
 from shared.streams import consumers_of
@@ -163,7 +164,9 @@ async def _apply(s: Scenario, path: Path) -> Outcome:
             )
     await deliver(arrived[done:])
     await deliver(_closures(s))
-    await deadlines.tick(rt, AFTER)
+    lease = Lease(rt.backbone.leases, deadlines.CLOCK_LEASE, ttl=60)  # one replica: the clock's lease is ours
+    assert await lease.hold(engine)
+    await deadlines.tick(rt, AFTER, lease)
 
     keys = set(s.assignments())
     a, o, c = models.assignments, models.backbone.outbox, models.assignment_changes

@@ -1,0 +1,23 @@
+"""h-lease: the leases table, so periodic jobs run once per deployment (fenced by generation)
+
+Revision ID: d5ba8bed94ed
+Revises: 3d150ec259e2
+Create Date: 2026-12-02 04:50:00.000000
+"""
+
+from collections.abc import Sequence
+
+from shared.migrate import create_shared_tables, drop_shared_tables
+
+revision: str = "d5ba8bed94ed"
+down_revision: str | None = "3d150ec259e2"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    create_shared_tables("leases")
+
+
+def downgrade() -> None:
+    drop_shared_tables("leases")
