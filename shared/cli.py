@@ -402,5 +402,15 @@ def watch(timeout: Annotated[float, typer.Option()] = 120.0) -> None:
 
 _mount_service_commands()
 
+
+def _mount_backup_commands() -> None:
+    from shared.backup import backup_command, restore_command
+
+    app.command(name="backup")(backup_command)
+    app.command(name="restore")(restore_command)
+
+
+_mount_backup_commands()
+
 if __name__ == "__main__":
     app()
