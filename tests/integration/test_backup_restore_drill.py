@@ -30,6 +30,44 @@ OFFICIALS_BEFORE = ("p-0002", "p-0008", "p-0011")  # applied everywhere before t
 OFFICIALS_TAIL = ("p-0016", "p-0019")  # on the stream, not yet in notify's database, at the backup
 OFFICIALS_AFTER = ("p-0025",)  # after the backup: lost with the original
 READER = "p-0004"  # official and secretariat: reads the delivery log
+PDF = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+BASE = f"/tenants/{TENANT}/editions/{EDITION}"
+
+
+def _attach(system: System) -> str:
+    """A draft initiative of p-0001 with a PDF attached (the object store); its download path."""
+    with system.client("submissions", "p-0001") as c:
+        draft = c.post(
+            f"{BASE}/initiatives",
+            json={
+                "title": "Số hoá sổ văn bản đến",
+                "authors": [{"person_id": "p-0001", "share": 100}],
+                "field_of_application": "Cải cách thủ tục hành chính",
+                "first_applied_on": "2023-06-01",
+                "existing_solution": "Sổ giấy.",
+                "existing_weaknesses": "Khó tra cứu.",
+                "new_solution": "Sổ điện tử.",
+                "novelty": "Lần đầu áp dụng tại Sở.",
+                "applicability": "Mọi phòng.",
+                "benefits": "Tra cứu tức thì.",
+                "benefits_kind": "actual",
+                "submit": False,
+            },
+        )
+        assert draft.status_code == 201, draft.text
+        sid = draft.json()["submission_id"]
+        up = c.post(
+            f"{BASE}/initiatives/{sid}/attachments", params={"filename": "thuyet-minh.pdf"}, content=PDF
+        )
+        assert up.status_code == 201, up.text
+        return f"{BASE}/initiatives/{sid}/attachments/{up.json()['attachment_id']}"
+
+
+def _download(system: System, path: str) -> bytes:
+    with system.client("submissions", "p-0001") as c:
+        r = c.get(path)
+        r.raise_for_status()
+        return r.content
 
 
 def _databases(test_servers: TestServers, tmp: Path) -> dict[str, str]:
@@ -136,6 +174,7 @@ def test_restore_drill_gives_back_every_answer_byte_for_byte(
     original: tuple[System, NatsServer], test_servers: TestServers, unique_prefix: str, tmp_path: Path
 ) -> None:
     system, nats = original
+    attachment = _attach(system)
     for person in OFFICIALS_BEFORE:
         assert system.submit_report(person, key=f"before-{person}").status_code == 201
     eventually_sync(lambda: set(OFFICIALS_BEFORE) <= _persons_listed(system), timeout=30, message="listed")
@@ -176,6 +215,7 @@ def test_restore_drill_gives_back_every_answer_byte_for_byte(
         again = _answers(restored)
         for what in at_backup:
             assert again[what] == at_backup[what], what
+        assert _download(restored, attachment) == PDF  # the object store came back with the database
         # notify replayed its tail: the receipts of the tail were mailed by the restored deployment.
         assert restored.mail is not None
         eventually_sync(
