@@ -55,6 +55,7 @@ from shared.streams import (
     consumer_configs,
     declare,
     object_store_configs,
+    starting_at,
     stream_configs,
 )
 
@@ -473,9 +474,7 @@ async def restore_backup(
                         config = dataclasses.replace(cc, deliver_policy=DeliverPolicy.NEW)
                         where = f"after #{recorded['ack_floor']}: nothing left to replay"
                     else:
-                        config = dataclasses.replace(
-                            cc, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
-                        )
+                        config = starting_at(cc, sequence=start)
                         where = f"from #{start} (ack floor #{recorded['ack_floor']} + 1)"
                 await js.add_consumer(stream, config)
                 done.append(f"consumer {stream}/{durable}: {where}")
