@@ -442,6 +442,9 @@ def _mount_backup_commands() -> None:
 
     app.command(name="backup")(backup_command)
     app.command(name="restore")(restore_command)
+    from shared.retention import retention_app
+
+    app.add_typer(retention_app, name="retention")
 
 
 _mount_backup_commands()
