@@ -325,7 +325,7 @@ async def _database_is_empty(url: str) -> bool:
             return con.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0
         finally:
             con.close()
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(_libpq_url(url))
     try:
@@ -467,17 +467,17 @@ async def restore_backup(
                     pass
                 recorded = positions.get(durable)
                 if recorded is None:
-                    config, where = cc, "from the stream's start (no position recorded)"
+                    config, position = cc, "from the stream's start (no position recorded)"
                 else:
                     start = start_position(int(recorded["ack_floor"]), mappings.get(stream, {}))
                     if start is None:
                         config = dataclasses.replace(cc, deliver_policy=DeliverPolicy.NEW)
-                        where = f"after #{recorded['ack_floor']}: nothing left to replay"
+                        position = f"after #{recorded['ack_floor']}: nothing left to replay"
                     else:
                         config = starting_at(cc, sequence=start)
-                        where = f"from #{start} (ack floor #{recorded['ack_floor']} + 1)"
+                        position = f"from #{start} (ack floor #{recorded['ack_floor']} + 1)"
                 await js.add_consumer(stream, config)
-                done.append(f"consumer {stream}/{durable}: {where}")
+                done.append(f"consumer {stream}/{durable}: {position}")
         # 4. whatever else `hoithi streams` declares, checked against the declarations
         await declare(js, settings)
     finally:
