@@ -56,12 +56,17 @@ class Viewer:
     @classmethod
     def of(cls, person_id: str, person: Person | None, units: Iterable[Unit] = ()) -> Viewer:
         """``units``: the directory's units (to find the branches of a unit head's unit); may be empty."""
+        return cls.with_parents(person_id, person, {u.id: u.parent for u in units})
+
+    @classmethod
+    def with_parents(cls, person_id: str, person: Person | None, parents: Mapping[str, str | None]) -> Viewer:
+        """``parents``: unit id → its parent's id, for the units the reader's service knows."""
         if person is None:
             return cls(person_id)
         roles = frozenset(str(r) for r in person.roles)
         headed: frozenset[str] = frozenset()
-        if "unit_head" in roles:
-            headed = frozenset({person.unit, *(u.id for u in units if u.parent == person.unit)})
+        if "unit_head" in roles:  # their unit and its branches, as campaign scopes assignments
+            headed = frozenset({person.unit, *(u for u, parent in parents.items() if parent == person.unit)})
         return cls(person_id, roles, headed)
 
     def sight(self, person_id: str, unit_id: str | None) -> Sight:
