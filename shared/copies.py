@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import VN
 from shared.db import UtcDateTime, insert_ignore, upsert_newer
-from shared.documents import Edition, Person, Union, Unit
+from shared.documents import PERSON_SENSITIVE_FIELDS, Edition, Person, Union, Unit
 from shared.events.envelope import Envelope
 
 FAR_PAST = date(1900, 1, 1)
@@ -67,7 +67,8 @@ class Copies:
         )
 
     async def _upsert_person(self, conn: AsyncConnection, env: Envelope) -> None:
-        # Parsed through the catalogue (extra fields ignored), so a newer producer never breaks the copy.
+        # Parsed through the catalogue (extra fields ignored), so a newer producer never breaks the copy. A v1
+        # fact still carries date of birth and qualification: no copy keeps them (shared/privacy.py).
         person = env.parsed().person  # type: ignore[attr-defined]
         await self._upsert(
             conn,
@@ -80,7 +81,7 @@ class Copies:
             {
                 "unit_id": person.unit,
                 "email": person.email,
-                "doc": person.model_dump_json(),
+                "doc": person.model_dump_json(exclude=set(PERSON_SENSITIVE_FIELDS)),
                 "sequence": env.sequence,
             },
         )

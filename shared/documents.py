@@ -328,6 +328,10 @@ class Person(_EffectiveDated):
         return Role(role) in self.roles
 
 
+# What only campaign's directory keeps (never an event, never a consumer's copy): see shared/privacy.py.
+PERSON_SENSITIVE_FIELDS: tuple[str, ...] = ("date_of_birth", "qualification")
+
+
 class Directory(_Doc):
     """Who exists: the units, the unions and the people of one tenant, effective-dated."""
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends, Header
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -14,9 +14,10 @@ from services.campaign import assignments, deadlines, models
 from services.campaign.publishing import stored_directory
 from shared.bounds import BusinessDate, in_range_instant
 from shared.clock import VN
-from shared.documents import Edition, deadline_instant, deadline_label_en, deadline_label_vi
+from shared.documents import Edition, Unit, deadline_instant, deadline_label_en, deadline_label_vi
 from shared.guard import AsOfDate
 from shared.idempotency import request_hash
+from shared.privacy import Viewer, no_store, person_view
 from shared.problems import Problem, field_error
 from shared.service import CallerDep, RuntimeDep, require_person
 
@@ -34,12 +35,27 @@ async def list_units(
     return [u.model_dump(mode="json") for u in directory.units_as_of(day)]
 
 
-@router.get("/people", summary="People of the directory in force today (cán bộ)")
+@router.get(
+    "/people",
+    summary="People of the directory in force today (cán bộ), as much of each as the caller may see",
+    dependencies=[Depends(no_store)],
+)
 async def list_people(tenant: str, rt: RuntimeDep, caller: CallerDep) -> list[dict[str, Any]]:
-    require_person(caller)
+    """Everyone's name, title, unit, roles and unions; e-mail for a unit head's own unit and branches; date of
+    birth and qualification for the person themselves and the secretariat (``shared.privacy``)."""
+    person = require_person(caller)
     async with rt.engine.connect() as conn:
         people = await models.copies.people_in(conn, tenant, rt.now())
-    return [p.model_dump(mode="json") for p in people]
+        units = await units_of(conn, tenant)
+    viewer = Viewer.of(caller.person_id, person, units)
+    return [person_view(viewer, p.model_dump(mode="json")) for p in people]
+
+
+async def units_of(conn: AsyncConnection, tenant: str) -> list[Unit]:
+    """Every unit row of ``tenant`` (all periods): enough to find a unit head's branches."""
+    u = models.copies.units
+    docs = (await conn.execute(sa.select(u.c.doc).where(u.c.tenant == tenant))).scalars()
+    return [Unit.model_validate_json(d) for d in docs]
 
 
 @router.get("/editions/{edition}", summary="The edition document in force (latest version)")

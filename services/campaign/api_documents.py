@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import anyio
 import sqlalchemy as sa
-from fastapi import APIRouter, Header, Query, Request
+import yaml
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from services.campaign import documents_io, domain, models
@@ -27,6 +28,7 @@ from shared.clock import VN
 from shared.documents import Directory, Person, dump_yaml
 from shared.guard import AsOfDate, body_limit
 from shared.idempotency import request_hash
+from shared.privacy import NO_STORE, Sight, Viewer, no_store, person_view
 from shared.problems import Problem
 from shared.service import Caller, CallerDep, RuntimeDep, require_person
 
@@ -130,10 +132,16 @@ async def import_directory(
     return {"result": lines}
 
 
-@router.get("/directory", summary="The whole directory (every effective-dated row), or as of a date")
+@router.get(
+    "/directory",
+    summary="The whole directory (every effective-dated row), or as of a date",
+    dependencies=[Depends(no_store)],
+)
 async def export_directory(
     tenant: str, rt: RuntimeDep, caller: CallerDep, as_of: AsOfDate = None, format: str = "json"
 ) -> Any:
+    """The secretariat's working copy, every field; the director's has no e-mail, date of birth or
+    qualification of others (``shared.privacy``: the director reads the aggregates)."""
     person = require_person(caller)
     if not caller.has_role("secretariat", "director", "admin"):
         raise Problem(
@@ -142,7 +150,6 @@ async def export_directory(
             "Chỉ thường trực và Giám đốc Sở được xem toàn bộ danh bạ.",
             code="forbidden",
         )
-    del person
     async with rt.engine.connect() as conn:
         d = await stored_directory(conn, tenant)
     if as_of is not None:
@@ -151,9 +158,18 @@ async def export_directory(
         d = Directory.model_construct(
             tenant=tenant, units=d.units_as_of(as_of), unions=d.unions, people=d.people_as_of(as_of)
         )
+    viewer = Viewer.of(caller.person_id, person, d.units)
+    if format == "yaml" and all(viewer.sight(p.id, p.unit) == Sight.full for p in d.people):
+        return PlainTextResponse(dump_yaml(d), media_type="application/yaml", headers=NO_STORE)
+    out = d.model_dump(mode="json", by_alias=format == "yaml", exclude_none=format == "yaml")
+    out["people"] = [
+        {k: v for k, v in person_view(viewer, p).items() if v is not None or format != "yaml"}
+        for p in out["people"]
+    ]
     if format == "yaml":
-        return PlainTextResponse(dump_yaml(d), media_type="application/yaml")
-    return d.model_dump(mode="json")
+        text = yaml.safe_dump(out, allow_unicode=True, sort_keys=False, width=110)
+        return PlainTextResponse(text, media_type="application/yaml", headers=NO_STORE)
+    return out
 
 
 @router.post(

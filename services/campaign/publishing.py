@@ -16,6 +16,7 @@ from services.campaign.directory_io import DirectoryImportError, RowError
 from shared.copies import FAR_PAST
 from shared.db import upsert
 from shared.documents import Directory, Edition, Person, Unit
+from shared.events.catalogue import PersonFact
 from shared.events.envelope import deterministic_id
 from shared.outbox import Outbox
 from shared.reward_rules import edition_rule_errors
@@ -42,9 +43,20 @@ async def import_directory(
         ).scalar()
         if stored == record.model_dump_json():
             return
-        env = await outbox.emit(conn, type_, {key: record}, tenant=tenant, subject=record.id, time=now)
+        fact = PersonFact.of(record) if isinstance(record, Person) else record
+        env = await outbox.emit(conn, type_, {key: fact}, tenant=tenant, subject=record.id, time=now)
         assert env is not None
         await c.apply(conn, env)
+        if isinstance(record, Person):  # only campaign's directory keeps date of birth and qualification
+            await conn.execute(
+                sa.update(table)
+                .where(
+                    table.c.tenant == tenant,
+                    table.c[id_col] == record.id,
+                    table.c.effective_from == (record.effective_from or FAR_PAST),
+                )
+                .values(doc=record.model_dump_json())
+            )
         changed.append(record.id)
 
     for unit in directory.units:

@@ -10,13 +10,14 @@ from typing import Annotated, Literal, overload
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from services.notify import domain, models, webhooks
 from shared.clock import VN
 from shared.db import insert_ignore
 from shared.documents import Role
+from shared.privacy import Sight, Viewer, no_store
 from shared.problems import Problem, bilingual_error, field_error
 from shared.service import Caller, CallerDep, Runtime, RuntimeDep
 
@@ -51,7 +52,7 @@ class Delivery(BaseModel):
     digest_on: str | None = None
 
 
-@router.get("/tenants/{tenant}/inbox", response_model=list[InAppMessage])
+@router.get("/tenants/{tenant}/inbox", response_model=list[InAppMessage], dependencies=[Depends(no_store)])
 async def inbox(
     tenant: str,
     rt: RuntimeDep,
@@ -80,7 +81,7 @@ async def inbox(
     ]
 
 
-@router.get("/tenants/{tenant}/deliveries", response_model=list[Delivery])
+@router.get("/tenants/{tenant}/deliveries", response_model=list[Delivery], dependencies=[Depends(no_store)])
 async def deliveries(
     tenant: str,
     rt: RuntimeDep,
@@ -95,7 +96,8 @@ async def deliveries(
 
     The secretariat reads all of it; anyone may read their own (``person`` = themselves).
     """
-    if not caller.has_role(Role.secretariat) and person != caller.person_id:
+    # one policy (shared.privacy): the whole log to the secretariat (and the administrator), one's own to anyone
+    if Viewer.of(caller.person_id, caller.person).sight(person or "", None) < Sight.full:
         raise Problem(
             403,
             "Only the secretariat may read the delivery log (others: their own, with person=<your id>).",

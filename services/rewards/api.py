@@ -8,15 +8,18 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Depends, Query, Response
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards import models, projection, view
 from shared.bounds import Instant, Version
 from shared.clock import VN
+from shared.documents import Person, Unit
+from shared.privacy import NO_STORE, Viewer, no_store
 from shared.problems import Problem, field_error
 from shared.reward_rules import parts_of
-from shared.service import CallerDep, Runtime, RuntimeDep, require_person
+from shared.service import Caller, CallerDep, Runtime, RuntimeDep, require_person
 
 router = APIRouter(tags=["rewards"])
 
@@ -70,7 +73,24 @@ async def _list(
     return pl
 
 
-@router.get("/tenants/{tenant}/editions/{edition}/priority-list", response_model=view.PriorityList)
+def _seen_by(caller: Caller, pl: view.PriorityList) -> view.PriorityList:
+    """The list as the caller may read it (``shared.privacy``); unit heads see their unit and its branches."""
+    parents = {u.unit_id: u.parent for u in pl.units}
+    return view.seen_by(pl, Viewer.with_parents(caller.person_id, caller.person, parents))
+
+
+async def _viewer(rt: Runtime, conn: AsyncConnection, tenant: str, person_id: str, person: Person) -> Viewer:
+    assert rt.copies is not None
+    u = rt.copies.units
+    rows = (await conn.execute(sa.select(u.c.doc).where(u.c.tenant == tenant))).scalars()
+    return Viewer.of(person_id, person, [Unit.model_validate_json(d) for d in rows])
+
+
+@router.get(
+    "/tenants/{tenant}/editions/{edition}/priority-list",
+    response_model=view.PriorityList,
+    dependencies=[Depends(no_store)],
+)
 async def priority_list(
     tenant: str,
     edition: str,
@@ -89,7 +109,7 @@ async def priority_list(
     count (its reasons, in Vietnamese and English), its eligibility for titles, and roll-ups by unit tree and
     union. Filters keep the ranks of the whole list."""
     require_person(caller)
-    pl = await _list(rt, tenant, edition, as_of, unit, union, role, generation)
+    pl = _seen_by(caller, await _list(rt, tenant, edition, as_of, unit, union, role, generation))
     return pl if ledger else pl.model_copy(update={"ledger": []})
 
 
@@ -112,12 +132,13 @@ async def priority_list_csv(
 ) -> Response:
     """One sheet as CSV (UTF-8 with BOM, Vietnamese headers): persons, units or ledger (every entry)."""
     require_person(caller)
-    pl = await _list(rt, tenant, edition, as_of, unit, union, role, generation)
+    pl = _seen_by(caller, await _list(rt, tenant, edition, as_of, unit, union, role, generation))
     name = f"danh-sach-uu-tien-{edition}-{sheet}.csv"
     return Response(
         view.to_csv(pl, sheet),
         media_type="text/csv; charset=utf-8",
         headers={
+            **NO_STORE,
             "Content-Disposition": f'attachment; filename="{name}"',
             "X-Rules-Version": str(pl.rules_version or ""),
         },
@@ -141,11 +162,12 @@ async def priority_list_xlsx(
 ) -> Response:
     """The workbook the council uses as it is: sheets Cá nhân, Đơn vị and Sổ ghi nhận (every ledger entry)."""
     require_person(caller)
-    pl = await _list(rt, tenant, edition, as_of, unit, union, role)
+    pl = _seen_by(caller, await _list(rt, tenant, edition, as_of, unit, union, role))
     return Response(
         view.to_xlsx(pl),
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         headers={
+            **NO_STORE,
             "Content-Disposition": f'attachment; filename="danh-sach-uu-tien-{edition}.xlsx"',
             "X-Rules-Version": str(pl.rules_version or ""),
         },
@@ -168,7 +190,11 @@ class JournalEntry(BaseModel):
     recorded_at: datetime
 
 
-@router.get("/tenants/{tenant}/editions/{edition}/ledger", response_model=list[JournalEntry])
+@router.get(
+    "/tenants/{tenant}/editions/{edition}/ledger",
+    response_model=list[JournalEntry],
+    dependencies=[Depends(no_store)],
+)
 async def ledger_journal(
     tenant: str,
     edition: str,
@@ -178,7 +204,7 @@ async def ledger_journal(
 ) -> list[JournalEntry]:
     """The append-only ledger journal of the live generation: every credit and reversal, with the fact that
     earned the entry and the fact that changed it."""
-    require_person(caller)
+    person = require_person(caller)
     j = models.ledger_journal
     async with rt.engine.connect() as conn:
         g = await projection.active_generation(conn)
@@ -186,6 +212,16 @@ async def ledger_journal(
         if participant:
             q = q.where(j.c.participant_id == participant)
         rows = (await conn.execute(q.order_by(j.c.position))).all()
+        viewer = await _viewer(rt, conn, tenant, caller.person_id, person)
+        if not viewer.sees_all_participation:  # a person's entries only to who may see their participation
+            assert rt.copies is not None
+            people = {p.id: p.unit for p in await rt.copies.people_in(conn, tenant, rt.now())}
+            rows = [
+                r
+                for r in rows
+                if r.participant_kind != "person"
+                or viewer.sees_participation(r.participant_id, people.get(r.participant_id))
+            ]
     return [
         JournalEntry(
             **{k: getattr(r, k) for k in JournalEntry.model_fields if k not in ("time", "recorded_at")},

@@ -17,6 +17,7 @@ from services.rewards import domain
 from shared import spreadsheets
 from shared.clock import VN
 from shared.documents import Person, Union, Unit, format_datetime_vn
+from shared.privacy import MASK, Viewer
 
 
 class Reason(BaseModel):
@@ -36,7 +37,10 @@ class EligibilityOut(BaseModel):
 
 
 class PersonPriority(BaseModel):
-    rank: int
+    """``rank``, ``points`` and ``missed_deadlines`` are None (and eligibility and reasons empty) for a reader who
+    may not see this person's participation (``shared.privacy``)."""
+
+    rank: int | None
     person_id: str
     name: str | None
     title: str | None = None
@@ -44,8 +48,8 @@ class PersonPriority(BaseModel):
     unit_name: str | None = None
     unions: list[str] = []
     roles: list[str] = []
-    points: float
-    missed_deadlines: int = 0
+    points: float | None
+    missed_deadlines: int | None = 0
     eligibility: list[EligibilityOut] = []
     reasons: list[Reason]
 
@@ -315,8 +319,36 @@ LEDGER_HEADERS: list[object] = [
 SHEETS = {"persons": "Cá nhân", "units": "Đơn vị", "ledger": "Sổ ghi nhận"}
 
 
-def _pts(x: float) -> float | int:
+def _pts(x: float | None) -> float | int | str:
+    if x is None:
+        return MASK  # the reader may not see it (shared.privacy)
     return int(x) if float(x).is_integer() else x
+
+
+def seen_by(pl: PriorityList, viewer: Viewer) -> PriorityList:
+    """The list as ``viewer`` may read it (``shared.privacy``): everyone's name, title and unit; points, misses,
+    eligibility and reasons only of the people whose participation the viewer sees (the others after them, by
+    name, so the order tells nothing either); ledger rows of those people only. Units and unions are
+    aggregates and stay."""
+    if viewer.sees_all_participation:
+        return pl
+    shown, masked = [], []
+    for p in pl.persons:
+        if viewer.sees_participation(p.person_id, p.unit_id):
+            shown.append(p)
+        else:
+            update = {
+                "rank": None,
+                "points": None,
+                "missed_deadlines": None,
+                "eligibility": [],
+                "reasons": [],
+            }
+            masked.append(p.model_copy(update=update))
+    visible = {p.person_id for p in shown}
+    ledger = [e for e in pl.ledger if e.participant_kind != "person" or e.participant_id in visible]
+    masked.sort(key=lambda p: (p.name or "", p.person_id))
+    return pl.model_copy(update={"persons": shown + masked, "ledger": ledger})
 
 
 def sheet_rows(pl: PriorityList, sheet: str) -> list[list[object]]:
@@ -324,13 +356,13 @@ def sheet_rows(pl: PriorityList, sheet: str) -> list[list[object]]:
     if sheet == "persons":
         return [PERSON_HEADERS] + [
             [
-                p.rank,
+                MASK if p.rank is None else p.rank,
                 p.person_id,
                 p.name or "",
                 p.title or "",
                 p.unit_name or p.unit_id or "",
                 _pts(p.points),
-                p.missed_deadlines,
+                MASK if p.missed_deadlines is None else p.missed_deadlines,
                 "; ".join(e.title_vi for e in p.eligibility),
                 "\n".join(f"{r.vi} ({_pts(r.points):+g} điểm)" for r in p.reasons),
             ]

@@ -14,6 +14,7 @@ from shared import spreadsheets
 from shared.clock import VN
 from shared.documents import format_date_vn, format_datetime_vn
 from shared.events.envelope import Envelope
+from shared.privacy import NO_STORE
 from shared.service import CallerDep, RuntimeDep
 
 router = APIRouter(prefix="/tenants/{tenant}/editions/{edition}/exports", tags=["exports"])
@@ -237,7 +238,9 @@ def _table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> list[l
 def _file(data: bytes, name: str, fmt: str) -> Response:
     media = spreadsheets.XLSX_MEDIA_TYPE if fmt == "xlsx" else spreadsheets.CSV_MEDIA_TYPE
     return Response(
-        data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
+        data,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"', **NO_STORE},
     )
 
 

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,6 +18,7 @@ from shared.documents import Edition, InitiativePart, format_datetime_vn
 from shared.events.envelope import new_event_id
 from shared.guard import body_limit
 from shared.idempotency import request_hash
+from shared.privacy import Viewer, no_store, person_view
 from shared.problems import Problem, field_error
 from shared.service import Caller, CallerDep, Runtime, RuntimeDep, require_person
 from shared.text import LongText
@@ -54,6 +55,19 @@ def public(row: Any, attachments: list[dict[str, Any]] | None = None) -> dict[st
     if attachments is not None:
         out["attachments"] = attachments
     return out
+
+
+def seen_by(caller: Caller, answer: dict[str, Any]) -> dict[str, Any]:
+    """``answer`` (``public``) as the caller may read it (``shared.privacy``): an author's date of birth and
+    qualification only to that author and the secretariat — and an outside co-author's to the submitter who
+    typed them."""
+    viewer = Viewer.of(caller.person_id, caller.person)
+    typed_them = caller.person_id == answer["created_by"]
+    authors = [
+        a if a.get("person_id") is None and typed_them else person_view(viewer, a)
+        for a in answer.get("authors", [])
+    ]
+    return {**answer, "authors": authors} if "authors" in answer else answer
 
 
 async def _attachments(conn: AsyncConnection, submission_id: str) -> list[dict[str, Any]]:
@@ -97,16 +111,17 @@ async def _snapshot_authors(
             )
             continue
         unit = await rt.copies.unit(conn, tenant, p.unit, now)
+        born = a.date_of_birth or p.date_of_birth  # given in the form: no directory copy keeps it (v2 facts)
         out.append(
             {
                 "person_id": p.id,
                 "name": p.name,
-                "date_of_birth": p.date_of_birth.isoformat() if p.date_of_birth else None,
+                "date_of_birth": born.isoformat() if born else None,
                 "unit_id": p.unit,
                 "unit_name": unit.name if unit else None,
                 "workplace": unit.name if unit else None,
                 "title": p.title,
-                "qualification": p.qualification,
+                "qualification": a.qualification or p.qualification,
                 "share": a.share,
                 "outside": False,
             }
@@ -480,7 +495,11 @@ async def confirm_authorship(
     return out
 
 
-@router.get("/initiatives/{submission_id}", summary="One initiative, if the caller may see it")
+@router.get(
+    "/initiatives/{submission_id}",
+    summary="One initiative, if the caller may see it",
+    dependencies=[Depends(no_store)],
+)
 async def get_initiative(
     tenant: str, edition: str, submission_id: str, rt: RuntimeDep, caller: CallerDep
 ) -> dict[str, Any]:
@@ -488,10 +507,10 @@ async def get_initiative(
         row = await access.load(conn, tenant, edition, submission_id)
         if row["kind"] != "initiative" or not await access.may_see(rt, conn, caller, row):
             raise access.not_found()
-        return public(row, await _attachments(conn, submission_id))
+        return seen_by(caller, public(row, await _attachments(conn, submission_id)))
 
 
-@router.get("/initiatives", summary="Initiatives the caller may see")
+@router.get("/initiatives", summary="Initiatives the caller may see", dependencies=[Depends(no_store)])
 async def list_initiatives(
     tenant: str, edition: str, rt: RuntimeDep, caller: CallerDep
 ) -> list[dict[str, Any]]:
@@ -508,7 +527,7 @@ async def list_initiatives(
             .mappings()
             .all()
         )
-        return [public(r) for r in rows if await access.may_see(rt, conn, caller, r)]
+        return [seen_by(caller, public(r)) for r in rows if await access.may_see(rt, conn, caller, r)]
 
 
 # ---------------------------------------------------------------------------------------------- attachments

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -101,10 +102,50 @@ class DirectoryUnitChanged(EventData):
         return self
 
 
-class DirectoryPersonChanged(EventData):
+class DirectoryPersonChangedV1(EventData):
     """A person with their unit, roles and union memberships as of the record's effective date."""
 
+    # Version 1 (retired, still accepted): the whole directory record, date of birth and qualification
+    # included; no consumer keeps those two (shared/copies.py). Its committed schema stays as it was.
+    model_config = ConfigDict(title="DirectoryPersonChanged")
+
     person: documents.Person
+
+
+class PersonFact(EventData):
+    """A person as every service needs them: who, where, in which roles and unions, and how to reach them.
+
+    No date of birth and no qualification: those stay in campaign's directory alone (Decree 13/2023: an
+    append-only stream kept for years must not spread data no consumer needs; README "Personal data")."""
+
+    id: documents.Id
+    name: str = Field(min_length=1)
+    email: documents.Email
+    title: str = Field(min_length=1)
+    unit: documents.Id
+    roles: list[documents.Role] = Field(default_factory=list)
+    unions: list[documents.Id] = Field(default_factory=list)
+    effective_from: date | None = None
+    effective_to: date | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_directory_record(cls, value: Any) -> Any:
+        """A directory ``Person`` becomes its fact (what is not part of it is left behind)."""
+        if isinstance(value, documents.Person):
+            return value.model_dump(exclude=set(documents.PERSON_SENSITIVE_FIELDS))
+        return value
+
+    @classmethod
+    def of(cls, person: documents.Person) -> PersonFact:
+        return cls.model_validate(person)
+
+
+class DirectoryPersonChanged(EventData):
+    """A person with their unit, roles and union memberships as of the record's effective date (v2: without
+    date of birth and qualification)."""
+
+    person: PersonFact
 
 
 class Procedure(EventData):
@@ -438,7 +479,7 @@ _TYPES: tuple[EventType, ...] = (
     EventType("edition.closed", 1, EditionClosed, "campaign", "An edition ends.", "edition id", _ALL),
     EventType("directory.unit.changed", 1, DirectoryUnitChanged, "campaign",
               "An effective-dated directory fact about a unit or a union.", "unit id or union id", _ALL),
-    EventType("directory.person.changed", 1, DirectoryPersonChanged, "campaign",
+    EventType("directory.person.changed", 2, DirectoryPersonChanged, "campaign",
               "An effective-dated directory fact about a person (unit, roles, unions).", "person id", _ALL),
     EventType("procedure.catalogue.changed", 1, ProcedureCatalogueChanged, "campaign",
               "The administrative procedures known for a unit, with their levels.", "unit id",
@@ -504,7 +545,10 @@ _TYPES: tuple[EventType, ...] = (
 )  # fmt: skip
 
 # Older versions consumers still accept: add an EventType with the old model here when a type gets a new version.
-_RETIRED_VERSIONS: tuple[EventType, ...] = ()
+_RETIRED_VERSIONS: tuple[EventType, ...] = (
+    EventType("directory.person.changed", 1, DirectoryPersonChangedV1, "campaign",
+              "An effective-dated directory fact about a person (unit, roles, unions).", "person id", _ALL),
+)  # fmt: skip
 
 CATALOGUE: dict[str, EventType] = {t.type: t for t in _TYPES}
 VERSIONS: dict[tuple[str, int], EventType] = {(t.type, t.version): t for t in (*_RETIRED_VERSIONS, *_TYPES)}

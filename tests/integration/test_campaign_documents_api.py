@@ -296,3 +296,57 @@ def test_a_chi_doan_imported_under_the_doan_rolls_its_members_up_the_union_tree(
     assert after["cd"] == before["cd"] and after["cdcs"] == before["cdcs"]
     # cd's secretary still sees him (a member of a Chi đoàn below cd).
     assert unions(UNION_SECRETARY)["cd-cn1"] == after["cd-cn1"]
+
+
+HEAD_VPDKDD = "p-0018"  # Giám đốc Văn phòng Đăng ký đất đai: unit u-vpdkdd, branches u-vpdkdd-cn1 and cn2
+NHUNG = "p-0025"  # an official of the branch u-vpdkdd-cn1, whose record no test here changes
+
+
+def _people(cs: CampaignSystem, caller: str) -> dict[str, dict[str, Any]]:
+    with cs.system.client("campaign", caller) as c:
+        r = c.get(f"/tenants/{TENANT}/people")
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
+    return {p["id"]: p for p in r.json()}
+
+
+def test_each_role_sees_only_the_personal_data_its_work_needs(cs: CampaignSystem) -> None:
+    """Decree 13/2023: an official sees others' names, titles and units (and all of their own); a unit head the
+    e-mail of their unit and its branches; the secretariat everything; the director's directory has no one
+    else's e-mail, date of birth or qualification."""
+    seen = _people(cs, NHUNG)
+    me, colleague, other = seen[NHUNG], seen[OFFICIAL], seen["p-0008"]
+    assert me["email"] == "nhung.lth@example.vn" and me["date_of_birth"] == "1997-07-07"
+    assert (other["name"], other["title"], other["unit"]) == ("Lý Thị Mỹ Linh", "Chuyên viên", "u-tnn-ks")
+    for p in (colleague, other):
+        assert p["email"] is None and p["date_of_birth"] is None and p["qualification"] is None
+
+    seen = _people(cs, HEAD_VPDKDD)
+    assert seen[NHUNG]["email"] == "nhung.lth@example.vn"  # a branch of the head's unit
+    assert seen["p-0019"]["email"] == "tu.dtc@example.vn" and seen["p-0019"]["date_of_birth"] is None
+    assert seen["p-0008"]["email"] is None
+
+    seen = _people(cs, SECRETARIAT)
+    assert seen["p-0008"]["email"] == "linh.ltm@example.vn"
+    assert (seen["p-0008"]["date_of_birth"], seen["p-0008"]["qualification"]) == ("1993-04-18", "Kỹ sư Địa chất")
+
+    for who, full in ((SECRETARIAT, True), (DIRECTOR, False)):
+        with cs.system.client("campaign", who) as c:
+            r = c.get(f"/tenants/{TENANT}/directory")
+            y = c.get(f"/tenants/{TENANT}/directory", params={"format": "yaml"})
+        assert r.headers["cache-control"] == y.headers["cache-control"] == "no-store"
+        linh = next(p for p in r.json()["people"] if p["id"] == "p-0008")
+        assert (linh["email"] == "linh.ltm@example.vn") is full
+        assert (linh["date_of_birth"] == "1993-04-18") is full
+        assert ("1993-04-18" in y.text) is full and ("linh.ltm@example.vn" in y.text) is full
+
+
+def test_person_facts_carry_no_date_of_birth_or_qualification(cs: CampaignSystem) -> None:
+    """The stream keeps facts for years: only campaign's directory holds dates of birth and qualifications."""
+    facts = cs.outbox("directory.person.changed")
+    assert facts and all(f["dataschemaversion"] == 2 for f in facts)
+    assert not any({"date_of_birth", "qualification"} & set(f["data"]["person"]) for f in facts)
+    assert any(f["data"]["person"]["email"] == "linh.ltm@example.vn" for f in facts)
+    with cs.system.client("campaign", SECRETARIAT) as c:  # campaign itself still has them
+        linh = next(p for p in c.get(f"/tenants/{TENANT}/people").json() if p["id"] == "p-0008")
+    assert linh["date_of_birth"] == "1993-04-18"

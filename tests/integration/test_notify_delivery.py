@@ -470,7 +470,9 @@ def test_scripted_2023_run_sends_exactly_the_expected_messages_once(
             assert c.get(f"/tenants/{TENANT}/inbox/unread-count").json() == {"unread": 2}
             assert c.post(f"/tenants/{TENANT}/inbox/{inbox[0]['id']}/read").status_code == 200
             assert c.get(f"/tenants/{TENANT}/inbox/unread-count").json() == {"unread": 1}
-            mine = c.get(f"/tenants/{TENANT}/deliveries", params={"person": "p-0015"}).json()
+            log = c.get(f"/tenants/{TENANT}/deliveries", params={"person": "p-0015"})
+            assert log.headers["cache-control"] == "no-store"  # personal data: addresses, messages
+            mine = log.json()
             assert {d["status"] for d in mine} == {"sent"} and len(mine) == 2
             assert c.get(f"/tenants/{TENANT}/deliveries").status_code == 403
 

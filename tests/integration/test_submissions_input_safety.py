@@ -100,3 +100,37 @@ def test_poisoned_text_is_refused_and_formulas_export_as_text(system: System) ->
         over = c.post(url, params={"filename": "phu-luc-10.pdf"}, content=PDF)
         assert over.status_code == 413 and "10 tệp" in over.json()["detail_vi"]
         assert len(c.get(f"{BASE}/initiatives/{sid}").json()["attachments"]) == 10
+
+
+def test_an_authors_date_of_birth_is_shown_to_that_author_and_the_secretariat_only(system: System) -> None:
+    """Decree 13/2023 (``shared.privacy``): the initiative form needs each author's date of birth and
+    qualification, given in the form (no directory copy keeps them); a co-author reads their own, the
+    submitter their own and the outside co-author's they typed, the secretariat all."""
+    head, official = "p-0007", "p-0008"  # Trương Văn Đức (unit head) and Lý Thị Mỹ Linh, Phòng TNN-KS
+    authors = [
+        {"person_id": head, "share": 50, "date_of_birth": "1975-05-05", "qualification": "Thạc sĩ Luật"},
+        {"person_id": official, "share": 30, "date_of_birth": "1993-04-18"},
+        {"name": "Trần Thị Ngoài", "share": 20, "date_of_birth": "1980-01-01", "workplace": "UBND xã"},
+    ]
+    with system.client("submissions", head) as c:
+        r = c.post(f"{BASE}/initiatives", json=_body(title="Sổ tay số", authors=authors, submit=False))
+        assert r.status_code == 201, r.text
+        sid = r.json()["submission_id"]
+
+    def born(caller: str) -> list[str | None]:
+        with system.client("submissions", caller) as c:
+            one = c.get(f"{BASE}/initiatives/{sid}")
+            listed = next(i for i in c.get(f"{BASE}/initiatives").json() if i["submission_id"] == sid)
+        assert one.status_code == 200, one.text
+        assert one.headers["cache-control"] == "no-store"
+        assert listed["authors"] == one.json()["authors"]
+        return [a["date_of_birth"] for a in one.json()["authors"]]
+
+    assert born(head) == ["1975-05-05", None, "1980-01-01"]
+    assert born(official) == [None, "1993-04-18", None]
+    assert born(SECRETARIAT) == ["1975-05-05", "1993-04-18", "1980-01-01"]
+    with system.client("submissions", official) as c:
+        first = c.get(f"{BASE}/initiatives/{sid}").json()["authors"][0]
+    assert first["name"] == "Trương Văn Đức" and first["qualification"] is None
+    with system.client("submissions", SECRETARIAT) as c:
+        assert c.get(f"{BASE}/exports/submissions.csv").headers["cache-control"] == "no-store"

@@ -64,3 +64,45 @@ def test_list_exports_journal_and_rules_check_over_http(client: TestClient) -> N
     assert good.json() == {"valid": True, "rules_version": 3, "errors": []}
     assert client.get("/tenants/other/editions/2023/priority-list").status_code == 403
     assert client.get(f"/tenants/{TENANT}/editions/2099/priority-list").status_code == 404
+
+
+def test_an_official_sees_names_of_others_but_only_their_own_points_and_the_secretariat_sees_all(
+    client: TestClient,
+) -> None:
+    """Decree 13/2023 (``shared.privacy``): points, misses and their reasons are the person's own business, the
+    secretariat's and the reward council's; everyone else reads names, titles and units."""
+    settings = Settings(env="test")
+    official = {"Authorization": f"Bearer {issue_token(settings, 'p-0002', TENANT)}"}
+    pl = client.get(f"{BASE}/priority-list", params={"ledger": "true"}, headers=official)
+    assert pl.status_code == 200, pl.text
+    assert pl.headers["cache-control"] == "no-store"
+    persons = {p["person_id"]: p for p in pl.json()["persons"]}
+    assert persons["p-0002"]["points"] == 1 and persons["p-0002"]["reasons"]
+    other = persons["p-0007"]
+    assert (other["name"], other["unit_id"]) == ("Trương Văn Đức", "u-tnn-ks")
+    assert other["points"] is None and other["rank"] is None and other["missed_deadlines"] is None
+    assert other["reasons"] == [] and other["eligibility"] == []
+    assert {e["participant_id"] for e in pl.json()["ledger"] if e["participant_kind"] == "person"} == {
+        "p-0002"
+    }
+
+    text = client.get(f"{BASE}/priority-list.csv", headers=official).content.decode("utf-8-sig")
+    rows = {r[1]: r for r in csv.reader(io.StringIO(text))}
+    assert rows["p-0007"][0] == "***" and rows["p-0007"][5] == "***" and rows["p-0002"][5] == "1"
+    xlsx = client.get(f"{BASE}/priority-list.xlsx", headers=official)
+    assert xlsx.headers["cache-control"] == "no-store"
+    assert "p-0007" not in {
+        row[1] for row in load_workbook(io.BytesIO(xlsx.content))["Sổ ghi nhận"].iter_rows(values_only=True)
+    }
+    journal = client.get(f"{BASE}/ledger", params={"participant": "p-0006"}, headers=official)
+    assert journal.status_code == 200 and journal.json() == []
+    assert journal.headers["cache-control"] == "no-store"
+
+    secretariat = {"Authorization": f"Bearer {issue_token(settings, 'p-0004', TENANT)}"}
+    persons = {
+        p["person_id"]: p for p in client.get(f"{BASE}/priority-list", headers=secretariat).json()["persons"]
+    }
+    assert persons["p-0007"]["points"] == 7 and persons["p-0007"]["rank"] == 1
+    assert (
+        len(client.get(f"{BASE}/ledger", params={"participant": "p-0006"}, headers=secretariat).json()) == 2
+    )
