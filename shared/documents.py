@@ -20,6 +20,7 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -364,6 +365,10 @@ class Directory(_Doc):
         """Ids of the units ``unit_id`` replaced, over all its rows."""
         return sorted({s for u in self.units if u.id == unit_id for s in u.successor_of})
 
+    def lineage(self, unit_id: str) -> dict[str, str]:
+        """Every unit linked to ``unit_id`` by ``successor_of``, transitively (see ``unit_lineage``)."""
+        return unit_lineage(self.units, unit_id)
+
     def unit_by_code(self, code: str, as_of: date | None = None) -> Unit:
         for u in self.units:
             if u.code == code and (as_of is None or u.effective_on(as_of)):
@@ -409,6 +414,29 @@ class Directory(_Doc):
             and (not selector.roles or any(r in p.roles for r in selector.roles))
             and (not selector.ids or p.id in selector.ids)
         ]
+
+
+def unit_lineage(units: Iterable[Unit], unit_id: str) -> dict[str, str]:
+    """The units ``unit_id`` descends from or was carried into, over ``successor_of`` links followed
+    transitively in one direction each: id -> "predecessor" (it replaced, directly or not) or "successor"
+    (replaced ``unit_id``: a merger into it, a split, a rename). A sibling merged into the same successor is
+    neither; ``unit_id`` itself is not listed."""
+    before: dict[str, set[str]] = {}
+    after: dict[str, set[str]] = {}
+    for u in units:
+        for s in u.successor_of:
+            if s != u.id:
+                before.setdefault(u.id, set()).add(s)
+                after.setdefault(s, set()).add(u.id)
+    out: dict[str, str] = {}
+    for links, kind in ((before, "predecessor"), (after, "successor")):
+        todo = [unit_id]
+        while todo:
+            for nxt in links.get(todo.pop(), ()):
+                if nxt != unit_id and nxt not in out:
+                    out[nxt] = kind
+                    todo.append(nxt)
+    return out
 
 
 class DirectoryProblem(BaseModel):
