@@ -158,7 +158,8 @@ async def review_of(rt: Runtime, conn: AsyncConnection, tenant: str, row: Any, c
             await conn.execute(sa.select(c.c.member_id, c.c.reason).where(c.c.submission_id == row["id"]))
         ).all()
     }
-    added, removed = set(), set()
+    added: set[str] = set()
+    removed: set[str] = set()
     for member, action in (
         await conn.execute(sa.select(r.c.member_id, r.c.action).where(r.c.submission_id == row["id"]))
     ).all():
