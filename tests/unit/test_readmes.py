@@ -9,13 +9,25 @@ import re
 import pytest
 
 from shared import readme
-from shared.settings import SERVICES
+from shared.settings import SERVICES, Settings
 
 
 def test_the_main_readme_diagram_and_event_table_are_current() -> None:
     text = readme.MAIN_README.read_text(encoding="utf-8")
-    assert readme.blocks(text) == ["event-diagram", "event-table"]
+    assert readme.blocks(text) == ["settings", "event-diagram", "event-table"]
     assert readme.render(text, readme.main_sections()) == text, "stale: run python -m shared.readme"
+
+
+def test_the_main_readme_lists_exactly_the_settings_fields() -> None:
+    """README's list of the shared settings names every field of ``Settings`` by its variable, and nothing
+    else (it once named service settings and missed a dozen of the shared ones)."""
+    text = readme.MAIN_README.read_text(encoding="utf-8")
+    start = text.index("Settings every process shares")
+    listed = re.findall(
+        r"^\| `(HOITHI_[A-Z_]+)` \|", text[start : text.index("## HTTP", start)], re.MULTILINE
+    )
+    assert len(listed) == len(set(listed))
+    assert set(listed) == {f"HOITHI_{field.upper()}" for field in Settings.model_fields}
 
 
 def test_the_diagram_shows_every_flow_of_the_streams() -> None:
