@@ -521,13 +521,20 @@ async def ranking(tenant: str, edition: str, rt: RuntimeDep, caller: CallerDep) 
             ]
             for r in (rows if full else [])
         }
+        # a member barred from an entry (own unit, or a unit merged with it) never sees its scores before
+        # the selection
+        barred = {
+            r["submission_id"]
+            for r in (rows if not full and not decided and caller.person_id in council.members else [])
+            if (await access.review_of(rt, conn, tenant, r["_row"], council)).barred(caller.person_id)
+        }
     my_unit = caller.person.unit if caller.person else None
     out = []
     for r in rows:
         pub = {k: v for k, v in r.items() if not k.startswith("_")}
         if full:
             pub["excluded"] = excluded[r["submission_id"]]
-        if not full and not decided and my_unit in r["_units"]:
+        if not full and not decided and (my_unit in r["_units"] or r["submission_id"] in barred):
             # Never their own unit's scores before the selection.
             pub.update(
                 rank=None, score=None, mean=None, median=None, disagreement=None, disputed=None, hidden=True

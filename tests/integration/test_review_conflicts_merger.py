@@ -94,3 +94,10 @@ def test_a_member_of_the_unit_merged_into_never_scores_the_merged_units_initiati
     assert ranking["aggregate"] == "median" and entry["sheets"] == 1 and entry["score"] == 80.0
     assert [(e["member_id"], e["reason"]) for e in entry["excluded"]] == [("c-06", "merged_unit")]
     assert "c-06" not in {e["data"].get("member_id") for e in events_of(system, "initiative.scored")}
+    # Nor does c-06 see its scores before the selection (another member does).
+    with system.client("submissions", "c-06", tenant=TENANT_2025) as c:
+        (theirs,) = c.get(f"{BASE_2025}/ranking").json()["initiatives"]
+    assert theirs.get("hidden") is True and theirs["score"] is None
+    with system.client("submissions", "c-10", tenant=TENANT_2025) as c:
+        (other,) = c.get(f"{BASE_2025}/ranking").json()["initiatives"]
+    assert other["score"] == 80.0 and not other.get("hidden")
