@@ -151,6 +151,11 @@ async def review_of(rt: Runtime, conn: AsyncConnection, tenant: str, row: Any, c
         if p is not None:
             authors_now.setdefault(p.unit, []).append(name)
     lineage = await rt.copies.lineage(conn, tenant, row["unit_id"], now)
+    unit_names = {}
+    for uid, when in ((row["unit_id"], at), *((u, now) for u in lineage)):
+        unit = await rt.copies.unit(conn, tenant, uid, when)  # the name it had then (a merger may rename)
+        if unit is not None:
+            unit_names[uid] = unit.name
     c, r = models.conflicts, models.reassignments
     conflicts = {
         m: why
@@ -175,6 +180,7 @@ async def review_of(rt: Runtime, conn: AsyncConnection, tenant: str, row: Any, c
         lineage=lineage,
         units_now=units_now,
         authors_now=authors_now,
+        unit_names=unit_names,
     )
     barred = {e.member_id for e in excluded if e.reason in ("own_unit", "merged_unit")}
     chosen = domain.reviewers(members, units, author_units(row), set(conflicts), added, removed, barred)

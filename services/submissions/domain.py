@@ -792,6 +792,7 @@ def exclusions(
     lineage: Mapping[str, str] | None = None,
     units_now: Mapping[str, str | None] | None = None,
     authors_now: Mapping[str, list[str]] | None = None,
+    unit_names: Mapping[str, str] | None = None,
 ) -> list[Exclusion]:
     """Every member left out of an initiative's review, with the reason; ``unit_authors`` maps each counted
     unit (the submitting unit and confirmed authors' units, as of receipt) to who brings it in.
@@ -799,8 +800,9 @@ def exclusions(
     A member is also left out when, at the time of scoring, their unit (``units_now``; or as of receipt)
     is a predecessor or successor of ``entry_unit``, the unit recorded at receipt (``lineage``: a merger, a
     split, a rename; reason ``merged_unit``), or holds a counted author then (``authors_now``: an author's
-    unit at the time of scoring -> who)."""
+    unit at the time of scoring -> who). ``unit_names`` names units in the Vietnamese reason (else their id)."""
     lineage, units_now, authors_now = lineage or {}, units_now or {}, authors_now or {}
+    names = unit_names or {}
     out = []
     for m in members:
         unit = member_units.get(m)
@@ -817,8 +819,8 @@ def exclusions(
                     m,
                     "merged_unit",
                     f"{related}: {kind} of {entry_unit}",
-                    f"Đơn vị {related} là đơn vị {kind_vi} của đơn vị nộp {entry_unit} (sáp nhập, chia "
-                    "tách hoặc đổi tên)",
+                    f"{names.get(related, related)} là đơn vị {kind_vi} của đơn vị nộp "
+                    f"{names.get(entry_unit or '', entry_unit)} (sáp nhập, chia tách hoặc đổi tên)",
                 )
             )
         elif now is not None and (now in unit_authors or now in authors_now):

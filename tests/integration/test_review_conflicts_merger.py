@@ -71,7 +71,11 @@ def test_a_member_of_the_unit_merged_into_never_scores_the_merged_units_initiati
     assert [m["member_id"] for m in after["reviewers"]] == ["c-01", "c-04", "c-10"]
     (why,) = after["excluded"]
     assert why["member_id"] == "c-06" and why["reason"] == "merged_unit"
-    assert "u-cctl" in why["reason_vi"] and "u-ccptnt" in why["reason_vi"] and "kế thừa" in why["reason_vi"]
+    assert why["reason_vi"] == (
+        "Chi cục Thủy lợi và Phát triển nông thôn là đơn vị kế thừa của đơn vị nộp Chi cục Phát triển nông thôn "
+        "(sáp nhập, chia tách hoặc đổi tên)"
+    )
+    assert why["detail"] == "u-cctl: successor of u-ccptnt"
 
     sheet = {"scores": {"tinh-moi": 30, "hieu-qua": 50}}
     with system.client("submissions", "c-06", tenant=TENANT_2025) as c:
