@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import VN
 from shared.db import UtcDateTime, insert_ignore, upsert_newer
-from shared.documents import PERSON_SENSITIVE_FIELDS, Edition, Person, Union, Unit
+from shared.documents import PERSON_SENSITIVE_FIELDS, Edition, Person, Union, Unit, unit_lineage
 from shared.events.envelope import Envelope
 
 FAR_PAST = date(1900, 1, 1)
@@ -133,6 +133,17 @@ class Copies:
             )
         ).scalar()
         return Unit.model_validate_json(doc) if doc else None
+
+    async def lineage(self, conn: AsyncConnection, tenant: str, unit_id: str, at: datetime) -> dict[str, str]:
+        """The units linked to ``unit_id`` by mergers, splits and renames that have happened by the Vietnamese
+        date of ``at`` (``successor_of`` of rows in force from then or earlier, transitively): id ->
+        "predecessor" | "successor"."""
+        t = self.units
+        day = at.astimezone(VN).date()
+        docs = (
+            await conn.execute(sa.select(t.c.doc).where(t.c.tenant == tenant, t.c.effective_from <= day))
+        ).scalars()
+        return unit_lineage((Unit.model_validate_json(d) for d in docs), unit_id)
 
     async def people_in(self, conn: AsyncConnection, tenant: str, at: datetime) -> list[Person]:
         t = self.people

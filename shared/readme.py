@@ -1,7 +1,8 @@
 """The parts of the READMEs that the code already knows, generated so they cannot drift.
 
-The main README's diagram (Mermaid) of the services and the events between them, and its event table, come
-from ``shared/streams.py`` (who consumes what: the durable consumers' filters) and the catalogue (who produces
+The main README's table of the settings every process shares comes from ``shared.settings.Settings``; its
+diagram (Mermaid) of the services and the events between them, and its event table, come from
+``shared/streams.py`` (who consumes what: the durable consumers' filters) and the catalogue (who produces
 what, and what it means). Each service's README has the same outline — what it owns, events in and out, HTTP
 routes, settings, CLI — and the last four are generated from the consumer filters, the catalogue, the service's
 OpenAPI document, its settings class and its commands. Prose stays hand-written around them.
@@ -18,8 +19,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import PydanticUndefined
+
 from shared.events.catalogue import CATALOGUE, EventType
-from shared.settings import SERVICES, load, registry, service_settings
+from shared.settings import SERVICES, Settings, load, registry, service_settings
 from shared.streams import CONSUMERS, ConsumerSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,8 +110,27 @@ def event_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def shared_settings_table() -> str:
+    """Every field of ``shared.settings.Settings``, as the environment variable that sets it."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for field, info in Settings.model_fields.items():
+        default: Any = info.default
+        if info.default_factory is not None or default is PydanticUndefined:
+            shown = "(see meaning)"
+        elif field == "jwt_secret":
+            shown = "(public, development only)"
+        else:
+            shown = "" if default is None else f"`{default}`"
+        rows.append(f"| `HOITHI_{field.upper()}` | {shown} | {info.description or ''} |")
+    return "\n".join(rows) + "\n"
+
+
 def main_sections() -> dict[str, str]:
-    return {"event-diagram": mermaid_diagram(), "event-table": event_table()}
+    return {
+        "settings": shared_settings_table(),
+        "event-diagram": mermaid_diagram(),
+        "event-table": event_table(),
+    }
 
 
 # ------------------------------------------------------------------------------------------------ service READMEs

@@ -53,79 +53,119 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HOITHI_", extra="ignore")
 
-    env: Literal["development", "test", "production"] = "development"
+    env: Literal["development", "test", "production"] = Field(
+        default="development",
+        description="`production` refuses the default JWT secret, one shorter than 32 bytes, and any simulated clock",
+    )
     # The deployment's home: databases (SQLite), the demo clock (clock.json), mail, NATS store. Every command
     # reads it, so `hoithi clock show`, `hoithi seed` … agree with `hoithi up` from any working directory.
-    data_dir: Path = Field(default_factory=default_data_dir)
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="the deployment's home: SQLite files, the demo clock `clock.json`, mail, NATS store; "
+        "default `.hoithi` at the checkout's root (else `~/.hoithi`), whatever directory a command runs from",
+    )
 
     # NATS JetStream: subjects are <event_prefix>.<tenant>.<type>; every name is a setting so parallel
     # runs on one server never collide.
-    nats_url: str = "nats://127.0.0.1:14222"
+    nats_url: str = Field(default="nats://127.0.0.1:14222", description="the NATS server (JetStream)")
     # credentials (see shared/nats_auth.py): a creds file, or a user and password; else those `hoithi up` keeps
     nats_creds: Path | None = Field(
-        default=None, validation_alias=AliasChoices("HOITHI_NATS_CREDS", "NATS_CREDS")
+        default=None,
+        validation_alias=AliasChoices("HOITHI_NATS_CREDS", "NATS_CREDS"),
+        description="a NATS creds file (`NATS_CREDS` is read too)",
     )
-    nats_user: str | None = None
-    nats_password: str | None = None
-    event_prefix: str = "hoithi"
-    deadletter_prefix: str = "hoithi-deadletter"
-    replay_prefix: str = "hoithi-replay"
-    stream: str = "HOITHI"
-    deadletter_stream: str = "HOITHI_DEADLETTER"
-    replay_stream: str = "HOITHI_REPLAY"
-    duplicate_window: float = Field(default=120.0, gt=0, description="seconds")
-    stream_max_age_days: int = 3 * 366
-    stream_replicas: int = 1
+    nats_user: str | None = Field(default=None, description="NATS user (with `HOITHI_NATS_PASSWORD`)")
+    nats_password: str | None = Field(default=None, description="NATS password")
+    event_prefix: str = Field(default="hoithi", description="facts' subjects: `<prefix>.<tenant>.<type>`")
+    deadletter_prefix: str = Field(
+        default="hoithi-deadletter", description="dead letters' subjects: `<prefix>.<tenant>.<service>`"
+    )
+    replay_prefix: str = Field(default="hoithi-replay", description="replays' subjects: `<prefix>.<service>`")
+    stream: str = Field(default="HOITHI", description="the stream of facts")
+    deadletter_stream: str = Field(default="HOITHI_DEADLETTER", description="the dead-letter stream")
+    replay_stream: str = Field(default="HOITHI_REPLAY", description="the stream of replays")
+    duplicate_window: float = Field(
+        default=120.0, gt=0, description="seconds the server drops a fact published twice (`Nats-Msg-Id`)"
+    )
+    stream_max_age_days: int = Field(default=3 * 366, description="days the stream keeps a fact")
+    stream_replicas: int = Field(default=1, description="stream replicas in a NATS cluster")
 
     # Consumers: high max_deliver so a realistic outage never exhausts deliveries.
-    max_deliver: int = 20
-    ack_wait: float = 30.0
-    # Periodic jobs run once per deployment under a lease (shared/lease.py): a holder that stops renewing is
-    # taken over this many seconds after its last renewal.
-    lease_ttl: float = Field(default=15.0, gt=0, description="seconds")
-    consumer_batch: int = 200
-    consumer_fetch_timeout: float = 1.0
-    nak_base_delay: float = 0.5
-    nak_max_delay: float = 60.0
+    max_deliver: int = Field(default=20, description="deliveries of one fact before it is dead-lettered")
+    ack_wait: float = Field(
+        default=30.0, description="seconds a delivery waits for its ack before redelivery"
+    )
+    # Periodic jobs run once per deployment under a lease (shared/lease.py).
+    lease_ttl: float = Field(
+        default=15.0, gt=0, description="seconds after its last renewal a periodic job's lease is taken over"
+    )
+    consumer_batch: int = Field(default=200, description="facts fetched at once by a consumer")
+    consumer_fetch_timeout: float = Field(default=1.0, description="seconds one fetch waits for facts")
+    nak_base_delay: float = Field(default=0.5, description="seconds before the first redelivery after a nak")
+    nak_max_delay: float = Field(default=60.0, description="longest redelivery delay (seconds; it doubles)")
 
     # Outbox relay
-    relay_batch: int = 500
-    relay_idle_poll: float = 0.2
+    relay_batch: int = Field(default=500, description="outbox rows the relay publishes at once")
+    relay_idle_poll: float = Field(
+        default=0.2, description="seconds the relay waits when the outbox is empty"
+    )
 
     # Clock: real, or simulated from (simulated_at at real_at) advancing at `rate`.
-    clock_simulated_at: datetime | None = None
-    clock_real_at: datetime | None = None
-    clock_rate: float = 1.0
-    clock_file: Path | None = None  # a shared anchor file (default: <data_dir>/clock.json if it exists)
+    clock_simulated_at: datetime | None = Field(
+        default=None, description="a fixed simulated anchor: this instant …"
+    )
+    clock_real_at: datetime | None = Field(default=None, description="… at this real instant …")
+    clock_rate: float = Field(default=1.0, description="… advancing at this rate")
+    clock_file: Path | None = Field(
+        default=None,
+        description="a shared anchor file; default `<HOITHI_DATA_DIR>/clock.json` when it exists; none of the "
+        "clock settings means the real clock; every service and command, `hoithi seed` included, follows it",
+    )
 
     # Auth
-    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
-    jwt_secret: str = DEV_JWT_SECRET
-    jwt_jwks_url: str | None = None
-    jwt_issuer: str = "hoithi"
-    jwt_audience: str = "hoithi"
-    jwt_ttl_minutes: int = 12 * 60
+    jwt_algorithm: Literal["HS256", "RS256"] = Field(
+        default="HS256",
+        description="`HS256` with `HOITHI_JWT_SECRET`, or `RS256` with an identity provider's "
+        "`HOITHI_JWT_JWKS_URL`",
+    )
+    jwt_secret: str = Field(
+        default=DEV_JWT_SECRET, description="the HS256 secret (the default is public: development only)"
+    )
+    jwt_jwks_url: str | None = Field(default=None, description="the identity provider's JWKS (RS256)")
+    jwt_issuer: str = Field(default="hoithi", description="the tokens' `iss`")
+    jwt_audience: str = Field(default="hoithi", description="the tokens' `aud`")
+    jwt_ttl_minutes: int = Field(default=12 * 60, description="lifetime of a token `hoithi token` issues")
+
     # a token whose exp - iat is longer is refused (401), whoever signed it
-    jwt_max_lifetime_minutes: int = Field(default=12 * 60, gt=0)
+    jwt_max_lifetime_minutes: int = Field(
+        default=12 * 60, gt=0, description="longest token lifetime accepted (`exp - iat`): longer is a 401"
+    )
 
     # The HTTP edge (shared/guard.py): request body limits per kind of route, in bytes. An attachment's own
     # limit is the edition's (``attachments.max_bytes``); ``body_limit_upload`` is the ceiling above it.
-    body_limit_json: int = Field(default=1024 * 1024, gt=0)
-    body_limit_directory_import: int = Field(default=64 * 1024 * 1024, gt=0)
-    body_limit_upload: int = Field(default=64 * 1024 * 1024, gt=0)
+    body_limit_json: int = Field(default=1024 * 1024, gt=0, description="bytes of a JSON body")
+    body_limit_directory_import: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="bytes of a directory import (a national directory is large)"
+    )
+    body_limit_upload: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="bytes of an upload (the ceiling above the edition's own limit)"
+    )
     # Token buckets: failed authentications per client address, writes (POST/PUT/PATCH/DELETE) per person.
-    auth_failures_burst: int = Field(default=30, gt=0)
-    auth_failures_per_minute: float = Field(default=60.0, gt=0)
-    writes_burst: int = Field(default=200, gt=0)
-    writes_per_minute: float = Field(default=120.0, gt=0)
+    auth_failures_burst: int = Field(default=30, gt=0, description="failed authentications allowed at once, per address")
+    auth_failures_per_minute: float = Field(default=60.0, gt=0, description="… and per minute after that")
+    writes_burst: int = Field(default=200, gt=0, description="writes allowed at once, per person")
+    writes_per_minute: float = Field(default=120.0, gt=0, description="… and per minute after that")
 
-    log_level: str = "INFO"
-    log_json: bool = True
-    # "json" or "console"; unset: log_json decides. Production always logs JSON.
-    log_format: Literal["json", "console"] | None = None
+    log_level: str = Field(default="INFO", description="logging level")
+    log_json: bool = Field(default=True, description="one JSON object per log line")
+    log_format: Literal["json", "console"] | None = Field(
+        default=None, description="`json` or `console`; unset: `HOITHI_LOG_JSON` decides; production: JSON"
+    )
 
     # Observability: how often consumer lag and stream sizes are read from NATS for /metrics (seconds)
-    metrics_refresh: float = Field(default=5.0, gt=0)
+    metrics_refresh: float = Field(
+        default=5.0, gt=0, description="seconds between reads of consumer lag and stream sizes for /metrics"
+    )
 
     @property
     def logs_as_json(self) -> bool:

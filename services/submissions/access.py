@@ -6,6 +6,7 @@ its existence is not disclosed."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -94,23 +95,9 @@ def unit_authors(row: Any) -> dict[str, list[str]]:
 async def review_exclusions(
     rt: Runtime, conn: AsyncConnection, tenant: str, row: Any, council: Council
 ) -> list[domain.Exclusion]:
-    """The members left out of an initiative's review, each with the reason (own unit, conflict, chair)."""
-    _, units = await reviewers_of(rt, conn, tenant, row, council)
-    c, r = models.conflicts, models.reassignments
-    conflicts = {
-        m: why
-        for m, why in (
-            await conn.execute(sa.select(c.c.member_id, c.c.reason).where(c.c.submission_id == row["id"]))
-        ).all()
-    }
-    removed = set(
-        (
-            await conn.execute(
-                sa.select(r.c.member_id).where(r.c.submission_id == row["id"], r.c.action == "remove")
-            )
-        ).scalars()
-    )
-    return domain.exclusions(list(council.members), units, unit_authors(row), conflicts, removed)
+    """The members left out of an initiative's review, each with the reason (own unit, a unit merged with
+    the entry's, conflict, chair)."""
+    return (await review_of(rt, conn, tenant, row, council)).excluded
 
 
 async def load(
@@ -126,27 +113,86 @@ async def load(
     return row
 
 
-async def reviewers_of(
-    rt: Runtime, conn: AsyncConnection, tenant: str, row: Any, council: Council
-) -> tuple[list[str], dict[str, str | None]]:
-    """The members who review an initiative, and every member's unit as of its receipt."""
+@dataclass(frozen=True)
+class Review:
+    """Who reviews an initiative now, who does not and why, and every member's unit as of its receipt."""
+
+    chosen: list[str]
+    excluded: list[domain.Exclusion]
+    units: dict[str, str | None]
+
+    def barred(self, member: str) -> domain.Exclusion | None:
+        """Why ``member`` may never review it (own unit, merged unit), whatever the chair reassigns."""
+        return next(
+            (e for e in self.excluded if e.member_id == member and e.reason in ("own_unit", "merged_unit")),
+            None,
+        )
+
+
+async def review_of(rt: Runtime, conn: AsyncConnection, tenant: str, row: Any, council: Council) -> Review:
+    """The conflicts of interest of an initiative's review at the time of asking (scoring): a member's unit
+    as of receipt and now, the authors' units as of receipt and now, and the units the entry's unit (as
+    recorded at receipt) was merged, split or renamed from or into."""
     assert rt.copies is not None
-    at = row["received_at"]
+    at, now = row["received_at"], rt.now()
     units: dict[str, str | None] = {}
+    units_now: dict[str, str | None] = {}
     for m in council.members:
         p = await rt.copies.person(conn, tenant, m, at)
         units[m] = p.unit if p else None
+        q = await rt.copies.person(conn, tenant, m, now)
+        units_now[m] = q.unit if q else units[m]
+    authors_now: dict[str, list[str]] = {}
+    counted = domain.counted_authors((row["body"] or {}).get("authors", []))
+    names = {a["person_id"]: a.get("name") or a["person_id"] for a in counted if a.get("person_id")}
+    names.setdefault(row["author_id"], row["author_id"])
+    for pid, name in names.items():
+        p = await rt.copies.person(conn, tenant, pid, now)
+        if p is not None:
+            authors_now.setdefault(p.unit, []).append(name)
+    lineage = await rt.copies.lineage(conn, tenant, row["unit_id"], now)
+    unit_names = {}
+    for uid, when in ((row["unit_id"], at), *((u, now) for u in lineage)):
+        unit = await rt.copies.unit(conn, tenant, uid, when)  # the name it had then (a merger may rename)
+        if unit is not None:
+            unit_names[uid] = unit.name
     c, r = models.conflicts, models.reassignments
-    conflicted = set(
-        (await conn.execute(sa.select(c.c.member_id).where(c.c.submission_id == row["id"]))).scalars()
-    )
-    added, removed = set(), set()
+    conflicts = {
+        m: why
+        for m, why in (
+            await conn.execute(sa.select(c.c.member_id, c.c.reason).where(c.c.submission_id == row["id"]))
+        ).all()
+    }
+    added: set[str] = set()
+    removed: set[str] = set()
     for member, action in (
         await conn.execute(sa.select(r.c.member_id, r.c.action).where(r.c.submission_id == row["id"]))
     ).all():
         (added if action == "add" else removed).add(member)
-    chosen = domain.reviewers(list(council.members), units, author_units(row), conflicted, added, removed)
-    return chosen, units
+    members = list(council.members)
+    excluded = domain.exclusions(
+        members,
+        units,
+        unit_authors(row),
+        conflicts,
+        removed,
+        entry_unit=row["unit_id"],
+        lineage=lineage,
+        units_now=units_now,
+        authors_now=authors_now,
+        unit_names=unit_names,
+    )
+    barred = {e.member_id for e in excluded if e.reason in ("own_unit", "merged_unit")}
+    chosen = domain.reviewers(members, units, author_units(row), set(conflicts), added, removed, barred)
+    return Review(chosen, excluded, units)
+
+
+async def reviewers_of(
+    rt: Runtime, conn: AsyncConnection, tenant: str, row: Any, council: Council
+) -> tuple[list[str], dict[str, str | None]]:
+    """The members who review an initiative, and every member's unit as of its receipt."""
+    review = await review_of(rt, conn, tenant, row, council)
+    return review.chosen, review.units
 
 
 async def may_see(rt: Runtime, conn: AsyncConnection, caller: Caller, row: Any) -> bool:

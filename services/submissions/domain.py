@@ -6,6 +6,7 @@ import io
 import math
 import zipfile
 import zlib
+from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -250,7 +251,9 @@ class InitiativeContent(BaseModel):
     field_of_application: Text = Field(min_length=1, max_length=500, description="lĩnh vực áp dụng")
     first_applied_on: BusinessDate | None = Field(default=None, description="ngày áp dụng lần đầu hoặc áp dụng thử")
     existing_solution: LongText = Field(min_length=1, max_length=20_000, description="giải pháp đã biết")
-    existing_weaknesses: LongText = Field(min_length=1, max_length=20_000, description="ưu, nhược điểm của nó")
+    existing_weaknesses: LongText = Field(
+        min_length=1, max_length=20_000, description="ưu, nhược điểm của nó"
+    )
     new_solution: LongText = Field(min_length=1, max_length=50_000, description="nội dung giải pháp mới")
     novelty: LongText = Field(min_length=1, max_length=20_000, description="tính mới")
     applicability: LongText = Field(min_length=1, max_length=20_000, description="khả năng áp dụng, phạm vi")
@@ -729,11 +732,13 @@ def reviewers(
     conflicts: AbstractSet[str],
     added: AbstractSet[str] = frozenset(),
     removed: AbstractSet[str] = frozenset(),
+    barred: AbstractSet[str] = frozenset(),
 ) -> list[str]:
     """Who reviews an initiative: every council member except those of the authors' units (as of
-    submission) and those who declared a conflict; the chair's reassignments on top, never overriding
-    the own-unit or conflict rule."""
-    excluded = {m for m in members if member_units.get(m) in author_units} | conflicts
+    submission), those ``barred`` otherwise (a unit merged with the entry's, an author in their unit at the
+    time of scoring: see ``exclusions``) and those who declared a conflict; the chair's reassignments on top,
+    never overriding the own-unit or conflict rule."""
+    excluded = {m for m in members if member_units.get(m) in author_units} | conflicts | barred
     chosen = [m for m in members if m not in excluded and m not in removed]
     chosen += [m for m in members if m in added and m not in excluded and m not in chosen]
     return chosen
@@ -772,7 +777,7 @@ class Exclusion:
     """Why a council member does not review an initiative (shown to the secretariat and the chair)."""
 
     member_id: str
-    reason: Literal["own_unit", "conflict_declared", "removed_by_chair"]
+    reason: Literal["own_unit", "merged_unit", "conflict_declared", "removed_by_chair"]
     detail: str | None
     reason_vi: str
 
@@ -783,16 +788,51 @@ def exclusions(
     unit_authors: dict[str, list[str]],
     conflicts: dict[str, str | None],
     removed: AbstractSet[str] = frozenset(),
+    *,
+    entry_unit: str | None = None,
+    lineage: Mapping[str, str] | None = None,
+    units_now: Mapping[str, str | None] | None = None,
+    authors_now: Mapping[str, list[str]] | None = None,
+    unit_names: Mapping[str, str] | None = None,
 ) -> list[Exclusion]:
     """Every member left out of an initiative's review, with the reason; ``unit_authors`` maps each counted
-    unit (the submitting unit and confirmed authors' units) to who brings it in."""
+    unit (the submitting unit and confirmed authors' units, as of receipt) to who brings it in.
+
+    A member is also left out when, at the time of scoring, their unit (``units_now``; or as of receipt)
+    is a predecessor or successor of ``entry_unit``, the unit recorded at receipt (``lineage``: a merger, a
+    split, a rename; reason ``merged_unit``), or holds a counted author then (``authors_now``: an author's
+    unit at the time of scoring -> who). ``unit_names`` names units in the Vietnamese reason (else their id)."""
+    lineage, units_now, authors_now = lineage or {}, units_now or {}, authors_now or {}
+    names = unit_names or {}
     out = []
     for m in members:
         unit = member_units.get(m)
+        now = units_now.get(m, unit)
+        related = next((u for u in (now, unit) if u is not None and u in lineage), None)
         if unit in unit_authors:
             who = ", ".join(unit_authors[unit])
+            out.append(Exclusion(m, "own_unit", f"{unit}: {who}", f"Cùng đơn vị với tác giả ({unit}: {who})"))
+        elif related is not None:
+            kind = lineage[related]
+            kind_vi = "tiền thân" if kind == "predecessor" else "kế thừa"
             out.append(
-                Exclusion(m, "own_unit", f"{unit}: {who}", f"Cùng đơn vị với tác giả ({unit}: {who})")
+                Exclusion(
+                    m,
+                    "merged_unit",
+                    f"{related}: {kind} of {entry_unit}",
+                    f"{names.get(related, related)} là đơn vị {kind_vi} của đơn vị nộp "
+                    f"{names.get(entry_unit or '', entry_unit)} (sáp nhập, chia tách hoặc đổi tên)",
+                )
+            )
+        elif now is not None and (now in unit_authors or now in authors_now):
+            who = ", ".join(authors_now.get(now) or unit_authors.get(now) or [])
+            out.append(
+                Exclusion(
+                    m,
+                    "own_unit",
+                    f"{now}: {who}",
+                    f"Cùng đơn vị với tác giả tại thời điểm chấm ({now}: {who})",
+                )
             )
         elif m in conflicts:
             why = conflicts[m]
@@ -801,6 +841,19 @@ def exclusions(
         elif m in removed:
             out.append(Exclusion(m, "removed_by_chair", None, "Chủ tịch Hội đồng phân công lại"))
     return out
+
+
+def barred_refusal(why: Exclusion) -> DomainError:
+    """The refusal for a member who may never review an initiative: own unit, or a unit merged with it."""
+    if why.reason != "merged_unit":
+        return own_unit_refusal()
+    return DomainError(
+        Refusal.FORBIDDEN,
+        f"A council member never scores an initiative of a unit merged with theirs ({why.detail}).",
+        f"Thành viên Hội đồng không chấm sáng kiến của đơn vị đã sáp nhập, chia tách hoặc đổi tên liên quan "
+        f"đến đơn vị mình ({why.reason_vi}).",
+        code="merged_unit",
+    )
 
 
 def own_unit_refusal() -> DomainError:

@@ -58,7 +58,9 @@ class SelectionIn(BaseModel):
         min_length=1, description="submission ids selected for the provincial contest"
     )
     notes: dict[str, LongText] = Field(default_factory=dict, description="submission id -> decision note")
-    decision_notes: LongText | None = Field(default=None, max_length=20_000, description="the council's minutes")
+    decision_notes: LongText | None = Field(
+        default=None, max_length=20_000, description="the council's minutes"
+    )
 
 
 def _num(f: Fraction | None) -> float | None:
@@ -290,7 +292,7 @@ async def reassign(
     async with rt.engine.begin() as conn:
         row, _ed, _part, council = await _initiative(rt, conn, tenant, edition, submission_id)
         _chair_or_secretariat(caller, council)
-        _, units = await access.reviewers_of(rt, conn, tenant, row, council)
+        review = await access.review_of(rt, conn, tenant, row, council)
         errors = []
         for i, m in enumerate(body.add):
             if m not in council.members:
@@ -299,15 +301,9 @@ async def reassign(
                         f"add[{i}]", "Not a council member.", "Không phải thành viên Hội đồng.", "not_member"
                     )
                 )
-            elif units.get(m) in access.author_units(row):
-                errors.append(
-                    field_error(
-                        f"add[{i}]",
-                        "A member never reviews their own unit's initiative.",
-                        "Thành viên không chấm sáng kiến của đơn vị mình.",
-                        "own_unit",
-                    )
-                )
+            elif (bar := review.barred(m)) is not None:
+                refusal = domain.barred_refusal(bar)
+                errors.append(field_error(f"add[{i}]", refusal.detail, refusal.detail_vi, refusal.code))
         for i, m in enumerate(body.remove):
             if m not in council.members:
                 errors.append(
@@ -374,10 +370,10 @@ async def score(
         row, _ed, part, council = await _initiative(rt, conn, tenant, edition, submission_id, lock=True)
         if member not in council.members:
             raise access.forbidden("Council members only.", "Chỉ thành viên Hội đồng được chấm.")
-        chosen, units = await access.reviewers_of(rt, conn, tenant, row, council)
-        if units.get(member) in access.author_units(row):
-            raise domain.own_unit_refusal()
-        if member not in chosen:
+        review = await access.review_of(rt, conn, tenant, row, council)
+        if (bar := review.barred(member)) is not None:
+            raise domain.barred_refusal(bar)
+        if member not in review.chosen:
             raise access.forbidden(
                 "This initiative is not assigned to you (conflict declared or reassigned).",
                 "Sáng kiến này không được phân công cho bạn (đã khai xung đột lợi ích hoặc được phân công lại).",
@@ -525,13 +521,20 @@ async def ranking(tenant: str, edition: str, rt: RuntimeDep, caller: CallerDep) 
             ]
             for r in (rows if full else [])
         }
+        # a member barred from an entry (own unit, or a unit merged with it) never sees its scores before
+        # the selection
+        barred = {
+            r["submission_id"]
+            for r in (rows if not full and not decided and caller.person_id in council.members else [])
+            if (await access.review_of(rt, conn, tenant, r["_row"], council)).barred(caller.person_id)
+        }
     my_unit = caller.person.unit if caller.person else None
     out = []
     for r in rows:
         pub = {k: v for k, v in r.items() if not k.startswith("_")}
         if full:
             pub["excluded"] = excluded[r["submission_id"]]
-        if not full and not decided and my_unit in r["_units"]:
+        if not full and not decided and (my_unit in r["_units"] or r["submission_id"] in barred):
             # Never their own unit's scores before the selection.
             pub.update(
                 rank=None, score=None, mean=None, median=None, disagreement=None, disputed=None, hidden=True

@@ -373,3 +373,17 @@ def test_a_union_with_an_unknown_parent_is_refused() -> None:
                 "unions": [{"id": "cd", "name": "Chi đoàn", "kind": "youth_union", "parent": "nowhere"}],
             }
         )
+
+
+def test_unit_lineage_follows_successor_links_each_way_transitively() -> None:
+    from shared.documents import Unit, unit_lineage
+
+    def u(i: str, *of: str) -> Unit:
+        return Unit(id=i, code=i.upper(), name=f"Đơn vị {i}", kind="division", successor_of=list(of))
+
+    # b and c merged into a; a renamed to z; d split from c; x unrelated
+    units = [u("a", "b", "c"), u("b"), u("c"), u("z", "a"), u("d", "c"), u("x")]
+    assert unit_lineage(units, "b") == {"a": "successor", "z": "successor"}
+    assert unit_lineage(units, "z") == {"a": "predecessor", "b": "predecessor", "c": "predecessor"}
+    assert unit_lineage(units, "c") == {"a": "successor", "z": "successor", "d": "successor"}
+    assert unit_lineage(units, "x") == {}

@@ -9,13 +9,27 @@ import re
 import pytest
 
 from shared import readme
-from shared.settings import SERVICES
+from shared.settings import SERVICES, Settings
 
 
 def test_the_main_readme_diagram_and_event_table_are_current() -> None:
     text = readme.MAIN_README.read_text(encoding="utf-8")
-    assert readme.blocks(text) == ["event-diagram", "event-table"]
+    assert readme.blocks(text) == ["settings", "event-diagram", "event-table"]
     assert readme.render(text, readme.main_sections()) == text, "stale: run python -m shared.readme"
+
+
+def test_the_main_readme_lists_exactly_the_settings_fields() -> None:
+    """README's list of the shared settings names every field of ``Settings`` by its variable, and nothing
+    else (it once named service settings and missed a dozen of the shared ones)."""
+    text = readme.MAIN_README.read_text(encoding="utf-8")
+    start = text.index("\nSettings ", text.index("## Running one service alone"))
+    listed = [
+        name
+        for line in text[start : text.index("## HTTP", start)].splitlines()
+        # a table row names its variable in the first cell (a default may look like one: `HOITHI_REPLAY`)
+        for name in re.findall(r"`(HOITHI_[A-Z_]*[A-Z])`", line.split(" | ")[0])
+    ]
+    assert set(listed) == {f"HOITHI_{field.upper()}" for field in Settings.model_fields}
 
 
 def test_the_diagram_shows_every_flow_of_the_streams() -> None:

@@ -49,3 +49,25 @@ def test_exclusions_carry_their_reasons() -> None:
         ("m-d", "removed_by_chair"),
     ]
     assert "Lý Thị Mỹ Linh" in out[1].reason_vi and "Vợ là đồng tác giả" in out[2].reason_vi
+
+
+def test_a_unit_merged_with_the_entrys_unit_is_excluded_with_its_reason() -> None:
+    # u-b was merged into u-a (u-a successor_of u-b); u-b's initiative; m-a in u-a, m-c elsewhere; m-d moved
+    # into the authors' unit after receipt (an author there at the time of scoring).
+    out = domain.exclusions(
+        ["m-a", "m-c", "m-d"],
+        {"m-a": "u-a", "m-c": "u-c", "m-d": "u-d"},
+        {"u-b": ["đơn vị nộp"]},
+        {},
+        entry_unit="u-b",
+        lineage={"u-a": "successor"},
+        units_now={"m-a": "u-a", "m-c": "u-c", "m-d": "u-e"},
+        authors_now={"u-e": ["Ngô Thanh Minh"]},
+    )
+    assert [(e.member_id, e.reason) for e in out] == [("m-a", "merged_unit"), ("m-d", "own_unit")]
+    assert "kế thừa" in out[0].reason_vi and "u-b" in out[0].reason_vi
+    assert "Ngô Thanh Minh" in out[1].reason_vi
+    barred = {e.member_id for e in out}
+    assert domain.reviewers(["m-a", "m-c", "m-d"], {}, {"u-b"}, set(), added={"m-a"}, barred=barred) == [
+        "m-c"
+    ]
