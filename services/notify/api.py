@@ -10,13 +10,14 @@ from typing import Annotated, Literal, overload
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from services.notify import domain, models, webhooks
 from shared.clock import VN
 from shared.db import insert_ignore
 from shared.documents import Role
+from shared.idempotency import request_hash
 from shared.privacy import Sight, Viewer, no_store
 from shared.problems import Problem, bilingual_error, field_error
 from shared.service import Caller, CallerDep, Runtime, RuntimeDep
@@ -324,9 +325,15 @@ def _webhook(r: object, secret: str | None = None) -> WebhookPublic:
 
 @router.post("/tenants/{tenant}/webhooks", response_model=WebhookPublic, status_code=201)
 async def create_webhook(
-    tenant: str, body: WebhookCreate, rt: RuntimeDep, caller: CallerDep
+    tenant: str,
+    body: WebhookCreate,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> WebhookPublic:
-    """Subscribe an HTTP endpoint to this tenant's events (POST of the CloudEvent, ``X-Hoithi-Signature``)."""
+    """Subscribe an HTTP endpoint to this tenant's events (POST of the CloudEvent, ``X-Hoithi-Signature``).
+    A retry with the same ``Idempotency-Key`` answers the original subscription (same id and secret), never a
+    second one."""
     _require_secretariat(caller)
     from shared.events.catalogue import CATALOGUE
 
@@ -357,10 +364,19 @@ async def create_webhook(
         "created_by": caller.person_id,
     }
     w = models.webhooks
+    scope = f"{tenant}|{caller.person_id}|webhooks"
+    digest = request_hash(body.model_dump(mode="json"))
     async with rt.engine.begin() as conn:
+        stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
+        if stored is not None:  # a retry: the subscription already made
+            return WebhookPublic.model_validate(stored.body)
         await conn.execute(sa.insert(w).values(row))
         r = (await conn.execute(sa.select(w).where(w.c.id == row["id"]))).one()
-    return _webhook(r, secret)
+        answer = _webhook(r, secret)
+        await rt.idempotency.remember(
+            conn, scope, idempotency_key, digest, 201, answer.model_dump(mode="json"), rt.now()
+        )
+    return answer
 
 
 async def _vet_webhook_url(rt: Runtime, url: str) -> None:

@@ -138,16 +138,17 @@ def test_scripted_2023_run_sends_exactly_the_expected_messages_once(
             )
             assert r.status_code == 201, r.text
             hooks_id = r.json()["id"]
-            r = c.post(
-                f"/tenants/{TENANT}/webhooks",
-                json={
-                    "url": receiver.url + "/failing",
-                    "secret": "f" * 32,
-                    "event_types": ["initiative.scored"],
-                },
-            )
+            failing = {
+                "url": receiver.url + "/failing",
+                "secret": "f" * 32,
+                "event_types": ["initiative.scored"],
+            }
+            r = c.post(f"/tenants/{TENANT}/webhooks", json=failing, headers={"Idempotency-Key": "hook-2"})
             assert r.status_code == 201, r.text
             failing_id = r.json()["id"]
+            # a retry with the same key is the same subscription (same id), never a second one
+            again = c.post(f"/tenants/{TENANT}/webhooks", json=failing, headers={"Idempotency-Key": "hook-2"})
+            assert again.status_code == 201 and again.json()["id"] == failing_id, again.text
             bad = c.post(
                 f"/tenants/{TENANT}/webhooks", json={"url": receiver.url, "event_types": ["deadline.nope"]}
             )

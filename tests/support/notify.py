@@ -26,6 +26,7 @@ import nats
 
 from shared.devserver import free_port
 from shared.documents import Directory, Edition, Person, Role
+from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import Envelope, make_event
 from shared.mailsink import MailSink
 from tests.support.system import ROOT, TENANT, System
@@ -44,7 +45,8 @@ class Facts:
         self, type_: str, data: Any, *, subject: str, at: datetime, edition: str | None = "2023"
     ) -> Envelope:
         self.sequences[subject] += 1
-        source = "submissions" if type_.startswith(("submission.", "initiative.")) else "campaign"
+        # the catalogue's producer: consumers dead-letter a fact from any other source (subject_mismatch)
+        source = CATALOGUE[type_].producer
         env = make_event(
             type_,
             data,
