@@ -172,15 +172,24 @@ def last_day_vn(deadline: datetime) -> str:
     return format_date_vn(local.date())
 
 
-def time_left_vi(deadline: datetime, now: datetime) -> str:
-    """The time really left before ``deadline`` at ``now``: 'còn 5 ngày 15 giờ', 'còn 3 giờ 20 phút',
-    'còn 12 phút', 'còn dưới 1 phút', or 'đã hết hạn'."""
+def _time_left(deadline: datetime, now: datetime) -> tuple[int, int, int] | None:
+    """Whole days, hours and minutes left before ``deadline`` at ``now``; None once it has passed."""
     left = deadline - now
     if left <= timedelta(0):
-        return "đã hết hạn"
+        return None
     minutes = int(left.total_seconds() // 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
+    return days, hours, mins
+
+
+def time_left_vi(deadline: datetime, now: datetime) -> str:
+    """The time really left before ``deadline`` at ``now``: 'còn 5 ngày 15 giờ', 'còn 3 giờ 20 phút',
+    'còn 12 phút', 'còn dưới 1 phút', or 'đã hết hạn'."""
+    left = _time_left(deadline, now)
+    if left is None:
+        return "đã hết hạn"
+    days, hours, mins = left
     if days:
         return f"còn {days} ngày {hours} giờ" if hours else f"còn {days} ngày"
     if hours:
@@ -190,12 +199,10 @@ def time_left_vi(deadline: datetime, now: datetime) -> str:
 
 def time_left_en(deadline: datetime, now: datetime) -> str:
     """The English twin of ``time_left_vi``: '5 day(s) 15 hour(s) left'."""
-    left = deadline - now
-    if left <= timedelta(0):
+    left = _time_left(deadline, now)
+    if left is None:
         return "the deadline has passed"
-    minutes = int(left.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
+    days, hours, mins = left
     if days:
         return f"{days} day(s) {hours} hour(s) left" if hours else f"{days} day(s) left"
     if hours:
