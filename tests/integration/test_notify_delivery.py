@@ -90,15 +90,6 @@ def system(test_servers, unique_prefix: str, tmp_path: Path) -> Iterator[System]
         sys_.stop()
 
 
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().start()
-    try:
-        yield r
-    finally:
-        r.stop()
-
-
 def _rows(system: System, sql: str, *args: Any) -> list[Any]:
     return run(query(system.database_urls["notify"], sql, *args))
 

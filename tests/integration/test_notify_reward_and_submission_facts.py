@@ -48,15 +48,6 @@ def system(test_servers: Any, unique_prefix: str, tmp_path: Path) -> Iterator[Sy
         s.stop()
 
 
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().start()
-    try:
-        yield r
-    finally:
-        r.stop()
-
-
 def _inbox(system: System, person: str) -> list[dict[str, Any]]:
     with system.client("notify", person) as c:
         r = c.get(f"/tenants/{TENANT}/inbox")
