@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,15 +11,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from shared.clock import Clock
-from shared.consumer import EventConsumer
-from shared.db import backbone_tables, make_engine
-from shared.events.envelope import Envelope, make_event
-from shared.outbox import Outbox
+from shared.events.envelope import Envelope
 from shared.settings import Settings
-from shared.streams import ConsumerSpec
-
-TIME = datetime(2023, 10, 20, 2, 0, tzinfo=UTC)
+from tests.support.consumers import sqlite_consumer, withdrawn
 
 
 @dataclass
@@ -66,34 +59,8 @@ class FakeNC:
         return self.js
 
 
-def withdrawn(sub: str = "s-1", seq: int = 2) -> Envelope:
-    return make_event(
-        "submission.withdrawn",
-        {
-            "submission_id": sub,
-            "kind": "experience_report",
-            "part": "experience",
-            "author_id": "p-0002",
-            "unit_id": "u-vp",
-            "at": TIME,
-        },
-        source="submissions",
-        tenant="soctrang-stnmt",
-        edition="2023",
-        subject=sub,
-        sequence=seq,
-        time=TIME,
-    )
-
-
 @pytest.fixture
 async def harness(tmp_path: Path) -> Any:
-    settings = Settings(env="test", max_deliver=3, nak_base_delay=0.5)
-    md = sa.MetaData()
-    bb = backbone_tables(md)
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
-    async with engine.begin() as conn:
-        await conn.run_sync(md.create_all)
     applied: list[str] = []
     fail = {"on": False}
 
@@ -102,14 +69,8 @@ async def harness(tmp_path: Path) -> Any:
             raise RuntimeError("boom")
         applied.append(env.id)
 
-    consumer = EventConsumer(
-        spec=ConsumerSpec("rewards", "facts", 1, ("submission.withdrawn",)),
-        engine=engine,
-        backbone=bb,
-        outbox=Outbox(bb, settings, "rewards", Clock()),
-        settings=settings,
-        handlers={"submission.withdrawn": handler},
-    )
+    settings = Settings(env="test", max_deliver=3, nak_base_delay=0.5)
+    consumer, engine, bb = await sqlite_consumer(tmp_path, settings, handler)
     consumer.nc = FakeNC()  # type: ignore[assignment]
     yield SimpleNamespace(consumer=consumer, applied=applied, fail=fail, engine=engine, bb=bb)
     await engine.dispose()
