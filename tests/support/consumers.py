@@ -1,5 +1,5 @@
-"""Helpers for tests of the event consumer: a lifecycle fact to feed it, settings with streams of their own,
-and a consumer over a fresh SQLite backbone."""
+"""Helpers for tests of the event consumer and outbox: a lifecycle fact to feed them, settings with streams of
+their own, and a fresh SQLite backbone (with a consumer over it)."""
 
 from __future__ import annotations
 
@@ -57,16 +57,22 @@ def stream_settings(prefix: str, **overrides: Any) -> Settings:
     )
 
 
+async def sqlite_backbone(path: Path) -> tuple[AsyncEngine, Backbone]:
+    """A fresh SQLite file at ``path`` holding just the backbone tables (outbox, inbox, leases, ...)."""
+    md = sa.MetaData()
+    bb = backbone_tables(md)
+    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as conn:
+        await conn.run_sync(md.create_all)
+    return engine, bb
+
+
 async def sqlite_consumer(
     tmp_path: Path, settings: Settings, handler: Callable[[Any, Envelope], Awaitable[None]]
 ) -> tuple[EventConsumer, AsyncEngine, Backbone]:
     """rewards' facts consumer for ``submission.withdrawn`` only, applying ``handler``, on a fresh SQLite file
     holding just the backbone tables. Returns the consumer, its engine and the backbone tables."""
-    md = sa.MetaData()
-    bb = backbone_tables(md)
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
-    async with engine.begin() as conn:
-        await conn.run_sync(md.create_all)
+    engine, bb = await sqlite_backbone(tmp_path / "c.db")
     consumer = EventConsumer(
         spec=ConsumerSpec("rewards", "facts", 1, ("submission.withdrawn",)),
         engine=engine,
