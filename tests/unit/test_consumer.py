@@ -59,6 +59,26 @@ class FakeNC:
         return self.js
 
 
+class PullJS(FakeJS):
+    """A JetStream whose pull subscription is a new ``sub_type()`` (asserting the durable's name when given)."""
+
+    def __init__(self, sub_type: type[Any], durable: str | None = None) -> None:
+        super().__init__()
+        self.sub_type, self.durable = sub_type, durable
+
+    async def pull_subscribe_bind(self, durable: str, stream: str) -> Any:
+        if self.durable is not None:
+            assert durable == self.durable
+        return self.sub_type()
+
+
+class PullNC(FakeNC):
+    """A connection whose consumer fetches from ``sub_type`` (see :class:`PullJS`)."""
+
+    def __init__(self, sub_type: type[Any], durable: str | None = None) -> None:
+        self.js = PullJS(sub_type, durable)
+
+
 @pytest.fixture
 async def harness(tmp_path: Path) -> Any:
     applied: list[str] = []
@@ -186,15 +206,7 @@ async def test_the_fetch_loop_outlives_a_broker_restart_lost_fetches_and_lost_ac
                 raise item
             return item  # type: ignore[no-any-return]
 
-    class JS(FakeJS):
-        async def pull_subscribe_bind(self, durable: str, stream: str) -> Sub:
-            return Sub()
-
-    class NC(FakeNC):
-        def __init__(self) -> None:
-            self.js = JS()
-
-    task = asyncio.create_task(harness.consumer.run(NC()))
+    task = asyncio.create_task(harness.consumer.run(PullNC(Sub)))
     try:
         await asyncio.wait_for(done.wait(), 10)
         assert not task.done()  # still fetching
@@ -366,16 +378,7 @@ async def test_a_replay_for_a_purpose_the_service_does_not_have_is_settled_not_l
                 raise nats.errors.TimeoutError
             return batches.pop(0)  # type: ignore[no-any-return]
 
-    class JS(FakeJS):
-        async def pull_subscribe_bind(self, durable: str, stream: str) -> Sub:
-            assert durable == "rewards-replay-v1"
-            return Sub()
-
-    class NC(FakeNC):
-        def __init__(self) -> None:
-            self.js = JS()
-
-    task = asyncio.create_task(harness.consumer.run(NC(), replay=True))
+    task = asyncio.create_task(harness.consumer.run(PullNC(Sub, durable="rewards-replay-v1"), replay=True))
     try:
         await asyncio.wait_for(done.wait(), 10)
     finally:
@@ -408,15 +411,7 @@ async def test_the_fetch_loop_stops_when_cancelled_even_if_the_fetch_turns_the_c
                 raise
             raise nats.errors.TimeoutError
 
-    class JS(FakeJS):
-        async def pull_subscribe_bind(self, durable: str, stream: str) -> Sub:
-            return Sub()
-
-    class NC(FakeNC):
-        def __init__(self) -> None:
-            self.js = JS()
-
-    task = asyncio.create_task(harness.consumer.run(NC()))
+    task = asyncio.create_task(harness.consumer.run(PullNC(Sub)))
     await asyncio.wait_for(fetching.wait(), 5)
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=5)
