@@ -172,39 +172,51 @@ def last_day_vn(deadline: datetime) -> str:
     return format_date_vn(local.date())
 
 
-def _time_left(deadline: datetime, now: datetime) -> tuple[int, int, int] | None:
-    """Whole days, hours and minutes left before ``deadline`` at ``now``; None once it has passed."""
+# How the time left reads: passed; days and hours; whole days; hours and minutes; whole hours; minutes; under one.
+_TIME_LEFT_VI = (
+    "đã hết hạn",
+    "còn {d} ngày {h} giờ",
+    "còn {d} ngày",
+    "còn {h} giờ {m} phút",
+    "còn {h} giờ",
+    "còn {m} phút",
+    "còn dưới 1 phút",
+)
+_TIME_LEFT_EN = (
+    "the deadline has passed",
+    "{d} day(s) {h} hour(s) left",
+    "{d} day(s) left",
+    "{h} hour(s) {m} minute(s) left",
+    "{h} hour(s) left",
+    "{m} minute(s) left",
+    "less than a minute left",
+)
+
+
+def _time_left(deadline: datetime, now: datetime, words: tuple[str, ...]) -> str:
+    """Whole days and hours, else hours and minutes, else minutes left before ``deadline`` at ``now``, in
+    ``words`` (see ``_TIME_LEFT_VI``): never "0 days"."""
     left = deadline - now
     if left <= timedelta(0):
-        return None
+        return words[0]
     minutes = int(left.total_seconds() // 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
-    return days, hours, mins
+    if days:
+        text = words[1] if hours else words[2]
+    elif hours:
+        text = words[3] if mins else words[4]
+    else:
+        text = words[5] if mins else words[6]
+    return text.format(d=days, h=hours, m=mins)
 
 
 def time_left_vi(deadline: datetime, now: datetime) -> str:
     """The time really left before ``deadline`` at ``now``: 'còn 5 ngày 15 giờ', 'còn 3 giờ 20 phút',
     'còn 12 phút', 'còn dưới 1 phút', or 'đã hết hạn'."""
-    left = _time_left(deadline, now)
-    if left is None:
-        return "đã hết hạn"
-    days, hours, mins = left
-    if days:
-        return f"còn {days} ngày {hours} giờ" if hours else f"còn {days} ngày"
-    if hours:
-        return f"còn {hours} giờ {mins} phút" if mins else f"còn {hours} giờ"
-    return f"còn {mins} phút" if mins else "còn dưới 1 phút"
+    return _time_left(deadline, now, _TIME_LEFT_VI)
 
 
 def time_left_en(deadline: datetime, now: datetime) -> str:
     """The English twin of ``time_left_vi``: '5 day(s) 15 hour(s) left'."""
-    left = _time_left(deadline, now)
-    if left is None:
-        return "the deadline has passed"
-    days, hours, mins = left
-    if days:
-        return f"{days} day(s) {hours} hour(s) left" if hours else f"{days} day(s) left"
-    if hours:
-        return f"{hours} hour(s) {mins} minute(s) left" if mins else f"{hours} hour(s) left"
-    return f"{mins} minute(s) left" if mins else "less than a minute left"
+    return _time_left(deadline, now, _TIME_LEFT_EN)
