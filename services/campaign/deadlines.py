@@ -476,8 +476,8 @@ async def _campaign_result(
                 if env is None or row is None or row.status == "fulfilled":
                     continue
                 # Every assignment ends fulfilled or missed, once (under this decision's unique key).
-                if u["unmet"]:
-                    await _campaign_missed(rt, conn, edition, part, row, end)
+                if u["unmet"]:  # ``deadline.missed`` once, as for any part
+                    await _record_miss(rt, conn, edition, row, row.part_kind, end)
                 else:
                     await _campaign_fulfilled(rt, conn, edition, part, row, end, env)
     rt.outbox.committed()
@@ -525,18 +525,6 @@ async def _campaign_fulfilled(
             "assignment.fulfilled", edition.tenant, edition.edition, row.id, end.isoformat()
         ),
     )
-
-
-async def _campaign_missed(
-    rt: Runtime,
-    conn: AsyncConnection,
-    edition: Edition,
-    part: OnlineServicesCampaignPart,
-    row: Any,
-    end: datetime,
-) -> None:
-    """A unit that missed its targets missed its 90-day assignment: ``deadline.missed`` once, as for any part."""
-    await _record_miss(rt, conn, edition, row, row.part_kind, end)
 
 
 async def _record_miss(
