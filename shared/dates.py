@@ -86,6 +86,11 @@ def _zone(tz: str | ZoneInfo) -> ZoneInfo:
     return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
 
 
+def _read_in(value: datetime, zone: ZoneInfo) -> datetime:
+    """An aware datetime as is; a naive one read in ``zone``."""
+    return value if value.tzinfo is not None and value.utcoffset() is not None else value.replace(tzinfo=zone)
+
+
 def deadline_instant(value: date | datetime, tz: str | ZoneInfo = DEFAULT_TIMEZONE) -> datetime:
     """The aware instant a deadline ends at (exclusive).
 
@@ -94,11 +99,7 @@ def deadline_instant(value: date | datetime, tz: str | ZoneInfo = DEFAULT_TIMEZO
     """
     zone = _zone(tz)
     if isinstance(value, datetime):
-        return (
-            value
-            if value.tzinfo is not None and value.utcoffset() is not None
-            else value.replace(tzinfo=zone)
-        )
+        return _read_in(value, zone)
     return datetime.combine(value + timedelta(days=1), time(0), tzinfo=zone)
 
 
@@ -106,11 +107,7 @@ def _start_instant(value: date | datetime, tz: str | ZoneInfo) -> datetime:
     """The aware instant something starts at: a bare date D -> D 00:00:00 in ``tz``."""
     zone = _zone(tz)
     if isinstance(value, datetime):
-        return (
-            value
-            if value.tzinfo is not None and value.utcoffset() is not None
-            else value.replace(tzinfo=zone)
-        )
+        return _read_in(value, zone)
     return datetime.combine(value, time(0), tzinfo=zone)
 
 
