@@ -86,6 +86,11 @@ def _zone(tz: str | ZoneInfo) -> ZoneInfo:
     return tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz)
 
 
+def _read_in(value: datetime, zone: ZoneInfo) -> datetime:
+    """An aware datetime as is; a naive one read in ``zone``."""
+    return value if value.tzinfo is not None and value.utcoffset() is not None else value.replace(tzinfo=zone)
+
+
 def deadline_instant(value: date | datetime, tz: str | ZoneInfo = DEFAULT_TIMEZONE) -> datetime:
     """The aware instant a deadline ends at (exclusive).
 
@@ -94,11 +99,7 @@ def deadline_instant(value: date | datetime, tz: str | ZoneInfo = DEFAULT_TIMEZO
     """
     zone = _zone(tz)
     if isinstance(value, datetime):
-        return (
-            value
-            if value.tzinfo is not None and value.utcoffset() is not None
-            else value.replace(tzinfo=zone)
-        )
+        return _read_in(value, zone)
     return datetime.combine(value + timedelta(days=1), time(0), tzinfo=zone)
 
 
@@ -106,11 +107,7 @@ def _start_instant(value: date | datetime, tz: str | ZoneInfo) -> datetime:
     """The aware instant something starts at: a bare date D -> D 00:00:00 in ``tz``."""
     zone = _zone(tz)
     if isinstance(value, datetime):
-        return (
-            value
-            if value.tzinfo is not None and value.utcoffset() is not None
-            else value.replace(tzinfo=zone)
-        )
+        return _read_in(value, zone)
     return datetime.combine(value, time(0), tzinfo=zone)
 
 
@@ -172,32 +169,51 @@ def last_day_vn(deadline: datetime) -> str:
     return format_date_vn(local.date())
 
 
-def time_left_vi(deadline: datetime, now: datetime) -> str:
-    """The time really left before ``deadline`` at ``now``: 'còn 5 ngày 15 giờ', 'còn 3 giờ 20 phút',
-    'còn 12 phút', 'còn dưới 1 phút', or 'đã hết hạn'."""
+# How the time left reads: passed; days and hours; whole days; hours and minutes; whole hours; minutes; under one.
+_TIME_LEFT_VI = (
+    "đã hết hạn",
+    "còn {d} ngày {h} giờ",
+    "còn {d} ngày",
+    "còn {h} giờ {m} phút",
+    "còn {h} giờ",
+    "còn {m} phút",
+    "còn dưới 1 phút",
+)
+_TIME_LEFT_EN = (
+    "the deadline has passed",
+    "{d} day(s) {h} hour(s) left",
+    "{d} day(s) left",
+    "{h} hour(s) {m} minute(s) left",
+    "{h} hour(s) left",
+    "{m} minute(s) left",
+    "less than a minute left",
+)
+
+
+def _time_left(deadline: datetime, now: datetime, words: tuple[str, ...]) -> str:
+    """Whole days and hours, else hours and minutes, else minutes left before ``deadline`` at ``now``, in
+    ``words`` (see ``_TIME_LEFT_VI``): never "0 days"."""
     left = deadline - now
     if left <= timedelta(0):
-        return "đã hết hạn"
+        return words[0]
     minutes = int(left.total_seconds() // 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
     if days:
-        return f"còn {days} ngày {hours} giờ" if hours else f"còn {days} ngày"
-    if hours:
-        return f"còn {hours} giờ {mins} phút" if mins else f"còn {hours} giờ"
-    return f"còn {mins} phút" if mins else "còn dưới 1 phút"
+        text = words[1] if hours else words[2]
+    elif hours:
+        text = words[3] if mins else words[4]
+    else:
+        text = words[5] if mins else words[6]
+    return text.format(d=days, h=hours, m=mins)
+
+
+def time_left_vi(deadline: datetime, now: datetime) -> str:
+    """The time really left before ``deadline`` at ``now``: 'còn 5 ngày 15 giờ', 'còn 3 giờ 20 phút',
+    'còn 12 phút', 'còn dưới 1 phút', or 'đã hết hạn'."""
+    return _time_left(deadline, now, _TIME_LEFT_VI)
 
 
 def time_left_en(deadline: datetime, now: datetime) -> str:
     """The English twin of ``time_left_vi``: '5 day(s) 15 hour(s) left'."""
-    left = deadline - now
-    if left <= timedelta(0):
-        return "the deadline has passed"
-    minutes = int(left.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days} day(s) {hours} hour(s) left" if hours else f"{days} day(s) left"
-    if hours:
-        return f"{hours} hour(s) {mins} minute(s) left" if mins else f"{hours} hour(s) left"
-    return f"{mins} minute(s) left" if mins else "less than a minute left"
+    return _time_left(deadline, now, _TIME_LEFT_EN)

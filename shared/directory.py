@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -112,6 +112,19 @@ class _EffectiveDated(_Doc):
         return _effective(self.effective_from, self.effective_to, d)
 
 
+_Dated = TypeVar("_Dated", bound=_EffectiveDated)
+
+
+def _dated_row(rows: list[_Dated], as_of: date | None, what: str) -> _Dated:
+    """Of one id's dated ``rows``, the one effective on ``as_of``; without a date, the latest. ``what`` names the
+    id in the KeyError when there is none."""
+    if as_of is not None:
+        rows = [r for r in rows if r.effective_on(as_of)]
+    if not rows:
+        raise KeyError(f"unknown {what}" + (f" as of {as_of}" if as_of else ""))
+    return max(rows, key=lambda r: (r.effective_to or date.max, r.effective_from or date.min))
+
+
 # ---------------------------------------------------------------------------------------------- directory
 
 
@@ -181,12 +194,7 @@ class Directory(_Doc):
     def unit(self, unit_id: str, as_of: date | None = None) -> Unit:
         """The row of a unit effective on ``as_of``; without a date, the latest row (a unit may have several
         dated rows: a rename, a merger into it, a change of parent)."""
-        rows = [u for u in self.units if u.id == unit_id]
-        if as_of is not None:
-            rows = [u for u in rows if u.effective_on(as_of)]
-        if not rows:
-            raise KeyError(f"unknown unit {unit_id!r}" + (f" as of {as_of}" if as_of else ""))
-        return max(rows, key=lambda u: (u.effective_to or date.max, u.effective_from or date.min))
+        return _dated_row([u for u in self.units if u.id == unit_id], as_of, f"unit {unit_id!r}")
 
     def successors(self, unit_id: str) -> list[str]:
         """Ids of the units that replaced ``unit_id`` (merged it in, split it, renamed it to a new id)."""
@@ -214,12 +222,7 @@ class Directory(_Doc):
 
     def person(self, person_id: str, as_of: date | None = None) -> Person:
         """The row of a person effective on ``as_of``; without a date, the latest row."""
-        rows = [p for p in self.people if p.id == person_id]
-        if as_of is not None:
-            rows = [p for p in rows if p.effective_on(as_of)]
-        if not rows:
-            raise KeyError(f"unknown person {person_id!r}" + (f" as of {as_of}" if as_of else ""))
-        return max(rows, key=lambda p: (p.effective_to or date.max, p.effective_from or date.min))
+        return _dated_row([p for p in self.people if p.id == person_id], as_of, f"person {person_id!r}")
 
     def units_as_of(self, d: date) -> list[Unit]:
         return [u for u in self.units if u.effective_on(d)]

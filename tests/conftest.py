@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from shared.devserver import NatsServer
+from tests.support.notify import WebhookReceiver
 from tests.support.servers import (
     ContainerNats,
     TestServers,
@@ -161,3 +162,13 @@ def postgres_proxy(test_servers: TestServers) -> Iterator[TcpProxy]:
     host, port = postgres_address(test_servers.database_server_url)
     with TcpProxy(host, port) as proxy:
         yield proxy
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A local webhook receiver (a real HTTP server on loopback), stopped after the test."""
+    r = WebhookReceiver().start()
+    try:
+        yield r
+    finally:
+        r.stop()

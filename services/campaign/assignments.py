@@ -97,6 +97,44 @@ async def extend(
     return ext_id
 
 
+async def emit_fulfilled(
+    rt: Runtime,
+    conn: AsyncConnection,
+    row: Any,
+    *,
+    at: datetime,
+    deadline: datetime,
+    on_time: bool,
+    cause: Envelope,
+    submission_id: str | None = None,
+    event_id: str | None = None,
+) -> None:
+    """Emit ``assignment.fulfilled`` for ``row`` (the fulfilling submission named when there is one): the one
+    shape of that fact, whether a submission's facts or the 90-day campaign's result fulfilled it."""
+    data: dict[str, Any] = {
+        "assignment_id": row.id,
+        "part": row.part,
+        "part_kind": row.part_kind,
+        "assignee_kind": row.assignee_kind,
+        "assignee_id": row.assignee_id,
+        "unit_id": row.unit_id,
+    }
+    if submission_id is not None:
+        data["submission_id"] = submission_id
+    data |= {"fulfilled_at": at, "deadline": deadline, "on_time": on_time}
+    await rt.outbox.emit(
+        conn,
+        "assignment.fulfilled",
+        data,
+        tenant=row.tenant,
+        edition=row.edition,
+        subject=row.id,
+        time=at,
+        causation_id=cause.id,
+        event_id=event_id,
+    )
+
+
 async def settle(rt: Runtime, conn: AsyncConnection, row: Any, cause: Envelope) -> None:
     """Re-derive ``row`` (locked by :func:`assignment_for`) from its assignee's kept facts; record and emit
     what changed. ``cause`` is the fact (or the extension) that made campaign look again."""
@@ -131,26 +169,15 @@ async def settle(rt: Runtime, conn: AsyncConnection, row: Any, cause: Envelope) 
                 status="fulfilled", fulfilled_at=now.at, on_time=now.on_time, submission_id=now.submission_id
             )
         )
-        await rt.outbox.emit(
+        await emit_fulfilled(
+            rt,
             conn,
-            "assignment.fulfilled",
-            {
-                "assignment_id": row.id,
-                "part": row.part,
-                "part_kind": row.part_kind,
-                "assignee_kind": row.assignee_kind,
-                "assignee_id": row.assignee_id,
-                "unit_id": row.unit_id,
-                "submission_id": now.submission_id,
-                "fulfilled_at": now.at,
-                "deadline": deadline,
-                "on_time": now.on_time,
-            },
-            tenant=row.tenant,
-            edition=row.edition,
-            subject=row.id,
-            time=now.at,
-            causation_id=cause.id,
+            row,
+            at=now.at,
+            deadline=deadline,
+            on_time=now.on_time,
+            cause=cause,
+            submission_id=now.submission_id,
         )
         return
     assert was is not None

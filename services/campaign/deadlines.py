@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models, online
-from services.campaign.assignments import record_change
+from services.campaign.assignments import emit_fulfilled, record_change
 from shared import metrics
 from shared.db import insert_ignore
 from shared.documents import Edition, OnlineServicesCampaignPart, parse_duration
@@ -380,42 +380,7 @@ async def _decide(
             return
         by_id = {r.id: r for r in rows}
         for m in missed:
-            row = by_id[m.id]
-            event_id = domain.miss_id(edition.tenant, edition.edition, m.id, deadline)
-            await rt.outbox.emit(
-                conn,
-                "deadline.missed",
-                {
-                    "assignment_id": m.id,
-                    "part": part,
-                    "part_kind": part_kind,
-                    "assignee_kind": row.assignee_kind,
-                    "assignee_id": m.assignee_id,
-                    "unit_id": m.unit_id,
-                    "deadline": deadline,
-                },
-                tenant=edition.tenant,
-                edition=edition.edition,
-                subject=m.id,
-                time=deadline,
-                event_id=event_id,
-            )
-            await conn.execute(
-                insert_ignore(
-                    conn,
-                    models.misses,
-                    {
-                        "assignment_id": m.id,
-                        "deadline": deadline,
-                        "tenant": edition.tenant,
-                        "edition": edition.edition,
-                        "part": part,
-                        "assignee_id": m.assignee_id,
-                        "unit_id": m.unit_id,
-                        "event_id": event_id,
-                    },
-                )
-            )
+            await _record_miss(rt, conn, edition, by_id[m.id], part_kind, deadline)
         if not assignee:
             await rt.outbox.emit(
                 conn,
@@ -511,8 +476,8 @@ async def _campaign_result(
                 if env is None or row is None or row.status == "fulfilled":
                     continue
                 # Every assignment ends fulfilled or missed, once (under this decision's unique key).
-                if u["unmet"]:
-                    await _campaign_missed(rt, conn, edition, part, row, end)
+                if u["unmet"]:  # ``deadline.missed`` once, as for any part
+                    await _record_miss(rt, conn, edition, row, row.part_kind, end)
                 else:
                     await _campaign_fulfilled(rt, conn, edition, part, row, end, env)
     rt.outbox.committed()
@@ -548,57 +513,42 @@ async def _campaign_fulfilled(
         sa.update(a).where(a.c.id == row.id).values(status="fulfilled", fulfilled_at=at, on_time=True)
     )
     await record_change(conn, row, cause, status="fulfilled", fulfilled_at=at, on_time=True)
-    await rt.outbox.emit(
+    await emit_fulfilled(
+        rt,
         conn,
-        "assignment.fulfilled",
-        {
-            "assignment_id": row.id,
-            "part": row.part,
-            "part_kind": row.part_kind,
-            "assignee_kind": row.assignee_kind,
-            "assignee_id": row.assignee_id,
-            "unit_id": row.unit_id,
-            "fulfilled_at": at,
-            "deadline": end,
-            "on_time": True,
-        },
-        tenant=edition.tenant,
-        edition=edition.edition,
-        subject=row.id,
-        time=at,
-        causation_id=cause.id,
+        row,
+        at=at,
+        deadline=end,
+        on_time=True,
+        cause=cause,
         event_id=deterministic_id(
             "assignment.fulfilled", edition.tenant, edition.edition, row.id, end.isoformat()
         ),
     )
 
 
-async def _campaign_missed(
-    rt: Runtime,
-    conn: AsyncConnection,
-    edition: Edition,
-    part: OnlineServicesCampaignPart,
-    row: Any,
-    end: datetime,
+async def _record_miss(
+    rt: Runtime, conn: AsyncConnection, edition: Edition, row: Any, part_kind: str, deadline: datetime
 ) -> None:
-    """A unit that missed its targets missed its 90-day assignment: ``deadline.missed`` once, as for any part."""
-    event_id = domain.miss_id(edition.tenant, edition.edition, row.id, end)
+    """``deadline.missed`` for assignment ``row`` and its row in ``misses``, under the miss's deterministic id
+    (so once per assignment and deadline): a part's deadline or the 90-day campaign's end."""
+    event_id = domain.miss_id(edition.tenant, edition.edition, row.id, deadline)
     await rt.outbox.emit(
         conn,
         "deadline.missed",
         {
             "assignment_id": row.id,
             "part": row.part,
-            "part_kind": row.part_kind,
+            "part_kind": part_kind,
             "assignee_kind": row.assignee_kind,
             "assignee_id": row.assignee_id,
             "unit_id": row.unit_id,
-            "deadline": end,
+            "deadline": deadline,
         },
         tenant=edition.tenant,
         edition=edition.edition,
         subject=row.id,
-        time=end,
+        time=deadline,
         event_id=event_id,
     )
     await conn.execute(
@@ -607,7 +557,7 @@ async def _campaign_missed(
             models.misses,
             {
                 "assignment_id": row.id,
-                "deadline": end,
+                "deadline": deadline,
                 "tenant": edition.tenant,
                 "edition": edition.edition,
                 "part": row.part,

@@ -224,6 +224,19 @@ async def _emit_received(
     )
 
 
+async def _store_body(
+    rt: Runtime, conn: AsyncConnection, row: Any, body: dict[str, Any], now: Any
+) -> dict[str, Any]:
+    """Store an initiative's new ``body``: a submitted one gets a new revision and ``submission.revised``, a
+    draft only the body. Returns the public view."""
+    t = models.submissions
+    revision = row["revision"] + (1 if row["status"] == "submitted" else 0)
+    await conn.execute(sa.update(t).where(t.c.id == row["id"]).values(body=body, revision=revision))
+    if row["status"] == "submitted":
+        await _emit_revised(rt, conn, row, body, revision, now)
+    return public({**row, "body": body, "revision": revision}, await _attachments(conn, row["id"]))
+
+
 async def _emit_revised(
     rt: Runtime, conn: AsyncConnection, row: Any, body: dict[str, Any], revision: int, now: Any
 ) -> None:
@@ -355,7 +368,6 @@ async def revise_initiative(
     rt: RuntimeDep,
     caller: CallerDep,
 ) -> dict[str, Any]:
-    t = models.submissions
     async with rt.engine.begin() as conn:
         row, ed, part = await _editable(rt, conn, caller, tenant, edition, submission_id)
         now = await _open_for(rt, conn, ed, part, row["unit_id"])
@@ -371,11 +383,7 @@ async def revise_initiative(
         }
         if domain.same_content(row["body"], body):  # a retried PUT: no new revision, no event
             return public(row, await _attachments(conn, submission_id))
-        revision = row["revision"] + (1 if row["status"] == "submitted" else 0)
-        await conn.execute(sa.update(t).where(t.c.id == submission_id).values(body=body, revision=revision))
-        if row["status"] == "submitted":
-            await _emit_revised(rt, conn, row, body, revision, now)
-        out = public({**row, "body": body, "revision": revision}, await _attachments(conn, submission_id))
+        out = await _store_body(rt, conn, row, body, now)
     rt.outbox.committed()
     return out
 
@@ -471,7 +479,6 @@ async def confirm_authorship(
             "Only the invited co-author confirms their own authorship.",
             "Chỉ chính đồng tác giả được mời mới xác nhận được tư cách tác giả của mình.",
         )
-    t = models.submissions
     async with rt.engine.begin() as conn:
         row = await access.load(conn, tenant, edition, submission_id, lock=True)
         authors = list(row["body"].get("authors", []))
@@ -486,11 +493,7 @@ async def confirm_authorship(
         now = await _open_for(rt, conn, ed, part, row["unit_id"])
         authors[at] = {**authors[at], "confirmed": True, "confirmed_at": now.astimezone(VN).isoformat()}
         body = {**row["body"], "authors": authors}
-        revision = row["revision"] + (1 if row["status"] == "submitted" else 0)
-        await conn.execute(sa.update(t).where(t.c.id == submission_id).values(body=body, revision=revision))
-        if row["status"] == "submitted":
-            await _emit_revised(rt, conn, row, body, revision, now)
-        out = public({**row, "body": body, "revision": revision}, await _attachments(conn, submission_id))
+        out = await _store_body(rt, conn, row, body, now)
     rt.outbox.committed()
     return out
 

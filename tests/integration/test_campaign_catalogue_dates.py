@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.campaign import SECRETARIAT, CampaignSystem, campaign_system
+from tests.support.campaign import SECRETARIAT, CampaignSystem, running_campaign
 from tests.support.system import EDITION, TENANT
 
 UNIT = "u-ccbvmt"
@@ -21,11 +21,8 @@ UNIT = "u-ccbvmt"
 
 @pytest.fixture
 def cs(test_servers: Any, tmp_path: Path, unique_prefix: str) -> Iterator[CampaignSystem]:
-    made = campaign_system(test_servers, tmp_path, unique_prefix, "2023-10-20T09:00:00+07:00")
-    try:
+    with running_campaign(test_servers, tmp_path, unique_prefix, "2023-10-20T09:00:00+07:00") as made:
         yield made
-    finally:
-        made.stop()
 
 
 def procedure(code: str) -> dict[str, Any]:

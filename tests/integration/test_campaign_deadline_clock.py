@@ -300,14 +300,8 @@ def _report_reminders(cs: CampaignSystem) -> list[dict[str, Any]]:
     return [e["data"] for e in cs.outbox("deadline.approaching") if e["data"]["part"] == "online90"]
 
 
-def test_ninety_day_report_reminders_each_period_only_to_units_that_have_not_reported(make: Any) -> None:
-    # online90 runs from 21/08/2023 for P90D with a report every P7D: the period running on 21/10 is
-    # 16/10–22/10, its report due before 23/10 00:00, the reminder one day before (the default P1D).
-    cs = make("2023-10-21T23:59:00+07:00")
-    units = {a["assignee_id"] for a in _assignments(cs, "online90")}
-    assert len(units) == 6
-    _tick_at(cs, "2023-10-21T23:59:30+07:00")
-    assert _report_reminders(cs) == []  # not due yet
+def _report_on_target(cs: CampaignSystem, period_start: str, period_end: str) -> None:
+    """u-ccbvmt offers one eligible procedure full-process and reports 10 dossiers, 6 online, 10 on time."""
     with cs.system.client("campaign", SECRETARIAT) as c:
         r = c.put(
             f"/tenants/{TENANT}/units/u-ccbvmt/procedures",
@@ -327,8 +321,8 @@ def test_ninety_day_report_reminders_each_period_only_to_units_that_have_not_rep
         r = c.post(
             f"/tenants/{TENANT}/editions/{EDITION}/units/u-ccbvmt/progress-reports",
             json={
-                "period_start": "2023-10-16",
-                "period_end": "2023-10-22",
+                "period_start": period_start,
+                "period_end": period_end,
                 "procedures": [
                     {
                         "code": "1.010001",
@@ -340,6 +334,17 @@ def test_ninety_day_report_reminders_each_period_only_to_units_that_have_not_rep
             },
         )
         assert r.status_code == 201, r.text
+
+
+def test_ninety_day_report_reminders_each_period_only_to_units_that_have_not_reported(make: Any) -> None:
+    # online90 runs from 21/08/2023 for P90D with a report every P7D: the period running on 21/10 is
+    # 16/10–22/10, its report due before 23/10 00:00, the reminder one day before (the default P1D).
+    cs = make("2023-10-21T23:59:00+07:00")
+    units = {a["assignee_id"] for a in _assignments(cs, "online90")}
+    assert len(units) == 6
+    _tick_at(cs, "2023-10-21T23:59:30+07:00")
+    assert _report_reminders(cs) == []  # not due yet
+    _report_on_target(cs, "2023-10-16", "2023-10-22")
     _tick_at(cs, "2023-10-22T08:00:00+07:00")
     eventually_sync(lambda: len(_report_reminders(cs)) == 5, timeout=15, message="report reminders")
     first = _report_reminders(cs)
@@ -370,38 +375,7 @@ def test_every_ninety_day_assignment_ends_fulfilled_or_missed_once(make: Any) ->
     # 0.50 online, 0.95 on time): one eligible procedure offered full-process, 10 dossiers, 6 online, 10 on
     # time. The five others never report, so they miss theirs.
     cs = make("2023-11-18T09:00:00+07:00")
-    with cs.system.client("campaign", SECRETARIAT) as c:
-        r = c.put(
-            f"/tenants/{TENANT}/units/u-ccbvmt/procedures",
-            json={
-                "effective_from": "2023-08-21",
-                "procedures": [
-                    {
-                        "code": "1.010001",
-                        "name": "Thủ tục",
-                        "level": "full_process",
-                        "eligible_full_process": True,
-                    }
-                ],
-            },
-        )
-        assert r.status_code == 200, r.text
-        r = c.post(
-            f"/tenants/{TENANT}/editions/{EDITION}/units/u-ccbvmt/progress-reports",
-            json={
-                "period_start": "2023-11-13",
-                "period_end": "2023-11-18",
-                "procedures": [
-                    {
-                        "code": "1.010001",
-                        "dossiers_received": 10,
-                        "dossiers_online": 6,
-                        "dossiers_on_time": 10,
-                    }
-                ],
-            },
-        )
-        assert r.status_code == 201, r.text
+    _report_on_target(cs, "2023-11-13", "2023-11-18")
     assert _participation(cs, "online90")["open"] == 6
 
     _tick_at(cs, "2023-11-19T00:00:01+07:00")

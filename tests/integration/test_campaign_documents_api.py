@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.campaign import SECRETARIAT, CampaignSystem, campaign_system
+from tests.support.campaign import SECRETARIAT, CampaignSystem, running_campaign
 from tests.support.system import EDITION, SEED, TENANT
 from tests.support.wait import eventually_sync
 
@@ -37,16 +37,13 @@ BAD_PEOPLE = (
 def cs(test_servers: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CampaignSystem]:
     import secrets
 
-    system = campaign_system(
+    with running_campaign(
         test_servers,
         tmp_path_factory.mktemp("campaign-docs"),
         "d" + secrets.token_hex(4),
         "2023-10-20T09:00:00+07:00",
-    )
-    try:
+    ) as system:
         yield system
-    finally:
-        system.stop()
 
 
 def _directory_events(cs: CampaignSystem) -> int:
@@ -328,7 +325,10 @@ def test_each_role_sees_only_the_personal_data_its_work_needs(cs: CampaignSystem
 
     seen = _people(cs, SECRETARIAT)
     assert seen["p-0008"]["email"] == "linh.ltm@example.vn"
-    assert (seen["p-0008"]["date_of_birth"], seen["p-0008"]["qualification"]) == ("1993-04-18", "Kỹ sư Địa chất")
+    assert (seen["p-0008"]["date_of_birth"], seen["p-0008"]["qualification"]) == (
+        "1993-04-18",
+        "Kỹ sư Địa chất",
+    )
 
     for who, full in ((SECRETARIAT, True), (DIRECTOR, False)):
         with cs.system.client("campaign", who) as c:

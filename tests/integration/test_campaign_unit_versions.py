@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.campaign import SECRETARIAT, CampaignSystem, campaign_system
+from tests.support.campaign import SECRETARIAT, CampaignSystem, running_campaign
 from tests.support.system import SEED, TENANT
 
 RENAMED = "Chi cục Quản lý đất đai và Đo đạc bản đồ"
@@ -20,11 +20,8 @@ MERGED = "Phòng Tài nguyên Biển, BĐKH, KTTV và Môi trường"
 
 @pytest.fixture
 def cs(test_servers: Any, tmp_path: Path, unique_prefix: str) -> Iterator[CampaignSystem]:
-    made = campaign_system(test_servers, tmp_path, unique_prefix, "2023-10-20T09:00:00+07:00")
-    try:
+    with running_campaign(test_servers, tmp_path, unique_prefix, "2023-10-20T09:00:00+07:00") as made:
         yield made
-    finally:
-        made.stop()
 
 
 def directory_with(replace: dict[str, str], extra_units: list[str]) -> tuple[str, dict[str, int]]:

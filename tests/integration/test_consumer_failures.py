@@ -30,10 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.clock import Clock
 from shared.consumer import EventConsumer, RawMsg
 from shared.db import backbone_tables, make_engine
-from shared.events.envelope import Envelope, make_event
+from shared.events.envelope import Envelope
 from shared.outbox import Outbox
 from shared.settings import Settings
 from shared.streams import consumers_of, declare
+from tests.support.consumers import stream_settings, withdrawn
 from tests.support.servers import TestServers, via_proxy
 from tests.support.tcpproxy import TcpProxy
 from tests.support.wait import eventually
@@ -42,26 +43,6 @@ TENANT = "soctrang-stnmt"
 TIME = datetime(2023, 10, 20, 2, 0, tzinfo=UTC)
 ACK_WAIT = 2.0  # seconds: an outage of 3× this would spend deliveries if the batch were not kept in progress
 MAX_DELIVER = 3
-
-
-def withdrawn(sub: str) -> Envelope:
-    return make_event(
-        "submission.withdrawn",
-        {
-            "submission_id": sub,
-            "kind": "experience_report",
-            "part": "experience",
-            "author_id": "p-0002",
-            "unit_id": "u-vp",
-            "at": TIME,
-        },
-        source="submissions",
-        tenant=TENANT,
-        edition="2023",
-        subject=sub,
-        sequence=2,
-        time=TIME,
-    )
 
 
 class WatchedConsumer(EventConsumer):
@@ -125,15 +106,10 @@ async def make_rig(
     test_servers: TestServers, unique_prefix: str, tmp_path: Path
 ) -> AsyncIterator[Callable[..., Any]]:
     stack = contextlib.AsyncExitStack()
-    settings = Settings(
+    settings = stream_settings(
+        unique_prefix,
         env="test",
         nats_url=test_servers.nats_url,
-        event_prefix=unique_prefix,
-        deadletter_prefix=f"{unique_prefix}-dl",
-        replay_prefix=f"{unique_prefix}-replay",
-        stream=unique_prefix.upper(),
-        deadletter_stream=f"{unique_prefix.upper()}_DL",
-        replay_stream=f"{unique_prefix.upper()}_REPLAY",
         max_deliver=MAX_DELIVER,
         ack_wait=ACK_WAIT,
         nak_base_delay=0.1,

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.support.attacks import BOMB
-from tests.support.campaign import SECRETARIAT, CampaignSystem, campaign_system
+from tests.support.campaign import SECRETARIAT, CampaignSystem, running_campaign
 from tests.support.system import EDITION, SEED, TENANT
 
 T = f"/tenants/{TENANT}"
@@ -29,17 +29,14 @@ MB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def cs(test_servers: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CampaignSystem]:
-    system = campaign_system(
+    with running_campaign(
         test_servers,
         tmp_path_factory.mktemp("http-edge"),
         "e" + secrets.token_hex(4),
         "2023-10-20T09:00:00+07:00",
         HOITHI_BODY_LIMIT_DIRECTORY_IMPORT=str(32 * MB),
-    )
-    try:
+    ) as system:
         yield system
-    finally:
-        system.stop()
 
 
 def _rss(cs: CampaignSystem) -> int:

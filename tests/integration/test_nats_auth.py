@@ -218,18 +218,11 @@ async def test_the_submissions_user_reaches_the_attachments_bucket_and_no_other_
     test_servers: TestServers, unique_prefix: str
 ) -> None:
     from services.submissions.objects import open_bucket
-    from shared.settings import Settings
     from shared.streams import declare
+    from tests.support.consumers import stream_settings
 
     _authenticated(test_servers)
-    settings = Settings(
-        event_prefix=unique_prefix,
-        deadletter_prefix=f"{unique_prefix}-dl",
-        replay_prefix=f"{unique_prefix}-replay",
-        stream=unique_prefix.upper(),
-        deadletter_stream=f"{unique_prefix.upper()}_DL",
-        replay_stream=f"{unique_prefix.upper()}_REPLAY",
-    )
+    settings = stream_settings(unique_prefix)
     admin = await nats.connect(test_servers.nats_url, connect_timeout=5)
     submissions = await _as(test_servers.nats_url, "submissions")
     rewards = await _as(test_servers.nats_url, "rewards")

@@ -33,7 +33,6 @@ import pytest
 
 from services.notify import domain
 from shared.documents import load_directory, load_edition
-from shared.settings import SERVICES
 from tests.support.faults import query
 from tests.support.notify import (
     Facts,
@@ -44,6 +43,7 @@ from tests.support.notify import (
     mail_table,
     mails,
     run,
+    running_notify,
     start_mail,
     start_replica,
     stop_mail,
@@ -66,37 +66,17 @@ def vn(text: str) -> datetime:
 
 @pytest.fixture
 def system(test_servers, unique_prefix: str, tmp_path: Path) -> Iterator[System]:  # type: ignore[no-untyped-def]
-    dbs = {s: test_servers.create_database(s) for s in SERVICES}
-    sys_ = System(
-        nats_url=test_servers.nats_url,
-        prefix=unique_prefix,
-        workdir=tmp_path,
-        database_urls=dbs,
-        services=("notify",),
-        extra_env={
-            "HOITHI_DUPLICATE_WINDOW": "1",
-            "HOITHI_NOTIFY_RETRY_BASE_SECONDS": "0.5",
-            "HOITHI_NOTIFY_RETRY_MAX_SECONDS": "3",
-            "HOITHI_NOTIFY_MAX_ATTEMPTS": "100",
-            # the local receiver is on loopback: admitted only through the explicit allow-list
-            "HOITHI_NOTIFY_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
-        },
-    )
-    sys_.set_clock(vn("2023-10-18T09:00:00"))  # before the mobilisation window opens (19/10)
-    try:
-        sys_.start()
+    with running_notify(
+        test_servers,
+        unique_prefix,
+        tmp_path,
+        vn("2023-10-18T09:00:00"),  # before the mobilisation window opens (19/10)
+        HOITHI_DUPLICATE_WINDOW="1",
+        HOITHI_NOTIFY_RETRY_BASE_SECONDS="0.5",
+        HOITHI_NOTIFY_RETRY_MAX_SECONDS="3",
+        HOITHI_NOTIFY_MAX_ATTEMPTS="100",
+    ) as sys_:
         yield sys_
-    finally:
-        sys_.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().start()
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 def _rows(system: System, sql: str, *args: Any) -> list[Any]:

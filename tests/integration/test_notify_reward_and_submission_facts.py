@@ -15,7 +15,7 @@ import pytest
 
 from shared.documents import load_directory, load_edition
 from tests.support.faults import query
-from tests.support.notify import Facts, WebhookReceiver, body_text, mails, run
+from tests.support.notify import Facts, WebhookReceiver, body_text, mails, run, running_notify
 from tests.support.system import SEED, TENANT, System
 from tests.support.wait import eventually_sync
 
@@ -29,32 +29,8 @@ AT = datetime.fromisoformat("2023-10-20T09:00:00+07:00")
 
 @pytest.fixture
 def system(test_servers: Any, unique_prefix: str, tmp_path: Path) -> Iterator[System]:
-    s = System(
-        nats_url=test_servers.nats_url,
-        prefix=unique_prefix,
-        workdir=tmp_path,
-        database_urls={
-            n: test_servers.create_database(n) for n in ("campaign", "submissions", "rewards", "notify")
-        },
-        services=("notify",),
-        # the local receiver is on loopback: admitted only through the explicit allow-list
-        extra_env={"HOITHI_NOTIFY_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"},
-    )
-    s.set_clock(AT)
-    try:
-        s.start()
+    with running_notify(test_servers, unique_prefix, tmp_path, AT) as s:
         yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().start()
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 def _inbox(system: System, person: str) -> list[dict[str, Any]]:

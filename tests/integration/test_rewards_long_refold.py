@@ -24,8 +24,8 @@ from shared.consumer import EventConsumer
 from shared.db import make_engine
 from shared.events.envelope import Envelope
 from shared.outbox import Outbox
-from shared.settings import Settings
 from shared.streams import consumers_of, declare
+from tests.support.consumers import stream_settings
 from tests.support.rewards import all_facts, edition_published
 from tests.support.servers import TestServers
 from tests.support.wait import eventually
@@ -37,15 +37,10 @@ PER_SUBJECT = 0.15  # seconds added to each subject's re-pricing: ~30 subjects â
 async def test_a_rules_change_longer_than_ack_wait_is_delivered_once(
     test_servers: TestServers, unique_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(
+    settings = stream_settings(
+        unique_prefix,
         env="test",
         nats_url=test_servers.nats_url,
-        event_prefix=unique_prefix,
-        deadletter_prefix=f"{unique_prefix}-dl",
-        replay_prefix=f"{unique_prefix}-replay",
-        stream=unique_prefix.upper(),
-        deadletter_stream=f"{unique_prefix.upper()}_DL",
-        replay_stream=f"{unique_prefix.upper()}_REPLAY",
         ack_wait=ACK_WAIT,
         consumer_fetch_timeout=0.2,
     )

@@ -8,6 +8,8 @@ import asyncio
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -270,3 +272,15 @@ def campaign_system(
     system.set_clock(start_at, rate=0.0)
     system.start()
     return CampaignSystem(system)
+
+
+@contextmanager
+def running_campaign(
+    test_servers: Any, workdir: Any, prefix: str, start_at: str, **env: str
+) -> Iterator[CampaignSystem]:
+    """:func:`campaign_system`, stopped when the block ends (however it ends): a test fixture's body."""
+    system = campaign_system(test_servers, workdir, prefix, start_at, **env)
+    try:
+        yield system
+    finally:
+        system.stop()

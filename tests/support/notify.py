@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
@@ -293,3 +295,28 @@ class WebhookReceiver:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+@contextmanager
+def running_notify(
+    test_servers: Any, prefix: str, workdir: Path, at: datetime, **env: str
+) -> Iterator[System]:
+    """Notify alone as a real process (every service's database made), its clock at ``at``, stopped when the
+    block ends. The local :class:`WebhookReceiver` is on loopback: admitted only through the explicit
+    allow-list, which this sets."""
+    from shared.settings import SERVICES
+
+    system = System(
+        nats_url=test_servers.nats_url,
+        prefix=prefix,
+        workdir=workdir,
+        database_urls={s: test_servers.create_database(s) for s in SERVICES},
+        services=("notify",),
+        extra_env={**env, "HOITHI_NOTIFY_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"},
+    )
+    system.set_clock(at)
+    try:
+        system.start()
+        yield system
+    finally:
+        system.stop()

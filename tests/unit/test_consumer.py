@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,15 +11,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from shared.clock import Clock
-from shared.consumer import EventConsumer
-from shared.db import backbone_tables, make_engine
-from shared.events.envelope import Envelope, make_event
-from shared.outbox import Outbox
+from shared.events.envelope import Envelope
 from shared.settings import Settings
-from shared.streams import ConsumerSpec
-
-TIME = datetime(2023, 10, 20, 2, 0, tzinfo=UTC)
+from tests.support.consumers import sqlite_consumer, withdrawn
 
 
 @dataclass
@@ -66,34 +59,28 @@ class FakeNC:
         return self.js
 
 
-def withdrawn(sub: str = "s-1", seq: int = 2) -> Envelope:
-    return make_event(
-        "submission.withdrawn",
-        {
-            "submission_id": sub,
-            "kind": "experience_report",
-            "part": "experience",
-            "author_id": "p-0002",
-            "unit_id": "u-vp",
-            "at": TIME,
-        },
-        source="submissions",
-        tenant="soctrang-stnmt",
-        edition="2023",
-        subject=sub,
-        sequence=seq,
-        time=TIME,
-    )
+class PullJS(FakeJS):
+    """A JetStream whose pull subscription is a new ``sub_type()`` (asserting the durable's name when given)."""
+
+    def __init__(self, sub_type: type[Any], durable: str | None = None) -> None:
+        super().__init__()
+        self.sub_type, self.durable = sub_type, durable
+
+    async def pull_subscribe_bind(self, durable: str, stream: str) -> Any:
+        if self.durable is not None:
+            assert durable == self.durable
+        return self.sub_type()
+
+
+class PullNC(FakeNC):
+    """A connection whose consumer fetches from ``sub_type`` (see :class:`PullJS`)."""
+
+    def __init__(self, sub_type: type[Any], durable: str | None = None) -> None:
+        self.js = PullJS(sub_type, durable)
 
 
 @pytest.fixture
 async def harness(tmp_path: Path) -> Any:
-    settings = Settings(env="test", max_deliver=3, nak_base_delay=0.5)
-    md = sa.MetaData()
-    bb = backbone_tables(md)
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
-    async with engine.begin() as conn:
-        await conn.run_sync(md.create_all)
     applied: list[str] = []
     fail = {"on": False}
 
@@ -102,14 +89,8 @@ async def harness(tmp_path: Path) -> Any:
             raise RuntimeError("boom")
         applied.append(env.id)
 
-    consumer = EventConsumer(
-        spec=ConsumerSpec("rewards", "facts", 1, ("submission.withdrawn",)),
-        engine=engine,
-        backbone=bb,
-        outbox=Outbox(bb, settings, "rewards", Clock()),
-        settings=settings,
-        handlers={"submission.withdrawn": handler},
-    )
+    settings = Settings(env="test", max_deliver=3, nak_base_delay=0.5)
+    consumer, engine, bb = await sqlite_consumer(tmp_path, settings, handler)
     consumer.nc = FakeNC()  # type: ignore[assignment]
     yield SimpleNamespace(consumer=consumer, applied=applied, fail=fail, engine=engine, bb=bb)
     await engine.dispose()
@@ -225,15 +206,7 @@ async def test_the_fetch_loop_outlives_a_broker_restart_lost_fetches_and_lost_ac
                 raise item
             return item  # type: ignore[no-any-return]
 
-    class JS(FakeJS):
-        async def pull_subscribe_bind(self, durable: str, stream: str) -> Sub:
-            return Sub()
-
-    class NC(FakeNC):
-        def __init__(self) -> None:
-            self.js = JS()
-
-    task = asyncio.create_task(harness.consumer.run(NC()))
+    task = asyncio.create_task(harness.consumer.run(PullNC(Sub)))
     try:
         await asyncio.wait_for(done.wait(), 10)
         assert not task.done()  # still fetching
@@ -405,16 +378,7 @@ async def test_a_replay_for_a_purpose_the_service_does_not_have_is_settled_not_l
                 raise nats.errors.TimeoutError
             return batches.pop(0)  # type: ignore[no-any-return]
 
-    class JS(FakeJS):
-        async def pull_subscribe_bind(self, durable: str, stream: str) -> Sub:
-            assert durable == "rewards-replay-v1"
-            return Sub()
-
-    class NC(FakeNC):
-        def __init__(self) -> None:
-            self.js = JS()
-
-    task = asyncio.create_task(harness.consumer.run(NC(), replay=True))
+    task = asyncio.create_task(harness.consumer.run(PullNC(Sub, durable="rewards-replay-v1"), replay=True))
     try:
         await asyncio.wait_for(done.wait(), 10)
     finally:
@@ -447,15 +411,7 @@ async def test_the_fetch_loop_stops_when_cancelled_even_if_the_fetch_turns_the_c
                 raise
             raise nats.errors.TimeoutError
 
-    class JS(FakeJS):
-        async def pull_subscribe_bind(self, durable: str, stream: str) -> Sub:
-            return Sub()
-
-    class NC(FakeNC):
-        def __init__(self) -> None:
-            self.js = JS()
-
-    task = asyncio.create_task(harness.consumer.run(NC()))
+    task = asyncio.create_task(harness.consumer.run(PullNC(Sub)))
     await asyncio.wait_for(fetching.wait(), 5)
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=5)

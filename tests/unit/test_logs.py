@@ -9,17 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from shared.clock import Clock
-from shared.consumer import EventConsumer
-from shared.db import backbone_tables, make_engine
 from shared.events.envelope import Envelope
 from shared.logs import configure_logging, get_logger
-from shared.outbox import Outbox
 from shared.settings import Settings
-from shared.streams import ConsumerSpec
-from tests.unit.test_consumer import FakeMsg, FakeNC, withdrawn
+from tests.support.consumers import sqlite_consumer, withdrawn
+from tests.unit.test_consumer import FakeMsg, FakeNC
 
 
 def test_production_or_log_format_json_means_json_logs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,25 +28,11 @@ def test_production_or_log_format_json_means_json_logs(monkeypatch: pytest.Monke
 async def test_a_consumer_logs_json_with_tenant_edition_event_and_correlation_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = Settings(env="test")
-    md = sa.MetaData()
-    bb = backbone_tables(md)
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
-    async with engine.begin() as conn:
-        await conn.run_sync(md.create_all)
-
     async def handler(conn: Any, env: Envelope) -> None:
         get_logger("hoithi.rewards").info("points recomputed", points=3)
         logging.getLogger("hoithi.rewards.std").warning("a stdlib line")
 
-    consumer = EventConsumer(
-        spec=ConsumerSpec("rewards", "facts", 1, ("submission.withdrawn",)),
-        engine=engine,
-        backbone=bb,
-        outbox=Outbox(bb, settings, "rewards", Clock()),
-        settings=settings,
-        handlers={"submission.withdrawn": handler},
-    )
+    consumer, engine, _ = await sqlite_consumer(tmp_path, Settings(env="test"), handler)
     consumer.nc = FakeNC()  # type: ignore[assignment]
     configure_logging("rewards", "INFO", json=True)
     env = withdrawn()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from pydantic import HttpUrl
@@ -68,15 +67,6 @@ def test_the_allow_list_admits_only_what_it_names() -> None:
     for url in ("http://127.0.0.2/x", "http://10.2.0.1/x", "http://[::1]/x", "http://other.local/x"):
         with pytest.raises(WebhookRefused):
             webhooks.check_url(url, production=False, allow=allow)
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().start()
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 def _post(url: str, allow: AllowList) -> int:

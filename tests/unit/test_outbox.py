@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from shared.clock import Clock
-from shared.db import backbone_tables, make_engine
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import Settings
+from tests.support.consumers import sqlite_backbone
 
 T = datetime(2023, 10, 20, 2, 0, tzinfo=UTC)
 
@@ -34,11 +34,7 @@ class FlakyJS:
 
 async def _setup(tmp_path: Path, js: FlakyJS) -> tuple[Any, Any, Outbox, OutboxRelay]:
     settings = Settings(env="test")
-    md = sa.MetaData()
-    bb = backbone_tables(md)
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
-    async with engine.begin() as conn:
-        await conn.run_sync(md.create_all)
+    engine, bb = await sqlite_backbone(tmp_path / "o.db")
     outbox = Outbox(bb, settings, "submissions", Clock())
     return engine, bb, outbox, OutboxRelay(engine, bb, js, settings)  # type: ignore[arg-type]
 
