@@ -40,6 +40,8 @@ Instant = Annotated[datetime, AfterValidator(in_range_instant)]
 """An aware instant (no offset = Vietnam time) inside the same years as ``BusinessDate``."""
 
 Version = Annotated[int, Ge(1), Le(2_147_483_647)]
+# A rebuild generation: the first is 0 (PostgreSQL ``integer`` above).
+Generation = Annotated[int, Ge(0), Le(2_147_483_647)]
 """A version or generation number: positive and inside PostgreSQL's ``integer``."""
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards import models, projection, view
-from shared.bounds import Instant, Version
+from shared.bounds import Generation, Instant
 from shared.clock import VN
 from shared.documents import Person, Unit
 from shared.privacy import NO_STORE, Viewer, no_store
@@ -34,7 +34,7 @@ UnitFilter = Annotated[str | None, Query(description="a unit id: that unit and t
 UnionFilter = Annotated[str | None, Query(description="a union id: its members (and its sub-unions')")]
 RoleFilter = Annotated[str | None, Query(description="a directory role, e.g. official, unit_head")]
 GenerationParam = Annotated[
-    Version | None,
+    Generation | None,
     Query(description="audit: the list as another generation's facts give it (default: the live one)"),
 ]
 
