@@ -118,10 +118,12 @@ class GroupCommitter:
         self.retries = retries
         self.name = name
         self.stats = Stats()
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._running = asyncio.Event()
         self._running.set()
+        self._holding = 0  # the next batch's first request, held while paused
 
     # ------------------------------------------------------------------ callers
     async def submit(self, use_case: UseCase) -> Any:
@@ -132,10 +134,9 @@ class GroupCommitter:
         future.add_done_callback(
             _retrieve
         )  # an answer nobody waits for any more is not an "unretrieved" error
-        try:
-            self._queue.put_nowait(_Job(use_case, future))
-        except asyncio.QueueFull:
-            raise Overloaded(self.retry_after) from None
+        if self.waiting >= self.max_queue:
+            raise Overloaded(self.retry_after)
+        self._queue.put_nowait(_Job(use_case, future))
         # shield: a caller that goes away stops waiting; its job stays in the batch, committed or not, whole.
         return await asyncio.shield(future)
 
@@ -148,7 +149,8 @@ class GroupCommitter:
 
     @property
     def waiting(self) -> int:
-        return self._queue.qsize()
+        """Requests queued and not yet in a batch."""
+        return self._queue.qsize() + self._holding
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -165,7 +167,9 @@ class GroupCommitter:
     async def _run(self) -> None:
         while True:
             first = await self._queue.get()
+            self._holding = 1
             await self._running.wait()
+            self._holding = 0
             jobs = [first]
             while len(jobs) < self.max_batch:
                 try:
