@@ -98,7 +98,7 @@ class ReportIntake:
             batch.at_end(KEY, self._finish, req)
             return req.slot
 
-        result: Stored = await self.committer.submit(stage)
+        result: Stored = await self.committer.submit(stage, savepoint=False)  # it only stages
         if self.rt.outbox.on_commit and result.status == 201:
             self.rt.outbox.committed()
         return result
