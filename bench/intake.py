@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from shared.devserver import NatsServer, free_port
+from shared.mailsink import MailSink
 from shared.settings import SERVICES
 from tests.support.system import EDITION, TENANT, System, report_body, seed_with_officials
 
@@ -52,7 +53,7 @@ local tokens = {}
 for line in io.lines(os.getenv("BENCH_TOKENS")) do tokens[#tokens + 1] = line end
 local body = io.open(os.getenv("BENCH_BODY")):read("*a")
 local i = 0
-created, others = 0, 0
+created, others, s409, s503, s5xx = 0, 0, 0, 0, 0
 wrk.method = "POST"
 wrk.body = body
 wrk.headers["Content-Type"] = "application/json"
@@ -63,14 +64,20 @@ request = function()
 end
 response = function(status, headers, body)
   if status == 201 then created = created + 1 else others = others + 1 end
+  if status == 409 then s409 = s409 + 1 elseif status == 503 then s503 = s503 + 1
+  elseif status >= 500 then s5xx = s5xx + 1 end
 end
 local threads = {}
 setup = function(thread) threads[#threads + 1] = thread end
 done = function(summary, latency, requests)
-  local c, o = 0, 0
-  for _, t in ipairs(threads) do c = c + t:get("created"); o = o + t:get("others") end
-  io.write(string.format("BENCH created=%d others=%d seconds=%.3f p99_ms=%.1f\n",
-    c, o, summary.duration / 1e6, latency:percentile(99) / 1000))
+  local c, o, a, b, e = 0, 0, 0, 0, 0
+  for _, t in ipairs(threads) do
+    c = c + t:get("created"); o = o + t:get("others")
+    a = a + t:get("s409"); b = b + t:get("s503"); e = e + t:get("s5xx")
+  end
+  io.write(string.format("BENCH created=%d others=%d seconds=%.3f p99_ms=%.1f s409=%d s503=%d s5xx=%d errors=%d\n",
+    c, o, summary.duration / 1e6, latency:percentile(99) / 1000, a, b, e,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 """
 
@@ -109,8 +116,9 @@ def wrk(url: str, tokens: Path, body: Path, work: Path, args: argparse.Namespace
     if res.returncode != 0:
         raise SystemExit(f"wrk failed ({res.returncode}): {res.stdout}\n{res.stderr}")
     out = res.stdout
-    m = re.search(r"BENCH created=(\d+) others=(\d+) seconds=([\d.]+) p99_ms=([\d.]+)", out)
+    m = re.search(r"BENCH created=(\d+) others=(\d+) seconds=([\d.]+) p99_ms=([\d.]+) (.*)", out)
     assert m, out
+    print(f"  wrk: {m[0]}", flush=True)
     created, others, seconds, p99 = int(m[1]), int(m[2]), float(m[3]), float(m[4])
     return {"created": created, "others": others, "per_s": created / seconds, "p99_ms": p99}
 
@@ -215,6 +223,24 @@ async def events_on_stream(system: System, expected: int, timeout: float = 120) 
         await nc.close()
 
 
+def start_system(system: System) -> None:
+    """``System.start`` with time for the consumers to apply a directory of thousands of officials."""
+    (system.workdir / "logs").mkdir(parents=True, exist_ok=True)
+    if not system.clock_file.exists():
+        system.set_clock("2023-10-20T09:00:00+07:00")
+    system.mail = MailSink(system.workdir / "mail").start()
+    for s in system.services:
+        system.ports[s] = free_port()
+    system.hoithi("migrate")
+    system.hoithi("seed", str(system.seed_dir), timeout=600)
+    system.hoithi("streams")
+    for s in system.services:
+        system.start_service(s)
+    for s in system.services:
+        system.wait_ready(s)
+    system.wait_caught_up(timeout=900)
+
+
 async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> str:
     work = Path(tempfile.mkdtemp(prefix=f"hoithi-bench-intake-{label}-"))
     server = NatsServer(store_dir=work / "nats").start()
@@ -233,7 +259,7 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
     )
     try:
         print(f"[{label}] starting the whole system in {work} …", flush=True)
-        system.start()
+        start_system(system)
         print(f"[{label}] {await durability(dbs['submissions'])}", flush=True)
         body = work / "body.json"
         body.write_text(json.dumps(report_body(), ensure_ascii=False))
@@ -277,7 +303,7 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--postgres", help="also on PostgreSQL: a server URL (databases are created on it)")
-    ap.add_argument("--officials", type=int, default=5000, help="distinct officials for wrk (one 201 each)")
+    ap.add_argument("--officials", type=int, default=4000, help="distinct officials for wrk (one 201 each)")
     ap.add_argument("--open-loop", type=int, default=1000, help="requests of the open-loop run")
     ap.add_argument("--rate", type=float, default=100.0, help="offered reports/s of the open-loop run")
     ap.add_argument("--seconds", type=int, default=5)
