@@ -95,6 +95,7 @@ class ReportIntake:
         """The answer to one request (201 with its receipt, or the stored answer of its key), after commit."""
 
         async def stage(conn: AsyncConnection, batch: Batch) -> Slot:
+            req.slot = Slot()  # a fresh answer per attempt: a batch retried after contention decides again
             batch.at_end(KEY, self._finish, req)
             return req.slot
 
