@@ -160,22 +160,28 @@ async def open_loop(system: System, people: list[str], rate: float) -> list[floa
     body = report_body()
     tokens = [system.token(p) for p in people]
     lat: list[float] = []
-    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=500)) as client:
+    # Many small clients: one httpx client with hundreds of connections spends its time in httpcore's pool
+    # bookkeeping (quadratic in requests × connections), which would show up as the server's latency.
+    clients = [httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=20)) for _ in range(25)]
 
-        async def one(token: str) -> None:
-            t0 = time.perf_counter()
-            r = await client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
-            if r.status_code == 201:
-                lat.append(time.perf_counter() - t0)
+    async def one(client: httpx.AsyncClient, token: str) -> None:
+        t0 = time.perf_counter()
+        r = await client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+        if r.status_code == 201:
+            lat.append(time.perf_counter() - t0)
 
+    try:
         start = time.perf_counter()
         tasks = []
         for i, token in enumerate(tokens):
             delay = start + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(token)))
+            tasks.append(asyncio.create_task(one(clients[i % len(clients)], token)))
         await asyncio.gather(*tasks)
+    finally:
+        for c in clients:
+            await c.aclose()
     return lat
 
 
