@@ -34,6 +34,7 @@ def rush_system(request, test_servers, tmp_path_factory: pytest.TempPathFactory)
         workdir=work,
         database_urls=dbs,
         seed_dir=seed_with_officials(work / "seed", RUSH),
+        catch_up_timeout=600,
     )
     try:
         system.start()
