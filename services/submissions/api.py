@@ -5,37 +5,35 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 
-from services.submissions import domain, intake, models
-from shared.documents import format_datetime_vn
-from shared.events.envelope import new_event_id
+from services.submissions import domain, intake, models, receipts
+from shared.auth import Principal, authenticate, require_tenant
+from shared.group_commit import Overloaded
 from shared.idempotency import request_hash
-from shared.problems import Problem
+from shared.logs import correlation_id
+from shared.problems import PROBLEM_JSON, Problem, problem_body
 from shared.service import CallerDep, RuntimeDep, require_person
 from shared.text import LongText
+
+
+async def current_principal(
+    tenant: str, rt: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    """Who calls, from the token alone (verified once, the key cached): intake reads the caller's directory
+    entry in its batch, not per request."""
+    principal = await authenticate(rt.settings, authorization)
+    require_tenant(principal, tenant)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 router = APIRouter(prefix="/tenants/{tenant}/editions/{edition}", tags=["submissions"])
 
 
-def _receipt(row: Any) -> dict[str, Any]:
-    body = row["body"]
-    return {
-        "submission_id": row["id"],
-        "receipt_number": row["receipt_number"],
-        "received_at": row["received_at"].astimezone(domain_tz()).isoformat(),
-        "received_at_display": format_datetime_vn(row["received_at"]),
-        "tenant": row["tenant"],
-        "edition": row["edition"],
-        "part": row["part"],
-        "kind": row["kind"],
-        "author_id": row["author_id"],
-        "unit_id": row["unit_id"],
-        "status": row["status"],
-        "revision": row["revision"],
-        "procedures": body.get("national_codes", []),
-    }
+_receipt = receipts.receipt_of
 
 
 def domain_tz() -> Any:
@@ -61,96 +59,49 @@ async def _edition(rt: Any, conn: Any, tenant: str, edition: str) -> Any:
     "/experience-reports",
     status_code=201,
     summary="Submit an experience report on online public services (nộp báo cáo trải nghiệm)",
-    responses={409: {"description": "one per person, or intake closed"}, 422: {"description": "invalid"}},
+    responses={
+        409: {"description": "one per person, or intake closed"},
+        422: {"description": "invalid"},
+        503: {"description": "intake queue full: retry after Retry-After seconds"},
+    },
 )
 async def submit_experience_report(
     tenant: str,
     edition: str,
     report: domain.ExperienceReportCreate,
     rt: RuntimeDep,
-    caller: CallerDep,
+    principal: PrincipalDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
-    person = require_person(caller)
-    scope = f"{tenant}|{person.id}|experience-reports|{edition}"
-    digest = request_hash(report.model_dump(mode="json"))
-    t = models.submissions
-    async with rt.engine.begin() as conn:
-        stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
-        if stored is not None:
-            return JSONResponse(stored.body, status_code=stored.status)
-        ed = await _edition(rt, conn, tenant, edition)
-        part = domain.experience_part(ed, report.part)
-        extended = await intake.extension_of(conn, tenant, edition, part.id, person.id)
-        early = rt.now()
-        domain.check_intake_open(ed, part, early, extended)  # refuse early, without queueing for the lock
-        codes = domain.check_report(report, part, early.astimezone(domain_tz()).date())
-        domain.check_catalogue(codes, await intake.known_procedures(conn, tenant))
-        # The receipt number's row lock, then the clock (see intake.py): the time of record, checked again.
-        n = await rt.outbox.next_sequence(conn, intake.receipt_counter(tenant, edition))
-        now = rt.now()
-        domain.check_intake_open(ed, part, now, extended)
-        existing = (
-            await conn.execute(
-                sa.select(t.c.receipt_number).where(
-                    t.c.tenant == tenant,
-                    t.c.edition == edition,
-                    t.c.part == part.id,
-                    t.c.kind == "experience_report",
-                    t.c.author_id == person.id,
-                    t.c.status != "withdrawn",  # a withdrawn report leaves room for a new one
-                )
-            )
-        ).scalar()
-        if existing is not None:
-            raise Problem(
-                409,
-                f"You already submitted a report for this part (receipt {existing}); revise it instead.",
-                f"Bạn đã nộp báo cáo cho phần thi này (biên nhận {existing}); hãy chỉnh sửa báo cáo đã nộp.",
-                code="already_submitted",
-            )
-        sid = new_event_id()
-        row = {
-            "id": sid,
-            "tenant": tenant,
-            "edition": edition,
-            "part": part.id,
-            "kind": "experience_report",
-            "author_id": person.id,
-            "unit_id": person.unit,
-            "receipt_number": domain.receipt_number(edition, n),
-            "received_at": now,
-            "status": "submitted",
-            "revision": 1,
-            "body": {**report.model_dump(mode="json"), "national_codes": codes, "unions": person.unions},
-        }
-        await conn.execute(t.insert().values(**row))
-        await rt.outbox.emit(
-            conn,
-            "submission.received",
-            {
-                "submission_id": sid,
-                "kind": "experience_report",
-                "part": part.id,
-                "receipt_number": row["receipt_number"],
-                "received_at": now.astimezone(domain_tz()),
-                "author_id": person.id,
-                "unit_id": person.unit,
-                "union_ids": person.unions,
-                "authors": [{"person_id": person.id, "name": person.name, "share": 100}],
-                "title": part.title,
-                "procedures": codes,
-                "revision": 1,
-            },
-            tenant=tenant,
-            edition=edition,
-            subject=sid,
-            time=now,
+    # Group commit (receipts.py): the caller's directory entry, the edition and every check are read by the
+    # batch this request joins; the answer comes after that batch committed.
+    body = report.model_dump(mode="json")
+    request = receipts.ReportRequest(
+        tenant=tenant,
+        edition=edition,
+        person_id=principal.person_id,
+        report=report,
+        idempotency_key=idempotency_key,
+        digest=request_hash(body),
+        correlation_id=correlation_id.get() or None,
+        body=body,
+    )
+    try:
+        answer = await receipts.intake_of(rt).submit(request)
+    except Overloaded as exc:
+        return JSONResponse(
+            problem_body(
+                503,
+                "Intake is at capacity right now; your report was not recorded. Please retry shortly.",
+                "Hệ thống đang tiếp nhận quá nhiều báo cáo; báo cáo của bạn chưa được ghi nhận. "
+                f"Vui lòng gửi lại sau {exc.retry_after} giây.",
+                code="intake_busy",
+            ),
+            status_code=503,
+            media_type=PROBLEM_JSON,
+            headers={"Retry-After": str(exc.retry_after)},
         )
-        receipt = _receipt(row)
-        await rt.idempotency.remember(conn, scope, idempotency_key, digest, 201, receipt, now)
-    rt.outbox.committed()
-    return JSONResponse(receipt, status_code=201)
+    return JSONResponse(answer.body, status_code=answer.status)
 
 
 async def _own_report(conn: Any, tenant: str, edition: str, submission_id: str, person_id: str) -> Any:

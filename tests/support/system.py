@@ -89,6 +89,7 @@ class System:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     mail: MailSink | None = None
+    catch_up_timeout: float = 60  # a seed of thousands of officials needs longer on a loaded machine
 
     # ------------------------------------------------------------------ environment
     @property
@@ -170,7 +171,7 @@ class System:
             self.start_service(s)
         for s in self.services:
             self.wait_ready(s)
-        self.wait_caught_up()
+        self.wait_caught_up(self.catch_up_timeout)
         return self
 
     def wait_caught_up(self, timeout: float = 60) -> None:

@@ -1,0 +1,331 @@
+"""Intake benchmark (issue 15): hoithi's experience-report intake against a bare FastAPI POST, with wrk.
+
+Fair by construction: both run in one uvicorn worker started the same way (``uvicorn.run`` with
+``log_config=None, access_log=False``), and wrk (a C load generator: ``apt-get install wrk``) drives both with
+the same connections, threads, duration and body.
+
+1. **Bare peer**: a FastAPI app that validates the same experience-report body with the same Pydantic model,
+   no database, no auth, and answers 201.
+2. **hoithi**: the whole system up (nats-server from the wheel, the four services, relay and consumers
+   running), on SQLite (default) or PostgreSQL (``--postgres URL``); a generated directory of ``--officials``
+   officials, one token each; wrk's Lua script gives each request the next official's token, so every 201 is a
+   distinct official's first report (a 409 for an official used twice does not count: only 201s count).
+3. **Open loop** at ``--rate`` reports/s offered (httpx, one request every 1/rate s whatever the answers), to
+   read POST p99 at that rate.
+4. **Checks**: every 201 is a row, the receipt numbers are 1..N without a gap, and every receipt is an event on
+   the stream (``lost`` = 201s without their event). Prints ``PRAGMA synchronous`` as the services' engine
+   sets it (must be FULL = 2) or PostgreSQL's ``synchronous_commit`` (must be on).
+
+Ends with one machine-readable line per database:
+
+    intake: db=sqlite bare_per_s=A hoithi_per_s=B ratio=R p99_ms=P gapless=yes lost=0
+
+    .venv/bin/python bench/intake.py [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import nats
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shared.devserver import NatsServer, free_port
+from shared.mailsink import MailSink
+from shared.settings import SERVICES
+from tests.support.system import EDITION, TENANT, System, report_body, seed_with_officials
+
+LUA = r"""
+local tokens = {}
+for line in io.lines(os.getenv("BENCH_TOKENS")) do tokens[#tokens + 1] = line end
+local body = io.open(os.getenv("BENCH_BODY")):read("*a")
+local i = 0
+created, others, s409, s503, s5xx = 0, 0, 0, 0, 0
+wrk.method = "POST"
+wrk.body = body
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i + 1
+  local t = tokens[((i - 1) % #tokens) + 1]
+  return wrk.format(nil, nil, {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. t})
+end
+response = function(status, headers, body)
+  if status == 201 then created = created + 1 else others = others + 1 end
+  if status == 409 then s409 = s409 + 1 elseif status == 503 then s503 = s503 + 1
+  elseif status >= 500 then s5xx = s5xx + 1 end
+end
+local threads = {}
+setup = function(thread) threads[#threads + 1] = thread end
+done = function(summary, latency, requests)
+  local c, o, a, b, e = 0, 0, 0, 0, 0
+  for _, t in ipairs(threads) do
+    c = c + t:get("created"); o = o + t:get("others")
+    a = a + t:get("s409"); b = b + t:get("s503"); e = e + t:get("s5xx")
+  end
+  io.write(string.format("BENCH created=%d others=%d seconds=%.3f p99_ms=%.1f s409=%d s503=%d s5xx=%d errors=%d\n",
+    c, o, summary.duration / 1e6, latency:percentile(99) / 1000, a, b, e,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+BARE = """
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from services.submissions.domain import ExperienceReportCreate
+
+def create_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.post("/tenants/{tenant}/editions/{edition}/experience-reports", status_code=201)
+    async def submit(tenant: str, edition: str, report: ExperienceReportCreate) -> JSONResponse:
+        return JSONResponse({"ok": True, "procedures": len(report.procedures)}, status_code=201)
+
+    return app
+"""
+
+SERVE = """
+import sys, uvicorn
+sys.path[:0] = [{root!r}, {work!r}]
+uvicorn.run("bare_peer:create_app", factory=True, host="127.0.0.1", port={port}, log_config=None, access_log=False)
+"""
+
+
+def wrk(url: str, tokens: Path, body: Path, work: Path, args: argparse.Namespace) -> dict[str, float]:
+    script = work / "intake.lua"
+    script.write_text(LUA)
+    res = subprocess.run(
+        ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "-s", str(script), url],
+        env={**os.environ, "BENCH_TOKENS": str(tokens), "BENCH_BODY": str(body)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if res.returncode != 0:
+        raise SystemExit(f"wrk failed ({res.returncode}): {res.stdout}\n{res.stderr}")
+    out = res.stdout
+    m = re.search(r"BENCH created=(\d+) others=(\d+) seconds=([\d.]+) p99_ms=([\d.]+) (.*)", out)
+    assert m, out
+    print(f"  wrk: {m[0]}", flush=True)
+    created, others, seconds, p99 = int(m[1]), int(m[2]), float(m[3]), float(m[4])
+    return {"created": created, "others": others, "per_s": created / seconds, "p99_ms": p99}
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer")
+
+
+def bare_peer(work: Path, tokens: Path, body: Path, args: argparse.Namespace) -> dict[str, float]:
+    (work / "bare_peer.py").write_text(BARE)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVE.format(root=str(ROOT), work=str(work), port=port)], cwd=ROOT
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/docs")
+        return wrk(
+            f"http://127.0.0.1:{port}/tenants/{TENANT}/editions/{EDITION}/experience-reports",
+            tokens,
+            body,
+            work,
+            args,
+        )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def open_loop(system: System, people: list[str], rate: float) -> list[float]:
+    """POST latencies (s) of one request every 1/rate s, whatever the answers (201s only)."""
+    url = f"{system.url('submissions')}/tenants/{TENANT}/editions/{EDITION}/experience-reports"
+    body = report_body()
+    tokens = [system.token(p) for p in people]
+    lat: list[float] = []
+    # Many small clients: one httpx client with hundreds of connections spends its time in httpcore's pool
+    # bookkeeping (quadratic in requests × connections), which would show up as the server's latency.
+    clients = [httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=20)) for _ in range(25)]
+
+    async def one(client: httpx.AsyncClient, token: str) -> None:
+        t0 = time.perf_counter()
+        r = await client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
+        if r.status_code == 201:
+            lat.append(time.perf_counter() - t0)
+
+    try:
+        start = time.perf_counter()
+        tasks = []
+        for i, token in enumerate(tokens):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(clients[i % len(clients)], token)))
+        await asyncio.gather(*tasks)
+    finally:
+        for c in clients:
+            await c.aclose()
+    return lat
+
+
+async def durability(url: str) -> str:
+    from shared.db import make_engine
+
+    engine = make_engine(url)  # the services' own engine: its connect hook sets the pragmas
+    try:
+        async with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                v = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+                return f"PRAGMA synchronous={v} ({'FULL' if v == 2 else 'NOT FULL'})"
+            v = (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar()
+            return f"synchronous_commit={v}"
+    finally:
+        await engine.dispose()
+
+
+async def receipts_in_db(url: str) -> list[int]:
+    from shared.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.exec_driver_sql("SELECT receipt_number FROM submissions")).scalars().all()
+    finally:
+        await engine.dispose()
+    return sorted(int(r.rsplit("-", 1)[1]) for r in rows)
+
+
+async def events_on_stream(system: System, expected: int, timeout: float = 120) -> int:
+    """Distinct ``submission.received`` on the stream, waiting up to ``timeout`` for the relay to catch up."""
+    nc = await nats.connect(system.nats_url)
+    try:
+        js = nc.jetstream()
+        subject = f"{system.prefix}.{TENANT}.submission.received"
+        deadline = time.monotonic() + timeout
+        while True:
+            info = await js.stream_info(system.stream, subjects_filter=subject)
+            n = (info.state.subjects or {}).get(subject, 0)
+            if n >= expected or time.monotonic() > deadline:
+                return int(n)
+            await asyncio.sleep(0.5)
+    finally:
+        await nc.close()
+
+
+def start_system(system: System) -> None:
+    """``System.start`` with time for the consumers to apply a directory of thousands of officials."""
+    (system.workdir / "logs").mkdir(parents=True, exist_ok=True)
+    if not system.clock_file.exists():
+        system.set_clock("2023-10-20T09:00:00+07:00")
+    system.mail = MailSink(system.workdir / "mail").start()
+    for s in system.services:
+        system.ports[s] = free_port()
+    system.hoithi("migrate")
+    system.hoithi("seed", str(system.seed_dir), timeout=600)
+    system.hoithi("streams")
+    for s in system.services:
+        system.start_service(s)
+    for s in system.services:
+        system.wait_ready(s)
+    system.wait_caught_up(timeout=900)
+
+
+async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> str:
+    work = Path(tempfile.mkdtemp(prefix=f"hoithi-bench-intake-{label}-"))
+    server = NatsServer(store_dir=work / "nats").start()
+    if postgres:
+        from tests.support.servers import create_database
+
+        dbs = {s: create_database(f"benchintake{s}", postgres) for s in SERVICES}
+    else:
+        dbs = {s: f"sqlite+aiosqlite:///{work / f'{s}.db'}" for s in SERVICES}
+    system = System(
+        nats_url=server.url,
+        prefix=f"bi{label}",
+        workdir=work,
+        database_urls=dbs,
+        seed_dir=seed_with_officials(work / "seed", args.officials + args.open_loop),
+    )
+    try:
+        print(f"[{label}] starting the whole system in {work} …", flush=True)
+        start_system(system)
+        print(f"[{label}] {await durability(dbs['submissions'])}", flush=True)
+        body = work / "body.json"
+        body.write_text(json.dumps(report_body(), ensure_ascii=False))
+        tokens = work / "tokens.txt"
+        tokens.write_text("\n".join(system.token(f"p-x{i:05d}") for i in range(args.officials)) + "\n")
+        bare = bare_peer(work, tokens, body, args)
+        print(f"[{label}] bare FastAPI: {bare['per_s']:.0f} 201/s, p99 {bare['p99_ms']:.0f} ms", flush=True)
+        url = f"{system.url('submissions')}/tenants/{TENANT}/editions/{EDITION}/experience-reports"
+        ours = wrk(url, tokens, body, work, args)
+        print(
+            f"[{label}] hoithi: {ours['per_s']:.0f} 201/s ({ours['created']} created, {ours['others']} other "
+            f"answers), wrk p99 {ours['p99_ms']:.0f} ms",
+            flush=True,
+        )
+        extra = [f"p-x{i:05d}" for i in range(args.officials, args.officials + args.open_loop)]
+        lat = sorted(await open_loop(system, extra, args.rate))
+        p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))] * 1000 if lat else float("nan")
+        print(
+            f"[{label}] open loop {args.rate:.0f}/s offered: {len(lat)} 201s, POST p99 {p99:.0f} ms",
+            flush=True,
+        )
+        created = ours["created"] + len(lat)
+        numbers = await receipts_in_db(dbs["submissions"])
+        # A request wrk sent as it stopped may be recorded without its 201 being counted: rows >= 201s.
+        gapless = numbers == list(range(1, len(numbers) + 1))
+        events = await events_on_stream(system, len(numbers))
+        lost = max(0, created - len(numbers)) + max(0, len(numbers) - events)
+        print(f"[{label}] rows {len(numbers)}, events {events}, 201s counted {created}", flush=True)
+        ratio = ours["per_s"] / bare["per_s"] if bare["per_s"] else float("nan")
+        return (
+            f"intake: db={label} bare_per_s={bare['per_s']:.0f} hoithi_per_s={ours['per_s']:.0f} "
+            f"ratio={ratio:.2f} p99_ms={p99:.0f} gapless={'yes' if gapless else 'no'} lost={lost}"
+        )
+    finally:
+        system.stop()
+        server.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--postgres", help="also on PostgreSQL: a server URL (databases are created on it)")
+    ap.add_argument("--officials", type=int, default=4000, help="distinct officials for wrk (one 201 each)")
+    ap.add_argument("--open-loop", type=int, default=1000, help="requests of the open-loop run")
+    ap.add_argument("--rate", type=float, default=100.0, help="offered reports/s of the open-loop run")
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk")
+    lines = [await run_db(args, "sqlite", None)]
+    if args.postgres:
+        lines.append(await run_db(args, "postgresql", args.postgres))
+    print()
+    for line in lines:
+        print(line)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,466 @@
+"""Experience-report intake in batches (group commit): the rules of ``api.py``'s old per-request intake, with
+every statement paid once per batch instead of once per request.
+
+A request is authenticated and its body validated in its own task, then queued to the process's one writer
+(``shared.group_commit``). The writer's batch runs, in one transaction:
+
+1. the stored answers of the batch's ``Idempotency-Key``s (one statement);
+2. the edition (one indexed ``SELECT max(version)``; the document is parsed again only when it changed), the
+   callers' directory rows (one statement for every caller; a parsed ``Person`` is reused while its row's
+   ``sequence`` is the same), their extensions and the tenant's procedure catalogue (one statement each) — so a
+   change another replica's consumer applied is seen by the next batch;
+3. the receipt counter's lock (``UPDATE … RETURNING``, the same lock as ``intake.lock_intake``), then the
+   clock: **the time of record of every receipt of the batch**, read under that lock, and checked against each
+   caller's deadline in force. A request queued before the deadline whose batch takes the lock after it is
+   refused as late (409), exactly as a request that reached the lock late one by one was: ``intake.closed``
+   takes the same lock before reading the clock, so it counts every receipt that can ever be on time;
+4. one report per person (one statement for the batch, and within the batch);
+5. the rows, their ``event_sequences``, their outbox events and idempotency answers, each one ``executemany``;
+   then the counter moved past the numbers given (gapless: only receipts that will commit are numbered).
+
+A request refused at any step answers its own 404/403/409/422; its batch-mates are not affected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.submissions import domain, intake, models
+from shared.clock import VN
+from shared.copies import FAR_PAST
+from shared.db import upsert
+from shared.documents import Edition, ExperienceReportPart, Person, format_datetime_vn
+from shared.errors import BilingualError
+from shared.events.envelope import make_event, new_event_id
+from shared.group_commit import Batch, GroupCommitter, Slot
+from shared.idempotency import Stored
+from shared.problems import Problem
+from shared.service import Runtime
+
+log = logging.getLogger("hoithi.submissions.receipts")
+
+KEY = "experience-reports"
+MAX_BATCH = 256
+MAX_QUEUE = 4096
+
+
+@dataclass
+class ReportRequest:
+    """One request, authenticated and validated as a body, waiting for its batch."""
+
+    tenant: str
+    edition: str
+    person_id: str
+    report: domain.ExperienceReportCreate
+    idempotency_key: str | None
+    digest: str
+    correlation_id: str | None
+    body: dict[str, Any] = field(default_factory=dict)  # report.model_dump(mode="json")
+    slot: Slot = field(default_factory=Slot)
+
+    @property
+    def scope(self) -> str:
+        return f"{self.tenant}|{self.person_id}|experience-reports|{self.edition}"
+
+
+@dataclass
+class _Item:
+    req: ReportRequest
+    person: Person
+    part: ExperienceReportPart
+    extended: datetime | None
+    codes: list[str]
+
+
+class ReportIntake:
+    """The process's experience-report writer, its caches, and the batch finisher."""
+
+    def __init__(self, rt: Runtime, *, max_batch: int = MAX_BATCH, max_queue: int = MAX_QUEUE) -> None:
+        self.rt = rt
+        self.committer = GroupCommitter(
+            rt.engine, max_batch=max_batch, max_queue=max_queue, name=f"{rt.name}-intake-writer"
+        )
+        self._editions: dict[tuple[str, str], tuple[int, Edition]] = {}
+        self._people: dict[tuple[str, str, Any, int], Person] = {}
+
+    async def submit(self, req: ReportRequest) -> Stored:
+        """The answer to one request (201 with its receipt, or the stored answer of its key), after commit."""
+
+        async def stage(conn: AsyncConnection, batch: Batch) -> Slot:
+            req.slot = Slot()  # a fresh answer per attempt: a batch retried after contention decides again
+            batch.at_end(KEY, self._finish, req)
+            return req.slot
+
+        result: Stored = await self.committer.submit(stage, savepoint=False)  # it only stages
+        if self.rt.outbox.on_commit and result.status == 201:
+            self.rt.outbox.committed()
+        return result
+
+    # ------------------------------------------------------------------ the batch
+    async def _finish(self, conn: AsyncConnection, batch: Batch) -> None:
+        groups: dict[tuple[str, str], list[ReportRequest]] = defaultdict(list)
+        for req in batch.staged(KEY):
+            groups[(req.tenant, req.edition)].append(req)
+        for (tenant, edition), reqs in groups.items():
+            await self._finish_edition(conn, tenant, edition, reqs)
+
+    async def _finish_edition(
+        self, conn: AsyncConnection, tenant: str, edition: str, reqs: list[ReportRequest]
+    ) -> None:
+        followers: list[tuple[ReportRequest, ReportRequest]] = []
+        try:
+            await self._decide(conn, tenant, edition, await self._answered_before(conn, reqs, followers))
+        finally:
+            for r, first in followers:
+                if first.slot.error is not None:
+                    r.slot.refuse(first.slot.error)
+                elif first.slot.settled:
+                    r.slot.set(first.slot.value)
+
+    async def _decide(
+        self, conn: AsyncConnection, tenant: str, edition: str, todo: list[ReportRequest]
+    ) -> None:
+        rt = self.rt
+        if not todo:
+            return
+        ed = await self._edition(conn, tenant, edition)
+        if ed is None:
+            for r in todo:
+                r.slot.refuse(
+                    Problem(
+                        404,
+                        f"No edition {edition!r} for {tenant!r}.",
+                        f"Không có kỳ hội thi {edition!r}.",
+                        code="no_edition",
+                    )
+                )
+            return
+        early = rt.now()
+        people = await self._people_of(conn, tenant, {r.person_id for r in todo}, early)
+        extensions = await self._extensions(conn, tenant, edition, {r.person_id for r in todo})
+        known = await intake.known_procedures(conn, tenant)
+        items: list[_Item] = []
+        for r in todo:
+            person = people.get(r.person_id)
+            if person is None:
+                r.slot.refuse(
+                    Problem(
+                        403,
+                        "You are not in this tenant's directory (as of today).",
+                        "Bạn không có trong danh bạ của đơn vị (tại thời điểm hiện tại).",
+                        code="not_in_directory",
+                    )
+                )
+                continue
+            try:
+                part = domain.experience_part(ed, r.report.part)
+                extended = extensions.get((part.id, r.person_id))
+                domain.check_intake_open(ed, part, early, extended)
+                codes = domain.check_report(r.report, part, early.astimezone(VN).date())
+                domain.check_catalogue(codes, known)
+            except BilingualError as exc:
+                r.slot.refuse(exc)
+                continue
+            items.append(_Item(r, person, part, extended, codes))
+        if not items:
+            return
+        # The receipt counter's lock, then the clock: the time of record of the whole batch (see intake.py).
+        n0 = await self._lock_counter(conn, tenant, edition)
+        now = rt.now()
+        on_time: list[_Item] = []
+        for it in items:
+            try:
+                domain.check_intake_open(ed, it.part, now, it.extended)
+            except BilingualError as exc:
+                it.req.slot.refuse(exc)
+                continue
+            on_time.append(it)
+        accepted = await self._one_per_person(conn, tenant, edition, on_time, n0)
+        if not accepted:
+            return
+        await self._record(conn, tenant, edition, accepted, n0, now)
+
+    async def _answered_before(
+        self,
+        conn: AsyncConnection,
+        reqs: list[ReportRequest],
+        followers: list[tuple[ReportRequest, ReportRequest]],
+    ) -> list[ReportRequest]:
+        """Settle the requests whose key already has an answer (stored, or earlier in this batch); return the
+        rest. The same key with another body is a 422, as ``Idempotency.lookup`` says."""
+        keyed = [r for r in reqs if r.idempotency_key]
+        for r in keyed:
+            if len(r.idempotency_key or "") > 200:
+                r.slot.refuse(
+                    Problem(
+                        422,
+                        "Idempotency-Key is longer than 200 characters.",
+                        "Idempotency-Key dài quá 200 ký tự.",
+                        code="idempotency_key",
+                    )
+                )
+        stored: dict[tuple[str, str], Any] = {}
+        wanted = [(r.scope, r.idempotency_key) for r in keyed if not r.slot.settled]
+        if wanted:
+            t = self.rt.idempotency.table
+            rows = await conn.execute(
+                sa.select(t.c.scope, t.c.key, t.c.request_hash, t.c.status, t.c.body).where(
+                    sa.tuple_(t.c.scope, t.c.key).in_(wanted)
+                )
+            )
+            stored = {(row.scope, row.key): row for row in rows}
+        leaders: dict[tuple[str, str], ReportRequest] = {}
+        todo = []
+        for r in reqs:
+            if r.slot.settled:
+                continue
+            if r.idempotency_key:
+                k = (r.scope, r.idempotency_key)
+                row = stored.get(k)
+                first = leaders.get(k)
+                digest = row.request_hash if row is not None else (first.digest if first else r.digest)
+                if digest != r.digest:
+                    r.slot.refuse(
+                        Problem(
+                            422,
+                            "This Idempotency-Key was already used for a different request.",
+                            "Idempotency-Key này đã được dùng cho một yêu cầu khác.",
+                            code="idempotency_key_reused",
+                        )
+                    )
+                    continue
+                if row is not None:
+                    r.slot.set(Stored(row.status, json.loads(row.body)))
+                    continue
+                if first is not None:
+                    # the same retry twice in one batch: it gets whatever its first copy gets
+                    followers.append((r, first))
+                    continue
+                leaders[k] = r
+            todo.append(r)
+        return todo
+
+    async def _edition(self, conn: AsyncConnection, tenant: str, edition: str) -> Edition | None:
+        t = rt_copies(self.rt).editions
+        version = (
+            await conn.execute(
+                sa.select(sa.func.max(t.c.version)).where(t.c.tenant == tenant, t.c.edition == edition)
+            )
+        ).scalar()
+        if version is None:
+            return None
+        cached = self._editions.get((tenant, edition))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        doc = (
+            await conn.execute(
+                sa.select(t.c.doc).where(t.c.tenant == tenant, t.c.edition == edition, t.c.version == version)
+            )
+        ).scalar_one()
+        ed = Edition.model_validate_json(doc)
+        self._editions[(tenant, edition)] = (version, ed)
+        return ed
+
+    async def _people_of(
+        self, conn: AsyncConnection, tenant: str, ids: set[str], at: datetime
+    ) -> dict[str, Person]:
+        """Each caller's directory row in force on the Vietnamese date of ``at`` (as ``Copies.person``), in one
+        statement; a row is parsed again only when its ``sequence`` changed."""
+        t = rt_copies(self.rt).people
+        day = at.astimezone(VN).date()
+        rows = await conn.execute(
+            sa.select(t.c.person_id, t.c.effective_from, t.c.sequence, t.c.doc)
+            .where(t.c.tenant == tenant, t.c.person_id.in_(sorted(ids)), t.c.effective_from <= day)
+            .order_by(t.c.person_id, t.c.effective_from.desc())
+        )
+        out: dict[str, Person] = {}
+        seen: set[str] = set()
+        if len(self._people) > 200_000:
+            self._people.clear()
+        for pid, since, seq, doc in rows:
+            if pid in seen:
+                continue
+            seen.add(pid)
+            key = (tenant, pid, since or FAR_PAST, seq)
+            p = self._people.get(key)
+            if p is None:
+                p = self._people[key] = Person.model_validate_json(doc)
+            if p.effective_to is None or p.effective_to >= day:
+                out[pid] = p
+        return out
+
+    async def _extensions(
+        self, conn: AsyncConnection, tenant: str, edition: str, ids: set[str]
+    ) -> dict[tuple[str, str], datetime]:
+        x = models.extensions
+        rows = await conn.execute(
+            sa.select(x.c.part, x.c.assignee_id, x.c.deadline).where(
+                x.c.tenant == tenant, x.c.edition == edition, x.c.assignee_id.in_(sorted(ids))
+            )
+        )
+        return {(part, who): deadline for part, who, deadline in rows}
+
+    async def _lock_counter(self, conn: AsyncConnection, tenant: str, edition: str) -> int:
+        """Take the receipt counter's row lock and read it (``intake.lock_intake``'s lock)."""
+        t = self.rt.backbone.sequences
+        stmt = upsert(
+            conn, t, {"subject": intake.receipt_counter(tenant, edition), "last": 0}, set_={"last": t.c.last}
+        )
+        return int((await conn.execute(stmt.returning(t.c.last))).scalar_one())
+
+    async def _one_per_person(
+        self, conn: AsyncConnection, tenant: str, edition: str, items: list[_Item], n0: int
+    ) -> list[_Item]:
+        """One report per person and part: refuse those already in force, and a second one in the batch."""
+        if not items:
+            return []
+        t = models.submissions
+        rows = await conn.execute(
+            sa.select(t.c.part, t.c.author_id, t.c.receipt_number).where(
+                t.c.tenant == tenant,
+                t.c.edition == edition,
+                t.c.kind == "experience_report",
+                t.c.author_id.in_(sorted({it.req.person_id for it in items})),
+                t.c.status != "withdrawn",  # a withdrawn report leaves room for a new one
+            )
+        )
+        existing = {(part, who): number for part, who, number in rows}
+        accepted = []
+        for it in items:
+            k = (it.part.id, it.req.person_id)
+            number = existing.get(k)
+            if number is not None:
+                it.req.slot.refuse(
+                    Problem(
+                        409,
+                        f"You already submitted a report for this part (receipt {number}); revise it instead.",
+                        f"Bạn đã nộp báo cáo cho phần thi này (biên nhận {number}); hãy chỉnh sửa báo cáo "
+                        "đã nộp.",
+                        code="already_submitted",
+                    )
+                )
+                continue
+            accepted.append(it)
+            existing[k] = domain.receipt_number(edition, n0 + len(accepted))  # the number it is about to get
+        return accepted
+
+    async def _record(
+        self, conn: AsyncConnection, tenant: str, edition: str, items: list[_Item], n0: int, now: datetime
+    ) -> None:
+        rt = self.rt
+        t = models.submissions
+        rows, sequences, events, answers = [], [], [], []
+        for i, it in enumerate(items, start=1):
+            req, person = it.req, it.person
+            sid = new_event_id()
+            row = {
+                "id": sid,
+                "tenant": tenant,
+                "edition": edition,
+                "part": it.part.id,
+                "kind": "experience_report",
+                "author_id": person.id,
+                "unit_id": person.unit,
+                "receipt_number": domain.receipt_number(edition, n0 + i),
+                "received_at": now,
+                "status": "submitted",
+                "revision": 1,
+                "body": {**req.body, "national_codes": it.codes, "unions": person.unions},
+            }
+            rows.append(row)
+            sequences.append({"subject": sid, "last": 1})
+            events.append(
+                make_event(
+                    "submission.received",
+                    {
+                        "submission_id": sid,
+                        "kind": "experience_report",
+                        "part": it.part.id,
+                        "receipt_number": row["receipt_number"],
+                        "received_at": now.astimezone(VN),
+                        "author_id": person.id,
+                        "unit_id": person.unit,
+                        "union_ids": person.unions,
+                        "authors": [{"person_id": person.id, "name": person.name, "share": 100}],
+                        "title": it.part.title,
+                        "procedures": it.codes,
+                        "revision": 1,
+                    },
+                    source=rt.name,
+                    tenant=tenant,
+                    subject=sid,
+                    sequence=1,
+                    time=now,
+                    edition=edition,
+                    correlation_id=req.correlation_id,
+                )
+            )
+            receipt = receipt_of(row)
+            if req.idempotency_key:
+                answers.append(
+                    {
+                        "scope": req.scope,
+                        "key": req.idempotency_key,
+                        "request_hash": req.digest,
+                        "status": 201,
+                        "body": _json(receipt),
+                        "created_at": now,
+                    }
+                )
+            req.slot.set(Stored(201, receipt))
+        await conn.execute(t.insert(), rows)
+        await conn.execute(rt.backbone.sequences.insert(), sequences)
+        await rt.outbox.add(conn, events)
+        if answers:
+            await conn.execute(rt.idempotency.table.insert(), answers)
+        s = rt.backbone.sequences
+        await conn.execute(
+            sa.update(s)
+            .where(s.c.subject == intake.receipt_counter(tenant, edition))
+            .values(last=n0 + len(items))
+        )
+
+
+def rt_copies(rt: Runtime) -> Any:
+    assert rt.copies is not None
+    return rt.copies
+
+
+def _json(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, default=str).encode()
+
+
+def receipt_of(row: Any) -> dict[str, Any]:
+    """The receipt a person reads: number, time of record (+07:00 and dd/mm/yyyy), whose, which part."""
+    body = row["body"]
+    return {
+        "submission_id": row["id"],
+        "receipt_number": row["receipt_number"],
+        "received_at": row["received_at"].astimezone(VN).isoformat(),
+        "received_at_display": format_datetime_vn(row["received_at"]),
+        "tenant": row["tenant"],
+        "edition": row["edition"],
+        "part": row["part"],
+        "kind": row["kind"],
+        "author_id": row["author_id"],
+        "unit_id": row["unit_id"],
+        "status": row["status"],
+        "revision": row["revision"],
+        "procedures": body.get("national_codes", []),
+    }
+
+
+def intake_of(rt: Runtime) -> ReportIntake:
+    """The process's one experience-report writer (made on first use)."""
+    found = rt.extra.get(KEY)
+    if found is None:
+        found = rt.extra[KEY] = ReportIntake(rt)
+    return found  # type: ignore[no-any-return]

@@ -1,0 +1,244 @@
+"""Experience-report intake through group commit (issue 15), on a real SQLite database in the process.
+
+The writer is paused so that the requests of a test are queued into *one* batch, then let go: each request is
+answered for itself (201, 409, 422) after that batch committed, and the batch's receipts are numbered without
+gaps. The clock is frozen (rate 0), so "end − 1 µs" is exactly the time a request is queued at."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from services.submissions import domain, models, receipts
+from services.submissions.app import SPEC
+from shared.clock import Clock
+from shared.copies import FAR_PAST
+from shared.documents import load_directory, load_edition
+from shared.errors import BilingualError, DomainError
+from shared.group_commit import Overloaded
+from shared.idempotency import Stored, request_hash
+from shared.problems import Problem, problem_of
+from shared.service import Runtime, build_runtime
+from shared.settings import ServiceSettings, Settings
+from tests.support.system import EDITION, SEED, TENANT, report_body
+from tests.support.wait import eventually
+
+DEADLINE = datetime.fromisoformat("2023-10-26T00:00:00+07:00")  # experience part: "chậm nhất ngày 25/10/2023"
+OFFICIALS = 60
+
+
+@pytest.fixture
+async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
+    own = ServiceSettings(
+        name="submissions", database_url=f"sqlite+aiosqlite:///{tmp_path / 'submissions.db'}"
+    )
+    runtime = build_runtime(SPEC, Settings(data_dir=tmp_path), own)
+    runtime.clock = Clock(simulated_at=datetime.fromisoformat("2023-10-20T09:00:00+07:00"), rate=0)
+    edition = load_edition(SEED / "edition.yaml")
+    template = load_directory(SEED / "directory.yaml").people[0]
+    async with runtime.engine.begin() as conn:
+        await conn.run_sync(models.metadata.create_all)
+        await conn.execute(
+            models.copies.editions.insert().values(
+                tenant=TENANT,
+                edition=EDITION,
+                version=1,
+                doc=edition.model_dump_json(),
+                published_at=runtime.now(),
+            )
+        )
+        await conn.execute(
+            models.copies.people.insert(),
+            [
+                {
+                    "tenant": TENANT,
+                    "person_id": f"p-g{i:03d}",
+                    "effective_from": FAR_PAST,
+                    "unit_id": template.unit,
+                    "email": f"g{i:03d}@example.vn",
+                    "doc": template.model_copy(
+                        update={"id": f"p-g{i:03d}", "email": f"g{i:03d}@example.vn"}
+                    ).model_dump_json(),
+                    "sequence": 1,
+                }
+                for i in range(OFFICIALS)
+            ],
+        )
+    yield runtime
+    await receipts.intake_of(runtime).committer.close()
+    await runtime.engine.dispose()
+
+
+def _request(
+    person: str, *, key: str | None = None, body: dict[str, Any] | None = None
+) -> receipts.ReportRequest:
+    report = domain.ExperienceReportCreate.model_validate(body or report_body())
+    dumped = report.model_dump(mode="json")
+    return receipts.ReportRequest(
+        tenant=TENANT,
+        edition=EDITION,
+        person_id=person,
+        report=report,
+        idempotency_key=key,
+        digest=request_hash(dumped),
+        correlation_id=None,
+        body=dumped,
+    )
+
+
+def _status(outcome: Any) -> tuple[int, str]:
+    """What the HTTP edge answers: (status, problem code or receipt number)."""
+    if isinstance(outcome, Stored):
+        return outcome.status, outcome.body["receipt_number"]
+    if isinstance(outcome, DomainError):
+        outcome = problem_of(outcome)
+    assert isinstance(outcome, Problem), repr(outcome)
+    return outcome.status, outcome.code
+
+
+async def _in_one_batch(rt: Runtime, requests: list[receipts.ReportRequest]) -> list[Any]:
+    intake = receipts.intake_of(rt)
+    intake.committer.pause()
+    tasks = [asyncio.create_task(intake.submit(r)) for r in requests]
+    await eventually(lambda: intake.committer.waiting == len(requests), message="all queued")
+    intake.committer.resume()
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _rows(rt: Runtime) -> tuple[list[str], int]:
+    async with rt.engine.connect() as conn:
+        numbers = (
+            (
+                await conn.execute(
+                    sa.select(models.submissions.c.receipt_number).order_by(
+                        models.submissions.c.receipt_number
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        events = (
+            await conn.execute(
+                sa.select(sa.func.count())
+                .select_from(models.backbone.outbox)
+                .where(models.backbone.outbox.c.event_type == "submission.received")
+            )
+        ).scalar_one()
+    return list(numbers), int(events)
+
+
+async def test_a_batch_of_50_with_one_duplicate_answers_49_receipts_and_one_409(rt: Runtime) -> None:
+    intake = receipts.intake_of(rt)
+    first = await intake.submit(_request("p-g000"))
+    assert _status(first) == (201, "2023-TN-000001")
+
+    outcomes = await _in_one_batch(rt, [_request(f"p-g{i:03d}") for i in range(50)])  # p-g000 again
+
+    statuses = [_status(o) for o in outcomes]
+    assert statuses[0] == (409, "already_submitted")
+    assert all(s == 201 for s, _ in statuses[1:]), statuses
+    # one transaction for the 50, numbered without gaps after the first receipt, in the order they queued
+    assert intake.committer.stats.sizes[-1] == 50
+    assert [n for _, n in statuses[1:]] == [f"2023-TN-{n:06d}" for n in range(2, 51)]
+    numbers, events = await _rows(rt)
+    assert numbers == [f"2023-TN-{n:06d}" for n in range(1, 51)]
+    assert events == 50
+    # the refused request's problem names the receipt it already has, in both languages
+    refused = outcomes[0]
+    assert "2023-TN-000001" in refused.detail and "biên nhận 2023-TN-000001" in refused.detail_vi
+
+
+async def test_refusals_in_a_batch_are_each_requests_own(rt: Runtime) -> None:
+    too_few = {"procedures": report_body()["procedures"][:2]}
+    outcomes = await _in_one_batch(
+        rt,
+        [
+            _request("p-g001"),
+            _request("p-g002", body=too_few),  # 422: fewer distinct procedures than the part asks
+            _request("p-nobody"),  # 403: not in the directory copy
+            _request("p-g003"),
+            _request("p-g003"),  # the same person twice in one batch: the second is a 409
+        ],
+    )
+    statuses = [_status(o) for o in outcomes]
+    assert statuses == [
+        (201, "2023-TN-000001"),
+        (422, "validation"),
+        (403, "not_in_directory"),
+        (201, "2023-TN-000002"),
+        (409, "already_submitted"),
+    ]
+    assert isinstance(outcomes[1], BilingualError) and outcomes[1].errors[0]["field"] == "procedures"
+    assert (await _rows(rt)) == (["2023-TN-000001", "2023-TN-000002"], 2)
+
+
+async def test_one_key_retried_within_a_batch_and_after_gets_one_receipt(rt: Runtime) -> None:
+    outcomes = await _in_one_batch(
+        rt, [_request("p-g004", key="k-1"), _request("p-g004", key="k-1"), _request("p-g005", key="k-1")]
+    )
+    assert [_status(o) for o in outcomes] == [
+        (201, "2023-TN-000001"),
+        (201, "2023-TN-000001"),  # the same retry: the same answer, not a 409
+        (201, "2023-TN-000002"),  # another person's key is another scope
+    ]
+    again = await receipts.intake_of(rt).submit(_request("p-g004", key="k-1"))
+    assert _status(again) == (201, "2023-TN-000001")
+    other_body = _request(
+        "p-g004", key="k-1", body=report_body(("1.004227", "1.000494", "1.001234", "2.000123"))
+    )
+    with pytest.raises(Problem) as refused:
+        await receipts.intake_of(rt).submit(other_body)
+    assert refused.value.status == 422 and refused.value.code == "idempotency_key_reused"
+    assert (await _rows(rt)) == (["2023-TN-000001", "2023-TN-000002"], 2)
+
+
+async def test_a_request_queued_before_the_deadline_and_committed_after_it_is_late(rt: Runtime) -> None:
+    rt.clock = Clock(simulated_at=DEADLINE - timedelta(microseconds=1), rate=0)
+    on_time = await receipts.intake_of(rt).submit(_request("p-g006"))
+    assert on_time.body["received_at"] == "2023-10-25T23:59:59.999999+07:00"
+
+    intake = receipts.intake_of(rt)
+    intake.committer.pause()
+    queued = asyncio.create_task(intake.submit(_request("p-g007")))  # queued at end − 1 µs
+    await eventually(lambda: intake.committer.waiting == 1, message="queued")
+    rt.clock = Clock(simulated_at=DEADLINE, rate=0)  # the batch takes the receipt lock at the end
+    intake.committer.resume()
+    with pytest.raises(DomainError) as late:
+        await queued
+    assert _status(late.value) == (409, "deadline_passed")
+    assert "hết ngày 25/10/2023" in late.value.detail_vi
+    assert (await _rows(rt)) == (["2023-TN-000001"], 1)  # no row, no event, no number used
+
+
+async def test_a_full_queue_is_refused_at_once_and_the_queued_are_still_answered(rt: Runtime) -> None:
+    intake = receipts.ReportIntake(rt, max_queue=2)
+    rt.extra[receipts.KEY] = intake
+    intake.committer.pause()
+    queued = [asyncio.create_task(intake.submit(_request(f"p-g0{i}0"))) for i in (1, 2)]
+    await eventually(lambda: intake.committer.waiting == 2, message="queued")
+    with pytest.raises(Overloaded) as full:
+        await intake.submit(_request("p-g030"))
+    assert full.value.retry_after >= 1
+    intake.committer.resume()
+    assert sorted(_status(o)[1] for o in await asyncio.gather(*queued)) == [
+        "2023-TN-000001",
+        "2023-TN-000002",
+    ]
+
+
+async def test_a_caller_who_went_away_is_committed_whole(rt: Runtime) -> None:
+    intake = receipts.intake_of(rt)
+    intake.committer.pause()
+    gone = asyncio.create_task(intake.submit(_request("p-g008")))
+    await eventually(lambda: intake.committer.waiting == 1, message="queued")
+    gone.cancel()  # the client disconnected while its request waited for the batch
+    intake.committer.resume()
+    await eventually(lambda: intake.committer.stats.committed == 1, message="batch committed")
+    assert (await _rows(rt)) == (["2023-TN-000001"], 1)  # its row and its event, both
