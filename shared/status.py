@@ -58,9 +58,12 @@ async def _service(client: httpx.AsyncClient, name: str, settings: Settings) -> 
 async def _nats(settings: Settings) -> dict[str, Any]:
     import nats
 
+    from shared.nats_auth import connect_options
+
     out: dict[str, Any] = {"consumers": [], "deadletters": None, "nats": "ok"}
     try:
-        nc = await nats.connect(settings.nats_url, connect_timeout=3, max_reconnect_attempts=1)
+        # the operator's credentials (NATS refuses anonymous clients), like every other command
+        nc = await nats.connect(**connect_options(settings), connect_timeout=3, max_reconnect_attempts=1)
     except Exception as exc:  # noqa: BLE001 - shown, not raised: the rest of the table still helps
         out["nats"] = f"unreachable: {type(exc).__name__}"
         return out

@@ -248,3 +248,39 @@ async def test_the_submissions_user_reaches_the_attachments_bucket_and_no_other_
         await rewards.close()
         await submissions.close()
         await admin.close()
+
+
+async def test_hoithi_status_reads_nats_as_the_operator_of_hoithi_ups_server(up_server: tuple[str, Path]) -> None:
+    """``hoithi status`` against a deployment ``hoithi up`` started: NATS answers it (the admin's kept password),
+    not "Authorization Violation" — the services are down here, so it exits 1 and says so."""
+    import asyncio
+    import json
+    import os
+    import sys
+
+    url, data = up_server
+    passwords = read_credentials(data)
+
+    async def admin_in() -> bool:
+        try:
+            nc = await nats.connect(with_userinfo(url, ADMIN, passwords[ADMIN]), connect_timeout=1)
+        except Exception:  # noqa: BLE001 - not listening yet
+            return False
+        await nc.close()
+        return True
+
+    await eventually(admin_in, timeout=15, message="hoithi up's nats-server lets its admin in")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOITHI_", "NATS_"))}
+    env.update(HOITHI_DATA_DIR=str(data), HOITHI_NATS_URL=url)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "shared.cli", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    report = json.loads(done.stdout)
+    assert report["nats"] == "ok", report
+    assert done.returncode == 1 and not any(s["ready"] for s in report["services"])
