@@ -88,7 +88,7 @@ async def test_intake_accepts_reports_while_nats_is_stopped_and_applies_each_onc
     initiative = _draft_initiative(fs)
     assert _upload(fs, initiative, "truoc.pdf").status_code == 201  # the object store answers
 
-    await asyncio.to_thread(own_nats_server.stop)
+    await asyncio.to_thread(own_nats_server.kill)  # its store kept (a container too)
     for s in CORE_SERVICES:
 
         async def noticed(s: str = s) -> bool:  # its broker side red (or, as before the fix, its readiness)
@@ -113,7 +113,7 @@ async def test_intake_accepts_reports_while_nats_is_stopped_and_applies_each_onc
     assert (await _health(fs, "submissions", "consumers")).status_code == 503  # NATS was away throughout
     accepted = {p: str(r[1]["submission_id"]) for p, r in results.items()}  # type: ignore[index]
 
-    await asyncio.to_thread(own_nats_server.start)
+    await asyncio.to_thread(own_nats_server.restart)
 
     async def drained() -> bool:
         return await fs.outbox_unpublished("submissions") == 0
