@@ -10,7 +10,7 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 # Test tiers that exist in this checkout (git keeps no empty folders, so a fresh clone may lack one).
 TEST_DIRS := $(wildcard tests/unit tests/integration tests/e2e)
 
-.PHONY: help venv run test lint clean distclean images
+.PHONY: help venv run test fuzz lint clean distclean images
 
 help:
 	@echo "make venv   create .venv and install the project with its test extras (skipped when up to date)"
@@ -47,6 +47,10 @@ test: venv
 	rc=0; $(PY) -m pytest $(TEST_DIRS) -q -ra --durations=15 || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	exit $$rc
+
+# schemathesis against all four services with a secretariat and an official token (no 5xx), outside make test
+fuzz: venv
+	HOITHI_FUZZ=1 HOITHI_TEST_SERVERS=$${HOITHI_TEST_SERVERS:-own} $(PY) -m pytest tests/integration/test_fuzz_services.py -q -ra
 
 images: venv
 	bash deploy/build-image.sh
