@@ -288,9 +288,16 @@ def local_nats(data: Path, *, port: int = 14222, monitor_port: int = 18222) -> s
 def up(
     demo_start: Annotated[str, typer.Option(help="simulated start instant")] = DEMO_START,
     fresh: Annotated[bool, typer.Option(help="forget .hoithi/ and start over")] = False,
+    seed_dir: Annotated[
+        Path | None, typer.Option("--seed", help="folder with directory.yaml and edition.yaml")
+    ] = None,
+    nats_port: Annotated[int, typer.Option(help="the own nats-server's client port")] = 14222,
+    nats_monitor_port: Annotated[int, typer.Option(help="the own nats-server's monitoring port")] = 18222,
+    mail_port: Annotated[int, typer.Option(help="the mail catcher's SMTP port")] = 11025,
 ) -> None:
-    """Run everything locally: nats-server, a mail catcher, the four services, the 2023 demo edition."""
-    from honcho.manager import Manager  # type: ignore[import-untyped]
+    """Run everything locally: nats-server, a mail catcher, the four services, the 2023 demo edition; a
+    program that stops (nats-server included) is started again with back-off while the others keep running."""
+    from shared.supervisor import Program, Supervisor
 
     s = get_settings()
     if s.env == "production":
@@ -318,14 +325,14 @@ def up(
     procs: dict[str, str] = {}
     nats_given = "HOITHI_NATS_URL" in os.environ or "NATS_URL" in os.environ
     if not nats_given:
-        procs["nats"] = local_nats(data)
-        env["HOITHI_NATS_URL"] = "nats://127.0.0.1:14222"
+        procs["nats"] = local_nats(data, port=nats_port, monitor_port=nats_monitor_port)
+        env["HOITHI_NATS_URL"] = f"nats://127.0.0.1:{nats_port}"
     elif "NATS_URL" in os.environ:
         env.setdefault("HOITHI_NATS_URL", os.environ["NATS_URL"])
     if not env.get("HOITHI_NOTIFY_SMTP_HOST"):
-        procs["mail"] = f"{sys.executable} -m shared.mailsink --dir {data / 'mail'} --port 11025"
+        procs["mail"] = f"{sys.executable} -m shared.mailsink --dir {data / 'mail'} --port {mail_port}"
         env["HOITHI_NOTIFY_SMTP_HOST"] = "127.0.0.1"
-        env["HOITHI_NOTIFY_SMTP_PORT"] = "11025"
+        env["HOITHI_NOTIFY_SMTP_PORT"] = str(mail_port)
 
     os.environ.update({k: v for k, v in env.items() if k.startswith("HOITHI_")})
     get_settings.cache_clear()
@@ -333,15 +340,15 @@ def up(
     typer.echo("migrating the four databases…")
     migrate(None)
     typer.echo("loading the 2023 demo edition…")
-    subprocess.run([sys.executable, "-m", "shared.cli", "seed"], env=env, check=True)
+    seed_args = [str(seed_dir)] if seed_dir is not None else []
+    subprocess.run([sys.executable, "-m", "shared.cli", "seed", *seed_args], env=env, check=True)
     procs["streams"] = f"{hoithi} streams --wait 60 && {hoithi} watch"
     for n in SERVICES:
         procs[n] = f"{hoithi} serve {n}"
-    m = Manager()
-    for name, cmd in procs.items():
-        m.add_process(name, cmd, env=env)
-    m.loop()
-    sys.exit(m.returncode)
+    # ``exec``: the shell becomes the program, so the pid under <data>/run/ is the program's own.
+    programs = [Program(name, cmd if "&&" in cmd else f"exec {cmd}", env) for name, cmd in procs.items()]
+    supervisor = Supervisor(programs, run_dir=data / "run")
+    sys.exit(asyncio.run(supervisor.run()))
 
 
 async def _wait_caught_up(deadline: float) -> None:
