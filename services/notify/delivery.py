@@ -6,9 +6,20 @@ growing delay (``domain.retry_delay``, base and cap from ``HOITHI_NOTIFY_RETRY_B
 ``HOITHI_NOTIFY_RETRY_MAX_SECONDS``) until ``HOITHI_NOTIFY_MAX_ATTEMPTS`` (default 8), then the row is ``failed``
 for good. A row marked ``sent`` is never selected again. A row with ``due_at`` (quiet hours) waits for that
 business instant. A webhook that fails ``domain.WEBHOOK_FAILURES_TO_DISABLE`` times in a row is disabled: its
-rows are ``paused`` (kept, sent when it is enabled again) and the secretariat is told once. SMTP gives no way to make a hand-over and the mark one atomic step:
-a process that dies between the two sends that message again once its lease expires (at least once, with the
-same ``Message-ID``, so a mail client can tell).
+rows are ``paused`` (kept, sent when it is enabled again) and the secretariat is told once.
+
+One replica of the deployment sends: the holder of the delivery lease (``shared/lease.py``, ``notify-delivery``);
+the others stand by and take over when it stops renewing. Every write of the loop is fenced by the lease's
+generation, so a sender that stalled past its lease commits nothing after its successor took over.
+
+Email is exactly once but for one window. Before an email is handed to SMTP, a **send intent** is committed
+(``models.send_intents``: the delivery id and its stable ``Message-ID``, ``<delivery-id@hoithi.<tenant>>``); the
+mark after the SMTP server accepted settles it in the same transaction as ``sent``. A sender that takes the lease
+first reconciles: every intent its predecessor left unsettled (and every row it had leased) is due again at
+once, and is sent with the **same** Message-ID. So a crash before the intent or after it but before the hand-over
+sends the message once; a crash after the mark sends nothing more; only a crash between the SMTP server's
+acceptance and the mark's commit (the window: milliseconds) sends it twice, with one Message-ID, which a
+receiver deduplicating by Message-ID shows once. Failpoints (``failpoints.py``, test-only) prove each case.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -23,13 +35,15 @@ from typing import Any
 
 import aiosmtplib
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.notify import domain, models, queue, webhooks
+from services.notify import domain, failpoints, models, queue, webhooks
 from services.notify.handlers import wake_event
 from services.notify.settings import NotifySettings
 from shared import metrics
 from shared.clock import VN
 from shared.events.catalogue import NotificationFailed, NotificationSent
+from shared.lease import Lease, periodic
 from shared.logs import correlation_id
 from shared.service import Runtime
 
@@ -42,6 +56,7 @@ LEASE = timedelta(seconds=120)  # longer than an SMTP hand-over can take (SMTP_T
 SMTP_TIMEOUT = 30.0
 
 WEBHOOK_TIMEOUT = 10.0
+DELIVERY_LEASE = "notify-delivery"
 
 Sender = Callable[[NotifySettings, EmailMessage], Awaitable[Any]]
 
@@ -95,6 +110,20 @@ async def webhook_post(rt: Runtime, row: Any, secret: str) -> None:
         raise RuntimeError(f"HTTP {status}")
 
 
+def message_id(tenant: str, delivery_id: str) -> str:
+    """The stable ``Message-ID`` of a delivery: the same however often (and by whichever replica) it is sent."""
+    return f"<{delivery_id}@hoithi.{tenant}>"
+
+
+def _begin(rt: Runtime, lease: Lease | None) -> AbstractAsyncContextManager[AsyncConnection]:
+    """A write transaction of the loop: fenced by the delivery lease when the loop runs under it."""
+    return lease.begin(rt.engine) if lease is not None else rt.engine.begin()
+
+
+def _fail(rt: Runtime, step: str) -> None:
+    failpoints.hit(step, production=rt.settings.env == "production")
+
+
 def email_message(own: NotifySettings, row: Any, now: datetime) -> EmailMessage:
     """The email of one delivery row. ``Date:`` is ``now`` on the deployment's clock (a simulated 2023 in the
     demo), in Vietnam time — the same clock every other time the recipient reads comes from."""
@@ -103,7 +132,7 @@ def email_message(own: NotifySettings, row: Any, now: datetime) -> EmailMessage:
     msg["To"] = row.to_address
     msg["Subject"] = row.subject
     msg["Date"] = format_datetime(now.astimezone(VN))
-    msg["Message-ID"] = f"<{row.id}@hoithi.local>"  # the same on a resend
+    msg["Message-ID"] = message_id(row.tenant, row.id)  # the same on a resend, whoever sends it
     msg["X-Hoithi-Notification"] = row.id
     msg["X-Hoithi-Template"] = row.template
     msg.set_content(row.text)
@@ -113,32 +142,66 @@ def email_message(own: NotifySettings, row: Any, now: datetime) -> EmailMessage:
 
 
 async def deliver_loop(rt: Runtime, send: Sender = smtp_send) -> None:
-    """Run until cancelled (``ServiceSpec.background``). Without ``smtp_host`` email rows stay pending."""
+    """Run until cancelled (``ServiceSpec.background``), in the replica holding the delivery lease; the others
+    stand by. Without ``smtp_host`` email rows stay pending."""
     if rt.own.smtp_host is None:
         log.warning("no SMTP host (HOITHI_NOTIFY_SMTP_HOST): email is not sent; deliveries stay pending")
     wake = wake_event(rt)
-    failures = 0
-    while True:
+    lease = rt.extra["delivery_lease"] = Lease(rt.backbone.leases, DELIVERY_LEASE, ttl=rt.settings.lease_ttl)
+    reconciled: int | None = None  # the lease generation this replica reconciled for
+
+    async def one_pass() -> float:
+        nonlocal reconciled
+        if reconciled != lease.generation:
+            await reconcile(rt, lease)
+            reconciled = lease.generation
         wake.clear()
-        try:
-            n = await deliver_due(rt, send)
-            failures = 0
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the database may be down: back off, never give up
-            failures += 1
-            delay = min(0.2 * 2 ** min(failures, 8), 30.0)
-            log.warning("delivery loop failed (%d), retrying in %.1fs: %r", failures, delay, exc)
-            await asyncio.sleep(delay)
-            continue
+        n = await deliver_due(rt, send, lease)
         if n < BATCH:
             try:
                 await asyncio.wait_for(wake.wait(), POLL)
             except TimeoutError:
                 pass
+        return 0.0
+
+    def failed(exc: Exception, failures: int) -> float:  # the database may be down: back off, never give up
+        delay = min(0.2 * 2 ** min(failures, 8), 30.0)
+        log.warning("delivery loop failed (%d), retrying in %.1fs: %r", failures, delay, exc)
+        return delay
+
+    await periodic(rt.engine, lease, one_pass, standby=max(POLL, rt.settings.lease_ttl / 5), on_error=failed)
 
 
-async def deliver_due(rt: Runtime, send: Sender = smtp_send) -> int:
+async def reconcile(rt: Runtime, lease: Lease | None) -> int:
+    """On taking the delivery lease: what a previous sender left in flight is due again now. Its row leases are
+    dropped (it no longer sends), and each unsettled send intent — a hand-over whose outcome nobody recorded —
+    is resent by the loop with the same Message-ID. Returns how many intents were open."""
+    t, i = models.deliveries, models.send_intents
+    async with _begin(rt, lease) as conn:
+        open_ids = (
+            (await conn.execute(sa.select(i.c.delivery_id).where(i.c.settled_at.is_(None)))).scalars().all()
+        )
+        if open_ids:
+            # settled rows (an intent left open by an older version) need nothing more
+            await conn.execute(
+                sa.update(i)
+                .where(i.c.settled_at.is_(None))
+                .where(i.c.delivery_id.in_(sa.select(t.c.id).where(t.c.status != "pending")))
+                .values(settled_at=datetime.now(UTC))
+            )
+        await conn.execute(
+            sa.update(t).where(t.c.status == "pending", t.c.lease_until.is_not(None)).values(lease_until=None)
+        )
+    if open_ids:
+        log.warning(
+            "%d email(s) were being handed to SMTP when the previous sender stopped: sending them again now, "
+            "with the same Message-ID",
+            len(open_ids),
+        )
+    return len(open_ids)
+
+
+async def deliver_due(rt: Runtime, send: Sender = smtp_send, lease: Lease | None = None) -> int:
     """Send every due pending row (up to ``BATCH``); return how many were attempted."""
     t = models.deliveries
     now = datetime.now(UTC)
@@ -162,17 +225,17 @@ async def deliver_due(rt: Runtime, send: Sender = smtp_send) -> int:
 
     async def one(row: Any) -> None:
         async with gate:
-            await deliver_one(rt, row, send)
+            await deliver_one(rt, row, send, lease)
 
     await asyncio.gather(*(one(r) for r in rows))
     return len(rows)
 
 
-async def deliver_one(rt: Runtime, row: Any, send: Sender = smtp_send) -> bool:
-    """Lease, send, mark. Returns True if this call sent the row."""
+async def deliver_one(rt: Runtime, row: Any, send: Sender = smtp_send, lease: Lease | None = None) -> bool:
+    """Lease, (email: record the send intent), send, mark. Returns True if this call sent the row."""
     t = models.deliveries
     now = datetime.now(UTC)
-    async with rt.engine.begin() as conn:
+    async with _begin(rt, lease) as conn:
         leased = await conn.execute(
             sa.update(t)
             .where(t.c.id == row.id, t.c.status == "pending")
@@ -188,6 +251,10 @@ async def deliver_one(rt: Runtime, row: Any, send: Sender = smtp_send) -> bool:
         if secret is None:  # disabled or removed meanwhile: keep the row for when it is enabled again
             await _pause(rt, row)
             return False
+    else:
+        _fail(rt, "notify.before_intent")
+        await _record_intent(rt, row, lease)
+        _fail(rt, "notify.after_intent")
     try:
         if row.channel == domain.WEBHOOK:
             assert secret is not None
@@ -197,6 +264,8 @@ async def deliver_one(rt: Runtime, row: Any, send: Sender = smtp_send) -> bool:
     except Exception as exc:  # noqa: BLE001 - every SMTP, HTTP or network failure is retried
         error = f"{type(exc).__name__}: {exc}"[:2000]
     metrics.email(row.channel, error is None)
+    if row.channel == domain.EMAIL and error is None:
+        _fail(rt, "notify.after_smtp")  # inside the window: accepted by SMTP, not yet marked
     token = correlation_id.set(row.correlation_id or row.cause_event_id)
     try:
         for attempt in range(5):
@@ -211,7 +280,26 @@ async def deliver_one(rt: Runtime, row: Any, send: Sender = smtp_send) -> bool:
     finally:
         correlation_id.reset(token)
     rt.outbox.committed()
+    if row.channel == domain.EMAIL and error is None:
+        _fail(rt, "notify.after_mark")
     return error is None
+
+
+async def _record_intent(rt: Runtime, row: Any, lease: Lease | None) -> None:
+    """Commit, before the hand-over, that this email is about to be sent and under which Message-ID."""
+    i = models.send_intents
+    values = {
+        "tenant": row.tenant,
+        "message_id": message_id(row.tenant, row.id),
+        "attempt": row.attempts + 1,
+        "generation": lease.generation if lease is not None else None,
+        "recorded_at": datetime.now(UTC),
+        "settled_at": None,
+    }
+    async with _begin(rt, lease) as conn:
+        again = await conn.execute(sa.update(i).where(i.c.delivery_id == row.id).values(**values))
+        if not again.rowcount:
+            await conn.execute(sa.insert(i).values(delivery_id=row.id, **values))
 
 
 async def _webhook_secret(rt: Runtime, row: Any) -> str | None:
@@ -288,6 +376,8 @@ async def _webhook_outcome(conn: Any, rt: Runtime, row: Any, error: str | None) 
 
 
 async def _mark(rt: Runtime, row: Any, error: str | None) -> None:
+    """Record the outcome. Not fenced: what the SMTP server or webhook answered is a fact whoever holds the lease
+    now, and recording it keeps a successor from sending the row again (it only sends ``pending`` rows)."""
     t = models.deliveries
     base, cap, max_attempts = retry_policy(rt.own)
     attempt = row.attempts + 1
@@ -302,6 +392,12 @@ async def _mark(rt: Runtime, row: Any, error: str | None) -> None:
         "attempt": attempt,
     }
     async with rt.engine.begin() as conn:
+        # the send intent is settled with the outcome, in the same transaction
+        await conn.execute(
+            sa.update(models.send_intents)
+            .where(models.send_intents.c.delivery_id == row.id, models.send_intents.c.settled_at.is_(None))
+            .values(settled_at=real_now)
+        )
         if error is None:
             done = await conn.execute(
                 sa.update(t)

@@ -133,3 +133,21 @@ timed_runs = sa.Table(
     sa.Column("day", sa.Date, nullable=False),
     sa.Column("done_at", UtcDateTime(), nullable=False),
 )
+
+# Send intents: before an email is handed to SMTP, the delivery loop records here which message it is about to
+# send and under which ``Message-ID`` (stable: derived from the tenant and the delivery id); the mark after the
+# SMTP server accepted settles it in the same transaction as the delivery's ``sent``. An intent still unsettled
+# when a sender takes over the delivery lease is a hand-over whose outcome nobody recorded: it is sent again at
+# once, with the same Message-ID, so a receiver that deduplicates by Message-ID shows it once.
+send_intents = sa.Table(
+    "notify_send_intents",
+    metadata,
+    sa.Column("delivery_id", sa.String(36), primary_key=True),
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("message_id", sa.String(300), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),  # the delivery's attempt this intent is for
+    sa.Column("generation", sa.Integer, nullable=True),  # the delivery lease's generation of the sender
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),  # real time
+    sa.Column("settled_at", UtcDateTime(), nullable=True),  # the outcome (sent or failed) recorded
+    sa.Index("ix_notify_send_intents_open", "settled_at"),
+)

@@ -96,6 +96,7 @@ def test_an_email_is_dated_by_the_deployments_clock_in_vietnam_time() -> None:
         to_address="minh.tv@example.vn",
         subject="Biên nhận",
         id="n-1",
+        tenant="soctrang-stnmt",
         template="submission.received",
         text="Kính gửi",
         html=None,
