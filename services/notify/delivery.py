@@ -9,8 +9,9 @@ business instant. A webhook that fails ``domain.WEBHOOK_FAILURES_TO_DISABLE`` ti
 rows are ``paused`` (kept, sent when it is enabled again) and the secretariat is told once.
 
 One replica of the deployment sends: the holder of the delivery lease (``shared/lease.py``, ``notify-delivery``);
-the others stand by and take over when it stops renewing. Every write of the loop is fenced by the lease's
-generation, so a sender that stalled past its lease commits nothing after its successor took over.
+the others stand by and take over when it stops renewing. Every decision to send (a row's lease, a send intent)
+is fenced by the lease's generation, so a sender that stalled past its lease starts nothing after its successor
+took over; recording an outcome is not fenced (what the server answered is a fact, whoever holds the lease).
 
 Email is exactly once but for one window. Before an email is handed to SMTP, a **send intent** is committed
 (``models.send_intents``: the delivery id and its stable ``Message-ID``, ``<delivery-id@hoithi.<tenant>>``); the
