@@ -174,8 +174,8 @@ async def deliver_loop(rt: Runtime, send: Sender = smtp_send) -> None:
 
 
 async def reconcile(rt: Runtime, lease: Lease | None) -> int:
-    """On taking the delivery lease: what a previous sender left in flight is due again now. Its row leases are
-    dropped (it no longer sends), and each unsettled send intent — a hand-over whose outcome nobody recorded —
+    """On taking the delivery lease: what a previous sender left in flight is due again now. Its email rows'
+    leases are dropped (it can no longer send them), and each unsettled send intent — a hand-over whose outcome nobody recorded —
     is resent by the loop with the same Message-ID. Returns how many intents were open."""
     t, i = models.deliveries, models.send_intents
     async with _begin(rt, lease) as conn:
@@ -190,8 +190,13 @@ async def reconcile(rt: Runtime, lease: Lease | None) -> int:
                 .where(i.c.delivery_id.in_(sa.select(t.c.id).where(t.c.status != "pending")))
                 .values(settled_at=datetime.now(UTC))
             )
+        # Email rows only: a predecessor that still runs cannot send one of them any more (its intent would be
+        # refused by the fence). A webhook row has no intent between its lease and its POST, so it keeps its row
+        # lease (``LEASE``) and is retried once that expires, as before.
         await conn.execute(
-            sa.update(t).where(t.c.status == "pending", t.c.lease_until.is_not(None)).values(lease_until=None)
+            sa.update(t)
+            .where(t.c.status == "pending", t.c.channel == domain.EMAIL, t.c.lease_until.is_not(None))
+            .values(lease_until=None)
         )
     if open_ids:
         log.warning(
