@@ -1,0 +1,520 @@
+"""The portal's pages. Each page calls the services with the signed-in person's token and renders HTML; every
+form works without JavaScript (POST, then a redirect or the form again with the services' errors next to the
+fields they name)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from services.portal import i18n
+from services.portal.app import HERE
+from services.portal.backend import Backend, ServiceProblem, Unavailable
+from shared.auth import issue_token
+from shared.documents import national_procedure_code
+
+router = APIRouter()
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters.update(
+    vn_date=i18n.fmt_date,
+    vn_datetime=i18n.fmt_datetime,
+)
+REPORT_ROWS = 5  # rows the report form offers at first (the edition's minimum of distinct procedures is 5)
+MAX_ROWS = 20
+
+
+class CsrfRefused(Exception):
+    pass
+
+
+class NotSignedIn(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+
+
+def lang_of(request: Request) -> str:
+    lang = request.session.get("lang", "vi")
+    return lang if lang in i18n.LANGS else "vi"
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(32)
+    return str(token)
+
+
+async def posted(request: Request) -> dict[str, Any]:
+    """The POSTed form, after its CSRF token matched the session's (403 otherwise)."""
+    form = await request.form()
+    sent = str(form.get("csrf", ""))
+    expected = request.session.get("csrf", "")
+    if not expected or not secrets.compare_digest(sent, str(expected)):
+        raise CsrfRefused()
+    return {k: form.getlist(k) if len(form.getlist(k)) > 1 else form.get(k) for k in form}
+
+
+def user(request: Request) -> dict[str, Any]:
+    found = request.session.get("user")
+    if not found:
+        raise NotSignedIn()
+    return dict(found)
+
+
+def backend(request: Request) -> Backend:
+    return request.app.state.backend  # type: ignore[no-any-return]
+
+
+def base(request: Request) -> str:
+    u = user(request)
+    return f"/tenants/{u['tenant']}/editions/{u['edition']}"
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    lang = lang_of(request)
+    now = request.app.state.clock.now()
+    ctx = {
+        "request": request,
+        "lang": lang,
+        "t": lambda key: i18n.word(key, lang),
+        "role_name": lambda role: i18n.role_name(role, lang),
+        "deadline_label": lambda v: i18n.deadline_label(v, lang),
+        "time_left": lambda v: i18n.time_left(v, now, lang),
+        "num": lambda v, d=0: i18n.fmt_number(v, lang, d),
+        "csrf": csrf_token(request),
+        "me": request.session.get("user"),
+        "now": now,
+        "path": request.url.path,
+        **context,
+    }
+    return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+
+def install_errors(app: FastAPI) -> None:
+    @app.exception_handler(CsrfRefused)
+    async def _csrf(request: Request, exc: CsrfRefused) -> Response:
+        return render(request, "message.html", 403, message=i18n.word("csrf", lang_of(request)))
+
+    @app.exception_handler(NotSignedIn)
+    async def _login(request: Request, exc: NotSignedIn) -> Response:
+        return RedirectResponse(f"/?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(Unavailable)
+    async def _down(request: Request, exc: Unavailable) -> Response:
+        return render(request, "message.html", 503, message=i18n.word("service_down", lang_of(request)))
+
+    @app.exception_handler(ServiceProblem)
+    async def _problem(request: Request, exc: ServiceProblem) -> Response:
+        if exc.status == 401:  # the token expired or was refused: sign in again
+            request.session.pop("user", None)
+            return RedirectResponse("/", status_code=303)
+        return render(request, "message.html", exc.status, message=exc.detail(lang_of(request)))
+
+
+# ------------------------------------------------------------------------------------------- health, lang
+
+
+@router.get("/health/ready", include_in_schema=False)
+async def ready() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/lang/{code}")
+async def switch_language(request: Request, code: str, next: str = "/") -> Response:
+    request.session["lang"] = code if code in i18n.LANGS else "vi"
+    return RedirectResponse(
+        next if next.startswith("/") and not next.startswith("//") else "/", status_code=303
+    )
+
+
+# ------------------------------------------------------------------------------------------------ sign-in
+
+
+def demo_allowed(request: Request) -> bool:
+    return request.app.state.shared.env != "production" and request.app.state.settings.demo_login
+
+
+def oidc_configured(request: Request) -> bool:
+    return bool(request.app.state.settings.oidc_issuer and request.app.state.settings.oidc_client_id)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    if not request.session.get("user"):
+        own = request.app.state.settings
+        return render(
+            request,
+            "login.html",
+            demo=demo_allowed(request),
+            oidc=oidc_configured(request),
+            form={"tenant": own.tenant, "edition": own.edition, "person": ""},
+            errors={},
+        )
+    return await dashboard(request)
+
+
+async def _who(request: Request, token: str, person_id: str, tenant: str) -> dict[str, Any] | None:
+    """The signed-in person's directory entry (name, unit, roles) as campaign shows it to them."""
+    people = await backend(request).get("campaign", f"/tenants/{tenant}/people", token)
+    return next((p for p in people if p.get("id") == person_id), None)
+
+
+def _sign_in(request: Request, token: str, tenant: str, edition: str, person: dict[str, Any]) -> None:
+    lang = request.session.get("lang", "vi")
+    request.session.clear()  # a new session on sign-in: nothing carried over, a new CSRF token
+    request.session.update(
+        lang=lang,
+        csrf=secrets.token_urlsafe(32),
+        user={
+            "id": person["id"],
+            "name": person.get("name") or person["id"],
+            "unit": person.get("unit"),
+            "roles": person.get("roles") or [],
+            "unions": person.get("unions") or [],
+            "tenant": tenant,
+            "edition": edition,
+            "token": token,
+        },
+    )
+
+
+@router.post("/login/demo", response_class=HTMLResponse)
+async def demo_login(request: Request) -> Response:
+    form = await posted(request)
+    lang = lang_of(request)
+    if not demo_allowed(request):
+        return render(request, "message.html", 403, message=i18n.word("demo_refused", lang))
+    values = {k: str(form.get(k, "")).strip() for k in ("tenant", "edition", "person")}
+    errors = {k: i18n.word("required", lang) for k, v in values.items() if not v}
+    person = None
+    if not errors:
+        shared = request.app.state.shared
+        token = issue_token(shared, values["person"], values["tenant"])
+        try:
+            person = await _who(request, token, values["person"], values["tenant"])
+        except ServiceProblem as exc:
+            if exc.status not in (401, 403, 404):
+                raise
+        if person is None:
+            errors["person"] = i18n.word("unknown_person", lang)
+    if errors or person is None:
+        return render(
+            request, "login.html", 422, demo=True, oidc=oidc_configured(request), form=values, errors=errors
+        )
+    _sign_in(request, token, values["tenant"], values["edition"], person)
+    return RedirectResponse("/", status_code=303)
+
+
+@router.get("/login/oidc")
+async def oidc_login(request: Request) -> Response:
+    from services.portal import oidc
+
+    return await oidc.start(request)
+
+
+@router.get("/auth/callback", response_class=HTMLResponse)
+async def oidc_callback(request: Request) -> Response:
+    from services.portal import oidc
+
+    token, person_id, tenant = await oidc.finish(request)
+    own = request.app.state.settings
+    person = await _who(request, token, person_id, tenant)
+    if person is None:
+        return render(request, "message.html", 403, message=i18n.word("unknown_person", lang_of(request)))
+    _sign_in(request, token, tenant, own.edition, person)
+    return RedirectResponse("/", status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    await posted(request)
+    lang = request.session.get("lang", "vi")
+    request.session.clear()
+    request.session["lang"] = lang
+    return RedirectResponse("/", status_code=303)
+
+
+# ------------------------------------------------------------------------------------------- the official
+
+
+async def dashboard(request: Request) -> Response:
+    u = user(request)
+    b = backend(request)
+    token = u["token"]
+    assignments = await b.get("campaign", f"{base(request)}/assignments?assignee={quote(u['id'])}", token)
+    deadlines = await b.get("submissions", f"{base(request)}/deadlines", token)
+    reports = await b.get("submissions", f"{base(request)}/experience-reports", token)
+    mine = [r for r in reports if r.get("author_id") == u["id"]]
+    titles = {d["part"]: d["title"] for d in deadlines}
+    open_parts = {d["part"]: d for d in deadlines}
+    active = next((r for r in mine if r.get("status") == "received"), None)
+    return render(
+        request,
+        "home.html",
+        assignments=assignments,
+        titles=titles,
+        open_parts=open_parts,
+        reports=mine,
+        active=active,
+        experience_open=any(d["kind"] == "experience_report" and d["open"] for d in deadlines),
+    )
+
+
+def _rows(form: dict[str, Any] | None, count: int) -> list[dict[str, str]]:
+    if form is None:
+        return [{} for _ in range(count)]
+    return [
+        {
+            k: str(form.get(f"p{i}_{k}", "") or "")
+            for k in ("code", "used_on", "level", "rating", "narrative", "problems")
+        }
+        for i in range(count)
+    ]
+
+
+def _rows_of_report(body: dict[str, Any]) -> list[dict[str, str]]:
+    out = []
+    for p in body.get("procedures", []):
+        out.append(
+            {
+                "code": p.get("code", ""),
+                "used_on": i18n.fmt_date(p.get("used_on")),
+                "level": p.get("level", ""),
+                "rating": str(p.get("rating", "")),
+                "narrative": p.get("narrative", ""),
+                "problems": p.get("problems") or "",
+            }
+        )
+    return out
+
+
+async def _catalogue(request: Request) -> list[str]:
+    """Every procedure code of the tenant's catalogue, one entry per national code (two forms of one code —
+    1.011442 and 1.011442.000.00.00.H38 — shown as one)."""
+    u = user(request)
+    try:
+        lists = await backend(request).get("submissions", f"/tenants/{u['tenant']}/procedures", u["token"])
+    except ServiceProblem:
+        return []
+    seen: dict[str, str] = {}
+    for entry in lists:
+        for code in entry.get("codes") or []:
+            c = code if isinstance(code, str) else str(code.get("code", ""))
+            try:
+                seen.setdefault(national_procedure_code(c), c)
+            except ValueError:
+                continue
+    return sorted(seen)
+
+
+def _report_body(form: dict[str, Any], count: int, lang: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The JSON the service takes, from the form; errors the portal can tell alone (a date not dd/mm/yyyy)."""
+    procedures, errors = [], {}
+    for i, row in enumerate(_rows(form, count)):
+        if not any(row[k] for k in ("code", "used_on", "narrative")):
+            continue  # an empty row is no procedure
+        n = len(procedures)
+        day = i18n.parse_date_vn(row["used_on"]) if row["used_on"] else None
+        if day is None:
+            errors[f"procedures[{n}].used_on"] = i18n.word("bad_date", lang)
+        entry: dict[str, Any] = {
+            "code": row["code"],
+            "used_on": day.isoformat() if day else row["used_on"],
+            "level": row["level"] or "toan_trinh",
+            "rating": int(row["rating"]) if row["rating"].isdigit() else row["rating"],
+            "narrative": row["narrative"],
+        }
+        if row["problems"]:
+            entry["problems"] = row["problems"]
+        procedures.append(entry)
+    return {"procedures": procedures}, errors
+
+
+def _row_errors(fields: dict[str, str], form: dict[str, Any] | None, count: int) -> dict[str, str]:
+    """The services name fields of the JSON (``procedures[2].narrative``): map them to the form's rows, which
+    may include empty rows the JSON skipped."""
+    rows = _rows(form, count)
+    filled = [i for i, r in enumerate(rows) if any(r[k] for k in ("code", "used_on", "narrative"))]
+    out: dict[str, str] = {}
+    for name, msg in fields.items():
+        if name.startswith("procedures[") and "]" in name:
+            idx, _, rest = name[len("procedures[") :].partition("]")
+            if idx.isdigit() and int(idx) < len(filled):
+                key = rest.lstrip(".") or "code"
+                out[f"p{filled[int(idx)]}_{key}"] = msg
+                continue
+        out[name] = msg
+    return out
+
+
+async def _report_form(
+    request: Request,
+    *,
+    status: int = 200,
+    form: dict[str, Any] | None = None,
+    rows: list[dict[str, str]] | None = None,
+    errors: dict[str, str] | None = None,
+    detail: str = "",
+    report: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    count = (
+        int(form.get("rows", REPORT_ROWS)) if form and str(form.get("rows", "")).isdigit() else REPORT_ROWS
+    )
+    count = max(REPORT_ROWS, min(MAX_ROWS, count))
+    if rows is None:
+        rows = _rows(form, count)
+    while len(rows) < count:
+        rows.append({})
+    return render(
+        request,
+        "report_form.html",
+        status,
+        rows=rows,
+        errors=errors or {},
+        detail=detail,
+        catalogue=await _catalogue(request),
+        report=report,
+        idempotency_key=(form or {}).get("idempotency_key") or str(uuid.uuid4()),
+    )
+
+
+@router.get("/reports/new", response_class=HTMLResponse)
+async def new_report(request: Request) -> Response:
+    user(request)
+    return await _report_form(request)
+
+
+@router.post("/reports", response_class=HTMLResponse)
+async def submit_report(request: Request) -> Response:
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    count = max(REPORT_ROWS, min(MAX_ROWS, int(form.get("rows") or REPORT_ROWS)))
+    if form.get("add_row"):
+        form["rows"] = str(count + 1)
+        return await _report_form(request, form=form)
+    body, errors = _report_body(form, count, lang)
+    if errors:
+        return await _report_form(
+            request,
+            status=422,
+            form=form,
+            errors=_row_errors(errors, form, count),
+            detail=i18n.word("errors_above", lang),
+        )
+    try:
+        receipt = await backend(request).send(
+            "submissions",
+            "POST",
+            f"{base(request)}/experience-reports",
+            u["token"],
+            json=body,
+            headers={"Idempotency-Key": str(form.get("idempotency_key") or uuid.uuid4())},
+        )
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        return await _report_form(
+            request,
+            status=exc.status,
+            form=form,
+            errors=_row_errors(exc.fields(lang), form, count),
+            detail=exc.detail(lang),
+        )
+    return RedirectResponse(f"/receipts/{quote(receipt['submission_id'])}", status_code=303)
+
+
+@router.get("/reports/{submission_id}/edit", response_class=HTMLResponse)
+async def edit_report(request: Request, submission_id: str) -> Response:
+    u = user(request)
+    report = await backend(request).get(
+        "submissions", f"{base(request)}/experience-reports/{quote(submission_id)}", u["token"]
+    )
+    return await _report_form(request, rows=_rows_of_report(report.get("body") or {}), report=report)
+
+
+@router.post("/reports/{submission_id}", response_class=HTMLResponse)
+async def revise_report(request: Request, submission_id: str) -> Response:
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    path = f"{base(request)}/experience-reports/{quote(submission_id)}"
+    count = max(REPORT_ROWS, min(MAX_ROWS, int(form.get("rows") or REPORT_ROWS)))
+    report = await backend(request).get("submissions", path, u["token"])
+    if form.get("add_row"):
+        form["rows"] = str(count + 1)
+        return await _report_form(request, form=form, report=report)
+    body, errors = _report_body(form, count, lang)
+    if errors:
+        return await _report_form(
+            request,
+            status=422,
+            form=form,
+            errors=_row_errors(errors, form, count),
+            detail=i18n.word("errors_above", lang),
+            report=report,
+        )
+    try:
+        await backend(request).send("submissions", "PUT", path, u["token"], json=body)
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        return await _report_form(
+            request,
+            status=exc.status,
+            form=form,
+            errors=_row_errors(exc.fields(lang), form, count),
+            detail=exc.detail(lang),
+            report=report,
+        )
+    return RedirectResponse(f"/receipts/{quote(submission_id)}", status_code=303)
+
+
+@router.post("/reports/{submission_id}/withdrawal", response_class=HTMLResponse)
+async def withdraw_report(request: Request, submission_id: str) -> Response:
+    form = await posted(request)
+    u = user(request)
+    reason = str(form.get("reason") or "").strip()
+    await backend(request).send(
+        "submissions",
+        "POST",
+        f"{base(request)}/experience-reports/{quote(submission_id)}/withdrawal",
+        u["token"],
+        json={"reason": reason} if reason else None,
+    )
+    return RedirectResponse(f"/receipts/{quote(submission_id)}", status_code=303)
+
+
+@router.get("/receipts/{submission_id}", response_class=HTMLResponse)
+async def receipt(request: Request, submission_id: str) -> Response:
+    u = user(request)
+    report = await backend(request).get(
+        "submissions", f"{base(request)}/experience-reports/{quote(submission_id)}", u["token"]
+    )
+    return render(request, "receipt.html", r=report)
+
+
+@router.get("/notifications", response_class=HTMLResponse)
+async def notifications(request: Request) -> Response:
+    u = user(request)
+    inbox = await backend(request).get("notify", f"/tenants/{u['tenant']}/inbox", u["token"])
+    return render(request, "notifications.html", inbox=inbox)
+
+
+@router.get("/live")
+async def live_updates(request: Request) -> Response:
+    """Server-sent events for the signed-in person's tenant: hints only (the event type), no data."""
+    from fastapi.responses import StreamingResponse
+
+    u = user(request)
+    return StreamingResponse(
+        request.app.state.live.stream(u["tenant"]),
+        media_type="text/event-stream",
+        headers={"X-Accel-Buffering": "no"},
+    )
