@@ -83,7 +83,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "closed": ("Đã đóng", "Closed"),
     "pending": ("Chưa nộp", "Not yet submitted"),
     "done": ("Đã nộp", "Submitted"),
-    "received": ("Đã tiếp nhận", "Received"),
+    "submitted": ("Đã tiếp nhận", "Received"),
     "withdrawn": ("Đã rút", "Withdrawn"),
     "rejected": ("Không hợp lệ", "Rejected"),
     "view": ("Xem", "View"),

@@ -255,7 +255,7 @@ async def dashboard(request: Request) -> Response:
     mine = [r for r in reports if r.get("author_id") == u["id"]]
     titles = {d["part"]: d["title"] for d in deadlines}
     open_parts = {d["part"]: d for d in deadlines}
-    active = next((r for r in mine if r.get("status") == "received"), None)
+    active = next((r for r in mine if r.get("status") == "submitted"), None)
     return render(
         request,
         "home.html",
@@ -497,7 +497,9 @@ async def receipt(request: Request, submission_id: str) -> Response:
     report = await backend(request).get(
         "submissions", f"{base(request)}/experience-reports/{quote(submission_id)}", u["token"]
     )
-    return render(request, "receipt.html", r=report)
+    deadlines = await backend(request).get("submissions", f"{base(request)}/deadlines", u["token"])
+    titles = {d["part"]: d["title"] for d in deadlines}
+    return render(request, "receipt.html", r=report, part_title=titles.get(report.get("part")))
 
 
 @router.get("/notifications", response_class=HTMLResponse)
