@@ -520,3 +520,79 @@ async def live_updates(request: Request) -> Response:
         media_type="text/event-stream",
         headers={"X-Accel-Buffering": "no"},
     )
+
+
+# ----------------------------------------------------------------- dashboards: director, reward council, heads
+
+DASHBOARD_ROLES = ("director", "secretariat", "reward_council", "unit_head", "union_secretary", "admin")
+PRIORITY_ROLES = ("director", "secretariat", "reward_council", "admin")
+
+
+def _as_of_param(text: str) -> tuple[str | None, str]:
+    """The date picker's dd/mm/yyyy → the services' YYYY-MM-DD (None: today); an error message otherwise."""
+    if not text.strip():
+        return None, ""
+    day = i18n.parse_date_vn(text)
+    return (day.isoformat(), "") if day else (None, "bad_date")
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+async def participation_dashboard(request: Request, as_of: str = "") -> Response:
+    u, lang = user(request), lang_of(request)
+    b, token = backend(request), u["token"]
+    day, error = _as_of_param(as_of)
+    query = f"?as_of={day}" if day else ""
+    participation = await b.get("campaign", f"{base(request)}/participation{query}", token)
+    deadlines = await b.get("submissions", f"{base(request)}/deadlines", token)
+    titles = {d["part"]: d["title"] for d in deadlines}
+    priority = None
+    if any(r in u["roles"] for r in PRIORITY_ROLES):
+        try:
+            priority = await b.get("rewards", f"{base(request)}/priority-list{query}", token)
+        except ServiceProblem as exc:
+            if exc.status not in (403, 404):
+                raise
+    # who has not submitted yet: the open assignments this person may see (a unit head's unit, a union
+    # secretary's members, everything for the secretariat), with names from the directory
+    pending = []
+    if any(r in u["roles"] for r in ("unit_head", "union_secretary", "secretariat")):
+        open_ = await b.get("campaign", f"{base(request)}/assignments?status=open", token)
+        people = {p["id"]: p for p in await b.get("campaign", f"/tenants/{u['tenant']}/people", token)}
+        units = {x["id"]: x["name"] for x in await b.get("campaign", f"/tenants/{u['tenant']}/units", token)}
+        for a in open_:
+            if a.get("assignee_kind") == "person" and a["assignee_id"] != u["id"]:
+                p = people.get(a["assignee_id"], {})
+                pending.append(
+                    {
+                        "name": p.get("name") or a["assignee_id"],
+                        "unit": units.get(a.get("unit_id") or "", a.get("unit_id") or ""),
+                        "part": titles.get(a["part"], a["part"]),
+                        "deadline": a.get("extended_to") or a["deadline"],
+                    }
+                )
+    return render(
+        request,
+        "dashboard.html",
+        participation=participation,
+        titles=titles,
+        priority=priority,
+        pending=pending,
+        as_of_text=as_of,
+        as_of_error=i18n.word(error, lang) if error else "",
+        xlsx_query=query,
+    )
+
+
+@router.get("/priority-list.xlsx")
+async def priority_xlsx(request: Request, as_of: str = "") -> Response:
+    """The rewards service's workbook, fetched with the person's token (what they may see, `***` otherwise)."""
+    u = user(request)
+    day, _ = _as_of_param(as_of)
+    r = await backend(request).request(
+        "rewards", "GET", f"{base(request)}/priority-list.xlsx" + (f"?as_of={day}" if day else ""), u["token"]
+    )
+    return Response(
+        r.content,
+        media_type=r.headers.get("content-type", "application/octet-stream"),
+        headers={"Content-Disposition": f'attachment; filename="danh-sach-uu-tien-{u["edition"]}.xlsx"'},
+    )

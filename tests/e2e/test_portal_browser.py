@@ -201,6 +201,37 @@ def test_a_wrong_date_is_shown_next_to_its_field_and_nothing_is_recorded(
         context.close()
 
 
+def test_the_directors_dashboard_changes_live_when_a_report_arrives(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0003")  # the director
+        page.get_by_role("link", name="Tình hình tham gia").click()
+        page.get_by_role("heading", name="Tình hình tham gia", level=1).wait_for()
+        page.get_by_role("status").wait_for()  # "Đang cập nhật trực tiếp": the event stream is open
+        check_page(page, axe_source, "director-dashboard")
+        by_part = page.get_by_role("table", name="Phần thi")
+        row = by_part.get_by_role("row").filter(has_text="Trình bày trải nghiệm")
+
+        def submitted() -> int:
+            return int(row.get_by_role("cell").nth(1).inner_text().replace(".", ""))
+
+        before = submitted()
+        page.evaluate("window.__notReloaded = true")
+        assert portal_system.submit_report("p-0011").status_code == 201
+        eventually_sync(lambda: submitted() == before + 1, timeout=30, interval=0.3, message="the live count")
+        assert page.evaluate("window.__notReloaded === true"), "the page was reloaded instead of updated live"
+
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Tải về (XLSX)").click()
+        path = download.value.path()
+        assert Path(path).read_bytes()[:2] == b"PK"  # a workbook (a zip), as the rewards service made it
+    finally:
+        context.close()
+
+
 def test_a_report_sent_at_the_deadlines_exclusive_end_is_refused_in_vietnamese(
     portal_system: System, browser: Any, axe_source: str
 ) -> None:
@@ -254,7 +285,10 @@ def test_the_portal_user_may_read_the_stream_but_not_publish(portal_system: Syst
             await nc.close()
         return " ".join(errors)
 
-    assert "permissions violation" in asyncio.run(attempt()).lower()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API keeps an event loop in this thread
+        assert "permissions violation" in pool.submit(asyncio.run, attempt()).result().lower()
 
 
 def test_portal_health(portal_system: System) -> None:
