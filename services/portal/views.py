@@ -596,3 +596,125 @@ async def priority_xlsx(request: Request, as_of: str = "") -> Response:
         media_type=r.headers.get("content-type", "application/octet-stream"),
         headers={"Content-Disposition": f'attachment; filename="danh-sach-uu-tien-{u["edition"]}.xlsx"'},
     )
+
+
+# ----------------------------------------------------------------------------------------------- the council
+
+COUNCIL_ROLES = ("council_member", "council_chair", "secretariat", "admin")
+
+
+async def _rubric(request: Request) -> list[dict[str, Any]]:
+    """The edition's criteria (id, title, max) for the initiatives' selection part."""
+    u = user(request)
+    doc = await backend(request).get(
+        "campaign", f"/tenants/{u['tenant']}/editions/{u['edition']}", u["token"]
+    )
+    for part in doc.get("parts", []):
+        if part.get("kind") == "selection" and part.get("rubric"):
+            return list(part["rubric"].get("criteria", []))
+    return []
+
+
+@router.get("/council", response_class=HTMLResponse)
+async def council(request: Request) -> Response:
+    u = user(request)
+    b, token = backend(request), u["token"]
+    progress = await b.get("submissions", f"{base(request)}/review/progress", token)
+    ranking = await b.get("submissions", f"{base(request)}/ranking", token)
+    selection = await b.get("submissions", f"{base(request)}/selection", token)
+    chair = "council_chair" in u["roles"] or "secretariat" in u["roles"]
+    mine = next((m for m in progress.get("members", []) if m["member_id"] == u["id"]), None)
+    return render(
+        request,
+        "council.html",
+        progress=progress,
+        mine=mine,
+        ranking=ranking,
+        selection=selection,
+        chair=chair,
+        errors={},
+        detail="",
+    )
+
+
+@router.get("/council/{submission_id}", response_class=HTMLResponse)
+async def score_form(request: Request, submission_id: str) -> Response:
+    u = user(request)
+    initiative = await backend(request).get(
+        "submissions", f"{base(request)}/initiatives/{quote(submission_id)}", u["token"]
+    )
+    return render(
+        request, "score.html", i=initiative, criteria=await _rubric(request), form={}, errors={}, detail=""
+    )
+
+
+@router.post("/council/{submission_id}", response_class=HTMLResponse)
+async def score_submit(request: Request, submission_id: str) -> Response:
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    criteria = await _rubric(request)
+    scores: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for c in criteria:
+        raw = str(form.get(f"score_{c['id']}", "")).strip().replace(",", ".")
+        try:
+            scores[c["id"]] = float(raw)
+        except ValueError:
+            errors[f"scores.{c['id']}"] = i18n.word("bad_number", lang)
+    comment = str(form.get("comment") or "").strip()
+    path = f"{base(request)}/initiatives/{quote(submission_id)}"
+    if not errors:
+        try:
+            await backend(request).send(
+                "submissions",
+                "PUT",
+                f"{path}/score-sheet",
+                u["token"],
+                json={"scores": scores, **({"comment": comment} if comment else {})},
+            )
+            return RedirectResponse("/council", status_code=303)
+        except ServiceProblem as exc:
+            if exc.status == 401:
+                raise
+            errors, detail = exc.fields(lang), exc.detail(lang)
+    else:
+        detail = i18n.word("errors_above", lang)
+    initiative = await backend(request).get("submissions", path, u["token"])
+    return render(
+        request, "score.html", 422, i=initiative, criteria=criteria, form=form, errors=errors, detail=detail
+    )
+
+
+@router.post("/council-selection", response_class=HTMLResponse)
+async def select_initiatives(request: Request) -> Response:
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    chosen = form.get("selected") or []
+    chosen = [chosen] if isinstance(chosen, str) else list(chosen)
+    notes = str(form.get("decision_notes") or "").strip()
+    try:
+        await backend(request).send(
+            "submissions",
+            "POST",
+            f"{base(request)}/selection",
+            u["token"],
+            json={"selected": chosen, **({"decision_notes": notes} if notes else {})},
+            headers={"Idempotency-Key": str(form.get("idempotency_key") or uuid.uuid4())},
+        )
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        b = backend(request)
+        return render(
+            request,
+            "council.html",
+            exc.status,
+            progress=await b.get("submissions", f"{base(request)}/review/progress", u["token"]),
+            mine=None,
+            ranking=await b.get("submissions", f"{base(request)}/ranking", u["token"]),
+            selection=await b.get("submissions", f"{base(request)}/selection", u["token"]),
+            chair=True,
+            errors=exc.fields(lang),
+            detail=exc.detail(lang),
+        )
+    return RedirectResponse("/council", status_code=303)

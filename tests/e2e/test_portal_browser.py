@@ -201,6 +201,76 @@ def test_a_wrong_date_is_shown_next_to_its_field_and_nothing_is_recorded(
         context.close()
 
 
+def initiative_body(title: str, author: str) -> dict[str, Any]:
+    return {
+        "title": title,
+        "authors": [{"person_id": author, "share": 100}],
+        "field_of_application": "Cải cách thủ tục hành chính",
+        "first_applied_on": "2023-06-01",
+        "existing_solution": "Tiếp nhận hồ sơ giấy tại Bộ phận Một cửa.",
+        "existing_weaknesses": "Người dân phải đi lại nhiều lần; khó tra cứu tiến độ.",
+        "new_solution": f"{title}: quy trình mới, toàn bộ trên môi trường điện tử.",
+        "novelty": "Lần đầu áp dụng tại Sở.",
+        "applicability": "Áp dụng được cho các đơn vị có thủ tục tương tự trong tỉnh.",
+        "benefits": "Giảm 50% thời gian giải quyết hồ sơ.",
+        "benefits_kind": "actual",
+        "submit": True,
+    }
+
+
+def test_a_council_member_scores_and_the_chair_selects(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    title = "Tra cứu tiến độ hồ sơ đất đai qua Zalo"
+    base = f"/tenants/{TENANT}/editions/{EDITION}"
+    with portal_system.client("submissions", "p-0010") as c:  # a unit head submits the unit's initiative
+        r = c.post(f"{base}/initiatives", json=initiative_body(title, "p-0010"))
+        assert r.status_code == 201, r.text
+        initiative = r.json()["submission_id"]
+    with portal_system.client("submissions", "p-0001") as c:  # the chair: who reviews it
+        reviewers = c.get(f"{base}/initiatives/{initiative}/reviewers").json()["reviewers"]
+    member = next(m["member_id"] for m in reviewers if m["member_id"] != "p-0001")
+
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, member)
+        page.get_by_role("link", name="Hội đồng xét sáng kiến").click()
+        check_page(page, axe_source, "council-member")
+        page.get_by_role("link", name=f"Chấm: {title}").click()
+        page.get_by_label("Tính mới (tối đa 30)").fill("40")  # above the criterion's maximum
+        page.get_by_label("Khả năng áp dụng và nhân rộng (tối đa 30)").fill("25")
+        page.get_by_label("Hiệu quả và lợi ích thiết thực (tối đa 40)").fill("35")
+        page.get_by_role("button", name="Gửi phiếu chấm").click()
+        novelty = page.get_by_label("Tính mới (tối đa 30)")
+        assert novelty.get_attribute("aria-invalid") == "true"
+        assert "30" in page.locator("#e-novelty").inner_text()  # the service's message, next to the field
+        check_page(page, axe_source, "council-score-refused")
+        novelty.fill("25")
+        page.get_by_role("button", name="Gửi phiếu chấm").click()
+        page.get_by_role("heading", name="Hội đồng xét sáng kiến", level=1).wait_for()
+        assert (
+            "Đã chấm: 1 / 1"
+            in page.get_by_role("region", name="Sáng kiến tôi được phân công chấm").inner_text()
+        )
+    finally:
+        context.close()
+
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0001")  # the chair
+        page.get_by_role("link", name="Hội đồng xét sáng kiến").click()
+        check_page(page, axe_source, "council-chair")
+        page.get_by_role("checkbox", name=f"Chọn {title}").check()
+        page.get_by_label("Biên bản, ghi chú").fill("Hội đồng thống nhất chọn.")
+        page.get_by_role("button", name="Quyết định xét chọn").click()
+        result = page.get_by_role("region", name="Kết quả xét chọn").inner_text()
+        assert f"{title}: Được chọn gửi dự thi cấp tỉnh" in result, result
+    finally:
+        context.close()
+
+
 def test_the_directors_dashboard_changes_live_when_a_report_arrives(
     portal_system: System, browser: Any, axe_source: str
 ) -> None:
