@@ -43,7 +43,12 @@ def _frontend(name: str, port: int, *, settings: str | None = None) -> Service:
     """A process that owns no data (no database, no migrations, no durable consumers): it serves people
     through the services' public HTTP APIs. ``hoithi up`` and ``hoithi serve`` start it like a service."""
     return Service(
-        name=name, port=port, app=f"services.{name}.app:create_app", models=None, migrations=None, settings=settings
+        name=name,
+        port=port,
+        app=f"services.{name}.app:create_app",
+        models=None,
+        migrations=None,
+        settings=settings,
     )
 
 

@@ -53,7 +53,9 @@ def test_the_demo_sign_in_is_offered_in_development_and_checks_its_fields() -> N
     with client() as c:
         page = c.get("/")
         assert 'action="/login/demo"' in page.text and '<html lang="vi">' in page.text
-        r = c.post("/login/demo", data={"csrf": session_of(c)["csrf"], "tenant": "", "edition": "", "person": ""})
+        r = c.post(
+            "/login/demo", data={"csrf": session_of(c)["csrf"], "tenant": "", "edition": "", "person": ""}
+        )
         assert r.status_code == 422
         assert r.text.count("Bắt buộc nhập.") == 3 and 'aria-invalid="true"' in r.text
 
