@@ -543,8 +543,8 @@ async def participation_dashboard(request: Request, as_of: str = "") -> Response
     day, error = _as_of_param(as_of)
     query = f"?as_of={day}" if day else ""
     participation = await b.get("campaign", f"{base(request)}/participation{query}", token)
-    deadlines = await b.get("submissions", f"{base(request)}/deadlines", token)
-    titles = {d["part"]: d["title"] for d in deadlines}
+    doc = await b.get("campaign", f"/tenants/{u['tenant']}/editions/{u['edition']}", token)
+    titles = {p["id"]: p.get("title") or p["id"] for p in doc.get("parts", [])}  # every part, not only intake
     priority = None
     if any(r in u["roles"] for r in PRIORITY_ROLES):
         try:
