@@ -718,3 +718,76 @@ async def select_initiatives(request: Request) -> Response:
             detail=exc.detail(lang),
         )
     return RedirectResponse("/council", status_code=303)
+
+
+# ------------------------------------------------------------------------------------------- the secretariat
+
+
+async def _secretariat_page(
+    request: Request, status: int = 200, errors: dict[str, str] | None = None, detail: str = ""
+) -> HTMLResponse:
+    u = user(request)
+    b = backend(request)
+    reports = await b.get("submissions", f"{base(request)}/experience-reports", u["token"])
+    people = {
+        p["id"]: p.get("name") for p in await b.get("campaign", f"/tenants/{u['tenant']}/people", u["token"])
+    }
+    return render(
+        request,
+        "secretariat.html",
+        status,
+        reports=reports,
+        people=people,
+        errors=errors or {},
+        detail=detail,
+    )
+
+
+@router.get("/secretariat", response_class=HTMLResponse)
+async def secretariat(request: Request) -> Response:
+    user(request)
+    return await _secretariat_page(request)
+
+
+@router.post("/secretariat/{submission_id}/{ruling}", response_class=HTMLResponse)
+async def rule(request: Request, submission_id: str, ruling: str) -> Response:
+    """Rule a submission ineligible (with a reason) or reverse that ruling; the service's refusal is shown next
+    to the reason field of that row."""
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    if ruling not in ("rejection", "reinstatement"):
+        return render(request, "message.html", 404, message=i18n.word("nothing", lang))
+    reason = str(form.get("reason") or "").strip()
+    body = {"reason": reason} if reason or ruling == "rejection" else None
+    try:
+        await backend(request).send(
+            "submissions",
+            "POST",
+            f"{base(request)}/submissions/{quote(submission_id)}/{ruling}",
+            u["token"],
+            json=body,
+            headers={"Idempotency-Key": str(form.get("idempotency_key") or uuid.uuid4())},
+        )
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        fields = exc.fields(lang)
+        message = fields.get("reason") or next(iter(fields.values()), "") or exc.detail(lang)
+        return await _secretariat_page(
+            request, exc.status, errors={submission_id: message}, detail=exc.detail(lang)
+        )
+    return RedirectResponse("/secretariat", status_code=303)
+
+
+@router.get("/exports/{name}")
+async def export(request: Request, name: str) -> Response:
+    """The submissions service's exports (XLSX/CSV), fetched with the person's token."""
+    u = user(request)
+    if name not in ("submissions.xlsx", "submissions.csv", "scores.xlsx", "scores.csv"):
+        return render(request, "message.html", 404, message=i18n.word("nothing", lang_of(request)))
+    r = await backend(request).request("submissions", "GET", f"{base(request)}/{name}", u["token"])
+    return Response(
+        r.content,
+        media_type=r.headers.get("content-type", "application/octet-stream"),
+        headers={"Content-Disposition": f'attachment; filename="{u["edition"]}-{name}"'},
+    )

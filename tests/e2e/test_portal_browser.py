@@ -201,6 +201,61 @@ def test_a_wrong_date_is_shown_next_to_its_field_and_nothing_is_recorded(
         context.close()
 
 
+@pytest.mark.parametrize(
+    ("person", "shown", "not_shown"),
+    [
+        # a unit head: their unit's officials, not another unit's
+        ("p-0007", "Lý Thị Mỹ Linh", "Ngô Thị Bích Ngọc"),
+        # the youth union's secretary: its members only
+        ("p-0022", "Lý Thị Mỹ Linh", "Thạch Sô Phol"),
+    ],
+    ids=["unit-head", "union-secretary"],
+)
+def test_heads_and_secretaries_see_who_has_not_submitted(
+    portal_system: System, browser: Any, axe_source: str, person: str, shown: str, not_shown: str
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, person)
+        page.get_by_role("link", name="Tình hình tham gia").click()
+        pending = page.get_by_role("region", name="Những người chưa nộp").inner_text()
+        assert shown in pending and not_shown not in pending, pending
+        check_page(page, axe_source, f"pending-{person}")
+    finally:
+        context.close()
+
+
+def test_the_secretariat_rules_a_report_ineligible_and_reinstates_it(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    """After the officials' tests: Huỳnh Ngọc Ánh's report (submitted without JavaScript) is on the list."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0004")  # Văn phòng Sở: the secretariat
+        page.get_by_role("link", name="Thường trực Hội thi").click()
+        check_page(page, axe_source, "secretariat")
+        row = page.get_by_role("row").filter(has_text="Huỳnh Ngọc Ánh")
+        receipt = row.get_by_role("cell").first.inner_text().strip()
+        page.get_by_role("button", name=f"Không hợp lệ {receipt}").click()  # no reason: the service refuses
+        reason = page.get_by_label(f"Lý do ({receipt})")
+        assert reason.get_attribute("aria-invalid") == "true"
+        assert page.get_by_role("alert").inner_text().strip()
+        reason.fill("Thủ tục 2.000123 không thuộc danh mục của đơn vị.")
+        page.get_by_role("button", name=f"Không hợp lệ {receipt}").click()
+        status = page.get_by_role("row").filter(has_text="Huỳnh Ngọc Ánh").get_by_role("cell").nth(2)
+        assert status.inner_text().strip() == "Không hợp lệ"
+        page.get_by_role("button", name=f"Khôi phục {receipt}").click()
+        status = page.get_by_role("row").filter(has_text="Huỳnh Ngọc Ánh").get_by_role("cell").nth(2)
+        assert status.inner_text().strip() == "Đã tiếp nhận"
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Toàn bộ hồ sơ dự thi (XLSX)").click()
+        assert Path(download.value.path()).read_bytes()[:2] == b"PK"
+    finally:
+        context.close()
+
+
 def initiative_body(title: str, author: str) -> dict[str, Any]:
     return {
         "title": title,
