@@ -552,6 +552,13 @@ async def participation_dashboard(request: Request, as_of: str = "") -> Response
         except ServiceProblem as exc:
             if exc.status not in (403, 404):
                 raise
+    online = None
+    if any(r in u["roles"] for r in ("director", "secretariat", "unit_head", "admin")):
+        try:
+            online = await b.get("campaign", f"{base(request)}/online-services{query}", token)
+        except ServiceProblem as exc:
+            if exc.status not in (403, 404, 409, 422):
+                raise
     # who has not submitted yet: the open assignments this person may see (a unit head's unit, a union
     # secretary's members, everything for the secretariat), with names from the directory
     pending = []
@@ -577,6 +584,8 @@ async def participation_dashboard(request: Request, as_of: str = "") -> Response
         titles=titles,
         priority=priority,
         pending=pending,
+        online=online,
+        unit_names={x["unit_id"]: x["name"] for x in participation.get("units", [])},
         as_of_text=as_of,
         as_of_error=i18n.word(error, lang) if error else "",
         xlsx_query=query,
