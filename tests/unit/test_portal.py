@@ -186,3 +186,13 @@ def test_numbers_and_dates_the_vietnamese_way() -> None:
     assert i18n.fmt_datetime("2023-10-20T02:00:00+00:00") == "09:00 20/10/2023"
     assert i18n.parse_date_vn("2/10/2023") == datetime(2023, 10, 2).date()
     assert i18n.parse_date_vn("31/02/2023") is None
+
+
+def test_the_portal_is_a_front_end_of_the_registry_on_8100_and_owns_no_database() -> None:
+    """``hoithi up`` and ``hoithi serve`` start every registry entry; migrate, backup, retention and status keep
+    to the services that own a database."""
+    from shared.settings import FRONTENDS, SERVICES, service_settings
+
+    assert FRONTENDS == ("portal",) and "portal" not in SERVICES
+    own = service_settings("portal", Settings(env="test"))  # type: ignore[arg-type]
+    assert isinstance(own, PortalSettings) and own.port == 8100
