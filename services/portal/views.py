@@ -794,7 +794,7 @@ async def export(request: Request, name: str) -> Response:
     u = user(request)
     if name not in ("submissions.xlsx", "submissions.csv", "scores.xlsx", "scores.csv"):
         return render(request, "message.html", 404, message=i18n.word("nothing", lang_of(request)))
-    r = await backend(request).request("submissions", "GET", f"{base(request)}/{name}", u["token"])
+    r = await backend(request).request("submissions", "GET", f"{base(request)}/exports/{name}", u["token"])
     return Response(
         r.content,
         media_type=r.headers.get("content-type", "application/octet-stream"),
