@@ -18,8 +18,8 @@ class Service:
     name: str
     port: int  # the default HTTP port (``HOITHI_<NAME>_PORT`` overrides it)
     app: str  # the FastAPI factory, ``module:function``
-    models: str  # the module whose ``metadata`` the service's Alembic history describes
-    migrations: Path  # the folder holding ``env.py`` and ``versions/``
+    models: str | None  # the module whose ``metadata`` the Alembic history describes; None: a front end
+    migrations: Path | None  # the folder holding ``env.py`` and ``versions/``
     cli: str | None = None  # a module with ``commands: dict[str, typer.Typer | Callable]``
     settings: str | None = (
         None  # ``module:Class``, a ``shared.settings.ServiceSettings`` of the service's own
@@ -39,9 +39,23 @@ def _service(name: str, port: int, *, settings: str | None = None) -> Service:
     )
 
 
+def _frontend(name: str, port: int, *, settings: str | None = None) -> Service:
+    """A process that owns no data (no database, no migrations, no durable consumers): it serves people
+    through the services' public HTTP APIs. ``hoithi up`` and ``hoithi serve`` start it like a service."""
+    return Service(
+        name=name,
+        port=port,
+        app=f"services.{name}.app:create_app",
+        models=None,
+        migrations=None,
+        settings=settings,
+    )
+
+
 REGISTRY: tuple[Service, ...] = (
     _service("campaign", 8101),
     _service("submissions", 8102),
     _service("rewards", 8103),
     _service("notify", 8104, settings="services.notify.settings:NotifySettings"),
+    _frontend("portal", 8100, settings="services.portal.settings:PortalSettings"),
 )

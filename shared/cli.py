@@ -19,7 +19,15 @@ from typing import Annotated, Any
 import typer
 
 from shared.clock import write_clock_file
-from shared.settings import CLOCK_FILE_NAME, SERVICES, get_settings, load, registry, service_settings
+from shared.settings import (
+    CLOCK_FILE_NAME,
+    FRONTENDS,
+    SERVICES,
+    get_settings,
+    load,
+    registry,
+    service_settings,
+)
 
 app = typer.Typer(help="hoithi — Hội thi Cải cách hành chính: operator commands.", no_args_is_help=True)
 events_app = typer.Typer(help="Look at the event stream.", no_args_is_help=True)
@@ -51,7 +59,7 @@ async def _nats(url: str | None = None) -> Any:
 
 @app.command()
 def serve(
-    name: Annotated[str, typer.Argument(help=" | ".join(SERVICES))],
+    name: Annotated[str, typer.Argument(help=" | ".join((*SERVICES, *FRONTENDS)))],
     host: Annotated[str | None, typer.Option(help="default: HOITHI_<NAME>_HOST or 127.0.0.1")] = None,
     port: Annotated[
         int | None, typer.Option(help="default: HOITHI_<NAME>_PORT or the service's port")
@@ -60,7 +68,8 @@ def serve(
     """Run one service (HTTP API, outbox relay, consumers) in the foreground."""
     import uvicorn
 
-    _names([name])
+    if name not in FRONTENDS:
+        _names([name])
     own = service_settings(name)
     uvicorn.run(
         registry()[name].app,
@@ -343,7 +352,7 @@ def up(
     seed_args = [str(seed_dir)] if seed_dir is not None else []
     subprocess.run([sys.executable, "-m", "shared.cli", "seed", *seed_args], env=env, check=True)
     procs["streams"] = f"{hoithi} streams --wait 60 && {hoithi} watch"
-    for n in SERVICES:
+    for n in (*SERVICES, *FRONTENDS):
         procs[n] = f"{hoithi} serve {n}"
     # ``exec``: the shell becomes the program, so the pid under <data>/run/ is the program's own.
     programs = [Program(name, cmd if "&&" in cmd else f"exec {cmd}", env) for name, cmd in procs.items()]
@@ -461,6 +470,8 @@ def watch(timeout: Annotated[float, typer.Option()] = 120.0) -> None:
         typer.echo(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}")
     else:
         typer.echo("\nhoithi is up (demo clock from 20/10/2023 09:00 +07:00):")
+        for n in FRONTENDS:  # what a person opens first
+            typer.echo(f"  {n:<12} http://127.0.0.1:{service_settings(n).port}/   (cổng thông tin, đăng nhập thử)")
         for n in SERVICES:
             port = service_settings(n).port
             typer.echo(f"  {n:<12} http://127.0.0.1:{port}/docs   AsyncAPI http://127.0.0.1:{port}/asyncapi")

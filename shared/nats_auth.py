@@ -24,11 +24,29 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from shared.events.catalogue import CATALOGUE
-from shared.settings import SERVICES, Settings
+from shared.settings import FRONTENDS, SERVICES, Settings
 from shared.streams import consumers_of, object_store_configs, replay_durable
 
 ADMIN = "admin"
-USERS: tuple[str, ...] = (ADMIN, *SERVICES)
+USERS: tuple[str, ...] = (ADMIN, *SERVICES, *FRONTENDS)
+
+
+def reader_permissions(settings: Settings, *, any_names: bool = False) -> dict[str, list[str]]:
+    """A front end's user (the portal): it reads the stream of facts through an ordered ephemeral consumer
+    (created by the client, pushed to an inbox, never acked) and publishes no event, no dead letter, nothing
+    on a durable consumer: the JetStream API calls an ordered consumer makes, on the facts' stream only."""
+    stream = "*" if any_names else settings.stream
+    return {
+        "publish": [
+            f"$JS.API.STREAM.INFO.{stream}",
+            f"$JS.API.CONSUMER.CREATE.{stream}",
+            f"$JS.API.CONSUMER.CREATE.{stream}.>",
+            f"$JS.API.CONSUMER.INFO.{stream}.>",
+            f"$JS.API.CONSUMER.DELETE.{stream}.>",
+            f"$JS.FC.{stream}.>",
+        ],
+        "subscribe": ["_INBOX.>"],
+    }
 
 
 def _bucket_permissions(bucket: str, any_names: bool) -> list[str]:
@@ -76,16 +94,26 @@ def _user_line(user: str, password: str, settings: Settings, any_names: bool) ->
     if user == ADMIN:
         permissions = '{publish: ">", subscribe: ">"}'
     else:
-        perms = service_permissions(user, settings, any_names=any_names)
+        perms = (
+            reader_permissions(settings, any_names=any_names)
+            if user in FRONTENDS
+            else service_permissions(user, settings, any_names=any_names)
+        )
         pub = ", ".join(f'"{s}"' for s in perms["publish"])
         sub = ", ".join(f'"{s}"' for s in perms["subscribe"])
         permissions = f"{{publish: {{allow: [{pub}]}}, subscribe: {{allow: [{sub}]}}}}"
     return f"{{user: {user}, password: {password}, permissions: {permissions}}}"
 
 
-def users_block(passwords: Mapping[str, str], settings: Settings, *, any_names: bool = False) -> list[str]:
+def users_block(
+    passwords: Mapping[str, str],
+    settings: Settings,
+    *,
+    any_names: bool = False,
+    users: tuple[str, ...] = USERS,
+) -> list[str]:
     """One line per user (admin first), ``passwords`` being literal (quoted) values or ``$VARIABLES``."""
-    return [_user_line(u, passwords[u], settings, any_names) for u in USERS]
+    return [_user_line(u, passwords[u], settings, any_names) for u in users]
 
 
 def server_config(passwords: Mapping[str, str], settings: Settings, *, any_names: bool = False) -> str:

@@ -32,7 +32,9 @@ def load(target: str) -> Any:
     return getattr(loaded, attr) if attr else loaded
 
 
-SERVICES: tuple[str, ...] = tuple(registry())
+# Services own a database and consume the stream; front ends (the portal) own no data and only serve people.
+SERVICES: tuple[str, ...] = tuple(n for n, s in registry().items() if s.models)
+FRONTENDS: tuple[str, ...] = tuple(n for n, s in registry().items() if not s.models)
 DEFAULT_PORTS: dict[str, int] = {name: s.port for name, s in registry().items()}
 DEV_JWT_SECRET = "hoithi-development-secret-do-not-use-in-production"
 CLOCK_FILE_NAME = "clock.json"
@@ -249,8 +251,8 @@ class ServiceSettings(BaseSettings):
 
 
 def service_settings(name: str, shared: Settings | None = None) -> ServiceSettings:
-    if name not in SERVICES:
-        raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
+    if name not in registry():
+        raise ValueError(f"unknown service {name!r}; one of {', '.join(registry())}")
     shared = shared or get_settings()
 
     entry = registry()[name]

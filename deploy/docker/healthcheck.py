@@ -8,7 +8,7 @@ import os
 import socket
 import sys
 
-PORTS = {"campaign": 8101, "submissions": 8102, "rewards": 8103, "notify": 8104}
+PORTS = {"campaign": 8101, "submissions": 8102, "rewards": 8103, "notify": 8104, "portal": 8100}
 service = os.environ.get("HOITHI_SERVICE", "")
 if service not in PORTS:
     sys.exit(0)

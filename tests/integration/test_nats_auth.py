@@ -120,7 +120,7 @@ async def test_hoithi_ups_server_refuses_anonymous_clients_and_keeps_its_passwor
 ) -> None:
     url, data = up_server
     passwords = read_credentials(data)
-    assert set(passwords) == {ADMIN, "campaign", "submissions", "rewards", "notify"}
+    assert set(passwords) == {ADMIN, "campaign", "submissions", "rewards", "notify", "portal"}
 
     async def admin_in() -> bool:
         try:

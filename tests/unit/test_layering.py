@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from shared.settings import SERVICES
+from shared.settings import FRONTENDS, SERVICES
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -97,7 +97,7 @@ def test_a_service_imports_no_other_service(service: str) -> None:
 def test_the_registry_names_every_service_folder() -> None:
     """Every folder under services/ with an app is in the registry, so the CLI, migrations and settings see it."""
     folders = {p.parent.name for p in (ROOT / "services").glob("*/app.py")}
-    assert folders == set(SERVICES)
+    assert folders == set(SERVICES) | set(FRONTENDS)
 
 
 # ---------------------------------------------------------------- one concept, one place

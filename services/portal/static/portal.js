@@ -1,0 +1,41 @@
+// The portal's own script (progressive enhancement only: every form works without it).
+// 1. The receipt's print button. 2. Live updates: pages marked data-live reload their figures when the
+//    stream says something changed (server-sent events carry only an event type, never data).
+(function () {
+  "use strict";
+
+  function setupPrint() {
+    document.querySelectorAll("button.print").forEach(function (b) {
+      b.hidden = false;
+      b.addEventListener("click", function () { window.print(); });
+    });
+  }
+
+  function refresh(region) {
+    fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) { return; }
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.querySelector("[data-live]");
+        if (fresh) { region.innerHTML = fresh.innerHTML; }
+      })
+      .catch(function () { /* the next fact tries again */ });
+  }
+
+  function setupLive() {
+    var region = document.querySelector("[data-live]");
+    if (!region || !window.EventSource) { return; }
+    var status = document.querySelector(".live-status");
+    var pending = null;
+    var source = new EventSource("/live");
+    source.addEventListener("open", function () { if (status) { status.hidden = false; } });
+    source.addEventListener("fact", function () {
+      if (pending) { return; }
+      // a burst of facts (a deadline evening) becomes one refresh per second at most
+      pending = window.setTimeout(function () { pending = null; refresh(region); }, 1000);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { setupPrint(); setupLive(); });
+})();

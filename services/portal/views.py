@@ -1,0 +1,802 @@
+"""The portal's pages. Each page calls the services with the signed-in person's token and renders HTML; every
+form works without JavaScript (POST, then a redirect or the form again with the services' errors next to the
+fields they name)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from services.portal import i18n
+from services.portal.app import HERE
+from services.portal.backend import Backend, ServiceProblem, Unavailable
+from shared.auth import issue_token
+from shared.documents import national_procedure_code
+
+router = APIRouter()
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters.update(
+    vn_date=i18n.fmt_date,
+    vn_datetime=i18n.fmt_datetime,
+)
+REPORT_ROWS = 5  # rows the report form offers at first (the edition's minimum of distinct procedures is 5)
+MAX_ROWS = 20
+
+
+class CsrfRefused(Exception):
+    pass
+
+
+class NotSignedIn(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------------------------- helpers
+
+
+def lang_of(request: Request) -> str:
+    lang = request.session.get("lang", "vi")
+    return lang if lang in i18n.LANGS else "vi"
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(32)
+    return str(token)
+
+
+async def posted(request: Request) -> dict[str, Any]:
+    """The POSTed form, after its CSRF token matched the session's (403 otherwise)."""
+    form = await request.form()
+    sent = str(form.get("csrf", ""))
+    expected = request.session.get("csrf", "")
+    if not expected or not secrets.compare_digest(sent, str(expected)):
+        raise CsrfRefused()
+    return {k: form.getlist(k) if len(form.getlist(k)) > 1 else form.get(k) for k in form}
+
+
+def user(request: Request) -> dict[str, Any]:
+    found = request.session.get("user")
+    if not found:
+        raise NotSignedIn()
+    return dict(found)
+
+
+def backend(request: Request) -> Backend:
+    return request.app.state.backend  # type: ignore[no-any-return]
+
+
+def base(request: Request) -> str:
+    u = user(request)
+    return f"/tenants/{u['tenant']}/editions/{u['edition']}"
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    lang = lang_of(request)
+    now = request.app.state.clock.now()
+    ctx = {
+        "request": request,
+        "lang": lang,
+        "t": lambda key: i18n.word(key, lang),
+        "role_name": lambda role: i18n.role_name(role, lang),
+        "deadline_label": lambda v: i18n.deadline_label(v, lang),
+        "time_left": lambda v: i18n.time_left(v, now, lang),
+        "num": lambda v, d=0: i18n.fmt_number(v, lang, d),
+        "csrf": csrf_token(request),
+        "me": request.session.get("user"),
+        "now": now,
+        "path": request.url.path,
+        **context,
+    }
+    return templates.TemplateResponse(request, name, ctx, status_code=status)
+
+
+def install_errors(app: FastAPI) -> None:
+    @app.exception_handler(CsrfRefused)
+    async def _csrf(request: Request, exc: CsrfRefused) -> Response:
+        return render(request, "message.html", 403, message=i18n.word("csrf", lang_of(request)))
+
+    @app.exception_handler(NotSignedIn)
+    async def _login(request: Request, exc: NotSignedIn) -> Response:
+        return RedirectResponse(f"/?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(Unavailable)
+    async def _down(request: Request, exc: Unavailable) -> Response:
+        return render(request, "message.html", 503, message=i18n.word("service_down", lang_of(request)))
+
+    @app.exception_handler(ServiceProblem)
+    async def _problem(request: Request, exc: ServiceProblem) -> Response:
+        if exc.status == 401:  # the token expired or was refused: sign in again
+            request.session.pop("user", None)
+            return RedirectResponse("/", status_code=303)
+        return render(request, "message.html", exc.status, message=exc.detail(lang_of(request)))
+
+
+# ------------------------------------------------------------------------------------------- health, lang
+
+
+@router.get("/health/ready", include_in_schema=False)
+async def ready() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/lang/{code}")
+async def switch_language(request: Request, code: str, next: str = "/") -> Response:
+    request.session["lang"] = code if code in i18n.LANGS else "vi"
+    return RedirectResponse(
+        next if next.startswith("/") and not next.startswith("//") else "/", status_code=303
+    )
+
+
+# ------------------------------------------------------------------------------------------------ sign-in
+
+
+def demo_allowed(request: Request) -> bool:
+    return request.app.state.shared.env != "production" and request.app.state.settings.demo_login
+
+
+def oidc_configured(request: Request) -> bool:
+    return bool(request.app.state.settings.oidc_issuer and request.app.state.settings.oidc_client_id)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request) -> Response:
+    if not request.session.get("user"):
+        own = request.app.state.settings
+        return render(
+            request,
+            "login.html",
+            demo=demo_allowed(request),
+            oidc=oidc_configured(request),
+            form={"tenant": own.tenant, "edition": own.edition, "person": ""},
+            errors={},
+        )
+    return await dashboard(request)
+
+
+async def _who(request: Request, token: str, person_id: str, tenant: str) -> dict[str, Any] | None:
+    """The signed-in person's directory entry (name, unit, roles) as campaign shows it to them."""
+    people = await backend(request).get("campaign", f"/tenants/{tenant}/people", token)
+    return next((p for p in people if p.get("id") == person_id), None)
+
+
+def _sign_in(request: Request, token: str, tenant: str, edition: str, person: dict[str, Any]) -> None:
+    lang = request.session.get("lang", "vi")
+    request.session.clear()  # a new session on sign-in: nothing carried over, a new CSRF token
+    request.session.update(
+        lang=lang,
+        csrf=secrets.token_urlsafe(32),
+        user={
+            "id": person["id"],
+            "name": person.get("name") or person["id"],
+            "unit": person.get("unit"),
+            "roles": person.get("roles") or [],
+            "unions": person.get("unions") or [],
+            "tenant": tenant,
+            "edition": edition,
+            "token": token,
+        },
+    )
+
+
+@router.post("/login/demo", response_class=HTMLResponse)
+async def demo_login(request: Request) -> Response:
+    form = await posted(request)
+    lang = lang_of(request)
+    if not demo_allowed(request):
+        return render(request, "message.html", 403, message=i18n.word("demo_refused", lang))
+    values = {k: str(form.get(k, "")).strip() for k in ("tenant", "edition", "person")}
+    errors = {k: i18n.word("required", lang) for k, v in values.items() if not v}
+    person = None
+    if not errors:
+        shared = request.app.state.shared
+        token = issue_token(shared, values["person"], values["tenant"])
+        try:
+            person = await _who(request, token, values["person"], values["tenant"])
+        except ServiceProblem as exc:
+            if exc.status not in (401, 403, 404):
+                raise
+        if person is None:
+            errors["person"] = i18n.word("unknown_person", lang)
+    if errors or person is None:
+        return render(
+            request, "login.html", 422, demo=True, oidc=oidc_configured(request), form=values, errors=errors
+        )
+    _sign_in(request, token, values["tenant"], values["edition"], person)
+    return RedirectResponse("/", status_code=303)
+
+
+@router.get("/login/oidc")
+async def oidc_login(request: Request) -> Response:
+    from services.portal import oidc
+
+    return await oidc.start(request)
+
+
+@router.get("/auth/callback", response_class=HTMLResponse)
+async def oidc_callback(request: Request) -> Response:
+    from services.portal import oidc
+
+    token, person_id, tenant = await oidc.finish(request)
+    own = request.app.state.settings
+    person = await _who(request, token, person_id, tenant)
+    if person is None:
+        return render(request, "message.html", 403, message=i18n.word("unknown_person", lang_of(request)))
+    _sign_in(request, token, tenant, own.edition, person)
+    return RedirectResponse("/", status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    await posted(request)
+    lang = request.session.get("lang", "vi")
+    request.session.clear()
+    request.session["lang"] = lang
+    return RedirectResponse("/", status_code=303)
+
+
+# ------------------------------------------------------------------------------------------- the official
+
+
+async def dashboard(request: Request) -> Response:
+    u = user(request)
+    b = backend(request)
+    token = u["token"]
+    assignments = await b.get("campaign", f"{base(request)}/assignments?assignee={quote(u['id'])}", token)
+    deadlines = await b.get("submissions", f"{base(request)}/deadlines", token)
+    reports = await b.get("submissions", f"{base(request)}/experience-reports", token)
+    mine = [r for r in reports if r.get("author_id") == u["id"]]
+    titles = {d["part"]: d["title"] for d in deadlines}
+    open_parts = {d["part"]: d for d in deadlines}
+    active = next((r for r in mine if r.get("status") == "submitted"), None)
+    return render(
+        request,
+        "home.html",
+        assignments=assignments,
+        titles=titles,
+        open_parts=open_parts,
+        reports=mine,
+        active=active,
+        experience_open=any(d["kind"] == "experience_report" and d["open"] for d in deadlines),
+    )
+
+
+def _rows(form: dict[str, Any] | None, count: int) -> list[dict[str, str]]:
+    if form is None:
+        return [{} for _ in range(count)]
+    return [
+        {
+            k: str(form.get(f"p{i}_{k}", "") or "")
+            for k in ("code", "used_on", "level", "rating", "narrative", "problems")
+        }
+        for i in range(count)
+    ]
+
+
+def _rows_of_report(body: dict[str, Any]) -> list[dict[str, str]]:
+    out = []
+    for p in body.get("procedures", []):
+        out.append(
+            {
+                "code": p.get("code", ""),
+                "used_on": i18n.fmt_date(p.get("used_on")),
+                "level": p.get("level", ""),
+                "rating": str(p.get("rating", "")),
+                "narrative": p.get("narrative", ""),
+                "problems": p.get("problems") or "",
+            }
+        )
+    return out
+
+
+async def _catalogue(request: Request) -> list[str]:
+    """Every procedure code of the tenant's catalogue, one entry per national code (two forms of one code —
+    1.011442 and 1.011442.000.00.00.H38 — shown as one)."""
+    u = user(request)
+    try:
+        lists = await backend(request).get("submissions", f"/tenants/{u['tenant']}/procedures", u["token"])
+    except ServiceProblem:
+        return []
+    seen: dict[str, str] = {}
+    for entry in lists:
+        for code in entry.get("codes") or []:
+            c = code if isinstance(code, str) else str(code.get("code", ""))
+            try:
+                seen.setdefault(national_procedure_code(c), c)
+            except ValueError:
+                continue
+    return sorted(seen)
+
+
+def _report_body(form: dict[str, Any], count: int, lang: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The JSON the service takes, from the form; errors the portal can tell alone (a date not dd/mm/yyyy)."""
+    procedures, errors = [], {}
+    for i, row in enumerate(_rows(form, count)):
+        if not any(row[k] for k in ("code", "used_on", "narrative")):
+            continue  # an empty row is no procedure
+        n = len(procedures)
+        day = i18n.parse_date_vn(row["used_on"]) if row["used_on"] else None
+        if day is None:
+            errors[f"procedures[{n}].used_on"] = i18n.word("bad_date", lang)
+        entry: dict[str, Any] = {
+            "code": row["code"],
+            "used_on": day.isoformat() if day else row["used_on"],
+            "level": row["level"] or "toan_trinh",
+            "rating": int(row["rating"]) if row["rating"].isdigit() else row["rating"],
+            "narrative": row["narrative"],
+        }
+        if row["problems"]:
+            entry["problems"] = row["problems"]
+        procedures.append(entry)
+    return {"procedures": procedures}, errors
+
+
+def _row_errors(fields: dict[str, str], form: dict[str, Any] | None, count: int) -> dict[str, str]:
+    """The services name fields of the JSON (``procedures[2].narrative``): map them to the form's rows, which
+    may include empty rows the JSON skipped."""
+    rows = _rows(form, count)
+    filled = [i for i, r in enumerate(rows) if any(r[k] for k in ("code", "used_on", "narrative"))]
+    out: dict[str, str] = {}
+    for name, msg in fields.items():
+        if name.startswith("procedures[") and "]" in name:
+            idx, _, rest = name[len("procedures[") :].partition("]")
+            if idx.isdigit() and int(idx) < len(filled):
+                key = rest.lstrip(".") or "code"
+                out[f"p{filled[int(idx)]}_{key}"] = msg
+                continue
+        out[name] = msg
+    return out
+
+
+async def _report_form(
+    request: Request,
+    *,
+    status: int = 200,
+    form: dict[str, Any] | None = None,
+    rows: list[dict[str, str]] | None = None,
+    errors: dict[str, str] | None = None,
+    detail: str = "",
+    report: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    count = (
+        int(form.get("rows", REPORT_ROWS)) if form and str(form.get("rows", "")).isdigit() else REPORT_ROWS
+    )
+    count = max(REPORT_ROWS, min(MAX_ROWS, count))
+    if rows is None:
+        rows = _rows(form, count)
+    while len(rows) < count:
+        rows.append({})
+    return render(
+        request,
+        "report_form.html",
+        status,
+        rows=rows,
+        errors=errors or {},
+        detail=detail,
+        catalogue=await _catalogue(request),
+        report=report,
+        idempotency_key=(form or {}).get("idempotency_key") or str(uuid.uuid4()),
+    )
+
+
+@router.get("/reports/new", response_class=HTMLResponse)
+async def new_report(request: Request) -> Response:
+    user(request)
+    return await _report_form(request)
+
+
+@router.post("/reports", response_class=HTMLResponse)
+async def submit_report(request: Request) -> Response:
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    count = max(REPORT_ROWS, min(MAX_ROWS, int(form.get("rows") or REPORT_ROWS)))
+    if form.get("add_row"):
+        form["rows"] = str(count + 1)
+        return await _report_form(request, form=form)
+    body, errors = _report_body(form, count, lang)
+    if errors:
+        return await _report_form(
+            request,
+            status=422,
+            form=form,
+            errors=_row_errors(errors, form, count),
+            detail=i18n.word("errors_above", lang),
+        )
+    try:
+        receipt = await backend(request).send(
+            "submissions",
+            "POST",
+            f"{base(request)}/experience-reports",
+            u["token"],
+            json=body,
+            headers={"Idempotency-Key": str(form.get("idempotency_key") or uuid.uuid4())},
+        )
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        return await _report_form(
+            request,
+            status=exc.status,
+            form=form,
+            errors=_row_errors(exc.fields(lang), form, count),
+            detail=exc.detail(lang),
+        )
+    return RedirectResponse(f"/receipts/{quote(receipt['submission_id'])}", status_code=303)
+
+
+@router.get("/reports/{submission_id}/edit", response_class=HTMLResponse)
+async def edit_report(request: Request, submission_id: str) -> Response:
+    u = user(request)
+    report = await backend(request).get(
+        "submissions", f"{base(request)}/experience-reports/{quote(submission_id)}", u["token"]
+    )
+    return await _report_form(request, rows=_rows_of_report(report.get("body") or {}), report=report)
+
+
+@router.post("/reports/{submission_id}", response_class=HTMLResponse)
+async def revise_report(request: Request, submission_id: str) -> Response:
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    path = f"{base(request)}/experience-reports/{quote(submission_id)}"
+    count = max(REPORT_ROWS, min(MAX_ROWS, int(form.get("rows") or REPORT_ROWS)))
+    report = await backend(request).get("submissions", path, u["token"])
+    if form.get("add_row"):
+        form["rows"] = str(count + 1)
+        return await _report_form(request, form=form, report=report)
+    body, errors = _report_body(form, count, lang)
+    if errors:
+        return await _report_form(
+            request,
+            status=422,
+            form=form,
+            errors=_row_errors(errors, form, count),
+            detail=i18n.word("errors_above", lang),
+            report=report,
+        )
+    try:
+        await backend(request).send("submissions", "PUT", path, u["token"], json=body)
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        return await _report_form(
+            request,
+            status=exc.status,
+            form=form,
+            errors=_row_errors(exc.fields(lang), form, count),
+            detail=exc.detail(lang),
+            report=report,
+        )
+    return RedirectResponse(f"/receipts/{quote(submission_id)}", status_code=303)
+
+
+@router.post("/reports/{submission_id}/withdrawal", response_class=HTMLResponse)
+async def withdraw_report(request: Request, submission_id: str) -> Response:
+    form = await posted(request)
+    u = user(request)
+    reason = str(form.get("reason") or "").strip()
+    await backend(request).send(
+        "submissions",
+        "POST",
+        f"{base(request)}/experience-reports/{quote(submission_id)}/withdrawal",
+        u["token"],
+        json={"reason": reason} if reason else None,
+    )
+    return RedirectResponse(f"/receipts/{quote(submission_id)}", status_code=303)
+
+
+@router.get("/receipts/{submission_id}", response_class=HTMLResponse)
+async def receipt(request: Request, submission_id: str) -> Response:
+    u = user(request)
+    report = await backend(request).get(
+        "submissions", f"{base(request)}/experience-reports/{quote(submission_id)}", u["token"]
+    )
+    deadlines = await backend(request).get("submissions", f"{base(request)}/deadlines", u["token"])
+    titles = {d["part"]: d["title"] for d in deadlines}
+    return render(request, "receipt.html", r=report, part_title=titles.get(report.get("part")))
+
+
+@router.get("/notifications", response_class=HTMLResponse)
+async def notifications(request: Request) -> Response:
+    u = user(request)
+    inbox = await backend(request).get("notify", f"/tenants/{u['tenant']}/inbox", u["token"])
+    return render(request, "notifications.html", inbox=inbox)
+
+
+@router.get("/live")
+async def live_updates(request: Request) -> Response:
+    """Server-sent events for the signed-in person's tenant: hints only (the event type), no data."""
+    from fastapi.responses import StreamingResponse
+
+    u = user(request)
+    return StreamingResponse(
+        request.app.state.live.stream(u["tenant"]),
+        media_type="text/event-stream",
+        headers={"X-Accel-Buffering": "no"},
+    )
+
+
+# ----------------------------------------------------------------- dashboards: director, reward council, heads
+
+DASHBOARD_ROLES = ("director", "secretariat", "reward_council", "unit_head", "union_secretary", "admin")
+PRIORITY_ROLES = ("director", "secretariat", "reward_council", "admin")
+
+
+def _as_of_param(text: str) -> tuple[str | None, str]:
+    """The date picker's dd/mm/yyyy → the services' YYYY-MM-DD (None: today); an error message otherwise."""
+    if not text.strip():
+        return None, ""
+    day = i18n.parse_date_vn(text)
+    return (day.isoformat(), "") if day else (None, "bad_date")
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+async def participation_dashboard(request: Request, as_of: str = "") -> Response:
+    u, lang = user(request), lang_of(request)
+    b, token = backend(request), u["token"]
+    day, error = _as_of_param(as_of)
+    query = f"?as_of={day}" if day else ""
+    participation = await b.get("campaign", f"{base(request)}/participation{query}", token)
+    doc = await b.get("campaign", f"/tenants/{u['tenant']}/editions/{u['edition']}", token)
+    titles = {p["id"]: p.get("title") or p["id"] for p in doc.get("parts", [])}  # every part, not only intake
+    priority = None
+    if any(r in u["roles"] for r in PRIORITY_ROLES):
+        try:
+            priority = await b.get("rewards", f"{base(request)}/priority-list{query}", token)
+        except ServiceProblem as exc:
+            if exc.status not in (403, 404):
+                raise
+    online = None
+    if any(r in u["roles"] for r in ("director", "secretariat", "unit_head", "admin")):
+        try:
+            online = await b.get("campaign", f"{base(request)}/online-services{query}", token)
+        except ServiceProblem as exc:
+            if exc.status not in (403, 404, 409, 422):
+                raise
+    # who has not submitted yet: the open assignments this person may see (a unit head's unit, a union
+    # secretary's members, everything for the secretariat), with names from the directory
+    pending = []
+    if any(r in u["roles"] for r in ("unit_head", "union_secretary", "secretariat")):
+        open_ = await b.get("campaign", f"{base(request)}/assignments?status=open", token)
+        people = {p["id"]: p for p in await b.get("campaign", f"/tenants/{u['tenant']}/people", token)}
+        units = {x["id"]: x["name"] for x in await b.get("campaign", f"/tenants/{u['tenant']}/units", token)}
+        for a in open_:
+            if a.get("assignee_kind") == "person" and a["assignee_id"] != u["id"]:
+                p = people.get(a["assignee_id"], {})
+                pending.append(
+                    {
+                        "name": p.get("name") or a["assignee_id"],
+                        "unit": units.get(a.get("unit_id") or "", a.get("unit_id") or ""),
+                        "part": titles.get(a["part"], a["part"]),
+                        "deadline": a.get("extended_to") or a["deadline"],
+                    }
+                )
+    return render(
+        request,
+        "dashboard.html",
+        participation=participation,
+        titles=titles,
+        priority=priority,
+        pending=pending,
+        online=online,
+        unit_names={x["unit_id"]: x["name"] for x in participation.get("units", [])},
+        as_of_text=as_of,
+        as_of_error=i18n.word(error, lang) if error else "",
+        xlsx_query=query,
+    )
+
+
+@router.get("/priority-list.xlsx")
+async def priority_xlsx(request: Request, as_of: str = "") -> Response:
+    """The rewards service's workbook, fetched with the person's token (what they may see, `***` otherwise)."""
+    u = user(request)
+    day, _ = _as_of_param(as_of)
+    r = await backend(request).request(
+        "rewards", "GET", f"{base(request)}/priority-list.xlsx" + (f"?as_of={day}" if day else ""), u["token"]
+    )
+    return Response(
+        r.content,
+        media_type=r.headers.get("content-type", "application/octet-stream"),
+        headers={"Content-Disposition": f'attachment; filename="danh-sach-uu-tien-{u["edition"]}.xlsx"'},
+    )
+
+
+# ----------------------------------------------------------------------------------------------- the council
+
+COUNCIL_ROLES = ("council_member", "council_chair", "secretariat", "admin")
+
+
+async def _rubric(request: Request) -> list[dict[str, Any]]:
+    """The edition's criteria (id, title, max) for the initiatives' selection part."""
+    u = user(request)
+    doc = await backend(request).get(
+        "campaign", f"/tenants/{u['tenant']}/editions/{u['edition']}", u["token"]
+    )
+    for part in doc.get("parts", []):
+        if part.get("kind") == "selection" and part.get("rubric"):
+            return list(part["rubric"].get("criteria", []))
+    return []
+
+
+@router.get("/council", response_class=HTMLResponse)
+async def council(request: Request) -> Response:
+    u = user(request)
+    b, token = backend(request), u["token"]
+    progress = await b.get("submissions", f"{base(request)}/review/progress", token)
+    ranking = await b.get("submissions", f"{base(request)}/ranking", token)
+    selection = await b.get("submissions", f"{base(request)}/selection", token)
+    chair = "council_chair" in u["roles"] or "secretariat" in u["roles"]
+    mine = next((m for m in progress.get("members", []) if m["member_id"] == u["id"]), None)
+    return render(
+        request,
+        "council.html",
+        progress=progress,
+        mine=mine,
+        ranking=ranking,
+        selection=selection,
+        chair=chair,
+        errors={},
+        detail="",
+    )
+
+
+@router.get("/council/{submission_id}", response_class=HTMLResponse)
+async def score_form(request: Request, submission_id: str) -> Response:
+    u = user(request)
+    initiative = await backend(request).get(
+        "submissions", f"{base(request)}/initiatives/{quote(submission_id)}", u["token"]
+    )
+    return render(
+        request, "score.html", i=initiative, criteria=await _rubric(request), form={}, errors={}, detail=""
+    )
+
+
+@router.post("/council/{submission_id}", response_class=HTMLResponse)
+async def score_submit(request: Request, submission_id: str) -> Response:
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    criteria = await _rubric(request)
+    scores: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for c in criteria:
+        raw = str(form.get(f"score_{c['id']}", "")).strip().replace(",", ".")
+        try:
+            scores[c["id"]] = float(raw)
+        except ValueError:
+            errors[f"scores.{c['id']}"] = i18n.word("bad_number", lang)
+    comment = str(form.get("comment") or "").strip()
+    path = f"{base(request)}/initiatives/{quote(submission_id)}"
+    if not errors:
+        try:
+            await backend(request).send(
+                "submissions",
+                "PUT",
+                f"{path}/score-sheet",
+                u["token"],
+                json={"scores": scores, **({"comment": comment} if comment else {})},
+            )
+            return RedirectResponse("/council", status_code=303)
+        except ServiceProblem as exc:
+            if exc.status == 401:
+                raise
+            errors, detail = exc.fields(lang), exc.detail(lang)
+    else:
+        detail = i18n.word("errors_above", lang)
+    initiative = await backend(request).get("submissions", path, u["token"])
+    return render(
+        request, "score.html", 422, i=initiative, criteria=criteria, form=form, errors=errors, detail=detail
+    )
+
+
+@router.post("/council-selection", response_class=HTMLResponse)
+async def select_initiatives(request: Request) -> Response:
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    chosen = form.get("selected") or []
+    chosen = [chosen] if isinstance(chosen, str) else list(chosen)
+    notes = str(form.get("decision_notes") or "").strip()
+    try:
+        await backend(request).send(
+            "submissions",
+            "POST",
+            f"{base(request)}/selection",
+            u["token"],
+            json={"selected": chosen, **({"decision_notes": notes} if notes else {})},
+            headers={"Idempotency-Key": str(form.get("idempotency_key") or uuid.uuid4())},
+        )
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        b = backend(request)
+        return render(
+            request,
+            "council.html",
+            exc.status,
+            progress=await b.get("submissions", f"{base(request)}/review/progress", u["token"]),
+            mine=None,
+            ranking=await b.get("submissions", f"{base(request)}/ranking", u["token"]),
+            selection=await b.get("submissions", f"{base(request)}/selection", u["token"]),
+            chair=True,
+            errors=exc.fields(lang),
+            detail=exc.detail(lang),
+        )
+    return RedirectResponse("/council", status_code=303)
+
+
+# ------------------------------------------------------------------------------------------- the secretariat
+
+
+async def _secretariat_page(
+    request: Request, status: int = 200, errors: dict[str, str] | None = None, detail: str = ""
+) -> HTMLResponse:
+    u = user(request)
+    b = backend(request)
+    reports = await b.get("submissions", f"{base(request)}/experience-reports", u["token"])
+    people = {
+        p["id"]: p.get("name") for p in await b.get("campaign", f"/tenants/{u['tenant']}/people", u["token"])
+    }
+    return render(
+        request,
+        "secretariat.html",
+        status,
+        reports=reports,
+        people=people,
+        errors=errors or {},
+        detail=detail,
+    )
+
+
+@router.get("/secretariat", response_class=HTMLResponse)
+async def secretariat(request: Request) -> Response:
+    user(request)
+    return await _secretariat_page(request)
+
+
+@router.post("/secretariat/{submission_id}/{ruling}", response_class=HTMLResponse)
+async def rule(request: Request, submission_id: str, ruling: str) -> Response:
+    """Rule a submission ineligible (with a reason) or reverse that ruling; the service's refusal is shown next
+    to the reason field of that row."""
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    if ruling not in ("rejection", "reinstatement"):
+        return render(request, "message.html", 404, message=i18n.word("nothing", lang))
+    reason = str(form.get("reason") or "").strip()
+    body = {"reason": reason} if reason or ruling == "rejection" else None
+    try:
+        await backend(request).send(
+            "submissions",
+            "POST",
+            f"{base(request)}/submissions/{quote(submission_id)}/{ruling}",
+            u["token"],
+            json=body,
+            headers={"Idempotency-Key": str(form.get("idempotency_key") or uuid.uuid4())},
+        )
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        fields = exc.fields(lang)
+        message = fields.get("reason") or next(iter(fields.values()), "") or exc.detail(lang)
+        return await _secretariat_page(
+            request, exc.status, errors={submission_id: message}, detail=exc.detail(lang)
+        )
+    return RedirectResponse("/secretariat", status_code=303)
+
+
+@router.get("/exports/{name}")
+async def export(request: Request, name: str) -> Response:
+    """The submissions service's exports (XLSX/CSV), fetched with the person's token."""
+    u = user(request)
+    if name not in ("submissions.xlsx", "submissions.csv", "scores.xlsx", "scores.csv"):
+        return render(request, "message.html", 404, message=i18n.word("nothing", lang_of(request)))
+    r = await backend(request).request("submissions", "GET", f"{base(request)}/exports/{name}", u["token"])
+    return Response(
+        r.content,
+        media_type=r.headers.get("content-type", "application/octet-stream"),
+        headers={"Content-Disposition": f'attachment; filename="{u["edition"]}-{name}"'},
+    )

@@ -1,0 +1,420 @@
+"""The portal in a real Chromium (Debian's, driven by Playwright; nothing downloaded) against the real system:
+the four services on the test NATS and PostgreSQL, and the portal process itself, connected to NATS as its own
+user. Every path starts from ``/`` and finds things only by role and label, with the Vietnamese names a person
+sees. Each page visited is screenshotted under ``test-artifacts/portal/`` and checked with axe-core (installed
+from npm at test time): no serious or critical violation."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.devserver import free_port
+from shared.settings import SERVICES
+from tests.support.servers import service_credentials
+from tests.support.system import EDITION, ROOT, TENANT, System
+from tests.support.wait import eventually, eventually_sync
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTEFACTS = ROOT / "test-artifacts" / "portal"
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="no Chromium at /usr/bin/chromium (apt-get install chromium fonts-noto-core)",
+)
+
+
+@pytest.fixture(scope="module")
+def axe_source(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """axe-core from the npm registry, installed into a temporary folder for this run."""
+    where = tmp_path_factory.mktemp("axe")
+    npm = shutil.which("npm")
+    assert npm, "npm is needed to install axe-core for the accessibility checks"
+    subprocess.run(
+        [npm, "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(where), "axe-core@4"],
+        check=True,
+        timeout=180,
+        capture_output=True,
+    )
+    return (where / "node_modules" / "axe-core" / "axe.min.js").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def portal_system(test_servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:  # type: ignore[no-untyped-def]
+    work: Path = tmp_path_factory.mktemp("portal")
+    dbs = {s: test_servers.create_database(s) for s in SERVICES}
+    system = System(
+        nats_url=test_servers.nats_url,
+        prefix="p" + secrets.token_hex(4),
+        workdir=work,
+        database_urls=dbs,
+        catch_up_timeout=180,  # 2 cores shared by many runs: the seed may take a while to reach every service
+    )
+    try:
+        system.start()
+        system.ports["portal"] = free_port()
+        env = {
+            "HOITHI_PORTAL_PORT": str(system.ports["portal"]),
+            **{f"HOITHI_PORTAL_{s.upper()}_URL": system.url(s) for s in SERVICES},
+        }
+        own = service_credentials(test_servers.nats_url, "portal")
+        if own is not None:  # the portal reads the stream as its own user: read-only, publishes nothing
+            env["HOITHI_NATS_USER"], env["HOITHI_NATS_PASSWORD"] = own
+        system.start_service("portal", **env)
+        system.wait_ready("portal")
+        yield system
+    finally:
+        system.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def check_page(page: Any, axe: str, name: str) -> None:
+    """Screenshot (a test artefact) and axe-core: no serious or critical violation on this page."""
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTEFACTS / f"{name}.png"), full_page=True)
+    page.evaluate(axe)  # evaluated through the DevTools protocol: the page's CSP stays as strict as deployed
+    result = page.evaluate("async () => JSON.stringify((await axe.run(document)).violations)")
+    bad = [v for v in json.loads(result) if v.get("impact") in ("serious", "critical")]
+    assert not bad, f"{name}: " + "; ".join(
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in bad
+    )
+
+
+def sign_in(page: Any, system: System, person: str, axe: str | None = None, shot: str = "") -> None:
+    page.goto(system.url("portal") + "/")
+    if axe:
+        check_page(page, axe, f"{shot}login")
+    page.get_by_label("Mã cơ quan").fill(TENANT)
+    page.get_by_label("Kỳ hội thi").fill(EDITION)
+    page.get_by_label("Mã cán bộ").fill(person)
+    page.get_by_role("button", name="Đăng nhập").click()
+
+
+def fill_report(page: Any, codes: tuple[str, ...]) -> None:
+    for i, code in enumerate(codes, start=1):
+        page.get_by_label(f"Mã thủ tục (thủ tục {i})").fill(code)
+        page.get_by_label(f"Ngày sử dụng (dd/mm/yyyy) (thủ tục {i})").fill(f"0{i}/10/2023")
+        page.get_by_label(f"Đánh giá (1–5) (thủ tục {i})").fill(str(1 + i % 5))
+        page.get_by_label(f"Nhận xét (thủ tục {i})").fill(
+            f"Nộp hồ sơ trực tuyến thủ tục {code}: nhanh, rõ ràng."
+        )
+
+
+CODES = ("1.004227", "1.000494", "1.001234", "2.000123", "1.011442.000.00.00.H38")
+
+
+@pytest.mark.parametrize(("javascript", "person"), [(True, "p-0002"), (False, "p-0006")], ids=["js", "no-js"])
+def test_an_official_submits_a_report_and_sees_the_receipt(
+    portal_system: System, browser: Any, axe_source: str, javascript: bool, person: str
+) -> None:
+    context = browser.new_context(java_script_enabled=javascript, viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        tag = "official-" + ("js" if javascript else "nojs") + "-"
+        sign_in(page, portal_system, person, axe_source if javascript else None, tag)
+        assignments = page.get_by_role("region", name="Nhiệm vụ và hạn chót của tôi")
+        assert "hết ngày 25/10/2023" in assignments.inner_text()
+        assert "Chưa nộp" in assignments.inner_text()
+        if javascript:
+            check_page(page, axe_source, f"{tag}home")
+
+        page.get_by_role("main").get_by_role("link", name="Nộp báo cáo trải nghiệm").click()
+        page.get_by_role("heading", name="Nộp báo cáo trải nghiệm").wait_for()
+        fill_report(page, CODES)
+        if javascript:
+            check_page(page, axe_source, f"{tag}report-form")
+        page.get_by_role("button", name="Nộp báo cáo").click()
+
+        page.get_by_role("heading", name="Biên nhận hồ sơ").wait_for()
+        receipt = page.get_by_role("article").inner_text()
+        if javascript:
+            check_page(page, axe_source, f"{tag}receipt")
+        # what the receipt says is what the service recorded for this person
+        with portal_system.client("submissions", person) as c:
+            mine = c.get(f"/tenants/{TENANT}/editions/{EDITION}/experience-reports").json()
+        assert len(mine) == 1 and mine[0]["receipt_number"] in receipt, (receipt, mine)
+        assert "1.011442" in receipt and "Đã tiếp nhận" in receipt
+
+        # back home, the assignment is fulfilled once campaign has applied the receipt
+        def fulfilled() -> bool:
+            page.goto(portal_system.url("portal") + "/")
+            return "Đã nộp" in page.get_by_role("region", name="Nhiệm vụ và hạn chót của tôi").inner_text()
+
+        eventually_sync(fulfilled, timeout=30, interval=0.5, message="the assignment shows as submitted")
+    finally:
+        context.close()
+
+
+def test_a_wrong_date_is_shown_next_to_its_field_and_nothing_is_recorded(
+    portal_system: System, browser: Any
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0008")
+        page.get_by_role("main").get_by_role("link", name="Nộp báo cáo trải nghiệm").click()
+        fill_report(page, CODES)
+        page.get_by_label("Ngày sử dụng (dd/mm/yyyy) (thủ tục 3)").fill("31/02/2023")
+        page.get_by_label("Ngày sử dụng (dd/mm/yyyy) (thủ tục 4)").fill("01/12/2023")  # after "today"
+        page.get_by_role("button", name="Nộp báo cáo").click()
+        field = page.get_by_label("Ngày sử dụng (dd/mm/yyyy) (thủ tục 3)")
+        assert field.get_attribute("aria-invalid") == "true"
+        assert "dd/mm/yyyy" in page.locator("#e-p2_used_on").inner_text()
+        # what was typed is kept
+        assert page.get_by_label("Mã thủ tục (thủ tục 5)").input_value() == CODES[4]
+
+        page.get_by_label("Ngày sử dụng (dd/mm/yyyy) (thủ tục 3)").fill("03/10/2023")
+        page.get_by_role("button", name="Nộp báo cáo").click()
+        # the service's own refusal, in Vietnamese, next to the field it names
+        message = page.locator("#e-p3_used_on").inner_text()
+        assert "ở tương lai" in message, message
+        with portal_system.client("submissions", "p-0008") as c:
+            assert c.get(f"/tenants/{TENANT}/editions/{EDITION}/experience-reports").json() == []
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(
+    ("person", "shown", "not_shown"),
+    [
+        # a unit head: their unit's officials, not another unit's
+        ("p-0007", "Lý Thị Mỹ Linh", "Ngô Thị Bích Ngọc"),
+        # the youth union's secretary: its members only
+        ("p-0022", "Lý Thị Mỹ Linh", "Thạch Sô Phol"),
+    ],
+    ids=["unit-head", "union-secretary"],
+)
+def test_heads_and_secretaries_see_who_has_not_submitted(
+    portal_system: System, browser: Any, axe_source: str, person: str, shown: str, not_shown: str
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, person)
+        page.get_by_role("link", name="Tình hình tham gia").click()
+        pending = page.get_by_role("region", name="Những người chưa nộp").inner_text()
+        assert shown in pending and not_shown not in pending, pending
+        check_page(page, axe_source, f"pending-{person}")
+    finally:
+        context.close()
+
+
+def test_the_secretariat_rules_a_report_ineligible_and_reinstates_it(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    """After the officials' tests: Huỳnh Ngọc Ánh's report (submitted without JavaScript) is on the list."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0004")  # Văn phòng Sở: the secretariat
+        page.get_by_role("link", name="Thường trực Hội thi").click()
+        check_page(page, axe_source, "secretariat")
+        row = page.get_by_role("row").filter(has_text="Huỳnh Ngọc Ánh")
+        receipt = row.get_by_role("cell").first.inner_text().strip()
+        page.get_by_role("button", name=f"Không hợp lệ {receipt}").click()  # no reason: the service refuses
+        reason = page.get_by_label(f"Lý do ({receipt})")
+        assert reason.get_attribute("aria-invalid") == "true"
+        assert page.get_by_role("alert").inner_text().strip()
+        reason.fill("Thủ tục 2.000123 không thuộc danh mục của đơn vị.")
+        page.get_by_role("button", name=f"Không hợp lệ {receipt}").click()
+        status = page.get_by_role("row").filter(has_text="Huỳnh Ngọc Ánh").get_by_role("cell").nth(2)
+        assert status.inner_text().strip() == "Không hợp lệ"
+        page.get_by_role("button", name=f"Khôi phục {receipt}").click()
+        status = page.get_by_role("row").filter(has_text="Huỳnh Ngọc Ánh").get_by_role("cell").nth(2)
+        assert status.inner_text().strip() == "Đã tiếp nhận"
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Toàn bộ hồ sơ dự thi (XLSX)").click()
+        assert Path(download.value.path()).read_bytes()[:2] == b"PK"
+    finally:
+        context.close()
+
+
+def initiative_body(title: str, author: str) -> dict[str, Any]:
+    return {
+        "title": title,
+        "authors": [{"person_id": author, "share": 100}],
+        "field_of_application": "Cải cách thủ tục hành chính",
+        "first_applied_on": "2023-06-01",
+        "existing_solution": "Tiếp nhận hồ sơ giấy tại Bộ phận Một cửa.",
+        "existing_weaknesses": "Người dân phải đi lại nhiều lần; khó tra cứu tiến độ.",
+        "new_solution": f"{title}: quy trình mới, toàn bộ trên môi trường điện tử.",
+        "novelty": "Lần đầu áp dụng tại Sở.",
+        "applicability": "Áp dụng được cho các đơn vị có thủ tục tương tự trong tỉnh.",
+        "benefits": "Giảm 50% thời gian giải quyết hồ sơ.",
+        "benefits_kind": "actual",
+        "submit": True,
+    }
+
+
+def test_a_council_member_scores_and_the_chair_selects(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    title = "Tra cứu tiến độ hồ sơ đất đai qua Zalo"
+    base = f"/tenants/{TENANT}/editions/{EDITION}"
+    with portal_system.client("submissions", "p-0010") as c:  # a unit head submits the unit's initiative
+        r = c.post(f"{base}/initiatives", json=initiative_body(title, "p-0010"))
+        assert r.status_code == 201, r.text
+        initiative = r.json()["submission_id"]
+    with portal_system.client("submissions", "p-0001") as c:  # the chair: who reviews it
+        reviewers = c.get(f"{base}/initiatives/{initiative}/reviewers").json()["reviewers"]
+    member = next(m["member_id"] for m in reviewers if m["member_id"] != "p-0001")
+
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, member)
+        page.get_by_role("link", name="Hội đồng xét sáng kiến").click()
+        check_page(page, axe_source, "council-member")
+        page.get_by_role("link", name=f"Chấm: {title}").click()
+        page.get_by_label("Tính mới (tối đa 30)").fill("40")  # above the criterion's maximum
+        page.get_by_label("Khả năng áp dụng và nhân rộng (tối đa 30)").fill("25")
+        page.get_by_label("Hiệu quả và lợi ích thiết thực (tối đa 40)").fill("35")
+        page.get_by_role("button", name="Gửi phiếu chấm").click()
+        novelty = page.get_by_label("Tính mới (tối đa 30)")
+        assert novelty.get_attribute("aria-invalid") == "true"
+        assert "30" in page.locator("#e-novelty").inner_text()  # the service's message, next to the field
+        check_page(page, axe_source, "council-score-refused")
+        novelty.fill("25")
+        page.get_by_role("button", name="Gửi phiếu chấm").click()
+        page.get_by_role("heading", name="Hội đồng xét sáng kiến", level=1).wait_for()
+        assert (
+            "Đã chấm: 1 / 1"
+            in page.get_by_role("region", name="Sáng kiến tôi được phân công chấm").inner_text()
+        )
+    finally:
+        context.close()
+
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0001")  # the chair
+        page.get_by_role("link", name="Hội đồng xét sáng kiến").click()
+        check_page(page, axe_source, "council-chair")
+        page.get_by_role("checkbox", name=f"Chọn {title}").check()
+        page.get_by_label("Biên bản, ghi chú").fill("Hội đồng thống nhất chọn.")
+        page.get_by_role("button", name="Quyết định xét chọn").click()
+        result = page.get_by_role("region", name="Kết quả xét chọn").inner_text()
+        assert f"{title}: Được chọn gửi dự thi cấp tỉnh" in result, result
+    finally:
+        context.close()
+
+
+def test_the_directors_dashboard_changes_live_when_a_report_arrives(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0003")  # the director
+        page.get_by_role("link", name="Tình hình tham gia").click()
+        page.get_by_role("heading", name="Tình hình tham gia", level=1).wait_for()
+        page.get_by_role("status").wait_for()  # "Đang cập nhật trực tiếp": the event stream is open
+        check_page(page, axe_source, "director-dashboard")
+        by_part = page.get_by_role("table", name="Phần thi")
+        row = by_part.get_by_role("row").filter(has_text="Trình bày trải nghiệm")
+
+        def submitted() -> int:
+            return int(row.get_by_role("cell").nth(1).inner_text().replace(".", ""))
+
+        before = submitted()
+        page.evaluate("window.__notReloaded = true")
+        assert portal_system.submit_report("p-0011").status_code == 201
+        eventually_sync(lambda: submitted() == before + 1, timeout=30, interval=0.3, message="the live count")
+        assert page.evaluate("window.__notReloaded === true"), "the page was reloaded instead of updated live"
+
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Tải về (XLSX)").click()
+        path = download.value.path()
+        assert Path(path).read_bytes()[:2] == b"PK"  # a workbook (a zip), as the rewards service made it
+    finally:
+        context.close()
+
+
+def test_a_report_sent_at_the_deadlines_exclusive_end_is_refused_in_vietnamese(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    """Last in this module: it moves the deployment's clock past the experience deadline."""
+    portal_system.set_clock("2023-10-25T23:59:00+07:00", rate=0.0)
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0009")
+        assert "1 phút" in page.get_by_role("region", name="Nhiệm vụ và hạn chót của tôi").inner_text()
+        page.get_by_role("main").get_by_role("link", name="Nộp báo cáo trải nghiệm").click()
+        fill_report(page, CODES)
+        portal_system.set_clock("2023-10-26T00:00:00+07:00", rate=0.0)  # the deadline's exclusive end
+        page.get_by_role("button", name="Nộp báo cáo").click()
+        alert = page.get_by_role("alert").inner_text()
+        assert "Đã hết hạn nhận bài phần thi này: hạn chót là" in alert and "25/10/2023" in alert, alert
+        check_page(page, axe_source, "deadline-refused-phone")
+        with portal_system.client("submissions", "p-0009") as c:
+            assert c.get(f"/tenants/{TENANT}/editions/{EDITION}/experience-reports").json() == []
+    finally:
+        context.close()
+
+
+def test_the_portal_user_may_read_the_stream_but_not_publish(portal_system: System) -> None:
+    """The live feed's NATS user: a publish of a fact is refused by the server (permissions violation)."""
+    import asyncio
+
+    import nats
+
+    own = service_credentials(portal_system.nats_url, "portal")
+    if own is None:
+        pytest.skip("a given NATS server: its users are not ours")
+
+    async def attempt() -> str:
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc))
+
+        from shared.nats_auth import without_userinfo
+
+        nc = await nats.connect(
+            without_userinfo(portal_system.nats_url), user=own[0], password=own[1], error_cb=on_error
+        )
+        try:
+            await nc.publish(f"{portal_system.prefix}.{TENANT}.submission.received", b"{}")
+            await nc.flush()
+            # the server reports the violation asynchronously: wait for it, with a deadline
+            await eventually(lambda: errors, timeout=5, message="a permissions violation")
+        finally:
+            await nc.close()
+        return " ".join(errors)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API keeps an event loop in this thread
+        assert "permissions violation" in pool.submit(asyncio.run, attempt()).result().lower()
+
+
+def test_portal_health(portal_system: System) -> None:
+    assert httpx.get(portal_system.url("portal") + "/health/ready").status_code == 200
