@@ -74,3 +74,10 @@ async def delete_superseded(js: JetStreamContext, found: list[Superseded]) -> li
         await js.delete_consumer(s.stream, s.durable)
         done.append(f"deleted {s.stream}/{s.durable} (superseded by {s.successor}, caught up)")
     return done
+
+
+# The release the running deployments have: its code must keep working on a database migrated to this tree's
+# head while a rolling update replaces it (expand/contract; tests/integration/test_upgrade_rolling.py runs it).
+# Advance it when a release is cut, together with the contract revisions the release may now carry.
+PREVIOUS_RELEASE = "8fb68ab"
+ROLLING_SERVICES: tuple[str, ...] = ("campaign", "submissions", "rewards", "notify")
