@@ -81,3 +81,60 @@ async def delete_superseded(js: JetStreamContext, found: list[Superseded]) -> li
 # Advance it when a release is cut, together with the contract revisions the release may now carry.
 PREVIOUS_RELEASE = "8fb68ab"
 ROLLING_SERVICES: tuple[str, ...] = ("campaign", "submissions", "rewards", "notify")
+
+
+# -- expand/contract ------------------------------------------------------------------------------------------
+#
+# A release's migrations only *expand* the schema: new tables, new nullable columns or columns with a default,
+# new indexes. Old code keeps working on the result, so old and new processes share one database during a
+# rolling update. Dropping or renaming a table or column, changing a column's type, or making it NOT NULL
+# *contracts* it: that waits for the next release, when no old code reads it any more, and its revision is
+# listed in CONTRACT_REVISIONS with the release whose code stopped using what it removes.
+
+# Each service's Alembic head in PREVIOUS_RELEASE: the revisions after it are this release's, held to the rule.
+RELEASED_HEADS: dict[str, str] = {
+    "campaign": "5d2f8b1c4e60",
+    "notify": "159f552de70c",
+    "rewards": "127cf88119fb",
+    "submissions": "0adf41425dcc",
+}
+
+# revision -> why it may contract. Empty a release's entries when PREVIOUS_RELEASE moves past it.
+CONTRACT_REVISIONS: dict[str, str] = {
+    # Merged before this rule existed: the union copies moved into copy_unions and the old tables were dropped in
+    # the same release. The previous release's campaign and notify still read directory_unions / notify_unions
+    # when a union fact arrives, so during a rolling update from 8fb68ab those two services must not run old and
+    # new side by side (stop the old ones first); every other service rolls.
+    "ff1b60e82e77": "campaign: directory_unions moved into copy_unions (before the rule; see above)",
+    "3d150ec259e2": "notify: notify_unions moved into copy_unions (before the rule; see above)",
+}
+
+_CONTRACTING = (
+    (re.compile(r"\bDROP\s+TABLE\b", re.IGNORECASE), "drops a table"),
+    (re.compile(r"\bDROP\s+COLUMN\b", re.IGNORECASE), "drops a column"),
+    (re.compile(r"\bRENAME\b", re.IGNORECASE), "renames a table or column"),
+    (
+        re.compile(r"\bALTER\s+COLUMN\s+\S+\s+(SET\s+DATA\s+)?TYPE\b", re.IGNORECASE),
+        "changes a column's type",
+    ),
+    (re.compile(r"\bALTER\s+COLUMN\s+\S+\s+SET\s+NOT\s+NULL\b", re.IGNORECASE), "makes a column NOT NULL"),
+    (
+        re.compile(
+            r"\bADD\s+COLUMN\s+(?:(?!\bDEFAULT\b)[^;])*\bNOT\s+NULL\b(?:(?!\bDEFAULT\b)[^;])*;", re.IGNORECASE
+        ),
+        "adds a NOT NULL column without a default",
+    ),
+)
+
+
+def contracting_statements(sql: str) -> list[str]:
+    """What in a revision's SQL (PostgreSQL, offline) would break the previous release's code."""
+    found = []
+    for statement in sql.split(";"):
+        lines = [line for line in statement.splitlines() if not line.strip().startswith("--")]
+        text = " ".join(" ".join(lines).split())
+        for pattern, what in _CONTRACTING:
+            if text and pattern.search(text + ";"):
+                found.append(f"{what}: {text};")
+                break
+    return found
