@@ -138,3 +138,32 @@ def contracting_statements(sql: str) -> list[str]:
                 found.append(f"{what}: {text};")
                 break
     return found
+
+
+# -- event schema versions: consumers first -------------------------------------------------------------------
+#
+# A new version of an event type ships in two releases: first every consumer *accepts* it (the model in the
+# catalogue's VERSIONS, the schema committed) while producers still emit the old one; only the next release's
+# producer emits it (CATALOGUE). Otherwise a consumer of the previous release, still running during the rolling
+# update, receives a version it cannot read and dead-letters it.
+
+# (type, version) -> why this release emits a version the previous release's consumers do not accept.
+EMITTED_AHEAD_OF_CONSUMERS: dict[tuple[str, int], str] = {
+    # Merged before this rule existed. v1 spread date of birth and qualification over a stream kept for years
+    # (Decree 13/2023); v2 was made current at once. During a rolling update from 8fb68ab the old consumers
+    # dead-letter campaign's v2 person facts: once every service runs the new code, replay them
+    # (`hoithi deadletters list`, `hoithi deadletters replay ID`).
+    ("directory.person.changed", 2): "v1 carried personal data no consumer needs (see above)",
+}
+
+
+def emitted_before_accepted(emitted: dict[str, int], previously_accepted: set[tuple[str, int]]) -> list[str]:
+    """Each type whose emitted version the previous release's consumers would not accept. A type the previous
+    release did not know at all is fine: no old consumer subscribes to it."""
+    known = {t for t, _ in previously_accepted}
+    return sorted(
+        f"{t} v{v}: the previous release accepts only "
+        + ", ".join(f"v{n}" for tt, n in sorted(previously_accepted) if tt == t)
+        for t, v in emitted.items()
+        if t in known and (t, v) not in previously_accepted
+    )
