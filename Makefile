@@ -10,12 +10,13 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 # Test tiers that exist in this checkout (git keeps no empty folders, so a fresh clone may lack one).
 TEST_DIRS := $(wildcard tests/unit tests/integration tests/e2e)
 
-.PHONY: help venv run test fuzz lint clean distclean images
+.PHONY: help venv run test fuzz soak-drill lint clean distclean images
 
 help:
 	@echo "make venv   create .venv and install the project with its test extras (skipped when up to date)"
 	@echo "make run    start the whole demo: nats-server, the four services, the 2023 edition (hoithi up)"
 	@echo "make test   unit, integration and e2e tests in one run (HOITHI_TEST_SERVERS=own|given|containers)"
+	@echo "make soak-drill  the restore drill at DRILL_N=400 receipts (make soak-drill DRILL_N=...), outside make test"
 	@echo "make lint   ruff check"
 	@echo "make clean  remove caches and local run data (.hoithi); distclean also removes .venv"
 
@@ -51,6 +52,13 @@ test: venv
 # schemathesis against all four services with a secretariat and an official token (no 5xx), outside make test
 fuzz: venv
 	HOITHI_FUZZ=1 HOITHI_TEST_SERVERS=$${HOITHI_TEST_SERVERS:-own} $(PY) -m pytest tests/integration/test_fuzz_services.py -q -ra
+
+# The restore drill of make test (6 receipts) at N receipts, outside make test: back up mid-way with notify behind,
+# keep running, destroy, restore, compare the answers byte for byte; then rewards from an older backup.
+DRILL_N ?= 400
+soak-drill: venv
+	HOITHI_DRILL_REPORTS=$(DRILL_N) HOITHI_TEST_SERVERS=$${HOITHI_TEST_SERVERS:-own} $(PY) -m pytest \
+	  tests/integration/test_backup_restore_drill.py -k test_long_restore_drill -q -ra -p no:cacheprovider
 
 images: venv
 	bash deploy/build-image.sh

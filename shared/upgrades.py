@@ -74,3 +74,96 @@ async def delete_superseded(js: JetStreamContext, found: list[Superseded]) -> li
         await js.delete_consumer(s.stream, s.durable)
         done.append(f"deleted {s.stream}/{s.durable} (superseded by {s.successor}, caught up)")
     return done
+
+
+# The release the running deployments have: its code must keep working on a database migrated to this tree's
+# head while a rolling update replaces it (expand/contract; tests/integration/test_upgrade_rolling.py runs it).
+# Advance it when a release is cut, together with the contract revisions the release may now carry.
+PREVIOUS_RELEASE = "8fb68ab"
+ROLLING_SERVICES: tuple[str, ...] = ("campaign", "submissions", "rewards", "notify")
+
+
+# -- expand/contract ------------------------------------------------------------------------------------------
+#
+# A release's migrations only *expand* the schema: new tables, new nullable columns or columns with a default,
+# new indexes. Old code keeps working on the result, so old and new processes share one database during a
+# rolling update. Dropping or renaming a table or column, changing a column's type, or making it NOT NULL
+# *contracts* it: that waits for the next release, when no old code reads it any more, and its revision is
+# listed in CONTRACT_REVISIONS with the release whose code stopped using what it removes.
+
+# Each service's Alembic head in PREVIOUS_RELEASE: the revisions after it are this release's, held to the rule.
+RELEASED_HEADS: dict[str, str] = {
+    "campaign": "5d2f8b1c4e60",
+    "notify": "159f552de70c",
+    "rewards": "127cf88119fb",
+    "submissions": "0adf41425dcc",
+}
+
+# revision -> why it may contract. Empty a release's entries when PREVIOUS_RELEASE moves past it.
+CONTRACT_REVISIONS: dict[str, str] = {
+    # Merged before this rule existed: the union copies moved into copy_unions and the old tables were dropped in
+    # the same release. The previous release's campaign and notify still read directory_unions / notify_unions
+    # when a union fact arrives, so during a rolling update from 8fb68ab those two services must not run old and
+    # new side by side (stop the old ones first); every other service rolls.
+    "ff1b60e82e77": "campaign: directory_unions moved into copy_unions (before the rule; see above)",
+    "3d150ec259e2": "notify: notify_unions moved into copy_unions (before the rule; see above)",
+}
+
+_CONTRACTING = (
+    (re.compile(r"\bDROP\s+TABLE\b", re.IGNORECASE), "drops a table"),
+    (re.compile(r"\bDROP\s+COLUMN\b", re.IGNORECASE), "drops a column"),
+    (re.compile(r"\bRENAME\b", re.IGNORECASE), "renames a table or column"),
+    (
+        re.compile(r"\bALTER\s+COLUMN\s+\S+\s+(SET\s+DATA\s+)?TYPE\b", re.IGNORECASE),
+        "changes a column's type",
+    ),
+    (re.compile(r"\bALTER\s+COLUMN\s+\S+\s+SET\s+NOT\s+NULL\b", re.IGNORECASE), "makes a column NOT NULL"),
+    (
+        re.compile(
+            r"\bADD\s+COLUMN\s+(?:(?!\bDEFAULT\b)[^;])*\bNOT\s+NULL\b(?:(?!\bDEFAULT\b)[^;])*;", re.IGNORECASE
+        ),
+        "adds a NOT NULL column without a default",
+    ),
+)
+
+
+def contracting_statements(sql: str) -> list[str]:
+    """What in a revision's SQL (PostgreSQL, offline) would break the previous release's code."""
+    found = []
+    for statement in sql.split(";"):
+        lines = [line for line in statement.splitlines() if not line.strip().startswith("--")]
+        text = " ".join(" ".join(lines).split())
+        for pattern, what in _CONTRACTING:
+            if text and pattern.search(text + ";"):
+                found.append(f"{what}: {text};")
+                break
+    return found
+
+
+# -- event schema versions: consumers first -------------------------------------------------------------------
+#
+# A new version of an event type ships in two releases: first every consumer *accepts* it (the model in the
+# catalogue's VERSIONS, the schema committed) while producers still emit the old one; only the next release's
+# producer emits it (CATALOGUE). Otherwise a consumer of the previous release, still running during the rolling
+# update, receives a version it cannot read and dead-letters it.
+
+# (type, version) -> why this release emits a version the previous release's consumers do not accept.
+EMITTED_AHEAD_OF_CONSUMERS: dict[tuple[str, int], str] = {
+    # Merged before this rule existed. v1 spread date of birth and qualification over a stream kept for years
+    # (Decree 13/2023); v2 was made current at once. During a rolling update from 8fb68ab the old consumers
+    # dead-letter campaign's v2 person facts: once every service runs the new code, replay them
+    # (`hoithi deadletters list`, `hoithi deadletters replay ID`).
+    ("directory.person.changed", 2): "v1 carried personal data no consumer needs (see above)",
+}
+
+
+def emitted_before_accepted(emitted: dict[str, int], previously_accepted: set[tuple[str, int]]) -> list[str]:
+    """Each type whose emitted version the previous release's consumers would not accept. A type the previous
+    release did not know at all is fine: no old consumer subscribes to it."""
+    known = {t for t, _ in previously_accepted}
+    return sorted(
+        f"{t} v{v}: the previous release accepts only "
+        + ", ".join(f"v{n}" for tt, n in sorted(previously_accepted) if tt == t)
+        for t, v in emitted.items()
+        if t in known and (t, v) not in previously_accepted
+    )

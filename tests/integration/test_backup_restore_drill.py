@@ -3,7 +3,7 @@ running, is destroyed (processes stopped, databases dropped, the NATS store dele
 deployment with ``hoithi restore``; once caught up, the priority list, the participation and the delivery log
 answer byte for byte what the original answered at the moment of the backup. Then the same with rewards'
 database taken from an older backup: it catches up from the stream. And a corrupted or incomplete backup is
-refused before anything is written.
+refused before anything is written (on the drill's own backup, so CI starts one deployment, not two).
 
 The clock is simulated and frozen (rate 0), so what a service applies after the restore is stamped with the
 instant the original stamped it with."""
@@ -11,8 +11,10 @@ instant the original stamped it with."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ from shared.devserver import NatsServer, free_port
 from shared.mailsink import MailSink
 from shared.settings import SERVICES
 from tests.support.servers import TestServers
-from tests.support.system import DEMO_START, EDITION, TENANT, System
+from tests.support.system import DEMO_START, EDITION, SEED, TENANT, System, seed_with_officials
 from tests.support.wait import eventually_sync
 
 pytestmark = pytest.mark.fault  # it stops and deletes NATS servers of its own
@@ -110,7 +112,7 @@ def _wait_caught_up(system: System, *, except_: tuple[str, ...] = ()) -> None:
     saved = system.services
     system.services = running
     try:
-        system.wait_caught_up(timeout=60)
+        system.wait_caught_up(timeout=300)
     finally:
         system.services = saved
 
@@ -147,19 +149,24 @@ def _restore(
         system.start_service(s)
     for s in SERVICES:
         system.wait_ready(s)
-    system.wait_caught_up(timeout=60)
+    system.wait_caught_up(timeout=300)
     return system, nats
 
 
-@pytest.fixture
-def original(
-    test_servers: TestServers, unique_prefix: str, tmp_path: Path
+@contextmanager
+def _running(
+    test_servers: TestServers, prefix: str, tmp_path: Path, seed_dir: Path = SEED
 ) -> Iterator[tuple[System, NatsServer]]:
     work = tmp_path / "original"
     work.mkdir()
     nats = NatsServer(store_dir=work / "nats-store", log_file=work / "nats.log").start()
     system = System(
-        nats_url=nats.url, prefix=unique_prefix, workdir=work, database_urls=_databases(test_servers, work)
+        nats_url=nats.url,
+        prefix=prefix,
+        workdir=work,
+        database_urls=_databases(test_servers, work),
+        seed_dir=seed_dir,
+        catch_up_timeout=300,
     )
     system.set_clock(DEMO_START, rate=0)  # frozen: replays stamp what the original stamped
     try:
@@ -170,42 +177,82 @@ def original(
         nats.stop()
 
 
+@pytest.fixture
+def original(
+    test_servers: TestServers, unique_prefix: str, tmp_path: Path
+) -> Iterator[tuple[System, NatsServer]]:
+    with _running(test_servers, unique_prefix, tmp_path) as running:
+        yield running
+
+
 def test_restore_drill_gives_back_every_answer_byte_for_byte(
     original: tuple[System, NatsServer], test_servers: TestServers, unique_prefix: str, tmp_path: Path
 ) -> None:
+    _drill(original, test_servers, unique_prefix, tmp_path, OFFICIALS_BEFORE, OFFICIALS_TAIL, OFFICIALS_AFTER)
+
+
+@pytest.mark.soak
+def test_long_restore_drill(test_servers: TestServers, unique_prefix: str, tmp_path: Path) -> None:
+    """The same drill with HOITHI_DRILL_REPORTS receipts instead of six (``make soak-drill N=...``)."""
+    n = int(os.environ.get("HOITHI_DRILL_REPORTS", "0"))
+    if n <= 0:
+        pytest.skip("the long drill runs under make soak-drill (HOITHI_DRILL_REPORTS=N)")
+    seed = seed_with_officials(tmp_path / "seed", n)
+    officials = tuple(f"p-x{i:05d}" for i in range(n))
+    before, tail, after = (
+        officials[: n // 2],
+        officials[n // 2 : n - n // 8 or n],
+        officials[n - n // 8 or n :],
+    )
+    with _running(test_servers, unique_prefix, tmp_path, seed) as running:
+        _drill(running, test_servers, unique_prefix, tmp_path, before, tail, after or officials[-1:])
+
+
+def _drill(
+    original: tuple[System, NatsServer],
+    test_servers: TestServers,
+    unique_prefix: str,
+    tmp_path: Path,
+    before_: tuple[str, ...],
+    tail_: tuple[str, ...],
+    after_: tuple[str, ...],
+) -> None:
+    # seconds to apply the reports, on a shared machine: a deadline, not a sleep
+    wait = 30 + 0.5 * (len(before_) + len(tail_) + len(after_))
     system, nats = original
     attachment = _attach(system)
-    for person in OFFICIALS_BEFORE:
+    for person in before_:
         assert system.submit_report(person, key=f"before-{person}").status_code == 201
-    eventually_sync(lambda: set(OFFICIALS_BEFORE) <= _persons_listed(system), timeout=30, message="listed")
-    system.wait_caught_up()
+    eventually_sync(lambda: set(before_) <= _persons_listed(system), timeout=wait, message="listed")
+    system.wait_caught_up(timeout=wait)
     older = tmp_path / "backup-older"
     system.hoithi("backup", str(older))
 
     # notify falls behind: the backup holds these receipts on the stream but not in notify's database.
     system.stop_service("notify")
-    for person in OFFICIALS_TAIL:
+    for person in tail_:
         assert system.submit_report(person, key=f"tail-{person}").status_code == 201
-    eventually_sync(lambda: set(OFFICIALS_TAIL) <= _persons_listed(system), timeout=30, message="tail listed")
+    eventually_sync(lambda: set(tail_) <= _persons_listed(system), timeout=wait, message="tail listed")
     _wait_caught_up(system, except_=("notify",))
     backup = tmp_path / "backup"
     system.hoithi("backup", str(backup))
     manifest = json.loads((backup / "manifest.json").read_text())
     notify_floor = manifest["databases"]["notify"]["consumers"]["notify-facts-v3"]["ack_floor"]
     assert notify_floor < manifest["streams"][system.stream]["last_seq"]
+    _refused(system, backup, tmp_path)
 
     # The original at the moment of the backup: notify catches up with what the stream held then.
     system.start_service("notify")
     system.wait_ready("notify")
-    system.wait_caught_up()
+    system.wait_caught_up(timeout=wait)
     at_backup = _answers(system)
     assert json.loads(at_backup["deliveries"]), "the drill needs a delivery log to compare"
 
     # It keeps running: a receipt after the backup changes every answer (and is lost with the original).
-    for person in OFFICIALS_AFTER:
+    for person in after_:
         assert system.submit_report(person, key=f"after-{person}").status_code == 201
-    eventually_sync(lambda: set(OFFICIALS_AFTER) <= _persons_listed(system), timeout=30, message="after")
-    system.wait_caught_up()
+    eventually_sync(lambda: set(after_) <= _persons_listed(system), timeout=wait, message="after")
+    system.wait_caught_up(timeout=wait)
     assert _answers(system)["priority-list"] != at_backup["priority-list"]
 
     _destroy(system, nats, test_servers)
@@ -218,9 +265,7 @@ def test_restore_drill_gives_back_every_answer_byte_for_byte(
         assert _download(restored, attachment) == PDF  # the object store came back with the database
         # notify replayed its tail: the receipts of the tail were mailed by the restored deployment.
         assert restored.mail is not None
-        eventually_sync(
-            lambda: len(restored.mail.messages()) >= len(OFFICIALS_TAIL), timeout=30, message="mail"
-        )
+        eventually_sync(lambda: len(restored.mail.messages()) >= len(tail_), timeout=30, message="mail")
     finally:
         _destroy(restored, restored_nats, test_servers)
 
@@ -244,12 +289,9 @@ def test_restore_drill_gives_back_every_answer_byte_for_byte(
         mixed_nats.stop()
 
 
-def test_restore_refuses_a_corrupted_or_incomplete_backup(
-    original: tuple[System, NatsServer], tmp_path: Path
-) -> None:
-    system, _ = original
-    backup = tmp_path / "backup"
-    system.hoithi("backup", str(backup))
+def _refused(system: System, backup: Path, tmp_path: Path) -> None:
+    """A corrupted or incomplete copy of ``backup`` is refused, and so is a restore onto a running deployment,
+    each before anything is written (checked on the drill's own backup: no second deployment to start)."""
     assert "every piece is present" in system.hoithi("restore", "--check", str(backup))
 
     corrupted = tmp_path / "corrupted"
