@@ -413,8 +413,8 @@ async def main() -> None:
     args.rates = [float(r) for r in str(args.rates).split(",") if r.strip()]
     if args.smoke:
         args.seconds = args.smoke
-        args.officials = min(args.officials, 300 * args.smoke)
-        args.open_loop = min(args.open_loop, 100)
+        args.officials = min(args.officials, 150 * args.smoke)
+        args.open_loop = min(args.open_loop, 50)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
     lines = [await run_db(args, "sqlite", None)]
