@@ -382,6 +382,11 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
         server.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+            if postgres:  # the databases it created on a shared server go with it
+                from tests.support.servers import drop_database
+
+                for url in dbs.values():
+                    drop_database(url, postgres)
 
 
 async def main() -> None:
