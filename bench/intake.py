@@ -123,6 +123,74 @@ def wrk(url: str, tokens: Path, body: Path, work: Path, args: argparse.Namespace
     return {"created": created, "others": others, "per_s": created / seconds, "p99_ms": p99}
 
 
+def profile_start(system: System, args: argparse.Namespace, work: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy (``pip install py-spy``) sampling the submissions process for the wrk run, or None."""
+    if not args.profile:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        raise SystemExit("--profile needs py-spy: pip install py-spy")
+    pid = system.procs["submissions"].pid
+    return subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--nonblocking",
+            "-d",
+            str(args.seconds + 1),
+            "-o",
+            args.profile,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def profile_report(spy: subprocess.Popen[bytes] | None, args: argparse.Namespace, top: int = 25) -> None:
+    """Where the submissions process spent its samples: own time per function, and time under the intake's
+    main parts (inclusive)."""
+    if spy is None:
+        return
+    spy.wait(args.seconds + 30)
+    own: dict[str, int] = {}
+    total = 0
+    inclusive: dict[str, int] = {}
+    marks = {
+        "json body + validation": "fastapi/routing.py:serialize_response|request_body_to_args|_validate",
+        "auth (jwt)": "shared/auth.py",
+        "group commit writer": "shared/group_commit.py:_commit",
+        "sqlalchemy execute": "sqlalchemy/",
+        "aiosqlite thread": "aiosqlite/core.py:run",
+        "outbox relay": "shared/outbox.py",
+        "consumers": "shared/consumer.py",
+        "uvicorn/h11": "uvicorn/protocols",
+        "event loop idle (select)": "selectors.py:select",
+    }
+    for line in Path(args.profile).read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        count = int(n)
+        total += count
+        frames = stack.split(";")
+        leaf = frames[-1].split(" (")[0] + " " + frames[-1].rsplit("/", 1)[-1].rstrip(")")
+        own[leaf] = own.get(leaf, 0) + count
+        for name, pattern in marks.items():
+            if any(any(p in f for p in pattern.split("|")) for f in frames):
+                inclusive[name] = inclusive.get(name, 0) + count
+    print(f"  profile: {total} samples of the submissions process (all threads)")
+    for name, n in sorted(inclusive.items(), key=lambda kv: -kv[1]):
+        print(f"    {100 * n / max(total, 1):5.1f}%  under {name}")
+    for leaf, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"    {100 * n / max(total, 1):5.1f}%  own  {leaf}")
+
+
 def wait_http(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -261,7 +329,7 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
         prefix=f"bi{label}",
         workdir=work,
         database_urls=dbs,
-        seed_dir=seed_with_officials(work / "seed", args.officials + args.open_loop),
+        seed_dir=seed_with_officials(work / "seed", args.officials + args.open_loop * len(args.rates)),
     )
     try:
         print(f"[{label}] starting the whole system in {work} …", flush=True)
@@ -274,20 +342,29 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
         bare = bare_peer(work, tokens, body, args)
         print(f"[{label}] bare FastAPI: {bare['per_s']:.0f} 201/s, p99 {bare['p99_ms']:.0f} ms", flush=True)
         url = f"{system.url('submissions')}/tenants/{TENANT}/editions/{EDITION}/experience-reports"
+        spy = profile_start(system, args, work)
         ours = wrk(url, tokens, body, work, args)
+        profile_report(spy, args)
         print(
             f"[{label}] hoithi: {ours['per_s']:.0f} 201/s ({ours['created']} created, {ours['others']} other "
             f"answers), wrk p99 {ours['p99_ms']:.0f} ms",
             flush=True,
         )
-        extra = [f"p-x{i:05d}" for i in range(args.officials, args.officials + args.open_loop)]
-        lat = sorted(await open_loop(system, extra, args.rate))
-        p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))] * 1000 if lat else float("nan")
-        print(
-            f"[{label}] open loop {args.rate:.0f}/s offered: {len(lat)} 201s, POST p99 {p99:.0f} ms",
-            flush=True,
-        )
-        created = ours["created"] + len(lat)
+        created = ours["created"]
+        p99s: dict[float, float] = {}
+        first = args.officials
+        for rate in args.rates:
+            extra = [f"p-x{i:05d}" for i in range(first, first + args.open_loop)]
+            first += args.open_loop
+            lat = sorted(await open_loop(system, extra, rate))
+            p99s[rate] = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))] * 1000 if lat else float("nan")
+            print(
+                f"[{label}] open loop {rate:.0f}/s offered: {len(lat)} 201s of {len(extra)}, "
+                f"POST p99 {p99s[rate]:.0f} ms",
+                flush=True,
+            )
+            created += len(lat)
+        p99 = p99s[args.rates[0]]
         numbers = await receipts_in_db(dbs["submissions"])
         # A request wrk sent as it stopped may be recorded without its 201 being counted: rows >= 201s.
         gapless = numbers == list(range(1, len(numbers) + 1))
@@ -298,12 +375,18 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
         return (
             f"intake: db={label} bare_per_s={bare['per_s']:.0f} hoithi_per_s={ours['per_s']:.0f} "
             f"ratio={ratio:.2f} p99_ms={p99:.0f} gapless={'yes' if gapless else 'no'} lost={lost}"
+            + "".join(f" p99_ms_at_{r:.0f}={v:.0f}" for r, v in p99s.items())
         )
     finally:
         system.stop()
         server.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+            if postgres:  # the databases it created on a shared server go with it
+                from tests.support.servers import drop_database
+
+                for url in dbs.values():
+                    drop_database(url, postgres)
 
 
 async def main() -> None:
@@ -311,12 +394,32 @@ async def main() -> None:
     ap.add_argument("--postgres", help="also on PostgreSQL: a server URL (databases are created on it)")
     ap.add_argument("--officials", type=int, default=4000, help="distinct officials for wrk (one 201 each)")
     ap.add_argument("--open-loop", type=int, default=1000, help="requests of the open-loop run")
-    ap.add_argument("--rate", type=float, default=100.0, help="offered reports/s of the open-loop run")
+    ap.add_argument(
+        "--rates",
+        default="100,500",
+        help="offered reports/s of the open-loop runs, comma-separated (p99_ms is the first one's)",
+    )
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument(
+        "--smoke",
+        type=int,
+        metavar="SECONDS",
+        help="a short run (CI): wrk for SECONDS, few officials; exits 1 unless gapless=yes and lost=0",
+    )
+    ap.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="sample the submissions process with py-spy during the hoithi wrk run (collapsed stacks to FILE)",
+    )
     args = ap.parse_args()
+    args.rates = [float(r) for r in str(args.rates).split(",") if r.strip()]
+    if args.smoke:
+        args.seconds = args.smoke
+        args.officials = min(args.officials, 150 * args.smoke)
+        args.open_loop = min(args.open_loop, 50)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
     lines = [await run_db(args, "sqlite", None)]
@@ -325,6 +428,8 @@ async def main() -> None:
     print()
     for line in lines:
         print(line)
+    if args.smoke and not all(" gapless=yes lost=0" in line for line in lines):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

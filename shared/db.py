@@ -67,10 +67,23 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A reader (``reading(engine)``) begins DEFERRED: in WAL mode it sees a snapshot and never takes
+            # the write lock, so it does not queue the writers (intake's group commit) behind it.
+            deferred = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+READ_ONLY = "hoithi_read_only"
+
+
+def reading(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (same pool) for transactions that only read: on SQLite they begin DEFERRED instead of
+    IMMEDIATE, so they take no write lock. A transaction begun through it must not write (SQLite would refuse
+    the upgrade with "database is locked" whenever another writer is active)."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ def _needs_caller(route: APIRoute) -> bool:
     todo = list(route.dependant.dependencies)
     while todo:
         d = todo.pop()
-        if d.call is current_caller:
+        if d.call is current_caller or getattr(d.call, "hoithi_needs_caller", False):
             return True
         todo.extend(d.dependencies)
     return False

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.clock import Clock
-from shared.db import Backbone, upsert
+from shared.db import Backbone, reading, upsert
 from shared.events.envelope import Envelope, make_event
 from shared.logs import correlation_id
 from shared.settings import Settings
@@ -193,7 +193,7 @@ class OutboxRelay:
                 _failpoint("relay-after-ack", acked)
                 await self.mark(conn, acked, failed, {r.position: r.attempts for r in rows})
             return len(acked)
-        async with self.engine.connect() as conn:
+        async with reading(self.engine).connect() as conn:  # a reader: no write lock while intake writes
             rows = (await conn.execute(query)).all()
             await conn.rollback()
         if not rows:

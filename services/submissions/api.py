@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Header
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse, Response
 
 from services.submissions import domain, intake, models, receipts
 from shared.auth import Principal, authenticate, require_tenant
 from shared.group_commit import Overloaded
+from shared.guard import Throttles
 from shared.idempotency import request_hash
 from shared.logs import correlation_id
 from shared.problems import PROBLEM_JSON, Problem, problem_body
@@ -19,13 +21,23 @@ from shared.text import LongText
 
 
 async def current_principal(
-    tenant: str, rt: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+    request: Request, tenant: str, rt: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    """Who calls, from the token alone (verified once, the key cached): intake reads the caller's directory
-    entry in its batch, not per request."""
-    principal = await authenticate(rt.settings, authorization)
+    """Who calls, from the token alone: intake reads the caller's directory entry in its batch, not per
+    request. The token is verified once — by ``HttpGuard`` before the body is read (it knows this dependency
+    by ``hoithi_needs_caller``), its principal reused here — and intake is throttled per person like every
+    other write."""
+    principal = request.scope.get("state", {}).get("principal") or await authenticate(
+        rt.settings, authorization
+    )
     require_tenant(principal, tenant)
+    throttles: Throttles | None = getattr(request.app.state, "throttles", None)
+    if throttles is not None:
+        throttles.write(request.method, principal.tenant, principal.person_id)
     return principal
+
+
+current_principal.hoithi_needs_caller = True  # type: ignore[attr-defined]
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
@@ -101,7 +113,7 @@ async def submit_experience_report(
             media_type=PROBLEM_JSON,
             headers={"Retry-After": str(exc.retry_after)},
         )
-    return JSONResponse(answer.body, status_code=answer.status)
+    return Response(orjson.dumps(answer.body), status_code=answer.status, media_type="application/json")
 
 
 async def _own_report(conn: Any, tenant: str, edition: str, submission_id: str, person_id: str) -> Any:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.submissions import models
-from shared.db import insert_ignore, upsert
+from shared.db import insert_ignore, reading, upsert
 from shared.documents import Edition, ExperienceReportPart, InitiativePart, SelectionPart
 from shared.events.envelope import deterministic_id
 from shared.service import Runtime
@@ -88,10 +88,10 @@ async def close_due(rt: Runtime) -> list[str]:
     assert rt.copies is not None
     done: list[str] = []
     e = rt.copies.editions
-    async with rt.engine.connect() as conn:
+    async with reading(rt.engine).connect() as conn:
         keys = (await conn.execute(sa.select(e.c.tenant, e.c.edition).distinct())).all()
     for tenant, edition_name in keys:
-        async with rt.engine.connect() as conn:
+        async with reading(rt.engine).connect() as conn:
             edition = await rt.copies.edition(conn, tenant, edition_name)
         if edition is None:
             continue
@@ -105,7 +105,7 @@ async def _close_part(rt: Runtime, edition: Edition, part: ClosedPart) -> list[s
     tenant, name = edition.tenant, edition.edition
     x, c = models.extensions, models.intake_closures
     targets: list[tuple[datetime, str]] = [(edition.deadline_of(part.id), "")]
-    async with rt.engine.connect() as conn:
+    async with reading(rt.engine).connect() as conn:
         for assignee, deadline in (
             await conn.execute(
                 sa.select(x.c.assignee_id, x.c.deadline).where(

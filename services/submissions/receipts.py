@@ -23,18 +23,18 @@ A request refused at any step answers its own 404/403/409/422; its batch-mates a
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.submissions import domain, intake, models
-from shared.clock import VN
+from shared.clock import VN, Clock
 from shared.copies import FAR_PAST
 from shared.db import upsert
 from shared.documents import Edition, ExperienceReportPart, Person, format_datetime_vn
@@ -173,8 +173,7 @@ class ReportIntake:
         if not items:
             return
         # The receipt counter's lock, then the clock: the time of record of the whole batch (see intake.py).
-        n0 = await self._lock_counter(conn, tenant, edition)
-        now = rt.now()
+        n0, now = await self._lock_counter(conn, tenant, edition)
         on_time: list[_Item] = []
         for it in items:
             try:
@@ -238,7 +237,7 @@ class ReportIntake:
                     )
                     continue
                 if row is not None:
-                    r.slot.set(Stored(row.status, json.loads(row.body)))
+                    r.slot.set(Stored(row.status, orjson.loads(row.body)))
                     continue
                 if first is not None:
                     # the same retry twice in one batch: it gets whatever its first copy gets
@@ -308,13 +307,20 @@ class ReportIntake:
         )
         return {(part, who): deadline for part, who, deadline in rows}
 
-    async def _lock_counter(self, conn: AsyncConnection, tenant: str, edition: str) -> int:
-        """Take the receipt counter's row lock and read it (``intake.lock_intake``'s lock)."""
+    async def _lock_counter(self, conn: AsyncConnection, tenant: str, edition: str) -> tuple[int, datetime]:
+        """Take the receipt counter's row lock and read it (``intake.lock_intake``'s lock), and the time of
+        record under it. On PostgreSQL that time is the database's ``clock_timestamp()`` in the same statement
+        (``RETURNING`` is evaluated once the row lock is held), so replicas with skewed clocks agree on it;
+        on SQLite (one file, one process's clock) it is the service's clock read after the statement."""
         t = self.rt.backbone.sequences
         stmt = upsert(
             conn, t, {"subject": intake.receipt_counter(tenant, edition), "last": 0}, set_={"last": t.c.last}
         )
-        return int((await conn.execute(stmt.returning(t.c.last))).scalar_one())
+        if conn.dialect.name == "postgresql":
+            row = (await conn.execute(stmt.returning(t.c.last, sa.func.clock_timestamp()))).one()
+            return int(row[0]), time_of_record(self.rt.clock, row[1])
+        last = int((await conn.execute(stmt.returning(t.c.last))).scalar_one())
+        return last, self.rt.now()
 
     async def _one_per_person(
         self, conn: AsyncConnection, tenant: str, edition: str, items: list[_Item], n0: int
@@ -435,7 +441,16 @@ def rt_copies(rt: Runtime) -> Any:
 
 
 def _json(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, default=str).encode()
+    return orjson.dumps(body, default=str)
+
+
+def time_of_record(clock: Clock, real: datetime) -> datetime:
+    """``real`` (the database's clock) on the deployment's clock: itself, or — with a simulated clock (demo,
+    tests) — the simulated instant it corresponds to (same anchor and rate as ``Clock.now``)."""
+    clock.now()  # follows the clock file, if any
+    if clock.simulated_at is None:
+        return real.astimezone(UTC)
+    return (clock.simulated_at + (real.astimezone(UTC) - clock.real_at) * clock.rate).astimezone(UTC)
 
 
 def receipt_of(row: Any) -> dict[str, Any]:
