@@ -31,7 +31,7 @@ from shared.service import build_runtime
 from shared.settings import Settings, service_settings
 from shared.streams import consumers_of
 from tests.support.assignments import expected
-from tests.support.contest import Contest, assignment_id, contests, counterexample_contest
+from tests.support.contest import Contest, assignment_id, contests, counterexample_contest, event
 from tests.support.rewards import Msg, directory_facts, edition_published, rewards_on_sqlite
 
 NOW = datetime.fromisoformat("2023-11-05T09:00:00+07:00")  # every deadline, extended ones too, has passed
@@ -88,7 +88,7 @@ class Told:
     cause_subject: str
 
 
-async def notify_told(path: Path, facts: Sequence[Envelope], batch: int) -> set[Told]:
+async def notify_told(path: Path, facts: Sequence[Envelope], batch: int) -> tuple[set[Told], dict[str, bool]]:
     """notify's messages after ``facts``, on ``path`` (a copy of the seeded database, or a fresh one seeded)."""
     seeded = path.exists()
     shared = Settings(env="test", data_dir=path.parent, clock_simulated_at=NOW)
@@ -121,11 +121,14 @@ async def notify_told(path: Path, facts: Sequence[Envelope], batch: int) -> set[
         async with rt.engine.connect() as conn:
             inapp = (await conn.execute(sa.select(i.c.person_id, i.c.template, i.c.cause_event_id))).all()
             mails = (await conn.execute(sa.select(d.c.recipient, d.c.template, d.c.cause_event_id))).all()
+            a = notify_models.assignments
+            still_open = dict((await conn.execute(sa.select(a.c.assignment_id, a.c.open))).tuples().all())
     finally:
         await rt.engine.dispose()
-    return {Told(p, t, "in_app", subject_of[c]) for p, t, c in inapp} | {
+    told = {Told(p, t, "in_app", subject_of[c]) for p, t, c in inapp} | {
         Told(p, t, "email", subject_of[c]) for p, t, c in mails
     }
+    return told, still_open
 
 
 # ---------------------------------------------------------------------------------------------- the property
@@ -140,12 +143,15 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield path
 
 
-def outcome(workdir: Path, facts: Sequence[Envelope], batch: int) -> tuple[dict[str, Any], set[Told]]:
+Outcome = tuple[dict[str, Any], set[Told], dict[str, bool]]
+
+
+def outcome(workdir: Path, facts: Sequence[Envelope], batch: int) -> Outcome:
     paths = [workdir / f"{uuid.uuid4()}.db" for _ in range(2)]
     shutil.copy(workdir / "rewards.db", paths[0])
     shutil.copy(workdir / "notify.db", paths[1])
     try:
-        return run(rewards_list(paths[0], facts, batch)), run(notify_told(paths[1], facts, batch))
+        return (run(rewards_list(paths[0], facts, batch)), *run(notify_told(paths[1], facts, batch)))
     finally:
         for p in paths:
             p.unlink(missing_ok=True)
@@ -165,13 +171,15 @@ def outcome(workdir: Path, facts: Sequence[Envelope], batch: int) -> tuple[dict[
 def test_rewards_and_notify_handlers_end_the_same_in_any_order(workdir: Path, c: Contest) -> None:
     published = c.published()
     arrived = c.arrived()
-    want_list, want_told = outcome(workdir, published.stream, 50)
-    got_list, got_told = outcome(workdir, c.received_by_others(arrived), c.scenario.batch)
+    want_list, want_told, want_open = outcome(workdir, published.stream, 50)
+    got_list, got_told, got_open = outcome(workdir, c.received_by_others(arrived), c.scenario.batch)
 
     assert got_list == want_list
     assert got_told == want_told
     final = expected(c.scenario)
     by_id = {assignment_id(k): k for k in final}
+    # notify's copy of the assignments (whom the daily "not yet submitted" lists name): open as campaign says
+    assert got_open == want_open == {aid: final[k].status == "open" for aid, k in by_id.items()}
     contradicting = sorted(
         (t.person, by_id[t.cause_subject])
         for t in got_told
@@ -185,9 +193,46 @@ def test_rewards_and_notify_handlers_end_the_same_in_any_order(workdir: Path, c:
 def test_the_counterexample_costs_the_official_nothing(workdir: Path) -> None:
     """Defect 1's order through rewards' and notify's handlers: no deduction, no 'deadline.missed' message."""
     c = counterexample_contest()
-    pl, told = outcome(workdir, c.received_by_others(c.arrived()), 1)
+    pl, told, _ = outcome(workdir, c.received_by_others(c.arrived()), 1)
     me = next(p for p in pl["persons"] if p["person_id"] == "p-0007")
     assert me["missed_deadlines"] == 0
     aid = assignment_id(("experience", "p-0007"))
     assert not [t for t in told if t.template == "deadline.missed" and t.cause_subject == aid]
     assert any(t.person == "p-0007" and t.template == "submission.received" for t in told)
+
+
+def test_a_reopening_that_arrives_before_the_creation_still_reopens_notifys_copy(tmp_path: Path) -> None:
+    """Found by the property: notify dropped an ``assignment.reopened`` it received before the assignment's
+    ``assignment.created`` (no deadline known yet), so after the creation and the fulfilment arrived the copy
+    said fulfilled and the daily "not yet submitted" list left the official out."""
+    key = ("experience", "p-0007")
+    aid = assignment_id(key)
+    who = {"assignment_id": aid, "part": "experience", "part_kind": "experience_report"}
+    who |= {"assignee_kind": "person", "assignee_id": "p-0007", "unit_id": "u-tnn-ks"}
+    deadline = datetime.fromisoformat("2023-10-26T00:00:00+07:00")
+    received = datetime.fromisoformat("2023-10-24T09:00:00+07:00")
+    created, fulfilled, reopened = (
+        event(
+            t,
+            {**who, **data},
+            subject=aid,
+            sequence=n,
+            at=received,
+            eid=f"00000000-0000-4000-8000-00000000000{n}",
+        )
+        for n, (t, data) in enumerate(
+            [
+                ("assignment.created", {"deadline": deadline}),
+                (
+                    "assignment.fulfilled",
+                    {"submission_id": "s-1", "fulfilled_at": received, "deadline": deadline, "on_time": True},
+                ),
+                ("assignment.reopened", {"reason": "withdrawn", "submission_id": "s-1", "at": received}),
+            ],
+            start=1,
+        )
+    )
+    _, in_order = run(notify_told(tmp_path / "a.db", [created, fulfilled, reopened], 1))
+    _, reordered = run(notify_told(tmp_path / "b.db", [reopened, created, fulfilled], 1))
+    assert in_order == {aid: True}
+    assert reordered == {aid: True}
