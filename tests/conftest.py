@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy.engine import make_url
 
 from shared.devserver import NatsServer
@@ -38,6 +39,14 @@ from tests.support.servers import (
     start_test_servers,
 )
 from tests.support.tcpproxy import TcpProxy
+
+# Property tests: derandomized in CI (the same examples every run, no example database), random elsewhere so a
+# developer's runs keep exploring. A test's own @settings (max_examples…) still applies on top.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.load_profile(
+    "ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev")
+)
 
 log = logging.getLogger("tests.servers")
 

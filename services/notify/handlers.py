@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notify import compose, domain, models, queue
-from shared.consumer import Handler
+from shared.consumer import Handler, Inbox
 from shared.db import upsert_newer
 from shared.events.envelope import Envelope
 from shared.service import Runtime
@@ -23,6 +23,7 @@ from shared.streams import consumers_of
 log = logging.getLogger("hoithi.notify")
 
 FACTS = "facts"
+ASSIGNMENT_FACTS = ("assignment.created", "assignment.fulfilled", "assignment.reopened")
 WAKE = "deliveries_wake"
 
 
@@ -39,6 +40,7 @@ def wake_event(rt: Runtime) -> asyncio.Event:
 def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
     copies = rt.copies
     assert copies is not None
+    inbox = Inbox(rt.backbone)
 
     async def keep(conn: AsyncConnection, env: Envelope) -> None:
         """Kept in the inbox (history); nothing sent."""
@@ -47,32 +49,32 @@ def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
         await copies.apply(conn, env)  # units, unions and people alike
 
     async def assignment(conn: AsyncConnection, env: Envelope) -> None:
-        d = env.data
+        """notify's copy of an assignment (whom the daily lists name) says what the assignment's latest fact by
+        campaign's sequence says, whatever order they arrived in: re-derived from every ``assignment.*`` fact
+        kept for it. A reopening that arrives before the assignment's creation is kept and counts once the
+        creation (the first fact carrying a deadline) arrives."""
+        kept = [
+            f
+            for f in await inbox.history(conn, FACTS, env.subject)
+            if f.type in ASSIGNMENT_FACTS and f.tenant == env.tenant
+        ]
+        facts = sorted({f.id: f for f in (*kept, env)}.values(), key=lambda f: (f.sequence, f.id))
+        latest, dated = facts[-1], [f for f in facts if "deadline" in f.data]
+        if not dated:
+            await webhooks(conn, env)
+            return  # not created here yet: nothing to list (the facts are kept)
+        d = latest.data
         row = {
-            "edition": env.edition,
+            "edition": latest.edition,
             "part": d["part"],
             "assignee_kind": d.get("assignee_kind", "person"),
             "assignee_id": d["assignee_id"],
             "unit_id": d.get("unit_id"),
-            "open": env.type != "assignment.fulfilled",
-            "sequence": env.sequence,
+            "open": latest.type != "assignment.fulfilled",
+            "sequence": latest.sequence,
+            "deadline": dated[-1].parsed().deadline,  # type: ignore[attr-defined]
         }
-        if "deadline" in d:
-            row["deadline"] = env.parsed().deadline  # type: ignore[attr-defined]
         key = {"tenant": env.tenant, "assignment_id": d["assignment_id"]}
-        if "deadline" not in row:  # a reopening carries no deadline: keep the one known
-            t = models.assignments
-            known = (
-                await conn.execute(
-                    sa.select(t.c.deadline).where(
-                        t.c.tenant == env.tenant, t.c.assignment_id == d["assignment_id"]
-                    )
-                )
-            ).scalar()
-            if known is None:
-                await webhooks(conn, env)
-                return  # never created here: nothing to list
-            row["deadline"] = known
         await conn.execute(upsert_newer(conn, models.assignments, {**key, **row}))
         await webhooks(conn, env)
 
