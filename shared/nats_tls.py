@@ -76,12 +76,18 @@ def _make_ca(files: TlsFiles, now: datetime) -> None:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False, encipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
                 decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -152,7 +158,7 @@ def server_tls_block(cert: str, key: str, *, timeout: float = 5.0) -> str:
             "tls {",
             f"  cert_file: {json.dumps(cert)}",
             f"  key_file: {json.dumps(key)}",
-            "  min_version: \"1.2\"",
+            '  min_version: "1.2"',
             f"  timeout: {timeout}",
             "}",
             "",

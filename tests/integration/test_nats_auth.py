@@ -97,7 +97,29 @@ async def test_a_service_user_cannot_publish_another_services_event_types(
         await admin.close()
 
 
+async def test_a_fault_tests_own_server_refuses_an_anonymous_client(own_nats_server: Any) -> None:
+    """``own_nats_server`` (what the fault tests kill and restart) has the generated users too."""
+    why = await _refused(own_nats_server.anonymous_url)
+    assert "authorization" in why.lower(), why
+    nc = await nats.connect(own_nats_server.url, connect_timeout=5)  # the admin's URL
+    await nc.close()
+
+
 # ------------------------------------------------------------------ hoithi up's own nats-server
+
+
+async def _admin_gets_in(url: str, password: str) -> None:
+    """Wait until the server started in the background lets its admin in."""
+
+    async def admin_in() -> bool:
+        try:
+            nc = await nats.connect(with_userinfo(url, ADMIN, password), connect_timeout=1)
+        except Exception:  # noqa: BLE001 - not listening yet
+            return False
+        await nc.close()
+        return True
+
+    await eventually(admin_in, timeout=15, message="hoithi up's nats-server lets its admin in")
 
 
 @pytest.fixture
@@ -122,15 +144,7 @@ async def test_hoithi_ups_server_refuses_anonymous_clients_and_keeps_its_passwor
     passwords = read_credentials(data)
     assert set(passwords) == {ADMIN, "campaign", "submissions", "rewards", "notify"}
 
-    async def admin_in() -> bool:
-        try:
-            nc = await nats.connect(with_userinfo(url, ADMIN, passwords[ADMIN]), connect_timeout=1)
-        except Exception:  # noqa: BLE001 - not listening yet
-            return False
-        await nc.close()
-        return True
-
-    await eventually(admin_in, timeout=15, message="hoithi up's nats-server lets its admin in")
+    await _admin_gets_in(url, passwords[ADMIN])
     await _refused(url)
     log = (data / "nats.log").read_text(encoding="utf-8")
     assert "Starting http monitor on 127.0.0.1:" in log, log  # the monitor answers on loopback only
@@ -261,15 +275,7 @@ async def test_hoithi_status_reads_nats_as_the_operator_of_hoithi_ups_server(up_
     url, data = up_server
     passwords = read_credentials(data)
 
-    async def admin_in() -> bool:
-        try:
-            nc = await nats.connect(with_userinfo(url, ADMIN, passwords[ADMIN]), connect_timeout=1)
-        except Exception:  # noqa: BLE001 - not listening yet
-            return False
-        await nc.close()
-        return True
-
-    await eventually(admin_in, timeout=15, message="hoithi up's nats-server lets its admin in")
+    await _admin_gets_in(url, passwords[ADMIN])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOITHI_", "NATS_"))}
     env.update(HOITHI_DATA_DIR=str(data), HOITHI_NATS_URL=url)
     done = await asyncio.to_thread(
