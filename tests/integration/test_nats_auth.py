@@ -11,7 +11,6 @@ import shlex
 import stat
 import subprocess
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,13 @@ from nats.js.api import StreamConfig
 
 from shared.cli import local_nats
 from shared.devserver import free_port
-from shared.events.envelope import make_event, new_event_id
 from shared.nats_auth import ADMIN, credentials_file, read_credentials, with_userinfo, without_userinfo
 from shared.streams import attachments_bucket
-from tests.support.faults import EXPERIENCE, FaultSystem
+from tests.support.faults import FaultSystem
+from tests.support.forgery import OTHER, assert_dead_lettered_and_nothing_changed, publish_forged_receipt
 from tests.support.servers import TestServers, service_credentials
-from tests.support.system import DEMO_START, EDITION, TENANT
+from tests.support.system import TENANT
 from tests.support.wait import eventually
-
-OTHER = "p-0005"  # Đặng Minh Tuấn: has an experience-report assignment, no submission
 
 
 def _authenticated(test_servers: TestServers) -> None:
@@ -169,58 +166,13 @@ async def test_a_forged_receipt_published_by_an_allowed_but_wrong_service_is_dea
     try:
         await fs.wait_settled()
         unit = (await fs.assignments())[OTHER]["unit_id"]
-        sid = new_event_id()
-        at = datetime.fromisoformat(DEMO_START)
-        forged = make_event(
-            "submission.received",
-            {
-                "submission_id": sid,
-                "kind": "experience_report",
-                "part": EXPERIENCE,
-                "receipt_number": "2023-TN-999777",
-                "received_at": at,
-                "author_id": OTHER,
-                "unit_id": unit,
-                "authors": [{"person_id": OTHER, "name": "Đặng Minh Tuấn", "share": 100}],
-                "procedures": ["1.004227", "1.000494", "1.001234", "2.000123", "1.011442"],
-            },
-            source="submissions",
-            tenant=TENANT,
-            edition=EDITION,
-            subject=sid,
-            sequence=1,
-            time=at,
-        )
         # campaign may publish edition.opened, which rewards consumes: the envelope inside says otherwise
         nc = await _as(test_servers.nats_url, "campaign")
         try:
-            ack = await nc.jetstream().publish(
-                fs.subject("edition.opened"),
-                forged.to_json(),
-                stream=fs.stream,
-                headers={"Nats-Msg-Id": forged.id},
-            )
-            assert not ack.duplicate
+            seq, sid = await publish_forged_receipt(fs, nc, unit)
         finally:
             await nc.close()
-
-        async def dead_lettered() -> dict[str, Any] | None:
-            for record in await fs.deadletters():
-                d = record["data"]
-                if d["service"] == "rewards" and d["stream_sequence"] == ack.seq:
-                    return d
-            return None
-
-        record = await eventually(
-            dead_lettered, timeout=30, message="rewards dead-letters the forged receipt"
-        )
-        assert record["reason"] == "subject_mismatch"
-        assert record["original_subject"] == fs.subject("edition.opened")
-        await eventually(lambda: fs.consumer_drained("rewards"), timeout=20, message="rewards drained")
-        snap = await fs.snapshot()
-        assert OTHER not in snap.ledger and sid not in snap.ledger_submissions
-        assert OTHER not in snap.points or snap.points[OTHER][0] == 0
-        assert snap.assignments[OTHER]["status"] == "open"
+        await assert_dead_lettered_and_nothing_changed(fs, seq, sid)
     finally:
         fs.stop(grace=3.0)
 
@@ -264,7 +216,9 @@ async def test_the_submissions_user_reaches_the_attachments_bucket_and_no_other_
         await admin.close()
 
 
-async def test_hoithi_status_reads_nats_as_the_operator_of_hoithi_ups_server(up_server: tuple[str, Path]) -> None:
+async def test_hoithi_status_reads_nats_as_the_operator_of_hoithi_ups_server(
+    up_server: tuple[str, Path],
+) -> None:
     """``hoithi status`` against a deployment ``hoithi up`` started: NATS answers it (the admin's kept password),
     not "Authorization Violation" — the services are down here, so it exits 1 and says so."""
     import asyncio

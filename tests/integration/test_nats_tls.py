@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import ssl
 import stat
 import subprocess
@@ -25,6 +24,7 @@ from nats.js.api import StreamConfig
 from shared.devserver import NatsServer
 from shared.nats_auth import USERS, broker_options, connect_options
 from shared.settings import Settings
+from tests.support.natsprobe import plaintext_answer, refused
 
 ROOT = Path(__file__).resolve().parents[2]
 NATS_INIT = ROOT / "deploy" / "compose" / "nats_init.py"
@@ -89,53 +89,21 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
         server.stop()
 
 
-def _plaintext_answer(port: int, password: str) -> tuple[str, bool]:
-    """What the server says to the admin sending CONNECT (right password) and PING without starting TLS, and
-    whether it then closed the connection (rather than leaving it open until the client's timeout)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        info = s.recv(4096).decode()
-        connect = json.dumps({"verbose": False, "user": "admin", "pass": password})
-        s.sendall(f"CONNECT {connect}\r\nPING\r\n".encode())
-        answer, closed = b"", False
-        try:
-            while chunk := s.recv(4096):
-                answer += chunk
-            closed = True
-        except ConnectionResetError:
-            closed = True
-        except TimeoutError:
-            pass
-    return info + answer.decode(errors="replace"), closed
-
-
-async def _refused(url: str, **options: object) -> str:
-    try:
-        nc = await nats.connect(
-            url, connect_timeout=5, max_reconnect_attempts=0, allow_reconnect=False, **options
-        )
-    except Exception as error:  # noqa: BLE001 - nats-py raises several types for a refused connection
-        return f"{type(error).__name__}: {error}"
-    await nc.close()
-    pytest.fail(f"{url} let in a client with {sorted(options)}")
-
-
 async def test_the_compose_nats_refuses_plaintext_anonymous_and_untrusting_clients(
     deployment: Deployment,
 ) -> None:
     password = (deployment.users_dir / "admin" / "password").read_text()
-    answer, closed = await asyncio.to_thread(_plaintext_answer, deployment.server.port, password)
+    answer, closed = await asyncio.to_thread(plaintext_answer, deployment.server.port, "admin", password)
     assert '"tls_required":true' in answer, answer
     assert closed and "PONG" not in answer and "+OK" not in answer, answer  # no plaintext session at all
 
     anonymous = connect_options(deployment.settings("campaign", nats_user=None, nats_password_file=None))
     assert "user" not in anonymous and "tls" in anonymous
-    why = await _refused(deployment.tls_url, tls=anonymous["tls"])
+    why = await refused(deployment.tls_url, tls=anonymous["tls"])
     assert "authorization" in why.lower(), why
 
     # the system's CAs do not vouch for the development CA: the certificate is refused before any password
-    why = await _refused(
-        deployment.tls_url, user="admin", password="unused", tls=ssl.create_default_context()
-    )
+    why = await refused(deployment.tls_url, user="admin", password="unused", tls=ssl.create_default_context())
     assert "certificate verify failed" in why.lower(), why
 
 
