@@ -184,7 +184,7 @@ async def test_all_healthy_and_a_report_reaches_rewards_and_notify(
 ) -> None:
     want = {s: "healthy" for s in SERVICES}
     await eventually(
-        lambda: {s: compose.health().get(s) for s in SERVICES} == want, timeout=240, interval=1,
+        lambda: {s: compose.health().get(s) for s in SERVICES} == want, timeout=480, interval=1,
         message=f"services healthy: {compose.health()}",
     )  # fmt: skip
     assert compose.health()["setup"] == "exited"
