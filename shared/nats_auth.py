@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -183,22 +184,28 @@ def with_userinfo(url: str, user: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc}"))
 
 
-def connect_options(settings: Settings, user: str = ADMIN) -> dict[str, Any]:
-    """``servers`` and credentials for ``nats.connect`` / ``NatsBroker``, acting as ``user`` where it has a choice.
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The client side of TLS to NATS: verify the server against ``HOITHI_NATS_CA`` (a ``tls://`` URL without
+    one trusts the system's CAs); None for a plaintext server (``nats://`` and no CA)."""
+    if settings.nats_ca is None and urlsplit(settings.nats_url).scheme != "tls":
+        return None
+    context = ssl.create_default_context(cafile=str(settings.nats_ca) if settings.nats_ca else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
-    In order: a creds file (``NATS_CREDS`` / ``HOITHI_NATS_CREDS``); ``HOITHI_NATS_USER`` and
-    ``HOITHI_NATS_PASSWORD``; credentials in the URL; else ``user``'s password kept under the data directory
-    by ``hoithi up``; else anonymous (which an authenticated server refuses).
-    """
+
+def _password(settings: Settings) -> str:
+    if settings.nats_password is None and settings.nats_password_file is not None:
+        return settings.nats_password_file.read_text(encoding="utf-8").strip()
+    return settings.nats_password or ""
+
+
+def _credentials(settings: Settings, user: str) -> dict[str, Any]:
     url = settings.nats_url
     if settings.nats_creds:
         return {"servers": url, "user_credentials": str(settings.nats_creds)}
     if settings.nats_user:
-        return {
-            "servers": without_userinfo(url),
-            "user": settings.nats_user,
-            "password": settings.nats_password or "",
-        }
+        return {"servers": without_userinfo(url), "user": settings.nats_user, "password": _password(settings)}
     if "@" in urlsplit(url).netloc:
         return {"servers": url}
     kept = read_credentials(settings.data_dir)
@@ -207,11 +214,39 @@ def connect_options(settings: Settings, user: str = ADMIN) -> dict[str, Any]:
     return {"servers": url}
 
 
+def connect_options(settings: Settings, user: str = ADMIN) -> dict[str, Any]:
+    """``servers``, credentials and TLS for ``nats.connect`` / ``NatsBroker``, acting as ``user`` where it has a
+    choice. Every connection to NATS (services, CLI, rebuilds) is built from here.
+
+    Credentials, in order: a creds file (``NATS_CREDS`` / ``HOITHI_NATS_CREDS``); ``HOITHI_NATS_USER`` and
+    ``HOITHI_NATS_PASSWORD`` (or ``HOITHI_NATS_PASSWORD_FILE``); credentials in the URL; else ``user``'s
+    password kept under the data directory by ``hoithi up``; else anonymous (which an authenticated server
+    refuses). TLS: ``tls_context``, with ``HOITHI_NATS_TLS_HOSTNAME`` when the certificate names another host.
+    """
+    options = _credentials(settings, user)
+    context = tls_context(settings)
+    if context is not None:
+        options["tls"] = context
+        if settings.nats_tls_hostname:
+            options["tls_hostname"] = settings.nats_tls_hostname
+    return options
+
+
 def broker_options(settings: Settings, user: str = ADMIN) -> dict[str, Any]:
-    """``connect_options`` shaped for FastStream's ``NatsBroker`` (a user and password go in as ``security``)."""
-    from faststream.security import SASLPlaintext
+    """``connect_options`` shaped for FastStream's ``NatsBroker``: credentials and TLS go in as ``security``."""
+    from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPassword
 
     options = connect_options(settings, user)
+    context = options.pop("tls", None)
+    common: dict[str, Any] = {
+        "ssl_context": context,
+        "use_ssl": context is not None,
+        "tls_hostname": options.pop("tls_hostname", None),
+    }
     if "user" in options:
-        options["security"] = SASLPlaintext(username=options.pop("user"), password=options.pop("password"))
+        options["security"] = NatsUserPassword(options.pop("user"), options.pop("password"), **common)
+    elif "user_credentials" in options:
+        options["security"] = NatsCredentials(options.pop("user_credentials"), **common)
+    elif context is not None:
+        options["security"] = NatsSecurity(**common)
     return options

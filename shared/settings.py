@@ -78,6 +78,18 @@ class Settings(BaseSettings):
     )
     nats_user: str | None = Field(default=None, description="NATS user (with `HOITHI_NATS_PASSWORD`)")
     nats_password: str | None = Field(default=None, description="NATS password")
+    nats_password_file: Path | None = Field(
+        default=None,
+        description="a file holding the NATS password (instead of `HOITHI_NATS_PASSWORD`; compose, Kubernetes)",
+    )
+    nats_ca: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the NATS server's certificate: connect over TLS and verify "
+        "it (also what a `tls://` URL uses; without it, the system's trusted CAs)",
+    )
+    nats_tls_hostname: str | None = Field(
+        default=None, description="the name the NATS server's certificate must carry (default: the URL's host)"
+    )
     event_prefix: str = Field(default="hoithi", description="facts' subjects: `<prefix>.<tenant>.<type>`")
     deadletter_prefix: str = Field(
         default="hoithi-deadletter", description="dead letters' subjects: `<prefix>.<tenant>.<service>`"

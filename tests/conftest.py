@@ -3,7 +3,8 @@
 - ``test_servers`` (session): ``.nats_url``, ``.nats`` (our ``NatsServer`` or None), ``.create_database(prefix)``,
   ``.can_own_servers``. Only integration/e2e tests ask for it, so unit tests never start a server.
 - ``unique_prefix`` (function): a short random token for event prefixes, stream and consumer names.
-- ``own_nats_server`` (function): a fresh ``NatsServer`` on its own store, for tests that kill or restart it
+- ``own_nats_server`` (function): a fresh ``NatsServer`` on its own store, with the generated users (its ``url``
+  is the admin's), for tests that kill or restart it
   (in ``containers`` mode a ``ContainerNats`` of its own on fixed host ports, with the same interface).
 - ``postgres_proxy`` (function): a ``TcpProxy`` to the test PostgreSQL; route a service through it with
   ``via_proxy(url, proxy)`` and ``proxy.cut()`` is an outage for that service alone.
@@ -26,6 +27,7 @@ from sqlalchemy.engine import make_url
 from shared.devserver import NatsServer
 from tests.support.notify import WebhookReceiver
 from tests.support.servers import (
+    AuthenticatedNatsServer,
     ContainerNats,
     TestServers,
     container_image,
@@ -149,15 +151,19 @@ def own_nats_server(tmp_path: Path, test_servers: TestServers) -> Iterator[NatsS
     """A NATS server this test alone owns (kill it, restart it); stopped afterwards."""
     if not test_servers.can_own_servers:
         pytest.skip(test_servers.why_not_own)
+    # the generated users, as on the session's server: no anonymous client; ``url`` is the admin's
     if test_servers.mode == "containers":
-        container = ContainerNats().start()
+        container = ContainerNats(credentials_dir=tmp_path / "nats-auth").start()
         log.info("own NATS container for this test: %s", container)
         try:
             yield container  # type: ignore[misc]  # the NatsServer interface fault tests use
         finally:
             container.stop()
         return
-    server = NatsServer(store_dir=tmp_path / "nats-store", log_file=tmp_path / "nats-server.log").start()
+    server = AuthenticatedNatsServer(
+        store_dir=tmp_path / "nats-store", credentials_dir=tmp_path / "nats-auth",
+        log_file=tmp_path / "nats-server.log",
+    ).start()  # fmt: skip
     log.info("own nats-server for this test: %s", server)
     try:
         yield server

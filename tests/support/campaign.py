@@ -20,6 +20,7 @@ import nats
 
 from shared.devserver import free_port
 from shared.events.envelope import deterministic_id, make_event
+from tests.support.servers import nats_client_options
 from tests.support.system import EDITION, ROOT, TENANT, System
 from tests.support.wait import eventually_sync
 
@@ -83,7 +84,7 @@ class CampaignSystem:
         )
 
         async def go() -> None:
-            nc = await nats.connect(self.system.nats_url)
+            nc = await nats.connect(self.system.nats_url, **nats_client_options(self.system.nats_url))
             try:
                 await nc.jetstream().publish(
                     f"{self.system.prefix}.{TENANT}.{type_}",
@@ -160,7 +161,7 @@ class CampaignSystem:
         self._seq["probe"] += 1
 
         async def publish() -> bool:
-            nc = await nats.connect(self.system.nats_url)
+            nc = await nats.connect(self.system.nats_url, **nats_client_options(self.system.nats_url))
             try:
                 ack = await nc.jetstream().publish(
                     f"{self.system.prefix}.probe.duplicate-window",

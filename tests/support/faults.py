@@ -27,7 +27,7 @@ import nats
 from nats.js.errors import NotFoundError
 
 from shared.settings import SERVICES
-from tests.support.servers import TestServers, via_proxy
+from tests.support.servers import TestServers, nats_client_options, via_proxy
 from tests.support.system import EDITION, SEED, TENANT, System, report_body, seed_with_officials
 from tests.support.tcpproxy import TcpProxy
 from tests.support.wait import eventually
@@ -152,7 +152,10 @@ class FaultSystem:
 
     # ------------------------------------------------------------------ NATS
     async def connect(self) -> nats.NATS:
-        return await nats.connect(self.system.nats_url, connect_timeout=5, max_reconnect_attempts=0)
+        return await nats.connect(
+            self.system.nats_url, connect_timeout=5, max_reconnect_attempts=0,
+            **nats_client_options(self.system.nats_url),
+        )  # fmt: skip
 
     async def consumer_drained(self, service: str) -> bool:
         """The service's facts consumer has nothing pending and nothing delivered but unacknowledged."""

@@ -43,12 +43,15 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_NATS_URL",
     "MODES",
+    "AuthenticatedNatsServer",
     "TestServers",
     "create_database",
     "drop_database",
     "mode_from_env",
+    "nats_client_options",
     "own_servers_allowed",
     "postgres_address",
+    "register_nats_client",
     "service_credentials",
     "start_test_servers",
     "via_proxy",
@@ -76,6 +79,20 @@ T = TypeVar("T")
 _USERS_BY_URL: dict[str, dict[str, str]] = {}
 
 
+# What else a client of a server needs beyond its URL (a CA for TLS, a creds file in ``given`` mode), by URL.
+_CLIENT_OPTIONS: dict[str, dict[str, Any]] = {}
+
+
+def register_nats_client(url: str, **options: Any) -> None:
+    """Say how tests connect to the server at ``url`` (``tls=``, ``user_credentials=`` …: ``nats.connect`` kwargs)."""
+    _CLIENT_OPTIONS[url] = options
+
+
+def nats_client_options(url: str) -> dict[str, Any]:
+    """The ``nats.connect`` keyword arguments, beyond the URL, that the server at ``url`` needs from a client."""
+    return dict(_CLIENT_OPTIONS.get(url, {}))
+
+
 def service_credentials(nats_url: str, service: str) -> tuple[str, str] | None:
     """(user, password) of ``service`` on the test server behind ``nats_url``, or None (a given server)."""
     users = _USERS_BY_URL.get(nats_url, {})
@@ -85,9 +102,32 @@ def service_credentials(nats_url: str, service: str) -> tuple[str, str] | None:
 def _authenticated(url: str, credentials_dir: Path) -> str:
     """The admin URL of a server whose users were written under ``credentials_dir``; remember the others."""
     users = read_credentials(credentials_dir)
+    if ADMIN not in users:  # removed when the session closed
+        return url
     admin_url = with_userinfo(url, ADMIN, users[ADMIN])
     _USERS_BY_URL[admin_url] = users
     return admin_url
+
+
+class AuthenticatedNatsServer(NatsServer):
+    """A ``NatsServer`` refusing anonymous clients, with the generated users (``own`` mode and ``own_nats_server``):
+    ``url`` carries the admin's credentials, and a service started on it connects as its own user."""
+
+    def __init__(self, *, store_dir: Path, credentials_dir: Path, **kwargs: Any) -> None:
+        self.credentials_dir = credentials_dir
+        config = _auth_config(credentials_dir)
+        super().__init__(store_dir=store_dir, extra_args=["-c", str(config)], **kwargs)
+
+    @property
+    def anonymous_url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:  # the port is final only after the first start: register the users then
+        return _authenticated(self.anonymous_url, self.credentials_dir)
+
+    def __repr__(self) -> str:
+        return f"AuthenticatedNatsServer({self.anonymous_url}, store={self.store_dir})"
 
 
 def _auth_config(directory: Path) -> Path:
@@ -244,7 +284,7 @@ class TestServers:
     def describe(self) -> list[str]:
         """Where the servers are, for the terminal and the log."""
         if self.mode == "own" and self.nats is not None:
-            nats = f"own nats-server {self.nats.url} (store {self.nats.store_dir}, log {self.nats.log_file})"
+            nats = f"own nats-server {without_userinfo(self.nats.url)} (store {self.nats.store_dir}, log {self.nats.log_file})"
         elif self.mode == "containers":
             nats = f"{container_image('nats')} -js started through testcontainers at {self.nats_url}"
         else:
@@ -302,9 +342,9 @@ def start_test_servers(mode: str | None = None) -> TestServers:
         try:
             auth_dir = Path(tempfile.mkdtemp(prefix="hoithi-test-nats-auth-"))
             servers._store_dir = auth_dir
-            nats = ContainerNats(config=_auth_config(auth_dir)).start()
+            nats = ContainerNats(credentials_dir=auth_dir).start()
             servers.containers.append(nats)
-            servers.nats_url = _authenticated(nats.url, auth_dir)
+            servers.nats_url = nats.url
             postgres = start_postgres_container()
             servers.containers.append(postgres)
             servers.database_server_url = postgres_container_url(postgres)
@@ -319,12 +359,15 @@ def start_test_servers(mode: str | None = None) -> TestServers:
             can_own_servers=allowed,
             why_not_own=why,
         )
+        creds = os.environ.get("NATS_CREDS") or os.environ.get("HOITHI_NATS_CREDS")
+        if creds:  # an authenticated given server: the tests' clients use the same creds file as the services
+            register_nats_client(servers.nats_url, user_credentials=creds)
     else:
         store = Path(tempfile.mkdtemp(prefix="hoithi-test-nats-"))
-        nats = NatsServer(store_dir=store, extra_args=["-c", str(_auth_config(store))]).start()
+        nats = AuthenticatedNatsServer(store_dir=store, credentials_dir=store).start()
         servers = TestServers(
             mode=mode,
-            nats_url=_authenticated(nats.url, store),
+            nats_url=nats.url,
             database_server_url=server_url,
             nats=nats,
             can_own_servers=allowed,
@@ -395,7 +438,7 @@ class ContainerNats:
     """
 
     def __init__(
-        self, image: str | None = None, *, port: int | None = None, config: Path | None = None
+        self, image: str | None = None, *, port: int | None = None, credentials_dir: Path | None = None
     ) -> None:
         from shared.devserver import free_port
 
@@ -407,6 +450,8 @@ class ContainerNats:
         self.port = port or free_port()
         self.monitor_port = free_port()
         self.store_dir = Path("/data")  # inside the container
+        self.credentials_dir = credentials_dir  # the generated users (None: anonymous clients let in)
+        config = _auth_config(credentials_dir) if credentials_dir is not None else None
         auth = f"-c /etc/nats/{config.name} " if config is not None else ""
         self.container = (
             DockerContainer(self.image)
@@ -418,8 +463,15 @@ class ContainerNats:
             self.container.with_volume_mapping(str(config.parent), "/etc/nats", "ro")
 
     @property
-    def url(self) -> str:
+    def anonymous_url(self) -> str:
         return f"nats://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """The admin's URL when the server has the generated users, like ``AuthenticatedNatsServer.url``."""
+        if self.credentials_dir is None:
+            return self.anonymous_url
+        return _authenticated(self.anonymous_url, self.credentials_dir)
 
     @property
     def monitor_url(self) -> str:
@@ -486,7 +538,7 @@ class ContainerNats:
         )
 
     def __repr__(self) -> str:
-        return f"ContainerNats({self.image}, {self.url})"
+        return f"ContainerNats({self.image}, {self.anonymous_url})"
 
 
 def start_postgres_container(image: str | None = None, *, port: int | None = None) -> Any:

@@ -29,7 +29,7 @@ from shared.devserver import free_port
 from shared.mailsink import MailSink
 from shared.settings import SERVICES
 
-from .servers import service_credentials
+from .servers import nats_client_options, service_credentials
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "deploy" / "seed" / "soctrang-stnmt-2023"
@@ -184,7 +184,7 @@ class System:
         durables = [f"{s}-facts-v" for s in self.services]
 
         async def behind() -> int:
-            nc = await nats.connect(self.nats_url)
+            nc = await nats.connect(self.nats_url, **nats_client_options(self.nats_url))
             try:
                 js = nc.jetstream()
                 total = 0
@@ -284,7 +284,7 @@ class System:
         import nats
 
         async def read() -> list[tuple[dict[str, str], dict[str, Any]]]:
-            nc = await nats.connect(self.nats_url)
+            nc = await nats.connect(self.nats_url, **nats_client_options(self.nats_url))
             js = nc.jetstream()
             out = []
             try:

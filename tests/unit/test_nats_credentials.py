@@ -42,3 +42,23 @@ def test_the_dev_server_configuration_names_every_user_and_no_anonymous_access(t
         assert f"{{user: {user}, " in conf
     assert "hoithi.*.submission.received" in service_permissions("submissions", Settings())["publish"]
     assert "hoithi.*.submission.received" not in service_permissions("campaign", Settings())["publish"]
+
+
+def test_a_ca_makes_the_connection_tls_and_a_password_file_stands_for_the_password(tmp_path: Path) -> None:
+    import ssl
+
+    from shared.nats_tls import ensure_dev_tls
+
+    files, _ = ensure_dev_tls(tmp_path / "tls", ["nats"])
+    (tmp_path / "password").write_text("s3cret\n", encoding="utf-8")
+    s = Settings(
+        nats_url="tls://nats:4222", nats_user="rewards", nats_password_file=tmp_path / "password", nats_ca=files.ca
+    )
+    options = connect_options(s)
+    assert options["user"] == "rewards" and options["password"] == "s3cret"
+    context = options["tls"]
+    assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname and context.minimum_version >= ssl.TLSVersion.TLSv1_2
+    assert len(context.get_ca_certs()) == 1  # the deployment's CA, not the system's trust store
+    # plaintext stays plaintext only without a CA and a tls:// URL
+    assert "tls" not in connect_options(Settings(nats_url="nats://127.0.0.1:4222"))
