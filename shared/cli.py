@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -350,7 +351,22 @@ def up(
     migrate(None)
     typer.echo("loading the 2023 demo edition…")
     seed_args = [str(seed_dir)] if seed_dir is not None else []
-    subprocess.run([sys.executable, "-m", "shared.cli", "seed", *seed_args], env=env, check=True)
+    seeded = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "seed", *seed_args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    typer.echo(seeded.stdout, nl=False)
+    if seeded.returncode != 0:
+        typer.echo(seeded.stderr, err=True, nl=False)
+        raise typer.Exit(seeded.returncode)
+    # The portal's demo sign-in offers the edition just loaded, so a newcomer only picks a person.
+    loaded = seeded_edition(seeded.stdout)
+    if loaded is not None:
+        env.setdefault("HOITHI_PORTAL_TENANT", loaded[0])
+        env.setdefault("HOITHI_PORTAL_EDITION", loaded[1])
     procs["streams"] = f"{hoithi} streams --wait 60 && {hoithi} watch"
     for n in (*SERVICES, *FRONTENDS):
         procs[n] = f"{hoithi} serve {n}"
@@ -358,6 +374,12 @@ def up(
     programs = [Program(name, cmd if "&&" in cmd else f"exec {cmd}", env) for name, cmd in procs.items()]
     supervisor = Supervisor(programs, run_dir=data / "run")
     sys.exit(asyncio.run(supervisor.run()))
+
+
+def seeded_edition(seed_output: str) -> tuple[str, str] | None:
+    """(tenant, edition) of the last edition the seed command reported (``edition T/E: version …``)."""
+    found = re.findall(r"^edition ([^/\s]+)/(\S+): version ", seed_output, re.MULTILINE)
+    return found[-1] if found else None
 
 
 async def _wait_caught_up(deadline: float) -> None:

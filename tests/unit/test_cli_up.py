@@ -23,3 +23,16 @@ def test_the_demo_runs_the_wheels_nats_server_even_when_an_older_one_is_first_on
     binary = local_nats_command(tmp_path / "store").split()[0]
     assert binary == find_nats_server() and binary != str(old)
     assert Path(binary).name == "nats-server" and os.access(binary, os.X_OK)
+
+
+def test_up_offers_the_portal_the_edition_the_seed_loaded() -> None:
+    from shared.cli import seeded_edition
+
+    out = (
+        "directory cantho-snnmt: 42 units/people published\n"
+        "edition cantho-snnmt/2025: version 3 published\n"
+        "assignments cantho-snnmt/2025: 40 created, 0 existing\n"
+    )
+    assert seeded_edition(out) == ("cantho-snnmt", "2025")
+    assert seeded_edition("edition t-1/2024: version 1 unchanged\n") == ("t-1", "2024")
+    assert seeded_edition("directory x: 1 units/people published\n") is None
