@@ -23,6 +23,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
@@ -54,6 +55,24 @@ PURPOSE_HEADER = "Hoithi-Purpose"
 CONTENTION_RETRIES = 6
 REPLAY_HANDOVER_DELAY = 0.5  # seconds: a replay for a sibling purpose comes back to another loop
 REPLAY_HEADER = "Hoithi-Replay-Of"
+
+# Fault tests only (``HOITHI_FAILPOINT``, a comma-separated list; shared/outbox.py reads it too):
+# ``consumer-before-ack`` exits the process (as SIGKILL would) after a batch committed and before its acks;
+# ``handler-raises`` makes a fact whose subject starts with ``failpoint-oserror`` / ``failpoint-timeout`` raise
+# FileNotFoundError / TimeoutError in place of its handler, while the database answers.
+FAILPOINT_SUBJECTS = {"failpoint-oserror": FileNotFoundError, "failpoint-timeout": TimeoutError}
+
+
+def _failpoint(name: str) -> bool:
+    return name in os.environ.get("HOITHI_FAILPOINT", "").split(",")
+
+
+def _raise_at_failpoint(env: Envelope) -> None:
+    if env.subject and _failpoint("handler-raises"):
+        for prefix, error in FAILPOINT_SUBJECTS.items():
+            if env.subject.startswith(prefix):
+                raise error(f"failpoint handler-raises: {env.subject}")
+
 
 Handler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
 LongWork = Callable[[], Awaitable[None]]
@@ -338,6 +357,9 @@ class EventConsumer:
                 outage_delay = min(outage_delay * 2, max(1.0, self.settings.ack_wait / 3))
                 continue
             self._database_answers()
+            if _failpoint("consumer-before-ack"):
+                log.error("failpoint consumer-before-ack: exiting with %d committed, unacked", len(items))
+                os._exit(137)
             if deferred:
                 await self._run_long(items, deferred)
             for m, _ in items:
@@ -416,6 +438,7 @@ class EventConsumer:
                         ),
                         metrics.handler_timer(self.purpose, env.type),
                     ):
+                        _raise_at_failpoint(env)
                         await self.handlers[env.type](conn, env)
                 finally:
                     correlation_id.reset(token)
