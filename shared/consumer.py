@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -332,7 +332,10 @@ class EventConsumer:
         while True:
             deferred: list[LongWork] = []
             try:
-                await self.apply(items, deferred)
+                # A batch slower than ack_wait (a loaded machine, a big fold) must not be redelivered to
+                # another replica meanwhile: the held messages are told "in progress" while it runs.
+                async with self._in_progress_while(held):
+                    await self.apply(items, deferred)
             except Exception as exc:
                 if await self.probe.answers():
                     self._database_answers()
@@ -373,6 +376,23 @@ class EventConsumer:
         self.state.ready = True
         self.state.waiting_for_db_since = None
 
+    @contextlib.asynccontextmanager
+    async def _in_progress_while(self, msgs: Sequence[RawMsg]) -> AsyncIterator[None]:
+        """Tell the server every ``ack_wait``/3 that ``msgs`` are in progress, while the block runs."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(max(0.1, self.settings.ack_wait / 3))
+                await self._keep_in_progress(msgs)
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def _keep_in_progress(self, msgs: Sequence[RawMsg]) -> None:
         for m in msgs:
             try:
@@ -385,14 +405,7 @@ class EventConsumer:
         not naked: the facts are applied (a redelivery would be a duplicate) and the work resumes from its record.
         """
 
-        async def keep_in_progress() -> None:
-            while True:
-                await asyncio.sleep(max(0.1, self.settings.ack_wait / 3))
-                for m, _ in items:
-                    await _settle(m.in_progress(), m, "in-progress")
-
-        beat = asyncio.create_task(keep_in_progress())
-        try:
+        async with self._in_progress_while([m for m, _ in items]):
             for work in works:
                 try:
                     await work()
@@ -401,10 +414,6 @@ class EventConsumer:
                 except Exception as exc:  # noqa: BLE001 - see the docstring
                     self.state.last_error = repr(exc)
                     log.error("long work after commit failed, left to resume: %r", exc)
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
 
     async def apply(
         self, items: list[tuple[RawMsg, Envelope]], deferred: list[LongWork] | None = None
