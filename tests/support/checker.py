@@ -174,11 +174,12 @@ async def check(
         if receipt is not None and receipt.received_at < deadline:
             v.false_misses.append(row["assignee_id"])
 
-    # ---- rewards: one ledger row per author, for their submission, and one receipt's points on the list.
+    # ---- rewards: one ledger row per author, for their submission, and one receipt's points on the list
+    # (receipts' rows only: a deadline.missed flag or deduction is a ledger row of its own).
     ledger = await _fetch(
         databases["rewards"],
         "SELECT submission_id, participant_id FROM ledger WHERE participant_kind = 'person' "
-        "AND tenant = $1 AND edition = $2 AND part = $3",
+        "AND tenant = $1 AND edition = $2 AND part = $3 AND rule LIKE 'submission.received/%'",
         tenant,
         edition,
         part,
