@@ -55,7 +55,7 @@ ACK_WAIT = 5.0
 OUTAGE = 2 * ACK_WAIT  # seconds rewards' database stays unreachable
 NATS_DOWN_AT_LEAST = 6.0  # longer than the relay's 5 s publish timeout: publishes fail and are retried
 DUPLICATE_WINDOW = 1.0  # seconds: a republish after it reaches the consumers, which must drop it
-REPUBLISHED = max(50, N // 20)
+REPUBLISHED = max(10, N // 20)
 # The run's reports are received on 15/10/2023, before the 7-day reminders and daily lists fall due (18/10): the
 # start does not mail thousands of reminders first. The experience part's deadline is 25/10/2023 (end of day).
 START = "2023-10-15T09:00:00+07:00"
