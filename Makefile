@@ -10,12 +10,13 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 # Test tiers that exist in this checkout (git keeps no empty folders, so a fresh clone may lack one).
 TEST_DIRS := $(wildcard tests/unit tests/integration tests/e2e)
 
-.PHONY: help venv run test fuzz soak-drill lint clean distclean images
+.PHONY: help venv run test fuzz soak soak-drill lint clean distclean images
 
 help:
 	@echo "make venv   create .venv and install the project with its test extras (skipped when up to date)"
 	@echo "make run    start the whole demo: nats-server, the four services, the 2023 edition (hoithi up)"
 	@echo "make test   unit, integration and e2e tests in one run (HOITHI_TEST_SERVERS=own|given|containers)"
+	@echo "make soak   the two-replica fault run at N=10000 reports (make soak N=...), outside make test"
 	@echo "make soak-drill  the restore drill at DRILL_N=400 receipts (make soak-drill DRILL_N=...), outside make test"
 	@echo "make lint   ruff check"
 	@echo "make clean  remove caches and local run data (.hoithi); distclean also removes .venv"
@@ -52,6 +53,13 @@ test: venv
 # schemathesis against all four services with a secretariat and an official token (no 5xx), outside make test
 fuzz: venv
 	HOITHI_FUZZ=1 HOITHI_TEST_SERVERS=$${HOITHI_TEST_SERVERS:-own} $(PY) -m pytest tests/integration/test_fuzz_services.py -q -ra
+
+# The two-replica fault run of make test (2,000 reports) at N reports, outside make test: every service twice on
+# one PostgreSQL, the faults in sequence, then the checker (0 lost, 0 applied twice, 0 false misses).
+N ?= 10000
+soak: venv
+	HOITHI_REPLICAS_N=$(N) HOITHI_TEST_SERVERS=$${HOITHI_TEST_SERVERS:-own} $(PY) -m pytest \
+	  tests/integration/test_two_replicas.py -q -ra -s -p no:cacheprovider
 
 # The restore drill of make test (6 receipts) at N receipts, outside make test: back up mid-way with notify behind,
 # keep running, destroy, restore, compare the answers byte for byte; then rewards from an older backup.

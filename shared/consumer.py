@@ -23,8 +23,9 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +55,24 @@ PURPOSE_HEADER = "Hoithi-Purpose"
 CONTENTION_RETRIES = 6
 REPLAY_HANDOVER_DELAY = 0.5  # seconds: a replay for a sibling purpose comes back to another loop
 REPLAY_HEADER = "Hoithi-Replay-Of"
+
+# Fault tests only (``HOITHI_FAILPOINT``, a comma-separated list; shared/outbox.py reads it too):
+# ``consumer-before-ack`` exits the process (as SIGKILL would) after a batch committed and before its acks;
+# ``handler-raises`` makes a fact whose subject starts with ``failpoint-oserror`` / ``failpoint-timeout`` raise
+# FileNotFoundError / TimeoutError in place of its handler, while the database answers.
+FAILPOINT_SUBJECTS = {"failpoint-oserror": FileNotFoundError, "failpoint-timeout": TimeoutError}
+
+
+def _failpoint(name: str) -> bool:
+    return name in os.environ.get("HOITHI_FAILPOINT", "").split(",")
+
+
+def _raise_at_failpoint(env: Envelope) -> None:
+    if env.subject and _failpoint("handler-raises"):
+        for prefix, error in FAILPOINT_SUBJECTS.items():
+            if env.subject.startswith(prefix):
+                raise error(f"failpoint handler-raises: {env.subject}")
+
 
 Handler = Callable[[AsyncConnection, Envelope], Awaitable[None]]
 LongWork = Callable[[], Awaitable[None]]
@@ -313,7 +332,10 @@ class EventConsumer:
         while True:
             deferred: list[LongWork] = []
             try:
-                await self.apply(items, deferred)
+                # A batch slower than ack_wait (a loaded machine, a big fold) must not be redelivered to
+                # another replica meanwhile: the held messages are told "in progress" while it runs.
+                async with self._in_progress_while(held):
+                    await self.apply(items, deferred)
             except Exception as exc:
                 if await self.probe.answers():
                     self._database_answers()
@@ -338,6 +360,9 @@ class EventConsumer:
                 outage_delay = min(outage_delay * 2, max(1.0, self.settings.ack_wait / 3))
                 continue
             self._database_answers()
+            if _failpoint("consumer-before-ack"):
+                log.error("failpoint consumer-before-ack: exiting with %d committed, unacked", len(items))
+                os._exit(137)
             if deferred:
                 await self._run_long(items, deferred)
             for m, _ in items:
@@ -351,6 +376,23 @@ class EventConsumer:
         self.state.ready = True
         self.state.waiting_for_db_since = None
 
+    @contextlib.asynccontextmanager
+    async def _in_progress_while(self, msgs: Sequence[RawMsg]) -> AsyncIterator[None]:
+        """Tell the server every ``ack_wait``/3 that ``msgs`` are in progress, while the block runs."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(max(0.1, self.settings.ack_wait / 3))
+                await self._keep_in_progress(msgs)
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def _keep_in_progress(self, msgs: Sequence[RawMsg]) -> None:
         for m in msgs:
             try:
@@ -363,14 +405,7 @@ class EventConsumer:
         not naked: the facts are applied (a redelivery would be a duplicate) and the work resumes from its record.
         """
 
-        async def keep_in_progress() -> None:
-            while True:
-                await asyncio.sleep(max(0.1, self.settings.ack_wait / 3))
-                for m, _ in items:
-                    await _settle(m.in_progress(), m, "in-progress")
-
-        beat = asyncio.create_task(keep_in_progress())
-        try:
+        async with self._in_progress_while([m for m, _ in items]):
             for work in works:
                 try:
                     await work()
@@ -379,10 +414,6 @@ class EventConsumer:
                 except Exception as exc:  # noqa: BLE001 - see the docstring
                     self.state.last_error = repr(exc)
                     log.error("long work after commit failed, left to resume: %r", exc)
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
 
     async def apply(
         self, items: list[tuple[RawMsg, Envelope]], deferred: list[LongWork] | None = None
@@ -416,6 +447,7 @@ class EventConsumer:
                         ),
                         metrics.handler_timer(self.purpose, env.type),
                     ):
+                        _raise_at_failpoint(env)
                         await self.handlers[env.type](conn, env)
                 finally:
                     correlation_id.reset(token)

@@ -31,9 +31,10 @@ log = logging.getLogger("hoithi.outbox")
 
 
 def _failpoint(name: str, acked: list[int]) -> None:
-    """Fault tests only: ``HOITHI_FAILPOINT=relay-after-ack`` kills the process (as SIGKILL would) after the
-    stream acknowledged a batch and before the rows are marked — the window the outbox must survive."""
-    if acked and os.environ.get("HOITHI_FAILPOINT") == name:
+    """Fault tests only: ``HOITHI_FAILPOINT=relay-after-ack`` (a comma-separated list may name others too) kills
+    the process (as SIGKILL would) after the stream acknowledged a batch and before the rows are marked — the
+    window the outbox must survive."""
+    if acked and name in os.environ.get("HOITHI_FAILPOINT", "").split(","):
         log.error("failpoint %s: exiting without marking %d published rows", name, len(acked))
         os._exit(137)
 

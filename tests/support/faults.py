@@ -27,6 +27,7 @@ import nats
 from nats.js.errors import NotFoundError
 
 from shared.settings import SERVICES
+from shared.streams import CONSUMERS
 from tests.support.servers import TestServers, nats_client_options, via_proxy
 from tests.support.system import EDITION, SEED, TENANT, System, report_body, seed_with_officials
 from tests.support.tcpproxy import TcpProxy
@@ -44,7 +45,8 @@ CORE_SERVICES = ("campaign", "submissions", "rewards")
 EXPERIENCE = "experience"  # the experience-report part of the 2023 edition
 # A seed person every service's directory copy knows: reads the priority list and the assignments.
 READER = "p-0001"
-DURABLES = {s: f"{s}-facts-v1" for s in SERVICES}
+# Each service's facts consumer as declared (its version moves: notify's is v3), never a guessed name.
+DURABLES = {c.service: c.durable for c in CONSUMERS if c.purpose == "facts"}
 
 
 def asyncpg_dsn(url: str) -> str:

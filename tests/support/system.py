@@ -90,6 +90,7 @@ class System:
     ports: dict[str, int] = field(default_factory=dict)
     mail: MailSink | None = None
     catch_up_timeout: float = 60  # a seed of thousands of officials needs longer on a loaded machine
+    command_timeout: float = 120  # each `hoithi` command of start() (a seed of thousands takes longer)
 
     # ------------------------------------------------------------------ environment
     @property
@@ -140,14 +141,14 @@ class System:
             self.clock_file, datetime.fromisoformat(at) if isinstance(at, str) else at, rate=rate
         )
 
-    def hoithi(self, *args: str, timeout: float = 120, **env: str) -> str:
+    def hoithi(self, *args: str, timeout: float | None = None, **env: str) -> str:
         res = subprocess.run(
             [sys.executable, "-m", "shared.cli", *args],
             cwd=ROOT,
             env=self.env(**env),
             capture_output=True,
             text=True,
-            timeout=timeout,
+            timeout=timeout or self.command_timeout,
             check=False,
         )
         if res.returncode != 0:

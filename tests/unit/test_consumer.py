@@ -420,3 +420,29 @@ async def test_the_fetch_loop_stops_when_cancelled_even_if_the_fetch_turns_the_c
         task.cancel()
         await asyncio.wait({task}, timeout=5)
     assert done == {task} and task.cancelled()
+
+
+
+async def test_a_batch_slower_than_ack_wait_is_kept_in_progress_so_no_other_replica_gets_it(
+    harness: Any,
+) -> None:
+    """With two replicas, a batch whose transaction outlasts ack_wait (a loaded machine, a big fold) would be
+    redelivered to the other replica while the first still applies it, spending deliveries on both: every
+    message of the batch is told "in progress" every ack_wait/3 while it is applied, then acked once."""
+    import asyncio
+
+    harness.consumer.settings = Settings(env="test", max_deliver=3, ack_wait=0.3)
+
+    async def handler(conn: Any, env: Envelope) -> None:
+        if env.subject == "s-1":
+            await asyncio.sleep(0.9)  # the slow work itself: the transaction runs for 3 × ack_wait
+        harness.applied.append(env.id)
+
+    harness.consumer.handlers["submission.withdrawn"] = handler
+    envs = [withdrawn("s-1"), withdrawn("s-2")]
+    msgs = [FakeMsg(e.to_json(), seq=i) for i, e in enumerate(envs)]
+    await asyncio.wait_for(harness.consumer.process(msgs), 10)
+    for m in msgs:
+        assert m.log.count(("wpi", None)) >= 2, m.log
+        assert m.log[-1] == ("ack", None) and m.log.count(("ack", None)) == 1
+    assert await _kept(harness) == sorted(e.id for e in envs)
