@@ -23,7 +23,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import os
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
@@ -38,7 +37,7 @@ from nats.aio.client import Client as NatsClient
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared import metrics
+from shared import failpoints, metrics
 from shared.db import Backbone, DatabaseProbe, insert_ignore, is_contention
 from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import Envelope, deterministic_id, make_event, source_of
@@ -56,19 +55,12 @@ CONTENTION_RETRIES = 6
 REPLAY_HANDOVER_DELAY = 0.5  # seconds: a replay for a sibling purpose comes back to another loop
 REPLAY_HEADER = "Hoithi-Replay-Of"
 
-# Fault tests only (``HOITHI_FAILPOINT``, a comma-separated list; shared/outbox.py reads it too):
-# ``consumer-before-ack`` exits the process (as SIGKILL would) after a batch committed and before its acks;
-# ``handler-raises`` makes a fact whose subject starts with ``failpoint-oserror`` / ``failpoint-timeout`` raise
-# FileNotFoundError / TimeoutError in place of its handler, while the database answers.
+# Fault tests only (shared/failpoints.py): ``consumer-before-ack`` and ``handler-raises``.
 FAILPOINT_SUBJECTS = {"failpoint-oserror": FileNotFoundError, "failpoint-timeout": TimeoutError}
 
 
-def _failpoint(name: str) -> bool:
-    return name in os.environ.get("HOITHI_FAILPOINT", "").split(",")
-
-
 def _raise_at_failpoint(env: Envelope) -> None:
-    if env.subject and _failpoint("handler-raises"):
+    if env.subject and failpoints.armed("handler-raises"):
         for prefix, error in FAILPOINT_SUBJECTS.items():
             if env.subject.startswith(prefix):
                 raise error(f"failpoint handler-raises: {env.subject}")
@@ -360,9 +352,7 @@ class EventConsumer:
                 outage_delay = min(outage_delay * 2, max(1.0, self.settings.ack_wait / 3))
                 continue
             self._database_answers()
-            if _failpoint("consumer-before-ack"):
-                log.error("failpoint consumer-before-ack: exiting with %d committed, unacked", len(items))
-                os._exit(137)
+            failpoints.crash("consumer-before-ack", f"{len(items)} committed, unacked")
             if deferred:
                 await self._run_long(items, deferred)
             for m, _ in items:

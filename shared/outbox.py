@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared import failpoints
 from shared.clock import Clock
 from shared.db import Backbone, reading, upsert
 from shared.events.envelope import Envelope, make_event
@@ -28,15 +28,6 @@ from shared.logs import correlation_id
 from shared.settings import Settings
 
 log = logging.getLogger("hoithi.outbox")
-
-
-def _failpoint(name: str, acked: list[int]) -> None:
-    """Fault tests only: ``HOITHI_FAILPOINT=relay-after-ack`` (a comma-separated list may name others too) kills
-    the process (as SIGKILL would) after the stream acknowledged a batch and before the rows are marked — the
-    window the outbox must survive."""
-    if acked and name in os.environ.get("HOITHI_FAILPOINT", "").split(","):
-        log.error("failpoint %s: exiting without marking %d published rows", name, len(acked))
-        os._exit(137)
 
 
 class Outbox:
@@ -191,7 +182,8 @@ class OutboxRelay:
                 if not rows:
                     return 0
                 acked, failed = await self.publish(rows)
-                _failpoint("relay-after-ack", acked)
+                if acked:
+                    failpoints.crash("relay-after-ack", f"{len(acked)} published rows not marked")
                 await self.mark(conn, acked, failed, {r.position: r.attempts for r in rows})
             return len(acked)
         async with reading(self.engine).connect() as conn:  # a reader: no write lock while intake writes
@@ -200,7 +192,8 @@ class OutboxRelay:
         if not rows:
             return 0
         acked, failed = await self.publish(rows)
-        _failpoint("relay-after-ack", acked)
+        if acked:
+            failpoints.crash("relay-after-ack", f"{len(acked)} published rows not marked")
         async with self.engine.begin() as conn:
             await self.mark(conn, acked, failed, {r.position: r.attempts for r in rows})
         return len(acked)

@@ -20,7 +20,7 @@ first reconciles: every intent its predecessor left unsettled (and every row it 
 once, and is sent with the **same** Message-ID. So a crash before the intent or after it but before the hand-over
 sends the message once; a crash after the mark sends nothing more; only a crash between the SMTP server's
 acceptance and the mark's commit (the window: milliseconds) sends it twice, with one Message-ID, which a
-receiver deduplicating by Message-ID shows once. Failpoints (``failpoints.py``, test-only) prove each case.
+receiver deduplicating by Message-ID shows once. Failpoints (shared/failpoints.py, test-only) prove each case.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ import aiosmtplib
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.notify import domain, failpoints, models, queue, webhooks
+from services.notify import domain, models, queue, webhooks
 from services.notify.handlers import wake_event
 from services.notify.settings import NotifySettings
-from shared import metrics
+from shared import failpoints, metrics
 from shared.clock import VN
 from shared.events.catalogue import NotificationFailed, NotificationSent
 from shared.lease import Lease, periodic
@@ -121,8 +121,12 @@ def _begin(rt: Runtime, lease: Lease | None) -> AbstractAsyncContextManager[Asyn
     return lease.begin(rt.engine) if lease is not None else rt.engine.begin()
 
 
+# The steps of sending one email at which the exactly-once tests crash notify (shared/failpoints.py).
+FAILPOINT_STEPS = ("notify.before_intent", "notify.after_intent", "notify.after_smtp", "notify.after_mark")
+
+
 def _fail(rt: Runtime, step: str) -> None:
-    failpoints.hit(step, production=rt.settings.env == "production")
+    failpoints.crash(step, sigkill=True)
 
 
 def email_message(own: NotifySettings, row: Any, now: datetime) -> EmailMessage:
