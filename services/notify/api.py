@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Query, Response
-from pydantic import BaseModel, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
 from services.notify import domain, models, webhooks
 from shared.clock import VN
@@ -198,16 +198,34 @@ async def mark_all_read(tenant: str, rt: RuntimeDep, caller: CallerDep) -> dict[
 # ---------------------------------------------------------------------------------------------- preferences
 
 
+HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
 class PreferencePublic(BaseModel):
+    # Quiet hours have both ends or neither: said in the schema too, so a client drawing from it agrees.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["quiet_from", "quiet_to"],
+                    "properties": {"quiet_from": {"type": "string"}, "quiet_to": {"type": "string"}},
+                },
+                {"properties": {"quiet_from": {"type": "null"}, "quiet_to": {"type": "null"}}},
+            ]
+        }
+    )
+
     mode: Literal["immediate", "digest"] = Field(
         default="immediate",
         description="non-urgent kinds: at once, or one email a day at 07:30 (+07:00); receipts and deadline "
         "notices are always immediate",
     )
     quiet_from: str | None = Field(
-        default=None, description="HH:MM Vietnam time; quiet hours may wrap midnight"
+        default=None,
+        description="HH:MM Vietnam time; quiet hours may wrap midnight",
+        json_schema_extra={"pattern": HHMM_PATTERN},
     )
-    quiet_to: str | None = None
+    quiet_to: str | None = Field(default=None, json_schema_extra={"pattern": HHMM_PATTERN})
     language: Literal["vi", "en"] = "vi"
 
     @field_validator("quiet_from", "quiet_to")
