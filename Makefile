@@ -16,6 +16,7 @@ help:
 	@echo "make venv   create .venv and install the project with its test extras (skipped when up to date)"
 	@echo "make run    start the whole demo: nats-server, the four services, the 2023 edition (hoithi up)"
 	@echo "make test   unit, integration and e2e tests in one run (HOITHI_TEST_SERVERS=own|given|containers)"
+	@echo "make fuzz   the full schemathesis run (stateful phase, 100 examples per operation), outside make test"
 	@echo "make lint   ruff check"
 	@echo "make clean  remove caches and local run data (.hoithi); distclean also removes .venv"
 
@@ -48,9 +49,10 @@ test: venv
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	exit $$rc
 
-# schemathesis against all four services with a secretariat and an official token (no 5xx), outside make test
+# The full schemathesis run (every check, the stateful phase, 100 examples per operation) against all four
+# services with a secretariat and an official token; make test runs the 20-example one (no stateful phase).
 fuzz: venv
-	HOITHI_FUZZ=1 HOITHI_TEST_SERVERS=$${HOITHI_TEST_SERVERS:-own} $(PY) -m pytest tests/integration/test_fuzz_services.py -q -ra
+	HOITHI_FUZZ=full HOITHI_TEST_SERVERS=$${HOITHI_TEST_SERVERS:-own} $(PY) -m pytest tests/integration/test_fuzz_services.py -q -ra
 
 images: venv
 	bash deploy/build-image.sh

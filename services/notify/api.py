@@ -17,6 +17,7 @@ from services.notify import domain, models, webhooks
 from shared.clock import VN
 from shared.db import insert_ignore
 from shared.documents import Role
+from shared.events.catalogue import CATALOGUE
 from shared.idempotency import request_hash
 from shared.privacy import Sight, Viewer, no_store
 from shared.problems import Problem, bilingual_error, field_error
@@ -303,7 +304,17 @@ class WebhookCreate(BaseModel):
         default=None, min_length=16, max_length=200, description="shared HMAC secret; generated when omitted"
     )
     event_types: list[str] = Field(
-        default_factory=list, description="[] = every event; 'deadline.*' a family"
+        default_factory=list,
+        description="[] = every event; 'deadline.*' a family",
+        # what create_webhook accepts: a catalogue type, or a family ending in ".*"
+        json_schema_extra={
+            "items": {
+                "anyOf": [
+                    {"type": "string", "enum": sorted(CATALOGUE)},
+                    {"type": "string", "pattern": r"^.+\.\*$"},
+                ]
+            }
+        },
     )
 
 
@@ -353,7 +364,6 @@ async def create_webhook(
     A retry with the same ``Idempotency-Key`` answers the original subscription (same id and secret), never a
     second one."""
     _require_secretariat(caller)
-    from shared.events.catalogue import CATALOGUE
 
     bad = [t for t in body.event_types if t not in CATALOGUE and not (t.endswith(".*") and len(t) > 2)]
     if bad:

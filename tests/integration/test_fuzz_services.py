@@ -72,6 +72,8 @@ def _config(tmp: Path) -> Path:
 
 
 def run_schemathesis(base: str, token: str, config: Path, report: Path) -> subprocess.CompletedProcess[str]:
+    """Every check (schemathesis 4's default: no ``--checks``, which would also override the configuration's
+    per-operation exclusions)."""
     phases = "examples,coverage,fuzzing" + (",stateful" if FULL else "")
     return subprocess.run(
         [
@@ -80,11 +82,10 @@ def run_schemathesis(base: str, token: str, config: Path, report: Path) -> subpr
             str(config),
             "run",
             f"{base}/openapi.json",
-            "--checks",
-            "all",
             "--max-examples",
             "100" if FULL else "20",
             "--generation-deterministic",
+            *([] if FULL else ["--no-shrink"]),  # a failure is reported as found: shrinking it costs minutes
             "--phases",
             phases,
             "--header",
@@ -99,7 +100,7 @@ def run_schemathesis(base: str, token: str, config: Path, report: Path) -> subpr
         ],
         capture_output=True,
         text=True,
-        timeout=BUDGET_S,
+        timeout=3600 if FULL else BUDGET_S,
         check=False,
     )
 
