@@ -106,6 +106,7 @@ _VI: dict[str, str] = {
     "dict_type": "Phải là một đối tượng",
     "list_type": "Phải là một danh sách",
     "value_error": "Giá trị không hợp lệ",
+    "url_too_long": "Quá dài: tối đa {max_length} ký tự",
 }
 
 

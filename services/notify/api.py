@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, field_validator
 
 from services.notify import domain, models, webhooks
 from shared.clock import VN
@@ -298,8 +298,20 @@ async def _save_preferences(rt: RuntimeDep, tenant: str, caller: Caller, body: P
 # ---------------------------------------------------------------------------------------------- webhooks
 
 
+def _fits_the_column(url: HttpUrl) -> HttpUrl:
+    if len(str(url)) > 1000:
+        raise bilingual_error(
+            "url_too_long",
+            "The address is over 1000 characters once normalised.",
+            "Địa chỉ dài quá 1000 ký tự sau khi chuẩn hoá.",
+        )
+    return url
+
+
 class WebhookCreate(BaseModel):
-    url: HttpUrl
+    # The stored column holds 1000 characters: longer is a 422 here, as given or once normalised (IDNA), not
+    # a database error (a 500) on insert.
+    url: Annotated[HttpUrl, UrlConstraints(max_length=1000), AfterValidator(_fits_the_column)]
     secret: str | None = Field(
         default=None, min_length=16, max_length=200, description="shared HMAC secret; generated when omitted"
     )
