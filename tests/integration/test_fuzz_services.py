@@ -108,6 +108,7 @@ def run_schemathesis(
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT_S,
+        cwd=report.parent,  # its crash cache (.schemathesis/) goes there, not into the checkout
         check=False,
     )
 
