@@ -282,6 +282,17 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+# shared.guard refuses a NUL in the path or any query parameter (422, field named): said on every string
+# parameter that has no pattern of its own.
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+
+
+def _no_nul(schema: dict[str, Any]) -> None:
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "string" and "pattern" not in branch and "enum" not in branch:
+            branch["pattern"] = NO_NUL_PATTERN
+
+
 def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
     """Every operation lists the errors it can give, as ``application/problem+json`` (no ``default``):
 
@@ -305,6 +316,9 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
                 wanted |= {409, 413, 415, 422}
             if "requestBody" in op:
                 wanted.add(400)
+            for parameter in op.get("parameters", []):
+                if parameter.get("in") in ("path", "query"):
+                    _no_nul(parameter.get("schema", {}))
             responses = op["responses"]
             responses.pop("default", None)
             for code in list(responses):
