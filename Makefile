@@ -16,6 +16,7 @@ help:
 	@echo "make venv   create .venv and install the project with its test extras (skipped when up to date)"
 	@echo "make run    start the whole demo: nats-server, the four services, the 2023 edition (hoithi up)"
 	@echo "make test   unit, integration and e2e tests in one run (HOITHI_TEST_SERVERS=own|given|containers)"
+	@echo "make fuzz   the full schemathesis run (stateful phase, 100 examples per operation), outside make test"
 	@echo "make soak   the two-replica fault run at N=10000 reports (make soak N=...), outside make test"
 	@echo "make soak-drill  the restore drill at DRILL_N=400 receipts (make soak-drill DRILL_N=...), outside make test"
 	@echo "make lint   ruff check"
@@ -50,9 +51,10 @@ test: venv
 	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
 	exit $$rc
 
-# schemathesis against all four services with a secretariat and an official token (no 5xx), outside make test
+# The full schemathesis run (every check, the stateful phase, 100 examples per operation) against all four
+# services with a secretariat and an official token; make test runs the 20-example one (no stateful phase).
 fuzz: venv
-	HOITHI_FUZZ=1 HOITHI_TEST_SERVERS=$${HOITHI_TEST_SERVERS:-own} $(PY) -m pytest tests/integration/test_fuzz_services.py -q -ra
+	HOITHI_FUZZ=full HOITHI_TEST_SERVERS=$${HOITHI_TEST_SERVERS:-own} $(PY) -m pytest tests/integration/test_fuzz_services.py -q -ra
 
 # The two-replica fault run of make test (2,000 reports) at N reports, outside make test: every service twice on
 # one PostgreSQL, the faults in sequence, then the checker (0 lost, 0 applied twice, 0 false misses).

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from shared.errors import DomainError, Problem, Refusal, bilingual_error, field_error
 
@@ -105,6 +106,7 @@ _VI: dict[str, str] = {
     "dict_type": "Phải là một đối tượng",
     "list_type": "Phải là một danh sách",
     "value_error": "Giá trị không hợp lệ",
+    "url_too_long": "Quá dài: tối đa {max_length} ký tự",
 }
 
 
@@ -206,12 +208,26 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title, title_vi = _STATUS_TITLES.get(exc.status_code, ("Error", "Lỗi"))
         body = problem_body(exc.status_code, str(exc.detail or title), title_vi, instance=request.url.path)
-        return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM_JSON, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse(body, status_code=exc.status_code, media_type=PROBLEM_JSON, headers=headers or None)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app takes on this path. Starlette's 405 names only the methods of the
+    first route matching the path, though routes for GET and PUT of one path are two routes."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(route.methods)
+    return sorted(methods)
 
 
 # ---------------------------------------------------------------------------------------------- OpenAPI
 
 _DESCRIPTIONS: dict[int, str] = {
+    400: "the body cannot be read as its content type says (JSON that is not UTF-8 or not JSON at all)",
     401: "no valid bearer token (checked before the body is read)",
     403: "the token's tenant is not the path's, or the caller's role does not allow it",
     404: "no such edition, record or version (or not the caller's: its existence is not disclosed)",
@@ -266,12 +282,23 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+# shared.guard refuses a NUL in the path or any query parameter (422, field named): said on every string
+# parameter that has no pattern of its own.
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+
+
+def _no_nul(schema: dict[str, Any]) -> None:
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "string" and "pattern" not in branch and "enum" not in branch:
+            branch["pattern"] = NO_NUL_PATTERN
+
+
 def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
     """Every operation lists the errors it can give, as ``application/problem+json`` (no ``default``):
 
     - under ``/tenants/`` (a token is required): 401, 403, 404 and 429;
     - with parameters or a body: 422 (replacing FastAPI's ``application/json`` ``HTTPValidationError``);
-    - with a body (POST, PUT, PATCH): 409, 413 and 415;
+    - with a body (POST, PUT, PATCH): 409, 413 and 415, and 400 when the body cannot be parsed at all;
     - and whatever the route declared itself, its content made a ``Problem``.
     """
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
@@ -287,6 +314,11 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
                 wanted.add(422)
             if method in ("post", "put", "patch"):
                 wanted |= {409, 413, 415, 422}
+            if "requestBody" in op:
+                wanted.add(400)
+            for parameter in op.get("parameters", []):
+                if parameter.get("in") in ("path", "query"):
+                    _no_nul(parameter.get("schema", {}))
             responses = op["responses"]
             responses.pop("default", None)
             for code in list(responses):

@@ -14,9 +14,11 @@ the field (``control_character``), in English and Vietnamese.
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
 
 from shared.errors import bilingual_error
 
@@ -52,5 +54,24 @@ def _long_text(value: Any) -> Any:
     return clean_text(value, multiline=True) if isinstance(value, str) else value
 
 
-Text = Annotated[str, BeforeValidator(_text)]
-LongText = Annotated[str, BeforeValidator(_long_text)]
+# What the validators refuse, as a JSON Schema ``pattern`` (the OpenAPI documents say it, so a client or a
+# fuzzer drawing from them is never refused): no C0/C1 control character, DEL or line/paragraph separator; a
+# narrative keeps line feeds, carriage returns and tabs.
+TEXT_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029]*$"
+LONG_TEXT_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u2028\u2029]*$"
+
+
+@dataclass(frozen=True)
+class _Documented:
+    """Adds ``pattern`` to the field's JSON Schema, keeping the rest (lengths) as declared."""
+
+    pattern: str
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["pattern"] = self.pattern
+        return schema
+
+
+Text = Annotated[str, BeforeValidator(_text), _Documented(TEXT_PATTERN)]
+LongText = Annotated[str, BeforeValidator(_long_text), _Documented(LONG_TEXT_PATTERN)]

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import assignments, deadlines, models
 from services.campaign.publishing import stored_directory
-from shared.bounds import BusinessDate, in_range_instant
+from shared.bounds import AwareInstant, BusinessDate
 from shared.clock import VN
 from shared.documents import Edition, Unit, deadline_instant, deadline_label_en, deadline_label_vi
 from shared.guard import AsOfDate
@@ -131,7 +131,7 @@ class ExtensionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    new_deadline: BusinessDate | Annotated[AwareDatetime, AfterValidator(in_range_instant)]
+    new_deadline: BusinessDate | AwareInstant
     reason: str = Field(min_length=3, max_length=2000)
 
 

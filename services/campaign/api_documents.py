@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from services.campaign import documents_io, domain, models
 from services.campaign.directory_io import DirectoryImportError
 from services.campaign.publishing import stored_directory
-from shared.bounds import Version, end_of_day, in_range_date, in_range_instant
+from shared.bounds import BusinessDate, Instant, Version, end_of_day
 from shared.clock import VN
 from shared.documents import Directory, Person, dump_yaml
 from shared.guard import AsOfDate, body_limit
@@ -270,22 +270,13 @@ def scope_of(
     return f"person:{person.id}", None
 
 
-def _as_of(value: str | None, now: datetime) -> datetime:
-    """A date (the end of that day, Vietnam time) or an instant; default now."""
-    if not value:
+def _as_of(value: date | None, now: datetime) -> datetime:
+    """A date (the end of that day, Vietnam time) or an instant (no offset = Vietnam time); default now."""
+    if value is None:
         return now
-    try:
-        if len(value) == 10:
-            return end_of_day(in_range_date(date.fromisoformat(value)))
-        at = in_range_instant(datetime.fromisoformat(value))
-    except ValueError:
-        raise Problem(
-            422,
-            "as_of must be a date (YYYY-MM-DD) or an instant with offset.",
-            "as_of phải là ngày (YYYY-MM-DD) hoặc thời điểm có múi giờ.",
-            code="invalid",
-        ) from None
-    return at if at.tzinfo else at.replace(tzinfo=VN)
+    if not isinstance(value, datetime):
+        return end_of_day(value)
+    return value if value.tzinfo else value.replace(tzinfo=VN)
 
 
 @router.get(
@@ -297,7 +288,9 @@ async def participation(
     edition: str,
     rt: RuntimeDep,
     caller: CallerDep,
-    as_of: Annotated[str | None, Query(description="YYYY-MM-DD (end of day, +07:00) or an instant")] = None,
+    as_of: Annotated[
+        BusinessDate | Instant | None, Query(description="YYYY-MM-DD (end of day, +07:00) or an instant")
+    ] = None,
 ) -> dict[str, Any]:
     person = require_person(caller)
     at = _as_of(as_of, rt.now())

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Header
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.campaign import domain, models, online
-from shared.bounds import BusinessDate
+from shared.bounds import PROCEDURE_CODE_PATTERN, BusinessDate
 from shared.clock import VN
 from shared.documents import OnlineServicesCampaignPart, format_date_vn, national_procedure_code
 from shared.events.catalogue import Procedure
@@ -30,9 +30,15 @@ router = APIRouter(prefix="/tenants/{tenant}", tags=["campaign: 90-day campaign"
 class CatalogueProcedure(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field(description="national code 1.004227 or the provincial long form")
+    code: str = Field(
+        description="national code 1.004227 or the provincial long form",
+        json_schema_extra={"pattern": PROCEDURE_CODE_PATTERN},
+    )
     name: str = Field(min_length=1)
-    level: str = Field(description="full_process | partial | not_offered")
+    level: str = Field(
+        description="full_process | partial | not_offered",
+        json_schema_extra={"enum": ["full_process", "partial", "not_offered"]},
+    )
     eligible_full_process: bool
     field_name: str | None = None
 

@@ -11,12 +11,13 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Query, Response
-from pydantic import BaseModel, Field, HttpUrl, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, field_validator
 
 from services.notify import domain, models, webhooks
 from shared.clock import VN
 from shared.db import insert_ignore
 from shared.documents import Role
+from shared.events.catalogue import CATALOGUE
 from shared.idempotency import request_hash
 from shared.privacy import Sight, Viewer, no_store
 from shared.problems import Problem, bilingual_error, field_error
@@ -198,16 +199,34 @@ async def mark_all_read(tenant: str, rt: RuntimeDep, caller: CallerDep) -> dict[
 # ---------------------------------------------------------------------------------------------- preferences
 
 
+HHMM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
 class PreferencePublic(BaseModel):
+    # Quiet hours have both ends or neither: said in the schema too, so a client drawing from it agrees.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["quiet_from", "quiet_to"],
+                    "properties": {"quiet_from": {"type": "string"}, "quiet_to": {"type": "string"}},
+                },
+                {"properties": {"quiet_from": {"type": "null"}, "quiet_to": {"type": "null"}}},
+            ]
+        }
+    )
+
     mode: Literal["immediate", "digest"] = Field(
         default="immediate",
         description="non-urgent kinds: at once, or one email a day at 07:30 (+07:00); receipts and deadline "
         "notices are always immediate",
     )
     quiet_from: str | None = Field(
-        default=None, description="HH:MM Vietnam time; quiet hours may wrap midnight"
+        default=None,
+        description="HH:MM Vietnam time; quiet hours may wrap midnight",
+        json_schema_extra={"pattern": HHMM_PATTERN},
     )
-    quiet_to: str | None = None
+    quiet_to: str | None = Field(default=None, json_schema_extra={"pattern": HHMM_PATTERN})
     language: Literal["vi", "en"] = "vi"
 
     @field_validator("quiet_from", "quiet_to")
@@ -279,13 +298,35 @@ async def _save_preferences(rt: RuntimeDep, tenant: str, caller: Caller, body: P
 # ---------------------------------------------------------------------------------------------- webhooks
 
 
+def _fits_the_column(url: HttpUrl) -> HttpUrl:
+    if len(str(url)) > 1000:
+        raise bilingual_error(
+            "url_too_long",
+            "The address is over 1000 characters once normalised.",
+            "Địa chỉ dài quá 1000 ký tự sau khi chuẩn hoá.",
+        )
+    return url
+
+
 class WebhookCreate(BaseModel):
-    url: HttpUrl
+    # The stored column holds 1000 characters: longer is a 422 here, as given or once normalised (IDNA), not
+    # a database error (a 500) on insert.
+    url: Annotated[HttpUrl, UrlConstraints(max_length=1000), AfterValidator(_fits_the_column)]
     secret: str | None = Field(
         default=None, min_length=16, max_length=200, description="shared HMAC secret; generated when omitted"
     )
     event_types: list[str] = Field(
-        default_factory=list, description="[] = every event; 'deadline.*' a family"
+        default_factory=list,
+        description="[] = every event; 'deadline.*' a family",
+        # what create_webhook accepts: a catalogue type, or a family ending in ".*"
+        json_schema_extra={
+            "items": {
+                "anyOf": [
+                    {"type": "string", "enum": sorted(CATALOGUE)},
+                    {"type": "string", "pattern": r"^.+\.\*$"},
+                ]
+            }
+        },
     )
 
 
@@ -335,7 +376,6 @@ async def create_webhook(
     A retry with the same ``Idempotency-Key`` answers the original subscription (same id and secret), never a
     second one."""
     _require_secretariat(caller)
-    from shared.events.catalogue import CATALOGUE
 
     bad = [t for t in body.event_types if t not in CATALOGUE and not (t.endswith(".*") and len(t) > 2)]
     if bad:

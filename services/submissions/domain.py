@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from shared.bounds import BusinessDate
+from shared.bounds import PROCEDURE_CODE_PATTERN, BusinessDate
 from shared.documents import (
     Edition,
     ExperienceReportPart,
@@ -37,7 +37,11 @@ class ProcedureExperience(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: Annotated[
-        Text, Field(description="national code 1.004227, or the provincial form 1.011442.000.00.00.H38")
+        Text,
+        Field(
+            description="national code 1.004227, or the provincial form 1.011442.000.00.00.H38",
+            json_schema_extra={"pattern": PROCEDURE_CODE_PATTERN},
+        ),
     ]
     used_on: BusinessDate = Field(description="the date the service was used")
     portal: Text = Field(default="Cổng Dịch vụ công quốc gia", min_length=1, max_length=200)
@@ -373,6 +377,10 @@ def check_filename(filename: str) -> str:
 
 
 _BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# ``check_filename`` as a JSON Schema pattern, for the OpenAPI document: none of the refused characters, and
+# something besides dots and spaces.
+_FILENAME_REFUSED = r"\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069/\\"
+FILENAME_PATTERN = rf"^[^{_FILENAME_REFUSED}]*[^{_FILENAME_REFUSED}\s.][^{_FILENAME_REFUSED}]*$"
 
 
 def _bad_filename(en: str, vi: str) -> DomainError:

@@ -235,6 +235,15 @@ def _table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> list[l
     return [[h for _, h in columns], *([r.get(k, "") for k, _ in columns] for r in rows)]
 
 
+# What the 200 answer is, per format (FastAPI would say application/json).
+SPREADSHEET_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the spreadsheet, as the path's format says",
+        "content": {spreadsheets.XLSX_MEDIA_TYPE: {}, "text/csv": {}},
+    }
+}
+
+
 def _file(data: bytes, name: str, fmt: str) -> Response:
     media = spreadsheets.XLSX_MEDIA_TYPE if fmt == "xlsx" else spreadsheets.CSV_MEDIA_TYPE
     return Response(
@@ -244,7 +253,10 @@ def _file(data: bytes, name: str, fmt: str) -> Response:
     )
 
 
-@router.get("/submissions.{fmt}", summary="Every submission the caller may see, every field (XLSX or CSV)")
+@router.get(
+    "/submissions.{fmt}",
+    responses=SPREADSHEET_RESPONSES,
+    summary="Every submission the caller may see, every field (XLSX or CSV)")
 async def export_submissions(
     tenant: str, edition: str, fmt: Literal["xlsx", "csv"], rt: RuntimeDep, caller: CallerDep
 ) -> Response:
@@ -255,7 +267,10 @@ async def export_submissions(
     return _file(data, f"ho-so-{tenant}-{edition}", fmt)
 
 
-@router.get("/scores.{fmt}", summary="The score table per initiative per member (XLSX or CSV)")
+@router.get(
+    "/scores.{fmt}",
+    responses=SPREADSHEET_RESPONSES,
+    summary="The score table per initiative per member (XLSX or CSV)")
 async def export_scores(
     tenant: str, edition: str, fmt: Literal["xlsx", "csv"], rt: RuntimeDep, caller: CallerDep
 ) -> Response:

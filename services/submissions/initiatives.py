@@ -585,7 +585,7 @@ async def upload_attachment(
     request: Request,
     rt: RuntimeDep,
     caller: CallerDep,
-    filename: Annotated[str, Query(min_length=1, max_length=255)],
+    filename: Annotated[str, Query(min_length=1, max_length=255, json_schema_extra={"pattern": domain.FILENAME_PATTERN})],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     domain.check_filename(filename)  # 422 before a byte of the body is read
