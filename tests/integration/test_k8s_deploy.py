@@ -23,14 +23,14 @@ from nats.js.errors import APIError
 
 from services.submissions.objects import open_bucket
 from shared.devserver import NatsServer
-from shared.settings import SERVICES, Settings
+from shared.settings import FRONTENDS, SERVICES, Settings
 from shared.streams import attachments_bucket, consumers_of, declare
 from tests.support.wait import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shutil.which("kubectl")
-PASSWORDS = {u: f"pw-{u}-{os.getpid()}" for u in ("admin", *SERVICES, "route", "system")}
+PASSWORDS = {u: f"pw-{u}-{os.getpid()}" for u in ("admin", *SERVICES, *FRONTENDS, "route", "system")}
 # Custom resources not validated against a schema (KEDA publishes its CRDs only inside its release manifests,
 # which are not on this machine): checked for consistency with shared/streams.py instead.
 NOT_VALIDATED: set[str] = {"ScaledObject", "Certificate", "Issuer"}  # and cert-manager's
@@ -66,7 +66,7 @@ def test_overlay_renders_and_core_objects_validate_offline(overlay: str) -> None
             continue
         kubernetes_validate.validate(doc, "1.30.0", strict=True)
     deployments = [d for d in docs if d["kind"] == "Deployment"]
-    assert sorted(d["metadata"]["name"] for d in deployments) == sorted(SERVICES)
+    assert sorted(d["metadata"]["name"] for d in deployments) == sorted((*SERVICES, *FRONTENDS))
     for d in deployments:
         pod = d["spec"]["template"]["spec"]
         (c,) = pod["containers"]
@@ -74,7 +74,9 @@ def test_overlay_renders_and_core_objects_validate_offline(overlay: str) -> None
             pod["securityContext"]["runAsNonRoot"] is True and c["securityContext"]["readOnlyRootFilesystem"]
         )
         assert c["readinessProbe"]["httpGet"]["path"] == "/health/ready"
-        assert c["livenessProbe"]["httpGet"]["path"] == "/health/live"
+        # a front end serves /health/ready only (no database, no durable consumer: ready is live)
+        live = "/health/ready" if d["metadata"]["name"] in FRONTENDS else "/health/live"
+        assert c["livenessProbe"]["httpGet"]["path"] == live
         assert c["resources"]["requests"] and c["resources"]["limits"]
         assert c["args"] == ["serve", d["metadata"]["name"]]
 
@@ -113,7 +115,7 @@ def test_prod_nats_requires_tls_every_client_verifies_it_and_the_monitor_is_fenc
         "volumeMounts"
     ]
     clients = [d for d in docs if d["kind"] in ("Deployment", "Job")]
-    assert len(clients) == len(SERVICES) + 1
+    assert len(clients) == len(SERVICES) + len(FRONTENDS) + 1
     for d in clients:
         pod = d["spec"]["template"]["spec"]
         (c,) = pod["containers"]
@@ -193,7 +195,8 @@ def test_keda_scales_each_deployment_on_its_own_consumers_lag_on_the_prod_accoun
     deployments = {d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"}
     accounts = one(docs, "ConfigMap", "nats-config")["data"]["accounts.conf"]
     scaled = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ScaledObject"}
-    assert set(scaled) == deployments == set(SERVICES)
+    assert set(scaled) == deployments == {*SERVICES, *FRONTENDS}
+    assert not [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
     for service, so in scaled.items():
         assert so["apiVersion"] == "keda.sh/v1alpha1" and so["metadata"]["namespace"] == "hoithi"
         assert so["spec"]["scaleTargetRef"]["name"] == service
@@ -298,6 +301,104 @@ async def test_each_service_user_does_its_whole_job_and_nothing_else(
                 await js.object_store(attachments_bucket(settings))
         assert (await admin.jetstream().stream_info(settings.stream)).config.name == settings.stream
         # the server reports each violation asynchronously, through the client's error callback
+        await eventually(
+            lambda: any("permissions violation" in e.lower() for e in errors), timeout=5, message=f"{errors}"
+        )
+    finally:
+        await nc.close()
+        await admin.close()
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_portal_reaches_each_service_at_its_cluster_address_and_prod_refuses_the_demo_sign_in(
+    overlay: str,
+) -> None:
+    docs = render(overlay)
+    config = one(docs, "ConfigMap", "hoithi-config")["data"]
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    for frontend in FRONTENDS:
+        (c,) = one(docs, "Deployment", frontend)["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in c["env"]}
+        for service in SERVICES:  # the URL names a Service of the overlay, on the port it serves
+            url = env[f"HOITHI_{frontend.upper()}_{service.upper()}_URL"]["value"]
+            (port,) = [p["port"] for p in services[service]["spec"]["ports"]]
+            assert url == f"http://{service}:{port}", url
+        nats_secret = env["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]  # dev's generated names have a hash
+        assert nats_secret["name"].startswith("hoithi-nats-users") and nats_secret["key"] == frontend
+        assert env["HOITHI_NATS_URL"]["value"].startswith(f"nats://{frontend}:")
+        secret = env[f"HOITHI_{frontend.upper()}_SESSION_SECRET"]["valueFrom"]["secretKeyRef"]
+        assert secret["name"].startswith("hoithi-portal") and secret["key"] == "session-secret"
+        if overlay == "dev":  # generated there; prod's is the operator's
+            assert any(d["kind"] == "Secret" and d["metadata"]["name"] == secret["name"] for d in docs)
+        assert services[frontend]["spec"]["ports"][0]["port"] == c["ports"][0]["containerPort"]
+    # prod runs with HOITHI_ENV=production (no demo sign-in, the session secret required); dev offers the demo
+    assert config["HOITHI_ENV"] == ("production" if overlay == "prod" else "development")
+    if overlay == "prod":
+        sts = one(docs, "StatefulSet", "nats")["spec"]["template"]["spec"]["containers"][0]
+        assert all(f"NATS_{u.upper()}_PASSWORD" in {e["name"] for e in sts["env"]} for u in FRONTENDS)
+        assert all(
+            f"user: {u}," in one(docs, "ConfigMap", "nats-config")["data"]["accounts.conf"] for u in FRONTENDS
+        )
+
+
+def test_network_policies_let_the_portal_reach_the_services_and_nats_only_and_accept_its_port() -> None:
+    docs = render("prod")
+    policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+    portal_labels = one(docs, "Deployment", "portal")["spec"]["template"]["metadata"]["labels"]
+
+    def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+            return False
+        for e in selector.get("matchExpressions", []):
+            inside = labels.get(e["key"]) in e["values"]
+            if (e["operator"] == "In") != inside:
+                return False
+        return True
+
+    egress = [
+        p
+        for p in policies.values()
+        if "Egress" in p["policyTypes"] and selects(p["podSelector"], portal_labels)
+    ]
+    ports = {port["port"] for p in egress for rule in p.get("egress", []) for port in rule.get("ports", [])}
+    service_ports = {one(docs, "Service", s)["spec"]["ports"][0]["port"] for s in SERVICES}
+    assert service_ports | {4222, 53} <= ports
+    assert 5432 not in ports and 25 not in ports and 587 not in ports  # no database, no mail
+    ingress = [
+        p
+        for p in policies.values()
+        if "Ingress" in p["policyTypes"] and selects(p["podSelector"], portal_labels)
+    ]
+    assert 8100 in {
+        port["port"] for p in ingress for rule in p.get("ingress", []) for port in rule.get("ports", [])
+    }
+
+
+async def test_the_portal_user_reads_the_stream_live_and_publishes_nothing(
+    accounts_server: NatsServer, declared: Settings
+) -> None:
+    settings = declared
+    admin = await connect(accounts_server, "admin")
+    errors: list[str] = []
+    nc = await connect(accounts_server, "portal", errors)
+    try:
+        seen: list[str] = []
+
+        async def on_message(msg: Any) -> None:
+            seen.append(msg.subject)
+
+        js = nc.jetstream()
+        await js.subscribe(f"{settings.event_prefix}.*.>", stream=settings.stream, ordered_consumer=True,
+                           cb=on_message)  # fmt: skip
+        subject = settings.event_subject("soctrang-stnmt", PRODUCED["submissions"])
+        await admin.jetstream().publish(subject, b"{}", timeout=5)
+        await eventually(lambda: subject in seen, timeout=10, message=f"{seen}")
+        with pytest.raises(NatsTimeout):
+            await js.publish(subject, b"{}", timeout=1)
+        (durable,) = consumers_of("rewards")
+        foreign = await js.pull_subscribe_bind(durable=durable.durable, stream=settings.stream)
+        with pytest.raises(NatsTimeout):
+            await foreign.fetch(1, timeout=1)
         await eventually(
             lambda: any("permissions violation" in e.lower() for e in errors), timeout=5, message=f"{errors}"
         )
