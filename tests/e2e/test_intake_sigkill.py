@@ -47,12 +47,17 @@ def burst_system(request, test_servers, tmp_path_factory: pytest.TempPathFactory
 
 
 async def _burst_then_kill(system: System) -> list[dict]:
-    """Every official submits at once; SIGKILL submissions as soon as ``KILL_AFTER`` 201s have arrived. Returns
-    the receipts answered (201) before the kill."""
+    """A first wave of ``KILL_AFTER`` officials submits at once and is answered; the rest then submit at once, and
+    submissions is SIGKILLed as soon as the first of them is on the wire (group commit answers a whole batch at
+    once, so on a fast machine a single burst could be over before a kill sent "after 60 answers" lands).
+    Returns the receipts answered (201) before the kill, then those answered after it."""
     url = f"{system.url('submissions')}/tenants/{TENANT}/editions/{EDITION}/experience-reports"
     body = report_body()
     answered: list[dict] = []
-    enough = asyncio.Event()
+    on_the_wire = asyncio.Event()
+
+    async def sent(_: httpx.Request) -> None:
+        on_the_wire.set()
 
     async def one(client: httpx.AsyncClient, i: int) -> None:
         headers = {"Authorization": f"Bearer {system.token(f'p-x{i:05d}')}"}
@@ -62,18 +67,21 @@ async def _burst_then_kill(system: System) -> list[dict]:
             return  # cut off by the kill: no answer, no promise
         if r.status_code == 201:
             answered.append(r.json())
-            if len(answered) >= KILL_AFTER:
-                enough.set()
 
-    clients = [httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=50)) for _ in range(8)]
+    limits = httpx.Limits(max_connections=50)
+    first = [httpx.AsyncClient(timeout=60, limits=limits) for _ in range(4)]
+    rest = [httpx.AsyncClient(timeout=60, limits=limits, event_hooks={"request": [sent]}) for _ in range(8)]
     try:
-        tasks = [asyncio.create_task(one(clients[i % len(clients)], i)) for i in range(BURST)]
-        await asyncio.wait_for(enough.wait(), timeout=120)
+        await asyncio.wait_for(
+            asyncio.gather(*(one(first[i % len(first)], i) for i in range(KILL_AFTER))), timeout=120
+        )
+        tasks = [asyncio.create_task(one(rest[i % len(rest)], i)) for i in range(KILL_AFTER, BURST)]
+        await asyncio.wait_for(on_the_wire.wait(), timeout=60)
         killed = list(answered)  # what the clients had been told when the kill is sent
         system.stop_service("submissions", sig=signal.SIGKILL)
         await asyncio.gather(*tasks)
     finally:
-        for c in clients:
+        for c in (*first, *rest):
             await c.aclose()
     assert len(answered) < BURST, "the kill came after the burst was over: nothing was in flight"
     return killed + [r for r in answered if r not in killed]
