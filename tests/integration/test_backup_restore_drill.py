@@ -100,6 +100,21 @@ def _answers(system: System) -> dict[str, bytes]:
     return out
 
 
+def _settled_answers(system: System, timeout: float = 90) -> dict[str, bytes]:
+    """The answers once notify has sent what is due: an email is sent by the replica holding the delivery lease,
+    which a restarted notify takes over only when the stopped one's lease expires — compared a moment earlier,
+    one side would show a receipt ``pending`` that the other shows ``sent``."""
+    seen: list[dict[str, bytes]] = []
+
+    def settled() -> bool:
+        seen.append(_answers(system))
+        rows = json.loads(seen[-1]["deliveries"])
+        return not [d for d in rows if d["status"] == "pending" and d.get("due_at") is None]
+
+    eventually_sync(settled, timeout=timeout, message="every due delivery sent")
+    return seen[-1]
+
+
 def _persons_listed(system: System) -> set[str]:
     with system.client("rewards", READER) as c:
         r = c.get(f"/tenants/{TENANT}/editions/{EDITION}/priority-list")
@@ -245,7 +260,7 @@ def _drill(
     system.start_service("notify")
     system.wait_ready("notify")
     system.wait_caught_up(timeout=wait)
-    at_backup = _answers(system)
+    at_backup = _settled_answers(system)
     assert json.loads(at_backup["deliveries"]), "the drill needs a delivery log to compare"
 
     # It keeps running: a receipt after the backup changes every answer (and is lost with the original).
@@ -259,7 +274,7 @@ def _drill(
 
     restored, restored_nats = _restore(test_servers, tmp_path, "restored", unique_prefix, backup)
     try:
-        again = _answers(restored)
+        again = _settled_answers(restored)
         for what in at_backup:
             assert again[what] == at_backup[what], what
         assert _download(restored, attachment) == PDF  # the object store came back with the database
@@ -274,7 +289,7 @@ def _drill(
         test_servers, tmp_path, "mixed", unique_prefix, backup, "--database", f"rewards={older}"
     )
     try:
-        again = _answers(mixed)
+        again = _settled_answers(mixed)
         assert again["priority-list"] == at_backup["priority-list"]
         assert again["participation"] == at_backup["participation"]
         # Every delivery of the original is there, unchanged. rewards re-derives its standings from the facts
