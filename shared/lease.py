@@ -24,7 +24,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -184,6 +184,12 @@ class Lease:
                 pass
 
 
+def fenced_begin(engine: AsyncEngine, lease: Lease | None) -> AbstractAsyncContextManager[AsyncConnection]:
+    """A write transaction of a periodic job: fenced by ``lease`` when the job runs under one (its loop), plain
+    when a test or a one-off command runs a pass by itself."""
+    return lease.begin(engine) if lease is not None else engine.begin()
+
+
 async def periodic(
     engine: AsyncEngine,
     lease: Lease,
@@ -194,28 +200,32 @@ async def periodic(
 ) -> None:
     """The loop of a periodic job that runs once per deployment: while this replica holds ``lease``, run
     ``one_pass`` (it returns the seconds to wait before the next); otherwise try again every ``standby``
-    seconds. ``on_error(exc, failures)`` logs a failed pass and returns the back-off. A ``LeaseLost`` ends a
-    pass quietly: the successor does the work. The lease is given up at shutdown."""
+    seconds. The holder keeps the lease renewed while it waits. ``on_error(exc, failures)`` logs a failed pass
+    and returns the back-off. A ``LeaseLost`` ends a pass quietly: the successor does the work. The lease is
+    given up at shutdown."""
     failures = 0
+
+    async def pass_then_wait() -> None:
+        # The wait is inside ``run``: the holder keeps renewing between passes (a collector passing every
+        # five minutes keeps its lease too), so the work never hops to a standby while the holder is alive.
+        await asyncio.sleep(await one_pass())
+
     try:
         while True:
             try:
                 if not await lease.hold(engine):
                     await asyncio.sleep(standby)
                     continue
-                wait = await lease.run(engine, one_pass)
+                await lease.run(engine, pass_then_wait)
                 failures = 0
             except asyncio.CancelledError:
                 raise
             except LeaseLost as exc:
                 log.warning("%s; standing by", exc)
                 await asyncio.sleep(standby)
-                continue
             except Exception as exc:  # noqa: BLE001 - never stop a periodic job: back off and retry
                 failures += 1
                 await asyncio.sleep(on_error(exc, failures))
-                continue
-            await asyncio.sleep(wait)
     finally:
         if lease.held:
             try:

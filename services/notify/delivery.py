@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -36,7 +35,6 @@ from typing import Any
 
 import aiosmtplib
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notify import domain, models, queue, webhooks
 from services.notify.handlers import wake_event
@@ -44,7 +42,7 @@ from services.notify.settings import NotifySettings
 from shared import failpoints, metrics
 from shared.clock import VN
 from shared.events.catalogue import NotificationFailed, NotificationSent
-from shared.lease import Lease, periodic
+from shared.lease import Lease, fenced_begin, periodic
 from shared.logs import correlation_id
 from shared.service import Runtime
 
@@ -116,11 +114,6 @@ def message_id(tenant: str, delivery_id: str) -> str:
     return f"<{delivery_id}@hoithi.{tenant}>"
 
 
-def _begin(rt: Runtime, lease: Lease | None) -> AbstractAsyncContextManager[AsyncConnection]:
-    """A write transaction of the loop: fenced by the delivery lease when the loop runs under it."""
-    return lease.begin(rt.engine) if lease is not None else rt.engine.begin()
-
-
 # The steps of sending one email at which the exactly-once tests crash notify (shared/failpoints.py).
 FAILPOINT_STEPS = ("notify.before_intent", "notify.after_intent", "notify.after_smtp", "notify.after_mark")
 
@@ -182,7 +175,7 @@ async def reconcile(rt: Runtime, lease: Lease | None) -> int:
     leases are dropped (it can no longer send them), and each unsettled send intent — a hand-over whose outcome nobody recorded —
     is resent by the loop with the same Message-ID. Returns how many intents were open."""
     t, i = models.deliveries, models.send_intents
-    async with _begin(rt, lease) as conn:
+    async with fenced_begin(rt.engine, lease) as conn:
         open_ids = (
             (await conn.execute(sa.select(i.c.delivery_id).where(i.c.settled_at.is_(None)))).scalars().all()
         )
@@ -245,7 +238,7 @@ async def deliver_one(rt: Runtime, row: Any, send: Sender = smtp_send, lease: Le
     """Lease, (email: record the send intent), send, mark. Returns True if this call sent the row."""
     t = models.deliveries
     now = datetime.now(UTC)
-    async with _begin(rt, lease) as conn:
+    async with fenced_begin(rt.engine, lease) as conn:
         leased = await conn.execute(
             sa.update(t)
             .where(t.c.id == row.id, t.c.status == "pending")
@@ -306,7 +299,7 @@ async def _record_intent(rt: Runtime, row: Any, lease: Lease | None) -> None:
         "recorded_at": datetime.now(UTC),
         "settled_at": None,
     }
-    async with _begin(rt, lease) as conn:
+    async with fenced_begin(rt.engine, lease) as conn:
         again = await conn.execute(sa.update(i).where(i.c.delivery_id == row.id).values(**values))
         if not again.rowcount:
             await conn.execute(sa.insert(i).values(delivery_id=row.id, **values))

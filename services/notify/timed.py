@@ -1,15 +1,19 @@
 """Timed messages on the shared clock: the daily "not yet submitted" lists and the 07:30 digests.
 
-A background job (one per process) looks every ``TICK`` seconds at the business clock (``rt.now()``, which
-``hoithi clock set`` and ``System.set_clock`` move). Each timed message has a deterministic id per
-(kind, recipient, Vietnamese date), and each daily run is claimed by a row in ``notify_timed_runs`` inserted
-with ON CONFLICT DO NOTHING in the same transaction as its messages: two replicas, or a restart, never send a
-list or a digest twice. After downtime only the latest list still due is sent (no stale lists).
+A background job looks every ``TICK`` seconds at the business clock (``rt.now()``, which ``hoithi clock set``
+and ``System.set_clock`` move) — in one replica of the deployment, the holder of the ``notify-timed`` lease
+(shared/lease.py); the others stand by and take over once it stops renewing. Every write transaction of a pass
+is fenced by the lease's generation: a replica that stalled mid-pass past its lease (after reading the clock,
+before writing) commits nothing after its successor took over — no yesterday's list after today's.
+
+Beneath the lease, each timed message has a deterministic id per (kind, recipient, Vietnamese date), and each
+daily run is claimed by a row in ``notify_timed_runs`` inserted with ON CONFLICT DO NOTHING in the same
+transaction as its messages: a restart never sends a list or a digest twice. After downtime only the latest
+list still due is sent (no stale lists).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +32,7 @@ from shared.documents import (
     format_date_vn,
     format_datetime_vn,
 )
+from shared.lease import Lease, fenced_begin, periodic
 from shared.service import Runtime
 
 log = logging.getLogger("hoithi.notify.timed")
@@ -35,29 +40,32 @@ log = logging.getLogger("hoithi.notify.timed")
 TICK = 1.0
 
 
+TIMED_LEASE = "notify-timed"
+
+
 async def timed_loop(rt: Runtime) -> None:
-    """Run until cancelled (``ServiceSpec.background``); a failure (database down) is retried with backoff."""
-    failures = 0
-    while True:
-        try:
-            n = await run_due(rt)
-            failures = 0
-            if n:
-                wake_event(rt).set()
-            await asyncio.sleep(TICK)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - never give up; the next tick tries again
-            failures += 1
-            delay = min(TICK * 2 ** min(failures, 5), 30.0)
-            log.warning("timed messages failed (%d), retrying in %.1fs: %r", failures, delay, exc)
-            await asyncio.sleep(delay)
+    """Run until cancelled (``ServiceSpec.background``) in the replica holding the timed lease; a failure
+    (database down) is retried with backoff."""
+    lease = rt.extra["timed_lease"] = Lease(rt.backbone.leases, TIMED_LEASE, ttl=rt.settings.lease_ttl)
+
+    async def one_pass() -> float:
+        if await run_due(rt, lease=lease):
+            wake_event(rt).set()
+        return TICK
+
+    def failed(exc: Exception, failures: int) -> float:  # never give up; the next tick tries again
+        delay = min(TICK * 2 ** min(failures, 5), 30.0)
+        log.warning("timed messages failed (%d), retrying in %.1fs: %r", failures, delay, exc)
+        return delay
+
+    await periodic(rt.engine, lease, one_pass, standby=max(TICK, rt.settings.lease_ttl / 5), on_error=failed)
 
 
-async def run_due(rt: Runtime, now: datetime | None = None) -> int:
-    """Write every timed message due at ``now`` (business time); return how many rows were written."""
+async def run_due(rt: Runtime, now: datetime | None = None, *, lease: Lease | None = None) -> int:
+    """Write every timed message due at ``now`` (business time); return how many rows were written. Each
+    write transaction is fenced by ``lease`` (``LeaseLost``: that transaction committed nothing)."""
     now = now or rt.now()
-    return await mobilisation_due(rt, now) + await digests_due(rt, now)
+    return await mobilisation_due(rt, now, lease) + await digests_due(rt, now, lease)
 
 
 async def _editions(conn: AsyncConnection) -> list[Edition]:
@@ -83,7 +91,7 @@ async def _claim(conn: AsyncConnection, kind: str, tenant: str, day: Any, *scope
     return bool(res.rowcount)
 
 
-async def mobilisation_due(rt: Runtime, now: datetime) -> int:
+async def mobilisation_due(rt: Runtime, now: datetime, lease: Lease | None = None) -> int:
     async with rt.engine.connect() as conn:
         editions = await _editions(conn)
     written = 0
@@ -95,7 +103,7 @@ async def mobilisation_due(rt: Runtime, now: datetime) -> int:
             day = domain.mobilisation_day(part, deadline, now)
             if day is None:
                 continue
-            async with rt.engine.begin() as conn:
+            async with fenced_begin(rt.engine, lease) as conn:
                 # Not before any assignment of the part is known: a list claimed on an empty copy is lost.
                 if not await _assignments_known(conn, edition, part.id):
                     continue
@@ -172,7 +180,7 @@ async def _mobilisation(
     return written
 
 
-async def digests_due(rt: Runtime, now: datetime) -> int:
+async def digests_due(rt: Runtime, now: datetime, lease: Lease | None = None) -> int:
     t = models.deliveries
     async with rt.engine.connect() as conn:
         due = (
@@ -186,7 +194,7 @@ async def digests_due(rt: Runtime, now: datetime) -> int:
     for tenant, recipient, day in due:
         if not domain.digest_due(day, now):
             continue
-        async with rt.engine.begin() as conn:
+        async with fenced_begin(rt.engine, lease) as conn:
             written += await _digest(conn, rt, tenant, recipient, day, now)
     return written
 

@@ -9,7 +9,6 @@ receipt that could ever be on time (PostgreSQL: the row lock of the upsert; SQLi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -20,6 +19,7 @@ from services.submissions import models
 from shared.db import insert_ignore, reading, upsert
 from shared.documents import Edition, ExperienceReportPart, InitiativePart, SelectionPart
 from shared.events.envelope import deterministic_id
+from shared.lease import Lease, fenced_begin, periodic
 from shared.service import Runtime
 
 log = logging.getLogger("hoithi.submissions.intake")
@@ -82,9 +82,10 @@ def closure_event_id(tenant: str, edition: str, part: str, deadline: datetime, a
     )
 
 
-async def close_due(rt: Runtime) -> list[str]:
+async def close_due(rt: Runtime, lease: Lease | None = None) -> list[str]:
     """Emit ``intake.closed`` for every (part, deadline[, assignee]) whose intake has closed and that was not
-    closed yet. Safe with several replicas (deterministic id, unique closure row, the receipt lock)."""
+    closed yet. Each closure's transaction is fenced by ``lease`` (the closing job's); beneath it a closure is
+    one fact whoever emits it (deterministic id, unique closure row, the receipt lock)."""
     assert rt.copies is not None
     done: list[str] = []
     e = rt.copies.editions
@@ -97,11 +98,11 @@ async def close_due(rt: Runtime) -> list[str]:
             continue
         for part in edition.parts:
             if isinstance(part, CLOSED_KINDS):
-                done += await _close_part(rt, edition, part)
+                done += await _close_part(rt, edition, part, lease)
     return done
 
 
-async def _close_part(rt: Runtime, edition: Edition, part: ClosedPart) -> list[str]:
+async def _close_part(rt: Runtime, edition: Edition, part: ClosedPart, lease: Lease | None) -> list[str]:
     tenant, name = edition.tenant, edition.edition
     x, c = models.extensions, models.intake_closures
     targets: list[tuple[datetime, str]] = [(edition.deadline_of(part.id), "")]
@@ -130,7 +131,7 @@ async def _close_part(rt: Runtime, edition: Edition, part: ClosedPart) -> list[s
     for deadline, assignee in targets:
         if (deadline, assignee) in closed or now < deadline + part.grace_delta:
             continue
-        if await _close(rt, edition, part, deadline, assignee):
+        if await _close(rt, edition, part, deadline, assignee, lease):
             out.append(f"{part.id}@{deadline.isoformat()}/{assignee or '*'}")
     return out
 
@@ -141,10 +142,12 @@ async def _close(
     part: ClosedPart,
     deadline: datetime,
     assignee: str,
+    lease: Lease | None,
 ) -> bool:
     tenant, name = edition.tenant, edition.edition
     t, c, s = models.submissions, models.intake_closures, models.selections
-    async with rt.engine.begin() as conn:
+    # The lease's row first, then the receipt lock: intake takes only the latter, so no cycle.
+    async with fenced_begin(rt.engine, lease) as conn:
         await lock_intake(conn, tenant, name)
         now = rt.now()  # read under the lock: no receipt before the deadline can still be in flight
         if now < deadline + part.grace_delta:
@@ -215,13 +218,23 @@ async def _close(
     return True
 
 
+CLOSING_LEASE = "submissions-intake-closing"
+CLOSING_EVERY = 1.0  # seconds between passes of the closing job
+
+
 async def closing_job(rt: Runtime) -> None:
-    """Background: every second, close whatever intake is due on the shared (possibly simulated) clock."""
-    while True:
-        try:
-            await close_due(rt)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the database may be down: retry next tick
-            log.warning("closing intake failed, retrying: %r", exc)
-        await asyncio.sleep(1.0)
+    """Background: every second, close whatever intake is due on the shared (possibly simulated) clock — in one
+    replica of the deployment, the holder of the closing lease; the others stand by."""
+    lease = rt.extra["closing_lease"] = Lease(rt.backbone.leases, CLOSING_LEASE, ttl=rt.settings.lease_ttl)
+
+    async def one_pass() -> float:
+        await close_due(rt, lease)
+        return CLOSING_EVERY
+
+    def failed(exc: Exception, failures: int) -> float:  # the database may be down: retry next tick
+        log.warning("closing intake failed (%d), retrying: %r", failures, exc)
+        return min(CLOSING_EVERY * 2 ** min(failures, 5), 30.0)
+
+    await periodic(
+        rt.engine, lease, one_pass, standby=max(CLOSING_EVERY, rt.settings.lease_ttl / 5), on_error=failed
+    )

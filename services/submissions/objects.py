@@ -7,6 +7,8 @@ Order of an upload (reliability rule 5 — no row ever points to a missing file)
 The collector deletes an object only while holding that hash's ``stored_objects`` row lock, and only if no
 attachment references it, no upload is pending on it (younger than ``pending_timeout``) and it is older than
 ``grace``. Step 1 of a concurrent upload of the same bytes waits for that lock, then puts the bytes again.
+One replica of the deployment collects, the holder of the collector's lease (shared/lease.py); each of its
+transactions is fenced by the lease's generation, so a replica that stalled past its lease deletes nothing.
 
 The bucket is declared with the streams in ``shared/streams.py`` (``hoithi streams``); the service never
 creates it, and stays not-ready until it exists.
@@ -30,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.submissions import models
 from shared.errors import Problem
+from shared.lease import Lease, fenced_begin, periodic
 from shared.settings import Settings
 from shared.streams import attachments_bucket
 
@@ -148,8 +151,10 @@ async def collect(
     *,
     grace: timedelta = GRACE,
     pending_timeout: timedelta = PENDING_TIMEOUT,
+    lease: Lease | None = None,
 ) -> list[str]:
-    """Delete objects no attachment references (see the module docstring). Returns the hashes deleted."""
+    """Delete objects no attachment references (see the module docstring), each in a transaction fenced by
+    ``lease`` (``LeaseLost``: that one deleted nothing). Returns the hashes deleted."""
     try:
         infos = await store.list(ignore_deletes=True)
     except NotFoundError:  # an empty bucket
@@ -162,7 +167,7 @@ async def collect(
         mtime = _parse_mtime(info.mtime)
         if mtime is not None and now - mtime < grace:
             continue
-        async with engine.begin() as conn:
+        async with fenced_begin(engine, lease) as conn:
             await _lock_object(conn, digest)
             row = (await conn.execute(sa.select(s.c.pending_since).where(s.c.sha256 == digest))).first()
             if (
@@ -186,17 +191,27 @@ async def collect(
     return deleted
 
 
+COLLECTOR_LEASE = "submissions-attachment-collector"
+COLLECT_EVERY = 300.0  # seconds between passes of the collector
+
+
 async def collector_job(rt: object) -> None:
-    """Background: collect unreferenced attachments every few minutes."""
+    """Background: collect unreferenced attachments every few minutes, in the replica holding the lease."""
     from shared.service import Runtime
 
     assert isinstance(rt, Runtime)
-    while True:
-        await asyncio.sleep(300)
-        try:
-            store = await store_of(rt)
-            await collect(rt.engine, store)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - retried at the next round
-            log.warning("collecting attachments failed: %r", exc)
+    lease = rt.extra["collector_lease"] = Lease(
+        rt.backbone.leases, COLLECTOR_LEASE, ttl=rt.settings.lease_ttl
+    )
+
+    async def one_pass() -> float:
+        await collect(rt.engine, await store_of(rt), lease=lease)
+        return COLLECT_EVERY
+
+    def failed(
+        exc: Exception, failures: int
+    ) -> float:  # NATS or the database away: retried at the next round
+        log.warning("collecting attachments failed: %r", exc)
+        return COLLECT_EVERY
+
+    await periodic(rt.engine, lease, one_pass, standby=rt.settings.lease_ttl / 5, on_error=failed)
