@@ -208,9 +208,7 @@ async def collector_job(rt: object) -> None:
         await collect(rt.engine, await store_of(rt), lease=lease)
         return COLLECT_EVERY
 
-    def failed(
-        exc: Exception, failures: int
-    ) -> float:  # NATS or the database away: retried at the next round
+    def failed(exc: Exception, failures: int) -> float:  # NATS or the database away: the next round
         log.warning("collecting attachments failed: %r", exc)
         return COLLECT_EVERY
 

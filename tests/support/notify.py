@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,12 +25,15 @@ from typing import Any
 
 import httpx
 import nats
+import sqlalchemy as sa
 
+from services.notify import handlers
 from shared.devserver import free_port
-from shared.documents import Directory, Edition, Person, Role
+from shared.documents import Directory, Edition, Person, Role, load_directory, load_edition
 from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import Envelope, make_event
 from shared.mailsink import MailSink
+from shared.service import Runtime
 from tests.support.system import ROOT, TENANT, System
 from tests.support.wait import eventually
 
@@ -266,7 +269,9 @@ class WebhookReceiver:
                 self.send_response(500 if self.path in receiver.failing else 200)
                 self.end_headers()
                 # an internal-looking answer: it must never show up in notify's delivery log
-                self.wfile.write(b'{"internal": "db password hunter2"}' if self.path in receiver.failing else b"{}")
+                self.wfile.write(
+                    b'{"internal": "db password hunter2"}' if self.path in receiver.failing else b"{}"
+                )
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -320,3 +325,82 @@ def running_notify(
         yield system
     finally:
         system.stop()
+
+
+# ------------------------------------------------------------------------------------------ in-process handlers
+
+SEED = ROOT / "deploy" / "seed" / "soctrang-stnmt-2023"
+DEADLINE = datetime(2023, 10, 25, 17, 0, tzinfo=UTC)
+
+
+def vn(text: str) -> datetime:
+    return datetime.fromisoformat(text + "+07:00")
+
+
+class HandlerRun:
+    """notify's real handlers applied in-process (no servers), one transaction per ``apply``."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.handlers = handlers.build(rt)["facts"]
+        self.seq: dict[str, int] = {}
+
+    def event(
+        self, type_: str, data: Any, subject: str, at: datetime, edition: str | None = "2023"
+    ) -> Envelope:
+        self.seq[subject] = self.seq.get(subject, 0) + 1
+        env = make_event(
+            type_,
+            data,
+            source="test",
+            tenant=TENANT,
+            subject=subject,
+            sequence=self.seq[subject],
+            time=at,
+            edition=edition,
+        )
+        return Envelope.from_json(env.to_json())
+
+    async def apply(self, *envs: Envelope) -> None:
+        async with self.rt.engine.begin() as conn:
+            for env in envs:
+                await self.handlers[env.type](conn, env)
+
+    async def count(self, table: sa.Table, *where: Any) -> int:
+        async with self.rt.engine.connect() as conn:
+            return int(
+                (await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))).scalar_one()
+            )
+
+
+async def seeded_notify(rt: Runtime) -> HandlerRun:
+    """The 2023 directory and edition, and two open experience-report assignments (deadline 25/10/2023)."""
+    run = HandlerRun(rt)
+    at = vn("2023-10-18T09:00:00")
+    d = load_directory(SEED / "directory.yaml")
+    await run.apply(
+        *[run.event("directory.unit.changed", {"unit": u}, u.id, at, None) for u in d.units],
+        *[run.event("directory.unit.changed", {"union": u}, u.id, at, None) for u in d.unions],
+        *[run.event("directory.person.changed", {"person": p}, p.id, at, None) for p in d.people],
+        run.event(
+            "edition.published", {"version": 1, "document": load_edition(SEED / "edition.yaml")}, "2023", at
+        ),
+        *[
+            run.event(
+                "assignment.created",
+                {
+                    "assignment_id": f"a-{pid}",
+                    "part": "experience",
+                    "part_kind": "experience_report",
+                    "assignee_kind": "person",
+                    "assignee_id": pid,
+                    "unit_id": unit,
+                    "deadline": DEADLINE,
+                },
+                f"a-{pid}",
+                at,
+            )
+            for pid, unit in (("p-0008", "u-tnn-ks"), ("p-0016", "u-ccbvmt"))
+        ],
+    )
+    return run

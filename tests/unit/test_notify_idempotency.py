@@ -5,26 +5,17 @@ per (kind, recipient, date). On SQLite, with the real handlers and timed job (no
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from services.notify import app, handlers, models, timed
-from shared.documents import load_directory, load_edition
-from shared.events.envelope import Envelope, make_event
+from services.notify import app, models, timed
 from shared.service import Runtime, build_runtime
 from shared.settings import Settings, service_settings
+from tests.support.notify import seeded_notify, vn
 
-SEED = Path(__file__).resolve().parents[2] / "deploy" / "seed" / "soctrang-stnmt-2023"
 TENANT = "soctrang-stnmt"
-DEADLINE = datetime(2023, 10, 25, 17, 0, tzinfo=UTC)
-
-
-def vn(text: str) -> datetime:
-    return datetime.fromisoformat(text + "+07:00")
 
 
 @pytest.fixture
@@ -40,74 +31,8 @@ async def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[R
         await runtime.engine.dispose()
 
 
-class Run:
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        self.handlers = handlers.build(rt)["facts"]
-        self.seq: dict[str, int] = {}
-
-    def event(
-        self, type_: str, data: Any, subject: str, at: datetime, edition: str | None = "2023"
-    ) -> Envelope:
-        self.seq[subject] = self.seq.get(subject, 0) + 1
-        env = make_event(
-            type_,
-            data,
-            source="test",
-            tenant=TENANT,
-            subject=subject,
-            sequence=self.seq[subject],
-            time=at,
-            edition=edition,
-        )
-        return Envelope.from_json(env.to_json())
-
-    async def apply(self, *envs: Envelope) -> None:
-        async with self.rt.engine.begin() as conn:
-            for env in envs:
-                await self.handlers[env.type](conn, env)
-
-    async def count(self, table: sa.Table, *where: Any) -> int:
-        async with self.rt.engine.connect() as conn:
-            return int(
-                (await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))).scalar_one()
-            )
-
-
-async def _seeded(rt: Runtime) -> Run:
-    run = Run(rt)
-    at = vn("2023-10-18T09:00:00")
-    d = load_directory(SEED / "directory.yaml")
-    await run.apply(
-        *[run.event("directory.unit.changed", {"unit": u}, u.id, at, None) for u in d.units],
-        *[run.event("directory.unit.changed", {"union": u}, u.id, at, None) for u in d.unions],
-        *[run.event("directory.person.changed", {"person": p}, p.id, at, None) for p in d.people],
-        run.event(
-            "edition.published", {"version": 1, "document": load_edition(SEED / "edition.yaml")}, "2023", at
-        ),
-        *[
-            run.event(
-                "assignment.created",
-                {
-                    "assignment_id": f"a-{pid}",
-                    "part": "experience",
-                    "part_kind": "experience_report",
-                    "assignee_kind": "person",
-                    "assignee_id": pid,
-                    "unit_id": unit,
-                    "deadline": DEADLINE,
-                },
-                f"a-{pid}",
-                at,
-            )
-            for pid, unit in (("p-0008", "u-tnn-ks"), ("p-0016", "u-ccbvmt"))
-        ],
-    )
-    return run
-
-
 async def test_the_same_event_applied_twice_writes_each_message_once(rt: Runtime) -> None:
-    run = await _seeded(rt)
+    run = await seeded_notify(rt)
     selected = run.event(
         "initiative.selected",
         {
@@ -129,7 +54,7 @@ async def test_the_same_event_applied_twice_writes_each_message_once(rt: Runtime
 
 
 async def test_timed_lists_and_digests_are_one_per_kind_recipient_and_date(rt: Runtime) -> None:
-    run = await _seeded(rt)
+    run = await seeded_notify(rt)
     d = models.deliveries
     async with rt.engine.begin() as conn:
         await conn.execute(
@@ -188,7 +113,7 @@ async def test_timed_lists_and_digests_are_one_per_kind_recipient_and_date(rt: R
 
 
 async def test_quiet_hours_delay_non_urgent_mail_but_never_a_receipt(rt: Runtime) -> None:
-    run = await _seeded(rt)
+    run = await seeded_notify(rt)
     async with rt.engine.begin() as conn:
         await conn.execute(
             sa.insert(models.preferences).values(
