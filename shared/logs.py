@@ -23,6 +23,26 @@ def _add_correlation(_: object, __: str, event_dict: dict[str, object]) -> dict[
     return event_dict
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is emitted, not to the object it was at configuration.
+
+    In a process nothing ever replaces ``sys.stderr``, so this is ``StreamHandler(sys.stderr)``. Under pytest an
+    app started in-process would keep the stream of one test's capture, closed when that test ends, and every
+    later line from another thread (the mail sink's aiosmtpd controller above all) became a "--- Logging error
+    --- ValueError: I/O operation on closed file" traceback: ~100k lines of CI log, real errors lost in them."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
     shared = [
         structlog.contextvars.merge_contextvars,
@@ -46,7 +66,7 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

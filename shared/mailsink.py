@@ -105,6 +105,10 @@ class MailSink:
             server_hostname="hoithi-mailsink",
             ready_timeout=10.0,
         )
+        # aiosmtpd's session chatter (peers, EHLO, EOF, connection lost) is for debugging the sink, not for the
+        # operator watching `make run` nor a test's log: one line per message kept is what they need. Its
+        # warnings and errors still go through.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         controller.start()
         self._controller = controller
         return self
@@ -145,9 +149,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=1025)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    # aiosmtpd's session chatter (peers, EHLO, EOF, connection lost) is for debugging the sink, not for the
-    # operator watching `make run`: one line per message kept is what they need.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
 
     done = threading.Event()
 

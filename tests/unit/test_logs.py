@@ -54,3 +54,25 @@ async def test_a_consumer_logs_json_with_tenant_edition_event_and_correlation_id
     get_logger("hoithi.rewards").info("between events")
     after = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
     assert after and "event_id" not in after[-1] and "tenant" not in after[-1]
+
+
+def test_a_line_logged_once_the_stream_logging_was_configured_with_is_closed_still_reaches_stderr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An app started in-process under one test's capture, a line logged later from another thread (the mail
+    sink's SMTP session): it goes to the stderr of that moment, never as "I/O operation on closed file"."""
+    import io
+    import threading
+
+    first, later = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    configure_logging("notify", "INFO", json=True)
+    first.close()  # that test's capture ended
+    monkeypatch.setattr("sys.stderr", later)
+    errors: list[BaseException] = []
+    monkeypatch.setattr(logging.Handler, "handleError", lambda self, record: errors.append(RuntimeError()))
+    thread = threading.Thread(target=lambda: logging.getLogger("mail.log").warning("peer went away"))
+    thread.start()
+    thread.join()
+    assert errors == []
+    assert json.loads(later.getvalue())["event"] == "peer went away"
