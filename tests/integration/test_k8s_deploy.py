@@ -106,6 +106,7 @@ def test_prod_nats_requires_tls_every_client_verifies_it_and_the_monitor_is_fenc
     docs = render(overlay)
     conf = one(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
     assert "cert_file: /etc/nats-tls/tls.crt" in _client_tls_block(conf)
+    assert "handshake_first: true" in _client_tls_block(conf)  # TLS before INFO: nothing to strip
     cluster = conf[conf.index("cluster {") :]
     assert "tls {" in cluster and "verify: true" in cluster  # the routes between the nodes too
     sts = one(docs, "StatefulSet", "nats")["spec"]["template"]["spec"]
@@ -162,11 +163,14 @@ async def test_prods_tls_block_on_a_real_server_refuses_plaintext_and_serves_a_s
     server = NatsServer(store_dir=tmp_path / "store", extra_args=["-c", str(tmp_path / "nats.conf")]).start()
     try:
         answer, closed = await asyncio.to_thread(plaintext_answer, server.port, "rewards", "pw")
-        assert '"tls_required":true' in answer and closed and "PONG" not in answer, answer
+        assert closed and "INFO" not in answer and "PONG" not in answer, answer  # TLS first: nothing in clear
         url = f"nats://rewards:pw@127.0.0.1:{server.port}"
-        why = await refused(url)  # a client without the CA (the system's trust store)
+        why = await refused(url, tls_handshake_first=True)  # a client without the CA (the system's trust store)
         assert "certificate verify failed" in why.lower(), why
         options = connect_options(Settings(nats_url=url, nats_ca=secret / "ca.crt"))
+        upgrading = {k: v for k, v in options.items() if k not in ("servers", "tls_handshake_first")}
+        why = await refused(url, **upgrading)  # the CA, but waiting for INFO to start TLS: a strippable client
+        assert "timeout" in why.lower() or "empty response" in why.lower(), why
         nc = await nats.connect(**options, connect_timeout=5)
         try:
             assert nc._transport._io_writer.get_extra_info("ssl_object") is not None  # type: ignore[union-attr]
