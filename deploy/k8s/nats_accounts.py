@@ -3,7 +3,7 @@ a test fails while a committed file differs):
 
     python deploy/k8s/nats_accounts.py
 
-- overlays/prod/nats/accounts.conf: the NATS account of hoithi, one user per service allowed only its own
+- base/nats/accounts.conf: the NATS account of hoithi (every overlay's NATS includes it: no anonymous client), one user per service allowed only its own
   work, the portal's read-only stream reader, and an admin user for the streams Job;
 - components/keda/scaledobjects.yaml: KEDA ScaledObjects scaling each service on its durable consumer's lag
   (and CPU, for the HTTP side), and the portal (no durable consumer) on CPU only. The lag is read from the NATS
@@ -26,7 +26,7 @@ from shared.nats_auth import USERS, users_block
 from shared.settings import FRONTENDS, SERVICES, Settings
 from shared.streams import consumers_of
 
-TARGET = Path(__file__).parent / "overlays" / "prod" / "nats" / "accounts.conf"
+TARGET = Path(__file__).parent / "base" / "nats" / "accounts.conf"
 KEDA_TARGET = Path(__file__).parent / "components" / "keda" / "scaledobjects.yaml"
 # the HPA's bounds in base/ (2–6 replicas, CPU 70 %) and the lag one more replica should absorb
 MIN_REPLICAS, MAX_REPLICAS, CPU_PERCENT, LAG_PER_REPLICA = 2, 6, 70, 100

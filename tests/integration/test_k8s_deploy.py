@@ -278,7 +278,7 @@ def test_committed_accounts_and_scaled_objects_match_the_generator() -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    committed = (K8S / "overlays" / "prod" / "nats" / "accounts.conf").read_text(encoding="utf-8")
+    committed = (K8S / "base" / "nats" / "accounts.conf").read_text(encoding="utf-8")
     assert committed == module.render(Settings()), "run python deploy/k8s/nats_accounts.py"
     keda = (K8S / "components" / "keda" / "scaledobjects.yaml").read_text(encoding="utf-8")
     assert keda == module.render_keda(Settings()), "run python deploy/k8s/nats_accounts.py"
@@ -554,3 +554,44 @@ async def test_each_scaled_objects_lag_selector_names_what_the_servers_jsz_repor
             s = _lag_selector(trigger["metadata"]["valueLocation"])
             assert (s["account"], s["stream_name"], s["consumer_name"]) in pending, (s, sorted(pending))
     assert pending[("HOITHI", settings.stream, rewards.durable)] >= 1
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+async def test_every_overlays_nats_runs_the_accounts_and_refuses_an_anonymous_client(
+    overlay: str, tmp_path: Path
+) -> None:
+    """dev too (issue 14: Kubernetes runs NATS with authentication): the rendered nats.conf includes the accounts,
+    every password it names comes from the Secret hoithi-nats-users (dev generates one with each key), and on a
+    real nats-server that configuration lets the admin in and refuses a client without a user."""
+    from tests.support.natsprobe import refused
+
+    docs = render(overlay)
+    data = one(docs, "ConfigMap", "nats-config")["data"]
+    assert "include ./accounts.conf" in data["nats.conf"] and "no_auth_user" not in data["accounts.conf"]
+    named = set(re.findall(r"\$(NATS_[A-Z]+_PASSWORD)", data["accounts.conf"]))
+    env = {
+        e["name"]: e
+        for e in one(docs, "StatefulSet", "nats")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    for variable in named:
+        ref = env[variable]["valueFrom"]["secretKeyRef"]
+        assert ref["name"].startswith("hoithi-nats-users"), variable
+        if overlay == "dev":
+            (secret,) = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == ref["name"]]
+            assert ref["key"] in secret["data"], variable
+    if overlay != "dev":
+        return
+    for name, text in data.items():  # dev's configuration, on this test's ports and store (its command line)
+        (tmp_path / name).write_text(re.sub(r"jetstream \{[^}]*\}\n", "", text), encoding="utf-8")
+    os.environ["POD_NAME"] = "nats-0"
+    for user, password in PASSWORDS.items():
+        os.environ[f"NATS_{user.upper()}_PASSWORD"] = password
+    server = NatsServer(store_dir=tmp_path / "store", extra_args=["-c", str(tmp_path / "nats.conf")]).start()
+    try:
+        why = await refused(server.url)
+        assert "authorization" in why.lower(), why
+        nc = await connect(server, "admin")
+        await nc.flush(timeout=5)
+        await nc.close()
+    finally:
+        server.stop()
