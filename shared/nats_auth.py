@@ -221,12 +221,15 @@ def connect_options(settings: Settings, user: str = ADMIN) -> dict[str, Any]:
     Credentials, in order: a creds file (``NATS_CREDS`` / ``HOITHI_NATS_CREDS``); ``HOITHI_NATS_USER`` and
     ``HOITHI_NATS_PASSWORD`` (or ``HOITHI_NATS_PASSWORD_FILE``); credentials in the URL; else ``user``'s
     password kept under the data directory by ``hoithi up``; else anonymous (which an authenticated server
-    refuses). TLS: ``tls_context``, with ``HOITHI_NATS_TLS_HOSTNAME`` when the certificate names another host.
+    refuses). TLS: ``tls_context``, with ``HOITHI_NATS_TLS_HOSTNAME`` when the certificate names another host,
+    handshake first (before the server's INFO: a client that waited for INFO to ask for TLS would send its
+    password in clear to a man in the middle who stripped that ask; the server must set ``handshake_first``).
     """
     options = _credentials(settings, user)
     context = tls_context(settings)
     if context is not None:
         options["tls"] = context
+        options["tls_handshake_first"] = True
         if settings.nats_tls_hostname:
             options["tls_hostname"] = settings.nats_tls_hostname
     return options
@@ -242,6 +245,7 @@ def broker_options(settings: Settings, user: str = ADMIN) -> dict[str, Any]:
         "ssl_context": context,
         "use_ssl": context is not None,
         "tls_hostname": options.pop("tls_hostname", None),
+        "tls_handshake_first": options.pop("tls_handshake_first", False),
     }
     if "user" in options:
         options["security"] = NatsUserPassword(options.pop("user"), options.pop("password"), **common)

@@ -152,7 +152,10 @@ def ensure_dev_tls(directory: Path, hosts: list[str], *, rotate: bool = False) -
 
 
 def server_tls_block(cert: str, key: str, *, timeout: float = 5.0) -> str:
-    """nats-server's ``tls {}``: every client connection must be TLS (a plaintext CONNECT is refused)."""
+    """nats-server's ``tls {}``: every client connection must be TLS, and TLS comes first (``handshake_first``:
+    the server says nothing in clear, not even its INFO, and takes only a client that starts with the TLS
+    handshake, so a man in the middle cannot strip TLS by rewriting INFO; the clients set ``tls_handshake_first``,
+    shared/nats_auth.py)."""
     return "\n".join(
         [
             "tls {",
@@ -160,6 +163,7 @@ def server_tls_block(cert: str, key: str, *, timeout: float = 5.0) -> str:
             f"  key_file: {json.dumps(key)}",
             '  min_version: "1.2"',
             f"  timeout: {timeout}",
+            "  handshake_first: true",
             "}",
             "",
         ]

@@ -166,7 +166,7 @@ def deployed(compose: Compose) -> Deployed:
     tls = ssl.create_default_context(cadata=compose.nats_secret("admin", "ca.pem"))
     password = compose.nats_secret("admin", "password")
     url = f"tls://admin:{password}@127.0.0.1:{compose.ports['nats']}"
-    register_nats_client(url, tls=tls)
+    register_nats_client(url, tls=tls, tls_handshake_first=True)
     system = System(
         nats_url=url, prefix="hoithi", workdir=Path(tempfile.gettempdir()),
         database_urls={}, services=("campaign", "submissions", "rewards", "notify"),
@@ -218,14 +218,21 @@ async def test_the_stacks_nats_refuses_plaintext_and_anonymous_clients_and_each_
     port = compose.ports["nats"]
     admin_password = compose.nats_secret("admin", "password")
     answer, closed = await asyncio.to_thread(plaintext_answer, port, "admin", admin_password)
-    assert '"tls_required":true' in answer, answer
-    assert closed and "PONG" not in answer and "+OK" not in answer, answer
-    why = await refused(f"tls://127.0.0.1:{port}", tls=deployed.tls)  # anonymous, though trusting the CA
+    # TLS first: not even the server's INFO in clear, and no plaintext session at all
+    assert closed and "INFO" not in answer and "PONG" not in answer and "+OK" not in answer, answer
+    why = await refused(  # anonymous, though trusting the CA
+        f"tls://127.0.0.1:{port}", tls=deployed.tls, tls_handshake_first=True
+    )
     assert "authorization" in why.lower(), why
     why = await refused(  # the right password, but not trusting the development CA
-        f"tls://127.0.0.1:{port}", user="admin", password=admin_password, tls=ssl.create_default_context()
-    )
+        f"tls://127.0.0.1:{port}", user="admin", password=admin_password, tls=ssl.create_default_context(),
+        tls_handshake_first=True,
+    )  # fmt: skip
     assert "certificate verify failed" in why.lower(), why
+    why = await refused(  # the right password and CA, but waiting for INFO to start TLS (strippable)
+        f"tls://127.0.0.1:{port}", user="admin", password=admin_password, tls=deployed.tls
+    )
+    assert "timeout" in why.lower() or "empty response" in why.lower(), why
 
     async def connections() -> dict[str, list[dict[str, Any]]] | None:
         async with httpx.AsyncClient(timeout=10) as c:
@@ -251,7 +258,8 @@ async def test_a_fact_forged_by_an_allowed_but_wrong_service_user_is_dead_letter
     unit = (await deployed.assignments())[OTHER]["unit_id"]
     campaign = await nats.connect(
         f"tls://127.0.0.1:{compose.ports['nats']}", user="campaign",
-        password=compose.nats_secret("campaign", "password"), tls=deployed.tls, connect_timeout=5,
+        password=compose.nats_secret("campaign", "password"), tls=deployed.tls, tls_handshake_first=True,
+        connect_timeout=5,
     )  # fmt: skip
     try:
         seq, sid = await publish_forged_receipt(deployed, campaign, unit)

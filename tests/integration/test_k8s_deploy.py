@@ -106,6 +106,7 @@ def test_prod_nats_requires_tls_every_client_verifies_it_and_the_monitor_is_fenc
     docs = render(overlay)
     conf = one(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
     assert "cert_file: /etc/nats-tls/tls.crt" in _client_tls_block(conf)
+    assert "handshake_first: true" in _client_tls_block(conf)  # TLS before INFO: nothing to strip
     cluster = conf[conf.index("cluster {") :]
     assert "tls {" in cluster and "verify: true" in cluster  # the routes between the nodes too
     sts = one(docs, "StatefulSet", "nats")["spec"]["template"]["spec"]
@@ -128,13 +129,103 @@ def test_prod_nats_requires_tls_every_client_verifies_it_and_the_monitor_is_fenc
             "items": [{"key": "ca.crt", "path": "ca.crt"}],
         }
     policy = one(docs, "NetworkPolicy", "nats")["spec"]["ingress"]
-    (monitor,) = [rule for rule in policy if {"port": 8222, "protocol": "TCP"} in rule["ports"]]
-    names = monitor["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"]
-    assert sorted(names) == ["keda", "monitoring"]
+    (metrics,) = [rule for rule in policy if {"port": METRICS_PORT, "protocol": "TCP"} in rule["ports"]]
+    names = metrics["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"]
+    assert sorted(names) == ["keda", "monitoring"]  # the exporter's numbers: KEDA and Prometheus only
     if overlay == "prod-cert-manager":
         cert = one(docs, "Certificate", "hoithi-nats-tls")["spec"]
         assert cert["secretName"] == "hoithi-nats-tls" and "nats" in cert["dnsNames"]
         assert "*.nats-headless" in cert["dnsNames"]
+
+
+MONITOR = "http://127.0.0.1:8222"  # nats-server's monitoring endpoint, on the pod's loopback
+METRICS_PORT = 7777  # the metrics sidecar's
+# the exporter's collectors that would republish what the monitor must keep inside the pod: every client's
+# address, user and subscriptions (connz, subz), the routes and leaf nodes, the accounts' details
+REVEALING = ("-connz", "-connz_detailed", "-subz", "-routez", "-leafz", "-gatewayz", "-accountz", "-accstatz")
+
+
+def _monitor_listen(conf: str) -> list[str]:
+    """Every directive of a nats.conf that opens the monitoring endpoint, as written."""
+    directive = r"^\s*(?:http|https|http_port|https_port|monitor_port)\s*[:=]\s*(.+?)\s*$"
+    return re.findall(directive, conf, re.MULTILINE)
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod", "prod-keda", "prod-cert-manager"])
+def test_the_nats_monitor_is_reachable_from_inside_its_pod_only(overlay: str) -> None:
+    """connz lists every client's address and user; subsz, routez … more: the monitoring endpoint listens on the
+    pod's loopback, no port, Service or NetworkPolicy exposes it, the probes run inside the container, and what
+    leaves the pod is the exporter's numbers on 7777."""
+    docs = render(overlay)
+    conf = one(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    assert _monitor_listen(conf) == ['"127.0.0.1:8222"'], conf
+    pod = one(docs, "StatefulSet", "nats")["spec"]["template"]["spec"]
+    nats_c, metrics = pod["containers"]
+    assert not any(a.startswith(("-m", "--http", "--https")) for a in nats_c["args"]), nats_c["args"]
+    declared = [p["containerPort"] for c in pod["containers"] for p in c.get("ports", [])]
+    assert 8222 not in declared and METRICS_PORT in declared
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):  # inside the container, to its loopback
+        (url,) = [a for a in nats_c[probe]["exec"]["command"] if a.startswith("http")]
+        assert url.startswith(f"{MONITOR}/healthz"), (probe, url)
+        assert set(nats_c[probe]) & {"httpGet", "tcpSocket", "grpc"} == set()
+    assert "js-enabled-only=true" in nats_c["readinessProbe"]["exec"]["command"][-1]
+    # the exporter reads the loopback monitor and republishes no client, subscription, route or account detail
+    assert metrics["args"][-1] == MONITOR and f"-port={METRICS_PORT}" in metrics["args"]
+    assert not set(metrics["args"]) & set(REVEALING), metrics["args"]
+    assert "-jsz=consumers" in metrics["args"]  # the lag KEDA scales on
+    assert metrics["securityContext"]["readOnlyRootFilesystem"] is True
+    for service in (d for d in docs if d["kind"] == "Service"):
+        for port in service["spec"]["ports"]:
+            assert 8222 not in (port["port"], port.get("targetPort")) and port.get("targetPort") != "monitor"
+    for policy in (d for d in docs if d["kind"] == "NetworkPolicy"):
+        for rule in policy["spec"].get("ingress", []):
+            assert all(p["port"] != 8222 for p in rule.get("ports", [])), policy["metadata"]["name"]
+
+
+def test_the_rendered_monitor_directive_on_a_real_server_answers_on_loopback_only(tmp_path: Path) -> None:
+    """The prod configuration's monitoring directive (its port moved to a free one), on a real nats-server: the
+    pod's own loopback gets /healthz; the pod's address (here: this machine's other addresses) gets nothing."""
+    import socket
+    import time
+
+    from shared.devserver import find_nats_server, free_port
+
+    (directive,) = _monitor_listen(one(render("prod"), "ConfigMap", "nats-config")["data"]["nats.conf"])
+    port = free_port()
+    (tmp_path / "nats.conf").write_text(f"http: {directive.replace('8222', str(port))}\n", encoding="utf-8")
+
+    def answers(host: str) -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=2) as s:
+                s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                return b"200 OK" in s.recv(4096)
+        except OSError:
+            return False
+
+    others = {
+        info[4][0]
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+        if not info[4][0].startswith("127.")
+    }
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # the outgoing address; no packet leaves
+        probe.connect(("192.0.2.254", 9))
+        others |= {probe.getsockname()[0]} - {"0.0.0.0"}
+    if not others:
+        pytest.skip("no address but loopback on this machine")
+    # the binary itself: NatsServer's own -m would override the file's directive
+    conf = str(tmp_path / "nats.conf")
+    command = [find_nats_server(), "-c", conf, "-a", "127.0.0.1", "-p", str(free_port())]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not answers("127.0.0.1"):
+            assert time.monotonic() < deadline and server.poll() is None, "the monitor never answered"
+            time.sleep(0.2)
+        for host in others:
+            assert not answers(host), host
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 async def test_prods_tls_block_on_a_real_server_refuses_plaintext_and_serves_a_service_verifying_it(
@@ -162,11 +253,16 @@ async def test_prods_tls_block_on_a_real_server_refuses_plaintext_and_serves_a_s
     server = NatsServer(store_dir=tmp_path / "store", extra_args=["-c", str(tmp_path / "nats.conf")]).start()
     try:
         answer, closed = await asyncio.to_thread(plaintext_answer, server.port, "rewards", "pw")
-        assert '"tls_required":true' in answer and closed and "PONG" not in answer, answer
+        assert closed and "INFO" not in answer and "PONG" not in answer, answer  # TLS first: nothing in clear
         url = f"nats://rewards:pw@127.0.0.1:{server.port}"
-        why = await refused(url)  # a client without the CA (the system's trust store)
+        # a client without the CA (the system's trust store)
+        why = await refused(url, tls_handshake_first=True)
         assert "certificate verify failed" in why.lower(), why
         options = connect_options(Settings(nats_url=url, nats_ca=secret / "ca.crt"))
+        upgrading = {k: v for k, v in options.items() if k not in ("servers", "tls_handshake_first")}
+        # the CA, but waiting for INFO to start TLS: a client a man in the middle can strip
+        why = await refused(url, **upgrading)
+        assert "timeout" in why.lower() or "empty response" in why.lower(), why
         nc = await nats.connect(**options, connect_timeout=5)
         try:
             assert nc._transport._io_writer.get_extra_info("ssl_object") is not None  # type: ignore[union-attr]
@@ -182,7 +278,7 @@ def test_committed_accounts_and_scaled_objects_match_the_generator() -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    committed = (K8S / "overlays" / "prod" / "nats" / "accounts.conf").read_text(encoding="utf-8")
+    committed = (K8S / "base" / "nats" / "accounts.conf").read_text(encoding="utf-8")
     assert committed == module.render(Settings()), "run python deploy/k8s/nats_accounts.py"
     keda = (K8S / "components" / "keda" / "scaledobjects.yaml").read_text(encoding="utf-8")
     assert keda == module.render_keda(Settings()), "run python deploy/k8s/nats_accounts.py"
@@ -200,10 +296,28 @@ def test_keda_scales_each_deployment_on_its_own_consumers_lag_on_the_prod_accoun
     for service, so in scaled.items():
         assert so["apiVersion"] == "keda.sh/v1alpha1" and so["metadata"]["namespace"] == "hoithi"
         assert so["spec"]["scaleTargetRef"]["name"] == service
-        lag = [t["metadata"] for t in so["spec"]["triggers"] if t["type"] == "nats-jetstream"]
-        assert {m["consumer"] for m in lag} == {c.durable for c in consumers_of(service)}
-        assert all(m["stream"] == Settings().stream and f"{m['account']} {{" in accounts for m in lag)
+        lag = [t["metadata"] for t in so["spec"]["triggers"] if t["type"] == "metrics-api"]
+        # not KEDA's NATS JetStream scaler: it reads the monitoring port, which stays inside the pod
+        assert not [t for t in so["spec"]["triggers"] if t["type"] == "nats-jetstream"]
+        selectors = [_lag_selector(m["valueLocation"]) for m in lag]
+        assert {s["consumer_name"] for s in selectors} == {c.durable for c in consumers_of(service)}
+        for m, selector in zip(lag, selectors, strict=True):
+            assert selector["__name__"] == "jetstream_consumer_num_pending" and m["format"] == "prometheus"
+            assert selector["stream_name"] == Settings().stream and f"{selector['account']} {{" in accounts
+            # the URL is the Service nats, on the port that reaches the exporter sidecar
+            host, port = re.match(
+                r"http://([^.:/]+)\.hoithi\.svc\.cluster\.local:(\d+)/metrics$", m["url"]
+            ).groups()
+            (svc,) = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == host]
+            (svc_port,) = [p for p in svc["spec"]["ports"] if p["port"] == int(port)]
+            assert svc_port["targetPort"] == "metrics" and int(port) == METRICS_PORT
         assert [t["type"] for t in so["spec"]["triggers"]][-1] == "cpu"
+
+
+def _lag_selector(selector: str) -> dict[str, str]:
+    """``name{k="v",…}`` as a dict (``__name__`` for the name)."""
+    name, labels = re.fullmatch(r"([a-z_]+)\{(.*)\}", selector).groups()  # type: ignore[union-attr]
+    return {"__name__": name, **dict(re.findall(r'([a-z_]+)="([^"]*)"', labels))}
 
 
 # ------------------------------------------------------------------ the accounts, against a real nats-server
@@ -405,3 +519,79 @@ async def test_the_portal_user_reads_the_stream_live_and_publishes_nothing(
     finally:
         await nc.close()
         await admin.close()
+
+
+async def test_each_scaled_objects_lag_selector_names_what_the_servers_jsz_reports(
+    accounts_server: NatsServer, declared: Settings
+) -> None:
+    """What the metrics sidecar asks the monitor (``-jsz=consumers``: ``/jsz?consumers=true&config=true&raft=true``)
+    on a real server with the prod accounts: every ScaledObject's selector (account, stream_name, consumer_name,
+    the exporter's labels from jsz's names) finds its consumer there, counting what waits for it."""
+    import httpx
+
+    settings = declared
+    admin = await connect(accounts_server, "admin")
+    try:
+        (rewards,) = consumers_of("rewards")
+        await admin.jetstream().publish(settings.event_subject("soctrang-stnmt", rewards.types[0]), b"{}")
+    finally:
+        await admin.close()
+    async with httpx.AsyncClient(timeout=10) as client:
+        jsz = (
+            await client.get(
+                f"{accounts_server.monitor_url}/jsz",
+                params={"consumers": "true", "config": "true", "raft": "true"},
+            )
+        ).json()
+    pending = {
+        (account["name"], stream["name"], consumer["name"]): consumer["num_pending"]
+        for account in jsz["account_details"]
+        for stream in account.get("stream_detail", [])
+        for consumer in stream.get("consumer_detail", [])
+    }
+    for so in (d for d in render("prod-keda") if d["kind"] == "ScaledObject"):
+        for trigger in (t for t in so["spec"]["triggers"] if t["type"] == "metrics-api"):
+            s = _lag_selector(trigger["metadata"]["valueLocation"])
+            assert (s["account"], s["stream_name"], s["consumer_name"]) in pending, (s, sorted(pending))
+    assert pending[("HOITHI", settings.stream, rewards.durable)] >= 1
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+async def test_every_overlays_nats_runs_the_accounts_and_refuses_an_anonymous_client(
+    overlay: str, tmp_path: Path
+) -> None:
+    """dev too (issue 14: Kubernetes runs NATS with authentication): the rendered nats.conf includes the accounts,
+    every password it names comes from the Secret hoithi-nats-users (dev generates one with each key), and on a
+    real nats-server that configuration lets the admin in and refuses a client without a user."""
+    from tests.support.natsprobe import refused
+
+    docs = render(overlay)
+    data = one(docs, "ConfigMap", "nats-config")["data"]
+    assert "include ./accounts.conf" in data["nats.conf"] and "no_auth_user" not in data["accounts.conf"]
+    named = set(re.findall(r"\$(NATS_[A-Z]+_PASSWORD)", data["accounts.conf"]))
+    env = {
+        e["name"]: e
+        for e in one(docs, "StatefulSet", "nats")["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    for variable in named:
+        ref = env[variable]["valueFrom"]["secretKeyRef"]
+        assert ref["name"].startswith("hoithi-nats-users"), variable
+        if overlay == "dev":
+            (secret,) = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == ref["name"]]
+            assert ref["key"] in secret["data"], variable
+    if overlay != "dev":
+        return
+    for name, text in data.items():  # dev's configuration, on this test's ports and store (its command line)
+        (tmp_path / name).write_text(re.sub(r"jetstream \{[^}]*\}\n", "", text), encoding="utf-8")
+    os.environ["POD_NAME"] = "nats-0"
+    for user, password in PASSWORDS.items():
+        os.environ[f"NATS_{user.upper()}_PASSWORD"] = password
+    server = NatsServer(store_dir=tmp_path / "store", extra_args=["-c", str(tmp_path / "nats.conf")]).start()
+    try:
+        why = await refused(server.url)
+        assert "authorization" in why.lower(), why
+        nc = await connect(server, "admin")
+        await nc.flush(timeout=5)
+        await nc.close()
+    finally:
+        server.stop()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from faststream.nats import NatsBroker
 from nats.js.api import StreamConfig
 
 from shared.devserver import NatsServer
@@ -94,17 +95,38 @@ async def test_the_compose_nats_refuses_plaintext_anonymous_and_untrusting_clien
 ) -> None:
     password = (deployment.users_dir / "admin" / "password").read_text()
     answer, closed = await asyncio.to_thread(plaintext_answer, deployment.server.port, "admin", password)
-    assert '"tls_required":true' in answer, answer
-    assert closed and "PONG" not in answer and "+OK" not in answer, answer  # no plaintext session at all
+    # TLS first: not even the server's INFO in clear, and no plaintext session at all
+    assert closed and "INFO" not in answer and "PONG" not in answer and "+OK" not in answer, answer
 
     anonymous = connect_options(deployment.settings("campaign", nats_user=None, nats_password_file=None))
-    assert "user" not in anonymous and "tls" in anonymous
-    why = await refused(deployment.tls_url, tls=anonymous["tls"])
+    assert "user" not in anonymous and "tls" in anonymous and anonymous["tls_handshake_first"]
+    why = await refused(deployment.tls_url, tls=anonymous["tls"], tls_handshake_first=True)
     assert "authorization" in why.lower(), why
 
     # the system's CAs do not vouch for the development CA: the certificate is refused before any password
-    why = await refused(deployment.tls_url, user="admin", password="unused", tls=ssl.create_default_context())
+    why = await refused(
+        deployment.tls_url, user="admin", password="unused", tls=ssl.create_default_context(),
+        tls_handshake_first=True,
+    )  # fmt: skip
     assert "certificate verify failed" in why.lower(), why
+
+
+async def test_a_client_waiting_for_the_servers_info_to_start_tls_is_refused(deployment: Deployment) -> None:
+    """The upgrade path (read INFO in clear, start TLS if it asks) is what a man in the middle strips: he drops
+    ``tls_required`` from INFO and the client sends its password in clear. The server does TLS first, so such a
+    client (the right CA and password, but ``tls_handshake_first`` off) never gets in; with it on, it does."""
+    options = connect_options(deployment.settings("rewards"))
+    assert options["tls_handshake_first"] is True
+    upgrading = {**options, "tls_handshake_first": False}
+    servers = upgrading.pop("servers")
+    why = await refused(servers, **upgrading)
+    assert "timeout" in why.lower() or "empty response" in why.lower(), why
+    nc = await nats.connect(**options, connect_timeout=5, max_reconnect_attempts=0)
+    try:
+        await nc.flush(timeout=5)
+        assert nc._transport._io_writer.get_extra_info("ssl_object") is not None  # type: ignore[union-attr]
+    finally:
+        await nc.close()
 
 
 async def test_a_service_connects_over_tls_as_itself_with_the_settings_compose_gives_it(
@@ -127,10 +149,20 @@ async def test_a_service_connects_over_tls_as_itself_with_the_settings_compose_g
         await campaign.close()
         await admin.close()
 
-    # the FastStream broker of a service gets the same user and TLS context
+    # the FastStream broker of a service gets the same user and TLS context, handshake first, and gets in
     options = broker_options(deployment.settings("rewards"))
     security = options["security"]
     assert security.username == "rewards" and security.ssl_context is not None and security.use_ssl
+    assert security.tls_handshake_first is True
+    broker = NatsBroker(**options, max_reconnect_attempts=0)
+    await broker.connect()
+    try:
+        nc = broker.connection  # the nats-py client FastStream made (what a service uses as rt.nc)
+        await nc.flush(timeout=5)
+        assert nc._transport._io_writer.get_extra_info("ssl_object") is not None
+        assert nc.options["tls_handshake_first"] is True
+    finally:
+        await broker.stop()
 
 
 def test_nats_init_keeps_its_secrets_private_and_rotates_them_on_request(deployment: Deployment) -> None:
