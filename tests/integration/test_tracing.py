@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -51,7 +51,7 @@ class OtlpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 req = ExportTraceServiceRequest()
                 req.ParseFromString(body)
@@ -92,7 +92,7 @@ class OtlpReceiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> OtlpReceiver:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -129,7 +129,9 @@ def otlp() -> Iterator[OtlpReceiver]:
 
 
 @pytest.fixture(scope="module")
-def system(test_servers: Any, otlp: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def system(
+    test_servers: Any, otlp: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[System]:
     import secrets
 
     work: Path = tmp_path_factory.mktemp("traced")

@@ -189,7 +189,12 @@ async def test_tracing_off_writes_no_trace_attribute_or_header(tmp_path: Path) -
     with tracing.span("ignored"):
         async with engine.begin() as conn:
             env = await outbox.emit(
-                conn, "submission.withdrawn", withdrawn().data, tenant="soctrang-stnmt", subject="s-1", time=TIME
+                conn,
+                "submission.withdrawn",
+                withdrawn().data,
+                tenant="soctrang-stnmt",
+                subject="s-1",
+                time=TIME,
             )
     js = FlakyJS()
     assert await OutboxRelay(engine, bb, js, settings).relay_once() == 1  # type: ignore[arg-type]
