@@ -174,7 +174,9 @@ def test_one_submission_is_one_trace_across_the_four_services(system: System, ot
             return http[0], below
         return None
 
-    http, below = eventually_sync(complete, timeout=90, interval=0.5, message="the trace of one submission")
+    found = eventually_sync(complete, timeout=90, interval=0.5, message="the trace of one submission")
+    assert found is not None
+    http, below = found
     assert http.name == "POST /tenants/{tenant}/editions/{edition}/experience-reports"
     assert http.parent_id == UPSTREAM_SPAN  # the caller's traceparent was honoured
     assert http.attributes["http.response.status_code"] == 201
@@ -216,7 +218,9 @@ def test_a_malformed_traceparent_is_answered_and_its_fact_flows_under_a_new_root
                 return s, [x for x in spans if x.trace_id == s.trace_id]
         return None
 
-    consumed, trace = eventually_sync(flowed, timeout=90, interval=0.5, message="notify applied the fact")
+    found = eventually_sync(flowed, timeout=90, interval=0.5, message="notify applied the fact")
+    assert found is not None
+    consumed, trace = found
     (http,) = [s for s in trace if s.kind == PbSpan.SPAN_KIND_SERVER]
     assert http.parent_id == "" and http.trace_id != UPSTREAM_TRACE  # a new root
     assert _descends(consumed, http, trace)
