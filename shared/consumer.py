@@ -37,7 +37,7 @@ from nats.aio.client import Client as NatsClient
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared import failpoints, metrics
+from shared import failpoints, metrics, tracing
 from shared.db import Backbone, DatabaseProbe, insert_ignore, is_contention
 from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import Envelope, deterministic_id, make_event, source_of
@@ -432,6 +432,8 @@ class EventConsumer:
                 token = correlation_id.set(env.correlationid)
                 try:
                     with (
+                        # a span per message, child of the producer's (tracing on); what it emits carries it on
+                        tracing.consumer_span(self.spec.durable, env, m.headers),
                         structlog.contextvars.bound_contextvars(
                             tenant=env.tenant, edition=env.edition, event_id=env.id, event_type=env.type
                         ),

@@ -1,17 +1,22 @@
 """Structured JSON logs (structlog) with the correlation id that follows a request into its events.
 
-The HTTP middleware sets ``correlation_id`` from ``X-Correlation-ID`` (or a new id); the outbox copies it into
-every event it writes; a consumer sets it from the event it handles, so one id ties a POST to every handler
-it triggers in every service.
+The HTTP middleware sets ``correlation_id`` from ``X-Correlation-ID`` (or a new id) and binds the tenant and
+edition its path names (``request_fields``); the outbox copies the correlation id into every event it writes;
+a consumer sets it from the event it handles and binds the event's tenant, edition, id and type, so one id
+ties a POST to every handler it triggers in every service. With tracing on (``shared/tracing.py``) every line
+written inside a span also carries ``trace_id`` and ``span_id``, the ids a trace viewer searches by.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 
 import structlog
+
+from shared import tracing
 
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="")
 
@@ -43,6 +48,24 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+def _add_trace(_: object, __: str, event_dict: dict[str, object]) -> dict[str, object]:
+    if tracing.enabled() and (ids := tracing.current_ids()) is not None:
+        event_dict.setdefault("trace_id", ids[0])
+        event_dict.setdefault("span_id", ids[1])
+    return event_dict
+
+
+_TENANT_PATH = re.compile(r"/tenants/([^/]+)(?:/editions/([^/]+))?")
+
+
+def request_fields(path: str) -> dict[str, str]:
+    """The tenant and edition an HTTP path names (``/tenants/{tenant}/editions/{edition}/…``), for log lines."""
+    m = _TENANT_PATH.match(path)
+    if m is None:
+        return {}
+    return {"tenant": m[1], "edition": m[2]} if m[2] else {"tenant": m[1]}
+
+
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
     shared = [
         structlog.contextvars.merge_contextvars,
@@ -50,6 +73,7 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_correlation,
+        _add_trace,
         lambda _l, _m, ed: {**ed, "service": service},
     ]
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)

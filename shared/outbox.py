@@ -1,6 +1,7 @@
 """The transactional outbox: a state change and the events it causes commit together; a relay publishes.
 
-``Outbox.add`` writes events in the caller's transaction, numbering each aggregate's facts (``sequence``).
+``Outbox.add`` writes events in the caller's transaction, numbering each aggregate's facts (``sequence``);
+``emit`` stamps each with the current trace context (``shared/tracing.py``) so the fact carries its trace.
 ``OutboxRelay`` publishes unpublished rows in pipelined batches with ``Nats-Msg-Id`` = event id, waits for
 every ack, then marks the acked rows. A failed publish is retried with backoff, never abandoned. On
 PostgreSQL several relays share the table through ``FOR UPDATE SKIP LOCKED``; a row published twice (a relay
@@ -20,7 +21,7 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared import failpoints
+from shared import failpoints, tracing
 from shared.clock import Clock
 from shared.db import Backbone, reading, upsert
 from shared.events.envelope import Envelope, make_event
@@ -77,6 +78,7 @@ class Outbox:
             correlation_id=correlation_id.get() or None,
             causation_id=causation_id,
             event_id=event_id,
+            trace=tracing.carrier(),
         )
         await self.add(conn, [env])
         return env
@@ -202,13 +204,16 @@ class OutboxRelay:
         """Publish rows pipelined (all in flight at once); return acked positions and failures."""
 
         async def one(row: Any) -> None:
-            await self.js.publish(
-                row.nats_subject,
-                row.payload,
-                timeout=self.publish_timeout,
-                stream=self.settings.stream,
-                headers={"Nats-Msg-Id": row.event_id},
-            )
+            headers = {"Nats-Msg-Id": row.event_id}
+            # tracing on: a producer span, child of the envelope's trace; its context goes in the headers
+            with tracing.producer_span(row.nats_subject, row.event_id, row.payload, headers):
+                await self.js.publish(
+                    row.nats_subject,
+                    row.payload,
+                    timeout=self.publish_timeout,
+                    stream=self.settings.stream,
+                    headers=headers,
+                )
 
         results = await asyncio.gather(*(one(r) for r in rows), return_exceptions=True)
         acked: list[int] = []

@@ -15,19 +15,20 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
+import structlog
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from faststream.nats import NatsBroker
 from nats.aio.client import Client as NatsClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared import metrics, problems
+from shared import metrics, problems, tracing
 from shared.auth import Principal, authenticate, require_tenant
 from shared.clock import Clock
 from shared.consumer import EventConsumer, Handler
@@ -36,7 +37,7 @@ from shared.db import Backbone, make_engine
 from shared.documents import Person
 from shared.guard import HttpGuard, Throttles
 from shared.idempotency import Idempotency
-from shared.logs import configure_logging, correlation_id
+from shared.logs import configure_logging, correlation_id, request_fields
 from shared.nats_auth import broker_options
 from shared.outbox import Outbox, OutboxRelay
 from shared.problems import Problem
@@ -184,6 +185,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(rt.name, rt.settings.log_level, rt.settings.logs_as_json)
+        tracing.configure_tracing(rt.name)
         starter = spawn(rt, _start_messaging(rt, spec), f"{rt.name}-start", forever=False)
         try:
             yield
@@ -198,6 +200,7 @@ def create_app(
                 with suppress(Exception):
                     await asyncio.wait_for(rt.nc.close(), 5)
             await rt.engine.dispose()
+            tracing.shutdown()
 
     app = FastAPI(title=spec.title, version="0.1.0", lifespan=lifespan)
     app.state.runtime = rt
@@ -304,14 +307,22 @@ class CorrelationMiddleware:
             uuid.uuid4()
         )
         token = correlation_id.set(cid)
+        # tracing on: a server span, child of the caller's traceparent; what the request emits carries it on
+        http_span = tracing.HttpSpan(scope) if tracing.enabled() else None
 
         async def send_with_header(message: Any) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), (b"x-correlation-id", cid.encode())]
+                if http_span is not None:
+                    http_span.status(message["status"])
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_header)
+            with (
+                http_span or nullcontext(),
+                structlog.contextvars.bound_contextvars(**request_fields(scope["path"])),
+            ):
+                await self.app(scope, receive, send_with_header)
         finally:
             correlation_id.reset(token)
 

@@ -39,12 +39,13 @@ import sqlalchemy as sa
 from services.notify import domain, models, queue, webhooks
 from services.notify.handlers import wake_event
 from services.notify.settings import NotifySettings
-from shared import failpoints, metrics
+from shared import failpoints, metrics, tracing
 from shared.clock import VN
 from shared.events.catalogue import NotificationFailed, NotificationSent
 from shared.lease import Lease, fenced_begin, periodic
 from shared.logs import correlation_id
 from shared.service import Runtime
+from shared.streams import consumers_of
 
 log = logging.getLogger("hoithi.notify.delivery")
 
@@ -235,7 +236,35 @@ async def deliver_due(rt: Runtime, send: Sender = smtp_send, lease: Lease | None
 
 
 async def deliver_one(rt: Runtime, row: Any, send: Sender = smtp_send, lease: Lease | None = None) -> bool:
-    """Lease, (email: record the send intent), send, mark. Returns True if this call sent the row."""
+    """Lease, (email: record the send intent), send, mark. Returns True if this call sent the row.
+
+    Tracing on: under a span, child of the cause event's trace (its envelope, kept in notify's inbox)."""
+    if not tracing.enabled():
+        return await _deliver_one(rt, row, send, lease)
+    async with rt.engine.connect() as conn:
+        i = rt.backbone.inbox
+        purposes = [c.purpose for c in consumers_of(rt.name)]
+        cause = (
+            await conn.execute(
+                sa.select(i.c.envelope).where(i.c.purpose.in_(purposes), i.c.event_id == row.cause_event_id)
+            )
+        ).scalar()
+    with tracing.span_following(
+        cause,
+        f"notify deliver {row.channel}",
+        attributes={
+            "hoithi.channel": row.channel,
+            "hoithi.template": row.template,
+            "hoithi.delivery_id": row.id,
+        },
+    ) as span:
+        sent = await _deliver_one(rt, row, send, lease)
+        if span is not None:
+            span.set_attribute("hoithi.sent", sent)
+        return sent
+
+
+async def _deliver_one(rt: Runtime, row: Any, send: Sender, lease: Lease | None) -> bool:
     t = models.deliveries
     now = datetime.now(UTC)
     async with fenced_begin(rt.engine, lease) as conn:

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.submissions import domain, intake, models
+from shared import tracing
 from shared.clock import VN, Clock
 from shared.copies import FAR_PAST
 from shared.db import upsert
@@ -65,6 +66,7 @@ class ReportRequest:
     correlation_id: str | None
     body: dict[str, Any] = field(default_factory=dict)  # report.model_dump(mode="json")
     slot: Slot = field(default_factory=Slot)
+    trace: dict[str, str] = field(default_factory=tracing.carrier)  # the request's, for its receipt's fact
 
     @property
     def scope(self) -> str:
@@ -407,6 +409,7 @@ class ReportIntake:
                     time=now,
                     edition=edition,
                     correlation_id=req.correlation_id,
+                    trace=req.trace,
                 )
             )
             receipt = receipt_of(row)

@@ -195,7 +195,8 @@ def _envelope_schema(schema: dict[str, Any]) -> dict[str, Any]:
     out["required"] = sorted(always & set(properties) | set(out.get("required", [])))
     out["description"] = (
         "CloudEvents 1.0, structured JSON mode, with the extensions tenant, edition, sequence, correlationid, "
-        "causationid, dataschemaversion (optional attributes are left out when empty)."
+        "causationid, dataschemaversion, and the distributed-tracing extension's traceparent and tracestate "
+        "(W3C trace context, only when tracing is on) (optional attributes are left out when empty)."
     )
     return out
 

@@ -2,12 +2,15 @@
 
 Extensions (lowercase letters and digits only, as the CloudEvents SDK requires): ``tenant``, ``edition``,
 ``sequence`` (1, 2, 3… per ``subject`` at the producer), ``correlationid``, ``causationid``,
-``dataschemaversion``. ``time`` is the business instant of the fact, never the publish time.
+``dataschemaversion``, and the distributed-tracing extension's ``traceparent`` / ``tracestate`` (W3C trace
+context of the work that emitted the fact; present only when tracing is on, see ``shared/tracing.py``; never
+validated here: a malformed one only starts a new trace). ``time`` is the business instant of the fact, never the publish time.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -47,6 +50,8 @@ class Envelope(BaseModel):
     correlationid: str
     causationid: str | None = None
     dataschemaversion: int = 1
+    traceparent: str | None = None
+    tracestate: str | None = None
 
     @field_validator("time")
     @classmethod
@@ -87,8 +92,10 @@ def make_event(
     correlation_id: str | None = None,
     causation_id: str | None = None,
     event_id: str | None = None,
+    trace: Mapping[str, str] | None = None,
 ) -> Envelope:
-    """Build an envelope, validating ``data`` against the catalogue model of ``type_``."""
+    """Build an envelope, validating ``data`` against the catalogue model of ``type_``. ``trace`` is the
+    emitting work's trace context (``shared.tracing.carrier()``), carried as ``traceparent``/``tracestate``."""
     from shared.events.catalogue import event_type
 
     spec = event_type(type_)
@@ -107,4 +114,6 @@ def make_event(
         correlationid=correlation_id or eid,
         causationid=causation_id,
         dataschemaversion=spec.version,
+        traceparent=(trace or {}).get("traceparent"),
+        tracestate=(trace or {}).get("tracestate"),
     )
