@@ -250,7 +250,6 @@ class GroupCommitter:
             else:
                 job.future.set_result(result)
 
-
     def _transaction(self, jobs: list[_Job], batch: Batch) -> list[tuple[Any, BaseException | None]]:
         """The batch's whole transaction, in the writer thread (SQLite)."""
         assert self._sync is not None
