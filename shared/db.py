@@ -54,29 +54,50 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _sqlite_begin(conn: Any) -> None:
-            # A reader (``reading(engine)``) begins DEFERRED: in WAL mode it sees a snapshot and never takes
-            # the write lock, so it does not queue the writers (intake's group commit) behind it.
-            deferred = conn.get_execution_options().get(READ_ONLY, False)
-            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
-
+        _sqlite_setup(engine.sync_engine)
         return engine
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
 READ_ONLY = "hoithi_read_only"
+
+
+def _sqlite_setup(engine: sa.Engine) -> None:
+    """WAL, ``synchronous=FULL``, a busy timeout and foreign keys on every connection; writers BEGIN IMMEDIATE."""
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Any) -> None:
+        # A reader (``reading(engine)``) begins DEFERRED: in WAL mode it sees a snapshot and never takes
+        # the write lock, so it does not queue the writers (intake's group commit) behind it.
+        deferred = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+
+def writer_engine(engine: AsyncEngine) -> sa.Engine | None:
+    """For SQLite: a synchronous engine on the same file, set up the same way (WAL, ``synchronous=FULL``, BEGIN
+    IMMEDIATE), for a writer that runs a whole transaction in one thread of its own (``shared.group_commit``):
+    no hop to aiosqlite's thread per statement. None for any other database (and for ``:memory:``, which
+    another connection would not see)."""
+    u = engine.url
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    sync = sa.create_engine(
+        u.set(drivername="sqlite"),
+        connect_args={"timeout": 30, "check_same_thread": False},
+        poolclass=sa.pool.SingletonThreadPool,
+    )
+    _sqlite_setup(sync)
+    return sync
 
 
 def reading(engine: AsyncEngine) -> AsyncEngine:

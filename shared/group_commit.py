@@ -6,6 +6,14 @@ to **one writer per process**, which runs up to ``max_batch`` of them in one tra
 request after the commit — a 201 still means "durable". Each use case runs under its own SAVEPOINT: one that
 raises (a 409, a 422) rolls back only its own writes and answers its own error; its batch-mates go on.
 
+**One hop per batch.** Use cases and finishers are plain (synchronous) functions of a synchronous
+``sqlalchemy.Connection``: the whole transaction of a batch runs as one call. On SQLite that call runs in the
+committer's own writer thread on a synchronous connection to the same file (``shared.db.writer_engine``) — one
+thread hop per batch, instead of one to aiosqlite's thread and back per statement, each hop waiting for a
+scheduler that a busy machine makes slow; the requests' futures are answered on the event loop after the commit.
+On PostgreSQL it runs through ``AsyncConnection.run_sync`` on the service's async engine (each statement is
+still one round trip; no thread).
+
 A use case may also *stage* work for the end of the batch (``Batch.at_end``): one function per key runs once,
 after every use case, with the batch's connection — where batch-wide statements go (``executemany`` inserts,
 one counter ``UPDATE … RETURNING`` for the whole batch). It settles each use case's ``Slot`` (its answer or its
@@ -23,18 +31,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import is_contention
+from shared.db import is_contention, writer_engine
 
 log = logging.getLogger("hoithi.group_commit")
 
-UseCase = Callable[[AsyncConnection, "Batch"], Awaitable[Any]]
-Finisher = Callable[[AsyncConnection, "Batch"], Awaitable[None]]
+UseCase = Callable[[sa.Connection, "Batch"], Any]
+Finisher = Callable[[sa.Connection, "Batch"], None]
 
 
 class Overloaded(Exception):
@@ -78,10 +88,10 @@ class Batch:
     def staged(self, key: str) -> list[Any]:
         return self._staged.get(key, [])
 
-    async def cached(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
+    def cached(self, key: Any, load: Callable[[], Any]) -> Any:
         """``load()`` once per batch for ``key``."""
         if key not in self.cache:
-            self.cache[key] = await load()
+            self.cache[key] = load()
         return self.cache[key]
 
 
@@ -125,10 +135,15 @@ class GroupCommitter:
         self._running = asyncio.Event()
         self._running.set()
         self._holding = 0  # the next batch's first request, held while paused
+        # SQLite: the batches' transactions run in one thread of their own, on a synchronous engine.
+        self._sync: sa.Engine | None = writer_engine(engine)
+        self._thread = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) if self._sync is not None else None
+        )
 
     # ------------------------------------------------------------------ callers
     async def submit(self, use_case: UseCase, *, savepoint: bool = True) -> Any:
-        """Run ``use_case(conn, batch)`` in the next batch; return its answer (or raise its error) after the
+        """Run ``use_case(conn, batch)`` (a plain function: see the module) in the next batch; return its answer (or raise its error) after the
         batch committed. Raises ``Overloaded`` at once when the queue is full.
 
         ``savepoint=False`` for a use case that writes nothing itself and only stages work for a finisher:
@@ -163,6 +178,11 @@ class GroupCommitter:
             with _suppress_cancel():
                 await self._writer
             self._writer = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)  # a batch running in it finishes (commits or rolls back) whole
+            self._thread = None
+        if self._sync is not None:
+            self._sync.dispose()
 
     # ------------------------------------------------------------------ the writer
     def _ensure_writer(self) -> None:
@@ -200,25 +220,14 @@ class GroupCommitter:
             attempt += 1
             self.stats.batches += 1
             batch = Batch(number=self.stats.batches, size=len(jobs))
-            outcomes: list[tuple[Any, BaseException | None]] = []
             try:
-                async with self.engine.begin() as conn:
-                    for job in jobs:
-                        savepoint = await conn.begin_nested() if job.savepoint else None
-                        try:
-                            result = await job.use_case(conn, batch)
-                        except Exception as exc:  # the use case's own refusal
-                            if savepoint is not None:
-                                await savepoint.rollback()
-                            if is_contention(exc):
-                                raise
-                            outcomes.append((None, exc))
-                        else:
-                            if savepoint is not None:
-                                await savepoint.commit()
-                            outcomes.append((result, None))
-                    for finisher in batch._finishers.values():
-                        await finisher(conn, batch)
+                if self._thread is not None:
+                    outcomes = await asyncio.get_running_loop().run_in_executor(
+                        self._thread, self._transaction, jobs, batch
+                    )
+                else:
+                    async with self.engine.begin() as conn:
+                        outcomes = await conn.run_sync(self._in_transaction, jobs, batch)
             except Exception as exc:
                 if is_contention(exc) and attempt <= self.retries:
                     await asyncio.sleep(0.01 * 2**attempt)
@@ -240,6 +249,36 @@ class GroupCommitter:
                 job.future.set_exception(error)
             else:
                 job.future.set_result(result)
+
+    def _transaction(self, jobs: list[_Job], batch: Batch) -> list[tuple[Any, BaseException | None]]:
+        """The batch's whole transaction, in the writer thread (SQLite)."""
+        assert self._sync is not None
+        with self._sync.begin() as conn:
+            return self._in_transaction(conn, jobs, batch)
+
+    @staticmethod
+    def _in_transaction(
+        conn: sa.Connection, jobs: list[_Job], batch: Batch
+    ) -> list[tuple[Any, BaseException | None]]:
+        """Every use case under its savepoint, then the finishers; each use case's (answer, refusal)."""
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        for job in jobs:
+            savepoint = conn.begin_nested() if job.savepoint else None
+            try:
+                result = job.use_case(conn, batch)
+            except Exception as exc:  # the use case's own refusal
+                if savepoint is not None:
+                    savepoint.rollback()
+                if is_contention(exc):
+                    raise
+                outcomes.append((None, exc))
+            else:
+                if savepoint is not None:
+                    savepoint.commit()
+                outcomes.append((result, None))
+        for finisher in batch._finishers.values():
+            finisher(conn, batch)
+        return outcomes
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

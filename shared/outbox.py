@@ -86,21 +86,22 @@ class Outbox:
     async def add(self, conn: AsyncConnection, events: Sequence[Envelope]) -> None:
         if not events:
             return
+        await conn.execute(self.tables.outbox.insert(), self.rows(events))
+
+    def rows(self, events: Sequence[Envelope]) -> list[dict[str, Any]]:
+        """The outbox rows of ``events`` (for a writer that inserts them on a synchronous connection)."""
         now = self.clock.now()
-        await conn.execute(
-            self.tables.outbox.insert(),
-            [
-                {
-                    "event_id": e.id,
-                    "nats_subject": self.settings.event_subject(e.tenant, e.type),
-                    "event_type": e.type,
-                    "payload": e.to_json(),
-                    "created_at": now,
-                    "attempts": 0,
-                }
-                for e in events
-            ],
-        )
+        return [
+            {
+                "event_id": e.id,
+                "nats_subject": self.settings.event_subject(e.tenant, e.type),
+                "event_type": e.type,
+                "payload": e.to_json(),
+                "created_at": now,
+                "attempts": 0,
+            }
+            for e in events
+        ]
 
     def committed(self) -> None:
         """Call after the transaction that added events has committed: the relay wakes at once."""

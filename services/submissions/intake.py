@@ -10,6 +10,7 @@ receipt that could ever be on time (PostgreSQL: the row lock of the upsert; SQLi
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -59,15 +60,19 @@ async def extension_of(
 
 async def known_procedures(conn: AsyncConnection, tenant: str) -> set[str] | None:
     """Every national code in the tenant's loaded catalogues; None when none is loaded (no check)."""
-    rows = (
-        await conn.execute(
-            sa.select(models.procedure_catalogues.c.codes).where(
-                models.procedure_catalogues.c.tenant == tenant
-            )
-        )
-    ).scalars()
+    return known_of((await conn.execute(catalogues_of(tenant))).scalars())
+
+
+def catalogues_of(tenant: str) -> sa.Select[tuple[list[str]]]:
+    return sa.select(models.procedure_catalogues.c.codes).where(
+        models.procedure_catalogues.c.tenant == tenant
+    )
+
+
+def known_of(catalogues: Iterable[list[str]]) -> set[str] | None:
+    """The union of the catalogues' codes; None when there is none (``known_procedures``)."""
     known: set[str] | None = None
-    for codes in rows:
+    for codes in catalogues:
         known = (known or set()) | set(codes)
     return known
 

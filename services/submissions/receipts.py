@@ -31,7 +31,6 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.submissions import domain, intake, models
 from shared import tracing
@@ -96,7 +95,7 @@ class ReportIntake:
     async def submit(self, req: ReportRequest) -> Stored:
         """The answer to one request (201 with its receipt, or the stored answer of its key), after commit."""
 
-        async def stage(conn: AsyncConnection, batch: Batch) -> Slot:
+        def stage(conn: sa.Connection, batch: Batch) -> Slot:
             req.slot = Slot()  # a fresh answer per attempt: a batch retried after contention decides again
             batch.at_end(KEY, self._finish, req)
             return req.slot
@@ -107,19 +106,19 @@ class ReportIntake:
         return result
 
     # ------------------------------------------------------------------ the batch
-    async def _finish(self, conn: AsyncConnection, batch: Batch) -> None:
+    def _finish(self, conn: sa.Connection, batch: Batch) -> None:
         groups: dict[tuple[str, str], list[ReportRequest]] = defaultdict(list)
         for req in batch.staged(KEY):
             groups[(req.tenant, req.edition)].append(req)
         for (tenant, edition), reqs in groups.items():
-            await self._finish_edition(conn, tenant, edition, reqs)
+            self._finish_edition(conn, tenant, edition, reqs)
 
-    async def _finish_edition(
-        self, conn: AsyncConnection, tenant: str, edition: str, reqs: list[ReportRequest]
+    def _finish_edition(
+        self, conn: sa.Connection, tenant: str, edition: str, reqs: list[ReportRequest]
     ) -> None:
         followers: list[tuple[ReportRequest, ReportRequest]] = []
         try:
-            await self._decide(conn, tenant, edition, await self._answered_before(conn, reqs, followers))
+            self._decide(conn, tenant, edition, self._answered_before(conn, reqs, followers))
         finally:
             for r, first in followers:
                 if first.slot.error is not None:
@@ -127,13 +126,11 @@ class ReportIntake:
                 elif first.slot.settled:
                     r.slot.set(first.slot.value)
 
-    async def _decide(
-        self, conn: AsyncConnection, tenant: str, edition: str, todo: list[ReportRequest]
-    ) -> None:
+    def _decide(self, conn: sa.Connection, tenant: str, edition: str, todo: list[ReportRequest]) -> None:
         rt = self.rt
         if not todo:
             return
-        ed = await self._edition(conn, tenant, edition)
+        ed = self._edition(conn, tenant, edition)
         if ed is None:
             for r in todo:
                 r.slot.refuse(
@@ -146,9 +143,9 @@ class ReportIntake:
                 )
             return
         early = rt.now()
-        people = await self._people_of(conn, tenant, {r.person_id for r in todo}, early)
-        extensions = await self._extensions(conn, tenant, edition, {r.person_id for r in todo})
-        known = await intake.known_procedures(conn, tenant)
+        people = self._people_of(conn, tenant, {r.person_id for r in todo}, early)
+        extensions = self._extensions(conn, tenant, edition, {r.person_id for r in todo})
+        known = intake.known_of(conn.execute(intake.catalogues_of(tenant)).scalars())
         items: list[_Item] = []
         for r in todo:
             person = people.get(r.person_id)
@@ -175,7 +172,7 @@ class ReportIntake:
         if not items:
             return
         # The receipt counter's lock, then the clock: the time of record of the whole batch (see intake.py).
-        n0, now = await self._lock_counter(conn, tenant, edition)
+        n0, now = self._lock_counter(conn, tenant, edition)
         on_time: list[_Item] = []
         for it in items:
             try:
@@ -184,14 +181,14 @@ class ReportIntake:
                 it.req.slot.refuse(exc)
                 continue
             on_time.append(it)
-        accepted = await self._one_per_person(conn, tenant, edition, on_time, n0)
+        accepted = self._one_per_person(conn, tenant, edition, on_time, n0)
         if not accepted:
             return
-        await self._record(conn, tenant, edition, accepted, n0, now)
+        self._record(conn, tenant, edition, accepted, n0, now)
 
-    async def _answered_before(
+    def _answered_before(
         self,
-        conn: AsyncConnection,
+        conn: sa.Connection,
         reqs: list[ReportRequest],
         followers: list[tuple[ReportRequest, ReportRequest]],
     ) -> list[ReportRequest]:
@@ -212,7 +209,7 @@ class ReportIntake:
         wanted = [(r.scope, r.idempotency_key) for r in keyed if not r.slot.settled]
         if wanted:
             t = self.rt.idempotency.table
-            rows = await conn.execute(
+            rows = conn.execute(
                 sa.select(t.c.scope, t.c.key, t.c.request_hash, t.c.status, t.c.body).where(
                     sa.tuple_(t.c.scope, t.c.key).in_(wanted)
                 )
@@ -249,10 +246,10 @@ class ReportIntake:
             todo.append(r)
         return todo
 
-    async def _edition(self, conn: AsyncConnection, tenant: str, edition: str) -> Edition | None:
+    def _edition(self, conn: sa.Connection, tenant: str, edition: str) -> Edition | None:
         t = rt_copies(self.rt).editions
         version = (
-            await conn.execute(
+            conn.execute(
                 sa.select(sa.func.max(t.c.version)).where(t.c.tenant == tenant, t.c.edition == edition)
             )
         ).scalar()
@@ -262,7 +259,7 @@ class ReportIntake:
         if cached is not None and cached[0] == version:
             return cached[1]
         doc = (
-            await conn.execute(
+            conn.execute(
                 sa.select(t.c.doc).where(t.c.tenant == tenant, t.c.edition == edition, t.c.version == version)
             )
         ).scalar_one()
@@ -270,14 +267,12 @@ class ReportIntake:
         self._editions[(tenant, edition)] = (version, ed)
         return ed
 
-    async def _people_of(
-        self, conn: AsyncConnection, tenant: str, ids: set[str], at: datetime
-    ) -> dict[str, Person]:
+    def _people_of(self, conn: sa.Connection, tenant: str, ids: set[str], at: datetime) -> dict[str, Person]:
         """Each caller's directory row in force on the Vietnamese date of ``at`` (as ``Copies.person``), in one
         statement; a row is parsed again only when its ``sequence`` changed."""
         t = rt_copies(self.rt).people
         day = at.astimezone(VN).date()
-        rows = await conn.execute(
+        rows = conn.execute(
             sa.select(t.c.person_id, t.c.effective_from, t.c.sequence, t.c.doc)
             .where(t.c.tenant == tenant, t.c.person_id.in_(sorted(ids)), t.c.effective_from <= day)
             .order_by(t.c.person_id, t.c.effective_from.desc())
@@ -298,18 +293,18 @@ class ReportIntake:
                 out[pid] = p
         return out
 
-    async def _extensions(
-        self, conn: AsyncConnection, tenant: str, edition: str, ids: set[str]
+    def _extensions(
+        self, conn: sa.Connection, tenant: str, edition: str, ids: set[str]
     ) -> dict[tuple[str, str], datetime]:
         x = models.extensions
-        rows = await conn.execute(
+        rows = conn.execute(
             sa.select(x.c.part, x.c.assignee_id, x.c.deadline).where(
                 x.c.tenant == tenant, x.c.edition == edition, x.c.assignee_id.in_(sorted(ids))
             )
         )
         return {(part, who): deadline for part, who, deadline in rows}
 
-    async def _lock_counter(self, conn: AsyncConnection, tenant: str, edition: str) -> tuple[int, datetime]:
+    def _lock_counter(self, conn: sa.Connection, tenant: str, edition: str) -> tuple[int, datetime]:
         """Take the receipt counter's row lock and read it (``intake.lock_intake``'s lock), and the time of
         record under it. On PostgreSQL that time is the database's ``clock_timestamp()`` in the same statement
         (``RETURNING`` is evaluated once the row lock is held), so replicas with skewed clocks agree on it;
@@ -319,19 +314,19 @@ class ReportIntake:
             conn, t, {"subject": intake.receipt_counter(tenant, edition), "last": 0}, set_={"last": t.c.last}
         )
         if conn.dialect.name == "postgresql":
-            row = (await conn.execute(stmt.returning(t.c.last, sa.func.clock_timestamp()))).one()
+            row = (conn.execute(stmt.returning(t.c.last, sa.func.clock_timestamp()))).one()
             return int(row[0]), time_of_record(self.rt.clock, row[1])
-        last = int((await conn.execute(stmt.returning(t.c.last))).scalar_one())
+        last = int((conn.execute(stmt.returning(t.c.last))).scalar_one())
         return last, self.rt.now()
 
-    async def _one_per_person(
-        self, conn: AsyncConnection, tenant: str, edition: str, items: list[_Item], n0: int
+    def _one_per_person(
+        self, conn: sa.Connection, tenant: str, edition: str, items: list[_Item], n0: int
     ) -> list[_Item]:
         """One report per person and part: refuse those already in force, and a second one in the batch."""
         if not items:
             return []
         t = models.submissions
-        rows = await conn.execute(
+        rows = conn.execute(
             sa.select(t.c.part, t.c.author_id, t.c.receipt_number).where(
                 t.c.tenant == tenant,
                 t.c.edition == edition,
@@ -360,8 +355,8 @@ class ReportIntake:
             existing[k] = domain.receipt_number(edition, n0 + len(accepted))  # the number it is about to get
         return accepted
 
-    async def _record(
-        self, conn: AsyncConnection, tenant: str, edition: str, items: list[_Item], n0: int, now: datetime
+    def _record(
+        self, conn: sa.Connection, tenant: str, edition: str, items: list[_Item], n0: int, now: datetime
     ) -> None:
         rt = self.rt
         t = models.submissions
@@ -425,13 +420,13 @@ class ReportIntake:
                     }
                 )
             req.slot.set(Stored(201, receipt))
-        await conn.execute(t.insert(), rows)
-        await conn.execute(rt.backbone.sequences.insert(), sequences)
-        await rt.outbox.add(conn, events)
+        conn.execute(t.insert(), rows)
+        conn.execute(rt.backbone.sequences.insert(), sequences)
+        conn.execute(rt.backbone.outbox.insert(), rt.outbox.rows(events))
         if answers:
-            await conn.execute(rt.idempotency.table.insert(), answers)
+            conn.execute(rt.idempotency.table.insert(), answers)
         s = rt.backbone.sequences
-        await conn.execute(
+        conn.execute(
             sa.update(s)
             .where(s.c.subject == intake.receipt_counter(tenant, edition))
             .values(last=n0 + len(items))
