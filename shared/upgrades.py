@@ -100,14 +100,66 @@ RELEASED_HEADS: dict[str, str] = {
 }
 
 # revision -> why it may contract. Empty a release's entries when PREVIOUS_RELEASE moves past it.
-CONTRACT_REVISIONS: dict[str, str] = {
-    # Merged before this rule existed: the union copies moved into copy_unions and the old tables were dropped in
-    # the same release. The previous release's campaign and notify still read directory_unions / notify_unions
-    # when a union fact arrives, so during a rolling update from 8fb68ab those two services must not run old and
-    # new side by side (stop the old ones first); every other service rolls.
-    "ff1b60e82e77": "campaign: directory_unions moved into copy_unions (before the rule; see above)",
-    "3d150ec259e2": "notify: notify_unions moved into copy_unions (before the rule; see above)",
+CONTRACT_REVISIONS: dict[str, str] = {}
+
+# What the *next* release contracts: the expand of this release that it completes (a contract step ships one
+# release after its expand, once no running code reads what it removes). Its revision goes in
+# CONTRACT_REVISIONS then, with this reason.
+NEXT_CONTRACTS: dict[str, str] = {
+    "campaign": "drop directory_unions and its mirror triggers (a7c3e9d1f402): copy_unions alone since this release",
+    "notify": "drop notify_unions and its mirror triggers (b84d2f0e6c17): copy_unions alone since this release",
 }
+
+
+def mirror_triggers(
+    dialect: str,
+    source: str,
+    target: str,
+    key: tuple[str, ...],
+    insert: dict[str, str],
+    update: tuple[str, ...],
+    newer: str | None = None,
+) -> list[str]:
+    """SQL (PostgreSQL or SQLite) for triggers copying every insert, update and delete of ``source`` into
+    ``target`` in the same transaction: the dual write of an expand step, so code reading either table sees
+    what code writing the other one wrote. ``insert``: ``target``'s columns and their value over ``NEW``;
+    ``update``: the columns an existing row takes; ``newer``: a sequence column — the row is taken only from a
+    higher one (as ``upsert_newer``). Two mirrors in opposite directions stop after one round: the second write
+    finds its values already there and changes nothing."""
+    name = f"{source}_to_{target}"
+    where = " AND ".join(f"{k} = OLD.{k}" for k in key)
+    changed = " OR ".join(f"{target}.{c} <> excluded.{c}" for c in update)
+    guard = f"{target}.{newer} < excluded.{newer}" if newer else f"({changed})"
+    upsert = (
+        f"INSERT INTO {target} ({', '.join(insert)}) VALUES ({', '.join(insert.values())}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in update)} "
+        f"WHERE {guard}"
+    )
+    delete = f"DELETE FROM {target} WHERE {where}"
+    if dialect == "postgresql":
+        return [
+            f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+            f"BEGIN\n  IF TG_OP = 'DELETE' THEN\n    {delete};\n    RETURN OLD;\n  END IF;\n"
+            f"  {upsert};\n  RETURN NEW;\nEND $$",
+            f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON {source} "
+            f"FOR EACH ROW EXECUTE FUNCTION {name}()",
+        ]
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER {name}_insert AFTER INSERT ON {source} FOR EACH ROW BEGIN {upsert}; END",
+            f"CREATE TRIGGER {name}_update AFTER UPDATE ON {source} FOR EACH ROW BEGIN {upsert}; END",
+            f"CREATE TRIGGER {name}_delete AFTER DELETE ON {source} FOR EACH ROW BEGIN {delete}; END",
+        ]
+    raise ValueError(f"no mirror triggers for {dialect}")
+
+
+def drop_mirror_triggers(dialect: str, source: str, target: str) -> list[str]:
+    """The reverse of ``mirror_triggers``."""
+    name = f"{source}_to_{target}"
+    if dialect == "postgresql":
+        return [f"DROP TRIGGER IF EXISTS {name} ON {source}", f"DROP FUNCTION IF EXISTS {name}()"]
+    return [f"DROP TRIGGER IF EXISTS {name}_{op}" for op in ("insert", "update", "delete")]
+
 
 _CONTRACTING = (
     (re.compile(r"\bDROP\s+TABLE\b", re.IGNORECASE), "drops a table"),
