@@ -57,8 +57,10 @@ class Outbox:
         edition: str | None = None,
         causation_id: str | None = None,
         event_id: str | None = None,
+        version: int | None = None,
     ) -> Envelope | None:
-        """Record one fact. With a deterministic ``event_id`` already in the outbox, records nothing."""
+        """Record one fact (at ``version`` of its type, default the current: shared/events/versions.py). With a
+        deterministic ``event_id`` already in the outbox, records nothing."""
         if event_id is not None:
             seen = await conn.execute(
                 sa.select(self.tables.outbox.c.position).where(self.tables.outbox.c.event_id == event_id)
@@ -77,6 +79,7 @@ class Outbox:
             correlation_id=correlation_id.get() or None,
             causation_id=causation_id,
             event_id=event_id,
+            version=version,
         )
         await self.add(conn, [env])
         return env

@@ -138,11 +138,15 @@ def mirror_triggers(
     delete = f"DELETE FROM {target} WHERE {where}"
     if dialect == "postgresql":
         return [
-            f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-            f"BEGIN\n  IF TG_OP = 'DELETE' THEN\n    {delete};\n    RETURN OLD;\n  END IF;\n"
-            f"  {upsert};\n  RETURN NEW;\nEND $$",
-            f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON {source} "
-            f"FOR EACH ROW EXECUTE FUNCTION {name}()",
+            (
+                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+                f"BEGIN\n  IF TG_OP = 'DELETE' THEN\n    {delete};\n    RETURN OLD;\n  END IF;\n"
+                f"  {upsert};\n  RETURN NEW;\nEND $$"
+            ),
+            (
+                f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON {source} "
+                f"FOR EACH ROW EXECUTE FUNCTION {name}()"
+            ),
         ]
     if dialect == "sqlite":
         return [
@@ -194,19 +198,14 @@ def contracting_statements(sql: str) -> list[str]:
 
 # -- event schema versions: consumers first -------------------------------------------------------------------
 #
-# A new version of an event type ships in two releases: first every consumer *accepts* it (the model in the
-# catalogue's VERSIONS, the schema committed) while producers still emit the old one; only the next release's
-# producer emits it (CATALOGUE). Otherwise a consumer of the previous release, still running during the rolling
-# update, receives a version it cannot read and dead-letters it.
-
-# (type, version) -> why this release emits a version the previous release's consumers do not accept.
-EMITTED_AHEAD_OF_CONSUMERS: dict[tuple[str, int], str] = {
-    # Merged before this rule existed. v1 spread date of birth and qualification over a stream kept for years
-    # (Decree 13/2023); v2 was made current at once. During a rolling update from 8fb68ab the old consumers
-    # dead-letter campaign's v2 person facts: once every service runs the new code, replay them
-    # (`hoithi deadletters list`, `hoithi deadletters replay ID`).
-    ("directory.person.changed", 2): "v1 carried personal data no consumer needs (see above)",
-}
+# The rule: a producer emits version N of a type only when every consumer of that type accepts N. A new version
+# ships in two steps: every consumer *accepts* it (its model in the catalogue's VERSIONS, the schema committed)
+# before any producer emits it. Within one release that holds by itself: a type whose current version the
+# previous release's consumers do not accept is *negotiated* — its producer emits the highest version every
+# durable consumer on the stream accepts (their NATS metadata, shared/events/versions.py), so while a consumer
+# of the previous release runs (its durable has no or older metadata) the older version goes out, and the new
+# one once that durable is gone. Otherwise a consumer of the previous release, still running during the rolling
+# update, would receive a version it cannot read and dead-letter it.
 
 
 def emitted_before_accepted(emitted: dict[str, int], previously_accepted: set[tuple[str, int]]) -> list[str]:
@@ -219,3 +218,19 @@ def emitted_before_accepted(emitted: dict[str, int], previously_accepted: set[tu
         for t, v in emitted.items()
         if t in known and (t, v) not in previously_accepted
     )
+
+
+def unsafe_emissions(
+    emitted: dict[str, int], previously_accepted: set[tuple[str, int]], negotiated: set[str]
+) -> list[str]:
+    """The rule, checked on the catalogue: each type emitted at a version the previous release's consumers do not
+    accept, whose producer does not negotiate (so would emit it while they run), or whose negotiation could not
+    fall back to a version they accept."""
+    problems = []
+    for problem in emitted_before_accepted(emitted, previously_accepted):
+        type_ = problem.split(" ", 1)[0]
+        if type_ not in negotiated:
+            problems.append(f"{problem}, and its producer does not negotiate")
+        elif not any((type_, v) in previously_accepted for v in range(1, emitted[type_])):
+            problems.append(f"{problem}, and no older version it may fall back to is accepted")
+    return problems

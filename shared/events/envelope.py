@@ -87,11 +87,13 @@ def make_event(
     correlation_id: str | None = None,
     causation_id: str | None = None,
     event_id: str | None = None,
+    version: int | None = None,
 ) -> Envelope:
-    """Build an envelope, validating ``data`` against the catalogue model of ``type_``."""
+    """Build an envelope, validating ``data`` against the catalogue model of ``type_`` (at ``version``, default
+    the current one)."""
     from shared.events.catalogue import event_type
 
-    spec = event_type(type_)
+    spec = event_type(type_, version)
     model = data if isinstance(data, spec.data) else spec.data.model_validate(data)
     eid = event_id or new_event_id()
     return Envelope(

@@ -38,7 +38,9 @@ def upgrade() -> None:
     )
     fields = {"tenant": "NEW.tenant", "union_id": "NEW.union_id", "doc": "NEW.doc"}
     for sql in (
-        *mirror_triggers(dialect, "directory_unions", "copy_unions", KEY, {**fields, "sequence": LAST}, ("doc",)),
+        *mirror_triggers(
+            dialect, "directory_unions", "copy_unions", KEY, {**fields, "sequence": LAST}, ("doc",)
+        ),
         *mirror_triggers(dialect, "copy_unions", "directory_unions", KEY, fields, ("doc",)),
     ):
         op.execute(sql)

@@ -30,8 +30,12 @@ def upgrade() -> None:
         "WHERE n.tenant = c.tenant AND n.union_id = c.union_id)"
     )
     for sql in (
-        *mirror_triggers(dialect, "notify_unions", "copy_unions", KEY, FIELDS, ("doc", "sequence"), "sequence"),
-        *mirror_triggers(dialect, "copy_unions", "notify_unions", KEY, FIELDS, ("doc", "sequence"), "sequence"),
+        *mirror_triggers(
+            dialect, "notify_unions", "copy_unions", KEY, FIELDS, ("doc", "sequence"), "sequence"
+        ),
+        *mirror_triggers(
+            dialect, "copy_unions", "notify_unions", KEY, FIELDS, ("doc", "sequence"), "sequence"
+        ),
     ):
         op.execute(sql)
 
