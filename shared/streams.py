@@ -3,6 +3,11 @@
 Services never create their own consumer: the server silently keeps an existing consumer's configuration, so a
 consumer whose configuration changes gets a new versioned name here, and ``hoithi streams`` refuses to run
 against a consumer whose live configuration differs from its declaration.
+
+Each event consumer's metadata says which event versions its code accepts (``hoithi-accepts``): producers emit
+no version a durable does not accept (shared/events/versions.py). A durable kept across a release keeps the
+metadata it was made with while older code may pull from it; ``raise_accepts`` (``hoithi streams
+--delete-superseded``, once the rolling update is done) brings it up to this code.
 """
 
 from __future__ import annotations
