@@ -270,13 +270,13 @@ def test_a_union_changed_through_either_code_is_read_by_the_other(
     system, old = rolling
     new_campaign = f"http://127.0.0.1:{system.ports['campaign']}"
     # through the new campaign (copy_unions): the old campaign reads it (directory_unions)
-    _import(new_campaign, system, _renamed("cd", "Chi đoàn Sở (đổi tên, bản mới)"))
-    assert _union_names(old["campaign"].url, system)["cd"] == "Chi đoàn Sở (đổi tên, bản mới)"
+    _import(new_campaign, system, _renamed("cd", "Chi đoàn Sở đổi tên bản mới"))
+    assert _union_names(old["campaign"].url, system)["cd"] == "Chi đoàn Sở đổi tên bản mới"
     # through the old campaign (directory_unions): the new campaign reads it (copy_unions)
-    _import(old["campaign"].url, system, _renamed("cdcs", "Công đoàn cơ sở (đổi tên, bản cũ)"))
+    _import(old["campaign"].url, system, _renamed("cdcs", "Công đoàn cơ sở đổi tên bản cũ"))
     names = _union_names(new_campaign, system)
-    assert names["cdcs"] == "Công đoàn cơ sở (đổi tên, bản cũ)"
-    assert names["cd"] == "Chi đoàn Sở (đổi tên, bản mới)"
+    assert names["cdcs"] == "Công đoàn cơ sở đổi tên bản cũ"
+    assert names["cd"] == "Chi đoàn Sở đổi tên bản mới"
 
     # notify: the old process (notify_unions) and the new one (copy_unions) hold both changes, same sequence
     def both_in_notify() -> bool:
@@ -285,8 +285,8 @@ def test_a_union_changed_through_either_code_is_read_by_the_other(
             tables[t].get(u, ("", 0))[0] == n
             for t in tables
             for u, n in (
-                ("cd", "Chi đoàn Sở (đổi tên, bản mới)"),
-                ("cdcs", "Công đoàn cơ sở (đổi tên, bản cũ)"),
+                ("cd", "Chi đoàn Sở đổi tên bản mới"),
+                ("cdcs", "Công đoàn cơ sở đổi tên bản cũ"),
             )
         )
 
