@@ -113,7 +113,7 @@ def streams(
 ) -> None:
     """Declare the streams and every durable consumer (the only place they are created); list the older
     consumer versions a new one supersedes, and offer to delete them once it has caught up."""
-    from shared.streams import declare
+    from shared.streams import declare, raise_accepts
     from shared.upgrades import delete_superseded as delete
     from shared.upgrades import superseded_consumers
 
@@ -143,8 +143,9 @@ def streams(
                 names = ", ".join(old.durable for old in ready)
                 if typer.confirm(f"delete {names} (their successors have caught up)?", default=False):
                     done += await delete(js, ready)
-            elif delete_superseded:
+            elif delete_superseded:  # the update is done: no older code reads what is deleted or raised
                 done += await delete(js, found)
+                done += await raise_accepts(js, get_settings())
             elif ready:
                 done.append("delete them with `hoithi streams --delete-superseded`")
             return done

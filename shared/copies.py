@@ -234,5 +234,25 @@ def copy_tables(metadata: sa.MetaData) -> Copies:
     return Copies(units, people, editions, unions)
 
 
+# The previous release's own union tables, kept (mirrored) for one release: the next release drops them.
+PREVIOUS_RELEASE_UNIONS = frozenset({"directory_unions", "notify_unions"})
+
+
+def previous_release_unions(metadata: sa.MetaData, name: str, *, sequence: bool) -> sa.Table:
+    """The previous release's own table of unions (campaign's ``directory_unions``, notify's ``notify_unions``):
+    no code of this release reads or writes it, triggers keep it in step with ``copy_unions`` so the previous
+    release's processes still work during a rolling update; the next release drops it
+    (shared/upgrades.NEXT_CONTRACTS)."""
+    assert name in PREVIOUS_RELEASE_UNIONS, name
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("tenant", sa.String(100), primary_key=True),
+        sa.Column("union_id", sa.String(100), primary_key=True),
+        sa.Column("doc", sa.Text, nullable=False),
+        *([sa.Column("sequence", sa.Integer, nullable=False)] if sequence else []),
+    )
+
+
 def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)

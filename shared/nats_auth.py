@@ -5,8 +5,10 @@ from the pods' environment), the nats-server ``hoithi up`` runs and the ``own`` 
 with passwords created on first run and kept in ``<data_dir>/nats/users.json``, mode 0600).
 
 Each service may publish only its own event types (the catalogue's producer), its dead letters, the object-store
-bucket it owns (``object_store_configs``), and on its own durable consumers only: ``$JS.API.CONSUMER.INFO`` and
-``$JS.API.CONSUMER.MSG.NEXT``, and ``$JS.ACK`` for their deliveries — never the whole ``$JS.API.>``. The admin
+bucket it owns (``object_store_configs``), and on its own durable consumers only — this release's and the
+previous release's versions, so a rolling update runs under authentication — ``$JS.API.CONSUMER.INFO`` and
+``$JS.API.CONSUMER.MSG.NEXT``, and ``$JS.ACK`` for their deliveries — never the whole ``$JS.API.>``. A producer
+of a type with more than one version may list the stream's consumers (their accepted versions). The admin
 user (``hoithi streams``, ``seed``, ``deadletters``, ``events tail``, rebuilds) may do anything.
 
 ``any_names=True`` is for a server shared by tests that each pick their own prefixes and stream names: those
@@ -25,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from shared.events.catalogue import CATALOGUE
+from shared.events.versions import negotiated
 from shared.settings import FRONTENDS, SERVICES, Settings
 from shared.streams import consumers_of, object_store_configs, replay_durable
 
@@ -71,9 +74,12 @@ def service_permissions(service: str, settings: Settings, *, any_names: bool = F
     event_prefix = "*" if any_names else settings.event_prefix
     dl_prefix = "*" if any_names else settings.deadletter_prefix
     produced = sorted({t.type for t in CATALOGUE.values() if t.producer == service})
-    durables = [(settings.stream, c.durable) for c in consumers_of(service)]
+    # this release's durables and the previous release's (a rolling update runs both: ConsumerSpec.rolling_durables)
+    durables = [(settings.stream, d) for c in consumers_of(service) for d in c.rolling_durables]
     durables.append((settings.replay_stream, replay_durable(service)))
     publish = [f"{event_prefix}.*.{t}" for t in produced]
+    if any(negotiated(t) for t in produced):  # which versions the durables accept (shared/events/versions.py)
+        publish.append(f"$JS.API.CONSUMER.LIST.{'*' if any_names else settings.stream}")
     publish.append(f"{dl_prefix}.*.{service}")
     for owner, oc in object_store_configs(settings):
         if owner == service:

@@ -58,8 +58,10 @@ class Outbox:
         edition: str | None = None,
         causation_id: str | None = None,
         event_id: str | None = None,
+        version: int | None = None,
     ) -> Envelope | None:
-        """Record one fact. With a deterministic ``event_id`` already in the outbox, records nothing."""
+        """Record one fact (at ``version`` of its type, default the current: shared/events/versions.py). With a
+        deterministic ``event_id`` already in the outbox, records nothing."""
         if event_id is not None:
             seen = await conn.execute(
                 sa.select(self.tables.outbox.c.position).where(self.tables.outbox.c.event_id == event_id)
@@ -79,6 +81,7 @@ class Outbox:
             causation_id=causation_id,
             event_id=event_id,
             trace=tracing.carrier(),
+            version=version,
         )
         await self.add(conn, [env])
         return env

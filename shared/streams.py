@@ -3,6 +3,11 @@
 Services never create their own consumer: the server silently keeps an existing consumer's configuration, so a
 consumer whose configuration changes gets a new versioned name here, and ``hoithi streams`` refuses to run
 against a consumer whose live configuration differs from its declaration.
+
+Each event consumer's metadata says which event versions its code accepts (``hoithi-accepts``): producers emit
+no version a durable does not accept (shared/events/versions.py). A durable kept across a release keeps the
+metadata it was made with while older code may pull from it; ``raise_accepts`` (``hoithi streams
+--delete-superseded``, once the rolling update is done) brings it up to this code.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BucketNotFoundError, NotFoundError
 
+from shared.events.versions import ACCEPTS, accepts_metadata
 from shared.settings import Settings
 
 _DIRECTORY = ("directory.unit.changed", "directory.person.changed")
@@ -51,6 +57,15 @@ class ConsumerSpec:
     @property
     def durable(self) -> str:
         return f"{self.service}-{self.purpose}-v{self.version}"
+
+    @property
+    def rolling_durables(self) -> list[str]:
+        """The durables this consumer's service binds during a rolling update: the previous release's version
+        (``version - 1``, until ``hoithi streams --delete-superseded`` removes it) and this one. A service's NATS
+        user is allowed all of them (shared/nats_auth.py), so old and new code run side by side."""
+        return [
+            f"{self.service}-{self.purpose}-v{v}" for v in range(max(1, self.version - 1), self.version + 1)
+        ]
 
     def filter_subjects(self, settings: Settings) -> list[str]:
         return [f"{settings.event_prefix}.*.{t}" for t in self.types]
@@ -141,7 +156,7 @@ def stream_configs(settings: Settings) -> list[StreamConfig]:
 def consumer_configs(settings: Settings) -> list[tuple[str, ConsumerConfig]]:
     """(stream, config) of every durable consumer: the event consumers and one replay consumer per service."""
 
-    def cfg(durable: str, filters: list[str]) -> ConsumerConfig:
+    def cfg(durable: str, filters: list[str], metadata: dict[str, str] | None = None) -> ConsumerConfig:
         return ConsumerConfig(
             durable_name=durable,
             name=durable,
@@ -151,9 +166,13 @@ def consumer_configs(settings: Settings) -> list[tuple[str, ConsumerConfig]]:
             max_deliver=settings.max_deliver,
             ack_wait=settings.ack_wait,
             max_ack_pending=10_000,
+            metadata=metadata,
         )
 
-    out = [(settings.stream, cfg(c.durable, c.filter_subjects(settings))) for c in CONSUMERS]
+    out = [
+        (settings.stream, cfg(c.durable, c.filter_subjects(settings), accepts_metadata(c.types)))
+        for c in CONSUMERS
+    ]
     services = sorted({c.service for c in CONSUMERS})
     out += [(settings.replay_stream, cfg(replay_durable(s), [settings.replay_subject(s)])) for s in services]
     return out
@@ -253,7 +272,40 @@ async def declare(
                 f"consumer {cc.durable_name} on {stream} differs from its declaration in {', '.join(drift)}; "
                 "the server keeps the old configuration: give it a new version in shared/streams.py"
             )
+        if accepts_lag(cc, live):
+            # Not raised here: the previous release's code may still pull from this durable (a rolling update).
+            done.append(
+                f"consumer {stream}/{cc.durable_name}: present, accepts fewer event versions than this code "
+                "(producers keep to them); `hoithi streams --delete-superseded` raises them once the update is done"
+            )
+            continue
         done.append(f"consumer {stream}/{cc.durable_name}: present")
+    return done
+
+
+def accepts_lag(declared: ConsumerConfig, live: ConsumerConfig) -> bool:
+    """The live durable says it accepts other event versions than this code does (or says nothing)."""
+    want = (declared.metadata or {}).get(ACCEPTS)
+    return want is not None and (live.metadata or {}).get(ACCEPTS) != want
+
+
+async def raise_accepts(js: JetStreamContext, settings: Settings) -> list[str]:
+    """Once a rolling update is done (no older code pulls from a durable this release kept), write this code's
+    accepted versions into each such durable's metadata: producers may then emit them (shared/events/versions.py).
+    Only the metadata changes; a consumer update keeps its position."""
+    done = []
+    for stream, cc in consumer_configs(settings):
+        try:
+            info = await js.consumer_info(stream, cc.durable_name)  # type: ignore[arg-type]
+        except NotFoundError:
+            continue
+        if not accepts_lag(cc, info.config):
+            continue
+        live = dataclasses.replace(
+            info.config, metadata={**(info.config.metadata or {}), **(cc.metadata or {})}
+        )
+        await js.add_consumer(stream, live)
+        done.append(f"consumer {stream}/{cc.durable_name}: accepts this code's event versions now")
     return done
 
 

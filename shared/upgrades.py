@@ -100,14 +100,70 @@ RELEASED_HEADS: dict[str, str] = {
 }
 
 # revision -> why it may contract. Empty a release's entries when PREVIOUS_RELEASE moves past it.
-CONTRACT_REVISIONS: dict[str, str] = {
-    # Merged before this rule existed: the union copies moved into copy_unions and the old tables were dropped in
-    # the same release. The previous release's campaign and notify still read directory_unions / notify_unions
-    # when a union fact arrives, so during a rolling update from 8fb68ab those two services must not run old and
-    # new side by side (stop the old ones first); every other service rolls.
-    "ff1b60e82e77": "campaign: directory_unions moved into copy_unions (before the rule; see above)",
-    "3d150ec259e2": "notify: notify_unions moved into copy_unions (before the rule; see above)",
+CONTRACT_REVISIONS: dict[str, str] = {}
+
+# What the *next* release contracts: the expand of this release that it completes (a contract step ships one
+# release after its expand, once no running code reads what it removes). Its revision goes in
+# CONTRACT_REVISIONS then, with this reason.
+NEXT_CONTRACTS: dict[str, str] = {
+    "campaign": "drop directory_unions and its mirror triggers (a7c3e9d1f402): copy_unions alone since this release",
+    "notify": "drop notify_unions and its mirror triggers (b84d2f0e6c17): copy_unions alone since this release",
 }
+
+
+def mirror_triggers(
+    dialect: str,
+    source: str,
+    target: str,
+    key: tuple[str, ...],
+    insert: dict[str, str],
+    update: tuple[str, ...],
+    newer: str | None = None,
+) -> list[str]:
+    """SQL (PostgreSQL or SQLite) for triggers copying every insert, update and delete of ``source`` into
+    ``target`` in the same transaction: the dual write of an expand step, so code reading either table sees
+    what code writing the other one wrote. ``insert``: ``target``'s columns and their value over ``NEW``;
+    ``update``: the columns an existing row takes; ``newer``: a sequence column — the row is taken only from a
+    higher one (as ``upsert_newer``). Two mirrors in opposite directions stop after one round: the second write
+    finds its values already there and changes nothing."""
+    name = f"{source}_to_{target}"
+    where = " AND ".join(f"{k} = OLD.{k}" for k in key)
+    changed = " OR ".join(f"{target}.{c} <> excluded.{c}" for c in update)
+    guard = f"{target}.{newer} < excluded.{newer}" if newer else f"({changed})"
+    upsert = (
+        f"INSERT INTO {target} ({', '.join(insert)}) VALUES ({', '.join(insert.values())}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in update)} "
+        f"WHERE {guard}"
+    )
+    delete = f"DELETE FROM {target} WHERE {where}"
+    if dialect == "postgresql":
+        return [
+            (
+                f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+                f"BEGIN\n  IF TG_OP = 'DELETE' THEN\n    {delete};\n    RETURN OLD;\n  END IF;\n"
+                f"  {upsert};\n  RETURN NEW;\nEND $$"
+            ),
+            (
+                f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON {source} "
+                f"FOR EACH ROW EXECUTE FUNCTION {name}()"
+            ),
+        ]
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER {name}_insert AFTER INSERT ON {source} FOR EACH ROW BEGIN {upsert}; END",
+            f"CREATE TRIGGER {name}_update AFTER UPDATE ON {source} FOR EACH ROW BEGIN {upsert}; END",
+            f"CREATE TRIGGER {name}_delete AFTER DELETE ON {source} FOR EACH ROW BEGIN {delete}; END",
+        ]
+    raise ValueError(f"no mirror triggers for {dialect}")
+
+
+def drop_mirror_triggers(dialect: str, source: str, target: str) -> list[str]:
+    """The reverse of ``mirror_triggers``."""
+    name = f"{source}_to_{target}"
+    if dialect == "postgresql":
+        return [f"DROP TRIGGER IF EXISTS {name} ON {source}", f"DROP FUNCTION IF EXISTS {name}()"]
+    return [f"DROP TRIGGER IF EXISTS {name}_{op}" for op in ("insert", "update", "delete")]
+
 
 _CONTRACTING = (
     (re.compile(r"\bDROP\s+TABLE\b", re.IGNORECASE), "drops a table"),
@@ -142,19 +198,14 @@ def contracting_statements(sql: str) -> list[str]:
 
 # -- event schema versions: consumers first -------------------------------------------------------------------
 #
-# A new version of an event type ships in two releases: first every consumer *accepts* it (the model in the
-# catalogue's VERSIONS, the schema committed) while producers still emit the old one; only the next release's
-# producer emits it (CATALOGUE). Otherwise a consumer of the previous release, still running during the rolling
-# update, receives a version it cannot read and dead-letters it.
-
-# (type, version) -> why this release emits a version the previous release's consumers do not accept.
-EMITTED_AHEAD_OF_CONSUMERS: dict[tuple[str, int], str] = {
-    # Merged before this rule existed. v1 spread date of birth and qualification over a stream kept for years
-    # (Decree 13/2023); v2 was made current at once. During a rolling update from 8fb68ab the old consumers
-    # dead-letter campaign's v2 person facts: once every service runs the new code, replay them
-    # (`hoithi deadletters list`, `hoithi deadletters replay ID`).
-    ("directory.person.changed", 2): "v1 carried personal data no consumer needs (see above)",
-}
+# The rule: a producer emits version N of a type only when every consumer of that type accepts N. A new version
+# ships in two steps: every consumer *accepts* it (its model in the catalogue's VERSIONS, the schema committed)
+# before any producer emits it. Within one release that holds by itself: a type whose current version the
+# previous release's consumers do not accept is *negotiated* — its producer emits the highest version every
+# durable consumer on the stream accepts (their NATS metadata, shared/events/versions.py), so while a consumer
+# of the previous release runs (its durable has no or older metadata) the older version goes out, and the new
+# one once that durable is gone. Otherwise a consumer of the previous release, still running during the rolling
+# update, would receive a version it cannot read and dead-letter it.
 
 
 def emitted_before_accepted(emitted: dict[str, int], previously_accepted: set[tuple[str, int]]) -> list[str]:
@@ -167,3 +218,19 @@ def emitted_before_accepted(emitted: dict[str, int], previously_accepted: set[tu
         for t, v in emitted.items()
         if t in known and (t, v) not in previously_accepted
     )
+
+
+def unsafe_emissions(
+    emitted: dict[str, int], previously_accepted: set[tuple[str, int]], negotiated: set[str]
+) -> list[str]:
+    """The rule, checked on the catalogue: each type emitted at a version the previous release's consumers do not
+    accept, whose producer does not negotiate (so would emit it while they run), or whose negotiation could not
+    fall back to a version they accept."""
+    problems = []
+    for problem in emitted_before_accepted(emitted, previously_accepted):
+        type_ = problem.split(" ", 1)[0]
+        if type_ not in negotiated:
+            problems.append(f"{problem}, and its producer does not negotiate")
+        elif not any((type_, v) in previously_accepted for v in range(1, emitted[type_])):
+            problems.append(f"{problem}, and no older version it may fall back to is accepted")
+    return problems

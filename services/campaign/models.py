@@ -3,12 +3,13 @@ applies its own ``directory.*`` events to them exactly as other services apply t
 
 import sqlalchemy as sa
 
-from shared.copies import copy_tables
+from shared.copies import copy_tables, previous_release_unions
 from shared.db import UtcDateTime, backbone_tables
 
 metadata = sa.MetaData()
 backbone = backbone_tables(metadata)
 copies = copy_tables(metadata)
+previous_unions = previous_release_unions(metadata, "directory_unions", sequence=False)
 
 assignments = sa.Table(
     "assignments",

@@ -18,16 +18,32 @@ from shared.db import upsert
 from shared.documents import Directory, Edition, Person, Unit
 from shared.events.catalogue import PersonFact
 from shared.events.envelope import deterministic_id
+from shared.events.versions import EmitVersions, for_process
 from shared.outbox import Outbox
 from shared.reward_rules import edition_rule_errors
 
 
 async def import_directory(
-    conn: AsyncConnection, outbox: Outbox, directory: Directory, now: datetime
+    conn: AsyncConnection,
+    outbox: Outbox,
+    directory: Directory,
+    now: datetime,
+    versions: EmitVersions | None = None,
 ) -> list[str]:
+    """Publish what changed. A person fact goes out at the highest version every durable consumer of it accepts
+    (``versions``, by default this process's: shared/events/versions.py): v1 while a consumer of the previous
+    release may still read it, v2 (no date of birth, no qualification) once none does."""
     c = models.copies
     tenant = directory.tenant
     changed: list[str] = []
+    person_version: int | None = None
+
+    async def person_fact(person: Person) -> tuple[PersonFact | Person, int]:
+        nonlocal person_version
+        if person_version is None:  # asked once per import, and only when a person changed
+            asker = versions or for_process(outbox.settings, outbox.service)
+            person_version = await asker.version("directory.person.changed")
+        return (person if person_version == 1 else PersonFact.of(person)), person_version
 
     async def publish_if_changed(
         table: sa.Table, id_col: str, record: Unit | Person, type_: str, key: str
@@ -43,8 +59,10 @@ async def import_directory(
         ).scalar()
         if stored == record.model_dump_json():
             return
-        fact = PersonFact.of(record) if isinstance(record, Person) else record
-        env = await outbox.emit(conn, type_, {key: fact}, tenant=tenant, subject=record.id, time=now)
+        fact, version = await person_fact(record) if isinstance(record, Person) else (record, None)
+        env = await outbox.emit(
+            conn, type_, {key: fact}, tenant=tenant, subject=record.id, time=now, version=version
+        )
         assert env is not None
         await c.apply(conn, env)
         if isinstance(record, Person):  # only campaign's directory keeps date of birth and qualification

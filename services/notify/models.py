@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from shared.copies import copy_tables
+from shared.copies import copy_tables, previous_release_unions
 from shared.db import UtcDateTime, backbone_tables
 
 metadata = sa.MetaData()
 backbone = backbone_tables(metadata)
 copies = copy_tables(metadata)
+previous_unions = previous_release_unions(metadata, "notify_unions", sequence=True)
 
 # In-app messages (hộp thư trong ứng dụng): written in the handler's transaction, one per cause and person.
 inapp = sa.Table(

@@ -93,12 +93,14 @@ def make_event(
     causation_id: str | None = None,
     event_id: str | None = None,
     trace: Mapping[str, str] | None = None,
+    version: int | None = None,
 ) -> Envelope:
-    """Build an envelope, validating ``data`` against the catalogue model of ``type_``. ``trace`` is the
-    emitting work's trace context (``shared.tracing.carrier()``), carried as ``traceparent``/``tracestate``."""
+    """Build an envelope, validating ``data`` against the catalogue model of ``type_`` (at ``version``, default
+    the current one). ``trace`` is the emitting work's trace context (``shared.tracing.carrier()``), carried as
+    ``traceparent``/``tracestate``."""
     from shared.events.catalogue import event_type
 
-    spec = event_type(type_)
+    spec = event_type(type_, version)
     model = data if isinstance(data, spec.data) else spec.data.model_validate(data)
     eid = event_id or new_event_id()
     return Envelope(

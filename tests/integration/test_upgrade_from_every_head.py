@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 from shared import migrate
 from shared.settings import SERVICES
 
-# A table a later revision dropped after moving its rows into another (shared/migrate.move_into_shared_table).
+# A table whose rows a later revision copied into another (the old one is kept for a release, then dropped).
 MOVED = {"directory_unions": "copy_unions", "notify_unions": "copy_unions"}
 AT = datetime(2023, 10, 2, 1, 2, 3, tzinfo=UTC)
 

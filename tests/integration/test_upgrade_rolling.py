@@ -3,11 +3,16 @@ to the new head (expand/contract, README "Upgrading without downtime").
 
 The previous release is checked out of git (``PREVIOUS_RELEASE``, shared/upgrades.py) into a temporary directory
 and its ``hoithi serve`` runs from there, beside the new code's processes, on the same databases, the same NATS
-stream and the same durable consumers. A report accepted by the old process and one accepted by the new process
-are both applied downstream, and each process reads what the other wrote."""
+stream and the same durable consumers (the previous version of a consumer the new code versioned anew), each
+process connected to NATS as its own service's user, allowed only its own work (shared/nats_auth.py: the
+previous release's durables too). A report accepted by the old process and one accepted by the new process are
+both applied downstream, and each process reads what the other wrote; so are union changes, which the new code
+keeps in copy_unions and the old code in directory_unions / notify_unions (mirrored while both run)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 import subprocess
 import sys
@@ -18,11 +23,16 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from shared.devserver import free_port
 from shared.mailsink import MailSink
+from shared.nats_auth import with_userinfo, without_userinfo
 from shared.settings import SERVICES
 from shared.upgrades import PREVIOUS_RELEASE, ROLLING_SERVICES
+from tests.support.servers import service_credentials
 from tests.support.system import DEMO_START, EDITION, ROOT, TENANT, System, report_body
 from tests.support.wait import eventually_sync
 
@@ -61,6 +71,11 @@ class OldProcess:
         self.log_path = system.workdir / "logs" / f"old-{name}.log"
         env = system.env(name, **{f"HOITHI_{name.upper()}_PORT": str(self.port)})
         env["PYTHONPATH"] = str(tree)  # the old tree's shared/ and services/, not the editable install
+        # The previous release reads no HOITHI_NATS_USER: its own user goes in the URL, so it gets only that
+        # user's permissions (the session's server refuses anonymous clients; the admin's URL is the tests').
+        self.user = service_credentials(system.nats_url, name)
+        if self.user is not None:
+            env["HOITHI_NATS_URL"] = with_userinfo(without_userinfo(system.nats_url), *self.user)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "shared.cli", "serve", name],
@@ -199,3 +214,94 @@ def test_old_and_new_code_serve_reads_and_writes_on_one_migrated_database(
         assert r.status_code == 200, r.text
     for name, p in old.items():
         assert p.proc.poll() is None, f"old {name} died:\n{p.log_path.read_text(errors='replace')[-3000:]}"
+
+
+UNIONS_DOC = ROOT / "deploy" / "seed" / "soctrang-stnmt-2023" / "directory.yaml"
+UNION_NAMES = {
+    "cd": "Chi đoàn Sở Tài nguyên và Môi trường",
+    "cdcs": "Công đoàn cơ sở Sở Tài nguyên và Môi trường",
+}
+
+
+def _renamed(union: str, name: str) -> bytes:
+    """The seed's directory document with one union renamed (nothing else differs: only that fact goes out)."""
+    text = UNIONS_DOC.read_text(encoding="utf-8")
+    assert text.count(f"name: {UNION_NAMES[union]},") == 1
+    return text.replace(f"name: {UNION_NAMES[union]},", f"name: {name},").encode()
+
+
+def _import(url: str, system: System, doc: bytes) -> None:
+    r = httpx.post(
+        f"{url}/tenants/{TENANT}/directory/import",
+        content=doc,
+        headers={**_token(system, READER), "Content-Type": "application/yaml"},
+        timeout=60,
+    )
+    assert r.status_code == 200, r.text
+
+
+def _union_names(url: str, system: System) -> dict[str, str]:
+    r = httpx.get(f"{url}/tenants/{TENANT}/directory", headers=_token(system, READER), timeout=30)
+    assert r.status_code == 200, r.text
+    return {u["id"]: u["name"] for u in r.json()["unions"]}
+
+
+def _notify_unions(system: System) -> dict[str, dict[str, tuple[str, int]]]:
+    """notify's two union tables (the previous release's and this one's): union -> (name, sequence)."""
+
+    async def go() -> dict[str, dict[str, tuple[str, int]]]:
+        engine = create_async_engine(system.database_urls["notify"], poolclass=NullPool)
+        try:
+            async with engine.connect() as conn:
+                out = {}
+                for table in ("notify_unions", "copy_unions"):
+                    rows = await conn.execute(sa.text(f"SELECT union_id, doc, sequence FROM {table}"))
+                    out[table] = {r.union_id: (json.loads(r.doc)["name"], r.sequence) for r in rows}
+                return out
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def test_a_union_changed_through_either_code_is_read_by_the_other(
+    rolling: tuple[System, dict[str, OldProcess]],
+) -> None:
+    system, old = rolling
+    new_campaign = f"http://127.0.0.1:{system.ports['campaign']}"
+    # through the new campaign (copy_unions): the old campaign reads it (directory_unions)
+    _import(new_campaign, system, _renamed("cd", "Chi đoàn Sở đổi tên bản mới"))
+    assert _union_names(old["campaign"].url, system)["cd"] == "Chi đoàn Sở đổi tên bản mới"
+    # through the old campaign (directory_unions): the new campaign reads it (copy_unions)
+    _import(old["campaign"].url, system, _renamed("cdcs", "Công đoàn cơ sở đổi tên bản cũ"))
+    names = _union_names(new_campaign, system)
+    assert names["cdcs"] == "Công đoàn cơ sở đổi tên bản cũ"
+    assert names["cd"] == "Chi đoàn Sở đổi tên bản mới"
+
+    # notify: the old process (notify_unions) and the new one (copy_unions) hold both changes, same sequence
+    def both_in_notify() -> bool:
+        tables = _notify_unions(system)
+        return all(
+            tables[t].get(u, ("", 0))[0] == n
+            for t in tables
+            for u, n in (
+                ("cd", "Chi đoàn Sở đổi tên bản mới"),
+                ("cdcs", "Công đoàn cơ sở đổi tên bản cũ"),
+            )
+        )
+
+    eventually_sync(both_in_notify, timeout=60, message="both union changes in notify's two tables")
+    tables = _notify_unions(system)
+    assert tables["notify_unions"] == tables["copy_unions"]
+    for name, p in old.items():
+        assert p.proc.poll() is None, f"old {name} died:\n{p.log_path.read_text(errors='replace')[-3000:]}"
+
+
+def test_each_old_process_runs_as_its_own_nats_user(rolling: tuple[System, dict[str, OldProcess]]) -> None:
+    """The session's server refuses anonymous clients; each old process got only its service's user, so the
+    previous release's durables (notify-facts-v2 beside v3) are bound under authentication."""
+    _, old = rolling
+    for name, p in old.items():
+        assert p.user is not None and p.user[0] == name, f"old {name} is not connected as its own user"
+        log = p.log_path.read_text(errors="replace")
+        assert "Permissions Violation" not in log and "permissions violation" not in log.lower(), log[-3000:]

@@ -136,7 +136,7 @@ def _directory_copy_tables(path: Path) -> list[tuple[str, str, int]]:
 def test_every_copied_directory_entity_table_is_defined_once_in_shared_copies() -> None:
     """Units, unions and people are kept in one table definition each (shared/copies.py), which every service's
     models reuse: no service keeps its own table of unions (or units, or people) beside it."""
-    from shared.copies import copy_tables
+    from shared.copies import PREVIOUS_RELEASE_UNIONS, copy_tables
 
     shared = copy_tables(sa.MetaData())
     kept = {
@@ -158,7 +158,10 @@ def test_every_copied_directory_entity_table_is_defined_once_in_shared_copies() 
     for service in SERVICES:  # and every service's models hold exactly those tables
         metadata = importlib.import_module(f"services.{service}.models").metadata
         assert {"copy_units", "copy_people", "copy_unions"} <= set(metadata.tables)
-        assert not any("union" in name for name in metadata.tables if name != "copy_unions"), service
+        kept_a_release = PREVIOUS_RELEASE_UNIONS  # the previous release's, mirrored until the next one drops them
+        assert not any(
+            "union" in name for name in metadata.tables if name != "copy_unions" and name not in kept_a_release
+        ), service
 
 
 # ---------------------------------------------------------------- domain errors carry no HTTP status
