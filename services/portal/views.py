@@ -974,3 +974,220 @@ async def dead_letters(request: Request) -> Response:
         records += answer
     records.sort(key=lambda r: str(r.get("recorded_at")), reverse=True)
     return render(request, "dead_letters.html", records=records, unavailable=unavailable)
+
+
+# -------------------------------------------------------------------- the unit head: the unit's initiative
+
+INITIATIVE_TEXTS = (
+    # field, Vietnamese label, English label, long text
+    ("title", "Tên sáng kiến", "Title", False),
+    ("field_of_application", "Lĩnh vực áp dụng", "Field of application", False),
+    ("existing_solution", "Giải pháp đã biết", "Known solution", True),
+    ("existing_weaknesses", "Ưu, nhược điểm của giải pháp đã biết", "Weaknesses of the known solution", True),
+    ("new_solution", "Nội dung giải pháp mới", "The new solution", True),
+    ("novelty", "Tính mới", "Novelty", True),
+    ("applicability", "Khả năng áp dụng", "Applicability", True),
+    ("benefits", "Lợi ích thu được", "Benefits", True),
+)
+CO_AUTHOR_ROWS = 3
+
+
+def _initiative_form(
+    form: dict[str, Any] | None, initiative: dict[str, Any] | None, me: str
+) -> dict[str, str]:
+    """What the form shows: what was typed, else the initiative as stored, else empty (my share 100)."""
+    if form is not None:
+        return {k: str(v or "") for k, v in form.items() if isinstance(v, str | int | float) or v is None}
+    out: dict[str, str] = {"my_share": "100"}
+    if initiative:
+        out.update({k: str(initiative.get(k) or "") for k, *_ in INITIATIVE_TEXTS})
+        out["benefits_kind"] = str(initiative.get("benefits_kind") or "actual")
+        out["first_applied_on"] = i18n.fmt_date(initiative.get("first_applied_on"))
+        others = [a for a in initiative.get("authors", []) if a.get("person_id") != me]
+        mine = next((a for a in initiative.get("authors", []) if a.get("person_id") == me), None)
+        out["my_share"] = str((mine or {}).get("share", ""))
+        for i, a in enumerate(others[:CO_AUTHOR_ROWS]):
+            out[f"author{i}_id"] = str(a.get("person_id") or "")
+            out[f"author{i}_share"] = str(a.get("share", ""))
+    return out
+
+
+def _initiative_body(form: dict[str, Any], me: str, lang: str) -> tuple[dict[str, Any], dict[str, str]]:
+    errors: dict[str, str] = {}
+    body: dict[str, Any] = {k: str(form.get(k) or "").strip() for k, *_ in INITIATIVE_TEXTS}
+    body["benefits_kind"] = "expected" if form.get("benefits_kind") == "expected" else "actual"
+    day_text = str(form.get("first_applied_on") or "").strip()
+    if day_text:
+        day = i18n.parse_date_vn(day_text)
+        if day is None:
+            errors["first_applied_on"] = i18n.word("bad_date", lang)
+        else:
+            body["first_applied_on"] = day.isoformat()
+
+    def share(key: str) -> float | str:
+        raw = str(form.get(key) or "").strip().replace(",", ".")
+        try:
+            return float(raw)
+        except ValueError:
+            errors[key] = i18n.word("bad_number", lang)
+            return raw
+
+    authors = [{"person_id": me, "share": share("my_share")}]
+    for i in range(CO_AUTHOR_ROWS):
+        pid = str(form.get(f"author{i}_id") or "").strip()
+        if pid:
+            authors.append({"person_id": pid, "share": share(f"author{i}_share")})
+    body["authors"] = authors
+    return body, errors
+
+
+def _initiative_errors(fields: dict[str, str], form: dict[str, Any]) -> dict[str, str]:
+    """The service names ``authors[1].share``: the form's row of that co-author (row 0 is me)."""
+    out: dict[str, str] = {}
+    filled = [i for i in range(CO_AUTHOR_ROWS) if str(form.get(f"author{i}_id") or "").strip()]
+    for name, msg in fields.items():
+        if name.startswith("authors[") and "]" in name:
+            idx, _, rest = name[len("authors[") :].partition("]")
+            key = "share" if rest.endswith("share") else "id"
+            if idx == "0":
+                out["my_share"] = msg
+                continue
+            if idx.isdigit() and 0 < int(idx) <= len(filled):
+                out[f"author{filled[int(idx) - 1]}_{key}"] = msg
+                continue
+            out["authors"] = msg
+            continue
+        out[name] = msg
+    return out
+
+
+async def _initiatives(request: Request) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The unit's initiative (the one a unit head works on) and those I am invited to co-author."""
+    u = user(request)
+    found = await backend(request).get("submissions", f"{base(request)}/initiatives", u["token"])
+    mine = next(
+        (i for i in found if i.get("unit_id") == u.get("unit") and i.get("status") in ("draft", "submitted")),
+        None,
+    )
+    if mine is not None:  # the list leaves attachments out
+        path = f"{base(request)}/initiatives/{quote(mine['submission_id'])}"
+        mine = await backend(request).get("submissions", path, u["token"])
+    invited = [
+        i
+        for i in found
+        if any(a.get("person_id") == u["id"] and not a.get("confirmed", True) for a in i.get("authors", []))
+    ]
+    return mine, invited
+
+
+async def _initiative_page(
+    request: Request,
+    status: int = 200,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    detail: str = "",
+) -> HTMLResponse:
+    u = user(request)
+    mine, invited = await _initiatives(request)
+    people = (await reference(request))["people"]
+    return render(
+        request,
+        "initiative.html",
+        status,
+        i=mine,
+        invited=invited,
+        people=people,
+        texts=INITIATIVE_TEXTS,
+        rows=CO_AUTHOR_ROWS,
+        form=_initiative_form(form, mine, u["id"]),
+        errors=errors or {},
+        detail=detail,
+        flash=request.session.pop("flash", None),
+        is_head="unit_head" in u["roles"],
+    )
+
+
+@router.get("/initiative", response_class=HTMLResponse)
+async def initiative(request: Request) -> Response:
+    user(request)
+    return await _initiative_page(request)
+
+
+@router.post("/initiative", response_class=HTMLResponse)
+async def save_initiative(request: Request) -> Response:
+    """Save the unit's initiative as a draft (create, or revise the one there is); co-authors are invited and
+    must confirm on their own page."""
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    body, errors = _initiative_body(form, u["id"], lang)
+    if errors:
+        return await _initiative_page(request, 422, form, errors, i18n.word("errors_above", lang))
+    mine, _ = await _initiatives(request)
+    try:
+        if mine is None:
+            await backend(request).send(
+                "submissions",
+                "POST",
+                f"{base(request)}/initiatives",
+                u["token"],
+                json={**body, "submit": False},
+                headers={"Idempotency-Key": str(form.get("idempotency_key") or uuid.uuid4())},
+            )
+        else:
+            path = f"{base(request)}/initiatives/{quote(mine['submission_id'])}"
+            await backend(request).send("submissions", "PUT", path, u["token"], json=body)
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        return await _initiative_page(
+            request, exc.status, form, _initiative_errors(exc.fields(lang), form), exc.detail(lang)
+        )
+    request.session["flash"] = {"ok": True, "text": "Saved." if lang == "en" else "Đã lưu bản nháp."}
+    return RedirectResponse("/initiative", status_code=303)
+
+
+@router.post("/initiative/{submission_id}/{action}", response_class=HTMLResponse)
+async def initiative_action(request: Request, submission_id: str, action: str) -> Response:
+    """Submit the draft, attach a file (a plain form upload; the script adds a progress bar), or confirm
+    being a co-author."""
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    path = f"{base(request)}/initiatives/{quote(submission_id)}"
+    try:
+        if action == "submission":
+            done = await backend(request).send("submissions", "POST", f"{path}/submission", u["token"])
+            text = f"Đã nộp sáng kiến. Số biên nhận: {done['receipt_number']}."
+            if lang == "en":
+                text = f"Submitted. Receipt number: {done['receipt_number']}."
+        elif action == "attachments":
+            upload = form.get("file")
+            name = str(getattr(upload, "filename", "") or "")
+            content = await upload.read() if hasattr(upload, "read") else b""
+            if not name or not content:
+                message = "Choose a file." if lang == "en" else "Hãy chọn một tệp."
+                return await _initiative_page(request, 422, errors={"file": message}, detail=message)
+            await backend(request).send(
+                "submissions",
+                "POST",
+                f"{path}/attachments?filename={quote(name)}",
+                u["token"],
+                content=content,
+                headers={"Content-Type": "application/octet-stream", "Idempotency-Key": str(uuid.uuid4())},
+            )
+            text = f"Attached {name}." if lang == "en" else f"Đã đính kèm tệp {name}."
+        elif action == "confirmation":
+            await backend(request).send(
+                "submissions", "POST", f"{path}/authors/{quote(u['id'])}/confirmation", u["token"]
+            )
+            text = "Confirmed." if lang == "en" else "Đã xác nhận là đồng tác giả."
+        else:
+            return render(request, "message.html", 404, message=i18n.word("nothing", lang))
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        key = "file" if action == "attachments" else action
+        return await _initiative_page(
+            request, exc.status, errors={key: exc.detail(lang), **exc.fields(lang)}, detail=exc.detail(lang)
+        )
+    request.session["flash"] = {"ok": True, "text": text}
+    return RedirectResponse("/initiative", status_code=303)
