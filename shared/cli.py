@@ -207,25 +207,13 @@ def events_tail(
 
 
 async def _deadletters() -> list[dict[str, Any]]:
-    from nats.js.errors import NotFoundError
+    from shared.deadletters import read
 
-    s = get_settings()
     nc = await _nats()
-    js = nc.jetstream()
-    out = []
     try:
-        info = await js.stream_info(s.deadletter_stream)
-        # An empty stream reports first_seq 0 (or last_seq + 1 after a purge): there is nothing to read.
-        first = max(info.state.first_seq, 1)
-        for seq in range(first, info.state.last_seq + 1) if info.state.messages else ():
-            try:
-                m = await js.get_msg(s.deadletter_stream, seq)
-            except NotFoundError:
-                continue
-            out.append(json.loads(m.data))
+        return await read(nc.jetstream(), get_settings().deadletter_stream)
     finally:
         await nc.close()
-    return out
 
 
 @dl_app.command("list")

@@ -94,6 +94,8 @@ def service_permissions(service: str, settings: Settings, *, any_names: bool = F
     # read-only stream sizes for the service's metrics (lag, dead letters, storage near max_bytes)
     for stream in (settings.stream, settings.deadletter_stream, settings.replay_stream):
         publish.append(f"$JS.API.STREAM.INFO.{'*' if any_names else stream}")
+    # read-only dead letters for the secretariat's view (shared/deadletters.py); filtered by service and tenant
+    publish.append(f"$JS.API.STREAM.MSG.GET.{'*' if any_names else settings.deadletter_stream}")
     return {"publish": publish, "subscribe": ["_INBOX.>"]}
 
 

@@ -286,6 +286,7 @@ def create_app(
 
     for router in spec.routers:
         app.include_router(router)
+    app.include_router(__import__("shared.deadletters").deadletters.router)  # read-only dead letters
     return app
 
 

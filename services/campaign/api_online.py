@@ -428,3 +428,23 @@ async def campaign_progress(
     result["starts_at"] = _vn(result["starts_at"])
     result["ends_at"] = _vn(result["ends_at"])
     return result
+
+
+class CatalogueEntry(BaseModel):
+    code: str = Field(description="the national code (1.004227)")
+    name: str = Field(description="the procedure's name, in Vietnamese, as the unit's catalogue gives it")
+    local_codes: list[str] = Field(description="provincial long forms of this code seen in the catalogues")
+    units: list[str] = Field(description="the units whose catalogue lists it")
+
+
+@router.get(
+    "/procedures",
+    response_model=list[CatalogueEntry],
+    summary="The procedures of every unit's catalogue in force today, one per national code, with names",
+)
+async def procedures(tenant: str, rt: RuntimeDep, caller: CallerDep) -> list[CatalogueEntry]:
+    """For the experience report's picker: search by code or name; two forms of one code are one entry."""
+    require_person(caller)
+    async with rt.engine.connect() as conn:
+        found = await online.tenant_catalogue(conn, tenant, rt.now())
+    return [CatalogueEntry(**e) for e in found]

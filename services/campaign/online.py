@@ -144,3 +144,22 @@ async def progress(
         "units": units,
         "department": {"figures": department, "unmet": domain.unmet_targets(department, targets)},
     }
+
+
+async def tenant_catalogue(conn: AsyncConnection, tenant: str, at: datetime) -> list[dict[str, Any]]:
+    """Every procedure of the tenant's units' catalogues in force at ``at``, one per national code (two forms of
+    one code are one procedure): its code, its Vietnamese name, the provincial long forms seen, the units."""
+    from shared.documents import national_procedure_code
+
+    t = models.procedure_catalogues
+    units = (await conn.execute(sa.select(t.c.unit_id).where(t.c.tenant == tenant).distinct())).scalars()
+    merged: dict[str, dict[str, Any]] = {}
+    for unit_id in sorted(units):
+        for p in await catalogue_as_of(conn, tenant, unit_id, at):
+            code = national_procedure_code(p["code"])
+            entry = merged.setdefault(code, {"code": code, "name": p["name"], "local_codes": [], "units": []})
+            for form in (p["code"], p.get("local_code")):
+                if form and form != code and form not in entry["local_codes"]:
+                    entry["local_codes"].append(form)
+            entry["units"].append(unit_id)
+    return [merged[c] for c in sorted(merged)]

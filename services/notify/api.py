@@ -496,3 +496,10 @@ def _vn(dt: None) -> None: ...
 def _vn(dt: datetime | None) -> datetime | None:
     """Instants are shown in Vietnam time (+07:00)."""
     return dt.astimezone(VN) if dt is not None else None
+
+
+# ------------------------------------------------------------------------------------------------ reminders
+
+from services.notify import reminders  # its own module, mounted with notify's routes
+
+router.include_router(reminders.router)

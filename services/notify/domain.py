@@ -106,8 +106,9 @@ TRIGGERS: tuple[Trigger, ...] = (
 MOBILISATION = "mobilisation.daily"  # "not yet submitted" list, daily in the edition's window
 DIGEST = "digest.daily"  # a person's non-urgent messages of the day, at 07:30
 WEBHOOK_DISABLED = "webhook.disabled"  # to the secretariat, once per disabling
-OWN_TEMPLATES: tuple[str, ...] = (MOBILISATION, DIGEST, WEBHOOK_DISABLED)
-OWN_KINDS: tuple[str, ...] = ("mobilisation", "digest", "webhook")
+REMINDER = "reminder.manual"  # a mobiliser's "remind" action (services/notify/reminders.py)
+OWN_TEMPLATES: tuple[str, ...] = (MOBILISATION, DIGEST, WEBHOOK_DISABLED, REMINDER)
+OWN_KINDS: tuple[str, ...] = ("mobilisation", "digest", "webhook", "reminder")
 
 RECEIPT = "submission.received"  # template name of the receipt (biên nhận)
 

@@ -152,3 +152,19 @@ send_intents = sa.Table(
     sa.Column("settled_at", UtcDateTime(), nullable=True),  # the outcome (sent or failed) recorded
     sa.Index("ix_notify_send_intents_open", "settled_at"),
 )
+
+# Reminders asked for (``POST …/editions/{edition}/reminders``): one row per (person, part, Vietnamese date) —
+# the claim that makes it at most one a day, and the audit record of who asked and when.
+reminders = sa.Table(
+    "notify_reminders",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # uuid5(tenant, edition, part, person, day)
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("edition", sa.String(32), nullable=False),
+    sa.Column("part", sa.String(100), nullable=False),
+    sa.Column("person_id", sa.String(100), nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("requested_by", sa.String(100), nullable=False),
+    sa.Column("requested_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_notify_reminders_person", "tenant", "person_id", "day"),
+)

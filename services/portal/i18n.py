@@ -203,3 +203,26 @@ def parse_date_vn(text: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         return None
+
+
+def line_of(content: bytes, field: str) -> int | None:
+    """The line of a YAML/JSON document a service's field path names (``parts.0.initiative.deadline``): the
+    services validate the parsed document and name fields, not lines; the person fixes a line. A segment the
+    document does not have (a union's tag) is skipped; None when nothing matches."""
+    import yaml
+
+    try:
+        node = yaml.compose(content.decode("utf-8", errors="replace"), Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    found = None
+    for seg in (s for s in field.replace("[", ".").replace("]", "").split(".") if s):
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == seg), None)
+            key = next((k for k, v in node.value if getattr(k, "value", None) == seg), None)
+            if nxt is not None:
+                found, node = key, nxt
+        elif isinstance(node, yaml.SequenceNode) and seg.isdigit() and int(seg) < len(node.value):
+            node = node.value[int(seg)]
+            found = node
+    return found.start_mark.line + 1 if found is not None else None

@@ -17,7 +17,6 @@ from services.portal import i18n
 from services.portal.app import HERE
 from services.portal.backend import Backend, ServiceProblem, Unavailable
 from shared.auth import issue_token
-from shared.documents import national_procedure_code
 
 router = APIRouter()
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -76,6 +75,35 @@ def backend(request: Request) -> Backend:
 def base(request: Request) -> str:
     u = user(request)
     return f"/tenants/{u['tenant']}/editions/{u['edition']}"
+
+
+class Reference(dict[str, Any]):
+    """The edition document, the people and the units as campaign shows them to the signed-in person."""
+
+
+async def reference(request: Request) -> Reference:
+    """One call for what many pages need alongside their own data: the edition, the directory's people and its
+    units, fetched together (concurrently) once per request."""
+    import asyncio
+
+    cached = getattr(request.state, "reference", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    u = user(request)
+    b, token, tenant = backend(request), u["token"], u["tenant"]
+    edition, people, units = await asyncio.gather(
+        b.get("campaign", f"/tenants/{tenant}/editions/{quote(u['edition'])}", token),
+        b.get("campaign", f"/tenants/{tenant}/people", token),
+        b.get("campaign", f"/tenants/{tenant}/units", token),
+    )
+    found = Reference(
+        edition=edition,
+        people={p["id"]: p for p in people},
+        units={x["id"]: x.get("name") or x["id"] for x in units},
+        part_titles={p["id"]: p.get("title") or p["id"] for p in edition.get("parts", [])},
+    )
+    request.state.reference = found
+    return found
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -296,23 +324,16 @@ def _rows_of_report(body: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
-async def _catalogue(request: Request) -> list[str]:
-    """Every procedure code of the tenant's catalogue, one entry per national code (two forms of one code —
-    1.011442 and 1.011442.000.00.00.H38 — shown as one)."""
+async def _catalogue(request: Request) -> list[dict[str, str]]:
+    """The tenant's procedures (campaign's catalogues in force), one entry per national code with its name —
+    two forms of one code (1.011442 and 1.011442.000.00.00.H38) shown as one. The picker is a datalist: the
+    browser matches what is typed against the code and the name, without our JavaScript."""
     u = user(request)
     try:
-        lists = await backend(request).get("submissions", f"/tenants/{u['tenant']}/procedures", u["token"])
+        entries = await backend(request).get("campaign", f"/tenants/{u['tenant']}/procedures", u["token"])
     except ServiceProblem:
         return []
-    seen: dict[str, str] = {}
-    for entry in lists:
-        for code in entry.get("codes") or []:
-            c = code if isinstance(code, str) else str(code.get("code", ""))
-            try:
-                seen.setdefault(national_procedure_code(c), c)
-            except ValueError:
-                continue
-    return sorted(seen)
+    return [{"code": str(e["code"]), "name": str(e.get("name") or "")} for e in entries]
 
 
 def _report_body(form: dict[str, Any], count: int, lang: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -543,8 +564,8 @@ async def participation_dashboard(request: Request, as_of: str = "") -> Response
     day, error = _as_of_param(as_of)
     query = f"?as_of={day}" if day else ""
     participation = await b.get("campaign", f"{base(request)}/participation{query}", token)
-    doc = await b.get("campaign", f"/tenants/{u['tenant']}/editions/{u['edition']}", token)
-    titles = {p["id"]: p.get("title") or p["id"] for p in doc.get("parts", [])}  # every part, not only intake
+    ref = await reference(request)
+    titles = ref["part_titles"]  # every part, not only intake
     priority = None
     if any(r in u["roles"] for r in PRIORITY_ROLES):
         try:
@@ -564,13 +585,14 @@ async def participation_dashboard(request: Request, as_of: str = "") -> Response
     pending = []
     if any(r in u["roles"] for r in ("unit_head", "union_secretary", "secretariat")):
         open_ = await b.get("campaign", f"{base(request)}/assignments?status=open", token)
-        people = {p["id"]: p for p in await b.get("campaign", f"/tenants/{u['tenant']}/people", token)}
-        units = {x["id"]: x["name"] for x in await b.get("campaign", f"/tenants/{u['tenant']}/units", token)}
+        people, units = ref["people"], ref["units"]
         for a in open_:
             if a.get("assignee_kind") == "person" and a["assignee_id"] != u["id"]:
                 p = people.get(a["assignee_id"], {})
                 pending.append(
                     {
+                        "id": a["assignee_id"],
+                        "part_id": a["part"],
                         "name": p.get("name") or a["assignee_id"],
                         "unit": units.get(a.get("unit_id") or "", a.get("unit_id") or ""),
                         "part": titles.get(a["part"], a["part"]),
@@ -589,7 +611,29 @@ async def participation_dashboard(request: Request, as_of: str = "") -> Response
         as_of_text=as_of,
         as_of_error=i18n.word(error, lang) if error else "",
         xlsx_query=query,
+        flash=request.session.pop("flash", None),
     )
+
+
+@router.post("/reminders", response_class=HTMLResponse)
+async def remind(request: Request) -> Response:
+    """The "remind" action of the "not yet submitted" list: notify reminds the person (in-app and email), at most
+    once a day per part; its answer (sent, or already reminded today) is shown above the list."""
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    body = {"part": str(form.get("part") or ""), "assignees": [str(form.get("assignee") or "")]}
+    try:
+        await backend(request).send("notify", "POST", f"{base(request)}/reminders", u["token"], json=body)
+        name = str(form.get("name") or form.get("assignee") or "")
+        request.session["flash"] = {
+            "ok": True,
+            "text": f"Reminder sent to {name}." if lang == "en" else f"Đã gửi lời nhắc tới {name}.",
+        }
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        request.session["flash"] = {"ok": False, "text": exc.detail(lang)}
+    return RedirectResponse("/dashboard#pending-title", status_code=303)
 
 
 @router.get("/priority-list.xlsx")
@@ -614,11 +658,7 @@ COUNCIL_ROLES = ("council_member", "council_chair", "secretariat", "admin")
 
 async def _rubric(request: Request) -> list[dict[str, Any]]:
     """The edition's criteria (id, title, max) for the initiatives' selection part."""
-    u = user(request)
-    doc = await backend(request).get(
-        "campaign", f"/tenants/{u['tenant']}/editions/{u['edition']}", u["token"]
-    )
-    for part in doc.get("parts", []):
+    for part in (await reference(request))["edition"].get("parts", []):
         if part.get("kind") == "selection" and part.get("rubric"):
             return list(part["rubric"].get("criteria", []))
     return []
@@ -738,9 +778,7 @@ async def _secretariat_page(
     u = user(request)
     b = backend(request)
     reports = await b.get("submissions", f"{base(request)}/experience-reports", u["token"])
-    people = {
-        p["id"]: p.get("name") for p in await b.get("campaign", f"/tenants/{u['tenant']}/people", u["token"])
-    }
+    people = {pid: p.get("name") for pid, p in (await reference(request))["people"].items()}
     return render(
         request,
         "secretariat.html",
@@ -800,3 +838,356 @@ async def export(request: Request, name: str) -> Response:
         media_type=r.headers.get("content-type", "application/octet-stream"),
         headers={"Content-Disposition": f'attachment; filename="{u["edition"]}-{name}"'},
     )
+
+
+# ------------------------------------------------------------- the secretariat: documents and dead letters
+
+DOCUMENT_TYPES = {
+    "yaml": "application/yaml",
+    "yml": "application/yaml",
+    "json": "application/json",
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+DOCUMENTS = {
+    # kind: (page title vi, en; the formats campaign takes; the path it takes them at)
+    "editions": (
+        "Kỳ Hội thi: kiểm tra và xuất bản",
+        "Editions: validate and publish",
+        ("yaml", "yml", "json"),
+    ),
+    "directory": ("Nhập danh bạ", "Directory import", ("csv", "xlsx", "yaml", "yml", "json")),
+}
+
+
+async def _document_page(
+    request: Request,
+    kind: str,
+    status: int = 200,
+    errors: list[dict[str, Any]] | None = None,
+    detail: str = "",
+    result: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    u = user(request)
+    versions: list[dict[str, Any]] = []
+    if kind == "editions":
+        try:
+            versions = await backend(request).get(
+                "campaign", f"/tenants/{u['tenant']}/editions/{quote(u['edition'])}/versions", u["token"]
+            )
+        except ServiceProblem as exc:
+            if exc.status not in (403, 404):
+                raise
+    vi, en, formats = DOCUMENTS[kind]
+    return render(
+        request,
+        "documents.html",
+        status,
+        kind=kind,
+        title=en if lang_of(request) == "en" else vi,
+        formats=formats,
+        versions=versions,
+        problems=errors or [],
+        detail=detail,
+        result=result,
+    )
+
+
+@router.get("/secretariat/{kind}", response_class=HTMLResponse)
+async def document_page(request: Request, kind: str) -> Response:
+    user(request)
+    if kind not in DOCUMENTS:
+        return render(request, "message.html", 404, message=i18n.word("nothing", lang_of(request)))
+    return await _document_page(request, kind)
+
+
+@router.post("/secretariat/{kind}", response_class=HTMLResponse)
+async def document_upload(request: Request, kind: str) -> Response:
+    """Send an edition document (validated, then published as the next version) or a directory file
+    (all or nothing) to campaign; its refusal is shown line by line (line, field, message)."""
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    if kind not in DOCUMENTS:
+        return render(request, "message.html", 404, message=i18n.word("nothing", lang))
+    upload = form.get("document")
+    filename = str(getattr(upload, "filename", "") or "")
+    content = await upload.read() if hasattr(upload, "read") else b""
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if not content or ext not in DOCUMENTS[kind][2]:
+        allowed = ", ".join(f".{f}" for f in DOCUMENTS[kind][2])
+        message = f"Choose a file ({allowed})." if lang == "en" else f"Hãy chọn một tệp ({allowed})."
+        return await _document_page(
+            request, kind, 422, errors=[{"field": "document", "message": message, "message_vi": message}]
+        )
+    path = (
+        f"/tenants/{u['tenant']}/editions"
+        if kind == "editions"
+        else f"/tenants/{u['tenant']}/directory/import?format={'yaml' if ext == 'yml' else ext}"
+    )
+    try:
+        result = await backend(request).send(
+            "campaign",
+            "POST",
+            path,
+            u["token"],
+            content=content,
+            headers={
+                "Content-Type": DOCUMENT_TYPES[ext],
+                "Idempotency-Key": str(form.get("idempotency_key") or uuid.uuid4()),
+            },
+        )
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        errors = exc.body.get("errors") or []
+        if ext in ("yaml", "yml", "json"):
+            errors = [
+                {**e, "line": e.get("line") or i18n.line_of(content, str(e.get("field", "")))} for e in errors
+            ]
+        return await _document_page(request, kind, exc.status, errors=errors, detail=exc.detail(lang))
+    return await _document_page(request, kind, result=result or {})
+
+
+SERVICES_SHOWN = ("campaign", "submissions", "rewards", "notify")
+
+
+@router.get("/dead-letters", response_class=HTMLResponse)
+async def dead_letters(request: Request) -> Response:
+    """What each service could not apply, and why (read-only; the operator replays with the CLI)."""
+    import asyncio
+
+    u = user(request)
+
+    async def one(service: str) -> list[dict[str, Any]]:
+        found = await backend(request).get(service, f"/tenants/{u['tenant']}/dead-letters", u["token"])
+        return list(found)
+
+    answers = await asyncio.gather(*(one(s) for s in SERVICES_SHOWN), return_exceptions=True)
+    records: list[dict[str, Any]] = []
+    unavailable: list[str] = []
+    for service, answer in zip(SERVICES_SHOWN, answers, strict=True):
+        if isinstance(answer, ServiceProblem) and answer.status == 403:
+            raise answer
+        if isinstance(answer, BaseException):
+            unavailable.append(service)
+            continue
+        records += answer
+    records.sort(key=lambda r: str(r.get("recorded_at")), reverse=True)
+    return render(request, "dead_letters.html", records=records, unavailable=unavailable)
+
+
+# -------------------------------------------------------------------- the unit head: the unit's initiative
+
+INITIATIVE_TEXTS = (
+    # field, Vietnamese label, English label, long text
+    ("title", "Tên sáng kiến", "Title", False),
+    ("field_of_application", "Lĩnh vực áp dụng", "Field of application", False),
+    ("existing_solution", "Giải pháp đã biết", "Known solution", True),
+    ("existing_weaknesses", "Ưu, nhược điểm của giải pháp đã biết", "Weaknesses of the known solution", True),
+    ("new_solution", "Nội dung giải pháp mới", "The new solution", True),
+    ("novelty", "Tính mới", "Novelty", True),
+    ("applicability", "Khả năng áp dụng", "Applicability", True),
+    ("benefits", "Lợi ích thu được", "Benefits", True),
+)
+CO_AUTHOR_ROWS = 3
+
+
+def _initiative_form(
+    form: dict[str, Any] | None, initiative: dict[str, Any] | None, me: str
+) -> dict[str, str]:
+    """What the form shows: what was typed, else the initiative as stored, else empty (my share 100)."""
+    if form is not None:
+        return {k: str(v or "") for k, v in form.items() if isinstance(v, str | int | float) or v is None}
+    out: dict[str, str] = {"my_share": "100"}
+    if initiative:
+        out.update({k: str(initiative.get(k) or "") for k, *_ in INITIATIVE_TEXTS})
+        out["benefits_kind"] = str(initiative.get("benefits_kind") or "actual")
+        out["first_applied_on"] = i18n.fmt_date(initiative.get("first_applied_on"))
+        others = [a for a in initiative.get("authors", []) if a.get("person_id") != me]
+        mine = next((a for a in initiative.get("authors", []) if a.get("person_id") == me), None)
+        out["my_share"] = str((mine or {}).get("share", ""))
+        for i, a in enumerate(others[:CO_AUTHOR_ROWS]):
+            out[f"author{i}_id"] = str(a.get("person_id") or "")
+            out[f"author{i}_share"] = str(a.get("share", ""))
+    return out
+
+
+def _initiative_body(form: dict[str, Any], me: str, lang: str) -> tuple[dict[str, Any], dict[str, str]]:
+    errors: dict[str, str] = {}
+    body: dict[str, Any] = {k: str(form.get(k) or "").strip() for k, *_ in INITIATIVE_TEXTS}
+    body["benefits_kind"] = "expected" if form.get("benefits_kind") == "expected" else "actual"
+    day_text = str(form.get("first_applied_on") or "").strip()
+    if day_text:
+        day = i18n.parse_date_vn(day_text)
+        if day is None:
+            errors["first_applied_on"] = i18n.word("bad_date", lang)
+        else:
+            body["first_applied_on"] = day.isoformat()
+
+    def share(key: str) -> float | str:
+        raw = str(form.get(key) or "").strip().replace(",", ".")
+        try:
+            return float(raw)
+        except ValueError:
+            errors[key] = i18n.word("bad_number", lang)
+            return raw
+
+    authors = [{"person_id": me, "share": share("my_share")}]
+    for i in range(CO_AUTHOR_ROWS):
+        pid = str(form.get(f"author{i}_id") or "").strip()
+        if pid:
+            authors.append({"person_id": pid, "share": share(f"author{i}_share")})
+    body["authors"] = authors
+    return body, errors
+
+
+def _initiative_errors(fields: dict[str, str], form: dict[str, Any]) -> dict[str, str]:
+    """The service names ``authors[1].share``: the form's row of that co-author (row 0 is me)."""
+    out: dict[str, str] = {}
+    filled = [i for i in range(CO_AUTHOR_ROWS) if str(form.get(f"author{i}_id") or "").strip()]
+    for name, msg in fields.items():
+        if name.startswith("authors[") and "]" in name:
+            idx, _, rest = name[len("authors[") :].partition("]")
+            key = "share" if rest.endswith("share") else "id"
+            if idx == "0":
+                out["my_share"] = msg
+                continue
+            if idx.isdigit() and 0 < int(idx) <= len(filled):
+                out[f"author{filled[int(idx) - 1]}_{key}"] = msg
+                continue
+            out["authors"] = msg
+            continue
+        out[name] = msg
+    return out
+
+
+async def _initiatives(request: Request) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The unit's initiative (the one a unit head works on) and those I am invited to co-author."""
+    u = user(request)
+    found = await backend(request).get("submissions", f"{base(request)}/initiatives", u["token"])
+    mine = next(
+        (i for i in found if i.get("unit_id") == u.get("unit") and i.get("status") in ("draft", "submitted")),
+        None,
+    )
+    if mine is not None:  # the list leaves attachments out
+        path = f"{base(request)}/initiatives/{quote(mine['submission_id'])}"
+        mine = await backend(request).get("submissions", path, u["token"])
+    invited = [
+        i
+        for i in found
+        if any(a.get("person_id") == u["id"] and not a.get("confirmed", True) for a in i.get("authors", []))
+    ]
+    return mine, invited
+
+
+async def _initiative_page(
+    request: Request,
+    status: int = 200,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    detail: str = "",
+) -> HTMLResponse:
+    u = user(request)
+    mine, invited = await _initiatives(request)
+    people = (await reference(request))["people"]
+    return render(
+        request,
+        "initiative.html",
+        status,
+        i=mine,
+        invited=invited,
+        people=people,
+        texts=INITIATIVE_TEXTS,
+        rows=CO_AUTHOR_ROWS,
+        form=_initiative_form(form, mine, u["id"]),
+        errors=errors or {},
+        detail=detail,
+        flash=request.session.pop("flash", None),
+        is_head="unit_head" in u["roles"],
+    )
+
+
+@router.get("/initiative", response_class=HTMLResponse)
+async def initiative(request: Request) -> Response:
+    user(request)
+    return await _initiative_page(request)
+
+
+@router.post("/initiative", response_class=HTMLResponse)
+async def save_initiative(request: Request) -> Response:
+    """Save the unit's initiative as a draft (create, or revise the one there is); co-authors are invited and
+    must confirm on their own page."""
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    body, errors = _initiative_body(form, u["id"], lang)
+    if errors:
+        return await _initiative_page(request, 422, form, errors, i18n.word("errors_above", lang))
+    mine, _ = await _initiatives(request)
+    try:
+        if mine is None:
+            await backend(request).send(
+                "submissions",
+                "POST",
+                f"{base(request)}/initiatives",
+                u["token"],
+                json={**body, "submit": False},
+                headers={"Idempotency-Key": str(form.get("idempotency_key") or uuid.uuid4())},
+            )
+        else:
+            path = f"{base(request)}/initiatives/{quote(mine['submission_id'])}"
+            await backend(request).send("submissions", "PUT", path, u["token"], json=body)
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        return await _initiative_page(
+            request, exc.status, form, _initiative_errors(exc.fields(lang), form), exc.detail(lang)
+        )
+    request.session["flash"] = {"ok": True, "text": "Saved." if lang == "en" else "Đã lưu bản nháp."}
+    return RedirectResponse("/initiative", status_code=303)
+
+
+@router.post("/initiative/{submission_id}/{action}", response_class=HTMLResponse)
+async def initiative_action(request: Request, submission_id: str, action: str) -> Response:
+    """Submit the draft, attach a file (a plain form upload; the script adds a progress bar), or confirm
+    being a co-author."""
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    path = f"{base(request)}/initiatives/{quote(submission_id)}"
+    try:
+        if action == "submission":
+            done = await backend(request).send("submissions", "POST", f"{path}/submission", u["token"])
+            text = f"Đã nộp sáng kiến. Số biên nhận: {done['receipt_number']}."
+            if lang == "en":
+                text = f"Submitted. Receipt number: {done['receipt_number']}."
+        elif action == "attachments":
+            upload = form.get("file")
+            name = str(getattr(upload, "filename", "") or "")
+            content = await upload.read() if hasattr(upload, "read") else b""
+            if not name or not content:
+                message = "Choose a file." if lang == "en" else "Hãy chọn một tệp."
+                return await _initiative_page(request, 422, errors={"file": message}, detail=message)
+            await backend(request).send(
+                "submissions",
+                "POST",
+                f"{path}/attachments?filename={quote(name)}",
+                u["token"],
+                content=content,
+                headers={"Content-Type": "application/octet-stream", "Idempotency-Key": str(uuid.uuid4())},
+            )
+            text = f"Attached {name}." if lang == "en" else f"Đã đính kèm tệp {name}."
+        elif action == "confirmation":
+            await backend(request).send(
+                "submissions", "POST", f"{path}/authors/{quote(u['id'])}/confirmation", u["token"]
+            )
+            text = "Confirmed." if lang == "en" else "Đã xác nhận là đồng tác giả."
+        else:
+            return render(request, "message.html", 404, message=i18n.word("nothing", lang))
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        key = "file" if action == "attachments" else action
+        return await _initiative_page(
+            request, exc.status, errors={key: exc.detail(lang), **exc.fields(lang)}, detail=exc.detail(lang)
+        )
+    request.session["flash"] = {"ok": True, "text": text}
+    return RedirectResponse("/initiative", status_code=303)

@@ -357,6 +357,128 @@ def test_the_directors_dashboard_changes_live_when_a_report_arrives(
         context.close()
 
 
+def test_an_official_revises_then_withdraws_the_report(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    """After the officials' tests: Trần Văn Minh (p-0002) revises the report, then withdraws it."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0002")
+        reports = page.get_by_role("region", name="Báo cáo trải nghiệm của tôi")
+        reports.get_by_role("link", name="Biên nhận").first.click()
+        page.get_by_role("link", name="Chỉnh sửa báo cáo trải nghiệm").click()
+        page.get_by_label("Nhận xét (thủ tục 1)").fill(
+            "Đã sửa: hồ sơ được trả kết quả qua bưu điện, đúng hẹn."
+        )
+        check_page(page, axe_source, "official-revise")
+        page.get_by_role("button", name="Lưu chỉnh sửa").click()
+        page.get_by_role("heading", name="Biên nhận hồ sơ").wait_for()
+        assert "2" in page.get_by_role("article").inner_text()  # the revision
+        page.get_by_role("link", name="Chỉnh sửa báo cáo trải nghiệm").click()
+        page.get_by_label("Lý do rút (không bắt buộc)").fill("Nộp nhầm phần thi.")
+        page.get_by_role("button", name="Rút báo cáo").click()
+        page.get_by_role("heading", name="Biên nhận hồ sơ").wait_for()
+        assert "Đã rút" in page.get_by_role("article").inner_text()
+        with portal_system.client("submissions", "p-0002") as c:
+            [mine] = c.get(f"/tenants/{TENANT}/editions/{EDITION}/experience-reports").json()
+        assert mine["status"] == "withdrawn" and mine["revision"] >= 2
+    finally:
+        context.close()
+
+
+def test_a_unit_head_reminds_an_official_who_sees_it_in_the_inbox(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0007")  # Trương Văn Đức, head of the water resources division
+        page.get_by_role("link", name="Tình hình tham gia").click()
+        page.get_by_role("button", name="Nhắc nộp: Thạch Sô Phol").first.click()
+        pending = page.get_by_role("region", name="Những người chưa nộp")
+        assert "Đã gửi lời nhắc tới Thạch Sô Phol" in pending.get_by_role("status").inner_text()
+        check_page(page, axe_source, "unit-head-reminded")
+        page.get_by_role("button", name="Nhắc nộp: Thạch Sô Phol").first.click()  # twice a day: refused, said
+        refused = page.get_by_role("region", name="Những người chưa nộp").get_by_role("alert")
+        assert "Đã nhắc phần thi này trong hôm nay" in refused.inner_text()
+    finally:
+        context.close()
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0009")
+        page.get_by_role("link", name="Thông báo").click()
+
+        def reminded() -> bool:
+            page.reload()
+            return "Nhắc nộp" in page.get_by_role("main").inner_text()
+
+        eventually_sync(reminded, timeout=30, interval=0.5, message="the reminder in the in-app inbox")
+        check_page(page, axe_source, "official-inbox")
+    finally:
+        context.close()
+
+
+def test_the_secretariat_sees_line_level_errors_publishes_and_looks_at_dead_letters(
+    portal_system: System, browser: Any, axe_source: str, tmp_path: Path
+) -> None:
+    seed = (ROOT / "deploy" / "seed" / "soctrang-stnmt-2023" / "edition.yaml").read_text(encoding="utf-8")
+    broken = tmp_path / "ky-hoi-thi-2023.yaml"
+    broken.write_text(seed.replace("deadline: 2023-10-25 ", "deadline: 2023-13-45 ", 1), encoding="utf-8")
+    line = next(i for i, t in enumerate(broken.read_text().splitlines(), 1) if "2023-13-45" in t)
+    people = tmp_path / "danh-ba.csv"
+    people.write_text(
+        "Mã cán bộ,Họ và tên,Email,Chức vụ,Đơn vị,Vai trò\n"
+        "p-0101,Trần Thị Bé,be.tt@example.vn,Chuyên viên,u-khong-co,official\n",
+        encoding="utf-8",
+    )
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0004")
+        page.get_by_role("link", name="Thường trực Hội thi").click()
+        page.get_by_role("link", name="Kỳ Hội thi: kiểm tra và xuất bản").click()
+        page.get_by_label("Tệp (.yaml, .yml, .json)").set_input_files(str(broken))
+        page.get_by_role("button", name="Kiểm tra và xuất bản").click()
+        errors = page.get_by_role("region", name="Các lỗi theo từng dòng")
+        row = errors.get_by_role("row").filter(has_text="deadline")
+        assert row.get_by_role("cell").first.inner_text().strip() == str(line), row.inner_text()
+        assert page.get_by_role("alert").inner_text().strip()
+        check_page(page, axe_source, "secretariat-edition-errors")
+        # the seed document as it is: valid, unchanged, nothing new published
+        fixed = tmp_path / "ky-hoi-thi-2023-dung.yaml"
+        fixed.write_text(seed, encoding="utf-8")
+        page.get_by_label("Tệp (.yaml, .yml, .json)").set_input_files(str(fixed))
+        page.get_by_role("button", name="Kiểm tra và xuất bản").click()
+        assert "Đã xuất bản kỳ 2023" in page.get_by_role("status").inner_text()
+        assert "Các phiên bản đã xuất bản" in page.get_by_role("main").inner_text()
+
+        page.get_by_role("link", name="Thường trực Hội thi").click()
+        page.get_by_role("link", name="Nhập danh bạ").click()
+        page.get_by_label("Tệp (.csv, .xlsx, .yaml, .yml, .json)").set_input_files(str(people))
+        page.get_by_role("button", name="Kiểm tra và nhập").click()
+        row = (
+            page.get_by_role("region", name="Các lỗi theo từng dòng")
+            .get_by_role("row")
+            .filter(has_text="unit")
+        )
+        assert row.get_by_role("cell").first.inner_text().strip() == "2"
+        assert "u-khong-co" in row.inner_text()
+        check_page(page, axe_source, "secretariat-directory-errors")
+        with portal_system.client("campaign", "p-0004") as c:
+            ids = [p["id"] for p in c.get(f"/tenants/{TENANT}/directory").json()["people"]]
+        assert "p-0101" not in ids  # all or nothing
+
+        page.get_by_role("link", name="Thường trực Hội thi").click()
+        page.get_by_role("link", name="Sự kiện không xử lý được").click()
+        page.get_by_role("heading", name="Sự kiện không xử lý được", level=1).wait_for()
+        assert "Tạm thời không trả lời" not in page.get_by_role("main").inner_text()
+        check_page(page, axe_source, "secretariat-dead-letters")
+    finally:
+        context.close()
+
+
 def test_a_report_sent_at_the_deadlines_exclusive_end_is_refused_in_vietnamese(
     portal_system: System, browser: Any, axe_source: str
 ) -> None:

@@ -196,3 +196,22 @@ def test_the_portal_is_a_front_end_of_the_registry_on_8100_and_owns_no_database(
     assert FRONTENDS == ("portal",) and "portal" not in SERVICES
     own = service_settings("portal", Settings(env="test"))  # type: ignore[arg-type]
     assert isinstance(own, PortalSettings) and own.port == 8100
+
+
+def test_a_services_field_path_is_shown_at_its_line_of_the_uploaded_document() -> None:
+    """Campaign names fields of the parsed edition (``parts.0.initiative.deadline``); the person fixes lines."""
+    doc = (
+        b"tenant: t\n"
+        b"edition: '2023'\n"
+        b"parts:\n"
+        b"  - id: initiative\n"
+        b"    kind: initiative\n"
+        b"    deadline: 2023-13-45\n"
+        b"  - id: experience\n"
+        b"    deadline: 2023-10-25\n"
+    )
+    assert i18n.line_of(doc, "parts.0.initiative.deadline") == 6  # the union's tag is no key: skipped
+    assert i18n.line_of(doc, "parts[1].deadline") == 8
+    assert i18n.line_of(doc, "edition") == 2
+    assert i18n.line_of(doc, "councils.x") is None
+    assert i18n.line_of(b"a: [unclosed", "a") is None
