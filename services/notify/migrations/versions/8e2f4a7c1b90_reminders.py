@@ -2,7 +2,7 @@
 "at most one a day" and the audit record of who asked
 
 Revision ID: 8e2f4a7c1b90
-Revises: 6c1e0f3a9b27
+Revises: b84d2f0e6c17
 Create Date: 2026-12-02 12:30:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from shared.db import UtcDateTime
 
 revision: str = "8e2f4a7c1b90"
-down_revision: str | None = "6c1e0f3a9b27"
+down_revision: str | None = "b84d2f0e6c17"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
