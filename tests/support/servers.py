@@ -453,12 +453,9 @@ class ContainerNats:
         self.credentials_dir = credentials_dir  # the generated users (None: anonymous clients let in)
         config = _auth_config(credentials_dir) if credentials_dir is not None else None
         auth = f"-c /etc/nats/{config.name} " if config is not None else ""
-        self.container = (
-            DockerContainer(self.image)
-            .with_command(f"{auth}-js -sd /data -m 8222")
-            .with_bind_ports(4222, self.port)
-            .with_bind_ports(8222, self.monitor_port)
-        )
+        self.container = DockerContainer(self.image).with_command(f"{auth}-js -sd /data -m 8222")
+        _bind_loopback(self.container, 4222, self.port)
+        _bind_loopback(self.container, 8222, self.monitor_port)
         if config is not None:
             self.container.with_volume_mapping(str(config.parent), "/etc/nats", "ro")
 
@@ -551,10 +548,17 @@ def start_postgres_container(image: str | None = None, *, port: int | None = Non
         driver=None,
     )  # fmt: skip
     if port is not None:
-        container.with_bind_ports(5432, port)
+        _bind_loopback(container, 5432, port)
     container.start()
     log.info("started PostgreSQL container %s at %s", container.image, postgres_container_url(container))
     return container
+
+
+def _bind_loopback(container: Any, inner: int, host_port: int) -> None:
+    """Publish ``inner`` on the host's loopback only (testcontainers' ``with_bind_ports`` publishes on every
+    interface): another user of the host must not reach a test broker's monitor (connz, subsz), its client port or
+    the test database. docker-py takes an (address, port) pair."""
+    container.ports[str(inner)] = ("127.0.0.1", host_port)
 
 
 def postgres_container_url(container: Any) -> str:
