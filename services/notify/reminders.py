@@ -13,10 +13,11 @@ message also leaves a ``notification.sent`` fact on the stream.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.notify import domain, models, queue
@@ -29,6 +30,7 @@ from shared.documents import (
     format_date_vn,
     format_datetime_vn,
 )
+from shared.idempotency import request_hash
 from shared.problems import Problem, bilingual_error, field_error, problem_responses
 from shared.service import CallerDep, RuntimeDep, require_person
 
@@ -89,15 +91,25 @@ def _reminder_key(tenant: str, edition: str, part: str, person_id: str, day: dat
     ),
 )
 async def remind(
-    tenant: str, edition: str, body: ReminderRequest, rt: RuntimeDep, caller: CallerDep
-) -> ReminderOutcome:
+    tenant: str,
+    edition: str,
+    body: ReminderRequest,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Any:
     """Remind people who have not yet submitted a part: in-app and by email, in Vietnamese (or the person's
     language), at most once per person, part and day (a second request that day sends nothing: 409 when
     nobody is left to remind, otherwise they are listed in ``already_reminded``)."""
     me = require_person(caller)
     now = rt.now()
     day = now.astimezone(VN).date()
+    scope = f"{tenant}|{me.id}|reminders|{edition}"
+    digest = request_hash(body.model_dump(mode="json"))
     async with rt.engine.begin() as conn:
+        stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
+        if stored is not None:  # a retry with the same key: the first answer, nothing sent again
+            return JSONResponse(stored.body, status_code=stored.status)
         assert rt.copies is not None
         ed = await rt.copies.edition(conn, tenant, edition)
         if ed is None:
@@ -195,11 +207,14 @@ async def remind(
                 code="already_reminded_today",
                 extra={"already_reminded": already, "day": day.isoformat()},
             )
+        outcome = ReminderOutcome(part=part.id, day=day, reminded=reminded, already_reminded=already)
+        answer = outcome.model_dump(mode="json")
+        await rt.idempotency.remember(conn, scope, idempotency_key, digest, 200, answer, rt.now())
     if reminded:
         from services.notify.handlers import wake_event
 
         wake_event(rt).set()  # the delivery loop sends now rather than at its next poll
-    return ReminderOutcome(part=part.id, day=day, reminded=reminded, already_reminded=already)
+    return outcome
 
 
 def _may_remind(me: str, secretariat: bool, person: Any, who: domain.People) -> bool:

@@ -479,6 +479,122 @@ def test_the_secretariat_sees_line_level_errors_publishes_and_looks_at_dead_lett
         context.close()
 
 
+def tiny_png() -> bytes:
+    """A well-formed 1×1 PNG (the service checks a file's bytes, not its name)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_unit_head_drafts_the_initiative_a_co_author_confirms_and_the_head_submits(
+    portal_system: System, browser: Any, axe_source: str, tmp_path: Path
+) -> None:
+    title = "Số hóa hồ sơ cấp phép môi trường"
+    image = tmp_path / "so-do-quy-trinh.png"
+    image.write_bytes(tiny_png())
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0015")  # Hồ Thị Diễm My, head of the environment sub-department
+        page.get_by_role("link", name="Sáng kiến").click()
+        page.get_by_label("Tên sáng kiến").fill(title)
+        page.get_by_label("Lĩnh vực áp dụng").fill("Cải cách thủ tục hành chính")
+        page.get_by_label("Giải pháp đã biết", exact=True).fill("Tiếp nhận hồ sơ giấy tại Bộ phận Một cửa.")
+        page.get_by_label("Ưu, nhược điểm của giải pháp đã biết").fill("Người dân đi lại nhiều lần.")
+        page.get_by_label("Nội dung giải pháp mới").fill("Toàn bộ hồ sơ trên môi trường điện tử.")
+        page.get_by_label("Tính mới").fill("Lần đầu áp dụng tại Sở.")
+        page.get_by_label("Khả năng áp dụng").fill("Các đơn vị có thủ tục tương tự.")
+        page.get_by_label("Lợi ích thu được").fill("Giảm 50% thời gian giải quyết.")
+        page.get_by_label("Ngày áp dụng lần đầu (dd/mm/yyyy)").fill("01/06/2023")
+        page.get_by_label("Tỷ lệ đóng góp của tôi (%)").fill("60")
+        page.get_by_label("Đồng tác giả 1: mã cán bộ").fill("p-0016")
+        page.get_by_label("Đồng tác giả 1: tỷ lệ đóng góp (%)").fill("30")  # 60 + 30: not 100
+        page.get_by_role("button", name="Lưu bản nháp").click()
+        assert page.get_by_role("alert").inner_text().strip()
+        check_page(page, axe_source, "initiative-refused")
+        page.get_by_label("Đồng tác giả 1: tỷ lệ đóng góp (%)").fill("40")
+        page.get_by_role("button", name="Lưu bản nháp").click()
+        assert "Đã lưu bản nháp" in page.get_by_role("status").inner_text()
+        assert "chờ xác nhận" in page.get_by_role("region", name="Tình trạng").inner_text()
+        page.get_by_label("Chọn tệp để đính kèm").set_input_files(str(image))
+        page.get_by_role("button", name="Đính kèm", exact=True).click()
+        page.get_by_role("status").filter(has_text="Đã đính kèm tệp").wait_for()
+        assert "so-do-quy-trinh.png" in page.get_by_role("region", name="Tệp đính kèm").inner_text()
+        check_page(page, axe_source, "initiative-draft")
+    finally:
+        context.close()
+
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0016")  # Kim Văn Sơn, the invited co-author
+        page.get_by_role("link", name="Sáng kiến").click()
+        check_page(page, axe_source, "initiative-co-author")
+        page.get_by_role("button", name=f"Xác nhận đồng tác giả: {title}").click()
+        assert "Đã xác nhận là đồng tác giả" in page.get_by_role("status").inner_text()
+    finally:
+        context.close()
+
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0015")
+        page.get_by_role("link", name="Sáng kiến").click()
+        assert "chờ xác nhận" not in page.get_by_role("region", name="Tình trạng").inner_text()
+        page.get_by_role("button", name="Nộp sáng kiến").click()
+        assert "Đã nộp sáng kiến. Số biên nhận:" in page.get_by_role("status").inner_text()
+    finally:
+        context.close()
+
+
+def test_the_procedure_picker_offers_names_and_one_entry_per_code(
+    portal_system: System, browser: Any
+) -> None:
+    procedures = [
+        {
+            "code": "1.004227",
+            "name": "Cấp giấy phép môi trường",
+            "level": "full_process",
+            "eligible_full_process": True,
+        },
+        {
+            "code": "1.000494",
+            "name": "Đăng ký đất đai lần đầu",
+            "level": "partial",
+            "eligible_full_process": True,
+        },
+    ]
+    # two units list 1.004227, one of them in its provincial long form: one entry in the picker
+    long_form = dict(procedures[0], code="1.004227.000.00.00.H38")
+    with portal_system.client("campaign", "p-0004") as c:
+        for unit, listed in (("u-ccbvmt", procedures), ("u-ccqldd", [long_form])):
+            r = c.put(f"/tenants/{TENANT}/units/{unit}/procedures", json={"procedures": listed})
+            assert r.status_code in (200, 201), r.text
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0017")
+        page.get_by_role("main").get_by_role("link", name="Nộp báo cáo trải nghiệm").click()
+        field = page.get_by_label("Mã thủ tục (thủ tục 1)")
+        options = field.evaluate("f => Array.from(f.list.options).map(o => o.value + ' | ' + o.textContent)")
+        assert options == [
+            "1.000494 | 1.000494 — Đăng ký đất đai lần đầu",
+            "1.004227 | 1.004227 — Cấp giấy phép môi trường",
+        ], options
+    finally:
+        context.close()
+
+
 def test_a_report_sent_at_the_deadlines_exclusive_end_is_refused_in_vietnamese(
     portal_system: System, browser: Any, axe_source: str
 ) -> None:

@@ -39,9 +39,9 @@ def _rows(system: System, sql: str) -> list[Any]:
     return run(query(system.database_urls["notify"], sql))
 
 
-def _post(system: System, person: str, body: dict[str, Any]) -> Any:
+def _post(system: System, person: str, body: dict[str, Any], key: str | None = None) -> Any:
     with system.client("notify", person) as c:
-        return c.post(URL, json=body)
+        return c.post(URL, json=body, headers={"Idempotency-Key": key} if key else {})
 
 
 def test_a_unit_head_reminds_their_people_once_a_day_in_vietnamese(system: System) -> None:
@@ -93,9 +93,11 @@ def test_a_unit_head_reminds_their_people_once_a_day_in_vietnamese(system: Syste
     assert _rows(system, "SELECT 1 FROM notify_reminders") == []
 
     # -- the head reminds the unit: both officials, in-app and by email, in Vietnamese
-    r = _post(system, HEAD, {"part": "experience", "unit": "u-tnn-ks"})
+    r = _post(system, HEAD, {"part": "experience", "unit": "u-tnn-ks"}, key="remind-tnn-1")
     assert r.status_code == 200, r.text
     assert r.json()["reminded"] == sorted(TNN) and r.json()["already_reminded"] == []
+    retry = _post(system, HEAD, {"part": "experience", "unit": "u-tnn-ks"}, key="remind-tnn-1")
+    assert retry.status_code == 200 and retry.json() == r.json()  # a retry: the first answer, nothing sent
     assert r.json()["day"] == "2023-10-20"
     eventually_sync(
         lambda: all(mails(system, email[p], domain.REMINDER) for p in TNN),
