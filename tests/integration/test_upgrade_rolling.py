@@ -223,14 +223,20 @@ UNION_NAMES = {
 }
 
 
-def _renamed(union: str, name: str) -> bytes:
-    """The seed's directory document with one union renamed (nothing else differs: only that fact goes out)."""
+def _renamed(**names: str) -> bytes:
+    """The seed's directory document with unions renamed (union id -> name; the others as seeded)."""
     text = UNIONS_DOC.read_text(encoding="utf-8")
-    assert text.count(f"name: {UNION_NAMES[union]},") == 1
-    return text.replace(f"name: {UNION_NAMES[union]},", f"name: {name},").encode()
+    for union, name in names.items():
+        assert text.count(f"name: {UNION_NAMES[union]},") == 1
+        text = text.replace(f"name: {UNION_NAMES[union]},", f"name: {name},")
+    return text.encode()
 
 
-def _import(url: str, system: System, doc: bytes) -> None:
+NEW_CD = "Chi đoàn Sở đổi tên bản mới"  # renamed through the new campaign
+OLD_CDCS = "Công đoàn cơ sở đổi tên bản cũ"  # through the old one
+
+
+def _import(url: str, system: System, doc: bytes) -> str:
     r = httpx.post(
         f"{url}/tenants/{TENANT}/directory/import",
         content=doc,
@@ -238,6 +244,7 @@ def _import(url: str, system: System, doc: bytes) -> None:
         timeout=60,
     )
     assert r.status_code == 200, r.text
+    return r.text
 
 
 def _union_names(url: str, system: System) -> dict[str, str]:
@@ -246,16 +253,17 @@ def _union_names(url: str, system: System) -> dict[str, str]:
     return {u["id"]: u["name"] for u in r.json()["unions"]}
 
 
-def _notify_unions(system: System) -> dict[str, dict[str, tuple[str, int]]]:
-    """notify's two union tables (the previous release's and this one's): union -> (name, sequence)."""
+def _union_tables(system: System, service: str, old: str) -> dict[str, dict[str, tuple[str, int]]]:
+    """A service's two union tables (the previous release's ``old`` and copy_unions): union -> (name, sequence)."""
 
     async def go() -> dict[str, dict[str, tuple[str, int]]]:
-        engine = create_async_engine(system.database_urls["notify"], poolclass=NullPool)
+        engine = create_async_engine(system.database_urls[service], poolclass=NullPool)
         try:
             async with engine.connect() as conn:
                 out = {}
-                for table in ("notify_unions", "copy_unions"):
-                    rows = await conn.execute(sa.text(f"SELECT union_id, doc, sequence FROM {table}"))
+                for table in (old, "copy_unions"):
+                    seq = "sequence" if table != "directory_unions" else "0 AS sequence"
+                    rows = await conn.execute(sa.text(f"SELECT union_id, doc, {seq} FROM {table}"))
                     out[table] = {r.union_id: (json.loads(r.doc)["name"], r.sequence) for r in rows}
                 return out
         finally:
@@ -270,28 +278,32 @@ def test_a_union_changed_through_either_code_is_read_by_the_other(
     system, old = rolling
     new_campaign = f"http://127.0.0.1:{system.ports['campaign']}"
     # through the new campaign (copy_unions): the old campaign reads it (directory_unions)
-    _import(new_campaign, system, _renamed("cd", "Chi đoàn Sở đổi tên bản mới"))
-    assert _union_names(old["campaign"].url, system)["cd"] == "Chi đoàn Sở đổi tên bản mới"
+    _import(new_campaign, system, _renamed(cd=NEW_CD))
+    assert _union_names(old["campaign"].url, system)["cd"] == NEW_CD
     # through the old campaign (directory_unions): the new campaign reads it (copy_unions)
-    _import(old["campaign"].url, system, _renamed("cdcs", "Công đoàn cơ sở đổi tên bản cũ"))
+    _import(old["campaign"].url, system, _renamed(cd=NEW_CD, cdcs=OLD_CDCS))
     names = _union_names(new_campaign, system)
-    assert names["cdcs"] == "Công đoàn cơ sở đổi tên bản cũ"
-    assert names["cd"] == "Chi đoàn Sở đổi tên bản mới"
+    assert names["cdcs"] == OLD_CDCS
+    assert names["cd"] == NEW_CD
+    campaign = _union_tables(system, "campaign", "directory_unions")
+    assert {u: n for u, (n, _) in campaign["directory_unions"].items()} == {
+        u: n for u, (n, _) in campaign["copy_unions"].items()
+    }
 
     # notify: the old process (notify_unions) and the new one (copy_unions) hold both changes, same sequence
     def both_in_notify() -> bool:
-        tables = _notify_unions(system)
+        tables = _union_tables(system, "notify", "notify_unions")
         return all(
             tables[t].get(u, ("", 0))[0] == n
             for t in tables
             for u, n in (
-                ("cd", "Chi đoàn Sở đổi tên bản mới"),
-                ("cdcs", "Công đoàn cơ sở đổi tên bản cũ"),
+                ("cd", NEW_CD),
+                ("cdcs", OLD_CDCS),
             )
         )
 
     eventually_sync(both_in_notify, timeout=60, message="both union changes in notify's two tables")
-    tables = _notify_unions(system)
+    tables = _union_tables(system, "notify", "notify_unions")
     assert tables["notify_unions"] == tables["copy_unions"]
     for name, p in old.items():
         assert p.proc.poll() is None, f"old {name} died:\n{p.log_path.read_text(errors='replace')[-3000:]}"
