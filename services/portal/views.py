@@ -991,8 +991,9 @@ async def document_page(request: Request, kind: str) -> Response:
 
 @router.post("/secretariat/{kind}", response_class=HTMLResponse)
 async def document_upload(request: Request, kind: str) -> Response:
-    """Send an edition document (validated, then published as the next version) or a directory file
-    (all or nothing) to campaign; its refusal is shown line by line (line, field, message)."""
+    """Send an edition document (only validated with "Kiểm tra"; validated, then published as the next version
+    with "Xuất bản") or a directory file (all or nothing) to campaign; its refusal is shown line by line (line,
+    field, message)."""
     form = await posted(request)
     u, lang = user(request), lang_of(request)
     if kind not in DOCUMENTS:
@@ -1007,8 +1008,9 @@ async def document_upload(request: Request, kind: str) -> Response:
         return await _document_page(
             request, kind, 422, errors=[{"field": "document", "message": message, "message_vi": message}]
         )
+    only_check = kind == "editions" and form.get("action") == "validate"
     path = (
-        f"/tenants/{u['tenant']}/editions"
+        f"/tenants/{u['tenant']}/editions{'?dry_run=true' if only_check else ''}"
         if kind == "editions"
         else f"/tenants/{u['tenant']}/directory/import?format={'yaml' if ext == 'yml' else ext}"
     )

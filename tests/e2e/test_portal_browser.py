@@ -496,18 +496,27 @@ def test_the_secretariat_sees_line_level_errors_publishes_and_looks_at_dead_lett
         sign_in(page, portal_system, "p-0004")
         page.get_by_role("link", name="Thường trực Hội thi").click()
         page.get_by_role("link", name="Kỳ Hội thi: kiểm tra và xuất bản").click()
-        page.get_by_label("Tệp (.yaml, .yml, .json)").set_input_files(str(broken))
-        page.get_by_role("button", name="Kiểm tra và xuất bản").click()
-        errors = page.get_by_role("region", name="Các lỗi theo từng dòng")
-        row = errors.get_by_role("row").filter(has_text="deadline")
-        assert row.get_by_role("cell").first.inner_text().strip() == str(line), row.inner_text()
-        assert page.get_by_role("alert").inner_text().strip()
+        with portal_system.client("campaign", "p-0004") as c:
+            before = c.get(f"/tenants/{TENANT}/editions/{EDITION}/versions").json()
+        for button in ("Kiểm tra", "Xuất bản"):  # the same errors at the same lines; nothing published
+            page.get_by_label("Tệp (.yaml, .yml, .json)").set_input_files(str(broken))
+            page.get_by_role("button", name=button, exact=True).click()
+            errors = page.get_by_role("region", name="Các lỗi theo từng dòng")
+            row = errors.get_by_role("row").filter(has_text="deadline")
+            assert row.get_by_role("cell").first.inner_text().strip() == str(line), row.inner_text()
+            assert page.get_by_role("alert").inner_text().strip()
         check_page(page, axe_source, "secretariat-edition-errors")
-        # the seed document as it is: valid, unchanged, nothing new published
+        # the seed document as it is: "Kiểm tra" says it is valid and publishes nothing; "Xuất bản" answers
         fixed = tmp_path / "ky-hoi-thi-2023-dung.yaml"
         fixed.write_text(seed, encoding="utf-8")
         page.get_by_label("Tệp (.yaml, .yml, .json)").set_input_files(str(fixed))
-        page.get_by_role("button", name="Kiểm tra và xuất bản").click()
+        page.get_by_role("button", name="Kiểm tra", exact=True).click()
+        assert "hợp lệ; chưa xuất bản gì" in page.get_by_role("status").inner_text()
+        check_page(page, axe_source, "secretariat-edition-valid")
+        with portal_system.client("campaign", "p-0004") as c:
+            assert c.get(f"/tenants/{TENANT}/editions/{EDITION}/versions").json() == before
+        page.get_by_label("Tệp (.yaml, .yml, .json)").set_input_files(str(fixed))
+        page.get_by_role("button", name="Xuất bản", exact=True).click()
         assert "Đã xuất bản kỳ 2023" in page.get_by_role("status").inner_text()
         assert "Các phiên bản đã xuất bản" in page.get_by_role("main").inner_text()
 
