@@ -339,7 +339,8 @@ def up(
     typer.echo("migrating the four databases…")
     migrate(None)
     typer.echo("loading the 2023 demo edition…")
-    seed_args = [str(seed_dir)] if seed_dir is not None else []
+    # the demo's procedure catalogue too (the picker's names); plain `hoithi seed` (the tests') loads none
+    seed_args = [*([str(seed_dir)] if seed_dir is not None else []), "--demo-procedures"]
     seeded = subprocess.run(
         [sys.executable, "-m", "shared.cli", "seed", *seed_args],
         env=env,

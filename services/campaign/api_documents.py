@@ -1,7 +1,8 @@
 """Campaign's HTTP API for the secretariat's documents and for participation (thin: parse, authorise, call).
 
 - the directory: import (YAML/JSON document or HR's CSV/XLSX list), export, units as of a date;
-- editions: import (publishes the next version), export any version, list versions;
+- editions: import (publishes the next version; or only validates, ``?dry_run=true``), export any version,
+  list versions;
 - participation per unit, per part and per union tree, as of any moment (by business time).
 
 Who may do what: the secretariat manages directory and editions; the director sees everything; a unit head sees
@@ -175,11 +176,17 @@ async def export_directory(
 @router.post(
     "/editions",
     status_code=201,
-    summary="Import an edition (secretariat): the next version if it changed",
+    summary="Import an edition (secretariat): the next version if it changed; ?dry_run=true only validates",
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {t: {"schema": {"type": "object"}} for t in ("application/yaml", "application/json")},
+        }
+    },
+    responses={
+        200: {
+            "description": "Dry run: the document is valid (against the directory too); nothing was published",
+            "content": {"application/json": {"schema": {"type": "object"}}},
         }
     },
 )
@@ -189,6 +196,9 @@ async def import_edition(
     rt: RuntimeDep,
     caller: CallerDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    dry_run: Annotated[
+        bool, Query(description="Validate exactly as a publication would, and write nothing (200).")
+    ] = False,
 ) -> Any:
     require_secretariat(caller)
     filename = _format(request, None)
@@ -197,6 +207,12 @@ async def import_edition(
     digest = request_hash({"filename": filename, "content": content.hex()})
     try:
         edition = await anyio.to_thread.run_sync(documents_io.parse_edition, content, filename)
+        if dry_run:  # the same checks, on a read-only connection: nothing published, nothing remembered
+            async with rt.engine.connect() as conn:
+                await documents_io.check_edition(conn, edition, tenant)
+                versions = await documents_io.edition_versions(conn, tenant, edition.edition)
+            latest = versions[-1]["version"] if versions else None
+            return JSONResponse({"edition": edition.edition, "valid": True, "latest_version": latest})
         async with rt.engine.begin() as conn:
             stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
             if stored is not None:

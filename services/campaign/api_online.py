@@ -169,7 +169,6 @@ async def change_catalogue(
     _may_act_for(caller, unit_id)
     now = rt.now()
     procedures = [Procedure(**p.model_dump()).model_dump(mode="json") for p in body.procedures]
-    t = models.procedure_catalogues
     async with rt.engine.begin() as conn:
         if await models.copies.unit(conn, tenant, unit_id, now) is None:
             raise Problem(404, f"No unit {unit_id!r}.", f"Không có đơn vị {unit_id!r}.", code="no_unit")
@@ -203,31 +202,8 @@ async def change_catalogue(
                 ],
             )
         correction = newer is not None
-        await conn.execute(sa.delete(t).where(t.c.tenant == tenant, t.c.unit_id == unit_id, t.c.at == at))
-        await conn.execute(
-            t.insert().values(
-                tenant=tenant,
-                unit_id=unit_id,
-                at=at,
-                procedures=json.dumps(procedures, ensure_ascii=False),
-                changed_by=caller.person_id,
-                correction=correction,
-                recorded_at=now,
-            )
-        )
-        await rt.outbox.emit(
-            conn,
-            "procedure.catalogue.changed",
-            {
-                "unit_id": unit_id,
-                "procedures": procedures,
-                "at": at,
-                "until": newer,
-                "correction": correction,
-            },
-            tenant=tenant,
-            subject=f"procedures/{unit_id}",
-            time=at,
+        await online.record_catalogue(
+            conn, rt.outbox, tenant, unit_id, procedures, at, newer, caller.person_id, now
         )
     rt.outbox.committed()
     return {

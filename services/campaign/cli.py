@@ -32,11 +32,14 @@ SEED_DIR = _CHECKOUT_SEED if _CHECKOUT_SEED.is_dir() else Path("deploy/seed/soct
 
 def seed(
     path: Annotated[Path, typer.Argument(help="folder with directory.yaml and edition.yaml")] = SEED_DIR,
+    demo_procedures: Annotated[
+        bool, typer.Option(help="also the folder's demo-procedures.yaml, for units without a catalogue")
+    ] = False,
 ) -> None:
     """Load a directory and an edition into campaign (idempotent); campaign publishes them."""
     from services.campaign.seed import load
 
-    for line in asyncio.run(load(path)):
+    for line in asyncio.run(load(path, demo_procedures)):
         typer.echo(line)
 
 

@@ -22,7 +22,7 @@ from services.campaign.publishing import (
     refuse_what_any_service_would,
     stored_directory,
 )
-from shared.documents import Edition, check_edition_against_directory, dump_yaml
+from shared.documents import Directory, Edition, check_edition_against_directory, dump_yaml
 from shared.outbox import Outbox
 
 DocumentError = DirectoryImportError
@@ -65,10 +65,8 @@ async def import_directory_file(
     return await import_directory(conn, outbox, merged, now)
 
 
-async def import_edition(
-    conn: AsyncConnection, outbox: Outbox, edition: Edition, now: datetime, tenant: str | None = None
-) -> list[str]:
-    """Check the edition against the directory campaign holds, then publish it (the next version if it changed)."""
+async def check_edition(conn: AsyncConnection, edition: Edition, tenant: str | None = None) -> Directory:
+    """Check the edition against the directory campaign holds (raises ``DocumentError``); writes nothing."""
     if tenant is not None and edition.tenant != tenant:
         raise DocumentError(
             [
@@ -86,6 +84,14 @@ async def import_edition(
         raise DocumentError(
             [RowError(0, p.split(":")[0], p, f"Không khớp với danh bạ: {p}") for p in problems]
         )
+    return directory
+
+
+async def import_edition(
+    conn: AsyncConnection, outbox: Outbox, edition: Edition, now: datetime, tenant: str | None = None
+) -> list[str]:
+    """Check the edition against the directory campaign holds, then publish it (the next version if it changed)."""
+    directory = await check_edition(conn, edition, tenant)
     return await publish_edition(conn, outbox, edition, directory, now)
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.campaign import domain, models
 from shared.clock import VN
 from shared.documents import Edition, OnlineServicesCampaignPart
+from shared.outbox import Outbox
 
 
 async def catalogue_as_of(
@@ -28,6 +29,43 @@ async def catalogue_as_of(
         )
     ).scalar()
     return json.loads(doc) if doc else []
+
+
+async def record_catalogue(
+    conn: AsyncConnection,
+    outbox: Outbox,
+    tenant: str,
+    unit_id: str,
+    procedures: list[dict[str, Any]],
+    at: datetime,
+    newer: datetime | None,
+    changed_by: str,
+    now: datetime,
+) -> None:
+    """Store the unit's list from ``at`` (replacing one of the same date) and announce it; a list dated before a
+    ``newer`` one corrects the period up to it."""
+    t = models.procedure_catalogues
+    correction = newer is not None
+    await conn.execute(sa.delete(t).where(t.c.tenant == tenant, t.c.unit_id == unit_id, t.c.at == at))
+    await conn.execute(
+        t.insert().values(
+            tenant=tenant,
+            unit_id=unit_id,
+            at=at,
+            procedures=json.dumps(procedures, ensure_ascii=False),
+            changed_by=changed_by,
+            correction=correction,
+            recorded_at=now,
+        )
+    )
+    await outbox.emit(
+        conn,
+        "procedure.catalogue.changed",
+        {"unit_id": unit_id, "procedures": procedures, "at": at, "until": newer, "correction": correction},
+        tenant=tenant,
+        subject=f"procedures/{unit_id}",
+        time=at,
+    )
 
 
 async def catalogue_dates(conn: AsyncConnection, tenant: str, unit_id: str) -> list[datetime]:

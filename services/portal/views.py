@@ -772,28 +772,38 @@ async def select_initiatives(request: Request) -> Response:
 # ------------------------------------------------------------------------------------------- the secretariat
 
 
-async def _secretariat_page(
-    request: Request, status: int = 200, errors: dict[str, str] | None = None, detail: str = ""
-) -> HTMLResponse:
+def _secretariat_only(request: Request) -> Response | None:
+    """The secretariat's pages are the secretariat's (and an admin's): anyone else gets a plain 403 page
+    before any service is asked (the services refuse them too)."""
     u = user(request)
-    b = backend(request)
-    reports = await b.get("submissions", f"{base(request)}/experience-reports", u["token"])
-    people = {pid: p.get("name") for pid, p in (await reference(request))["people"].items()}
-    return render(
-        request,
-        "secretariat.html",
-        status,
-        reports=reports,
-        people=people,
-        errors=errors or {},
-        detail=detail,
+    if any(r in u.get("roles", []) for r in ("secretariat", "admin")):
+        return None
+    lang = lang_of(request)
+    message = (
+        "This page is for the secretariat." if lang == "en" else "Trang này dành cho thường trực Hội thi."
     )
+    return render(request, "message.html", 403, message=message)
 
 
 @router.get("/secretariat", response_class=HTMLResponse)
 async def secretariat(request: Request) -> Response:
-    user(request)
-    return await _secretariat_page(request)
+    return _secretariat_only(request) or render(request, "secretariat.html")
+
+
+async def _rulings_page(
+    request: Request, status: int = 200, errors: dict[str, str] | None = None, detail: str = ""
+) -> HTMLResponse:
+    u = user(request)
+    reports = await backend(request).get("submissions", f"{base(request)}/experience-reports", u["token"])
+    people = {pid: p.get("name") for pid, p in (await reference(request))["people"].items()}
+    return render(
+        request, "rulings.html", status, reports=reports, people=people, errors=errors or {}, detail=detail
+    )
+
+
+@router.get("/secretariat/rulings", response_class=HTMLResponse)
+async def rulings(request: Request) -> Response:
+    return _secretariat_only(request) or await _rulings_page(request)
 
 
 @router.post("/secretariat/{submission_id}/{ruling}", response_class=HTMLResponse)
@@ -802,6 +812,8 @@ async def rule(request: Request, submission_id: str, ruling: str) -> Response:
     to the reason field of that row."""
     form = await posted(request)
     u, lang = user(request), lang_of(request)
+    if refused := _secretariat_only(request):
+        return refused
     if ruling not in ("rejection", "reinstatement"):
         return render(request, "message.html", 404, message=i18n.word("nothing", lang))
     reason = str(form.get("reason") or "").strip()
@@ -820,10 +832,86 @@ async def rule(request: Request, submission_id: str, ruling: str) -> Response:
             raise
         fields = exc.fields(lang)
         message = fields.get("reason") or next(iter(fields.values()), "") or exc.detail(lang)
-        return await _secretariat_page(
+        return await _rulings_page(
             request, exc.status, errors={submission_id: message}, detail=exc.detail(lang)
         )
-    return RedirectResponse("/secretariat", status_code=303)
+    return RedirectResponse("/secretariat/rulings", status_code=303)
+
+
+async def _extensions_page(
+    request: Request,
+    status: int = 200,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    detail: str = "",
+    granted: dict[str, Any] | None = None,
+) -> HTMLResponse:
+    u = user(request)
+    ref = await reference(request)
+    assignments = await backend(request).get("campaign", f"{base(request)}/assignments", u["token"])
+    extended = [a for a in assignments if a.get("extended_to")]
+    return render(
+        request,
+        "extensions.html",
+        status,
+        people={pid: p.get("name") or pid for pid, p in ref["people"].items()},
+        parts=ref["part_titles"],
+        assignees=sorted({a["assignee_id"] for a in assignments}),
+        extended=extended,
+        form=form or {},
+        errors=errors or {},
+        detail=detail,
+        granted=granted,
+    )
+
+
+@router.get("/secretariat/extensions", response_class=HTMLResponse)
+async def extensions(request: Request) -> Response:
+    return _secretariat_only(request) or await _extensions_page(request)
+
+
+@router.post("/secretariat/extensions", response_class=HTMLResponse)
+async def grant_extension(request: Request) -> Response:
+    """One assignee's later deadline for one part (campaign's extensions route); a refusal is shown next to
+    the field it names."""
+    form = await posted(request)
+    u, lang = user(request), lang_of(request)
+    if refused := _secretariat_only(request):
+        return refused
+    assignee, part = str(form.get("assignee") or "").strip(), str(form.get("part") or "").strip()
+    text, reason = str(form.get("new_deadline") or "").strip(), str(form.get("reason") or "").strip()
+    errors: dict[str, str] = {}
+    new_deadline = i18n.parse_date_vn(text)
+    if new_deadline is None:
+        errors["new_deadline"] = (
+            "Write a date as dd/mm/yyyy." if lang == "en" else "Nhập ngày theo dạng dd/mm/yyyy."
+        )
+    found = await backend(request).get(
+        "campaign", f"{base(request)}/assignments", u["token"], params={"assignee": assignee, "part": part}
+    )
+    if not found:
+        errors["assignee"] = (
+            "This person has no assignment in that part."
+            if lang == "en"
+            else "Cán bộ này không có phân công trong phần thi đã chọn."
+        )
+    if errors:
+        return await _extensions_page(request, 422, form=form, errors=errors)
+    try:
+        granted = await backend(request).send(
+            "campaign",
+            "POST",
+            f"{base(request)}/assignments/{quote(found[0]['id'])}/extensions",
+            u["token"],
+            json={"new_deadline": new_deadline.isoformat() if new_deadline else "", "reason": reason},
+            headers={"Idempotency-Key": str(form.get("idempotency_key") or uuid.uuid4())},
+        )
+    except ServiceProblem as exc:
+        if exc.status == 401:
+            raise
+        fields = exc.fields(lang)
+        return await _extensions_page(request, exc.status, form=form, errors=fields, detail=exc.detail(lang))
+    return await _extensions_page(request, granted=granted)
 
 
 @router.get("/exports/{name}")
@@ -903,8 +991,9 @@ async def document_page(request: Request, kind: str) -> Response:
 
 @router.post("/secretariat/{kind}", response_class=HTMLResponse)
 async def document_upload(request: Request, kind: str) -> Response:
-    """Send an edition document (validated, then published as the next version) or a directory file
-    (all or nothing) to campaign; its refusal is shown line by line (line, field, message)."""
+    """Send an edition document (only validated with "Kiểm tra"; validated, then published as the next version
+    with "Xuất bản") or a directory file (all or nothing) to campaign; its refusal is shown line by line (line,
+    field, message)."""
     form = await posted(request)
     u, lang = user(request), lang_of(request)
     if kind not in DOCUMENTS:
@@ -919,8 +1008,9 @@ async def document_upload(request: Request, kind: str) -> Response:
         return await _document_page(
             request, kind, 422, errors=[{"field": "document", "message": message, "message_vi": message}]
         )
+    only_check = kind == "editions" and form.get("action") == "validate"
     path = (
-        f"/tenants/{u['tenant']}/editions"
+        f"/tenants/{u['tenant']}/editions{'?dry_run=true' if only_check else ''}"
         if kind == "editions"
         else f"/tenants/{u['tenant']}/directory/import?format={'yaml' if ext == 'yml' else ext}"
     )

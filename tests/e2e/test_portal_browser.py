@@ -236,6 +236,8 @@ def test_the_secretariat_rules_a_report_ineligible_and_reinstates_it(
         sign_in(page, portal_system, "p-0004")  # Văn phòng Sở: the secretariat
         page.get_by_role("link", name="Thường trực Hội thi").click()
         check_page(page, axe_source, "secretariat")
+        page.get_by_role("link", name="Báo cáo trải nghiệm: xét hợp lệ").click()
+        check_page(page, axe_source, "secretariat-rulings")
         row = page.get_by_role("row").filter(has_text="Huỳnh Ngọc Ánh")
         receipt = row.get_by_role("cell").first.inner_text().strip()
         page.get_by_role("button", name=f"Không hợp lệ {receipt}").click()  # no reason: the service refuses
@@ -249,9 +251,64 @@ def test_the_secretariat_rules_a_report_ineligible_and_reinstates_it(
         page.get_by_role("button", name=f"Khôi phục {receipt}").click()
         status = page.get_by_role("row").filter(has_text="Huỳnh Ngọc Ánh").get_by_role("cell").nth(2)
         assert status.inner_text().strip() == "Đã tiếp nhận"
+        page.get_by_role("link", name="Thường trực Hội thi").click()
         with page.expect_download() as download:
             page.get_by_role("link", name="Toàn bộ hồ sơ dự thi (XLSX)").click()
         assert Path(download.value.path()).read_bytes()[:2] == b"PK"
+    finally:
+        context.close()
+
+
+def test_the_secretariat_extends_one_persons_deadline_with_errors_at_their_fields(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    """Lâm Quốc Bảo's experience report gets a later deadline; a wrong date and a date before the deadline in
+    force are shown next to the new-deadline field, and grant nothing. Nobody else sees the page."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0004")
+        page.get_by_role("link", name="Thường trực Hội thi").click()
+        page.get_by_role("link", name="Gia hạn nộp bài").click()
+        check_page(page, axe_source, "secretariat-extensions")
+        page.get_by_label("Cán bộ", exact=True).select_option(label="Lâm Quốc Bảo (p-0020)")
+        page.get_by_label("Phần thi").select_option(
+            label="Trình bày trải nghiệm thực tế về chất lượng dịch vụ công trực tuyến"
+        )
+        new_deadline = page.get_by_label("Hạn mới (dd/mm/yyyy)")
+        for wrong in ("31/02/2023", "01/01/2023"):  # not a date; before the deadline in force (the service)
+            new_deadline.fill(wrong)
+            page.get_by_label("Lý do").fill("Cán bộ đi công tác tại Hà Nội theo quyết định của Giám đốc Sở.")
+            page.get_by_role("button", name="Gia hạn").click()
+            new_deadline = page.get_by_label("Hạn mới (dd/mm/yyyy)")
+            assert new_deadline.get_attribute("aria-invalid") == "true", wrong
+            assert page.locator("#e-new_deadline").inner_text().strip(), wrong
+            assert page.get_by_role("alert").inner_text().strip()
+            extended = page.get_by_role("region", name="Các hạn đã gia hạn")
+            assert "Lâm Quốc Bảo" not in extended.inner_text()
+        check_page(page, axe_source, "secretariat-extension-errors")
+        new_deadline.fill("10/11/2023")
+        page.get_by_role("button", name="Gia hạn").click()
+        assert "Đã gia hạn: Lâm Quốc Bảo" in page.get_by_role("status").inner_text()
+        row = (
+            page.get_by_role("region", name="Các hạn đã gia hạn")
+            .get_by_role("row")
+            .filter(has_text="Lâm Quốc Bảo")
+        )
+        assert "10/11/2023" in row.inner_text()
+        with portal_system.client("campaign", "p-0004") as c:
+            mine = c.get(f"/tenants/{TENANT}/editions/{EDITION}/assignments?assignee=p-0020&part=experience")
+        assert mine.json()[0]["extended_to"] == "2023-11-11T00:00:00+07:00"  # the end of 10/11 (exclusive)
+
+        other = browser.new_context()
+        try:
+            official = other.new_page()
+            sign_in(official, portal_system, "p-0002")
+            for path in ("/secretariat/extensions", "/secretariat/rulings"):
+                answer = official.goto(portal_system.url("portal") + path)
+                assert answer is not None and answer.status == 403, path
+        finally:
+            other.close()
     finally:
         context.close()
 
@@ -439,18 +496,27 @@ def test_the_secretariat_sees_line_level_errors_publishes_and_looks_at_dead_lett
         sign_in(page, portal_system, "p-0004")
         page.get_by_role("link", name="Thường trực Hội thi").click()
         page.get_by_role("link", name="Kỳ Hội thi: kiểm tra và xuất bản").click()
-        page.get_by_label("Tệp (.yaml, .yml, .json)").set_input_files(str(broken))
-        page.get_by_role("button", name="Kiểm tra và xuất bản").click()
-        errors = page.get_by_role("region", name="Các lỗi theo từng dòng")
-        row = errors.get_by_role("row").filter(has_text="deadline")
-        assert row.get_by_role("cell").first.inner_text().strip() == str(line), row.inner_text()
-        assert page.get_by_role("alert").inner_text().strip()
+        with portal_system.client("campaign", "p-0004") as c:
+            before = c.get(f"/tenants/{TENANT}/editions/{EDITION}/versions").json()
+        for button in ("Kiểm tra", "Xuất bản"):  # the same errors at the same lines; nothing published
+            page.get_by_label("Tệp (.yaml, .yml, .json)").set_input_files(str(broken))
+            page.get_by_role("button", name=button, exact=True).click()
+            errors = page.get_by_role("region", name="Các lỗi theo từng dòng")
+            row = errors.get_by_role("row").filter(has_text="deadline")
+            assert row.get_by_role("cell").first.inner_text().strip() == str(line), row.inner_text()
+            assert page.get_by_role("alert").inner_text().strip()
         check_page(page, axe_source, "secretariat-edition-errors")
-        # the seed document as it is: valid, unchanged, nothing new published
+        # the seed document as it is: "Kiểm tra" says it is valid and publishes nothing; "Xuất bản" answers
         fixed = tmp_path / "ky-hoi-thi-2023-dung.yaml"
         fixed.write_text(seed, encoding="utf-8")
         page.get_by_label("Tệp (.yaml, .yml, .json)").set_input_files(str(fixed))
-        page.get_by_role("button", name="Kiểm tra và xuất bản").click()
+        page.get_by_role("button", name="Kiểm tra", exact=True).click()
+        assert "hợp lệ; chưa xuất bản gì" in page.get_by_role("status").inner_text()
+        check_page(page, axe_source, "secretariat-edition-valid")
+        with portal_system.client("campaign", "p-0004") as c:
+            assert c.get(f"/tenants/{TENANT}/editions/{EDITION}/versions").json() == before
+        page.get_by_label("Tệp (.yaml, .yml, .json)").set_input_files(str(fixed))
+        page.get_by_role("button", name="Xuất bản", exact=True).click()
         assert "Đã xuất bản kỳ 2023" in page.get_by_role("status").inner_text()
         assert "Các phiên bản đã xuất bản" in page.get_by_role("main").inner_text()
 
