@@ -817,11 +817,26 @@ async def secretariat(request: Request) -> Response:
 async def _rulings_page(
     request: Request, status: int = 200, errors: dict[str, str] | None = None, detail: str = ""
 ) -> HTMLResponse:
-    u = user(request)
-    reports = await backend(request).get("submissions", f"{base(request)}/experience-reports", u["token"])
-    people = {pid: p.get("name") for pid, p in (await reference(request))["people"].items()}
+    """Experience reports and initiatives received: the same rejection and reinstatement apply to both."""
+    import asyncio
+
+    u, b = user(request), backend(request)
+    reports, initiatives, ref = await asyncio.gather(
+        b.get("submissions", f"{base(request)}/experience-reports", u["token"]),
+        b.get("submissions", f"{base(request)}/initiatives", u["token"]),
+        reference(request),
+    )
+    people = {pid: p.get("name") for pid, p in ref["people"].items()}
     return render(
-        request, "rulings.html", status, reports=reports, people=people, errors=errors or {}, detail=detail
+        request,
+        "rulings.html",
+        status,
+        reports=reports,
+        initiatives=[i for i in initiatives if i.get("receipt_number")],  # drafts are not the secretariat's
+        people=people,
+        units=ref["units"],
+        errors=errors or {},
+        detail=detail,
     )
 
 

@@ -236,7 +236,7 @@ def test_the_secretariat_rules_a_report_ineligible_and_reinstates_it(
         sign_in(page, portal_system, "p-0004")  # Văn phòng Sở: the secretariat
         page.get_by_role("link", name="Thường trực Hội thi").click()
         check_page(page, axe_source, "secretariat")
-        page.get_by_role("link", name="Báo cáo trải nghiệm: xét hợp lệ").click()
+        page.get_by_role("link", name="Xét hợp lệ: báo cáo trải nghiệm và sáng kiến").click()
         check_page(page, axe_source, "secretariat-rulings")
         row = page.get_by_role("row").filter(has_text="Huỳnh Ngọc Ánh")
         receipt = row.get_by_role("cell").first.inner_text().strip()
@@ -328,6 +328,43 @@ def initiative_body(title: str, author: str) -> dict[str, Any]:
         "benefits_kind": "actual",
         "submit": True,
     }
+
+
+def test_the_secretariat_rules_an_initiative_ineligible_and_reinstates_it(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    """The IT centre's head submits its initiative; the secretariat rules it ineligible (a reason is required,
+    the refusal shown next to it) and reinstates it, on the same page as the experience reports."""
+    title = "Ký số hồ sơ đất đai trên điện thoại"
+    with portal_system.client("submissions", "p-0021") as c:  # Phan Minh Trí, head of the IT centre
+        r = c.post(f"/tenants/{TENANT}/editions/{EDITION}/initiatives", json=initiative_body(title, "p-0021"))
+        assert r.status_code == 201, r.text
+        receipt = r.json()["receipt_number"]
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0004")  # the secretariat
+        page.get_by_role("link", name="Thường trực Hội thi").click()
+        page.get_by_role("link", name="Xét hợp lệ: báo cáo trải nghiệm và sáng kiến").click()
+        check_page(page, axe_source, "secretariat-rulings-initiatives")
+
+        def status() -> str:
+            row = page.get_by_role("row").filter(has_text=title)
+            return str(row.get_by_role("cell").nth(3).inner_text()).strip()
+
+        assert status() == "Đã tiếp nhận"
+        page.get_by_role("button", name=f"Không hợp lệ {receipt}").click()  # no reason: the service refuses
+        reason = page.get_by_label(f"Lý do ({receipt})")
+        assert reason.get_attribute("aria-invalid") == "true"
+        assert page.get_by_role("alert").inner_text().strip()
+        assert status() == "Đã tiếp nhận"
+        reason.fill("Sáng kiến chưa được áp dụng thử tại đơn vị.")
+        page.get_by_role("button", name=f"Không hợp lệ {receipt}").click()
+        assert status() == "Không hợp lệ"
+        page.get_by_role("button", name=f"Khôi phục {receipt}").click()
+        assert status() == "Đã tiếp nhận"
+    finally:
+        context.close()
 
 
 def test_a_council_member_scores_and_the_chair_selects(
