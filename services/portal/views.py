@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -547,6 +548,12 @@ async def live_updates(request: Request) -> Response:
 
 DASHBOARD_ROLES = ("director", "secretariat", "reward_council", "unit_head", "union_secretary", "admin")
 PRIORITY_ROLES = ("director", "secretariat", "reward_council", "admin")
+ONLINE_ROLES = (
+    "director",
+    "secretariat",
+    "unit_head",
+    "admin",
+)  # campaign's GET …/online-services reads to these
 
 
 def _as_of_param(text: str) -> tuple[str | None, str]:
@@ -572,13 +579,6 @@ async def participation_dashboard(request: Request, as_of: str = "") -> Response
             priority = await b.get("rewards", f"{base(request)}/priority-list{query}", token)
         except ServiceProblem as exc:
             if exc.status not in (403, 404):
-                raise
-    online = None
-    if any(r in u["roles"] for r in ("director", "secretariat", "unit_head", "admin")):
-        try:
-            online = await b.get("campaign", f"{base(request)}/online-services{query}", token)
-        except ServiceProblem as exc:
-            if exc.status not in (403, 404, 409, 422):
                 raise
     # who has not submitted yet: the open assignments this person may see (a unit head's unit, a union
     # secretary's members, everything for the secretariat), with names from the directory
@@ -606,12 +606,36 @@ async def participation_dashboard(request: Request, as_of: str = "") -> Response
         titles=titles,
         priority=priority,
         pending=pending,
-        online=online,
+        online_link=any(r in u["roles"] for r in ONLINE_ROLES),
         unit_names={x["unit_id"]: x["name"] for x in participation.get("units", [])},
         as_of_text=as_of,
         as_of_error=i18n.word(error, lang) if error else "",
         xlsx_query=query,
         flash=request.session.pop("flash", None),
+    )
+
+
+ONLINE_TARGETS = ("full_process_share_of_eligible", "online_dossier_share", "on_time_share")
+
+
+@router.get("/online-services", response_class=HTMLResponse)
+async def online_services(request: Request, as_of: str = "") -> Response:
+    """The 90-day campaign's progress per unit against its targets, as campaign shows it to this person (the
+    director and the secretariat: every unit; a unit head: their own; anyone else: campaign's refusal)."""
+    u, lang = user(request), lang_of(request)
+    day, error = _as_of_param(as_of)
+    # "as of a day" is the end of that day: campaign takes an instant (no offset = Vietnam time)
+    query = f"?as_of={date.fromisoformat(day) + timedelta(days=1)}T00:00:00" if day else ""
+    progress = await backend(request).get("campaign", f"{base(request)}/online-services{query}", u["token"])
+    units = (await reference(request))["units"]
+    return render(
+        request,
+        "online_services.html",
+        progress=progress,
+        targets=ONLINE_TARGETS,
+        unit_names=units,
+        as_of_text=as_of,
+        as_of_error=i18n.word(error, lang) if error else "",
     )
 
 
@@ -793,11 +817,26 @@ async def secretariat(request: Request) -> Response:
 async def _rulings_page(
     request: Request, status: int = 200, errors: dict[str, str] | None = None, detail: str = ""
 ) -> HTMLResponse:
-    u = user(request)
-    reports = await backend(request).get("submissions", f"{base(request)}/experience-reports", u["token"])
-    people = {pid: p.get("name") for pid, p in (await reference(request))["people"].items()}
+    """Experience reports and initiatives received: the same rejection and reinstatement apply to both."""
+    import asyncio
+
+    u, b = user(request), backend(request)
+    reports, initiatives, ref = await asyncio.gather(
+        b.get("submissions", f"{base(request)}/experience-reports", u["token"]),
+        b.get("submissions", f"{base(request)}/initiatives", u["token"]),
+        reference(request),
+    )
+    people = {pid: p.get("name") for pid, p in ref["people"].items()}
     return render(
-        request, "rulings.html", status, reports=reports, people=people, errors=errors or {}, detail=detail
+        request,
+        "rulings.html",
+        status,
+        reports=reports,
+        initiatives=[i for i in initiatives if i.get("receipt_number")],  # drafts are not the secretariat's
+        people=people,
+        units=ref["units"],
+        errors=errors or {},
+        detail=detail,
     )
 
 

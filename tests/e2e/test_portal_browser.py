@@ -236,7 +236,7 @@ def test_the_secretariat_rules_a_report_ineligible_and_reinstates_it(
         sign_in(page, portal_system, "p-0004")  # Văn phòng Sở: the secretariat
         page.get_by_role("link", name="Thường trực Hội thi").click()
         check_page(page, axe_source, "secretariat")
-        page.get_by_role("link", name="Báo cáo trải nghiệm: xét hợp lệ").click()
+        page.get_by_role("link", name="Xét hợp lệ: báo cáo trải nghiệm và sáng kiến").click()
         check_page(page, axe_source, "secretariat-rulings")
         row = page.get_by_role("row").filter(has_text="Huỳnh Ngọc Ánh")
         receipt = row.get_by_role("cell").first.inner_text().strip()
@@ -328,6 +328,43 @@ def initiative_body(title: str, author: str) -> dict[str, Any]:
         "benefits_kind": "actual",
         "submit": True,
     }
+
+
+def test_the_secretariat_rules_an_initiative_ineligible_and_reinstates_it(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    """The IT centre's head submits its initiative; the secretariat rules it ineligible (a reason is required,
+    the refusal shown next to it) and reinstates it, on the same page as the experience reports."""
+    title = "Ký số hồ sơ đất đai trên điện thoại"
+    with portal_system.client("submissions", "p-0021") as c:  # Phan Minh Trí, head of the IT centre
+        r = c.post(f"/tenants/{TENANT}/editions/{EDITION}/initiatives", json=initiative_body(title, "p-0021"))
+        assert r.status_code == 201, r.text
+        receipt = r.json()["receipt_number"]
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0004")  # the secretariat
+        page.get_by_role("link", name="Thường trực Hội thi").click()
+        page.get_by_role("link", name="Xét hợp lệ: báo cáo trải nghiệm và sáng kiến").click()
+        check_page(page, axe_source, "secretariat-rulings-initiatives")
+
+        def status() -> str:
+            row = page.get_by_role("row").filter(has_text=title)
+            return str(row.get_by_role("cell").nth(3).inner_text()).strip()
+
+        assert status() == "Đã tiếp nhận"
+        page.get_by_role("button", name=f"Không hợp lệ {receipt}").click()  # no reason: the service refuses
+        reason = page.get_by_label(f"Lý do ({receipt})")
+        assert reason.get_attribute("aria-invalid") == "true"
+        assert page.get_by_role("alert").inner_text().strip()
+        assert status() == "Đã tiếp nhận"
+        reason.fill("Sáng kiến chưa được áp dụng thử tại đơn vị.")
+        page.get_by_role("button", name=f"Không hợp lệ {receipt}").click()
+        assert status() == "Không hợp lệ"
+        page.get_by_role("button", name=f"Khôi phục {receipt}").click()
+        assert status() == "Đã tiếp nhận"
+    finally:
+        context.close()
 
 
 def test_a_council_member_scores_and_the_chair_selects(
@@ -619,6 +656,89 @@ def test_a_unit_head_drafts_the_initiative_a_co_author_confirms_and_the_head_sub
         assert "chờ xác nhận" not in page.get_by_role("region", name="Tình trạng").inner_text()
         page.get_by_role("button", name="Nộp sáng kiến").click()
         assert "Đã nộp sáng kiến. Số biên nhận:" in page.get_by_role("status").inner_text()
+    finally:
+        context.close()
+
+
+def test_the_director_sees_the_90_day_campaign_per_unit_against_its_targets(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    """Văn phòng Đăng ký đất đai lists three procedures (two eligible for full process, one of them offered so)
+    and reports a week's dossiers; the director reads its figures against the edition's targets (80 % full
+    process, 50 % online, 95 % on time); a reward council member who is neither director nor head is refused."""
+    catalogue = [
+        {
+            "code": "1.004227",
+            "name": "Cấp giấy phép môi trường",
+            "level": "full_process",
+            "eligible_full_process": True,
+        },
+        {
+            "code": "1.000494",
+            "name": "Đăng ký đất đai lần đầu",
+            "level": "partial",
+            "eligible_full_process": True,
+        },
+        {
+            "code": "1.001234",
+            "name": "Xác nhận đăng ký",
+            "level": "not_offered",
+            "eligible_full_process": False,
+        },
+    ]
+    dossiers = [
+        {"code": "1.004227", "dossiers_received": 700, "dossiers_online": 600, "dossiers_on_time": 690},
+        {"code": "1.000494", "dossiers_received": 500, "dossiers_online": 300, "dossiers_on_time": 480},
+    ]
+    with portal_system.client("campaign", "p-0004") as c:  # the secretariat acts for the unit
+        r = c.put(
+            f"/tenants/{TENANT}/units/u-vpdkdd/procedures",
+            json={"procedures": catalogue, "effective_from": "2023-08-21"},
+        )
+        assert r.status_code in (200, 201), r.text
+        r = c.post(
+            f"/tenants/{TENANT}/editions/{EDITION}/units/u-vpdkdd/progress-reports",
+            json={"period_start": "2023-08-21", "period_end": "2023-08-27", "procedures": dossiers},
+        )
+        assert r.status_code == 201, r.text
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0003")  # the director
+        page.get_by_role("link", name="Tình hình tham gia").click()
+        page.get_by_role(
+            "link", name="Chiến dịch 90 ngày dịch vụ công trực tuyến: tiến độ theo đơn vị"
+        ).click()
+        page.get_by_role("heading", name="Chiến dịch 90 ngày dịch vụ công trực tuyến", level=1).wait_for()
+        check_page(page, axe_source, "online-services")
+        assert "Từ ngày 21/08/2023 hết ngày 18/11/2023" in page.get_by_role("main").inner_text()
+        table = page.get_by_role("table", name="Tiến độ theo đơn vị")
+        row = table.get_by_role("row").filter(has_text="Văn phòng Đăng ký đất đai")
+        cells = [c.strip() for c in row.get_by_role("cell").all_inner_texts()]
+        assert cells == ["3", "1 / 2", "1.200", "50,0 % — chưa đạt", "75,0 % — đạt", "97,5 % — đạt"], cells
+        # as of a day before the report's period: its dossiers do not count yet
+        page.get_by_label("Tính đến ngày (dd/mm/yyyy)").fill("31/02/2023")
+        page.get_by_role("button", name="Xem").click()
+        field = page.get_by_label("Tính đến ngày (dd/mm/yyyy)")
+        assert field.get_attribute("aria-invalid") == "true"
+        field.fill("20/08/2023")
+        page.get_by_role("button", name="Xem").click()
+        row = (
+            page.get_by_role("table", name="Tiến độ theo đơn vị")
+            .get_by_role("row")
+            .filter(has_text="Văn phòng Đăng ký đất đai")
+        )
+        assert row.get_by_role("cell").nth(2).inner_text().strip() == "0"
+        page.get_by_role("button", name="Đăng xuất").click()
+
+        sign_in(page, portal_system, "p-0005")  # reward council, an official: campaign shows them no figures
+        page.get_by_role("button", name="Đăng xuất").wait_for()
+        answer = page.goto(portal_system.url("portal") + "/online-services")
+        assert answer is not None and answer.status == 403
+        assert (
+            "Chỉ thường trực, Giám đốc Sở và thủ trưởng đơn vị được xem số liệu chiến dịch."
+            in page.get_by_role("main").inner_text()
+        )
     finally:
         context.close()
 
