@@ -73,6 +73,10 @@ async def _fill(url: str) -> dict[str, dict[str, Any]]:
             for table in metadata.sorted_tables:
                 if table.name == "alembic_version":
                     continue
+                mirrored = (await conn.execute(sa.select(table).limit(1))).first()
+                if mirrored is not None:  # a dual-write trigger copied an earlier table's row into it
+                    written[table.name] = dict(mirrored._mapping)
+                    continue
                 row = {c.name: _value(c, 7) for c in table.columns}
                 await conn.execute(table.insert().values(**row))
                 written[table.name] = row
