@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import nats
@@ -41,6 +41,7 @@ from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
 
 from tests.support.servers import nats_client_options
+from tests.support.wait import eventually
 
 GOOD_1 = b'{"n": 1}'
 MALFORMED = b'{"n": 2, not json'
@@ -69,13 +70,6 @@ async def stream(test_servers: Any, unique_prefix: str) -> AsyncIterator[tuple[A
 
 async def _broker(url: str) -> NatsBroker:
     return NatsBroker(url, **nats_client_options(url))
-
-
-async def _until(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.1)
 
 
 async def _raw(msg: Any, original: Any) -> Any:
@@ -120,7 +114,9 @@ async def test_a_raw_decoder_hands_the_batch_handler_every_raw_message_even_a_ma
 
     await broker.start()
     try:
-        await _until(lambda: _true(sum(len(b) for b in got) >= 3), 20, "the handler got the batch")
+        await eventually(
+            lambda: _true(sum(len(b) for b in got) >= 3), timeout=20, message="the handler got the batch"
+        )
     finally:
         await broker.stop()
     assert [d for b in got for d in b] == [GOOD_1, MALFORMED, GOOD_3]
@@ -150,7 +146,7 @@ async def test_each_message_of_a_batch_is_acked_naked_with_a_delay_or_kept_in_pr
 
     await broker.start()
     try:
-        await _until(lambda: _true(bool(done)), 30, "the handler settled its batch")
+        await eventually(lambda: _true(bool(done)), timeout=30, message="the handler settled its batch")
     finally:
         await broker.stop()
     # the third, kept in progress past ack_wait (2 s), was never delivered again; the naked one comes back
@@ -188,7 +184,7 @@ async def test_without_a_raw_decoder_one_malformed_message_keeps_the_whole_batch
             return bool(info.num_redelivered >= 3)
 
         # the batch it could not decode is not acked: all three come back after ack_wait, again and again
-        await _until(delivered_twice, 30, "the batch was delivered and came back")
+        await eventually(delivered_twice, timeout=30, message="the batch was delivered and came back")
     finally:
         await broker.stop()
     # LIMITATION: the two well-formed messages never reached the handler either. Fails once FastStream decodes
