@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from services.campaign import domain, models, online
 from shared.bounds import PROCEDURE_CODE_PATTERN, BusinessDate
 from shared.clock import VN
-from shared.documents import OnlineServicesCampaignPart, format_date_vn, national_procedure_code
+from shared.documents import OnlineServicesCampaignPart, Unit, format_date_vn, national_procedure_code
 from shared.events.catalogue import Procedure
 from shared.guard import AsOfInstant
 from shared.idempotency import request_hash
@@ -403,6 +403,74 @@ async def campaign_progress(
     result["as_of"] = _vn(at)
     result["starts_at"] = _vn(result["starts_at"])
     result["ends_at"] = _vn(result["ends_at"])
+    return result
+
+
+@router.get(
+    "/editions/{edition}/units/{unit_id}/online-services",
+    summary="One unit's 90-day campaign figures per procedure of its catalogue in force",
+)
+async def unit_campaign_progress(
+    tenant: str,
+    edition: str,
+    unit_id: str,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    as_of: AsOfInstant = None,
+) -> dict[str, Any]:
+    """Per procedure of the unit's catalogue in force at ``as_of``: level, eligibility, dossiers summed over the
+    reports of periods begun before it, shares (the secretariat, the director, the unit's own head)."""
+    person = require_person(caller)
+    own = caller.has_role("unit_head") and person.unit == unit_id
+    if not (own or caller.has_role("director", "secretariat", "admin")):
+        raise Problem(
+            403,
+            "A unit's campaign figures are shown to the secretariat, the director and that unit's head.",
+            "Chỉ thường trực, Giám đốc Sở và thủ trưởng của đơn vị được xem số liệu chiến dịch của đơn vị này.",
+            code="forbidden",
+        )
+    at = as_of or rt.now()
+    a, u = models.assignments, models.copies.units
+    async with rt.engine.connect() as conn:
+        doc, part = await _campaign(conn, tenant, edition)
+        assigned = (
+            await conn.execute(
+                sa.select(a.c.id).where(
+                    a.c.tenant == tenant, a.c.edition == edition, a.c.part == part.id, a.c.unit_id == unit_id
+                )
+            )
+        ).scalar()
+        unit = await models.copies.unit(conn, tenant, unit_id, at)
+        if unit is None:  # not yet in force at as_of (or never): its latest row, if any
+            found = (
+                await conn.execute(
+                    sa.select(u.c.doc)
+                    .where(u.c.tenant == tenant, u.c.unit_id == unit_id)
+                    .order_by(u.c.effective_from.desc())
+                    .limit(1)
+                )
+            ).scalar()
+            unit = Unit.model_validate_json(found) if found else None
+        if unit is None:
+            raise Problem(
+                404,
+                f"No unit {unit_id!r} in the directory.",
+                f"Không có đơn vị {unit_id!r} trong danh bạ.",
+                code="no_unit",
+            )
+        if assigned is None:
+            raise Problem(
+                404,
+                f"Unit {unit.name} ({unit_id}) is not assigned to this edition's 90-day campaign.",
+                f"Đơn vị {unit.name} ({unit_id}) không được giao Chiến dịch 90 ngày của kỳ hội thi này.",
+                code="not_assigned",
+            )
+        result = await online.unit_progress(conn, doc, part, unit_id, at)
+    result["assignment_id"] = assigned
+    result["unit_name"] = unit.name
+    result["as_of"] = _vn(at)
+    for key in ("starts_at", "ends_at", "catalogue_from"):
+        result[key] = _vn(result[key]) if result[key] is not None else None
     return result
 
 

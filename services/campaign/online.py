@@ -19,16 +19,23 @@ async def catalogue_as_of(
     conn: AsyncConnection, tenant: str, unit_id: str, at: datetime
 ) -> list[dict[str, Any]]:
     """The unit's complete procedure list in force at ``at`` (the latest list from before it)."""
+    return (await catalogue_in_force(conn, tenant, unit_id, at))[1]
+
+
+async def catalogue_in_force(
+    conn: AsyncConnection, tenant: str, unit_id: str, at: datetime
+) -> tuple[datetime | None, list[dict[str, Any]]]:
+    """(from when, procedures) of the unit's list in force at ``at``; (None, []) before its first list."""
     t = models.procedure_catalogues
-    doc = (
+    row = (
         await conn.execute(
-            sa.select(t.c.procedures)
+            sa.select(t.c.at, t.c.procedures)
             .where(t.c.tenant == tenant, t.c.unit_id == unit_id, t.c.at <= at)
             .order_by(t.c.at.desc())
             .limit(1)
         )
-    ).scalar()
-    return json.loads(doc) if doc else []
+    ).first()
+    return (row.at, json.loads(row.procedures)) if row else (None, [])
 
 
 async def record_catalogue(
@@ -182,6 +189,81 @@ async def progress(
         "units": units,
         "department": {"figures": department, "unmet": domain.unmet_targets(department, targets)},
     }
+
+
+async def unit_progress(
+    conn: AsyncConnection, edition: Edition, part: OnlineServicesCampaignPart, unit_id: str, at: datetime
+) -> dict[str, Any]:
+    """One assigned unit's figures as of ``at`` per procedure of its catalogue in force then: each procedure's
+    level, eligibility and dossiers (received / online / on time, summed over the reports of periods begun
+    before ``at``, as ``progress`` counts them) with its two dossier shares; the unit's figures as ``progress``
+    gives them. Dossiers of procedures the catalogue in force no longer lists (a later list dropped them) are
+    shown apart, so the rows add up to the unit's totals."""
+    tenant = edition.tenant
+    since, catalogue = await catalogue_in_force(conn, tenant, unit_id, at)
+    dossiers = await dossiers_until(conn, tenant, edition.edition, part.id, unit_id, at)
+    summed: dict[str, domain.DossierCount] = {}
+    for d in dossiers:
+        was = summed.get(d.code, domain.DossierCount(d.code, 0, 0, 0))
+        summed[d.code] = domain.DossierCount(
+            d.code, was.received + d.received, was.online + d.online, was.on_time + d.on_time
+        )
+
+    def counted(code: str) -> dict[str, Any]:
+        d = summed.pop(code, domain.DossierCount(code, 0, 0, 0))
+        shares = domain.campaign_figures([], [d])
+        return {
+            "dossiers_received": d.received,
+            "dossiers_online": d.online,
+            "dossiers_on_time": d.on_time,
+            "online_dossier_share": shares["online_dossier_share"],
+            "on_time_share": shares["on_time_share"],
+        }
+
+    procedures = [
+        {
+            "code": p["code"],
+            "local_code": p.get("local_code"),
+            "name": p["name"],
+            "field_name": p.get("field_name"),
+            "level": p["level"],
+            "eligible_full_process": p["eligible_full_process"],
+            **counted(p["code"]),
+        }
+        for p in sorted(catalogue, key=lambda p: str(p["code"]))
+    ]
+    names = await _names_ever(conn, tenant, unit_id) if summed else {}
+    elsewhere = [{"code": code, "name": names.get(code), **counted(code)} for code in sorted(summed)]
+    targets = targets_of(part)
+    figures = domain.campaign_figures(entries(catalogue), dossiers)
+    return {
+        "part": part.id,
+        "unit_id": unit_id,
+        "starts_at": part.starts_at(edition.tz),
+        "ends_at": part.deadline_instant(edition.tz),
+        "targets": targets,
+        "catalogue_from": since,
+        "procedures": procedures,
+        "not_in_catalogue": elsewhere,
+        "eligible": sum(1 for p in catalogue if p["eligible_full_process"]),
+        "full_process": sum(
+            1 for p in catalogue if p["eligible_full_process"] and p["level"] == "full_process"
+        ),
+        "dossiers_received": sum(d.received for d in dossiers),
+        "dossiers_online": sum(d.online for d in dossiers),
+        "dossiers_on_time": sum(d.on_time for d in dossiers),
+        "figures": figures,
+        "unmet": domain.unmet_targets(figures, targets),
+    }
+
+
+async def _names_ever(conn: AsyncConnection, tenant: str, unit_id: str) -> dict[str, str]:
+    """National code → the name the unit's latest list naming it gives (any version, any date)."""
+    t = models.procedure_catalogues
+    rows = await conn.execute(
+        sa.select(t.c.procedures).where(t.c.tenant == tenant, t.c.unit_id == unit_id).order_by(t.c.at)
+    )
+    return {p["code"]: p["name"] for r in rows for p in json.loads(r.procedures)}
 
 
 async def tenant_catalogue(conn: AsyncConnection, tenant: str, at: datetime) -> list[dict[str, Any]]:

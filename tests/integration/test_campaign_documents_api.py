@@ -350,3 +350,117 @@ def test_person_facts_carry_no_date_of_birth_or_qualification(cs: CampaignSystem
     with cs.system.client("campaign", SECRETARIAT) as c:  # campaign itself still has them
         linh = next(p for p in c.get(f"/tenants/{TENANT}/people").json() if p["id"] == "p-0008")
     assert linh["date_of_birth"] == "1993-04-18"
+
+
+# Per procedure: Trung tâm Công nghệ thông tin (u-ttcntt, its head p-0021), a unit no other test here reports for.
+# Its first list (from 21/08/2023) has 1.010101 (full process), 1.010102 (partial) and 1.010103 (not offered, not
+# eligible); a second list from 01/09/2023 drops 1.010103 and adds 1.010104 (full process). Two reports:
+#   21/08–27/08: 1.010101 10 received, 6 online, 9 on time; 1.010103 4, 0, 4;
+#   04/09–10/09: 1.010101 20, 14, 20; 1.010102 (sent in its provincial long form) 5, 1, 4.
+# As of 31/08/2023 12:00 the first list and the first report count; today, the second list and both reports,
+# 1.010103's dossiers shown apart (no longer listed) so the rows add up to the unit's 39 dossiers.
+HEAD_TTCNTT = "p-0021"
+TTCNTT_FIRST = [
+    ("1.010101", "full_process", True),
+    ("1.010102", "partial", True),
+    ("1.010103", "not_offered", False),
+]
+TTCNTT_SECOND = [
+    ("1.010101", "full_process", True),
+    ("1.010102", "partial", True),
+    ("1.010104", "full_process", True),
+]
+
+
+def test_a_units_figures_per_procedure_follow_its_catalogue_and_reports_as_of_a_moment(
+    cs: CampaignSystem,
+) -> None:
+    """Runs after the hand-worked figures test (that test counts the outbox's catalogue and report events)."""
+    units = f"/tenants/{TENANT}/units"
+    editions = f"/tenants/{TENANT}/editions/{EDITION}"
+    path = f"{editions}/units/u-ttcntt/online-services"
+    with cs.system.client("campaign", HEAD_TTCNTT) as head:
+        for items, day in ((TTCNTT_FIRST, "2023-08-21"), (TTCNTT_SECOND, "2023-09-01")):
+            r = head.put(f"{units}/u-ttcntt/procedures", json=dict(_catalogue(items), effective_from=day))
+            assert r.status_code == 200, r.text
+        for body in (
+            _report("2023-08-21", "2023-08-27", [("1.010101", 10, 6, 9), ("1.010103", 4, 0, 4)]),
+            _report(
+                "2023-09-04", "2023-09-10", [("1.010101", 20, 14, 20), ("1.010102.000.00.00.H38", 5, 1, 4)]
+            ),
+        ):
+            r = head.post(f"{editions}/units/u-ttcntt/progress-reports", json=body)
+            assert r.status_code == 201, r.text
+
+        # As of 31/08/2023 12:00: the first list, the first report only (the second's period had not begun).
+        r = head.get(path, params={"as_of": "2023-08-31T12:00:00"})
+        assert r.status_code == 200, r.text
+        early = r.json()
+    assert early["unit_name"] == "Trung tâm Công nghệ thông tin Tài nguyên và Môi trường"
+    assert early["as_of"] == "2023-08-31T12:00:00+07:00"
+    assert early["catalogue_from"] == "2023-08-21T00:00:00+07:00"
+    rows = {p["code"]: p for p in early["procedures"]}
+    assert list(rows) == ["1.010101", "1.010102", "1.010103"]
+    assert rows["1.010101"]["name"] == "Thủ tục 1.010101" and rows["1.010101"]["level"] == "full_process"
+    assert (rows["1.010103"]["level"], rows["1.010103"]["eligible_full_process"]) == ("not_offered", False)
+    counts = {
+        c: (p["dossiers_received"], p["dossiers_online"], p["dossiers_on_time"]) for c, p in rows.items()
+    }
+    assert counts == {"1.010101": (10, 6, 9), "1.010102": (0, 0, 0), "1.010103": (4, 0, 4)}
+    assert rows["1.010101"]["online_dossier_share"] == pytest.approx(0.6)
+    assert rows["1.010101"]["on_time_share"] == pytest.approx(0.9)
+    assert rows["1.010102"]["online_dossier_share"] is None  # nothing received: no share, not 0 %
+    assert early["not_in_catalogue"] == []
+    assert (early["full_process"], early["eligible"], early["dossiers_received"]) == (1, 2, 14)
+    assert early["figures"]["full_process_share_of_eligible"] == pytest.approx(0.5)
+
+    # Today (the module's frozen clock, after both periods): the second list; 1.010103 apart, still counted.
+    with cs.system.client("campaign", SECRETARIAT) as c:
+        today = c.get(path).json()
+        per_unit = c.get(f"{editions}/online-services").json()
+    rows = {p["code"]: p for p in today["procedures"]}
+    counts = {
+        c: (p["dossiers_received"], p["dossiers_online"], p["dossiers_on_time"]) for c, p in rows.items()
+    }
+    assert counts == {"1.010101": (30, 20, 29), "1.010102": (5, 1, 4), "1.010104": (0, 0, 0)}
+    assert rows["1.010102"]["online_dossier_share"] == pytest.approx(0.2)
+    (gone,) = today["not_in_catalogue"]
+    assert (gone["code"], gone["name"], gone["dossiers_received"], gone["on_time_share"]) == (
+        "1.010103",
+        "Thủ tục 1.010103",
+        4,
+        1.0,
+    )
+    unit = next(u for u in per_unit["units"] if u["unit_id"] == "u-ttcntt")
+    assert today["dossiers_received"] == unit["dossiers_received"] == 39
+    assert today["figures"] == unit["figures"] and today["unmet"] == unit["unmet"]
+    assert today["figures"]["online_dossier_share"] == pytest.approx(21 / 39)
+    assert today["figures"]["full_process_share_of_eligible"] == pytest.approx(2 / 3)
+
+    # Before the campaign and the first list: nothing listed, nothing counted.
+    with cs.system.client("campaign", DIRECTOR) as c:
+        r = c.get(path, params={"as_of": "2023-08-20T23:59:59+07:00"})
+        assert r.status_code == 200, r.text
+        assert (r.json()["procedures"], r.json()["catalogue_from"], r.json()["dossiers_received"]) == (
+            [],
+            None,
+            0,
+        )
+
+        # Clear refusals, in Vietnamese: a date that is none, a unit that is none, a unit not in the campaign.
+        r = c.get(path, params={"as_of": "31/02/2023"})
+        assert r.status_code == 422
+        (err,) = r.json()["errors"]
+        assert err["field"] == "as_of" and "Phải là thời điểm dạng YYYY-MM-DD" in err["message_vi"]
+        r = c.get(f"{editions}/units/u-khong-co/online-services")
+        assert r.status_code == 404 and r.json()["detail_vi"] == "Không có đơn vị 'u-khong-co' trong danh bạ."
+        r = c.get(f"{editions}/units/u-vp/online-services")
+        assert r.status_code == 404 and "không được giao Chiến dịch 90 ngày" in r.json()["detail_vi"]
+
+    # Who may read it: the secretariat and the director (above), the unit's own head; not another unit's head,
+    # not an official.
+    for who in (HEAD_TNN, OFFICIAL):
+        with cs.system.client("campaign", who) as c:
+            r = c.get(path)
+        assert r.status_code == 403, (who, r.text)
+        assert "thủ trưởng của đơn vị" in r.json()["detail_vi"]
