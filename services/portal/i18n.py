@@ -120,6 +120,12 @@ ROLE_NAMES: dict[str, tuple[str, str]] = {
     "admin": ("Quản trị", "Administrator"),
 }
 
+LEVEL_NAMES: dict[str, tuple[str, str]] = {  # a procedure's online level (Decree 42/2022/NĐ-CP)
+    "full_process": ("Toàn trình", "Full process"),
+    "partial": ("Một phần", "Partial"),
+    "not_offered": ("Chưa cung cấp trực tuyến", "Not offered online"),
+}
+
 
 def word(key: str, lang: str) -> str:
     vi, en = WORDS[key]
@@ -128,6 +134,11 @@ def word(key: str, lang: str) -> str:
 
 def role_name(role: str, lang: str) -> str:
     vi, en = ROLE_NAMES.get(role, (role, role))
+    return en if lang == "en" else vi
+
+
+def level_name(level: str, lang: str) -> str:
+    vi, en = LEVEL_NAMES.get(level, (level, level))
     return en if lang == "en" else vi
 
 

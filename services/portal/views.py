@@ -624,8 +624,7 @@ async def online_services(request: Request, as_of: str = "") -> Response:
     director and the secretariat: every unit; a unit head: their own; anyone else: campaign's refusal)."""
     u, lang = user(request), lang_of(request)
     day, error = _as_of_param(as_of)
-    # "as of a day" is the end of that day: campaign takes an instant (no offset = Vietnam time)
-    query = f"?as_of={date.fromisoformat(day) + timedelta(days=1)}T00:00:00" if day else ""
+    query = _end_of_day_query(day)
     progress = await backend(request).get("campaign", f"{base(request)}/online-services{query}", u["token"])
     units = (await reference(request))["units"]
     return render(
@@ -634,6 +633,32 @@ async def online_services(request: Request, as_of: str = "") -> Response:
         progress=progress,
         targets=ONLINE_TARGETS,
         unit_names=units,
+        as_of_text=as_of,
+        as_of_error=i18n.word(error, lang) if error else "",
+    )
+
+
+def _end_of_day_query(day: str | None) -> str:
+    """The as-of day's query: as of a day is as of the end of that day, and campaign takes an instant (no
+    offset = Vietnam time)."""
+    return f"?as_of={date.fromisoformat(day) + timedelta(days=1)}T00:00:00" if day else ""
+
+
+@router.get("/online-services/{unit_id}", response_class=HTMLResponse)
+async def online_services_unit(request: Request, unit_id: str, as_of: str = "") -> Response:
+    """One unit's 90-day figures per procedure of its catalogue in force on that day (campaign's
+    ``GET …/units/{u}/online-services``): the director and the secretariat for any unit, a unit head for their
+    own; anyone else, or a unit not in the campaign, gets campaign's refusal."""
+    u, lang = user(request), lang_of(request)
+    day, error = _as_of_param(as_of)
+    path = f"{base(request)}/units/{quote(unit_id, safe='')}/online-services{_end_of_day_query(day)}"
+    progress = await backend(request).get("campaign", path, u["token"])
+    return render(
+        request,
+        "online_services_unit.html",
+        progress=progress,
+        targets=ONLINE_TARGETS,
+        level_name=lambda level: i18n.level_name(level, lang),
         as_of_text=as_of,
         as_of_error=i18n.word(error, lang) if error else "",
     )

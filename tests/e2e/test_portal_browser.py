@@ -753,6 +753,97 @@ def test_the_director_sees_the_90_day_campaign_per_unit_against_its_targets(
         context.close()
 
 
+def test_a_unit_head_follows_the_unit_to_its_figures_per_procedure(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    """Phòng Tài nguyên Biển, BĐKH và KTTV (u-tnb-bdkh: no other test of this module touches its catalogue or
+    reports) lists two procedures from 21/08/2023 and reports two weeks; its head follows the unit's link from the
+    campaign's table and reads each procedure's level in Vietnamese and its figures, then as of a day between the
+    two weeks; another unit's page is refused."""
+    unit_name = "Phòng Tài nguyên Biển, BĐKH và KTTV"
+    catalogue = [
+        {
+            "code": "1.012001",
+            "name": "Giao khu vực biển",
+            "level": "full_process",
+            "eligible_full_process": True,
+        },
+        {
+            "code": "1.012002",
+            "name": "Cấp giấy phép nhận chìm ở biển",
+            "level": "partial",
+            "eligible_full_process": True,
+        },
+    ]
+    weeks = [
+        ("2023-08-28", "2023-09-03", [("1.012001", 40, 30, 40), ("1.012002", 10, 2, 9)]),
+        ("2023-09-11", "2023-09-17", [("1.012001", 60, 50, 57)]),
+    ]
+    with portal_system.client("campaign", "p-0004") as c:  # the secretariat acts for the unit
+        r = c.put(
+            f"/tenants/{TENANT}/units/u-tnb-bdkh/procedures",
+            json={"procedures": catalogue, "effective_from": "2023-08-21"},
+        )
+        assert r.status_code == 200, r.text
+        for start, end, rows in weeks:
+            body = {
+                "period_start": start,
+                "period_end": end,
+                "procedures": [
+                    {"code": k, "dossiers_received": n, "dossiers_online": o, "dossiers_on_time": t}
+                    for k, n, o, t in rows
+                ],
+            }
+            r = c.post(f"/tenants/{TENANT}/editions/{EDITION}/units/u-tnb-bdkh/progress-reports", json=body)
+            assert r.status_code == 201, r.text
+
+    def row_of(page: Any, procedure: str) -> list[str]:
+        table = page.get_by_role("table", name="Số liệu theo thủ tục")
+        row = table.get_by_role("row").filter(has=page.get_by_role("rowheader", name=procedure, exact=True))
+        return [c.strip() for c in row.get_by_role("cell").all_inner_texts()]
+
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0010")  # the unit's head
+        page.get_by_role("link", name="Tình hình tham gia").click()
+        page.get_by_role(
+            "link", name="Chiến dịch 90 ngày dịch vụ công trực tuyến: tiến độ theo đơn vị"
+        ).click()
+        page.get_by_role("table", name="Tiến độ theo đơn vị").get_by_role("link", name=unit_name).click()
+        page.get_by_role("heading", name=f"Số liệu theo thủ tục: {unit_name}", level=1).wait_for()
+        check_page(page, axe_source, "online-services-unit")
+        assert (
+            "Danh mục thủ tục của đơn vị có hiệu lực từ ngày 21/08/2023"
+            in page.get_by_role("main").inner_text()
+        )
+        # code, level, eligible, received, online, on time, online share, on-time share
+        assert row_of(page, "Giao khu vực biển") == [
+            "1.012001", "Toàn trình", "Có", "100", "80", "97", "80,0 %", "97,0 %"
+        ]  # fmt: skip
+        assert row_of(page, "Cấp giấy phép nhận chìm ở biển") == [
+            "1.012002", "Một phần", "Có", "10", "2", "9", "20,0 %", "90,0 %"
+        ]  # fmt: skip
+        figures = page.get_by_role("region", name="Kết quả của đơn vị so với mục tiêu").inner_text()
+        assert "Tỷ lệ thủ tục toàn trình / đủ điều kiện: 50,0 % (mục tiêu 80,0 %) — chưa đạt" in figures, (
+            figures
+        )
+
+        # as of 10/09/2023, between the two weeks: the second week's dossiers do not count yet
+        page.get_by_label("Tính đến ngày (dd/mm/yyyy)").fill("10/09/2023")
+        page.get_by_role("button", name="Xem").click()
+        page.get_by_role("heading", name=f"Số liệu theo thủ tục: {unit_name}", level=1).wait_for()
+        assert page.get_by_label("Tính đến ngày (dd/mm/yyyy)").input_value() == "10/09/2023"
+        assert row_of(page, "Giao khu vực biển")[3:] == ["40", "30", "40", "75,0 %", "100,0 %"]
+
+        # another unit's figures are not this head's to read: campaign's refusal, in Vietnamese
+        answer = page.goto(portal_system.url("portal") + "/online-services/u-vpdkdd")
+        assert answer is not None and answer.status == 403
+        assert "thủ trưởng của đơn vị" in page.get_by_role("main").inner_text()
+    finally:
+        context.close()
+
+
 def test_the_procedure_picker_offers_names_and_one_entry_per_code(
     portal_system: System, browser: Any
 ) -> None:

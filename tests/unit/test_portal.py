@@ -188,6 +188,15 @@ def test_numbers_and_dates_the_vietnamese_way() -> None:
     assert i18n.parse_date_vn("31/02/2023") is None
 
 
+def test_a_procedures_online_level_is_named_in_vietnamese_first() -> None:
+    assert [i18n.level_name(x, "vi") for x in ("full_process", "partial", "not_offered")] == [
+        "Toàn trình",
+        "Một phần",
+        "Chưa cung cấp trực tuyến",
+    ]
+    assert i18n.level_name("partial", "en") == "Partial"
+
+
 def test_the_portal_is_a_front_end_of_the_registry_on_8100_and_owns_no_database() -> None:
     """``hoithi up`` and ``hoithi serve`` start every registry entry; migrate, backup, retention and status keep
     to the services that own a database."""
