@@ -244,7 +244,12 @@ async def test_two_replicas_of_everything_through_every_fault_lose_nothing_and_a
     # -- 3. duplicate delivery, and a poison message. --------------------------------------------------------
     t = time.monotonic()
     subject = fs.subject("submission.received")
-    received = [m for m in await fs.messages(fs.stream, subject)][:REPUBLISHED]
+    # distinct facts: a fact the killed relay sent again after the window is in the stream twice, and publishing
+    # both copies now would be one publish and one duplicate within the window
+    distinct: dict[str, tuple] = {}
+    for m in await fs.messages(fs.stream, subject):
+        distinct.setdefault(m[1]["Nats-Msg-Id"], m)
+    received = list(distinct.values())[:REPUBLISHED]
     assert len(received) == REPUBLISHED
     for _, headers, data in received:  # far past the 1 s window: the stream takes them as new messages
         ack = await run.publish(subject, data, headers["Nats-Msg-Id"])
