@@ -24,9 +24,12 @@ class Service:
     settings: str | None = (
         None  # ``module:Class``, a ``shared.settings.ServiceSettings`` of the service's own
     )
+    # The service's own ``hoithi`` command (name, then options) that ``hoithi up`` runs once the databases are
+    # migrated, to load the demo's data; ``hoithi up --seed DIR`` hands it DIR as its argument.
+    demo: tuple[str, ...] = ()
 
 
-def _service(name: str, port: int, *, settings: str | None = None) -> Service:
+def _service(name: str, port: int, *, settings: str | None = None, demo: tuple[str, ...] = ()) -> Service:
     package = f"services.{name}"
     return Service(
         name=name,
@@ -36,6 +39,7 @@ def _service(name: str, port: int, *, settings: str | None = None) -> Service:
         migrations=Path(__file__).resolve().parent / name / "migrations",
         cli=f"{package}.cli",
         settings=settings,
+        demo=demo,
     )
 
 
@@ -53,7 +57,9 @@ def _frontend(name: str, port: int, *, settings: str | None = None) -> Service:
 
 
 REGISTRY: tuple[Service, ...] = (
-    _service("campaign", 8101),
+    # the demo's directory and edition, and its procedure catalogue (the picker's names); plain ``hoithi seed``
+    # (the tests') loads no catalogue
+    _service("campaign", 8101, demo=("seed", "--demo-procedures")),
     _service("submissions", 8102),
     _service("rewards", 8103),
     _service("notify", 8104, settings="services.notify.settings:NotifySettings"),

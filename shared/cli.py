@@ -288,7 +288,10 @@ def up(
     demo_start: Annotated[str, typer.Option(help="simulated start instant")] = DEMO_START,
     fresh: Annotated[bool, typer.Option(help="forget .hoithi/ and start over")] = False,
     seed_dir: Annotated[
-        Path | None, typer.Option("--seed", help="folder with directory.yaml and edition.yaml")
+        Path | None,
+        typer.Option(
+            "--seed", help="folder with directory.yaml and edition.yaml (for the registry's demo command)"
+        ),
     ] = None,
     nats_port: Annotated[int, typer.Option(help="the own nats-server's client port")] = 14222,
     nats_monitor_port: Annotated[int, typer.Option(help="the own nats-server's monitoring port")] = 18222,
@@ -339,21 +342,32 @@ def up(
     typer.echo("migrating the four databases…")
     migrate(None)
     typer.echo("loading the 2023 demo edition…")
-    # the demo's procedure catalogue too (the picker's names); plain `hoithi seed` (the tests') loads none
-    seed_args = [*([str(seed_dir)] if seed_dir is not None else []), "--demo-procedures"]
-    seeded = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "seed", *seed_args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    typer.echo(seeded.stdout, nl=False)
-    if seeded.returncode != 0:
-        typer.echo(seeded.stderr, err=True, nl=False)
-        raise typer.Exit(seeded.returncode)
+    loaded_out = ""
+    for entry in registry().values():  # each service that loads demo data names its command in the registry
+        if not entry.demo:
+            continue
+        command, *options = entry.demo
+        seeded = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "shared.cli",
+                command,
+                *([str(seed_dir)] if seed_dir is not None else []),
+                *options,
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        typer.echo(seeded.stdout, nl=False)
+        if seeded.returncode != 0:
+            typer.echo(seeded.stderr, err=True, nl=False)
+            raise typer.Exit(seeded.returncode)
+        loaded_out += seeded.stdout
     # The portal's demo sign-in offers the edition just loaded, so a newcomer only picks a person.
-    loaded = seeded_edition(seeded.stdout)
+    loaded = seeded_edition(loaded_out)
     if loaded is not None:
         env.setdefault("HOITHI_PORTAL_TENANT", loaded[0])
         env.setdefault("HOITHI_PORTAL_EDITION", loaded[1])
@@ -393,7 +407,9 @@ async def _wait_caught_up(deadline: float) -> None:
 
 
 @app.command()
-def status(as_json: Annotated[bool, typer.Option("--json", help="one JSON object, for scripts")] = False) -> None:
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object, for scripts")] = False,
+) -> None:
     """Readiness, consumer lag, outbox, dead letters and clock of every service (exit 1 if one is not ready)."""
     from shared.status import collect, render
 
@@ -483,7 +499,9 @@ def watch(timeout: Annotated[float, typer.Option()] = 120.0) -> None:
     else:
         typer.echo("\nhoithi is up (demo clock from 20/10/2023 09:00 +07:00):")
         for n in FRONTENDS:  # what a person opens first
-            typer.echo(f"  {n:<12} http://127.0.0.1:{service_settings(n).port}/   (cổng thông tin, đăng nhập thử)")
+            typer.echo(
+                f"  {n:<12} http://127.0.0.1:{service_settings(n).port}/   (cổng thông tin, đăng nhập thử)"
+            )
         for n in SERVICES:
             port = service_settings(n).port
             typer.echo(f"  {n:<12} http://127.0.0.1:{port}/docs   AsyncAPI http://127.0.0.1:{port}/asyncapi")

@@ -36,3 +36,21 @@ def test_up_offers_the_portal_the_edition_the_seed_loaded() -> None:
     assert seeded_edition(out) == ("cantho-snnmt", "2025")
     assert seeded_edition("edition t-1/2024: version 1 unchanged\n") == ("t-1", "2024")
     assert seeded_edition("directory x: 1 units/people published\n") is None
+
+
+def test_the_demo_commands_the_registry_names_are_hoithi_commands() -> None:
+    """``hoithi up`` loads the demo by running the command each registry entry names (shared/ knows none): each
+    is a command of ``hoithi``, and its options are options of that command."""
+    import typer.main
+
+    from shared.cli import app
+    from shared.settings import registry
+
+    group = typer.main.get_command(app)
+    demos = {name: entry.demo for name, entry in registry().items() if entry.demo}
+    assert demos, "nothing would load the demo"
+    for name, (command, *options) in demos.items():
+        found = group.commands.get(command)  # type: ignore[attr-defined]
+        assert found is not None, f"{name}'s demo command {command!r} is no hoithi command"
+        known = {opt for param in found.params for opt in param.opts}
+        assert set(options) <= known, f"{name}: {command} has no {set(options) - known}"
