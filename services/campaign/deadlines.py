@@ -19,7 +19,9 @@ only looks (every ``HOITHI_CAMPAIGN_CLOCK_INTERVAL`` seconds, default 0.5: the c
 ``max`` of campaign's outbox, which any change that matters to the clock — an assignment created, fulfilled,
 reopened or extended, an edition published — moves) and runs a full pass only when something is due, something
 changed, a decision waits for intake or receipts, or ``HOITHI_CAMPAIGN_CLOCK_FULL_EVERY`` seconds (default 30)
-passed.
+passed. That cap also bounds how late a change is seen whose outbox position was taken before the mark was read
+but committed after it (concurrent writers on PostgreSQL), and an assignment reopened after its reminder came due
+while it was fulfilled gets the next reminder still ahead, not the one it skipped.
 
 Being down only delays a decision. One replica of the deployment ticks: the holder of the clock's lease
 (shared/lease.py); every write transaction of a pass is fenced by the lease's generation, so a replica that
