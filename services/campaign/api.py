@@ -77,6 +77,10 @@ async def get_edition(tenant: str, edition: str, rt: RuntimeDep, caller: CallerD
     return json.loads(doc)  # type: ignore[no-any-return]
 
 
+# the deadline clock's agenda (services/campaign/deadlines.py) is its own working state, not the assignment
+_NOT_SHOWN = ("tenant", "remind_at", "remind_for")
+
+
 @router.get("/editions/{edition}/assignments", summary="Assignments: who must deliver what by when")
 async def list_assignments(
     tenant: str,
@@ -116,7 +120,7 @@ async def list_assignments(
     # every instant in Vietnam time (+07:00), extended_to included; the deadline in force as users read it
     return [
         {
-            **{k: _vn(v) if isinstance(v, datetime) else v for k, v in r.items() if k not in ("tenant",)},
+            **{k: _vn(v) if isinstance(v, datetime) else v for k, v in r.items() if k not in _NOT_SHOWN},
             "deadline_display": deadline_label_vi(r["extended_to"] or r["deadline"]),
         }
         for r in rows

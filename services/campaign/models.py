@@ -30,7 +30,24 @@ assignments = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     # the deadline in force when an extension was granted (gia hạn); None: the part's deadline
     sa.Column("extended_to", UtcDateTime(), nullable=True),
+    # The deadline clock's agenda (written by the clock only): the next instant a reminder of this assignment is
+    # due (None: none left), and the deadline in force it was planned for (None: not planned yet).
+    sa.Column("remind_at", UtcDateTime(), nullable=True),
+    sa.Column("remind_for", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("tenant", "edition", "part", "assignee_id", name="uq_assignment_assignee"),
+    sa.Index("ix_assignments_remind_at", "remind_at"),
+    sa.Index("ix_assignments_remind_for", "remind_for"),
+    sa.Index("ix_assignments_extended_to", "extended_to"),
+)
+
+# The edition version the clock planned each edition's reminders for: a new version (other offsets, another
+# deadline) plans them again.
+reminder_plans = sa.Table(
+    "reminder_plans",
+    metadata,
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("edition", sa.String(32), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
 )
 
 # Every change of an assignment's status, by business time (the fact that caused it): participation "as of"
@@ -117,6 +134,7 @@ misses = sa.Table(
     sa.Column("assignee_id", sa.String(100), nullable=False),
     sa.Column("unit_id", sa.String(100), nullable=True),
     sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Index("ix_misses_deadline", "tenant", "edition", "part", "deadline"),
 )
 
 # The 90-day campaign: each unit's procedure catalogue (a complete list from a date) and its progress reports.

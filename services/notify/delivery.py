@@ -26,6 +26,7 @@ receiver deduplicating by Message-ID shows once. Failpoints (shared/failpoints.p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -72,20 +73,88 @@ def retry_policy(own: NotifySettings) -> tuple[timedelta, timedelta, int]:
 
 
 async def smtp_send(own: NotifySettings, message: EmailMessage) -> None:
-    """STARTTLS (``HOITHI_NOTIFY_SMTP_STARTTLS``) or implicit TLS (``HOITHI_NOTIFY_SMTP_TLS``, port 465 usually),
-    credentials from settings; plain SMTP otherwise (a local relay)."""
-    assert own.smtp_host is not None
-    implicit_tls = own.smtp_tls
-    await aiosmtplib.send(
-        message,
-        hostname=own.smtp_host,
-        port=own.smtp_port,
-        username=own.smtp_username,
-        password=own.smtp_password,
-        use_tls=implicit_tls,
-        start_tls=False if implicit_tls else own.smtp_starttls,
-        timeout=SMTP_TIMEOUT,
-    )
+    """One message on a connection of its own (a one-off send; the loop sends through an :class:`SmtpPool`)."""
+    pool = SmtpPool(own, 1)
+    try:
+        await pool.send(own, message)
+    finally:
+        await pool.close()
+
+
+# Failures that mean the connection itself is gone (the server closed an idle one, a reset): the message was not
+# taken on that connection as far as we know, so a reused connection is reopened and the message sent once more.
+_BROKEN = (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, ConnectionError)
+
+
+class SmtpPool:
+    """At most ``size`` SMTP connections, each reused for message after message (one batch of deliveries), instead
+    of a connection, a greeting, TLS and a login per message. ``send`` has the shape of a ``Sender``; at most
+    ``size`` messages are in flight. STARTTLS (``HOITHI_NOTIFY_SMTP_STARTTLS``) or implicit TLS
+    (``HOITHI_NOTIFY_SMTP_TLS``, port 465 usually), credentials from settings; plain SMTP otherwise.
+
+    A message the server refuses fails alone (its delivery is retried as before) and its connection is closed,
+    never reused in an unknown state. A reused connection found broken is reopened once for the same message; a
+    fresh one that fails is that message's failure. A message the server accepted but whose answer was lost is
+    sent again by the retry with its one Message-ID, exactly as when a connection per message broke there."""
+
+    def __init__(self, own: NotifySettings, size: int) -> None:
+        self.own = own
+        self._gate = asyncio.Semaphore(max(1, size))
+        self._idle: list[aiosmtplib.SMTP] = []
+        self.opened = 0  # connections opened (for tests and logs)
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        own = self.own
+        assert own.smtp_host is not None
+        client = aiosmtplib.SMTP(
+            hostname=own.smtp_host,
+            port=own.smtp_port,
+            username=own.smtp_username,
+            password=own.smtp_password,
+            use_tls=own.smtp_tls,
+            start_tls=False if own.smtp_tls else own.smtp_starttls,
+            timeout=SMTP_TIMEOUT,
+        )
+        await client.connect()
+        self.opened += 1
+        return client
+
+    async def send(self, own: NotifySettings, message: EmailMessage) -> None:
+        async with self._gate:
+            client = self._idle.pop() if self._idle else None
+            if client is not None and not client.is_connected:
+                client = None
+            reused = client is not None
+            try:
+                if client is None:
+                    client = await self._open()
+                try:
+                    await client.send_message(message)
+                except _BROKEN:
+                    if not reused:
+                        raise
+                    _drop(client)
+                    client = await self._open()
+                    await client.send_message(message)
+            except BaseException:
+                if client is not None:
+                    _drop(client)
+                raise
+            self._idle.append(client)
+
+    async def close(self) -> None:
+        """QUIT every idle connection (a server that does not answer is dropped)."""
+        idle, self._idle = self._idle, []
+        for client in idle:
+            try:
+                await asyncio.wait_for(client.quit(), 5.0)
+            except Exception:  # noqa: BLE001 - closing: whatever the server says, the connection is done
+                _drop(client)
+
+
+def _drop(client: aiosmtplib.SMTP) -> None:
+    with contextlib.suppress(Exception):  # already gone
+        client.close()
 
 
 async def webhook_post(rt: Runtime, row: Any, secret: str) -> None:
@@ -226,12 +295,19 @@ async def deliver_due(rt: Runtime, send: Sender = smtp_send, lease: Lease | None
     if not rows:
         return 0
     gate = asyncio.Semaphore(CONCURRENCY)
+    # The batch's email goes through at most CONCURRENCY SMTP connections, each reused message after message.
+    pool = SmtpPool(rt.own, CONCURRENCY) if send is smtp_send else None
+    sender = pool.send if pool is not None else send
 
     async def one(row: Any) -> None:
         async with gate:
-            await deliver_one(rt, row, send, lease)
+            await deliver_one(rt, row, sender, lease)
 
-    await asyncio.gather(*(one(r) for r in rows))
+    try:
+        await asyncio.gather(*(one(r) for r in rows))
+    finally:
+        if pool is not None:
+            await pool.close()
     return len(rows)
 
 

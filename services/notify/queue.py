@@ -8,7 +8,7 @@ a replay or a second notify replica writes nothing twice. Sending happens after 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.notify import domain, models, rendering
 from shared.clock import VN
 from shared.db import insert_ignore
-from shared.documents import Person, Unit
+from shared.documents import Person, Union, Unit
 from shared.events.catalogue import NotificationSent
 from shared.service import Runtime
 
 SNAPSHOTS = "directory_snapshots"
+PARSED = "directory_parsed"  # per tenant: (table, id, effective_from, sequence) -> parsed document
 
 
 async def _fingerprint(conn: AsyncConnection, tenant: str) -> tuple[int, ...]:
@@ -61,6 +62,69 @@ async def people(conn: AsyncConnection, rt: Runtime, tenant: str, at: datetime) 
 
 
 async def _people(conn: AsyncConnection, rt: Runtime, tenant: str, at: datetime) -> domain.People:
+    """The directory in force on the date of ``at``, read from the copies' keys: which row of each person, unit
+    and union is in force is decided on (id, effective_from, sequence) alone, and only a document not parsed
+    before (a new row, or one a newer fact replaced: a higher sequence) is read and parsed. Equal to
+    :func:`rebuild_people`, which parses everything."""
+    day = at.astimezone(VN).date()
+    parsed: dict[tuple[Any, ...], Any] = rt.extra.setdefault(PARSED, {}).setdefault(tenant, {})
+    c = models.copies
+    used: set[tuple[Any, ...]] = set()
+    persons = [
+        p
+        for p in await _in_force(conn, c.people, "person_id", tenant, day, Person, parsed, used)
+        if p.effective_to is None or p.effective_to >= day
+    ]
+    units = {u.id: u for u in await _in_force(conn, c.units, "unit_id", tenant, day, Unit, parsed, used)}
+    unions = {u.id: u for u in await _in_force(conn, c.unions, "union_id", tenant, None, Union, parsed, used)}
+    if len(parsed) > 2 * len(used) + 1000:  # forget superseded rows (kept while other dates may need them)
+        for k in [k for k in parsed if k not in used]:
+            del parsed[k]
+    return domain.People(tuple(persons), units, unions)
+
+
+async def _in_force(
+    conn: AsyncConnection,
+    t: sa.Table,
+    key: str,
+    tenant: str,
+    day: date | None,
+    model: Any,
+    parsed: dict[tuple[Any, ...], Any],
+    used: set[tuple[Any, ...]],
+) -> list[Any]:
+    """Per id (in id order), the row in force on ``day`` (the latest ``effective_from`` not after it; ``day``
+    None: an undated table), parsed — from ``parsed`` when its (table, id, effective_from, sequence) was seen."""
+    dated = day is not None
+    cols = [t.c[key], t.c.effective_from if dated else sa.literal(None), t.c.sequence]
+    q = sa.select(*cols).where(t.c.tenant == tenant)
+    if dated:
+        q = q.where(t.c.effective_from <= day).order_by(t.c[key], t.c.effective_from.desc())
+    else:
+        q = q.order_by(t.c[key])
+    latest: list[tuple[Any, ...]] = []
+    last_id = None
+    for row_id, since, sequence in await conn.execute(q):
+        if row_id != last_id:
+            latest.append((t.name, row_id, since, sequence))
+            last_id = row_id
+    missing = [k for k in latest if k not in parsed]
+    for i in range(0, len(missing), 500):
+        ids = [k[1] for k in missing[i : i + 500]]
+        wanted = set(missing[i : i + 500])
+        docs = sa.select(
+            t.c[key], t.c.effective_from if dated else sa.literal(None), t.c.sequence, t.c.doc
+        ).where(t.c.tenant == tenant, t.c[key].in_(ids))
+        for row_id, since, sequence, doc in await conn.execute(docs):
+            k = (t.name, row_id, since, sequence)
+            if k in wanted:
+                parsed[k] = model.model_validate_json(doc)
+    used.update(latest)
+    return [parsed[k] for k in latest if k in parsed]
+
+
+async def rebuild_people(conn: AsyncConnection, rt: Runtime, tenant: str, at: datetime) -> domain.People:
+    """The same directory parsed whole from the copies (the reference :func:`_people` is tested against)."""
     assert rt.copies is not None
     persons = await rt.copies.people_in(conn, tenant, at)
     units = {}

@@ -93,6 +93,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._cut = threading.Event()
         self._stopping = threading.Event()
+        self.accepted = 0  # connections forwarded since start (a test counts its client's connections)
 
     @property
     def port(self) -> int:
@@ -155,6 +156,7 @@ class TcpProxy:
                     pair.abort()
                     continue
                 self._pairs.add(pair)
+                self.accepted += 1
             pair.start()
 
     def cut(self) -> None:
