@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared import metrics, problems, tracing
 from shared.auth import Principal, authenticate, require_tenant
 from shared.clock import Clock
-from shared.consumer import EventConsumer, Handler
+from shared.consumer import EventConsumer, Handler, stop_subscribers
 from shared.copies import Copies
 from shared.db import Backbone, make_engine
 from shared.documents import Person
@@ -168,9 +168,12 @@ async def _start_messaging(rt: Runtime, spec: ServiceSpec) -> None:
             settings=rt.settings,
             handlers=handlers[c.purpose],
         )
+        consumer.nc = rt.nc
         rt.consumers.append(consumer)
-        spawn(rt, consumer.run(rt.nc), c.durable)
-        spawn(rt, consumer.run(rt.nc, replay=True), f"{c.durable}-replay")
+        # FastStream batch pull subscribers of the declared durables (bound, never created), raw messages
+        consumer.subscribe(broker)
+        consumer.subscribe(broker, replay=True)
+    await broker.start()  # already connected: starts the subscribers
     spawn(rt, metrics.refresh_nats(rt, [c.durable for c in wanted]), f"{rt.name}-metrics")
     for job in spec.background:
         spawn(rt, job(rt), f"{rt.name}-{job.__name__}")
@@ -196,6 +199,7 @@ def create_app(
                 t.cancel()
             await asyncio.wait(pending, timeout=5)
             if rt.broker is not None:
+                await stop_subscribers(rt.broker.subscribers)
                 # close(), not FastStream's drain(): draining pull subscriptions waits for the drain timeout.
                 with suppress(Exception):
                     await asyncio.wait_for(rt.nc.close(), 5)
