@@ -244,7 +244,11 @@ class EventConsumer:
                 return stream, dataclasses.replace(cc)
         # a consumer of a spec outside CONSUMERS (tests): the same shape, filtered on its own types
         stream = self.settings.replay_stream if replay else self.settings.stream
-        filters = [self.settings.replay_subject(self.spec.service)] if replay else self.spec.filter_subjects(self.settings)
+        filters = (
+            [self.settings.replay_subject(self.spec.service)]
+            if replay
+            else self.spec.filter_subjects(self.settings)
+        )
         return stream, ConsumerConfig(durable_name=durable, name=durable, filter_subjects=filters)
 
     async def on_batch(self, msgs: Sequence[RawMsg], *, replay: bool = False) -> None:

@@ -362,7 +362,9 @@ async def current_caller(
 ) -> Caller:
     rt = runtime(request)
     # HttpGuard verified the token before the body was read; verify here only when it did not run
-    principal = request.scope.get("state", {}).get("principal") or await authenticate(rt.settings, authorization)
+    principal = request.scope.get("state", {}).get("principal") or await authenticate(
+        rt.settings, authorization
+    )
     require_tenant(principal, tenant)
     throttles: Throttles | None = getattr(request.app.state, "throttles", None)
     if throttles is not None:  # intake and every other write, per person
