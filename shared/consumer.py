@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import nats.errors
 import sqlalchemy as sa
@@ -176,6 +176,42 @@ class ConsumerState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def declared_consumer(
+    settings: Settings, spec: ConsumerSpec, *, replay: bool = False
+) -> tuple[str, ConsumerConfig]:
+    """(stream, configuration) of the durable ``hoithi streams`` declares for ``spec`` (or for its service's
+    replays), a copy."""
+    durable = replay_durable(spec.service) if replay else spec.durable
+    for stream, cc in consumer_configs(settings):
+        if cc.durable_name == durable:
+            return stream, dataclasses.replace(cc)
+    # a spec outside CONSUMERS (tests): the same shape, filtered on its own types
+    stream = settings.replay_stream if replay else settings.stream
+    filters = [settings.replay_subject(spec.service)] if replay else spec.filter_subjects(settings)
+    return stream, ConsumerConfig(durable_name=durable, name=durable, filter_subjects=filters)
+
+
+def subscriber_options(settings: Settings, spec: ConsumerSpec, *, replay: bool = False) -> dict[str, Any]:
+    """FastStream ``broker.subscriber`` options of a consumer: a JetStream batch pull subscriber of its declared
+    durable, manual acknowledgement (also what the AsyncAPI document describes, shared/events/asyncapi.py)."""
+    stream, config = declared_consumer(settings, spec, replay=replay)
+    return {
+        "config": config,
+        "durable": config.durable_name,
+        "stream": JStream(stream, declare=False),
+        "pull_sub": PullSub(
+            batch_size=settings.consumer_batch, timeout=settings.consumer_fetch_timeout, batch=True
+        ),
+        "ack_policy": AckPolicy.MANUAL,
+        "title": config.durable_name,
+        "description": (
+            f"{spec.service}: replays of the dead letters of its purposes"
+            if replay
+            else f"{spec.service} ({spec.purpose}) receives {', '.join(spec.types)}"
+        ),
+    }
+
+
 class EventConsumer:
     """Runs one service's handlers for one durable consumer (and its share of the replay stream)."""
 
@@ -209,24 +245,8 @@ class EventConsumer:
         durable (or, ``replay``, of the service's replay durable): bound, never created; a raw decoder, so
         :meth:`on_batch` gets the nats-py messages undecoded (a malformed one reaches the dead-letter path); manual
         acknowledgement, each message settled on its own by :meth:`process`. Started with the broker."""
-        stream, config = self.declared(replay=replay)
         sub = broker.subscriber(
-            config=config,
-            durable=config.durable_name,
-            stream=JStream(stream, declare=False),
-            pull_sub=PullSub(
-                batch_size=self.settings.consumer_batch,
-                timeout=self.settings.consumer_fetch_timeout,
-                batch=True,
-            ),
-            ack_policy=AckPolicy.MANUAL,
-            decoder=_raw_batch,
-            title=f"{config.durable_name}:subscribe",
-            description=(
-                f"{self.spec.service}: replays of dead letters for its purposes"
-                if replay
-                else f"{self.spec.service} ({self.purpose}): {', '.join(self.spec.types)}"
-            ),
+            **subscriber_options(self.settings, self.spec, replay=replay), decoder=_raw_batch
         )
         bound = BoundBatchSubscriber.adopt(sub, self)
 
@@ -235,21 +255,6 @@ class EventConsumer:
             await self.on_batch(msgs, replay=replay)
 
         return bound
-
-    def declared(self, *, replay: bool = False) -> tuple[str, ConsumerConfig]:
-        """(stream, configuration) of the durable ``hoithi streams`` declared for this consumer (a copy)."""
-        durable = replay_durable(self.spec.service) if replay else self.spec.durable
-        for stream, cc in consumer_configs(self.settings):
-            if cc.durable_name == durable:
-                return stream, dataclasses.replace(cc)
-        # a consumer of a spec outside CONSUMERS (tests): the same shape, filtered on its own types
-        stream = self.settings.replay_stream if replay else self.settings.stream
-        filters = (
-            [self.settings.replay_subject(self.spec.service)]
-            if replay
-            else self.spec.filter_subjects(self.settings)
-        )
-        return stream, ConsumerConfig(durable_name=durable, name=durable, filter_subjects=filters)
 
     async def on_batch(self, msgs: Sequence[RawMsg], *, replay: bool = False) -> None:
         """One fetched batch, raw: a replay consumer keeps its own purpose's messages, then each is applied
@@ -570,14 +575,19 @@ class BoundBatchSubscriber(BatchPullStreamSubscriber):
     acknowledgement): FastStream's batch message settles only the whole batch."""
 
     __slots__ = ()
+    hoithi_state: (
+        ConsumerState  # the consumer's, for the last fetch error (FastStream's subscribers have a dict)
+    )
 
     @classmethod
     def adopt(cls, sub: Any, consumer: EventConsumer) -> BoundBatchSubscriber:
+        """``sub``, made by FastStream's factory for a batch pull subscriber, turned into this subclass."""
         if type(sub) is not BatchPullStreamSubscriber:  # FastStream changed its factory: look again
             raise TypeError(f"expected FastStream's BatchPullStreamSubscriber, got {type(sub).__name__}")
         sub.__class__ = cls
-        sub.hoithi_state = consumer.state
-        return sub  # type: ignore[no-any-return]
+        bound = cast(BoundBatchSubscriber, sub)
+        bound.hoithi_state = consumer.state
+        return bound
 
     @property
     def durable(self) -> str:
