@@ -32,7 +32,12 @@ async def rig(test_servers: Any, unique_prefix: str, tmp_path: Path) -> AsyncIte
     """rewards' facts consumer (SQLite inbox) on streams of its own, its durable not declared yet."""
     url = test_servers.nats_url
     settings = stream_settings(
-        unique_prefix, env="test", nats_url=url, consumer_batch=50, consumer_fetch_timeout=FETCH_TIMEOUT
+        unique_prefix,
+        env="test",
+        nats_url=url,
+        consumer_batch=50,
+        consumer_fetch_timeout=FETCH_TIMEOUT,
+        consumer_faststream=True,
     )
     nc = await nats.connect(url, **nats_client_options(url))
     js = nc.jetstream()
@@ -66,7 +71,7 @@ async def test_a_consumer_waits_for_its_declared_durable_never_creating_one_then
 ) -> None:
     nc, js, settings, consumer, applied = rig
     consumer: EventConsumer
-    task = asyncio.create_task(consumer.run(nc))
+    task = asyncio.create_task(consumer.run_faststream(nc))
     try:
         # bound (not created) and fetching: every fetch of a durable that is not there fails and is retried
         await eventually(lambda: consumer.state.last_error, timeout=20, message="a fetch was tried")
