@@ -22,18 +22,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import nats.errors
 import sqlalchemy as sa
 import structlog
+from faststream.middlewares import AckPolicy
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.subscriber.usecases.stream_pull_subscriber import BatchPullStreamSubscriber
 from nats.aio.client import Client as NatsClient
+from nats.js.api import ConsumerConfig
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -44,7 +49,7 @@ from shared.events.envelope import Envelope, deterministic_id, make_event, sourc
 from shared.logs import correlation_id
 from shared.outbox import Outbox
 from shared.settings import Settings
-from shared.streams import ConsumerSpec, consumers_of, replay_durable
+from shared.streams import ConsumerSpec, consumer_configs, consumers_of, replay_durable
 
 log = logging.getLogger("hoithi.consumer")
 
@@ -171,6 +176,42 @@ class ConsumerState:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def declared_consumer(
+    settings: Settings, spec: ConsumerSpec, *, replay: bool = False
+) -> tuple[str, ConsumerConfig]:
+    """(stream, configuration) of the durable ``hoithi streams`` declares for ``spec`` (or for its service's
+    replays), a copy."""
+    durable = replay_durable(spec.service) if replay else spec.durable
+    for stream, cc in consumer_configs(settings):
+        if cc.durable_name == durable:
+            return stream, dataclasses.replace(cc)
+    # a spec outside CONSUMERS (tests): the same shape, filtered on its own types
+    stream = settings.replay_stream if replay else settings.stream
+    filters = [settings.replay_subject(spec.service)] if replay else spec.filter_subjects(settings)
+    return stream, ConsumerConfig(durable_name=durable, name=durable, filter_subjects=filters)
+
+
+def subscriber_options(settings: Settings, spec: ConsumerSpec, *, replay: bool = False) -> dict[str, Any]:
+    """FastStream ``broker.subscriber`` options of a consumer: a JetStream batch pull subscriber of its declared
+    durable, manual acknowledgement (also what the AsyncAPI document describes, shared/events/asyncapi.py)."""
+    stream, config = declared_consumer(settings, spec, replay=replay)
+    return {
+        "config": config,
+        "durable": config.durable_name,
+        "stream": JStream(stream, declare=False),
+        "pull_sub": PullSub(
+            batch_size=settings.consumer_batch, timeout=settings.consumer_fetch_timeout, batch=True
+        ),
+        "ack_policy": AckPolicy.MANUAL,
+        "title": config.durable_name,
+        "description": (
+            f"{spec.service}: replays of the dead letters of its purposes"
+            if replay
+            else f"{spec.service} ({spec.purpose}) receives {', '.join(spec.types)}"
+        ),
+    }
+
+
 class EventConsumer:
     """Runs one service's handlers for one durable consumer (and its share of the replay stream)."""
 
@@ -198,9 +239,54 @@ class EventConsumer:
     def purpose(self) -> str:
         return self.spec.purpose
 
-    # ------------------------------------------------------------------ fetch loops
+    # ------------------------------------------------------------------ the FastStream subscriber
+    def subscribe(self, broker: NatsBroker, *, replay: bool = False) -> BoundBatchSubscriber:
+        """Register this consumer on ``broker`` as a FastStream JetStream batch pull subscriber of its declared
+        durable (or, ``replay``, of the service's replay durable): bound, never created; a raw decoder, so
+        :meth:`on_batch` gets the nats-py messages undecoded (a malformed one reaches the dead-letter path); manual
+        acknowledgement, each message settled on its own by :meth:`process`. Started with the broker."""
+        sub = broker.subscriber(
+            **subscriber_options(self.settings, self.spec, replay=replay), decoder=_raw_batch
+        )
+        bound = BoundBatchSubscriber.adopt(sub, self)
+
+        @sub
+        async def on_batch(msgs: Any) -> None:
+            await self.on_batch(msgs, replay=replay)
+
+        return bound
+
+    async def on_batch(self, msgs: Sequence[RawMsg], *, replay: bool = False) -> None:
+        """One fetched batch, raw: a replay consumer keeps its own purpose's messages, then each is applied
+        (or found a duplicate, or dead-lettered) and settled on its own."""
+        if replay:
+            msgs = await self._own_replays(msgs)
+        if msgs:
+            await self.process(msgs)
+
     async def run(self, nc: NatsClient, *, replay: bool = False) -> None:
-        """Fetch and process until cancelled. Binds to the declared consumer; never creates one."""
+        """Consume until cancelled: as a FastStream subscriber when ``consumer_faststream`` is on, else by our own
+        fetch loop (the default until the fault tests pass on FastStream, see the issue 17 report)."""
+        if self.settings.consumer_faststream:
+            await self.run_faststream(nc, replay=replay)
+        else:
+            await self.run_loop(nc, replay=replay)
+
+    async def run_faststream(self, nc: NatsClient, *, replay: bool = False) -> None:
+        """This consumer alone, as a FastStream subscriber on its own broker over ``nc``, until cancelled (tests
+        and tools; a service registers every consumer on its one broker, ``shared/service.py``)."""
+        self.nc = nc
+        broker = SharedConnectionBroker(nc)
+        sub = self.subscribe(broker, replay=replay)
+        await broker.start()
+        try:
+            await asyncio.Future()  # until cancelled
+        finally:
+            await asyncio.shield(stop_subscribers([sub]))
+
+    async def run_loop(self, nc: NatsClient, *, replay: bool = False) -> None:
+        """Our own fetch loop over nats-py (the default, ``consumer_faststream`` off): fetch and process until
+        cancelled. Binds to the declared consumer; never creates one."""
         self.nc = nc
         js = nc.jetstream()
         stream = self.settings.replay_stream if replay else self.settings.stream
@@ -508,6 +594,128 @@ class EventConsumer:
         metrics.dead_lettered(self.purpose, self.spec.durable, reason)
         log.error("dead-lettered %s seq %s: %s %s", stream, seq, reason, error[:300])
         await _settle(m.ack(), m, "ack")
+
+
+# ---------------------------------------------------------------------- FastStream
+
+
+async def _raw_batch(msg: Any, original: Any) -> Any:
+    """The batch subscriber's decoder: the fetched nats-py messages, undecoded (FastStream's own decoder parses
+    every body first, and one malformed body would keep the whole batch from the handler)."""
+    return msg.raw_message
+
+
+class BoundBatchSubscriber(BatchPullStreamSubscriber):
+    """FastStream 0.7's JetStream batch pull subscriber with two steps replaced, each shown missing by a test in
+    ``tests/integration/test_faststream_limits.py`` (written to fail once FastStream has it):
+
+    - the subscription *binds* to the durable ``hoithi streams`` declared (``pull_subscribe_bind``); FastStream's
+      ``pull_subscribe`` creates a durable it does not find, with its own settings;
+    - the fetch loop hands a partial batch to the handler at once and outlives whatever a fetch raises; FastStream's
+      keeps fetching until the batch is full or its timeout is spent (every batch short of full waits the whole
+      timeout), and a fetch that raises anything but the few errors it expects (nats-py's builtin TimeoutError
+      included) ends its task, dropping what it had fetched (redelivered only after ack_wait, a delivery spent).
+
+    Everything else is FastStream's: registration, start and stop, parsing (a raw decoder), the middlewares,
+    the handler call and the AsyncAPI description. Messages are settled one by one on the raw messages (manual
+    acknowledgement): FastStream's batch message settles only the whole batch."""
+
+    __slots__ = ()
+    hoithi_state: (
+        ConsumerState  # the consumer's, for the last fetch error (FastStream's subscribers have a dict)
+    )
+
+    @classmethod
+    def adopt(cls, sub: Any, consumer: EventConsumer) -> BoundBatchSubscriber:
+        """``sub``, made by FastStream's factory for a batch pull subscriber, turned into this subclass."""
+        if type(sub) is not BatchPullStreamSubscriber:  # FastStream changed its factory: look again
+            raise TypeError(f"expected FastStream's BatchPullStreamSubscriber, got {type(sub).__name__}")
+        sub.__class__ = cls
+        bound = cast(BoundBatchSubscriber, sub)
+        bound.hoithi_state = consumer.state
+        return bound
+
+    @property
+    def durable(self) -> str:
+        return str(self.extra_options["durable"])
+
+    async def _create_subscription(self) -> None:
+        if self.subscription:
+            return
+        self.subscription = await self.jetstream.pull_subscribe_bind(
+            durable=self.durable, stream=self.extra_options["stream"]
+        )
+        self.add_task(self._consume_pull)
+
+    async def _consume_pull(self) -> None:
+        """Fetch and hand over until stopped. While the broker restarts, a fetch may fail in many ways
+        (reconnecting, closed, no responders, EOF): the server still holds every unacked message and redelivers
+        it after ack_wait, and the inbox applies it once: back off, go on."""
+        sub = self.subscription
+        assert sub is not None, "the subscription is made before the loop starts"
+        failures = 0
+        while self.running:
+            try:
+                msgs = await sub.fetch(batch=self.pull_sub.batch_size, timeout=self.pull_sub.timeout)
+            except (nats.errors.TimeoutError, TimeoutError):
+                _raise_if_cancelled()
+                failures = 0
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - see above; logged, never fatal
+                _raise_if_cancelled()
+                failures += 1
+                self.hoithi_state.last_error = repr(exc)
+                if failures == 1 or failures % 20 == 0:
+                    log.warning("%s: fetch failed (%d in a row), retrying: %r", self.durable, failures, exc)
+                await asyncio.sleep(min(0.2 * 2 ** min(failures, 5), 5.0))
+                continue
+            failures = 0
+            if msgs and self.running:
+                # FastStream's consume: middlewares, the raw decoder, our handler; it logs what the handler
+                # raised (nothing settled then: the server redelivers after ack_wait).
+                await self.consume(msgs)
+
+    async def stop(self) -> None:
+        """Stop at once: a batch being applied is cancelled (what it did not ack is redelivered later) rather
+        than awaited for FastStream's graceful timeout; the subscription is dropped, bounded in time."""
+        for task in self.tasks:
+            task.cancel()
+        subscription, self.subscription = self.subscription, None
+        await super().stop()
+        if subscription is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(subscription.unsubscribe(), SETTLE_TIMEOUT)
+
+
+class SharedConnectionBroker(NatsBroker):
+    """A FastStream broker over a nats-py connection opened elsewhere; stopping it leaves the connection open."""
+
+    def __init__(self, nc: NatsClient, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._shared = nc
+
+    async def _connect(self) -> NatsClient:
+        self.config.connect(self._shared)
+        return self._shared
+
+    async def stop(self, *args: Any, **kwargs: Any) -> None:
+        await stop_subscribers(self.subscribers)
+        self.running = False
+        self._connection = None
+        self.config.disconnect()
+
+
+async def stop_subscribers(subscribers: Sequence[Any]) -> None:
+    """Stop FastStream subscribers (each bounded in time) without draining or closing their connection."""
+    for sub in subscribers:
+        try:
+            await asyncio.wait_for(sub.stop(), 10)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - shutting down: the server redelivers what was not acked
+            log.warning("stopping a subscriber failed: %r", exc)
 
 
 SETTLE_TIMEOUT = 5.0

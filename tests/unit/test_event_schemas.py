@@ -16,6 +16,8 @@ from shared.events.asyncapi import asyncapi_document, asyncapi_html
 from shared.events.catalogue import CATALOGUE, REWARD_FACT_KINDS, VERSIONS, event_type, parse_data
 from shared.events.compat import incompatibilities
 from shared.events.schemas import SCHEMA_DIR, data_schema, render, schema_filename, write_schemas
+from shared.settings import Settings
+from shared.streams import CONSUMERS
 
 VN = timezone(timedelta(hours=7))
 DEADLINE = datetime(2023, 10, 26, 0, 0, tzinfo=VN)
@@ -419,24 +421,40 @@ def test_recursive_models_terminate() -> None:
 # ------------------------------------------------------------------------------------------------- AsyncAPI
 
 
-def test_asyncapi_document_has_a_channel_and_message_per_type() -> None:
+def _resolve(doc: dict[str, Any], ref: str) -> Any:
+    node: Any = doc
+    for part in ref.removeprefix("#/").split("/"):
+        node = node[part.replace("%2A", "*")]  # FastStream escapes the wildcard of a filter subject
+    return node
+
+
+def test_asyncapi_document_is_generated_by_faststream_with_each_types_schema_from_the_catalogue() -> None:
     doc = json.loads(json.dumps(asyncapi_document()))
     assert doc["asyncapi"] == "3.0.0"
-    addresses = {c["address"] for c in doc["channels"].values()}
-    assert addresses == {f"hoithi.{{tenant}}.{t}" for t in CATALOGUE}
-    for type_, spec in CATALOGUE.items():
+    sends = {op["channel"]["$ref"] for op in doc["operations"].values() if op["action"] == "send"}
+    for type_ in CATALOGUE:
         channel = doc["channels"][type_]
-        assert "tenant" in channel["parameters"]
-        # one message per version still accepted (a retired version stays until its consumers are gone)
-        refs = list(channel["messages"].values())
-        assert len(refs) == sum(1 for t, _ in VERSIONS if t == type_)
-        for ref in refs:
-            message = doc["components"]["messages"][ref["$ref"].rsplit("/", 1)[-1]]
-            assert message["contentType"] == "application/cloudevents+json"
-            data_ref = message["payload"]["allOf"][1]["properties"]["data"]["$ref"]
-            assert data_ref.rsplit("/", 1)[-1] in doc["components"]["schemas"]
-        send = doc["operations"][f"{spec.producer}.send.{type_}"]
-        assert send["action"] == "send" and send["channel"] == {"$ref": f"#/channels/{type_}"}
+        assert channel["address"] == f"hoithi.{{tenant}}.{type_}"
+        assert f"#/channels/{type_}" in sends
+        [ref] = channel["messages"].values()
+        payload = _resolve(doc, _resolve(doc, ref["$ref"])["payload"]["$ref"])
+        # one envelope per version still accepted (a retired version stays until its consumers are gone)
+        envelopes = [_resolve(doc, r["$ref"]) for r in payload.get("anyOf", payload.get("oneOf", []))] or [
+            payload
+        ]
+        assert len(envelopes) == sum(1 for t, _ in VERSIONS if t == type_)
+        for envelope in envelopes:
+            assert envelope["properties"]["type"]["const"] == type_
+            data = _resolve(doc, envelope["properties"]["data"]["$ref"])
+            version = envelope["properties"]["dataschemaversion"]["const"]
+            catalogued = VERSIONS[(type_, version)].data.model_json_schema()
+            assert data["properties"].keys() == catalogued["properties"].keys()
+            assert data.get("required", []) == catalogued.get("required", [])
+    # and every durable receives on each of its filter subjects
+    receives = {op["channel"]["$ref"] for op in doc["operations"].values() if op["action"] == "receive"}
+    for c in CONSUMERS:
+        for subject in c.filter_subjects(Settings(env="test")):
+            assert f"#/channels/{c.durable}:{subject}".replace("*", "%2A") in receives
 
 
 def test_asyncapi_refs_all_resolve() -> None:
@@ -450,11 +468,8 @@ def test_asyncapi_refs_all_resolve() -> None:
         return []
 
     for ref in refs(doc):
-        node: Any = doc
-        for part in ref.removeprefix("#/").split("/"):
-            node = node[part]
-        assert isinstance(node, dict), ref
-    assert all(c["address"].startswith("test-x.{tenant}.") for c in doc["channels"].values())
+        assert isinstance(_resolve(doc, ref), dict), ref
+    assert all(doc["channels"][t]["address"].startswith("test-x.{tenant}.") for t in CATALOGUE)
 
 
 def test_asyncapi_html_is_self_contained_and_lists_every_type() -> None:
