@@ -15,8 +15,8 @@ reads it: after a lock, if the lock decides what "now" means), and asks for work
 
 ``run`` opens the transaction; with ``idempotent`` it first looks the key up (a retry is answered with the
 stored answer and nothing runs; the same key with another body is a 422) and stores the use case's answer in
-the same transaction as the record it describes; it commits; then it wakes the outbox relay if anything was
-emitted and runs the ``after_commit`` callbacks, in order. A use case that raises rolls everything back —
+the same transaction as the record it describes; it commits; then it wakes the outbox relay and runs the
+``after_commit`` callbacks, in order. A use case that raises rolls everything back —
 state, events, the idempotency row — and no callback runs. Refusals are ``shared.errors.DomainError`` (a kind,
 never an HTTP status); the HTTP edge maps them (``shared.problems.STATUS_OF_REFUSAL``), in one place.
 
@@ -185,9 +185,10 @@ class UnitOfWork(Generic[W]):
         )
 
     def committed(self) -> None:
-        """After the commit: wake the relay if anything was emitted, then the callbacks, in order."""
-        if self.emitted:
-            self.rt.outbox.committed()
+        """After the commit: wake the relay, then run the callbacks, in order. The relay is woken even when
+        ``emit`` was not called: a helper not yet converted may have emitted through ``rt.outbox`` on
+        ``uow.conn`` (a wake with nothing to send costs the relay one query)."""
+        self.rt.outbox.committed()
         callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             callback()
