@@ -101,17 +101,7 @@ async def reject(uow: Uow, cmd: Reject) -> dict[str, Any]:
             "Chỉ hồ sơ đã được tiếp nhận mới có thể bị xác định không hợp lệ.",
             code="not_submitted",
         )
-    now = uow.now()
-    await _rule(uow.conn, row, "rejected", cmd.reason, cmd.by, now)
-    await uow.emit(
-        "submission.rejected",
-        {**_change_data(row, now), "reason": cmd.reason, "rejected_by": cmd.by},
-        tenant=cmd.tenant,
-        edition=cmd.edition,
-        subject=cmd.submission_id,
-        time=now,
-    )
-    return {"submission_id": cmd.submission_id, "status": "rejected", "reason": cmd.reason}
+    return await _rule(uow, cmd, row, "rejected", status="rejected")
 
 
 async def reinstate(uow: Uow, cmd: Reinstate) -> dict[str, Any]:
@@ -123,40 +113,33 @@ async def reinstate(uow: Uow, cmd: Reinstate) -> dict[str, Any]:
             "Chỉ hồ sơ đã bị xác định không hợp lệ mới có thể được khôi phục.",
             code="not_rejected",
         )
+    return await _rule(uow, cmd, row, "reinstated", status="submitted")
+
+
+async def _rule(uow: Uow, cmd: Ruling, row: Any, ruling: str, *, status: str) -> dict[str, Any]:
+    """The ruling recorded, the submission's status set, and ``submission.<ruling>`` emitted, at one instant."""
     now = uow.now()
-    await _rule(uow.conn, row, "submitted", cmd.reason, cmd.by, now, ruling="reinstated")
+    t = models.submissions
+    await uow.conn.execute(sa.update(t).where(t.c.id == row["id"]).values(status=status))
+    await uow.conn.execute(
+        models.rulings.insert().values(
+            id=str(uuid.uuid4()),
+            submission_id=row["id"],
+            ruling=ruling,
+            reason=cmd.reason,
+            ruled_by=cmd.by,
+            ruled_at=now,
+        )
+    )
     await uow.emit(
-        "submission.reinstated",
-        {**_change_data(row, now), "reason": cmd.reason, "reinstated_by": cmd.by},
+        f"submission.{ruling}",
+        {**_change_data(row, now), "reason": cmd.reason, f"{ruling}_by": cmd.by},
         tenant=cmd.tenant,
         edition=cmd.edition,
         subject=cmd.submission_id,
         time=now,
     )
-    return {"submission_id": cmd.submission_id, "status": "submitted", "reason": cmd.reason}
-
-
-async def _rule(
-    conn: AsyncConnection,
-    row: Any,
-    status: str,
-    reason: str | None,
-    by: str,
-    now: Any,
-    ruling: str = "rejected",
-) -> None:
-    t = models.submissions
-    await conn.execute(sa.update(t).where(t.c.id == row["id"]).values(status=status))
-    await conn.execute(
-        models.rulings.insert().values(
-            id=str(uuid.uuid4()),
-            submission_id=row["id"],
-            ruling=ruling,
-            reason=reason,
-            ruled_by=by,
-            ruled_at=now,
-        )
-    )
+    return {"submission_id": cmd.submission_id, "status": status, "reason": cmd.reason}
 
 
 # ---------------------------------------------------------------------------------------------- review
