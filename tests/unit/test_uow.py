@@ -26,6 +26,13 @@ T = datetime(2023, 10, 20, 2, 0, tzinfo=UTC)
 md = sa.MetaData()
 BACKBONE = backbone_tables(md)
 notes = sa.Table("notes", md, sa.Column("id", sa.String(20), primary_key=True), sa.Column("text", sa.Text))
+copies = sa.Table(
+    "copies",
+    md,
+    sa.Column("id", sa.String(20), primary_key=True),
+    sa.Column("sequence", sa.Integer),
+    sa.Column("doc", sa.Text),
+)
 
 
 @dataclass
@@ -143,3 +150,13 @@ async def test_a_joined_unit_of_work_writes_in_its_owners_transaction(rt: Wiring
         await conn.rollback()  # the owner decides: nothing of it stays
     assert await _state(rt) == ([], 0, 0)
     assert rt.wakes == []
+
+
+async def test_the_newest_fact_of_a_copy_wins_whatever_the_order_of_arrival(rt: Wiring) -> None:
+    async def keep(uow: UnitOfWork[Wiring], fact: tuple[int, str]) -> None:
+        await uow.upsert_newer(copies, {"id": "u-1", "sequence": fact[0], "doc": fact[1]})
+
+    for fact in [(2, "renamed"), (1, "created"), (3, "merged"), (2, "renamed")]:
+        await run(rt, keep, fact)
+    async with rt.engine.connect() as conn:
+        assert (await conn.execute(sa.select(copies.c.sequence, copies.c.doc))).one() == (3, "merged")
