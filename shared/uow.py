@@ -2,27 +2,30 @@
 in one transaction, and what runs once that transaction has committed.
 
 Every use case of a service (the application layer, ``services/<svc>/usecases/``) is a function of a
-``UnitOfWork`` and a command (a small frozen dataclass saying what is asked, built by the router or handler): it reads and writes through ``uow.conn``, records its facts with ``uow.emit`` (the transactional
-outbox: the fact commits with the state, or neither does), reads the clock with ``uow.now()`` (when it
-reads it: after a lock, if the lock decides what "now" means), and asks for work after the commit with
-``uow.after_commit``. It never begins, commits or wakes the relay itself: ``run`` does, so a router reads
+``UnitOfWork`` and a command (a small frozen dataclass saying what is asked and by whom, built by the router or
+the handler). It reads and writes through ``uow.conn`` (``uow.rt`` is the service's runtime: copies, settings),
+records its facts with ``uow.emit`` (the transactional outbox: a fact commits with the state, or neither does),
+reads the clock with ``uow.now()`` when it needs it (after a lock, if the lock decides what "now" means), asks
+for work after the commit with ``uow.after_commit`` and refuses with ``shared.errors.DomainError`` (a kind of
+refusal, never an HTTP status: ``shared.problems.STATUS_OF_REFUSAL`` maps it, in one place). It never begins,
+commits or wakes the relay: ``run`` does, so a router reads
 
-    cmd = review.Reject(tenant, edition, submission_id, reason=body.reason, by=caller.person_id)
-    done = await uow.run(rt, review.reject, cmd, idempotent=Idempotent(scope, idempotency_key, body_json))
+    cmd = review.Reject(tenant, edition, submission_id, body.reason, caller.person_id)
+    done = await run(rt, review.reject, cmd, idempotent=Idempotent(scope, idempotency_key, body_json))
     if done.replayed is not None:  # a retry (same Idempotency-Key, same body): the first answer
         return JSONResponse(done.replayed.body, status_code=done.replayed.status)
     return done.value
 
 ``run`` opens the transaction; with ``idempotent`` it first looks the key up (a retry is answered with the
-stored answer and nothing runs; the same key with another body is a 422) and stores the use case's answer in
-the same transaction as the record it describes; it commits; then it wakes the outbox relay and runs the
-``after_commit`` callbacks, in order. A use case that raises rolls everything back —
-state, events, the idempotency row — and no callback runs. Refusals are ``shared.errors.DomainError`` (a kind,
-never an HTTP status); the HTTP edge maps them (``shared.problems.STATUS_OF_REFUSAL``), in one place.
+stored answer and nothing runs; the same key with another body is a 422) and stores the use case's answer (with
+``Idempotent.status``) in the same transaction as the record it describes; it commits; then it wakes the outbox
+relay and runs the ``after_commit`` callbacks, in order. A use case that raises rolls everything back — state,
+events, the idempotency row — and no callback runs.
 
 Three ways in, one object:
 
-- **one transaction per use case** (``run``, the default), for routes and CLI commands;
+- **one transaction per use case** (``run``, the default), for routes and CLI commands; ``begin`` is its block
+  form, for code that is not (yet) one use case function;
 - **batched** (``run_batch``): N use cases in one transaction, each under a SAVEPOINT. One that raises rolls
   back only its savepoint (its writes, its events, its idempotency row, its callbacks) and gets its own error
   back; the others commit together — one durable write for all. (``shared.group_commit`` is the intake's
@@ -33,6 +36,11 @@ Three ways in, one object:
 
 It also carries the one sequence-guarded upsert every copy uses (``uow.upsert_newer``: the newest fact wins
 whatever the order of arrival, in one statement).
+
+Moving a route onto it: the ``engine.begin()`` block's body becomes ``async def verb(uow, cmd)`` (``conn`` →
+``uow.conn``, ``rt.outbox.emit(conn, …)`` → ``uow.emit(…)``, ``rt.now()`` → ``uow.now()``, ``Problem(409, …)`` →
+``DomainError(Refusal.CONFLICT, …)`` with the same texts and code); the lookup / remember pair becomes
+``idempotent=Idempotent(scope, key, body_json, status)``; the trailing ``rt.outbox.committed()`` goes.
 """
 
 from __future__ import annotations
@@ -158,7 +166,7 @@ class UnitOfWork(Generic[W]):
         self._callbacks.append(callback)
 
     async def upsert_newer(self, table: sa.Table, values: dict[str, Any]) -> None:
-        """Keep the fact with the highest ``sequence`` for its key, in one statement (``shared.db.upsert_newer``)."""
+        """Keep the fact with the highest ``sequence`` for its key, in one statement (``db.upsert_newer``)."""
         await self.conn.execute(upsert_newer(self.conn, table, values))
 
     async def replayed(self, idempotent: Idempotent | None) -> Stored | None:
