@@ -1,7 +1,7 @@
 """Errors with English and Vietnamese text, free of any web framework, so domain rules can raise them.
 
-A domain rule raises ``DomainError`` with the kind of ``Refusal`` it is (invalid, conflict, forbidden, too
-large, unsupported type) — never an HTTP status. The HTTP edge (``shared.problems``) maps each kind to its
+A domain rule raises ``DomainError`` with the kind of ``Refusal`` it is (invalid, conflict, forbidden, not found,
+too large, unsupported type) — never an HTTP status. The HTTP edge (``shared.problems``) maps each kind to its
 status and the error to RFC 9457 problem details; ``Problem`` is what routes themselves raise (it carries a
 status: 404, 401, …).
 """
@@ -25,6 +25,7 @@ class Refusal(StrEnum):
     INVALID = "invalid"  # the content breaks a rule (a field, a sum, a missing comment)
     CONFLICT = "conflict"  # the state forbids it now (withdrawn, decided, closed)
     FORBIDDEN = "forbidden"  # not this person's to do (own unit, not a member)
+    NOT_FOUND = "not_found"  # no such thing (or not this person's to know of)
     TOO_LARGE = "too_large"  # more than the rules allow (a file's size)
     UNSUPPORTED = "unsupported"  # a kind of content not accepted (a file's type)
 

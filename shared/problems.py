@@ -36,6 +36,7 @@ STATUS_OF_REFUSAL: dict[Refusal, int] = {
     Refusal.INVALID: 422,
     Refusal.CONFLICT: 409,
     Refusal.FORBIDDEN: 403,
+    Refusal.NOT_FOUND: 404,
     Refusal.TOO_LARGE: 413,
     Refusal.UNSUPPORTED: 415,
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
@@ -10,16 +10,19 @@ from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.campaign import assignments, deadlines, models
+from services.campaign import deadlines, models
 from services.campaign.publishing import stored_directory
+from services.campaign.usecases import extensions
+from services.campaign.usecases.extensions import edition_in_force as _edition
+from services.campaign.usecases.extensions import vn as _vn
 from shared.bounds import AwareInstant, BusinessDate
 from shared.clock import VN
-from shared.documents import Edition, Unit, deadline_instant, deadline_label_en, deadline_label_vi
+from shared.documents import Unit, deadline_label_vi
 from shared.guard import AsOfDate
-from shared.idempotency import request_hash
 from shared.privacy import Viewer, no_store, person_view
-from shared.problems import Problem, field_error
+from shared.problems import Problem
 from shared.service import CallerDep, RuntimeDep, require_person
+from shared.uow import Idempotent, run
 
 router = APIRouter(prefix="/tenants/{tenant}", tags=["campaign"])
 
@@ -139,25 +142,6 @@ class ExtensionCreate(BaseModel):
     reason: str = Field(min_length=3, max_length=2000)
 
 
-def _vn(dt: datetime | None) -> str | None:
-    return dt.astimezone(VN).isoformat() if dt else None
-
-
-async def _edition(conn: AsyncConnection, tenant: str, edition: str) -> Edition:
-    e = models.copies.editions
-    doc = (
-        await conn.execute(
-            sa.select(e.c.doc)
-            .where(e.c.tenant == tenant, e.c.edition == edition)
-            .order_by(e.c.version.desc())
-            .limit(1)
-        )
-    ).scalar()
-    if doc is None:
-        raise Problem(404, f"No edition {edition!r}.", f"Không có kỳ hội thi {edition!r}.", code="no_edition")
-    return Edition.model_validate_json(doc)
-
-
 @router.post(
     "/editions/{edition}/assignments/{assignment_id}/extensions",
     status_code=201,
@@ -180,68 +164,14 @@ async def grant_extension(
             "Chỉ bộ phận thường trực (Văn phòng Sở) được gia hạn.",
             code="not_secretariat",
         )
-    a = models.assignments
-    scope = f"extension:{tenant}:{edition}:{assignment_id}"
-    digest = request_hash(body.model_dump(mode="json"))
-    async with rt.engine.begin() as conn:
-        stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
-        if stored is not None:
-            return stored.body  # type: ignore[no-any-return]
-        doc = await _edition(conn, tenant, edition)
-        row = (
-            await conn.execute(
-                sa.select(a)
-                .where(a.c.id == assignment_id, a.c.tenant == tenant, a.c.edition == edition)
-                .with_for_update()  # the consumer settles this assignment under the same lock
-            )
-        ).first()
-        if row is None:
-            raise Problem(
-                404,
-                f"No assignment {assignment_id!r}.",
-                f"Không có phân công {assignment_id!r}.",
-                code="no_assignment",
-            )
-        new = (
-            body.new_deadline.astimezone(UTC)
-            if isinstance(body.new_deadline, datetime)
-            else deadline_instant(body.new_deadline, doc.tz)
-        )
-        previous = row.extended_to or row.deadline
-        if new <= previous:
-            raise Problem(
-                422,
-                "The new deadline must be later than the deadline in force.",
-                "Hạn mới phải sau hạn đang áp dụng.",
-                code="invalid",
-                errors=[
-                    field_error(
-                        "new_deadline",
-                        f"Must be after the deadline in force ({deadline_label_en(previous)}).",
-                        f"Phải sau hạn đang áp dụng ({deadline_label_vi(previous)}).",
-                    )
-                ],
-            )
-        now = rt.now()
-        ext_id = await assignments.extend(
-            rt, conn, row, new, reason=body.reason, approved_by=person.id, now=now
-        )
-        answer = {
-            "extension_id": ext_id,
-            "assignment_id": row.id,
-            "assignee_id": row.assignee_id,
-            "part": row.part,
-            "official_deadline": _vn(row.deadline),
-            "previous_deadline": _vn(previous),
-            "new_deadline": _vn(new),
-            "new_deadline_display": deadline_label_vi(new),
-            "reason": body.reason,
-            "approved_by": person.id,
-            "granted_at": _vn(now),
-        }
-        await rt.idempotency.remember(conn, scope, idempotency_key, digest, 201, answer, now)
-    rt.outbox.committed()
-    return answer
+    cmd = extensions.GrantExtension(
+        tenant, edition, assignment_id, body.new_deadline, body.reason, approved_by=person.id
+    )
+    key = Idempotent(
+        f"extension:{tenant}:{edition}:{assignment_id}", idempotency_key, body.model_dump(mode="json"), 201
+    )
+    done = await run(rt, extensions.grant_extension, cmd, idempotent=key)
+    return done.replayed.body if done.replayed is not None else done.unwrap()
 
 
 @router.get("/editions/{edition}/deadlines", summary="Where each deadline stands on the deadline clock")

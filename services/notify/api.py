@@ -18,10 +18,10 @@ from shared.clock import VN
 from shared.db import insert_ignore
 from shared.documents import Role
 from shared.events.catalogue import CATALOGUE
-from shared.idempotency import request_hash
 from shared.privacy import Sight, Viewer, no_store
 from shared.problems import Problem, bilingual_error, field_error
 from shared.service import Caller, CallerDep, Runtime, RuntimeDep
+from shared.uow import Idempotent, begin
 
 router = APIRouter(tags=["notify"])
 
@@ -404,18 +404,17 @@ async def create_webhook(
         "created_by": caller.person_id,
     }
     w = models.webhooks
-    scope = f"{tenant}|{caller.person_id}|webhooks"
-    digest = request_hash(body.model_dump(mode="json"))
-    async with rt.engine.begin() as conn:
-        stored = await rt.idempotency.lookup(conn, scope, idempotency_key, digest)
+    key = Idempotent(
+        f"{tenant}|{caller.person_id}|webhooks", idempotency_key, body.model_dump(mode="json"), 201
+    )
+    async with begin(rt) as uow:  # the unit of work as a block: the row and its idempotent answer together
+        stored = await uow.replayed(key)
         if stored is not None:  # a retry: the subscription already made
             return WebhookPublic.model_validate(stored.body)
-        await conn.execute(sa.insert(w).values(row))
-        r = (await conn.execute(sa.select(w).where(w.c.id == row["id"]))).one()
+        await uow.conn.execute(sa.insert(w).values(row))
+        r = (await uow.conn.execute(sa.select(w).where(w.c.id == row["id"]))).one()
         answer = _webhook(r, secret)
-        await rt.idempotency.remember(
-            conn, scope, idempotency_key, digest, 201, answer.model_dump(mode="json"), rt.now()
-        )
+        await uow.remember(key, answer)
     return answer
 
 

@@ -17,6 +17,7 @@ from shared.errors import DomainError, Refusal, field_error
         (Refusal.INVALID, 422),
         (Refusal.CONFLICT, 409),
         (Refusal.FORBIDDEN, 403),
+        (Refusal.NOT_FOUND, 404),
         (Refusal.TOO_LARGE, 413),
         (Refusal.UNSUPPORTED, 415),
     ],
