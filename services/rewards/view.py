@@ -90,6 +90,22 @@ class LedgerRow(BaseModel):
     reason_en: str
 
 
+class Page(BaseModel):
+    """Which slice of the ranked lists this answer holds (``?limit=`` and ``offset``): persons and units alike,
+    in list order; ``next_offset`` is None on the last page of both."""
+
+    offset: int
+    limit: int
+    persons_total: int
+    units_total: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def next_offset(self) -> int | None:
+        following = self.offset + self.limit
+        return following if following < max(self.persons_total, self.units_total) else None
+
+
 class PriorityList(BaseModel):
     edition: str
     as_of: datetime | None
@@ -100,6 +116,7 @@ class PriorityList(BaseModel):
     units: list[UnitPriority]
     unions: list[UnionRollup]
     ledger: list[LedgerRow] = []
+    page: Page | None = None  # set on a paginated answer (``limit``); its ``unions`` are then left out
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -155,8 +172,11 @@ def build(
     unit: str | None = None,
     union: str | None = None,
     role: str | None = None,
+    unions: bool = True,
+    unit_points: Mapping[str, float] | None = None,
 ) -> PriorityList:
-    """The list with names, filtered (ranks stay those of the whole list) and rolled up by unit and union."""
+    """The list with names, filtered (ranks stay those of the whole list) and rolled up by unit and union
+    (``unions=False``: no union roll-up, for a page that does not hold every member)."""
     unit_parents = {u.id: u.parent for u in unit_docs.values()}
     union_parents = {u.id: u.parent for u in union_docs.values()}
     unit_at_receipt = {
@@ -201,7 +221,8 @@ def build(
                 reasons=_reasons(r),
             )
         )
-    unit_points = {r.participant_id: r.points for r in units}
+    if unit_points is None:  # else every unit's points, given with a page of them
+        unit_points = {r.participant_id: r.points for r in units}
     unit_rollup = domain.rollup(unit_points, unit_parents)
     unit_rows = [
         UnitPriority(
@@ -236,7 +257,7 @@ def build(
             rollup_points=union_rollup.get(uid, 0.0),
         )
         for uid in sorted(set(union_points) | set(union_docs))
-        if unions_wanted is None or uid in unions_wanted
+        if unions and (unions_wanted is None or uid in unions_wanted)
     ]
     counted = {
         (e.participant_kind, e.participant_id, e.submission_id, e.rule)
