@@ -161,7 +161,9 @@ marks = sa.Table(
     sa.Column("subject", sa.String(100), primary_key=True),
     sa.Column("participant_kind", sa.String(10), primary_key=True),
     sa.Column("participant_id", sa.String(100), primary_key=True),
-    sa.Column("mark", sa.String(40), primary_key=True),  # author_of_selected | fulfilled_any | unit_assignment | missed
+    sa.Column(
+        "mark", sa.String(40), primary_key=True
+    ),  # author_of_selected | fulfilled_any | unit_assignment | missed
     sa.Column("seq", sa.Integer, primary_key=True),
     sa.Column("tenant", sa.String(100), nullable=False),
     sa.Column("edition", sa.String(32), nullable=False),
@@ -182,10 +184,16 @@ totals = sa.Table(
     sa.Column("participant_kind", sa.String(10), primary_key=True),
     sa.Column("participant_id", sa.String(100), primary_key=True),
     sa.Column("points", sa.Float, nullable=False),
-    sa.Column("first_at", UtcDateTime(), nullable=False),  # first rewarding entry that counts (far future: none)
+    sa.Column(
+        "first_at", UtcDateTime(), nullable=False
+    ),  # first rewarding entry that counts (far future: none)
     sa.Column("misses", sa.Integer, nullable=False),
-    sa.Column("entries", sa.Integer, nullable=False),  # entries that count; -1: a row just locked, not yet folded
-    sa.Column("eligibility", sa.Text, nullable=False),  # JSON: [{key, title_vi, title_en, reasons: [[vi, en]]}]
+    sa.Column(
+        "entries", sa.Integer, nullable=False
+    ),  # entries that count; -1: a row just locked, not yet folded
+    sa.Column(
+        "eligibility", sa.Text, nullable=False
+    ),  # JSON: [{key, title_vi, title_en, reasons: [[vi, en]]}]
     sa.Column("eligibility_keys", sa.Text, nullable=False),  # sorted title keys, comma-separated
     sa.Column("changes", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", UtcDateTime(), nullable=False),

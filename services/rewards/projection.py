@@ -210,7 +210,9 @@ class Projection:
         touched, changed = await replace_entries(conn, g.id, tenant, subject, entries, cause=cause)
         if edition_name:
             marks = [m for m in standing.marks if m.subject == subject]
-            touched_marks, marks_changed = await replace_marks(conn, g.id, tenant, edition_name, subject, marks)
+            touched_marks, marks_changed = await replace_marks(
+                conn, g.id, tenant, edition_name, subject, marks
+            )
             if changed or marks_changed or force:
                 await refresh_totals(
                     conn,
@@ -537,7 +539,12 @@ async def load_list(
             offset=0 if filtered else offset,
             limit=None if filtered else limit,
         )
-        if doc is None and not page.persons and not page.units and not await readmodel.known(conn, tenant, edition):
+        if (
+            doc is None
+            and not page.persons
+            and not page.units
+            and not await readmodel.known(conn, tenant, edition)
+        ):
             return None
         persons, units, entries = page.persons, page.units, page.entries
         paged = limit is not None and not filtered

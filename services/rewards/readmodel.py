@@ -147,7 +147,12 @@ async def participant_total(
 def eligibility_json(elig: Iterable[domain.Eligibility]) -> str:
     return json.dumps(
         [
-            {"key": e.key, "title_vi": e.title_vi, "title_en": e.title_en, "reasons": [list(r) for r in e.reasons]}
+            {
+                "key": e.key,
+                "title_vi": e.title_vi,
+                "title_en": e.title_en,
+                "reasons": [list(r) for r in e.reasons],
+            }
             for e in elig
         ],
         ensure_ascii=False,
@@ -206,7 +211,9 @@ async def refresh_totals(
         new_keys = ",".join(new.eligibility_keys)
         old_keys = old.eligibility_keys if was_listed else ""
         tell = outbox is not None and new_keys != old_keys
-        previous_rank = await rank_of(conn, generation.id, tenant, edition, old, rules) if tell and was_listed else None
+        previous_rank = (
+            await rank_of(conn, generation.id, tenant, edition, old, rules) if tell and was_listed else None
+        )
         changes = old.changes + (1 if tell else 0)
         if not new.listed:
             await conn.execute(sa.delete(t).where(where))
@@ -237,7 +244,14 @@ async def refresh_totals(
                 time=now,
                 edition=edition,
                 event_id=deterministic_id(
-                    "reward.priority.changed", tenant, edition, kind, pid, old_keys or "-", new_keys or "-", changes
+                    "reward.priority.changed",
+                    tenant,
+                    edition,
+                    kind,
+                    pid,
+                    old_keys or "-",
+                    new_keys or "-",
+                    changes,
                 ),
             )
             told += 1
@@ -333,7 +347,12 @@ async def ranked(
     rank = sa.func.rank().over(order_by=_order_by(t, _tie_breakers(rules))).label("rank")
     inner = (
         sa.select(t, rank)
-        .where(t.c.generation == generation, t.c.tenant == tenant, t.c.edition == edition, t.c.participant_kind == kind)
+        .where(
+            t.c.generation == generation,
+            t.c.tenant == tenant,
+            t.c.edition == edition,
+            t.c.participant_kind == kind,
+        )
         .subquery()
     )
     q = sa.select(inner).order_by(inner.c.rank, inner.c.participant_id).offset(offset)
@@ -389,7 +408,9 @@ async def _entries(
     return out
 
 
-def _ranked(rows: list[tuple[int, Any]], entries: Iterable[domain.LedgerEntry], rules: domain.Rules | None) -> list[domain.Ranked]:
+def _ranked(
+    rows: list[tuple[int, Any]], entries: Iterable[domain.LedgerEntry], rules: domain.Rules | None
+) -> list[domain.Ranked]:
     by: dict[tuple[str, str], list[domain.LedgerEntry]] = defaultdict(list)
     for e in entries:
         by[(e.participant_kind, e.participant_id)].append(e)
@@ -456,7 +477,10 @@ async def unit_points(conn: AsyncConnection, generation: int, tenant: str, editi
     t = models.totals
     rows = await conn.execute(
         sa.select(t.c.participant_id, t.c.points).where(
-            t.c.generation == generation, t.c.tenant == tenant, t.c.edition == edition, t.c.participant_kind == "unit"
+            t.c.generation == generation,
+            t.c.tenant == tenant,
+            t.c.edition == edition,
+            t.c.participant_kind == "unit",
         )
     )
     return {pid: pts for pid, pts in rows.all()}
@@ -466,7 +490,9 @@ async def known(conn: AsyncConnection, tenant: str, edition: str) -> bool:
     """Whether any subject of the edition was seen."""
     s = models.submission_states
     row = (
-        await conn.execute(sa.select(s.c.submission_id).where(s.c.tenant == tenant, s.c.edition == edition).limit(1))
+        await conn.execute(
+            sa.select(s.c.submission_id).where(s.c.tenant == tenant, s.c.edition == edition).limit(1)
+        )
     ).first()
     return row is not None
 

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from services.rewards.domain import Assignment, Eligibility, LedgerEntry, Rules, Submission
 
 MISSED_MARK = "missed"
-UNIT_ASSIGNMENT = "unit_assignment"  # one per assignment of a unit: ``ok`` when fulfilled with no standing miss
+UNIT_ASSIGNMENT = (
+    "unit_assignment"  # one per assignment of a unit: ``ok`` when fulfilled with no standing miss
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,9 @@ def submission_marks(s: Submission) -> list[Mark]:
     out: list[Mark] = []
     for author in s.selection_authors or s.authors:
         if author.person_id:
-            out.append(Mark(s.submission_id, "person", author.person_id, AUTHOR_OF_SELECTED, len(out), True, name))
+            out.append(
+                Mark(s.submission_id, "person", author.person_id, AUTHOR_OF_SELECTED, len(out), True, name)
+            )
     return out
 
 

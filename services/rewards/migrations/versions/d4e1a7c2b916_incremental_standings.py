@@ -64,7 +64,16 @@ def upgrade() -> None:
     op.create_index(
         "ix_totals_rank",
         "totals",
-        ["generation", "tenant", "edition", "participant_kind", "points", "first_at", "misses", "participant_id"],
+        [
+            "generation",
+            "tenant",
+            "edition",
+            "participant_kind",
+            "points",
+            "first_at",
+            "misses",
+            "participant_id",
+        ],
         unique=False,
     )
     op.create_index(
