@@ -569,7 +569,8 @@ async def load_list(
                 people[p.id] = p
     else:
         people = {p.id: p for p in await copies.people_in(conn, tenant, when)}
-    ids = {r.participant_id for r in units} | {p.unit for p in people.values()}
+    every_unit = await readmodel.unit_points(conn, gid, tenant, edition) if paged else None
+    ids = {r.participant_id for r in units} | {p.unit for p in people.values()} | set(every_unit or ())
     unit_docs = {}
     for uid in sorted(ids):
         u = await copies.unit(conn, tenant, uid, when)
@@ -597,7 +598,7 @@ async def load_list(
         union=union,
         role=role,
         unions=not paged,
-        unit_points=await readmodel.unit_points(conn, gid, tenant, edition) if paged else None,
+        unit_points=every_unit,
     )
     if limit is not None and not paged:  # filtered or as of a moment: the page of the built list
         shown_persons, shown_units = pl.persons[offset : offset + limit], pl.units[offset : offset + limit]
