@@ -10,15 +10,25 @@ per participant, ranks by ``RANK() OVER`` — must equal the list a fold of ever
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from services.rewards import domain, models, projection, readmodel
 from shared.events.envelope import Envelope
-from tests.support.rewards import EDITION, TENANT, Producer, Rewards, at, edition_published, rewards_on_sqlite
+from tests.support.rewards import (
+    EDITION,
+    TENANT,
+    Producer,
+    Rewards,
+    all_facts,
+    at,
+    edition_published,
+    rewards_on_sqlite,
+)
 
 PERSONS = [f"p-{i:04d}" for i in range(1, 7)]
 UNITS = ["u-a", "u-b", "u-c"]
@@ -230,5 +240,35 @@ async def test_the_incremental_list_equals_a_rebuild_from_the_facts(seed: int, t
             last[e["subject"]] = e["data"]["eligibility"]
         final = {r.participant_id: sorted(x.key for x in r.eligibility) for r in (*persons, *units)}
         assert {k: v for k, v in last.items() if v} == {k: v for k, v in final.items() if v}
+    finally:
+        await rewards.engine.dispose()
+
+
+async def test_an_upgraded_ledger_gets_its_totals_from_the_scheduled_refold(tmp_path: Path) -> None:
+    """A database upgraded with ledgers but no read model: the migration schedules one stale re-pricing per
+    generation and edition; the standings job resumes it and the list is whole again."""
+    rewards = await rewards_on_sqlite(tmp_path / "rewards.db")
+    try:
+        await rewards.deliver(all_facts())
+        async with rewards.engine.connect() as conn:
+            rules = await projection.current_rules(conn, TENANT, EDITION)
+        before = await _model(rewards, rules)
+        assert before[0] and before[1]
+        async with rewards.engine.begin() as conn:  # as the upgrade leaves it
+            await conn.execute(sa.delete(models.totals))
+            await conn.execute(sa.delete(models.marks))
+            await conn.execute(
+                models.refolds.insert().values(
+                    generation=0,
+                    tenant=TENANT,
+                    edition=EDITION,
+                    cursor="",
+                    touched_at=datetime(2000, 1, 1, tzinfo=UTC),
+                )
+            )
+        assert await _model(rewards, rules) == ([], [])
+        proj = projection.Projection(models.backbone, models.copies, rewards.outbox, rewards.engine)
+        assert await proj.resume_refolds(stale_after=60) == 1
+        assert [_rows(x) for x in await _model(rewards, rules)] == [_rows(x) for x in before]
     finally:
         await rewards.engine.dispose()
