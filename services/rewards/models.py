@@ -107,7 +107,8 @@ rules = sa.Table(
     sa.Column("published_at", UtcDateTime(), nullable=False),
 )
 
-# The list last told to others (reward.priority.changed), per generation and participant.
+# The list last told to others (reward.priority.changed), per generation and participant. No longer written
+# (issue 16: ``totals`` holds what was told); kept until a later release contracts it.
 standings = sa.Table(
     "standings",
     metadata,
@@ -125,8 +126,8 @@ standings = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
-# Editions whose standings must be recomputed: a mark per change, written with the facts (insert-only, so
-# concurrent consumers never wait on one row), cleared by the standings job up to the marks it has seen.
+# Editions whose standings must be recomputed. No longer written (issue 16: standings are kept per fact, in
+# ``totals``); kept until a later release contracts it.
 dirty = sa.Table(
     "dirty_editions",
     metadata,

@@ -1,5 +1,5 @@
-"""rewards' projection over its database: generations, the rules it accepted, the ledger and its journal, the
-list, and the standings it has told others about (``reward.priority.changed``).
+"""rewards' projection over its database: generations, the rules it accepted, the ledger and its journal, and
+the list (from the incremental read model, ``readmodel``, or folded from the facts "as of" a moment).
 
 Used by the live consumer's handlers, the API and ``hoithi rewards rebuild`` alike, so a rebuilt generation is
 made by exactly the code that makes the live one.
@@ -249,8 +249,8 @@ class Projection:
 
     async def continue_refold(self, g: Generation, tenant: str, edition: str, *, chunk: int = 0) -> None:
         """Re-price the edition's subjects that the refold recorded by ``start_refold`` has not reached yet,
-        ``chunk`` subjects per transaction (the cursor advances with them), then drop the record and mark the
-        edition for the standings job. Safe to run twice at once (each chunk re-derives from the facts; on
+        ``chunk`` subjects per transaction (the cursor advances with them, and the totals of the participants
+        each touches with it), then drop the record. Safe to run twice at once (each chunk re-derives from the facts; on
         PostgreSQL the record's row lock takes turns) and after a crash."""
         assert self.engine is not None
         chunk = chunk or REFOLD_CHUNK
