@@ -13,7 +13,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 from pydantic import BaseModel, computed_field
 
@@ -376,12 +376,12 @@ def seen_by(pl: PriorityList, viewer: Viewer) -> PriorityList:
     return pl.model_copy(update={"persons": shown + masked, "ledger": ledger})
 
 
-def sheet_rows(pl: PriorityList, sheet: str) -> list[list[object]]:
+def sheet_rows(pl: PriorityList, sheet: str) -> list[list[Any]]:
     """One sheet's rows (headers first): ``persons``, ``units`` or ``ledger``."""
     return list(iter_rows(pl, sheet))
 
 
-def iter_rows(pl: PriorityList, sheet: str) -> Iterator[list[object]]:
+def iter_rows(pl: PriorityList, sheet: str) -> Iterator[list[Any]]:
     """One sheet's rows, one at a time (headers first)."""
     if sheet == "persons":
         yield PERSON_HEADERS
