@@ -9,8 +9,10 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from services.rewards import models, projection, view
 from shared.bounds import Generation, Instant
@@ -48,6 +50,8 @@ async def _list(
     union: str | None = None,
     role: str | None = None,
     generation: int | None = None,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> view.PriorityList:
     at = None if as_of is None else (as_of if as_of.tzinfo else as_of.replace(tzinfo=VN))
     assert rt.copies is not None
@@ -61,7 +65,7 @@ async def _list(
             )
         pl = await projection.load_list(
             conn, rt.backbone, rt.copies, tenant, edition, as_of=at, now=rt.now(),
-            unit=unit, union=union, role=role, generation=generation,
+            unit=unit, union=union, role=role, generation=generation, offset=offset, limit=limit,
         )  # fmt: skip
     if pl is None:
         raise Problem(
@@ -104,12 +108,25 @@ async def priority_list(
         bool, Query(description="include every ledger entry of the listed participants")
     ] = False,
     generation: GenerationParam = None,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=1000,
+            description="a page of this many persons and as many units, in list order (``page`` says which; "
+            "union roll-ups are left out of a page). Default: the whole list",
+        ),
+    ] = None,
+    offset: Annotated[int, Query(ge=0, description="with ``limit``: where the page starts")] = 0,
 ) -> view.PriorityList:
     """Persons and units ranked by points, ties broken by the rules' tie-breakers, each with the entries that
     count (its reasons, in Vietnamese and English), its eligibility for titles, and roll-ups by unit tree and
     union. Filters keep the ranks of the whole list."""
     require_person(caller)
-    pl = _seen_by(caller, await _list(rt, tenant, edition, as_of, unit, union, role, generation))
+    pl = _seen_by(
+        caller,
+        await _list(rt, tenant, edition, as_of, unit, union, role, generation, offset=offset, limit=limit),
+    )
     return pl if ledger else pl.model_copy(update={"ledger": []})
 
 
@@ -134,8 +151,8 @@ async def priority_list_csv(
     require_person(caller)
     pl = _seen_by(caller, await _list(rt, tenant, edition, as_of, unit, union, role, generation))
     name = f"danh-sach-uu-tien-{edition}-{sheet}.csv"
-    return Response(
-        view.to_csv(pl, sheet),
+    return StreamingResponse(
+        iterate_in_threadpool(view.csv_chunks(pl, sheet)),
         media_type="text/csv; charset=utf-8",
         headers={
             **NO_STORE,
@@ -163,8 +180,9 @@ async def priority_list_xlsx(
     """The workbook the council uses as it is: sheets Cá nhân, Đơn vị and Sổ ghi nhận (every ledger entry)."""
     require_person(caller)
     pl = _seen_by(caller, await _list(rt, tenant, edition, as_of, unit, union, role))
-    return Response(
-        view.to_xlsx(pl),
+    spool = await run_in_threadpool(view.xlsx_file, pl)  # written row by row (write-only), off the event loop
+    return StreamingResponse(
+        view.file_chunks(spool),
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         headers={
             **NO_STORE,

@@ -18,18 +18,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from services.rewards import standings
 from shared import lifecycle
 from shared.documents import format_datetime_vn
 from shared.reward_rules import (
-    AUTHOR_OF_SELECTED,
-    CONDITIONS,
     EARLIEST_FULFILMENT,
     FEWER_MISSED,
-    FULFILLED_ANY,
     PER_PERSON_PER_PART,
     PER_UNIT_PER_PART,
-    TITLES,
-    UNIT_FULFILLED_ALL,
     rule_keys,
 )
 
@@ -661,6 +657,7 @@ class Standing:
     misses: Mapping[tuple[str, str], int]
     submissions: Mapping[str, Submission]
     assignments: Mapping[str, Assignment]
+    marks: tuple[standings.Mark, ...] = ()
 
 
 def fold_edition(
@@ -695,68 +692,28 @@ def fold_edition(
             a = fold_assignment(subject, fs)
             assigns[subject] = a
             entries += assignment_entries(a, rules, part_title=titles.get(a.part or ""))
-    misses: dict[tuple[str, str], int] = defaultdict(int)
-    for a in assigns.values():
-        if a.standing_miss is not None and a.assignee_kind in ("person", "unit") and a.assignee_id:
-            misses[(a.assignee_kind, a.assignee_id)] += 1
+    marks: list[standings.Mark] = []
+    for sid in sorted(subs):
+        marks += standings.submission_marks(subs[sid])
+    for aid in sorted(assigns):
+        marks += standings.assignment_marks(assigns[aid], titles)
+    held = standings.by_participant(marks)
+    eligibility: dict[tuple[str, str], tuple[Eligibility, ...]] = {}
+    misses: dict[tuple[str, str], int] = {}
+    for who, ms in held.items():
+        elig = standings.eligibility_of(rules, ms)
+        if elig:
+            eligibility[who] = elig
+        if n := standings.misses_of(ms):
+            misses[who] = n
     return Standing(
         entries=tuple(entries),
-        eligibility=_eligibility(rules, subs, assigns, titles),
-        misses=dict(misses),
+        eligibility=eligibility,
+        misses=misses,
         submissions=subs,
         assignments=assigns,
+        marks=tuple(marks),
     )
-
-
-def _eligibility(
-    rules: Rules | None,
-    subs: Mapping[str, Submission],
-    assigns: Mapping[str, Assignment],
-    titles: Mapping[str, str],
-) -> dict[tuple[str, str], tuple[Eligibility, ...]]:
-    if rules is None or not rules.eligibility:
-        return {}
-    held: dict[str, dict[tuple[str, str], list[tuple[str, str]]]] = {c: defaultdict(list) for c in CONDITIONS}
-    for s in sorted(subs.values(), key=lambda s: s.submission_id):
-        if not s.selected:
-            continue
-        name = f" «{s.title}»" if s.title else ""
-        for author in s.selection_authors or s.authors:
-            if author.person_id:
-                held[AUTHOR_OF_SELECTED][("person", author.person_id)].append(
-                    (
-                        f"Tác giả sáng kiến{name} được Hội đồng xét chọn",
-                        f"Author of the initiative{name} selected by the council",
-                    )
-                )
-    by_unit: dict[str, list[Assignment]] = defaultdict(list)
-    for a in sorted(assigns.values(), key=lambda a: a.assignment_id):
-        title = f" «{titles.get(a.part or '', a.part)}»"
-        if a.assignee_kind == "person" and a.assignee_id and a.fulfilment is not None:
-            held[FULFILLED_ANY][("person", a.assignee_id)].append(
-                (f"Hoàn thành phần thi{title}", f"Fulfilled the part{title}")
-            )
-        if a.assignee_kind == "unit" and a.assignee_id:
-            by_unit[a.assignee_id].append(a)
-    for unit, items in by_unit.items():
-        if all(a.fulfilment is not None and a.standing_miss is None for a in items):
-            parts = ", ".join(f"«{titles.get(a.part or '', a.part)}»" for a in items)
-            held[UNIT_FULFILLED_ALL][("unit", unit)].append(
-                (
-                    f"Đơn vị hoàn thành tất cả phần thi được giao: {parts}",
-                    f"The unit fulfilled every part assigned to it: {parts}",
-                )
-            )
-    out: dict[tuple[str, str], list[Eligibility]] = defaultdict(list)
-    for key in sorted(rules.eligibility):
-        vi, en = TITLES.get(key, (key, key))
-        who: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-        for c in rules.eligibility[key]:
-            for participant, reasons in held.get(c, {}).items():
-                who[participant] += reasons
-        for participant, reasons in who.items():
-            out[participant].append(Eligibility(key, vi, en, tuple(reasons)))
-    return {k: tuple(v) for k, v in out.items()}
 
 
 # ----------------------------------------------------------------------------------------- the priority list

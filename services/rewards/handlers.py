@@ -1,7 +1,7 @@
 """rewards' event handlers: each runs inside the consumer's transaction, after the fact's inbox row is written.
 
 A fact re-folds everything kept for its subject (a submission, or an assignment) and makes that subject's
-ledger entries say what the fold says — in the live generation and in one being rebuilt — so duplicates,
+ledger entries and marks, and the totals of the participants it touches, say what the fold says — in the live generation and in one being rebuilt — so duplicates,
 redelivery and reordering converge on the same ledger. ``edition.published`` brings rules: valid ones re-price
 the edition; refused ones are recorded and change nothing.
 """
@@ -48,12 +48,12 @@ STANDINGS_LEASE = "rewards-standings"
 
 
 async def standings_job(rt: Runtime) -> None:
-    """Tell others (``reward.priority.changed``) when a participant's rank, points or eligibility change: the
-    editions touched since the last pass are recomputed and compared with what was last told, in one
-    transaction with the outbox rows. One replica of the deployment runs it (a lease); a pass of a replica
-    whose lease was taken over commits nothing, so an older computation never follows a newer one."""
+    """Resume re-pricings under new rules whose consumer died midway (their message was acked as a duplicate on
+    redelivery), and those an upgrade scheduled to fill the read model. The standings themselves are kept by the
+    consumer, in the transaction of each fact (``readmodel``), and so are the ``reward.priority.changed`` it
+    tells; nothing here re-folds an edition. One replica of the deployment runs it (a lease); when nothing is
+    due, a pass is one indexed read."""
     assert rt.copies is not None
-    copies = rt.copies
     lease = Lease(rt.backbone.leases, STANDINGS_LEASE, ttl=rt.settings.lease_ttl)
     rt.extra["standings_lease"] = lease
 
@@ -61,18 +61,11 @@ async def standings_job(rt: Runtime) -> None:
 
     async def one_pass() -> float:
         started = time.monotonic()
-        # A re-pricing whose consumer died midway (its message was acked as a duplicate on redelivery).
         await proj.resume_refolds(stale_after=max(60.0, 2 * rt.settings.ack_wait))
-        emitted = await projection.refresh_standings(
-            rt.engine, rt.backbone, copies, rt.outbox, rt.now(), lease=lease
-        )
-        if emitted:
-            rt.outbox.committed()
-        # Under a rush the fold grows: pass at most every twice its own duration, so it never crowds the consumer.
         return max(STANDINGS_INTERVAL, 2 * (time.monotonic() - started))
 
     def failed(exc: Exception, failures: int) -> float:
-        log.warning("standings pass failed, retrying: %r", exc)  # the next pass retries; the dirty marks stay
+        log.warning("standings pass failed, retrying: %r", exc)  # the next pass retries; the refold rows stay
         return STANDINGS_INTERVAL
 
     await periodic(

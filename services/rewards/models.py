@@ -107,7 +107,8 @@ rules = sa.Table(
     sa.Column("published_at", UtcDateTime(), nullable=False),
 )
 
-# The list last told to others (reward.priority.changed), per generation and participant.
+# The list last told to others (reward.priority.changed), per generation and participant. No longer written
+# (issue 16: ``totals`` holds what was told); kept until a later release contracts it.
 standings = sa.Table(
     "standings",
     metadata,
@@ -125,8 +126,8 @@ standings = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 
-# Editions whose standings must be recomputed: a mark per change, written with the facts (insert-only, so
-# concurrent consumers never wait on one row), cleared by the standings job up to the marks it has seen.
+# Editions whose standings must be recomputed. No longer written (issue 16: standings are kept per fact, in
+# ``totals``); kept until a later release contracts it.
 dirty = sa.Table(
     "dirty_editions",
     metadata,
@@ -147,4 +148,75 @@ refolds = sa.Table(
     sa.Column("cause_event_id", sa.String(36), nullable=True),
     sa.Column("cursor", sa.String(200), nullable=False, server_default=""),
     sa.Column("touched_at", UtcDateTime(), nullable=False),
+)
+
+# The incremental read model (issue 16), per generation, maintained in the consumer's transaction for the
+# participants a changed subject touches — never by re-folding every fact.
+#
+# ``marks``: what each subject says of a participant beyond points (evidence for a title, a standing miss),
+# replaced with the subject's ledger entries.
+marks = sa.Table(
+    "marks",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("subject", sa.String(100), primary_key=True),
+    sa.Column("participant_kind", sa.String(10), primary_key=True),
+    sa.Column("participant_id", sa.String(100), primary_key=True),
+    sa.Column(
+        "mark", sa.String(40), primary_key=True
+    ),  # author_of_selected | fulfilled_any | unit_assignment | missed
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("edition", sa.String(32), nullable=False),
+    sa.Column("ok", sa.Boolean, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Index("ix_marks_participant", "generation", "tenant", "edition", "participant_kind", "participant_id"),
+)
+
+# ``totals``: one row per participant on the list (an entry that counts, a title or a miss): the points that
+# count, the tie-break keys and the eligibility. The database ranks them (``RANK() OVER`` in the rules' order,
+# ``ix_totals_rank``); ``changes`` counts the eligibility changes told (``reward.priority.changed``).
+totals = sa.Table(
+    "totals",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("edition", sa.String(32), primary_key=True),
+    sa.Column("participant_kind", sa.String(10), primary_key=True),
+    sa.Column("participant_id", sa.String(100), primary_key=True),
+    sa.Column("points", sa.Float, nullable=False),
+    sa.Column(
+        "first_at", UtcDateTime(), nullable=False
+    ),  # first rewarding entry that counts (far future: none)
+    sa.Column("misses", sa.Integer, nullable=False),
+    sa.Column(
+        "entries", sa.Integer, nullable=False
+    ),  # entries that count; -1: a row just locked, not yet folded
+    sa.Column(
+        "eligibility", sa.Text, nullable=False
+    ),  # JSON: [{key, title_vi, title_en, reasons: [[vi, en]]}]
+    sa.Column("eligibility_keys", sa.Text, nullable=False),  # sorted title keys, comma-separated
+    sa.Column("changes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index(
+        "ix_totals_rank",
+        "generation",
+        "tenant",
+        "edition",
+        "participant_kind",
+        "points",
+        "first_at",
+        "misses",
+        "participant_id",
+    ),
+)
+
+# A participant's entries, for its total (the primary key leads with the subject).
+ledger_participant_index = sa.Index(
+    "ix_ledger_participant",
+    ledger.c.generation,
+    ledger.c.tenant,
+    ledger.c.edition,
+    ledger.c.participant_kind,
+    ledger.c.participant_id,
 )

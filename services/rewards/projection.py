@@ -1,5 +1,5 @@
-"""rewards' projection over its database: generations, the rules it accepted, the ledger and its journal, the
-list, and the standings it has told others about (``reward.priority.changed``).
+"""rewards' projection over its database: generations, the rules it accepted, the ledger and its journal, and
+the list (from the incremental read model, ``readmodel``, or folded from the facts "as of" a moment).
 
 Used by the live consumer's handlers, the API and ``hoithi rewards rebuild`` alike, so a rebuilt generation is
 made by exactly the code that makes the live one.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,14 +17,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.rewards import domain, models, view
+from services.rewards import domain, models, readmodel, view
+from services.rewards.readmodel import refresh_totals, replace_marks
 from shared.consumer import Inbox, after_commit
 from shared.copies import Copies
 from shared.db import Backbone, insert_ignore, upsert
 from shared.documents import Edition
-from shared.events.catalogue import RewardPriorityChanged
 from shared.events.envelope import Envelope, deterministic_id
-from shared.lease import Lease
 from shared.outbox import Outbox
 from shared.reward_rules import RuleError, check_rewards, parts_of
 
@@ -191,7 +190,10 @@ class Projection:
         edition: str | None,
         *,
         cause: str | None,
+        force: bool = False,
     ) -> None:
+        """Re-fold one subject's kept facts; make its ledger entries and marks say what the fold says, and
+        refresh the totals of the participants it touches (all of them when ``force``: new rules)."""
         await lock_subject(conn, tenant, subject, edition)
         history = await self.inbox.history(conn, g.purpose, subject)
         scored = [f for f in history if domain.subject_kind(f.type) is not None]
@@ -205,14 +207,28 @@ class Projection:
         state = "assignment"
         if subject in standing.submissions:
             state = standing.submissions[subject].status
-        await replace_entries(conn, g.id, tenant, subject, entries, cause=cause)
+        touched, changed = await replace_entries(conn, g.id, tenant, subject, entries, cause=cause)
+        if edition_name:
+            marks = [m for m in standing.marks if m.subject == subject]
+            touched_marks, marks_changed = await replace_marks(
+                conn, g.id, tenant, edition_name, subject, marks
+            )
+            if changed or marks_changed or force:
+                await refresh_totals(
+                    conn,
+                    g,
+                    tenant,
+                    edition_name,
+                    touched | touched_marks,
+                    rules,
+                    cause=cause,
+                    outbox=self.outbox if g.status == "active" else None,
+                )
         await conn.execute(
             sa.update(models.submission_states)
             .where(models.submission_states.c.submission_id == subject)
             .values(edition=edition_name, state=state, facts=len(history), updated_at=datetime.now(UTC))
         )
-        if edition_name:
-            await mark_dirty(conn, tenant, edition_name)
 
     async def refold_edition(
         self, conn: AsyncConnection, g: Generation, tenant: str, edition: str, *, cause: str | None
@@ -229,13 +245,12 @@ class Projection:
             )
         ).scalars()
         for subject in sorted(subjects):
-            await self.refold_subject(conn, g, tenant, subject, edition, cause=cause)
-        await mark_dirty(conn, tenant, edition)
+            await self.refold_subject(conn, g, tenant, subject, edition, cause=cause, force=True)
 
     async def continue_refold(self, g: Generation, tenant: str, edition: str, *, chunk: int = 0) -> None:
         """Re-price the edition's subjects that the refold recorded by ``start_refold`` has not reached yet,
-        ``chunk`` subjects per transaction (the cursor advances with them), then drop the record and mark the
-        edition for the standings job. Safe to run twice at once (each chunk re-derives from the facts; on
+        ``chunk`` subjects per transaction (the cursor advances with them, and the totals of the participants
+        each touches with it), then drop the record. Safe to run twice at once (each chunk re-derives from the facts; on
         PostgreSQL the record's row lock takes turns) and after a crash."""
         assert self.engine is not None
         chunk = chunk or REFOLD_CHUNK
@@ -265,10 +280,11 @@ class Projection:
                     .all()
                 )
                 for subject in subjects:
-                    await self.refold_subject(conn, g, tenant, subject, edition, cause=row.cause_event_id)
+                    await self.refold_subject(
+                        conn, g, tenant, subject, edition, cause=row.cause_event_id, force=True
+                    )
                 if len(subjects) < chunk:
                     await conn.execute(sa.delete(r).where(key))
-                    await mark_dirty(conn, tenant, edition)
                     log.info("edition %s/%s re-priced (generation %d)", tenant, edition, g.id)
                     return
                 await conn.execute(
@@ -325,13 +341,6 @@ async def lock_subject(conn: AsyncConnection, tenant: str, subject: str, edition
     await conn.execute(upsert(conn, t, {**row, "updated_at": now}, set_={"updated_at": now}))
 
 
-async def mark_dirty(conn: AsyncConnection, tenant: str, edition: str) -> None:
-    """Mark an edition for the standings job (insert-only: no row lock shared by concurrent consumers)."""
-    await conn.execute(
-        insert_ignore(conn, models.dirty, {"tenant": tenant, "edition": edition, "since": datetime.now(UTC)})
-    )
-
-
 def _key(e: domain.LedgerEntry) -> tuple[str, str, str]:
     return (e.participant_kind, e.participant_id, e.rule)
 
@@ -344,8 +353,9 @@ async def replace_entries(
     entries: list[domain.LedgerEntry],
     *,
     cause: str | None,
-) -> None:
-    """Make the subject's entries in force exactly ``entries``, journalling each credit and reversal."""
+) -> tuple[set[tuple[str, str]], bool]:
+    """Make the subject's entries in force exactly ``entries``, journalling each credit and reversal. Returns
+    the participants it had or has entries for, and whether anything changed."""
     t = models.ledger
     where = sa.and_(t.c.generation == generation, t.c.submission_id == subject)
     old = {
@@ -424,12 +434,14 @@ async def replace_entries(
                 "recorded_at": now,
             }
         )
+    touched = {(k[0], k[1]) for k in old} | {(k[0], k[1]) for k in new}
     if not journal:
-        return
+        return touched, False
     await conn.execute(sa.delete(t).where(where))
     if rows:
         await conn.execute(t.insert(), rows)
     await conn.execute(models.ledger_journal.insert(), journal)
+    return touched, True
 
 
 # ------------------------------------------------------------------------------------------------ the list
@@ -500,16 +512,65 @@ async def load_list(
     union: str | None = None,
     role: str | None = None,
     generation: int | None = None,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> view.PriorityList | None:
     """The list as people read it (names from the directory copy as of ``as_of``, else ``now``); None when
-    the edition is unknown."""
+    the edition is unknown.
+
+    The list now (no ``as_of``) of a generation alive (the live one, or one being rebuilt) is read from the
+    incremental read model (``readmodel``: totals ranked by the database); a page (``limit``) then costs the
+    page: the people and units it names are read one by one, and the union roll-ups (which need every member)
+    are left out. "As of" a moment, and a retired generation whose facts are kept, are folded from the facts
+    (exact, and the cost of every fact up to the moment)."""
     gen = await generation_by_id(conn, generation) if generation is not None else None
-    computed = await compute(conn, backbone, copies, tenant, edition, as_of=as_of, generation=gen)
-    if computed.edition is None and not computed.facts:
-        return None
+    alive = {g.id: g for g in await generations(conn)}
+    if as_of is None and (gen is None or gen.id in alive):
+        g = gen or await active_generation(conn)
+        rules = await current_rules(conn, tenant, edition)
+        doc = await copies.edition(conn, tenant, edition)
+        filtered = unit is not None or union is not None or role is not None
+        page = await readmodel.load(
+            conn,
+            g.id,
+            tenant,
+            edition,
+            rules,
+            offset=0 if filtered else offset,
+            limit=None if filtered else limit,
+        )
+        if (
+            doc is None
+            and not page.persons
+            and not page.units
+            and not await readmodel.known(conn, tenant, edition)
+        ):
+            return None
+        persons, units, entries = page.persons, page.units, page.entries
+        paged = limit is not None and not filtered
+        edition_version = rules.edition_version if rules else None
+        rules_version = rules.rules_version if rules else None
+        gid = g.id
+    else:
+        computed = await compute(conn, backbone, copies, tenant, edition, as_of=as_of, generation=gen)
+        if computed.edition is None and not computed.facts:
+            return None
+        persons, units, entries = computed.persons, computed.units, computed.standing.entries
+        paged = False
+        edition_version = computed.rules.edition_version if computed.rules else None
+        rules_version = computed.rules.rules_version if computed.rules else None
+        gid = computed.generation.id
     when = as_of or now
-    people = {p.id: p for p in await copies.people_in(conn, tenant, when)}
-    ids = {r.participant_id for r in computed.units} | {p.unit for p in people.values()}
+    if paged:
+        people = {}
+        for r in persons:
+            p = await copies.person(conn, tenant, r.participant_id, when)
+            if p is not None:
+                people[p.id] = p
+    else:
+        people = {p.id: p for p in await copies.people_in(conn, tenant, when)}
+    every_unit = await readmodel.unit_points(conn, gid, tenant, edition) if paged else None
+    ids = {r.participant_id for r in units} | {p.unit for p in people.values()} | set(every_unit or ())
     unit_docs = {}
     for uid in sorted(ids):
         u = await copies.unit(conn, tenant, uid, when)
@@ -521,62 +582,101 @@ async def load_list(
             parent = await copies.unit(conn, tenant, u.parent, when)
             if parent is not None:
                 unit_docs[parent.id] = parent
-    return view.build(
+    pl = view.build(
         edition=edition,
         as_of=as_of,
-        persons=computed.persons,
-        units=computed.units,
-        entries=computed.standing.entries,
-        generation=computed.generation.id,
-        edition_version=computed.rules.edition_version if computed.rules else None,
-        rules_version=computed.rules.rules_version if computed.rules else None,
+        persons=persons,
+        units=units,
+        entries=entries,
+        generation=gid,
+        edition_version=edition_version,
+        rules_version=rules_version,
         people=people,
         unit_docs=unit_docs,
         union_docs=await models.copies.unions_of(conn, tenant),
         unit=unit,
         union=union,
         role=role,
+        unions=not paged,
+        unit_points=every_unit,
     )
+    if limit is not None and not paged:  # filtered or as of a moment: the page of the built list
+        shown_persons, shown_units = pl.persons[offset : offset + limit], pl.units[offset : offset + limit]
+        listed = {("person", p.person_id) for p in shown_persons} | {("unit", u.unit_id) for u in shown_units}
+        return pl.model_copy(
+            update={
+                "persons": shown_persons,
+                "units": shown_units,
+                "ledger": [e for e in pl.ledger if (e.participant_kind, e.participant_id) in listed],
+                "page": view.Page(
+                    offset=offset, limit=limit, persons_total=len(pl.persons), units_total=len(pl.units)
+                ),
+            }
+        )
+    if paged:
+        assert limit is not None
+        return pl.model_copy(
+            update={
+                "page": view.Page(
+                    offset=offset, limit=limit, persons_total=page.persons_total, units_total=page.units_total
+                )
+            }
+        )
+    return pl
 
 
 # ------------------------------------------------------------------------------------------------ standings
 
 
-async def publish_changes(
+async def tell_swap(
     conn: AsyncConnection,
     outbox: Outbox,
     tenant: str,
     edition: str,
-    computed: Computed,
     *,
-    told: int,
+    old: Generation,
+    new: Generation,
+    rules: domain.Rules | None,
     now: datetime,
-    clear_old: Sequence[int] = (),
 ) -> int:
-    """Compare the list with what generation ``told`` last told others; emit ``reward.priority.changed`` for
-    each participant whose rank, points or eligibility differ; keep the new standings under the computed
-    generation. Returns the number of changes. Ids are deterministic: the same change is never told twice."""
-    s = models.standings
-    rows = (
-        await conn.execute(
-            sa.select(s).where(s.c.generation == told, s.c.tenant == tenant, s.c.edition == edition)
-        )
-    ).all()
-    before = {(r.participant_kind, r.participant_id): r for r in rows}
-    after = {(r.participant_kind, r.participant_id): r for r in (*computed.persons, *computed.units)}
-    rules_version = computed.rules.rules_version if computed.rules is not None else 1
-    emitted = 0
-    new_rows: list[dict[str, Any]] = []
+    """At a rebuild's swap: tell (``reward.priority.changed``) each participant whose eligibility differs between
+    the retiring generation's totals and the new one's, and carry the count of changes told over (so ids stay
+    deterministic and never repeat). Returns the number of changes told."""
+    t = models.totals
+    cols = (t.c.participant_kind, t.c.participant_id, t.c.eligibility_keys, t.c.changes)
+
+    async def rows(g: Generation) -> dict[tuple[str, str], Any]:
+        q = sa.select(*cols).where(t.c.generation == g.id, t.c.tenant == tenant, t.c.edition == edition)
+        return {(r.participant_kind, r.participant_id): r for r in (await conn.execute(q)).all()}
+
+    before, after = await rows(old), await rows(new)
+    told = 0
     for key in sorted(set(before) | set(after)):
-        old, new = before.get(key), after.get(key)
-        digest = new.digest() if new is not None else None
-        changes = old.changes if old is not None else 0
-        if (old.digest if old is not None else None) != digest and not (old is None and new is None):
+        b, a = before.get(key), after.get(key)
+        old_keys = b.eligibility_keys if b is not None else ""
+        new_keys = a.eligibility_keys if a is not None else ""
+        changes = b.changes if b is not None else 0
+        if old_keys != new_keys:
             changes += 1
+            total = await readmodel.participant_total(conn, new.id, tenant, edition, key[0], key[1], rules)
+            rank = None
+            if a is not None:
+                row = (
+                    await conn.execute(
+                        sa.select(t).where(
+                            t.c.generation == new.id,
+                            t.c.tenant == tenant,
+                            t.c.edition == edition,
+                            t.c.participant_kind == key[0],
+                            t.c.participant_id == key[1],
+                        )
+                    )
+                ).one()
+                rank = await readmodel.rank_of(conn, new.id, tenant, edition, row, rules)
             await outbox.emit(
                 conn,
                 "reward.priority.changed",
-                _change_data(key, old, new, rules_version),
+                readmodel.change_data(total, rank=rank, previous_rank=None, rules=rules),
                 tenant=tenant,
                 subject=key[1],
                 time=now,
@@ -587,93 +687,25 @@ async def publish_changes(
                     edition,
                     key[0],
                     key[1],
-                    old.digest if old is not None else "-",
-                    digest or "-",
+                    old_keys or "-",
+                    new_keys or "-",
                     changes,
                 ),
             )
-            emitted += 1
-        new_rows.append(
-            {
-                "generation": computed.generation.id,
-                "tenant": tenant,
-                "edition": edition,
-                "participant_kind": key[0],
-                "participant_id": key[1],
-                "rank": new.rank if new is not None else None,
-                "points": new.points if new is not None else 0.0,
-                "eligibility": json.dumps(sorted(e.key for e in new.eligibility) if new is not None else []),
-                "digest": digest,
-                "changes": changes,
-                "rules_version": rules_version,
-                "updated_at": now,
-            }
-        )
-    await conn.execute(
-        sa.delete(s).where(
-            s.c.generation.in_({told, computed.generation.id, *clear_old}),
-            s.c.tenant == tenant,
-            s.c.edition == edition,
-        )
-    )
-    if new_rows:
-        await conn.execute(s.insert(), new_rows)
-    return emitted
-
-
-def _change_data(
-    key: tuple[str, str], old: Any, new: domain.Ranked | None, rules_version: int
-) -> RewardPriorityChanged:
-    reasons = []
-    if new is not None:
-        reasons = [{"vi": e.reason_vi, "en": e.reason_en} for e in new.entries]
-        for el in new.eligibility:
-            reasons += [{"vi": f"{el.title_vi}: {vi}", "en": f"{el.title_en}: {en}"} for vi, en in el.reasons]
-    return RewardPriorityChanged.model_validate(
-        {
-            "participant_kind": key[0],
-            "participant_id": key[1],
-            "rank": new.rank if new is not None else None,
-            "previous_rank": old.rank if old is not None else None,
-            "points": new.points if new is not None else 0.0,
-            "eligibility": sorted(e.key for e in new.eligibility) if new is not None else [],
-            "reasons": reasons,
-            "rules_version": max(1, rules_version),
-        }
-    )
-
-
-async def refresh_standings(
-    engine: AsyncEngine, backbone: Backbone, copies: Copies, outbox: Outbox, now: datetime, *, lease: Lease
-) -> int:
-    """The standings job's one pass over the editions touched since the last one (live generation). The list
-    is computed on a read connection (a long fold never holds the write lock the consumer needs); only the
-    comparison and the events are written, each edition in one short transaction fenced by ``lease``: a pass
-    whose lease was taken over meanwhile (it stalled past the expiry) commits nothing — its computation may be
-    older than what the successor already told — and raises ``LeaseLost``. Returns changes emitted."""
-    d = models.dirty
-    async with engine.connect() as conn:
-        rows = (await conn.execute(sa.select(d.c.tenant, d.c.edition, d.c.since))).all()
-        seen: dict[tuple[str, str], list[datetime]] = {}
-        for tenant, edition, since in rows:
-            seen.setdefault((tenant, edition), []).append(since)
-        g = await active_generation(conn)
-        computed = {k: await compute(conn, backbone, copies, k[0], k[1], generation=g) for k in sorted(seen)}
-    total = 0
-    for (tenant, edition), c in computed.items():
-        async with lease.begin(engine) as conn:
-            if (await active_generation(conn)).id != g.id:
-                return total  # a rebuild swapped in meanwhile: it told what differs
-            # Only the marks this pass saw go (one committed meanwhile stays: the next pass recomputes).
-            marks = seen[(tenant, edition)]
-            for i in range(0, len(marks), 500):
-                await conn.execute(
-                    sa.delete(d).where(
-                        d.c.tenant == tenant, d.c.edition == edition, d.c.since.in_(marks[i : i + 500])
-                    )
+            told += 1
+        if a is not None and a.changes != changes:
+            await conn.execute(
+                sa.update(t)
+                .where(
+                    t.c.generation == new.id,
+                    t.c.tenant == tenant,
+                    t.c.edition == edition,
+                    t.c.participant_kind == key[0],
+                    t.c.participant_id == key[1],
                 )
-            total += await publish_changes(conn, outbox, tenant, edition, c, told=g.id, now=now)
-    return total
+                .values(changes=changes)
+            )
+    return told
 
 
 def editions_of(facts: Iterable[Envelope]) -> set[str]:

@@ -4,9 +4,9 @@
    consumer also applies every fact it receives to it (through that inbox, so nothing counts twice).
 2. The stream is read from its first message (an ephemeral consumer filtered on rewards' types), in batches,
    one transaction each, through the same ``Projection`` the live consumer uses; progress is reported.
-3. Once caught up, one transaction swaps it in: the new list is compared with what the live generation last
-   told others, ``reward.priority.changed`` is emitted for what differs only (deterministic ids), the old
-   generation is retired and its rows dropped. The rules version that produced the list is recorded.
+3. Once caught up, one transaction swaps it in: each participant's eligibility in the new read model is
+   compared with the live generation's, ``reward.priority.changed`` is emitted for what differs only
+   (deterministic ids), the old generation is retired and its rows dropped. The rules version that produced the list is recorded.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.rewards import models, projection
+from services.rewards import models, projection, readmodel
 from shared.events.envelope import Envelope
 from shared.nats_auth import connect_options
 from shared.service import Runtime
@@ -65,6 +65,7 @@ async def start_generation(rt: Runtime) -> projection.Generation:
 async def _drop(conn: AsyncConnection, rt: Runtime, gid: int, purpose: str) -> None:
     await conn.execute(sa.delete(models.ledger).where(models.ledger.c.generation == gid))
     await conn.execute(sa.delete(models.standings).where(models.standings.c.generation == gid))
+    await readmodel.drop(conn, gid)
     if purpose != projection.FACTS:
         await conn.execute(sa.delete(rt.backbone.inbox).where(rt.backbone.inbox.c.purpose == purpose))
 
@@ -153,17 +154,21 @@ async def swap(
                 await conn.execute(sa.select(r.c.edition).where(r.c.tenant == tenant).distinct())
             ).all():
                 editions.add((tenant, edition))
-        s = models.standings
-        for tenant, edition in (await conn.execute(sa.select(s.c.tenant, s.c.edition).distinct())).all():
+        tt = models.totals
+        for tenant, edition in (
+            await conn.execute(
+                sa.select(tt.c.tenant, tt.c.edition).where(tt.c.generation.in_([gen.id, old.id])).distinct()
+            )
+        ).all():
             editions.add((tenant, edition))
         changes = 0
         versions: dict[str, int] = {}
         for tenant, edition in sorted(editions):
-            computed = await projection.compute(conn, rt.backbone, rt.copies, tenant, edition, generation=gen)
-            if computed.rules is not None:
-                versions[f"{tenant}/{edition}"] = computed.rules.rules_version
-            changes += await projection.publish_changes(
-                conn, rt.outbox, tenant, edition, computed, told=old.id, now=now
+            rules = await projection.current_rules(conn, tenant, edition)
+            if rules is not None:
+                versions[f"{tenant}/{edition}"] = rules.rules_version
+            changes += await projection.tell_swap(
+                conn, rt.outbox, tenant, edition, old=old, new=gen, rules=rules, now=now
             )
         facts = (
             await conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.purpose == gen.purpose))

@@ -7,9 +7,13 @@ give the same bytes (no "generated at" stamp), so a rebuilt list can be compared
 
 from __future__ import annotations
 
+import csv
+import io
+import tempfile
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from typing import IO, Any
 
 from pydantic import BaseModel, computed_field
 
@@ -90,6 +94,22 @@ class LedgerRow(BaseModel):
     reason_en: str
 
 
+class Page(BaseModel):
+    """Which slice of the ranked lists this answer holds (``?limit=`` and ``offset``): persons and units alike,
+    in list order; ``next_offset`` is None on the last page of both."""
+
+    offset: int
+    limit: int
+    persons_total: int
+    units_total: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def next_offset(self) -> int | None:
+        following = self.offset + self.limit
+        return following if following < max(self.persons_total, self.units_total) else None
+
+
 class PriorityList(BaseModel):
     edition: str
     as_of: datetime | None
@@ -100,6 +120,7 @@ class PriorityList(BaseModel):
     units: list[UnitPriority]
     unions: list[UnionRollup]
     ledger: list[LedgerRow] = []
+    page: Page | None = None  # set on a paginated answer (``limit``); its ``unions`` are then left out
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -155,8 +176,11 @@ def build(
     unit: str | None = None,
     union: str | None = None,
     role: str | None = None,
+    unions: bool = True,
+    unit_points: Mapping[str, float] | None = None,
 ) -> PriorityList:
-    """The list with names, filtered (ranks stay those of the whole list) and rolled up by unit and union."""
+    """The list with names, filtered (ranks stay those of the whole list) and rolled up by unit and union
+    (``unions=False``: no union roll-up, for a page that does not hold every member)."""
     unit_parents = {u.id: u.parent for u in unit_docs.values()}
     union_parents = {u.id: u.parent for u in union_docs.values()}
     unit_at_receipt = {
@@ -201,7 +225,8 @@ def build(
                 reasons=_reasons(r),
             )
         )
-    unit_points = {r.participant_id: r.points for r in units}
+    if unit_points is None:  # else every unit's points, given with a page of them
+        unit_points = {r.participant_id: r.points for r in units}
     unit_rollup = domain.rollup(unit_points, unit_parents)
     unit_rows = [
         UnitPriority(
@@ -236,7 +261,7 @@ def build(
             rollup_points=union_rollup.get(uid, 0.0),
         )
         for uid in sorted(set(union_points) | set(union_docs))
-        if unions_wanted is None or uid in unions_wanted
+        if unions and (unions_wanted is None or uid in unions_wanted)
     ]
     counted = {
         (e.participant_kind, e.participant_id, e.submission_id, e.rule)
@@ -351,10 +376,16 @@ def seen_by(pl: PriorityList, viewer: Viewer) -> PriorityList:
     return pl.model_copy(update={"persons": shown + masked, "ledger": ledger})
 
 
-def sheet_rows(pl: PriorityList, sheet: str) -> list[list[object]]:
+def sheet_rows(pl: PriorityList, sheet: str) -> list[list[Any]]:
     """One sheet's rows (headers first): ``persons``, ``units`` or ``ledger``."""
+    return list(iter_rows(pl, sheet))
+
+
+def iter_rows(pl: PriorityList, sheet: str) -> Iterator[list[Any]]:
+    """One sheet's rows, one at a time (headers first)."""
     if sheet == "persons":
-        return [PERSON_HEADERS] + [
+        yield PERSON_HEADERS
+        yield from (
             [
                 MASK if p.rank is None else p.rank,
                 p.person_id,
@@ -367,9 +398,11 @@ def sheet_rows(pl: PriorityList, sheet: str) -> list[list[object]]:
                 "\n".join(f"{r.vi} ({_pts(r.points):+g} điểm)" for r in p.reasons),
             ]
             for p in pl.persons
-        ]
+        )
+        return
     if sheet == "units":
-        return [UNIT_HEADERS] + [
+        yield UNIT_HEADERS
+        yield from (
             [
                 u.rank,
                 u.unit_id,
@@ -381,9 +414,11 @@ def sheet_rows(pl: PriorityList, sheet: str) -> list[list[object]]:
                 "\n".join(f"{r.vi} ({_pts(r.points):+g} điểm)" for r in u.reasons),
             ]
             for u in pl.units
-        ]
+        )
+        return
     if sheet == "ledger":
-        return [LEDGER_HEADERS] + [
+        yield LEDGER_HEADERS
+        yield from (
             [
                 "Cá nhân" if e.participant_kind == "person" else "Đơn vị",
                 e.participant_id,
@@ -399,7 +434,8 @@ def sheet_rows(pl: PriorityList, sheet: str) -> list[list[object]]:
                 e.reason_en,
             ]
             for e in pl.ledger
-        ]
+        )
+        return
     raise KeyError(sheet)
 
 
@@ -413,16 +449,80 @@ def rules_note(pl: PriorityList) -> str:
 def to_csv(pl: PriorityList, sheet: str) -> bytes:
     """UTF-8 with a byte-order mark (Excel opens it with its diacritics intact), CRLF line ends; no cell is a
     formula (``shared.spreadsheets``)."""
-    return spreadsheets.csv_bytes(sheet_rows(pl, sheet))
+    return b"".join(csv_chunks(pl, sheet))
+
+
+def csv_chunks(pl: PriorityList, sheet: str, *, rows_per_chunk: int = 500) -> Iterator[bytes]:
+    """``to_csv`` as it streams: the byte-order mark, then a chunk every ``rows_per_chunk`` rows."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    yield "\ufeff".encode()
+    for i, row in enumerate(iter_rows(pl, sheet), 1):
+        w.writerow([spreadsheets.safe_text(v) for v in row])
+        if i % rows_per_chunk == 0:
+            yield buf.getvalue().encode("utf-8")
+            buf.seek(0)
+            buf.truncate()
+    if buf.tell():
+        yield buf.getvalue().encode("utf-8")
 
 
 def to_xlsx(pl: PriorityList, *, title: str | None = None) -> bytes:
     """A workbook with three sheets — Cá nhân, Đơn vị, Sổ ghi nhận — headers in Vietnamese."""
-    return spreadsheets.xlsx_bytes(
-        [(name, sheet_rows(pl, key)) for key, name in SHEETS.items()],
-        title=title or f"Danh sách ưu tiên khen thưởng — kỳ {pl.edition}",
-        creator="hoithi rewards",
-        subject=rules_note(pl),
-        fixed_time=datetime(2000, 1, 1),  # the same list gives the same workbook
-        widths=True,
-    )
+    with xlsx_file(pl, title=title) as f:
+        return f.read()
+
+
+def xlsx_file(pl: PriorityList, *, title: str | None = None) -> IO[bytes]:
+    """``to_xlsx`` written row by row (openpyxl's write-only mode: no sheet held in memory) into a temporary
+    file (in memory up to 8 MiB, then on disk), rewound. Blocking: run it off the event loop."""
+    from openpyxl import Workbook  # type: ignore[import-untyped]
+    from openpyxl.cell import WriteOnlyCell  # type: ignore[import-untyped]
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE  # type: ignore[import-untyped]
+    from openpyxl.styles import Alignment, Font  # type: ignore[import-untyped]
+    from openpyxl.utils import get_column_letter  # type: ignore[import-untyped]
+
+    wb = Workbook(write_only=True)
+    bold, wrap = Font(bold=True), Alignment(wrap_text=True, vertical="top")
+    for key, name in SHEETS.items():
+        ws = wb.create_sheet(name[:31])
+        widths: dict[int, int] = {}
+        for row in iter_rows(pl, key):  # sized to the content first (up to 80), as the council is used to
+            for i, v in enumerate(row, 1):
+                widths[i] = max(widths.get(i, 0), len(str(v if v is not None else "").split("\n")[0]))
+        for i, width in widths.items():
+            ws.column_dimensions[get_column_letter(i)].width = min(max(10, width + 2), 80)
+        ws.freeze_panes = "A2"
+        for n, row in enumerate(iter_rows(pl, key)):
+            cells = []
+            for v in row:
+                value = ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v
+                c = WriteOnlyCell(ws, value=value)
+                if isinstance(value, str) and value.startswith(spreadsheets.FORMULA_START):
+                    c.data_type = "s"  # text, never a formula
+                    c.quotePrefix = True
+                if n == 0:
+                    c.font = bold
+                else:
+                    c.alignment = wrap
+                cells.append(c)
+            ws.append(cells)
+    wb.properties.title = title or f"Danh sách ưu tiên khen thưởng — kỳ {pl.edition}"
+    wb.properties.creator = "hoithi rewards"
+    wb.properties.subject = rules_note(pl)
+    fixed = datetime(2000, 1, 1)  # the same list gives the same workbook
+    wb.properties.created = fixed
+    wb.properties.modified = fixed
+    out: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 (the response closes it)
+    wb.save(out)
+    out.seek(0)
+    return out
+
+
+def file_chunks(f: IO[bytes], size: int = 1 << 16) -> Iterator[bytes]:
+    """A file's bytes in chunks, closing it at the end (a streamed response's body)."""
+    try:
+        while chunk := f.read(size):
+            yield chunk
+    finally:
+        f.close()

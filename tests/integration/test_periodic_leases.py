@@ -1,8 +1,8 @@
 """Periodic work runs once per deployment: two replicas of a service on one database, SQLite and PostgreSQL.
 
-The rewards standings job: two rewards replicas (two consumers and two standings-job runners). Only the holder of the standings lease runs a pass; a holder that stalls past the lease's
-expiry loses it to the other, and its late commit of an older computation is refused — no stale standings, no
-participant announced "back" onto the list they left."""
+The rewards lease: one holder at a time, and an expired holder's writes are refused. rewards' standings are
+kept by its consumers in each fact's transaction: two replicas consuming at once keep one list and tell each
+eligibility change once."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from services.notify import app as notify_app
 from services.notify import models as notify_models
 from services.notify import timed
-from services.rewards import models, projection
+from services.rewards import models
 from services.submissions import app as submissions_app
 from services.submissions import intake, objects
 from services.submissions import models as submissions_models
@@ -29,7 +29,16 @@ from shared.migrate import upgrade
 from shared.service import Runtime, ServiceSpec, build_runtime
 from shared.settings import Settings, service_settings
 from tests.support.notify import seeded_notify
-from tests.support.rewards import EDITION, NOW, TENANT, VN, Rewards, all_facts, edition_published, rewards_on
+from tests.support.rewards import (
+    EXPECTED_PERSONS,
+    NOW,
+    TENANT,
+    VN,
+    Rewards,
+    all_facts,
+    edition_published,
+    rewards_on,
+)
 from tests.support.wait import eventually
 
 TTL = 1.0  # seconds: a short lease, so the stalled holder's expiry comes quickly
@@ -83,69 +92,30 @@ async def test_one_holder_at_a_time_and_the_expired_holders_writes_are_refused(
         await b.engine.dispose()
 
 
-async def _told_standings(r: Rewards) -> dict[str, int | None]:
-    """participant → rank, as the standings job last told others."""
-    s = models.standings
-    async with r.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                sa.select(s.c.participant_id, s.c.rank).where(s.c.tenant == TENANT, s.c.edition == EDITION)
-            )
-        ).all()
-    return {r.participant_id: r.rank for r in rows}
-
-
-async def test_a_stalled_standings_holder_loses_the_lease_and_its_late_commit_is_refused(
-    replicas: tuple[Rewards, Rewards], monkeypatch: pytest.MonkeyPatch
+async def test_two_replicas_consuming_at_once_keep_one_list_and_tell_each_eligibility_change_once(
+    replicas: tuple[Rewards, Rewards],
 ) -> None:
+    """rewards' standings are kept by its consumers, in each fact's transaction (no standings job to fence any
+    more: the lease now only runs the re-pricing resumer). Two replicas folding at once on PostgreSQL take
+    turns on each participant's totals row, so the list is the one worked out by hand, and each eligibility
+    change is told once, the last word being the list's."""
     a, b = replicas
     facts = all_facts()
-    withdrawal = next(i for i, f in enumerate(facts) if f.type == "submission.withdrawn")
-    withdrawn_by = facts[withdrawal].data["author_id"]  # p-0006: listed until the withdrawal
-    await a.deliver(facts[:withdrawal])
-
-    # One runner at a time: a holds the lease, b stands by.
-    assert await a.lease.hold(a.engine)
-    assert not await b.lease.hold(b.engine)
-    first = a.lease.generation
-
-    # a's pass computes the list before the withdrawal, then stalls (a GC pause, a SIGSTOP) before writing.
-    computed, resume = asyncio.Event(), asyncio.Event()
-    real_compute = projection.compute
-
-    async def compute_then_stall(*args: Any, **kwargs: Any) -> projection.Computed:
-        c = await real_compute(*args, **kwargs)
-        if asyncio.current_task() is stalled:
-            computed.set()
-            await resume.wait()
-        return c
-
-    monkeypatch.setattr(projection, "compute", compute_then_stall)
-    stalled = asyncio.create_task(
-        projection.refresh_standings(a.engine, models.backbone, models.copies, a.outbox, NOW, lease=a.lease)
-    )
-    await asyncio.wait_for(computed.wait(), 30)
-
-    # Meanwhile the withdrawal and the rest arrive; a renews nothing, so b takes the lease over once it expires.
-    await b.deliver(facts)
-    await eventually(lambda: b.lease.hold(b.engine), timeout=15, message="b took the lease over")
-    assert b.lease.generation == (first or 0) + 1
-    assert await b.standings_pass() > 0
-    newer = await _told_standings(b)
-    assert withdrawn_by not in newer
-
-    # a wakes up with its older list: the fence refuses its commit, nothing of it is written.
-    resume.set()
-    with pytest.raises(LeaseLost):
-        await stalled
-    assert not a.lease.held
-    assert await _told_standings(b) == newer  # no stale standings
-    told = await b.emitted()
-    assert [e for e in told if e["subject"] == withdrawn_by] == []  # never announced "back" on the list
+    await asyncio.gather(a.deliver(facts[0::2], batch=3), b.deliver(facts[1::2], batch=3))
+    await asyncio.gather(a.deliver(facts[1::2], batch=5), b.deliver(facts[0::2], batch=5))  # redelivered
+    pl = await b.listing()
+    assert [(p.person_id, p.rank, p.points) for p in pl.persons] == [
+        (pid, rank, points) for pid, rank, points, *_ in EXPECTED_PERSONS
+    ]
+    told = await a.emitted()
     assert len({e["id"] for e in told}) == len(told)
-    # b still holds the lease and its next pass has nothing left to tell.
-    assert await b.standings_pass() == 0
-    assert not await a.lease.hold(a.engine)
+    last: dict[str, list[str]] = {}
+    for e in sorted(told, key=lambda e: e["sequence"]):
+        assert e["data"]["eligibility"] != last.get(e["subject"], []), "told without an eligibility change"
+        last[e["subject"]] = e["data"]["eligibility"]
+    titled = {p.person_id: sorted(x.key for x in p.eligibility) for p in pl.persons if p.eligibility}
+    titled |= {u.unit_id: sorted(x.key for x in u.eligibility) for u in pl.units if u.eligibility}
+    assert {k: v for k, v in last.items() if v} == titled
 
 
 # ------------------------------------------------------------------------------------------------------------

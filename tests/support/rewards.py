@@ -386,7 +386,7 @@ class Rewards:
     consumer: EventConsumer
     engine: Any
     outbox: Outbox
-    lease: Lease  # this runner's side of the standings job's lease (held before each pass)
+    lease: Lease  # this runner's side of the standings job's lease
 
     async def deliver(self, facts: Sequence[Envelope], batch: int = 7) -> None:
         msgs = [Msg(f.to_json(), f"hoithi.{f.tenant}.{f.type}", {"Nats-Msg-Id": f.id}) for f in facts]
@@ -401,13 +401,6 @@ class Rewards:
             )
         assert pl is not None
         return pl
-
-    async def standings_pass(self) -> int:
-        """One pass of the standings job, as the replica holding its lease runs it."""
-        assert await self.lease.hold(self.engine), "another runner holds the standings lease"
-        return await projection.refresh_standings(
-            self.engine, models.backbone, models.copies, self.outbox, NOW, lease=self.lease
-        )
 
     async def emitted(self, type_: str = "reward.priority.changed") -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:

@@ -43,6 +43,20 @@ def test_list_exports_journal_and_rules_check_over_http(client: TestClient) -> N
     pl = client.get(f"{BASE}/priority-list", params={"ledger": "true"})
     assert pl.status_code == 200, pl.text
     assert as_rows(pl.json()["persons"]) == EXPECTED_PERSONS and pl.json()["ledger"]
+    assert pl.json()["page"] is None  # the whole list, as before
+
+    # Pages of the same list, ranked by the database: together they are the whole list, in order.
+    pages, offset = [], 0
+    while offset is not None:
+        page = client.get(f"{BASE}/priority-list", params={"limit": 3, "offset": offset}).json()
+        assert page["page"]["persons_total"] == len(EXPECTED_PERSONS) and page["unions"] == []
+        assert len(page["persons"]) <= 3
+        pages += page["persons"]
+        offset = page["page"]["next_offset"]
+    assert as_rows(pages) == EXPECTED_PERSONS
+    first_units = client.get(f"{BASE}/priority-list", params={"limit": 2}).json()["units"]
+    assert first_units == pl.json()["units"][:2]  # roll-ups of a page's units count every branch
+    assert client.get(f"{BASE}/priority-list", params={"limit": 0}).status_code == 422
 
     text = client.get(f"{BASE}/priority-list.csv", params={"sheet": "units"}).content.decode("utf-8-sig")
     assert next(csv.reader(io.StringIO(text)))[:3] == ["Hạng", "Mã đơn vị", "Tên đơn vị"]

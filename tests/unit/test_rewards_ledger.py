@@ -223,28 +223,37 @@ async def test_invalid_rules_are_refused_and_change_nothing(
     assert not refused.valid and field in refused.errors
 
 
-async def test_priority_changes_are_told_once_with_deterministic_ids(rewards: Rewards) -> None:
+async def test_priority_changes_are_told_only_when_eligibility_changes(rewards: Rewards) -> None:
+    """``reward.priority.changed`` is told in the fact's own transaction, only to a participant who gains or
+    loses a title: a rank or points move (everyone below a new entry) is not news; redelivery tells nothing."""
     facts = all_facts()
     withdrawal = next(i for i, f in enumerate(facts) if f.type == "submission.withdrawn")
     await rewards.deliver(facts[:withdrawal])
-    first = await rewards.standings_pass()
-    assert first > 0
-    assert await rewards.standings_pass() == 0  # nothing new: nothing told
-    async with rewards.engine.connect() as conn:
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(models.dirty))).scalar_one() == 0
+    first = await rewards.emitted()
+    await rewards.deliver(facts[:withdrawal])  # duplicates: nothing new, nothing told
+    assert len(await rewards.emitted()) == len(first)
     await rewards.deliver(facts)  # the rest, and duplicates of the first half
-    await rewards.standings_pass()
     told = await rewards.emitted()
     assert len({e["id"] for e in told}) == len(told)
-    last: dict[str, dict[str, Any]] = {}
-    for e in sorted(told, key=lambda e: (e["subject"], e["sequence"])):
-        last[e["subject"]] = e["data"]
-    duc = last["p-0007"]
+    seen: dict[str, list[str]] = {}
+    for e in sorted(told, key=lambda e: e["sequence"]):
+        before = seen.get(e["subject"], [])
+        assert e["data"]["eligibility"] != before, "told without an eligibility change"
+        seen[e["subject"]] = e["data"]["eligibility"]
+    pl = await rewards.listing()
+    titled = {p.person_id: [x.key for x in p.eligibility] for p in pl.persons if p.eligibility}
+    titled |= {u.unit_id: [x.key for x in u.eligibility] for u in pl.units if u.eligibility}
+    assert titled and {k: v for k, v in seen.items() if v} == titled  # the last word told is the list's
+    duc = next(e["data"] for e in sorted(told, key=lambda e: -e["sequence"]) if e["subject"] == "p-0007")
     assert (duc["rank"], duc["points"], duc["eligibility"], duc["rules_version"]) == (
         1, 7, ["chien_si_thi_dua_co_so"], 1
     )  # fmt: skip
     assert any("Chiến sĩ thi đua cơ sở" in r["vi"] for r in duc["reasons"])
-    assert "p-0006" in last and last["p-0006"]["rank"] is None  # listed at first, then withdrew
+    # p-0006 held evidence, then withdrew: told it lost it (and is off the list)
+    lost = next(e["data"] for e in sorted(told, key=lambda e: -e["sequence"]) if e["subject"] == "p-0006")
+    assert (lost["eligibility"], lost["rank"]) == ([], None)
+    # a participant ranked below a new entry, whose titles never changed, was never told
+    assert {p.person_id for p in pl.persons} - set(seen)
 
 
 async def test_directory_alone_makes_no_list(rewards: Rewards) -> None:

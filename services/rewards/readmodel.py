@@ -1,0 +1,502 @@
+"""rewards' incremental read model over its database: per-subject marks, per-participant totals, and the ranked
+list the database computes from them.
+
+Written in the consumer's transaction (``Projection.refold_subject``) for the participants one changed subject
+touches: each participant's total is re-derived from its own ledger entries and marks (indexed), never from a
+fold of every fact. ``reward.priority.changed`` is emitted there, in the same transaction, only when a
+participant's eligibility is gained or lost (notify tells people about titles, not rank moves).
+Ranks come from ``RANK() OVER`` in the rules' order (points, then the tie-breakers), so a page of the list
+costs the page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.rewards import domain, models, standings
+from shared.db import upsert
+from shared.events.catalogue import RewardPriorityChanged
+from shared.events.envelope import deterministic_id
+from shared.outbox import Outbox
+from shared.reward_rules import EARLIEST_FULFILMENT, FEWER_MISSED
+
+CHUNK = 500  # ids per IN (…) clause
+
+
+def _tie_breakers(rules: domain.Rules | None) -> Sequence[str]:
+    return rules.tie_breakers if rules is not None else (EARLIEST_FULFILMENT,)
+
+
+# ------------------------------------------------------------------------------------------------ writing
+
+
+async def replace_marks(
+    conn: AsyncConnection,
+    generation: int,
+    tenant: str,
+    edition: str,
+    subject: str,
+    marks: Sequence[standings.Mark],
+) -> tuple[set[tuple[str, str]], bool]:
+    """Make the subject's marks exactly ``marks``; returns the participants it marked before or now, and
+    whether anything changed."""
+    t = models.marks
+    where = sa.and_(t.c.generation == generation, t.c.subject == subject)
+    old = {
+        (r.participant_kind, r.participant_id, r.mark, r.seq, r.ok, r.label, r.edition)
+        for r in (await conn.execute(sa.select(t).where(where))).all()
+    }
+    new = {(m.participant_kind, m.participant_id, m.mark, m.seq, m.ok, m.label, edition) for m in marks}
+    touched = {(k[0], k[1]) for k in old | new}
+    if old == new:
+        return touched, False
+    await conn.execute(sa.delete(t).where(where))
+    if new:
+        await conn.execute(
+            t.insert(),
+            [
+                {
+                    "generation": generation,
+                    "subject": subject,
+                    "participant_kind": k[0],
+                    "participant_id": k[1],
+                    "mark": k[2],
+                    "seq": k[3],
+                    "ok": k[4],
+                    "label": k[5],
+                    "tenant": tenant,
+                    "edition": edition,
+                }
+                for k in sorted(new)
+            ],
+        )
+    return touched, True
+
+
+def entry_of(r: Any) -> domain.LedgerEntry:
+    return domain.LedgerEntry(
+        r.submission_id,
+        "person" if r.participant_kind == "person" else "unit",
+        r.participant_id,
+        r.event_id,
+        r.rule,
+        r.points,
+        r.time,
+        r.edition,
+        r.part,
+        r.kind,
+        r.reason_vi,
+        r.reason_en,
+    )
+
+
+def mark_of(r: Any) -> standings.Mark:
+    return standings.Mark(r.subject, r.participant_kind, r.participant_id, r.mark, r.seq, r.ok, r.label)
+
+
+async def participant_total(
+    conn: AsyncConnection,
+    generation: int,
+    tenant: str,
+    edition: str,
+    kind: str,
+    pid: str,
+    rules: domain.Rules | None,
+) -> standings.Total:
+    """A participant's standing from its own entries and marks (two indexed reads)."""
+    lg, mk = models.ledger, models.marks
+    entries = [
+        entry_of(r)
+        for r in (
+            await conn.execute(
+                sa.select(lg).where(
+                    lg.c.generation == generation,
+                    lg.c.tenant == tenant,
+                    lg.c.edition == edition,
+                    lg.c.participant_kind == kind,
+                    lg.c.participant_id == pid,
+                )
+            )
+        ).all()
+    ]
+    marks = [
+        mark_of(r)
+        for r in (
+            await conn.execute(
+                sa.select(mk).where(
+                    mk.c.generation == generation,
+                    mk.c.tenant == tenant,
+                    mk.c.edition == edition,
+                    mk.c.participant_kind == kind,
+                    mk.c.participant_id == pid,
+                )
+            )
+        ).all()
+    ]
+    return standings.total(kind, pid, entries, marks, rules)
+
+
+def eligibility_json(elig: Iterable[domain.Eligibility]) -> str:
+    return json.dumps(
+        [
+            {
+                "key": e.key,
+                "title_vi": e.title_vi,
+                "title_en": e.title_en,
+                "reasons": [list(r) for r in e.reasons],
+            }
+            for e in elig
+        ],
+        ensure_ascii=False,
+    )
+
+
+def eligibility_from_json(raw: str) -> tuple[domain.Eligibility, ...]:
+    return tuple(
+        domain.Eligibility(e["key"], e["title_vi"], e["title_en"], tuple((vi, en) for vi, en in e["reasons"]))
+        for e in json.loads(raw)
+    )
+
+
+async def refresh_totals(
+    conn: AsyncConnection,
+    generation: Any,
+    tenant: str,
+    edition: str,
+    participants: Iterable[tuple[str, str]],
+    rules: domain.Rules | None,
+    *,
+    cause: str | None,
+    outbox: Outbox | None,
+) -> int:
+    """Re-derive the totals of ``participants`` (each row locked first, in a stable order, so two consumers
+    touching one participant take turns and the later one sees the earlier one's entries). With ``outbox``
+    (the live generation), a participant whose eligibility is gained or lost is told, in this transaction.
+    Returns the number of changes told."""
+    t = models.totals
+    now = datetime.now(UTC)
+    told = 0
+    for kind, pid in sorted(set(participants)):
+        key = {
+            "generation": generation.id,
+            "tenant": tenant,
+            "edition": edition,
+            "participant_kind": kind,
+            "participant_id": pid,
+        }
+        where = sa.and_(*(t.c[k] == v for k, v in key.items()))
+        placeholder = {
+            **key,
+            "points": 0.0,
+            "first_at": domain.FAR_FUTURE,
+            "misses": 0,
+            "entries": -1,
+            "eligibility": "[]",
+            "eligibility_keys": "",
+            "changes": 0,
+            "updated_at": now,
+        }
+        await conn.execute(upsert(conn, t, placeholder, set_={"updated_at": now}))  # the row lock
+        old = (await conn.execute(sa.select(t).where(where))).one()
+        was_listed = old.entries >= 0
+        new = await participant_total(conn, generation.id, tenant, edition, kind, pid, rules)
+        new_keys = ",".join(new.eligibility_keys)
+        old_keys = old.eligibility_keys if was_listed else ""
+        tell = outbox is not None and new_keys != old_keys
+        previous_rank = (
+            await rank_of(conn, generation.id, tenant, edition, old, rules) if tell and was_listed else None
+        )
+        changes = old.changes + (1 if tell else 0)
+        if not new.listed:
+            await conn.execute(sa.delete(t).where(where))
+        else:
+            await conn.execute(
+                sa.update(t)
+                .where(where)
+                .values(
+                    points=new.points,
+                    first_at=new.first_at,
+                    misses=new.misses,
+                    entries=len(new.counted),
+                    eligibility=eligibility_json(new.eligibility),
+                    eligibility_keys=new_keys,
+                    changes=changes,
+                    updated_at=now,
+                )
+            )
+        if tell:
+            assert outbox is not None
+            rank = await rank_of(conn, generation.id, tenant, edition, new, rules) if new.listed else None
+            await outbox.emit(
+                conn,
+                "reward.priority.changed",
+                change_data(new, rank=rank, previous_rank=previous_rank, rules=rules),
+                tenant=tenant,
+                subject=pid,
+                time=now,
+                edition=edition,
+                event_id=deterministic_id(
+                    "reward.priority.changed",
+                    tenant,
+                    edition,
+                    kind,
+                    pid,
+                    old_keys or "-",
+                    new_keys or "-",
+                    changes,
+                ),
+            )
+            told += 1
+    return told
+
+
+def change_data(
+    new: standings.Total, *, rank: int | None, previous_rank: int | None, rules: domain.Rules | None
+) -> RewardPriorityChanged:
+    reasons = [{"vi": e.reason_vi, "en": e.reason_en} for e in new.counted] if new.listed else []
+    for el in new.eligibility:
+        reasons += [{"vi": f"{el.title_vi}: {vi}", "en": f"{el.title_en}: {en}"} for vi, en in el.reasons]
+    return RewardPriorityChanged.model_validate(
+        {
+            "participant_kind": new.participant_kind,
+            "participant_id": new.participant_id,
+            "rank": rank,
+            "previous_rank": previous_rank,
+            "points": new.points if new.listed else 0.0,
+            "eligibility": new.eligibility_keys,
+            "reasons": reasons,
+            "rules_version": max(1, rules.rules_version if rules is not None else 1),
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------------------ ranking
+
+
+def _order_by(t: sa.Table, tie_breakers: Sequence[str]) -> list[Any]:
+    cols: list[Any] = [t.c.points.desc()]
+    for name in tie_breakers:
+        if name == EARLIEST_FULFILMENT:
+            cols.append(t.c.first_at.asc())
+        elif name == FEWER_MISSED:
+            cols.append(t.c.misses.asc())
+    return cols
+
+
+async def rank_of(
+    conn: AsyncConnection, generation: int, tenant: str, edition: str, row: Any, rules: domain.Rules | None
+) -> int:
+    """1 + the participants of the same kind strictly ahead (an indexed count; equals share a rank)."""
+    t = models.totals
+    keys: list[tuple[Any, Any, bool]] = [(t.c.points, row.points, True)]  # (column, value, descending)
+    for name in _tie_breakers(rules):
+        if name == EARLIEST_FULFILMENT:
+            keys.append((t.c.first_at, row.first_at, False))
+        elif name == FEWER_MISSED:
+            keys.append((t.c.misses, row.misses, False))
+    ahead: list[Any] = []
+    for i, (col, value, desc) in enumerate(keys):
+        equal = [c == v for c, v, _ in keys[:i]]
+        ahead.append(sa.and_(*equal, col > value if desc else col < value))
+    n = (
+        await conn.execute(
+            sa.select(sa.func.count())
+            .select_from(t)
+            .where(
+                t.c.generation == generation,
+                t.c.tenant == tenant,
+                t.c.edition == edition,
+                t.c.participant_kind == row.participant_kind,
+                sa.or_(*ahead),
+            )
+        )
+    ).scalar_one()
+    return int(n) + 1
+
+
+@dataclass(frozen=True)
+class Page:
+    persons: list[domain.Ranked]
+    units: list[domain.Ranked]
+    entries: tuple[domain.LedgerEntry, ...]
+    persons_total: int
+    units_total: int
+
+
+async def ranked(
+    conn: AsyncConnection,
+    generation: int,
+    tenant: str,
+    edition: str,
+    kind: str,
+    rules: domain.Rules | None,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> list[tuple[int, Any]]:
+    """(rank, totals row) of one kind in list order, ranked by the database; a page when ``limit``."""
+    t = models.totals
+    rank = sa.func.rank().over(order_by=_order_by(t, _tie_breakers(rules))).label("rank")
+    inner = (
+        sa.select(t, rank)
+        .where(
+            t.c.generation == generation,
+            t.c.tenant == tenant,
+            t.c.edition == edition,
+            t.c.participant_kind == kind,
+        )
+        .subquery()
+    )
+    q = sa.select(inner).order_by(inner.c.rank, inner.c.participant_id).offset(offset)
+    if limit is not None:
+        q = q.limit(limit)
+    return [(r.rank, r) for r in (await conn.execute(q)).all()]
+
+
+async def count(conn: AsyncConnection, generation: int, tenant: str, edition: str, kind: str) -> int:
+    t = models.totals
+    return int(
+        (
+            await conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t)
+                .where(
+                    t.c.generation == generation,
+                    t.c.tenant == tenant,
+                    t.c.edition == edition,
+                    t.c.participant_kind == kind,
+                )
+            )
+        ).scalar_one()
+    )
+
+
+async def _entries(
+    conn: AsyncConnection,
+    generation: int,
+    tenant: str,
+    edition: str,
+    *,
+    participants: Sequence[tuple[str, str]] | None = None,
+    subjects: Sequence[str] | None = None,
+) -> list[domain.LedgerEntry]:
+    """Ledger entries of the edition: all, or those of some participants, or of some subjects."""
+    lg = models.ledger
+    base = sa.select(lg).where(lg.c.generation == generation, lg.c.tenant == tenant, lg.c.edition == edition)
+    if participants is None and subjects is None:
+        return [entry_of(r) for r in (await conn.execute(base)).all()]
+    out: list[domain.LedgerEntry] = []
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, pid in participants or ():
+        by_kind[kind].append(pid)
+    for kind, ids in sorted(by_kind.items()):
+        for i in range(0, len(ids), CHUNK):
+            q = base.where(lg.c.participant_kind == kind, lg.c.participant_id.in_(ids[i : i + CHUNK]))
+            out += [entry_of(r) for r in (await conn.execute(q)).all()]
+    subs = list(subjects or ())
+    for i in range(0, len(subs), CHUNK):
+        q = base.where(lg.c.submission_id.in_(subs[i : i + CHUNK]))
+        out += [entry_of(r) for r in (await conn.execute(q)).all()]
+    return out
+
+
+def _ranked(
+    rows: list[tuple[int, Any]], entries: Iterable[domain.LedgerEntry], rules: domain.Rules | None
+) -> list[domain.Ranked]:
+    by: dict[tuple[str, str], list[domain.LedgerEntry]] = defaultdict(list)
+    for e in entries:
+        by[(e.participant_kind, e.participant_id)].append(e)
+    out = []
+    for rank, r in rows:
+        kind: domain.ParticipantKind = "person" if r.participant_kind == "person" else "unit"
+        cap = rules.cap(kind) if rules is not None else None
+        out.append(
+            domain.Ranked(
+                rank=rank,
+                participant_id=r.participant_id,
+                points=r.points,
+                first_at=r.first_at,
+                entries=tuple(domain.counted(by.get((kind, r.participant_id), []), per_part_cap=cap)),
+                participant_kind=kind,
+                eligibility=eligibility_from_json(r.eligibility),
+                misses=r.misses,
+            )
+        )
+    return out
+
+
+async def load(
+    conn: AsyncConnection,
+    generation: int,
+    tenant: str,
+    edition: str,
+    rules: domain.Rules | None,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> Page:
+    """The ranked list from the read model: whole (every ledger entry of the edition, one query), or a page of
+    persons and a page of units (the entries of the listed participants and of their subjects only)."""
+    persons = await ranked(conn, generation, tenant, edition, "person", rules, offset=offset, limit=limit)
+    units = await ranked(conn, generation, tenant, edition, "unit", rules, offset=offset, limit=limit)
+    if limit is None:
+        entries = await _entries(conn, generation, tenant, edition)
+        n_persons, n_units = len(persons) + offset, len(units) + offset
+    else:
+        listed = [(r.participant_kind, r.participant_id) for _, r in (*persons, *units)]
+        own = await _entries(conn, generation, tenant, edition, participants=listed)
+        subjects = sorted({e.submission_id for e in own if e.participant_kind == "person"})
+        seen = {(e.submission_id, e.participant_kind, e.participant_id, e.rule) for e in own}
+        more = [
+            e
+            for e in await _entries(conn, generation, tenant, edition, subjects=subjects)
+            if (e.submission_id, e.participant_kind, e.participant_id, e.rule) not in seen
+        ]
+        entries = [*own, *more]
+        n_persons = await count(conn, generation, tenant, edition, "person")
+        n_units = await count(conn, generation, tenant, edition, "unit")
+    return Page(
+        persons=_ranked(persons, entries, rules),
+        units=_ranked(units, entries, rules),
+        entries=tuple(entries),
+        persons_total=n_persons,
+        units_total=n_units,
+    )
+
+
+async def unit_points(conn: AsyncConnection, generation: int, tenant: str, edition: str) -> dict[str, float]:
+    """Every listed unit's points (units are few: the roll-up of a page's units needs their branches')."""
+    t = models.totals
+    rows = await conn.execute(
+        sa.select(t.c.participant_id, t.c.points).where(
+            t.c.generation == generation,
+            t.c.tenant == tenant,
+            t.c.edition == edition,
+            t.c.participant_kind == "unit",
+        )
+    )
+    return {pid: pts for pid, pts in rows.all()}
+
+
+async def known(conn: AsyncConnection, tenant: str, edition: str) -> bool:
+    """Whether any subject of the edition was seen."""
+    s = models.submission_states
+    row = (
+        await conn.execute(
+            sa.select(s.c.submission_id).where(s.c.tenant == tenant, s.c.edition == edition).limit(1)
+        )
+    ).first()
+    return row is not None
+
+
+async def drop(conn: AsyncConnection, generation: int) -> None:
+    await conn.execute(sa.delete(models.totals).where(models.totals.c.generation == generation))
+    await conn.execute(sa.delete(models.marks).where(models.marks.c.generation == generation))
