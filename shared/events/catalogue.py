@@ -533,7 +533,7 @@ _TYPES: tuple[EventType, ...] = (
     EventType("onlineservice.target.missed", 1, OnlineServiceTargetMissed, "campaign",
               "A unit's 90-day result missed its targets.", "assignment id", ("rewards", "notify")),
     EventType("reward.priority.changed", 1, RewardPriorityChanged, "rewards",
-              "A participant's rank or eligibility changed, with reasons.", "participant id (person or unit)",
+              "A participant gained or lost eligibility for a title, with reasons.", "participant id (person or unit)",
               ("notify",)),
     EventType("notification.sent", 1, NotificationSent, "notify", "A notification was delivered.",
               "notification id", ()),
