@@ -108,6 +108,8 @@ CONTRACT_REVISIONS: dict[str, str] = {}
 NEXT_CONTRACTS: dict[str, str] = {
     "campaign": "drop directory_unions and its mirror triggers (a7c3e9d1f402): copy_unions alone since this release",
     "notify": "drop notify_unions and its mirror triggers (b84d2f0e6c17): copy_unions alone since this release",
+    "rewards": "stop folding subjects the previous release applied (e5b3c8f1a2d7): once no release before this "
+    "one runs, the consumer keeps every subject's standings; fold what is left, then drop folded_facts and its index",
 }
 
 

@@ -48,11 +48,12 @@ STANDINGS_LEASE = "rewards-standings"
 
 
 async def standings_job(rt: Runtime) -> None:
-    """Resume re-pricings under new rules whose consumer died midway (their message was acked as a duplicate on
-    redelivery), and those an upgrade scheduled to fill the read model. The standings themselves are kept by the
-    consumer, in the transaction of each fact (``readmodel``), and so are the ``reward.priority.changed`` it
-    tells; nothing here re-folds an edition. One replica of the deployment runs it (a lease); when nothing is
-    due, a pass is one indexed read."""
+    """Fold the subjects whose standings lag their facts (the previous release's writes during a rolling update,
+    and every subject an upgrade found), and resume re-pricings under new rules whose consumer died midway
+    (their message was acked as a duplicate on redelivery). The standings themselves are kept by the consumer,
+    in the transaction of each fact (``readmodel``), and so are the ``reward.priority.changed`` it tells;
+    nothing here re-folds an edition. One replica of the deployment runs it (a lease); when nothing is due, a
+    pass is two indexed reads."""
     assert rt.copies is not None
     lease = Lease(rt.backbone.leases, STANDINGS_LEASE, ttl=rt.settings.lease_ttl)
     rt.extra["standings_lease"] = lease
@@ -61,6 +62,7 @@ async def standings_job(rt: Runtime) -> None:
 
     async def one_pass() -> float:
         started = time.monotonic()
+        await proj.fold_unfolded()
         await proj.resume_refolds(stale_after=max(60.0, 2 * rt.settings.ack_wait))
         return max(STANDINGS_INTERVAL, 2 * (time.monotonic() - started))
 

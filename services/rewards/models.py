@@ -29,6 +29,20 @@ submission_states = sa.Table(
     sa.Column("state", sa.String(20), nullable=False),  # pending | active | withdrawn | rejected | assignment
     sa.Column("facts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # How many of the subject's facts its marks and totals were last folded from. Only this release writes it,
+    # in the same update as ``facts``: a subject the previous release folded during a rolling update (it keeps
+    # the ledger, not the read model), or one upgraded from it, has NULL or fewer here, and the standings job
+    # folds it again (``Projection.fold_unfolded``). Dropped with its index once no release before this runs.
+    sa.Column("folded_facts", sa.Integer, nullable=True),
+)
+UNFOLDED = sa.or_(
+    submission_states.c.folded_facts.is_(None), submission_states.c.folded_facts != submission_states.c.facts
+)
+sa.Index(
+    "ix_submission_states_unfolded",
+    submission_states.c.submission_id,
+    postgresql_where=UNFOLDED,
+    sqlite_where=UNFOLDED,
 )
 
 # The participation ledger (sổ ghi nhận tham gia) in force: the entries the kept facts earn now, per subject

@@ -198,6 +198,10 @@ class Projection:
         history = await self.inbox.history(conn, g.purpose, subject)
         scored = [f for f in history if domain.subject_kind(f.type) is not None]
         if not scored:
+            t = models.submission_states
+            await conn.execute(
+                sa.update(t).where(t.c.submission_id == subject).values(folded_facts=t.c.facts)
+            )
             return
         edition_name = next((f.edition for f in scored if f.edition), None) or edition
         rules = await current_rules(conn, tenant, edition_name) if edition_name else None
@@ -227,8 +231,51 @@ class Projection:
         await conn.execute(
             sa.update(models.submission_states)
             .where(models.submission_states.c.submission_id == subject)
-            .values(edition=edition_name, state=state, facts=len(history), updated_at=datetime.now(UTC))
+            .values(
+                edition=edition_name,
+                state=state,
+                facts=len(history),
+                folded_facts=len(history),
+                updated_at=datetime.now(UTC),
+            )
         )
+
+    async def fold_unfolded(self, *, chunk: int = 0) -> int:
+        """Fold again the subjects whose marks and totals lag their facts (``models.UNFOLDED``): those the previous
+        release folded during a rolling update — it keeps the ledger, not the read model — and, after the
+        upgrade, every subject it had. ``chunk`` subjects per transaction, until none is left; safe beside the
+        consumer (``lock_subject`` takes turns) and after a crash. Returns how many were folded."""
+        assert self.engine is not None
+        chunk = chunk or REFOLD_CHUNK
+        t = models.submission_states
+        done, after = 0, ""
+        while True:
+            async with self.engine.begin() as conn:
+                rows = (
+                    await conn.execute(
+                        sa.select(t.c.submission_id, t.c.tenant, t.c.edition)
+                        .where(models.UNFOLDED, t.c.submission_id > after)
+                        .order_by(t.c.submission_id)
+                        .limit(chunk)
+                    )
+                ).all()
+                gens = await generations(conn)
+                for row in rows:
+                    for g in gens:
+                        await self.refold_subject(
+                            conn, g, row.tenant, row.submission_id, row.edition, cause=None, force=True
+                        )
+                    await conn.execute(
+                        sa.update(t)
+                        .where(t.c.submission_id == row.submission_id)
+                        .values(folded_facts=t.c.facts)
+                    )
+            done += len(rows)
+            if len(rows) < chunk:
+                if done:
+                    log.info("%d subjects folded into the standings", done)
+                return done
+            after = rows[-1].submission_id
 
     async def refold_edition(
         self, conn: AsyncConnection, g: Generation, tenant: str, edition: str, *, cause: str | None
@@ -337,7 +384,14 @@ async def lock_subject(conn: AsyncConnection, tenant: str, subject: str, edition
     of two concurrent folds waits and then sees the earlier one's fact (SQLite writers are serial)."""
     t = models.submission_states
     now = datetime.now(UTC)
-    row = {"submission_id": subject, "tenant": tenant, "edition": edition, "state": "pending", "facts": 0}
+    row = {
+        "submission_id": subject,
+        "tenant": tenant,
+        "edition": edition,
+        "state": "pending",
+        "facts": 0,
+        "folded_facts": 0,
+    }
     await conn.execute(upsert(conn, t, {**row, "updated_at": now}, set_={"updated_at": now}))
 
 

@@ -10,7 +10,7 @@ per participant, ranks by ``RANK() OVER`` — must equal the list a fold of ever
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -244,31 +244,29 @@ async def test_the_incremental_list_equals_a_rebuild_from_the_facts(seed: int, t
         await rewards.engine.dispose()
 
 
-async def test_an_upgraded_ledger_gets_its_totals_from_the_scheduled_refold(tmp_path: Path) -> None:
-    """A database upgraded with ledgers but no read model: the migration schedules one stale re-pricing per
-    generation and edition; the standings job resumes it and the list is whole again."""
+async def test_an_upgraded_ledger_gets_its_standings_from_the_standings_job(tmp_path: Path) -> None:
+    """A database upgraded with ledgers but no read model (the upgrade leaves every subject's ``folded_facts``
+    NULL), or whose subjects the previous release folded beside this one during a rolling update: the standings
+    job folds each such subject once and the list is whole again; a second pass has nothing to do."""
     rewards = await rewards_on_sqlite(tmp_path / "rewards.db")
     try:
         await rewards.deliver(all_facts())
         async with rewards.engine.connect() as conn:
             rules = await projection.current_rules(conn, TENANT, EDITION)
+            subjects = (
+                await conn.execute(sa.select(sa.func.count()).select_from(models.submission_states))
+            ).scalar()
         before = await _model(rewards, rules)
         assert before[0] and before[1]
+        proj = projection.Projection(models.backbone, models.copies, rewards.outbox, rewards.engine)
+        assert await proj.fold_unfolded() == 0  # the consumer keeps them folded
         async with rewards.engine.begin() as conn:  # as the upgrade leaves it
             await conn.execute(sa.delete(models.totals))
             await conn.execute(sa.delete(models.marks))
-            await conn.execute(
-                models.refolds.insert().values(
-                    generation=0,
-                    tenant=TENANT,
-                    edition=EDITION,
-                    cursor="",
-                    touched_at=datetime(2000, 1, 1, tzinfo=UTC),
-                )
-            )
+            await conn.execute(sa.update(models.submission_states).values(folded_facts=None))
         assert await _model(rewards, rules) == ([], [])
-        proj = projection.Projection(models.backbone, models.copies, rewards.outbox, rewards.engine)
-        assert await proj.resume_refolds(stale_after=60) == 1
+        assert await proj.fold_unfolded(chunk=3) == subjects
         assert [_rows(x) for x in await _model(rewards, rules)] == [_rows(x) for x in before]
+        assert await proj.fold_unfolded() == 0
     finally:
         await rewards.engine.dispose()

@@ -1,8 +1,7 @@
 """incremental standings (issue 16): marks and totals per participant, ranked by the database
 
-Expand only: two new tables and an index. Existing ledgers get their totals from a re-fold that this revision
-schedules (one ``refolds`` row per generation and edition, stale at once), which the standings job resumes in
-chunks after the upgrade.
+Expand only: two new tables and an index. Existing ledgers get their marks and totals from the standings job,
+which folds every subject the next revision (e5b3c8f1a2d7) finds unfolded.
 
 Revision ID: d4e1a7c2b916
 Revises: c79cdbaf77d3
@@ -10,7 +9,6 @@ Create Date: 2026-12-02 17:30:00.000000
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -82,31 +80,8 @@ def upgrade() -> None:
         ["generation", "tenant", "edition", "participant_kind", "participant_id"],
         unique=False,
     )
-    # Backfill: re-price every edition that has a ledger (the standings job resumes stale refolds).
-    conn = op.get_bind()
-    rows = conn.execute(sa.text("SELECT DISTINCT generation, tenant, edition FROM ledger")).all()
-    refolds = sa.table(
-        "refolds",
-        sa.column("generation", sa.Integer),
-        sa.column("tenant", sa.String),
-        sa.column("edition", sa.String),
-        sa.column("cause_event_id", sa.String),
-        sa.column("cursor", sa.String),
-        sa.column("touched_at", shared.db.UtcDateTime(timezone=True)),
-    )
-    long_ago = datetime(2000, 1, 1, tzinfo=UTC)
-    for generation, tenant, edition in rows:
-        if edition:
-            op.execute(
-                refolds.insert().values(
-                    generation=generation,
-                    tenant=tenant,
-                    edition=edition,
-                    cause_event_id=None,
-                    cursor="",
-                    touched_at=long_ago,
-                )
-            )
+    # Existing ledgers get their marks and totals from the standings job: revision e5b3c8f1a2d7 marks every
+    # subject unfolded.
 
 
 def downgrade() -> None:
