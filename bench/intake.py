@@ -53,7 +53,7 @@ local tokens = {}
 for line in io.lines(os.getenv("BENCH_TOKENS")) do tokens[#tokens + 1] = line end
 local body = io.open(os.getenv("BENCH_BODY")):read("*a")
 local i = 0
-created, others, s409, s503, s5xx = 0, 0, 0, 0, 0
+created, others, s409, s503, s5xx, s4xx, last4xx = 0, 0, 0, 0, 0, 0, 0
 wrk.method = "POST"
 wrk.body = body
 wrk.headers["Content-Type"] = "application/json"
@@ -65,18 +65,21 @@ end
 response = function(status, headers, body)
   if status == 201 then created = created + 1 else others = others + 1 end
   if status == 409 then s409 = s409 + 1 elseif status == 503 then s503 = s503 + 1
-  elseif status >= 500 then s5xx = s5xx + 1 end
+  elseif status >= 500 then s5xx = s5xx + 1
+  elseif status >= 400 then s4xx = s4xx + 1; last4xx = status end
 end
 local threads = {}
 setup = function(thread) threads[#threads + 1] = thread end
 done = function(summary, latency, requests)
-  local c, o, a, b, e = 0, 0, 0, 0, 0
+  local c, o, a, b, e, f, l = 0, 0, 0, 0, 0, 0, 0
   for _, t in ipairs(threads) do
     c = c + t:get("created"); o = o + t:get("others")
-    a = a + t:get("s409"); b = b + t:get("s503"); e = e + t:get("s5xx")
+    a = a + t:get("s409"); b = b + t:get("s503"); e = e + t:get("s5xx"); f = f + t:get("s4xx")
+    if t:get("last4xx") ~= 0 then l = t:get("last4xx") end
   end
-  io.write(string.format("BENCH created=%d others=%d seconds=%.3f p99_ms=%.1f s409=%d s503=%d s5xx=%d errors=%d\n",
-    c, o, summary.duration / 1e6, latency:percentile(99) / 1000, a, b, e,
+  io.write(string.format(
+    "BENCH created=%d others=%d seconds=%.3f p99_ms=%.1f s409=%d s503=%d s5xx=%d s4xx=%d last4xx=%d errors=%d\n",
+    c, o, summary.duration / 1e6, latency:percentile(99) / 1000, a, b, e, f, l,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 """
@@ -120,7 +123,30 @@ def wrk(url: str, tokens: Path, body: Path, work: Path, args: argparse.Namespace
     assert m, out
     print(f"  wrk: {m[0]}", flush=True)
     created, others, seconds, p99 = int(m[1]), int(m[2]), float(m[3]), float(m[4])
-    return {"created": created, "others": others, "per_s": created / seconds, "p99_ms": p99}
+    return {
+        "created": created,
+        "others": others,
+        "per_s": created / seconds,
+        "p99_ms": p99,
+        "seconds": seconds,
+    }
+
+
+def cpu_seconds(system: System, server: NatsServer) -> dict[str, float]:
+    """User + system CPU seconds each service process and nats-server has used so far (Linux ``/proc``): on one
+    machine the services share the cores, so a consumer's work downstream is time intake does not get."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = {name: p.pid for name, p in system.procs.items()}
+    if server.pid is not None:
+        pids["nats-server"] = server.pid
+    out = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return out
 
 
 def profile_start(system: System, args: argparse.Namespace, work: Path) -> subprocess.Popen[bytes] | None:
@@ -355,8 +381,17 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
         print(f"[{label}] bare FastAPI: {bare['per_s']:.0f} 201/s, p99 {bare['p99_ms']:.0f} ms", flush=True)
         url = f"{system.url('submissions')}/tenants/{TENANT}/editions/{EDITION}/experience-reports"
         spy = profile_start(system, args, work)
+        before = cpu_seconds(system, server)
         ours = wrk(url, tokens, body, work, args)
+        used = {k: v - before.get(k, 0.0) for k, v in cpu_seconds(system, server).items()}
         profile_report(spy, args)
+        print(
+            f"[{label}] CPU during the wrk run ({ours['seconds']:.1f} s, {os.cpu_count()} cores): "
+            + ", ".join(
+                f"{k} {v / ours['seconds']:.0%}" for k, v in sorted(used.items(), key=lambda kv: -kv[1])
+            ),
+            flush=True,
+        )
         print(
             f"[{label}] hoithi: {ours['per_s']:.0f} 201/s ({ours['created']} created, {ours['others']} other "
             f"answers), wrk p99 {ours['p99_ms']:.0f} ms",
