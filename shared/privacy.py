@@ -108,6 +108,7 @@ def person_view(viewer: Viewer, record: Mapping[str, Any], *, mask: Any = None) 
     return {k: (mask if k in hidden and v is not None else v) for k, v in record.items()}
 
 
-def no_store(response: Response) -> None:
-    """A route dependency: the answer carries personal data, so no cache (browser or proxy) keeps it."""
+async def no_store(response: Response) -> None:
+    """A route dependency: the answer carries personal data, so no cache (browser or proxy) keeps it. ``async``:
+    FastAPI would run a plain ``def`` dependency in its thread pool."""
     response.headers.update(NO_STORE)

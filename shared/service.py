@@ -341,8 +341,14 @@ class CorrelationMiddleware:
 # ---------------------------------------------------------------------- dependencies for routes
 
 
-def runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+async def runtime(request: Request) -> Runtime:
+    """The route dependency. ``async`` on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a
+    thread hop per request (at a rush, most of intake's wall time went there)."""
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime)]
@@ -366,7 +372,7 @@ class Caller:
 async def current_caller(
     request: Request, tenant: str, authorization: Annotated[str | None, Header()] = None
 ) -> Caller:
-    rt = runtime(request)
+    rt = runtime_of(request)
     # HttpGuard verified the token before the body was read; verify here only when it did not run
     principal = request.scope.get("state", {}).get("principal") or await authenticate(
         rt.settings, authorization
