@@ -132,6 +132,24 @@ def wrk(url: str, tokens: Path, body: Path, work: Path, args: argparse.Namespace
     }
 
 
+def group_commits(system: System) -> dict[str, float]:
+    """The intake writer's group-commit figures so far, from submissions' ``/metrics``: batches, requests, seconds
+    in batch transactions, retries."""
+    text = httpx.get(f"{system.url('submissions')}/metrics", timeout=10).text
+    names = {
+        "hoithi_group_commit_batch_size_count": "count",
+        "hoithi_group_commit_batch_size_sum": "size",
+        "hoithi_group_commit_seconds_sum": "seconds",
+        "hoithi_group_commit_retries_total": "retries",
+    }
+    out = dict.fromkeys(names.values(), 0.0)
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in names:
+            out[names[name]] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def cpu_seconds(system: System, server: NatsServer) -> dict[str, float]:
     """User + system CPU seconds each service process and nats-server has used so far (Linux ``/proc``): on one
     machine the services share the cores, so a consumer's work downstream is time intake does not get."""
@@ -381,9 +399,18 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
         print(f"[{label}] bare FastAPI: {bare['per_s']:.0f} 201/s, p99 {bare['p99_ms']:.0f} ms", flush=True)
         url = f"{system.url('submissions')}/tenants/{TENANT}/editions/{EDITION}/experience-reports"
         spy = profile_start(system, args, work)
-        before = cpu_seconds(system, server)
+        before, commits0 = cpu_seconds(system, server), group_commits(system)
         ours = wrk(url, tokens, body, work, args)
         used = {k: v - before.get(k, 0.0) for k, v in cpu_seconds(system, server).items()}
+        commits = {k: v - commits0.get(k, 0.0) for k, v in group_commits(system).items()}
+        if commits.get("count"):
+            print(
+                f"[{label}] intake writer during the wrk run: {commits['count']:.0f} batches, "
+                f"{commits['size'] / commits['count']:.1f} requests per batch, "
+                f"{1000 * commits['seconds'] / commits['count']:.1f} ms per batch transaction "
+                f"({commits['seconds'] / ours['seconds']:.0%} of the run), {commits['retries']:.0f} retried",
+                flush=True,
+            )
         profile_report(spy, args)
         print(
             f"[{label}] CPU during the wrk run ({ours['seconds']:.1f} s, {os.cpu_count()} cores): "

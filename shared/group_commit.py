@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared import metrics
 from shared.db import is_contention, writer_engine
 
 log = logging.getLogger("hoithi.group_commit")
@@ -220,6 +222,7 @@ class GroupCommitter:
             attempt += 1
             self.stats.batches += 1
             batch = Batch(number=self.stats.batches, size=len(jobs))
+            started = time.perf_counter()
             try:
                 if self._thread is not None:
                     outcomes = await asyncio.get_running_loop().run_in_executor(
@@ -230,10 +233,13 @@ class GroupCommitter:
                         outcomes = await conn.run_sync(self._in_transaction, jobs, batch)
             except Exception as exc:
                 if is_contention(exc) and attempt <= self.retries:
+                    metrics.GROUP_COMMIT_RETRIES.labels(self.name).inc()
                     await asyncio.sleep(0.01 * 2**attempt)
                     continue
                 raise
             break
+        metrics.GROUP_COMMIT_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        metrics.GROUP_COMMIT_SIZE.labels(self.name).observe(len(jobs))
         self.stats.committed += len(jobs)
         self.stats.largest = max(self.stats.largest, len(jobs))
         self.stats.sizes = [*self.stats.sizes[-99:], len(jobs)]

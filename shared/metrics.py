@@ -42,6 +42,24 @@ INTAKE = Counter(
     ["route", "outcome"],
 )
 
+GROUP_COMMIT_SIZE = Histogram(
+    "hoithi_group_commit_batch_size",
+    "Requests per group-commit transaction (shared/group_commit.py), by writer",
+    ["writer"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+GROUP_COMMIT_SECONDS = Histogram(
+    "hoithi_group_commit_seconds",
+    "One group-commit transaction, BEGIN to COMMIT (SQLite: waiting for the write lock included), by writer",
+    ["writer"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+GROUP_COMMIT_RETRIES = Counter(
+    "hoithi_group_commit_retries_total",
+    "Group-commit batches retried for contention (busy, deadlock)",
+    ["writer"],
+)
+
 # ---------------------------------------------------------------------- messages
 MESSAGES = Counter(
     "hoithi_messages_total",

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from services.submissions import domain, models, receipts
 from services.submissions.app import SPEC
@@ -139,7 +140,17 @@ async def test_a_batch_of_50_with_one_duplicate_answers_49_receipts_and_one_409(
     first = await intake.submit(_request("p-g000"))
     assert _status(first) == (201, "2023-TN-000001")
 
+    def exported(series: str) -> float:
+        return REGISTRY.get_sample_value(series, {"writer": intake.committer.name}) or 0.0
+
+    batches, requests = (
+        exported("hoithi_group_commit_batch_size_count"),
+        exported("hoithi_group_commit_batch_size_sum"),
+    )
     outcomes = await _in_one_batch(rt, [_request(f"p-g{i:03d}") for i in range(50)])  # p-g000 again
+    # what an operator reads at /metrics: one more transaction, of 50 requests
+    assert exported("hoithi_group_commit_batch_size_count") - batches == 1
+    assert exported("hoithi_group_commit_batch_size_sum") - requests == 50
 
     statuses = [_status(o) for o in outcomes]
     assert statuses[0] == (409, "already_submitted")
