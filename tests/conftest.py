@@ -8,6 +8,10 @@
   (in ``containers`` mode a ``ContainerNats`` of its own on fixed host ports, with the same interface).
 - ``postgres_proxy`` (function): a ``TcpProxy`` to the test PostgreSQL; route a service through it with
   ``via_proxy(url, proxy)`` and ``proxy.cut()`` is an outage for that service alone.
+- ``system`` (module, per database): the four services on the test NATS, loaded with the 2023 seed, on
+  PostgreSQL and on SQLite (the e2e tier; a module with another system defines its own ``system``).
+- ``harness`` (function, unit tier): rewards' ``submission.withdrawn`` consumer over a fresh SQLite backbone,
+  recording what it applied, with a switch to make its handler fail.
 - marker ``fault``: a test that kills, pauses or restarts a server; skipped, with the reason, when the mode
   does not let tests own servers.
 """
@@ -19,12 +23,17 @@ import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy.engine import make_url
 
 from shared.devserver import NatsServer
+from shared.events.envelope import Envelope
+from shared.settings import SERVICES, Settings
+from tests.support.consumers import FakeNC, sqlite_consumer
 from tests.support.notify import WebhookReceiver
 from tests.support.servers import (
     AuthenticatedNatsServer,
@@ -40,6 +49,7 @@ from tests.support.servers import (
     postgres_address,
     start_test_servers,
 )
+from tests.support.system import System
 from tests.support.tcpproxy import TcpProxy
 
 # Property tests: derandomized in CI (the same examples every run, no example database), random elsewhere so a
@@ -187,3 +197,39 @@ def receiver() -> Iterator[WebhookReceiver]:
         yield r
     finally:
         r.stop()
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def system(request, test_servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:  # type: ignore[no-untyped-def]
+    """The four services on the test NATS, loaded with the 2023 seed: on PostgreSQL (as deployed) and on
+    SQLite (the embedded default of ``make run``), the same code paths."""
+
+    prefix = "e" + secrets.token_hex(4)
+    work: Path = tmp_path_factory.mktemp("system")
+    if request.param == "sqlite":
+        dbs = {s: f"sqlite+aiosqlite:///{work / f'{s}.db'}" for s in SERVICES}
+    else:
+        dbs = {s: test_servers.create_database(s) for s in SERVICES}
+    sys_ = System(nats_url=test_servers.nats_url, prefix=prefix, workdir=work, database_urls=dbs)
+    try:
+        sys_.start()
+        yield sys_
+    finally:
+        sys_.stop()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> Any:
+    applied: list[str] = []
+    fail = {"on": False}
+
+    async def handler(conn: Any, env: Envelope) -> None:
+        if fail["on"]:
+            raise RuntimeError("boom")
+        applied.append(env.id)
+
+    settings = Settings(env="test", max_deliver=3, nak_base_delay=0.5)
+    consumer, engine, bb = await sqlite_consumer(tmp_path, settings, handler)
+    consumer.nc = FakeNC()  # type: ignore[assignment]
+    yield SimpleNamespace(consumer=consumer, applied=applied, fail=fail, engine=engine, bb=bb)
+    await engine.dispose()

@@ -4,7 +4,7 @@ The incremental read model keeps, per subject (a submission or an assignment), t
 the *marks* it leaves on participants (evidence for titles, a standing miss); a participant's standing (points
 that count, first rewarding time, misses, eligibility) is then folded from that participant's entries and marks
 alone. ``domain.fold_edition`` goes through the very same functions, so the incremental path and a fold of
-every fact agree by construction (and ``tests/unit/test_rewards_incremental.py`` checks it on random facts).
+every fact agree by construction (and ``tests/unit/rewards/test_rewards_incremental.py`` checks it on random facts).
 """
 
 from __future__ import annotations

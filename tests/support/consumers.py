@@ -1,11 +1,14 @@
 """Helpers for tests of the event consumer and outbox: a lifecycle fact to feed them, settings with streams of
-their own, and a fresh SQLite backbone (with a consumer over it)."""
+their own, a fresh SQLite backbone (with a consumer over it), and small fakes of a JetStream message, connection
+and publisher for the unit tier."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -82,3 +85,83 @@ async def sqlite_consumer(
         handlers={"submission.withdrawn": handler},
     )
     return consumer, engine, bb
+
+
+# ---------------------------------------------------------------- fake messages and connections (no broker)
+@dataclass
+class FakeMsg:
+    data: bytes
+    subject: str = "hoithi.soctrang-stnmt.submission.withdrawn"
+    headers: dict[str, str] | None = None
+    delivered: int = 1
+    seq: int = 1
+    log: list[tuple[str, Any]] = field(default_factory=list)
+
+    @property
+    def metadata(self) -> Any:
+        return SimpleNamespace(
+            num_delivered=self.delivered, stream="HOITHI", sequence=SimpleNamespace(stream=self.seq)
+        )
+
+    async def ack(self) -> None:
+        self.log.append(("ack", None))
+
+    async def nak(self, delay: float | None = None) -> None:
+        self.log.append(("nak", delay))
+
+    async def in_progress(self) -> None:
+        self.log.append(("wpi", None))
+
+
+class FakeJS:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes, dict[str, str]]] = []
+
+    async def publish(
+        self, subject: str, payload: bytes, stream: str | None = None, headers: Any = None
+    ) -> None:
+        self.published.append((subject, payload, headers or {}))
+
+
+class FakeNC:
+    def __init__(self) -> None:
+        self.js = FakeJS()
+
+    def jetstream(self) -> FakeJS:
+        return self.js
+
+
+class PullJS(FakeJS):
+    """A JetStream whose pull subscription is a new ``sub_type()`` (asserting the durable's name when given)."""
+
+    def __init__(self, sub_type: type[Any], durable: str | None = None) -> None:
+        super().__init__()
+        self.sub_type, self.durable = sub_type, durable
+
+    async def pull_subscribe_bind(self, durable: str, stream: str) -> Any:
+        if self.durable is not None:
+            assert durable == self.durable
+        return self.sub_type()
+
+
+class PullNC(FakeNC):
+    """A connection whose consumer fetches from ``sub_type`` (see :class:`PullJS`)."""
+
+    def __init__(self, sub_type: type[Any], durable: str | None = None) -> None:
+        self.js = PullJS(sub_type, durable)
+
+
+class FlakyJS:
+    """Acks every publish, except that the first ``fail`` publishes raise (a broker outage)."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.fail = fail
+        self.published: list[tuple[str, bytes, dict[str, str]]] = []
+
+    async def publish(
+        self, subject: str, payload: bytes, timeout: float = 0, stream: str | None = None, headers: Any = None
+    ) -> None:
+        if self.fail > 0:
+            self.fail -= 1
+            raise TimeoutError("nats: timeout")
+        self.published.append((subject, payload, headers))

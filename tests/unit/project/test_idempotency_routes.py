@@ -26,9 +26,10 @@ NOT_CREATING: dict[tuple[str, str], str] = {
     ("submissions", "/tenants/{tenant}/editions/{edition}/initiatives/{submission_id}/withdrawal"): (
         "a state change of the caller's own initiative, no record"
     ),
-    ("submissions", "/tenants/{tenant}/editions/{edition}/initiatives/{submission_id}/authors/{person_id}/confirmation"): (
-        "a co-author confirms their own authorship: the same state again"
-    ),
+    (
+        "submissions",
+        "/tenants/{tenant}/editions/{edition}/initiatives/{submission_id}/authors/{person_id}/confirmation",
+    ): ("a co-author confirms their own authorship: the same state again"),
     ("campaign", "/tenants/{tenant}/directory/import"): (
         "imports a whole document: the same document again changes nothing"
     ),

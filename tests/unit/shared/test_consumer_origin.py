@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 
 from shared.consumer import REPLAY_HEADER
-from tests.unit.test_consumer import FakeMsg, harness, withdrawn
-
-__all__ = ["harness"]  # the fixture, shared with test_consumer.py
+from tests.support.consumers import FakeMsg, withdrawn
 
 
 @pytest.mark.parametrize(

@@ -124,7 +124,11 @@ def test_the_number_and_total_size_of_files_per_submission_are_capped() -> None:
     domain.check_attachment_quota(9, 900, 100, max_files=10, max_total=1000)
     with pytest.raises(DomainError) as exc:
         domain.check_attachment_quota(10, 100, 1, max_files=10, max_total=1000)
-    assert problem_of(exc.value).status == 413 and exc.value.code == "too_many_files" and "10 tệp" in exc.value.detail_vi
+    assert (
+        problem_of(exc.value).status == 413
+        and exc.value.code == "too_many_files"
+        and "10 tệp" in exc.value.detail_vi
+    )
     with pytest.raises(DomainError) as exc:
         domain.check_attachment_quota(3, 900, 101, max_files=10, max_total=1000)
     assert problem_of(exc.value).status == 413 and exc.value.code == "total_too_large"

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,87 +10,7 @@ import sqlalchemy as sa
 
 from shared.events.envelope import Envelope
 from shared.settings import Settings
-from tests.support.consumers import sqlite_consumer, withdrawn
-
-
-@dataclass
-class FakeMsg:
-    data: bytes
-    subject: str = "hoithi.soctrang-stnmt.submission.withdrawn"
-    headers: dict[str, str] | None = None
-    delivered: int = 1
-    seq: int = 1
-    log: list[tuple[str, Any]] = field(default_factory=list)
-
-    @property
-    def metadata(self) -> Any:
-        return SimpleNamespace(
-            num_delivered=self.delivered, stream="HOITHI", sequence=SimpleNamespace(stream=self.seq)
-        )
-
-    async def ack(self) -> None:
-        self.log.append(("ack", None))
-
-    async def nak(self, delay: float | None = None) -> None:
-        self.log.append(("nak", delay))
-
-    async def in_progress(self) -> None:
-        self.log.append(("wpi", None))
-
-
-class FakeJS:
-    def __init__(self) -> None:
-        self.published: list[tuple[str, bytes, dict[str, str]]] = []
-
-    async def publish(
-        self, subject: str, payload: bytes, stream: str | None = None, headers: Any = None
-    ) -> None:
-        self.published.append((subject, payload, headers or {}))
-
-
-class FakeNC:
-    def __init__(self) -> None:
-        self.js = FakeJS()
-
-    def jetstream(self) -> FakeJS:
-        return self.js
-
-
-class PullJS(FakeJS):
-    """A JetStream whose pull subscription is a new ``sub_type()`` (asserting the durable's name when given)."""
-
-    def __init__(self, sub_type: type[Any], durable: str | None = None) -> None:
-        super().__init__()
-        self.sub_type, self.durable = sub_type, durable
-
-    async def pull_subscribe_bind(self, durable: str, stream: str) -> Any:
-        if self.durable is not None:
-            assert durable == self.durable
-        return self.sub_type()
-
-
-class PullNC(FakeNC):
-    """A connection whose consumer fetches from ``sub_type`` (see :class:`PullJS`)."""
-
-    def __init__(self, sub_type: type[Any], durable: str | None = None) -> None:
-        self.js = PullJS(sub_type, durable)
-
-
-@pytest.fixture
-async def harness(tmp_path: Path) -> Any:
-    applied: list[str] = []
-    fail = {"on": False}
-
-    async def handler(conn: Any, env: Envelope) -> None:
-        if fail["on"]:
-            raise RuntimeError("boom")
-        applied.append(env.id)
-
-    settings = Settings(env="test", max_deliver=3, nak_base_delay=0.5)
-    consumer, engine, bb = await sqlite_consumer(tmp_path, settings, handler)
-    consumer.nc = FakeNC()  # type: ignore[assignment]
-    yield SimpleNamespace(consumer=consumer, applied=applied, fail=fail, engine=engine, bb=bb)
-    await engine.dispose()
+from tests.support.consumers import FakeMsg, PullNC, withdrawn
 
 
 async def test_an_event_is_applied_once_and_a_duplicate_is_acked_without_effect(harness: Any) -> None:
@@ -420,7 +337,6 @@ async def test_the_fetch_loop_stops_when_cancelled_even_if_the_fetch_turns_the_c
         task.cancel()
         await asyncio.wait({task}, timeout=5)
     assert done == {task} and task.cancelled()
-
 
 
 async def test_a_batch_slower_than_ack_wait_is_kept_in_progress_so_no_other_replica_gets_it(

@@ -10,7 +10,7 @@ import pytest
 from services.campaign.seed import DEMO_PROCEDURES, read_procedures
 from shared.documents import load_directory
 
-SEED = Path(__file__).resolve().parents[2] / "deploy" / "seed" / "soctrang-stnmt-2023"
+SEED = Path(__file__).resolve().parents[3] / "deploy" / "seed" / "soctrang-stnmt-2023"
 
 
 def test_the_demo_catalogue_reads_by_unit_code_and_merges_two_forms_of_one_code() -> None:

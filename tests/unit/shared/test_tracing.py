@@ -29,9 +29,15 @@ from shared.logs import configure_logging, get_logger
 from shared.outbox import Outbox, OutboxRelay
 from shared.service import CorrelationMiddleware
 from shared.settings import Settings
-from tests.support.consumers import TIME, sqlite_backbone, sqlite_consumer, withdrawn
-from tests.unit.test_consumer import FakeMsg, FakeNC
-from tests.unit.test_outbox import FlakyJS
+from tests.support.consumers import (
+    TIME,
+    FakeMsg,
+    FakeNC,
+    FlakyJS,
+    sqlite_backbone,
+    sqlite_consumer,
+    withdrawn,
+)
 
 UPSTREAM_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 UPSTREAM_SPAN = "00f067aa0ba902b7"

@@ -13,8 +13,7 @@ import pytest
 from shared.events.envelope import Envelope
 from shared.logs import configure_logging, get_logger
 from shared.settings import Settings
-from tests.support.consumers import sqlite_consumer, withdrawn
-from tests.unit.test_consumer import FakeMsg, FakeNC
+from tests.support.consumers import FakeMsg, FakeNC, sqlite_consumer, withdrawn
 
 
 def test_production_or_log_format_json_means_json_logs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ from shared.events.envelope import Envelope
 from shared.outbox import Outbox
 from shared.settings import Settings
 
-SEED = Path(__file__).resolve().parents[2] / "deploy" / "seed" / "soctrang-stnmt-2023"
+SEED = Path(__file__).resolve().parents[3] / "deploy" / "seed" / "soctrang-stnmt-2023"
 AT = datetime.fromisoformat("2023-10-01T09:00:00+07:00")
 DAYS = [datetime.fromisoformat(d + "T09:00:00+07:00") for d in ("2023-01-01", "2023-10-20", "2024-03-01")]
 

@@ -11,25 +11,9 @@ import sqlalchemy as sa
 from shared.clock import Clock
 from shared.outbox import Outbox, OutboxRelay
 from shared.settings import Settings
-from tests.support.consumers import sqlite_backbone
+from tests.support.consumers import FlakyJS, sqlite_backbone
 
 T = datetime(2023, 10, 20, 2, 0, tzinfo=UTC)
-
-
-class FlakyJS:
-    """Acks every publish, except that the first ``fail`` publishes raise (a broker outage)."""
-
-    def __init__(self, fail: int = 0) -> None:
-        self.fail = fail
-        self.published: list[tuple[str, bytes, dict[str, str]]] = []
-
-    async def publish(
-        self, subject: str, payload: bytes, timeout: float = 0, stream: str | None = None, headers: Any = None
-    ) -> None:
-        if self.fail > 0:
-            self.fail -= 1
-            raise TimeoutError("nats: timeout")
-        self.published.append((subject, payload, headers))
 
 
 async def _setup(tmp_path: Path, js: FlakyJS) -> tuple[Any, Any, Outbox, OutboxRelay]:

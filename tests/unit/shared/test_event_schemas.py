@@ -485,7 +485,7 @@ def test_asyncapi_html_is_self_contained_and_lists_every_type() -> None:
         assert spec.summary.split(",")[0].replace("'", "&#x27;") in page
 
 
-SEED = Path(__file__).parents[2] / "deploy" / "seed" / "soctrang-stnmt-2023"
+SEED = Path(__file__).parents[3] / "deploy" / "seed" / "soctrang-stnmt-2023"
 
 
 @pytest.mark.skipif(not (SEED / "edition.yaml").exists(), reason="no demo seed in this checkout")

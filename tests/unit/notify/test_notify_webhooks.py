@@ -51,7 +51,9 @@ def test_internal_addresses_in_any_spelling_are_refused(url: str) -> None:
 
 def test_credentials_in_the_url_and_http_in_production_are_refused() -> None:
     with pytest.raises(WebhookRefused, match="credentials") as e:
-        webhooks.check_url(_as_registered("https://user:pw@hooks.example.com/x"), production=False, allow=NONE)
+        webhooks.check_url(
+            _as_registered("https://user:pw@hooks.example.com/x"), production=False, allow=NONE
+        )
     assert "đăng nhập" in e.value.vi
     with pytest.raises(WebhookRefused, match="https"):
         webhooks.check_url("http://hooks.example.com/x", production=True, allow=NONE)
@@ -71,7 +73,9 @@ def test_the_allow_list_admits_only_what_it_names() -> None:
 
 def _post(url: str, allow: AllowList) -> int:
     return asyncio.run(
-        webhooks.post(url, b"{}", {"Content-Type": "application/json"}, production=False, allow=allow, timeout=5)
+        webhooks.post(
+            url, b"{}", {"Content-Type": "application/json"}, production=False, allow=allow, timeout=5
+        )
     )
 
 

@@ -49,7 +49,7 @@ from tests.support.assignments import (
 )
 from tests.support.rewards import Msg
 
-SEED = Path(__file__).resolve().parents[2] / "deploy" / "seed" / "soctrang-stnmt-2023"
+SEED = Path(__file__).resolve().parents[3] / "deploy" / "seed" / "soctrang-stnmt-2023"
 PUBLISHED_AT = datetime.fromisoformat("2023-10-01T09:00:00+07:00")
 GRANTED_AT = datetime.fromisoformat("2023-10-25T08:00:00+07:00")
 AFTER = datetime.fromisoformat("2023-11-05T09:00:00+07:00")  # every deadline, extended ones too, has passed

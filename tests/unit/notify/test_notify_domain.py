@@ -11,7 +11,7 @@ from services.notify import domain, rendering
 from shared.documents import load_edition
 from shared.events.catalogue import SubmissionReceived
 
-SEED = Path(__file__).resolve().parents[2] / "deploy" / "seed" / "soctrang-stnmt-2023"
+SEED = Path(__file__).resolve().parents[3] / "deploy" / "seed" / "soctrang-stnmt-2023"
 
 
 @pytest.fixture(scope="module")

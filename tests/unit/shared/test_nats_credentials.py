@@ -52,7 +52,10 @@ def test_a_ca_makes_the_connection_tls_and_a_password_file_stands_for_the_passwo
     files, _ = ensure_dev_tls(tmp_path / "tls", ["nats"])
     (tmp_path / "password").write_text("s3cret\n", encoding="utf-8")
     s = Settings(
-        nats_url="tls://nats:4222", nats_user="rewards", nats_password_file=tmp_path / "password", nats_ca=files.ca
+        nats_url="tls://nats:4222",
+        nats_user="rewards",
+        nats_password_file=tmp_path / "password",
+        nats_ca=files.ca,
     )
     options = connect_options(s)
     assert options["user"] == "rewards" and options["password"] == "s3cret"

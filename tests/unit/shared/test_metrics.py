@@ -9,14 +9,14 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from shared import metrics
-from tests.unit.test_consumer import FakeMsg, harness, withdrawn  # noqa: F401 - harness is a fixture
+from tests.support.consumers import FakeMsg, withdrawn
 
 
 def _value(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-async def test_a_consumer_counts_applied_duplicate_naked_and_dead_lettered(harness: Any) -> None:  # noqa: F811
+async def test_a_consumer_counts_applied_duplicate_naked_and_dead_lettered(harness: Any) -> None:
     def count(outcome: str) -> float:
         return _value("hoithi_messages_total", purpose="facts", outcome=outcome)
 

@@ -12,7 +12,7 @@ from services.campaign import directory_io, documents_io, domain
 from services.campaign.directory_io import DirectoryImportError
 from shared.documents import load_directory
 
-SEED = Path(__file__).resolve().parents[2] / "deploy" / "seed" / "soctrang-stnmt-2023"
+SEED = Path(__file__).resolve().parents[3] / "deploy" / "seed" / "soctrang-stnmt-2023"
 DEADLINE = datetime.fromisoformat("2023-10-26T00:00:00+07:00")
 OFFSETS = [("P7D", timedelta(days=7)), ("P3D", timedelta(days=3)), ("P1D", timedelta(days=1))]
 

@@ -11,7 +11,7 @@ import pytest
 from services.notify import compose, domain, rendering
 from shared.documents import ExperienceReportPart, load_directory, load_edition
 
-SEED = Path(__file__).resolve().parents[2] / "deploy" / "seed" / "soctrang-stnmt-2023"
+SEED = Path(__file__).resolve().parents[3] / "deploy" / "seed" / "soctrang-stnmt-2023"
 AT = datetime(2023, 10, 20, 2, 0, tzinfo=UTC)  # 20/10/2023 09:00 +07:00
 DEADLINE = "2023-10-25T17:00:00+00:00"  # 26/10/2023 00:00 +07:00, the exclusive end of 25/10
 

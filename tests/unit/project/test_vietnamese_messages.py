@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared import problems
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # English words a Vietnamese message must never contain (none is also a Vietnamese syllable).
 ENGLISH = {
     "or",

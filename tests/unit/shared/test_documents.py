@@ -31,7 +31,7 @@ from shared.documents import (
     write_document_schemas,
 )
 
-SEED = Path(__file__).resolve().parents[2] / "deploy" / "seed" / "soctrang-stnmt-2023"
+SEED = Path(__file__).resolve().parents[3] / "deploy" / "seed" / "soctrang-stnmt-2023"
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 

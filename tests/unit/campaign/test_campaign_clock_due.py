@@ -24,7 +24,7 @@ from shared.lease import Lease
 from shared.outbox import Outbox
 from shared.settings import Settings
 
-SEED = Path(__file__).resolve().parents[2] / "deploy" / "seed" / "soctrang-stnmt-2023"
+SEED = Path(__file__).resolve().parents[3] / "deploy" / "seed" / "soctrang-stnmt-2023"
 PUBLISHED_AT = datetime.fromisoformat("2023-10-01T09:00:00+07:00")
 TENANT, EDITION = "soctrang-stnmt", "2023"
 DEADLINE = datetime.fromisoformat("2023-10-26T00:00:00+07:00")

@@ -20,7 +20,7 @@ from shared.documents import (
 )
 from shared.reward_rules import edition_rule_errors
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SEEDS = sorted((ROOT / "deploy" / "seed").iterdir())
 
 
