@@ -216,3 +216,39 @@ def test_alert_rules_pass_promtool() -> None:
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "SUCCESS: 5 rules found" in res.stdout
+
+
+PROMETHEUS = ROOT / "deploy" / "observability" / "prometheus.yml"
+COMPOSE = ROOT / "deploy" / "compose.yaml"
+
+
+def test_the_compose_profile_scrapes_every_service_loads_the_rules_and_is_off_by_default() -> None:
+    """``--profile observability`` adds Prometheus (one job per service, named as the alert rules expect, the
+    rules beside it) and Grafana (the dashboard provisioned); nothing else of compose belongs to a profile, and
+    nothing of the profile starts without it."""
+    import yaml
+
+    from services.registry import REGISTRY
+
+    config = yaml.safe_load(PROMETHEUS.read_text(encoding="utf-8"))
+    jobs = {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]}
+    ports = {s.name: s.port for s in REGISTRY}
+    assert jobs == {f"hoithi-{s}": [f"{s}:{ports[s]}"] for s in SERVICES}
+    assert config["rule_files"] == [RULES.name]  # mounted beside it: /etc/prometheus/alerts.yml
+    compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
+    profiled = {name for name, svc in compose.items() if svc.get("profiles")}
+    assert profiled == {"prometheus", "grafana"}
+    assert all(compose[name]["profiles"] == ["observability"] for name in profiled)
+    for name in profiled:  # every file or folder it mounts exists (paths relative to deploy/)
+        for mount in compose[name]["volumes"]:
+            source = mount.split(":")[0]
+            if source.startswith("./"):
+                assert (COMPOSE.parent / source).exists(), f"{name} mounts missing {source}"
+    assert "./observability/alerts.yml:/etc/prometheus/alerts.yml:ro" in compose["prometheus"]["volumes"]
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (apt-get install -y prometheus brings it)")
+    res = subprocess.run(
+        [promtool, "check", "config", str(PROMETHEUS)], capture_output=True, text=True, check=False
+    )
+    assert res.returncode == 0, res.stdout + res.stderr

