@@ -47,7 +47,7 @@ from shared.db import Backbone, DatabaseProbe, insert_ignore, is_contention
 from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import Envelope, deterministic_id, make_event, source_of
 from shared.logs import correlation_id
-from shared.outbox import Outbox
+from shared.outbox import BrokerPublisher, Outbox, Publisher
 from shared.settings import Settings
 from shared.streams import ConsumerSpec, consumer_configs, consumers_of, replay_durable
 
@@ -59,6 +59,7 @@ PURPOSE_HEADER = "Hoithi-Purpose"
 CONTENTION_RETRIES = 6
 REPLAY_HANDOVER_DELAY = 0.5  # seconds: a replay for a sibling purpose comes back to another loop
 REPLAY_HEADER = "Hoithi-Replay-Of"
+DEADLETTER_PUBLISH_TIMEOUT = 5.0  # seconds for the dead-letter stream's ack
 
 # Fault tests only (shared/failpoints.py): ``consumer-before-ack`` and ``handler-raises``.
 FAILPOINT_SUBJECTS = {"failpoint-oserror": FileNotFoundError, "failpoint-timeout": TimeoutError}
@@ -233,6 +234,8 @@ class EventConsumer:
         self.handlers = handlers
         self.state = ConsumerState()
         self.nc: NatsClient | None = None
+        # what dead letters are published with: the broker the consumer is subscribed on, else the connection
+        self.publisher: Publisher | None = None
         self.probe = DatabaseProbe(engine)
 
     @property
@@ -249,6 +252,7 @@ class EventConsumer:
             **subscriber_options(self.settings, self.spec, replay=replay), decoder=_raw_batch
         )
         bound = BoundBatchSubscriber.adopt(sub, self)
+        self.publisher = BrokerPublisher(broker)
 
         @sub
         async def on_batch(msgs: Any) -> None:
@@ -265,8 +269,8 @@ class EventConsumer:
             await self.process(msgs)
 
     async def run(self, nc: NatsClient, *, replay: bool = False) -> None:
-        """Consume until cancelled: as a FastStream subscriber when ``consumer_faststream`` is on, else by our own
-        fetch loop (the default until the fault tests pass on FastStream, see the issue 17 report)."""
+        """Consume until cancelled: as a FastStream subscriber (``consumer_faststream``, the default), else by the
+        previous release's own fetch loop (kept one release as a fallback)."""
         if self.settings.consumer_faststream:
             await self.run_faststream(nc, replay=replay)
         else:
@@ -285,8 +289,8 @@ class EventConsumer:
             await asyncio.shield(stop_subscribers([sub]))
 
     async def run_loop(self, nc: NatsClient, *, replay: bool = False) -> None:
-        """Our own fetch loop over nats-py (the default, ``consumer_faststream`` off): fetch and process until
-        cancelled. Binds to the declared consumer; never creates one."""
+        """The previous release's own fetch loop over nats-py (``consumer_faststream`` off, a fallback kept one
+        release): fetch and process until cancelled. Binds to the declared consumer; never creates one."""
         self.nc = nc
         js = nc.jetstream()
         stream = self.settings.replay_stream if replay else self.settings.stream
@@ -579,10 +583,14 @@ class EventConsumer:
             event_id=deterministic_id("deadletter", self.spec.service, stream, seq),
         )
         try:
-            assert self.nc is not None, "consumer not running"
-            await self.nc.jetstream().publish(
+            publisher = self.publisher
+            if publisher is None:
+                assert self.nc is not None, "consumer not running"
+                publisher = self.nc.jetstream()
+            await publisher.publish(
                 self.settings.deadletter_subject(tenant, self.spec.service),
                 env.to_json(),
+                timeout=DEADLETTER_PUBLISH_TIMEOUT,
                 stream=self.settings.deadletter_stream,
                 headers={"Nats-Msg-Id": env.id, PURPOSE_HEADER: self.purpose},
             )

@@ -26,6 +26,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hoithi.metrics")
 
+
+# ---------------------------------------------------------------------- FastStream's own
+def broker_middlewares(service: str) -> tuple[Any, ...]:
+    """FastStream's Prometheus middleware for a service's broker, on the registry ``/metrics`` serves, labelled
+    ``app_name`` = the service: messages received (``faststream_received_messages_total``, its sizes), batches
+    processed with their status and duration (``faststream_received_processed_messages_total``,
+    ``…_duration_seconds``), in flight, and the relay's publishes (``faststream_published_messages_total``).
+    A batch's handler settles each message itself, so the outcome of each (applied, duplicate, naked,
+    dead-lettered) is ours: ``hoithi_messages_total``."""
+    from faststream.nats.prometheus import NatsPrometheusMiddleware
+    from prometheus_client import REGISTRY
+
+    return (NatsPrometheusMiddleware(registry=REGISTRY, app_name=service),)
+
+
 # ---------------------------------------------------------------------- HTTP
 HTTP_REQUESTS = Counter(
     "hoithi_http_requests_total", "HTTP requests by route template and status", ["method", "route", "status"]

@@ -14,10 +14,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
-from nats.js import JetStreamContext
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -112,6 +111,28 @@ class Outbox:
             self.on_commit()
 
 
+class Publisher(Protocol):
+    """What the relay publishes with: the broker (:class:`BrokerPublisher`) or a nats-py ``JetStreamContext``."""
+
+    async def publish(
+        self, subject: str, payload: bytes, *, timeout: float, stream: str, headers: dict[str, str]
+    ) -> Any: ...
+
+
+class BrokerPublisher:
+    """How the relay publishes: through the service's FastStream broker (its JetStream producer, the ack awaited),
+    with the row's payload as it is and our headers (``Nats-Msg-Id``, the trace context) kept; FastStream adds
+    its content type and correlation id."""
+
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+
+    async def publish(
+        self, subject: str, payload: bytes, *, timeout: float, stream: str, headers: dict[str, str]
+    ) -> Any:
+        return await self.broker.publish(payload, subject, headers=headers, stream=stream, timeout=timeout)
+
+
 class OutboxRelay:
     """Publishes outbox rows to JetStream until stopped. One per process; safe with several processes."""
 
@@ -119,7 +140,7 @@ class OutboxRelay:
         self,
         engine: AsyncEngine,
         backbone: Backbone,
-        js: JetStreamContext,
+        js: Publisher,
         settings: Settings,
         *,
         batch: int | None = None,

@@ -39,7 +39,7 @@ from shared.guard import HttpGuard, Throttles
 from shared.idempotency import Idempotency
 from shared.logs import configure_logging, correlation_id, request_fields
 from shared.nats_auth import broker_options
-from shared.outbox import Outbox, OutboxRelay
+from shared.outbox import BrokerPublisher, Outbox, OutboxRelay
 from shared.problems import Problem
 from shared.settings import ServiceSettings, Settings, get_settings, service_settings
 from shared.streams import consumers_of, missing_consumers
@@ -141,11 +141,14 @@ def spawn(
 async def _start_messaging(rt: Runtime, spec: ServiceSpec) -> None:
     """Connect, wait for the declared consumers (readiness red meanwhile), then relay and consume."""
     broker = NatsBroker(
-        **broker_options(rt.settings, rt.name), max_reconnect_attempts=-1, reconnect_time_wait=1
+        **broker_options(rt.settings, rt.name),
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        middlewares=metrics.broker_middlewares(rt.name),
     )
     await broker.connect()
     rt.broker = broker
-    relay = OutboxRelay(rt.engine, rt.backbone, rt.nc.jetstream(), rt.settings)
+    relay = OutboxRelay(rt.engine, rt.backbone, BrokerPublisher(broker), rt.settings)
     rt.relay = relay
     rt.outbox.on_commit = relay.wake
     spawn(rt, relay.run(), f"{rt.name}-relay")

@@ -88,7 +88,8 @@ class Settings(BaseSettings):
         "it (also what a `tls://` URL uses; without it, the system's trusted CAs)",
     )
     nats_tls_hostname: str | None = Field(
-        default=None, description="the name the NATS server's certificate must carry (default: the URL's host)"
+        default=None,
+        description="the name the NATS server's certificate must carry (default: the URL's host)",
     )
     event_prefix: str = Field(default="hoithi", description="facts' subjects: `<prefix>.<tenant>.<type>`")
     deadletter_prefix: str = Field(
@@ -116,8 +117,11 @@ class Settings(BaseSettings):
     consumer_batch: int = Field(default=200, description="facts fetched at once by a consumer")
     consumer_fetch_timeout: float = Field(default=1.0, description="seconds one fetch waits for facts")
     consumer_faststream: bool = Field(
-        default=False,
-        description="consume through FastStream batch pull subscribers (issue 17) instead of our own fetch loop",
+        default=True,
+        description=(
+            "consume through FastStream batch pull subscribers; false: the previous release's own fetch loop"
+            " (kept one release as a fallback)"
+        ),
     )
     nak_base_delay: float = Field(default=0.5, description="seconds before the first redelivery after a nak")
     nak_max_delay: float = Field(default=60.0, description="longest redelivery delay (seconds; it doubles)")
@@ -163,13 +167,19 @@ class Settings(BaseSettings):
     # limit is the edition's (``attachments.max_bytes``); ``body_limit_upload`` is the ceiling above it.
     body_limit_json: int = Field(default=1024 * 1024, gt=0, description="bytes of a JSON body")
     body_limit_directory_import: int = Field(
-        default=64 * 1024 * 1024, gt=0, description="bytes of a directory import (a national directory is large)"
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="bytes of a directory import (a national directory is large)",
     )
     body_limit_upload: int = Field(
-        default=64 * 1024 * 1024, gt=0, description="bytes of an upload (the ceiling above the edition's own limit)"
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="bytes of an upload (the ceiling above the edition's own limit)",
     )
     # Token buckets: failed authentications per client address, writes (POST/PUT/PATCH/DELETE) per person.
-    auth_failures_burst: int = Field(default=30, gt=0, description="failed authentications allowed at once, per address")
+    auth_failures_burst: int = Field(
+        default=30, gt=0, description="failed authentications allowed at once, per address"
+    )
     auth_failures_per_minute: float = Field(default=60.0, gt=0, description="… and per minute after that")
     writes_burst: int = Field(default=200, gt=0, description="writes allowed at once, per person")
     writes_per_minute: float = Field(default=120.0, gt=0, description="… and per minute after that")

@@ -127,6 +127,9 @@ def test_every_service_exposes_its_series_with_real_values(scenario: System) -> 
         assert value(found, "hoithi_http_request_duration_seconds_count", route="/health/ready") > 0
         assert value(found, "hoithi_messages_total", purpose="facts", outcome="applied") > 0, service
         assert value(found, "hoithi_handler_duration_seconds_count", purpose="facts") > 0, service
+        # FastStream's own middleware: the subscriber received and processed batches, the relay published
+        assert value(found, "faststream_received_messages_total", app_name=service) > 0, service
+        assert value(found, "faststream_received_processed_messages_total", app_name=service) > 0, service
         for lag in ("hoithi_consumer_num_ack_pending", "hoithi_consumer_num_redelivered"):
             assert any(n == lag and lab["durable"] == durable for n, lab, _ in found), (service, lag)
         assert value(found, "hoithi_stream_messages", stream=system.stream) > 0, service
@@ -140,6 +143,7 @@ def test_every_service_exposes_its_series_with_real_values(scenario: System) -> 
     assert value(sub, "hoithi_http_requests_total", method="POST", route=INTAKE, status="201") == 1
     assert value(sub, "hoithi_http_requests_total", method="POST", route=INTAKE, status="409") == 1
     assert value(sub, "hoithi_intake_requests_total", route=INTAKE, outcome="accepted") == 1
+    assert value(sub, "faststream_published_messages_total", app_name="submissions", status="success") >= 1
     assert value(sub, "hoithi_intake_requests_total", route=INTAKE, outcome="refused") == 1
     assert not [lab for _, lab, _ in sub if TENANT in lab.get("route", "")], "routes are templates, not paths"
     campaign = samples(system, "campaign")

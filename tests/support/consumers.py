@@ -118,7 +118,7 @@ class FakeJS:
         self.published: list[tuple[str, bytes, dict[str, str]]] = []
 
     async def publish(
-        self, subject: str, payload: bytes, stream: str | None = None, headers: Any = None
+        self, subject: str, payload: bytes, timeout: float = 0, stream: str | None = None, headers: Any = None
     ) -> None:
         self.published.append((subject, payload, headers or {}))
 
