@@ -16,7 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.submissions import access, domain, intake, models
+from services.submissions import domain, models
+from services.submissions.usecases import access, intake
 from shared.clock import VN
 from shared.documents import Council, Edition, SelectionPart, deadline_label_en, deadline_label_vi
 from shared.errors import DomainError, Refusal, field_error

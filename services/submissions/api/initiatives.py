@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.submissions import access, domain, intake, models, objects
+from services.submissions import domain, models
+from services.submissions.usecases import access, intake, objects
 from shared.clock import VN
 from shared.documents import Edition, InitiativePart, format_datetime_vn
 from shared.events.envelope import new_event_id

@@ -32,7 +32,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from services.submissions import domain, intake, models
+from services.submissions import domain, models
+from services.submissions.usecases import intake
 from shared import tracing
 from shared.clock import VN, Clock
 from shared.copies import FAR_PAST

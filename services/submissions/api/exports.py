@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from services.submissions import access, models
+from services.submissions import models
+from services.submissions.usecases import access
 from shared import spreadsheets
 from shared.clock import VN
 from shared.documents import format_date_vn, format_datetime_vn
@@ -177,7 +178,7 @@ def _date(s: str) -> Any:
 async def score_rows(
     rt: Any, caller: Any, tenant: str, edition: str
 ) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
-    from services.submissions.review import ranking_rows
+    from services.submissions.usecases.review import ranking_rows
 
     async with rt.engine.connect() as conn:
         part, council, rows = await ranking_rows(rt, conn, tenant, edition)

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 
-from services.submissions import domain, intake, models, receipts
+from services.submissions import domain, models
+from services.submissions.usecases import intake, receipts
 from shared.auth import Principal, authenticate, require_tenant
 from shared.group_commit import Overloaded
 from shared.guard import Throttles

@@ -10,8 +10,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.submissions import access
-from services.submissions.usecases import review
+from services.submissions.usecases import access, review
 from services.submissions.usecases.review import ranking_rows
 from shared.service import Caller, CallerDep, RuntimeDep, require_person
 from shared.text import LongText
