@@ -257,7 +257,8 @@ def _file(data: bytes, name: str, fmt: str) -> Response:
 @router.get(
     "/submissions.{fmt}",
     responses=SPREADSHEET_RESPONSES,
-    summary="Every submission the caller may see, every field (XLSX or CSV)")
+    summary="Every submission the caller may see, every field (XLSX or CSV)",
+)
 async def export_submissions(
     tenant: str, edition: str, fmt: Literal["xlsx", "csv"], rt: RuntimeDep, caller: CallerDep
 ) -> Response:
@@ -271,7 +272,8 @@ async def export_submissions(
 @router.get(
     "/scores.{fmt}",
     responses=SPREADSHEET_RESPONSES,
-    summary="The score table per initiative per member (XLSX or CSV)")
+    summary="The score table per initiative per member (XLSX or CSV)",
+)
 async def export_scores(
     tenant: str, edition: str, fmt: Literal["xlsx", "csv"], rt: RuntimeDep, caller: CallerDep
 ) -> Response:

@@ -586,7 +586,9 @@ async def upload_attachment(
     request: Request,
     rt: RuntimeDep,
     caller: CallerDep,
-    filename: Annotated[str, Query(min_length=1, max_length=255, json_schema_extra={"pattern": domain.FILENAME_PATTERN})],
+    filename: Annotated[
+        str, Query(min_length=1, max_length=255, json_schema_extra={"pattern": domain.FILENAME_PATTERN})
+    ],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
     domain.check_filename(filename)  # 422 before a byte of the body is read
