@@ -3,7 +3,7 @@
 Each command is a small frozen dataclass (what is asked, and by whom); each use case runs inside one unit of
 work (``shared/uow.py``) — state, events and the idempotent answer commit together — and refuses with a
 ``DomainError``. The reads (reviewers, ranking, progress, outcomes) are queries of the runtime: no unit of
-work, a connection of their own. The routers are ``services/submissions/review.py``.
+work, a connection of their own. The routers are ``services/submissions/api/review.py``.
 """
 
 from __future__ import annotations
