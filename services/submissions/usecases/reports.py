@@ -159,7 +159,7 @@ async def withdraw(uow: Uow, cmd: Withdraw) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- queries
 
 
-def _may_see(caller: Caller, row: Any) -> bool:
+def _may_see(caller: Any, row: Any) -> bool:
     """Authors see their own; unit heads their unit's (the unit at receipt); secretariat and director all."""
     if caller.has_role("secretariat", "director"):
         return True
