@@ -3,7 +3,9 @@ eligibility rulings, council review and selection, exports."""
 
 from fastapi import FastAPI
 
-from services.submissions import api, exports, handlers, initiatives, intake, models, objects, review
+from services.submissions import api, handlers, models
+from services.submissions.api import initiatives, reports
+from services.submissions.usecases import intake, objects
 from shared import metrics, service
 from shared.service import ServiceSpec
 
@@ -13,13 +15,13 @@ SPEC = ServiceSpec(
     metadata=models.metadata,
     backbone=models.backbone,
     copies=models.copies,
-    routers=[api.router, api.catalogue_router, initiatives.router, review.router, exports.router],
+    routers=api.routers,
     handlers=handlers.build,
     background=[intake.closing_job, objects.collector_job],
 )
 
 # What an operator watches on a deadline evening: receipts accepted and refused (hoithi_intake_requests_total).
-metrics.intake_route("POST", api.router.prefix + "/experience-reports")
+metrics.intake_route("POST", reports.router.prefix + "/experience-reports")
 metrics.intake_route("POST", initiatives.router.prefix + "/initiatives/{submission_id}/submission")
 
 

@@ -16,8 +16,8 @@ def close_intake() -> None:
     """Emit intake.closed for every deadline already passed (what the background job does each second).
 
     Safe to run beside the service: the same deterministic ids, the same receipt lock."""
-    from services.submissions import intake
     from services.submissions.app import SPEC
+    from services.submissions.usecases import intake
     from shared.service import build_runtime
 
     async def run() -> list[str]:
@@ -38,7 +38,7 @@ def collect_attachments(
     """Delete attachment objects no row references (never one whose upload is pending)."""
     import nats
 
-    from services.submissions import objects
+    from services.submissions.usecases import objects
     from shared.db import make_engine
     from shared.nats_auth import connect_options
     from shared.settings import get_settings, service_settings

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.submissions.intake import closure_event_id
+from services.submissions.usecases.intake import closure_event_id
 from tests.support.submissions import events_of, extend_deadline, load_catalogue
 from tests.support.system import EDITION, TENANT, System, report_body
 from tests.support.wait import eventually_sync

@@ -16,8 +16,9 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
-from services.submissions import domain, models, receipts
+from services.submissions import domain, models
 from services.submissions.app import SPEC
+from services.submissions.usecases import receipts
 from shared.clock import Clock
 from shared.copies import FAR_PAST
 from shared.documents import load_directory, load_edition

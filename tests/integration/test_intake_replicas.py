@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from services.submissions import domain, handlers, models, receipts
+from services.submissions import domain, handlers, models
 from services.submissions.app import SPEC
+from services.submissions.usecases import receipts
 from shared.clock import Clock
 from shared.copies import FAR_PAST
 from shared.documents import Person, load_directory, load_edition

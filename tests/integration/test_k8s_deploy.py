@@ -21,7 +21,7 @@ import yaml
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import APIError
 
-from services.submissions.objects import open_bucket
+from services.submissions.usecases.objects import open_bucket
 from shared.devserver import NatsServer
 from shared.settings import FRONTENDS, SERVICES, Settings
 from shared.streams import attachments_bucket, consumers_of, declare

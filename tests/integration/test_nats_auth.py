@@ -183,7 +183,7 @@ async def test_a_forged_receipt_published_by_an_allowed_but_wrong_service_is_dea
 async def test_the_submissions_user_reaches_the_attachments_bucket_and_no_other_user_does(
     test_servers: TestServers, unique_prefix: str
 ) -> None:
-    from services.submissions.objects import open_bucket
+    from services.submissions.usecases.objects import open_bucket
     from shared.streams import declare
     from tests.support.consumers import stream_settings
 

@@ -22,8 +22,8 @@ from services.notify import models as notify_models
 from services.notify import timed
 from services.rewards import models
 from services.submissions import app as submissions_app
-from services.submissions import intake, objects
 from services.submissions import models as submissions_models
+from services.submissions.usecases import intake, objects
 from shared.lease import Lease, LeaseLost
 from shared.migrate import upgrade
 from shared.service import Runtime, ServiceSpec, build_runtime

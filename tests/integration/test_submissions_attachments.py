@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 import nats
 import sqlalchemy as sa
 
-from services.submissions import models, objects
+from services.submissions import models
+from services.submissions.usecases import objects
 from shared.db import make_engine
 from shared.devserver import NatsServer
 from shared.migrate import upgrade

@@ -3,7 +3,7 @@
 Each command is a small frozen dataclass (what is asked, and by whom); each use case runs inside one unit of
 work (``shared/uow.py``) — state, events and the idempotent answer commit together — and refuses with a
 ``DomainError``. The reads (reviewers, ranking, progress, outcomes) are queries of the runtime: no unit of
-work, a connection of their own. The routers are ``services/submissions/review.py``.
+work, a connection of their own. The routers are ``services/submissions/api/review.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.submissions import access, domain, intake, models
+from services.submissions import domain, models
+from services.submissions.usecases import access, intake
 from shared.clock import VN
 from shared.documents import Council, Edition, SelectionPart, deadline_label_en, deadline_label_vi
 from shared.errors import DomainError, Refusal, field_error

@@ -12,7 +12,8 @@ from openpyxl import load_workbook  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
 from services.rewards import view
-from services.submissions import domain, exports
+from services.submissions import domain
+from services.submissions.api import exports
 from shared import spreadsheets
 
 NFC_NAME = "Nguyễn Thị Ánh Tuyết"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi.routing import APIRoute
 
-from services.submissions.api import router
+from services.submissions.api.reports import router
 from shared.guard import _needs_caller
 
 

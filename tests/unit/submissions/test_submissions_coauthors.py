@@ -3,7 +3,8 @@ own-unit rule) only after confirming; every exclusion has a reason the secretari
 
 from __future__ import annotations
 
-from services.submissions import access, domain
+from services.submissions import domain
+from services.submissions.usecases import access
 
 
 def _author(pid: str | None, unit: str | None, name: str = "x") -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""Attachments' bytes in a NATS JetStream object store, named by SHA-256, and the collector of orphans.
+"""The object store adapter: attachments' bytes in a NATS JetStream object store, named by SHA-256, and the
+collector of orphans. The use cases (``usecases/initiatives.py``) store and read through it.
 
 Order of an upload (reliability rule 5 — no row ever points to a missing file):
 1. ``stored_objects`` row for the hash with ``pending_since`` = now, committed (the collector now keeps it);
@@ -12,6 +13,10 @@ transactions is fenced by the lease's generation, so a replica that stalled past
 
 The bucket is declared with the streams in ``shared/streams.py`` (``hoithi streams``); the service never
 creates it, and stays not-ready until it exists.
+
+While NATS is away it answers 503 with ``Retry-After`` (``unavailable``): not a refusal of a rule but the
+infrastructure's, so it stays a ``Problem`` (``shared.errors.Refusal`` has no kind for it, and a refusal's
+answer carries no headers).
 """
 
 from __future__ import annotations

@@ -1,23 +1,19 @@
-"""Exports: every submission the caller may see, every field, as XLSX (Vietnamese headers) or CSV; and the
-score table per initiative per member. CSV is UTF-8 with a BOM so spreadsheet programs keep the diacritics."""
+"""What the exports hold: every submission the caller may see, every field (Vietnamese headers and values), and
+the score table per initiative per member — as queries (no unit of work: a connection of their own). The
+routers, which write them as XLSX or CSV, are ``services/submissions/api/exports.py``."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter
-from fastapi.responses import Response
 
-from services.submissions import access, models
-from shared import spreadsheets
+from services.submissions import models
+from services.submissions.usecases import access
+from services.submissions.usecases.review import ranking_rows
 from shared.clock import VN
 from shared.documents import format_date_vn, format_datetime_vn
 from shared.events.envelope import Envelope
-from shared.privacy import NO_STORE
-from shared.service import CallerDep, RuntimeDep
-
-router = APIRouter(prefix="/tenants/{tenant}/editions/{edition}/exports", tags=["exports"])
 
 KIND_VI = {"initiative": "Sáng kiến", "experience_report": "Trải nghiệm dịch vụ công trực tuyến"}
 STATUS_VI = {
@@ -177,8 +173,6 @@ def _date(s: str) -> Any:
 async def score_rows(
     rt: Any, caller: Any, tenant: str, edition: str
 ) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
-    from services.submissions.review import ranking_rows
-
     async with rt.engine.connect() as conn:
         part, council, rows = await ranking_rows(rt, conn, tenant, edition)
         full = access.is_overseer(caller) or caller.person_id == council.chair
@@ -221,59 +215,3 @@ async def score_rows(
                 }
             )
     return columns, out
-
-
-def _xlsx(title: str, columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> bytes:
-    return spreadsheets.xlsx_bytes([(title, _table(columns, rows))])
-
-
-def _csv(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> bytes:
-    return spreadsheets.csv_bytes(_table(columns, rows))
-
-
-def _table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> list[list[Any]]:
-    return [[h for _, h in columns], *([r.get(k, "") for k, _ in columns] for r in rows)]
-
-
-# What the 200 answer is, per format (FastAPI would say application/json).
-SPREADSHEET_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "the spreadsheet, as the path's format says",
-        "content": {spreadsheets.XLSX_MEDIA_TYPE: {}, "text/csv": {}},
-    }
-}
-
-
-def _file(data: bytes, name: str, fmt: str) -> Response:
-    media = spreadsheets.XLSX_MEDIA_TYPE if fmt == "xlsx" else spreadsheets.CSV_MEDIA_TYPE
-    return Response(
-        data,
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"', **NO_STORE},
-    )
-
-
-@router.get(
-    "/submissions.{fmt}",
-    responses=SPREADSHEET_RESPONSES,
-    summary="Every submission the caller may see, every field (XLSX or CSV)")
-async def export_submissions(
-    tenant: str, edition: str, fmt: Literal["xlsx", "csv"], rt: RuntimeDep, caller: CallerDep
-) -> Response:
-    rows = await submission_rows(rt, caller, tenant, edition)
-    data = (
-        _xlsx("Hồ sơ dự thi", SUBMISSION_COLUMNS, rows) if fmt == "xlsx" else _csv(SUBMISSION_COLUMNS, rows)
-    )
-    return _file(data, f"ho-so-{tenant}-{edition}", fmt)
-
-
-@router.get(
-    "/scores.{fmt}",
-    responses=SPREADSHEET_RESPONSES,
-    summary="The score table per initiative per member (XLSX or CSV)")
-async def export_scores(
-    tenant: str, edition: str, fmt: Literal["xlsx", "csv"], rt: RuntimeDep, caller: CallerDep
-) -> Response:
-    columns, rows = await score_rows(rt, caller, tenant, edition)
-    data = _xlsx("Bảng điểm", columns, rows) if fmt == "xlsx" else _csv(columns, rows)
-    return _file(data, f"bang-diem-{tenant}-{edition}", fmt)

@@ -10,14 +10,10 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.submissions import access
-from services.submissions.usecases import review
-from services.submissions.usecases.review import ranking_rows
+from services.submissions.usecases import access, review
 from shared.service import Caller, CallerDep, RuntimeDep, require_person
 from shared.text import LongText
 from shared.uow import Done, Idempotent, run
-
-__all__ = ["ranking_rows", "router"]  # ranking_rows: the scores export reads the same ranking
 
 router = APIRouter(prefix="/tenants/{tenant}/editions/{edition}", tags=["review"])
 

@@ -1,8 +1,9 @@
-"""Who may see and do what (issue 4, point 8), and the look-ups routes share.
+"""Who may see and do what (issue 4, point 8), and the look-ups the use cases share.
 
 Authors see their own; unit heads their unit's (the unit at receipt); council members what is assigned to
 them; the secretariat (and the director) everything. A submission someone may not see is a 404, never a 403:
-its existence is not disclosed."""
+its existence is not disclosed. Refusals are ``DomainError`` (no HTTP status: ``shared/problems.py`` maps
+them)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.submissions import domain, models
 from shared.documents import Council, Edition, InitiativePart, SelectionPart
-from shared.problems import Problem
+from shared.errors import DomainError, Refusal
 from shared.service import Caller, Runtime
 
 OVERSEERS = ("secretariat", "director")
@@ -24,8 +25,8 @@ async def edition_of(rt: Runtime, conn: AsyncConnection, tenant: str, edition: s
     assert rt.copies is not None
     ed = await rt.copies.edition(conn, tenant, edition)
     if ed is None:
-        raise Problem(
-            404,
+        raise DomainError(
+            Refusal.NOT_FOUND,
             f"No edition {edition!r} for {tenant!r}.",
             f"Không có kỳ hội thi {edition!r}.",
             code="no_edition",
@@ -36,8 +37,8 @@ async def edition_of(rt: Runtime, conn: AsyncConnection, tenant: str, edition: s
 def initiative_part(ed: Edition, part_id: str | None) -> InitiativePart:
     parts = [p for p in ed.parts if isinstance(p, InitiativePart) and (part_id is None or p.id == part_id)]
     if not parts:
-        raise Problem(
-            422,
+        raise DomainError(
+            Refusal.INVALID,
             f"Edition {ed.edition} has no initiative part {part_id or ''}".strip() + ".",
             f"Kỳ {ed.edition} không có phần thi sáng kiến {part_id or ''}".strip() + ".",
             code="no_such_part",
@@ -49,20 +50,22 @@ def selection_of(ed: Edition, initiative_part_id: str) -> tuple[SelectionPart, C
     for p in ed.parts:
         if isinstance(p, SelectionPart) and p.of == initiative_part_id and p.assignees.council:
             return p, ed.councils[p.assignees.council]
-    raise Problem(
-        409,
+    raise DomainError(
+        Refusal.CONFLICT,
         "This edition has no council review for the initiative part.",
         "Kỳ hội thi này không có phần xét chọn sáng kiến.",
         code="no_selection",
     )
 
 
-def not_found() -> Problem:
-    return Problem(404, "No such submission.", "Không tìm thấy hồ sơ.", code="not_found")
+def not_found() -> DomainError:
+    return DomainError(Refusal.NOT_FOUND, "No such submission.", "Không tìm thấy hồ sơ.", code="not_found")
 
 
-def forbidden(en: str = "Not allowed.", vi: str = "Bạn không có quyền thực hiện thao tác này.") -> Problem:
-    return Problem(403, en, vi, code="forbidden")
+def forbidden(
+    en: str = "Not allowed.", vi: str = "Bạn không có quyền thực hiện thao tác này."
+) -> DomainError:
+    return DomainError(Refusal.FORBIDDEN, en, vi, code="forbidden")
 
 
 def is_overseer(caller: Caller) -> bool:
@@ -206,7 +209,7 @@ async def may_see(rt: Runtime, conn: AsyncConnection, caller: Caller, row: Any) 
         ed = await edition_of(rt, conn, row["tenant"], row["edition"])
         try:
             _, council = selection_of(ed, row["part"])
-        except Problem:
+        except DomainError:
             return False
         if caller.person_id in council.members:
             if caller.person_id == council.chair:

@@ -253,7 +253,9 @@ class InitiativeContent(BaseModel):
     title: Text = Field(min_length=1, max_length=500, description="tên sáng kiến")
     authors: list[InitiativeAuthor] = Field(min_length=1, max_length=30)
     field_of_application: Text = Field(min_length=1, max_length=500, description="lĩnh vực áp dụng")
-    first_applied_on: BusinessDate | None = Field(default=None, description="ngày áp dụng lần đầu hoặc áp dụng thử")
+    first_applied_on: BusinessDate | None = Field(
+        default=None, description="ngày áp dụng lần đầu hoặc áp dụng thử"
+    )
     existing_solution: LongText = Field(min_length=1, max_length=20_000, description="giải pháp đã biết")
     existing_weaknesses: LongText = Field(
         min_length=1, max_length=20_000, description="ưu, nhược điểm của nó"

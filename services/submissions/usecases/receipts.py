@@ -1,5 +1,5 @@
-"""Experience-report intake in batches (group commit): the rules of ``api.py``'s old per-request intake, with
-every statement paid once per batch instead of once per request.
+"""Experience-report intake in batches (group commit): the rules of the old per-request intake, with every
+statement paid once per batch instead of once per request. The route is ``api/reports.py``'s.
 
 A request is authenticated and its body validated in its own task, then queued to the process's one writer
 (``shared.group_commit``). The writer's batch runs, in one transaction:
@@ -32,17 +32,18 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from services.submissions import domain, intake, models
+from services.submissions import domain, models
+from services.submissions.usecases import intake
 from shared import tracing
 from shared.clock import VN, Clock
 from shared.copies import FAR_PAST
 from shared.db import upsert
 from shared.documents import Edition, ExperienceReportPart, Person, format_datetime_vn
-from shared.errors import BilingualError
+from shared.errors import BilingualError, DomainError, Refusal
 from shared.events.envelope import make_event, new_event_id
 from shared.group_commit import Batch, GroupCommitter, Slot
 from shared.idempotency import Stored
-from shared.problems import Problem
+from shared.problems import Problem  # the Idempotency-Key's own answers, as shared.idempotency's
 from shared.service import Runtime
 
 log = logging.getLogger("hoithi.submissions.receipts")
@@ -134,8 +135,8 @@ class ReportIntake:
         if ed is None:
             for r in todo:
                 r.slot.refuse(
-                    Problem(
-                        404,
+                    DomainError(
+                        Refusal.NOT_FOUND,
                         f"No edition {edition!r} for {tenant!r}.",
                         f"Không có kỳ hội thi {edition!r}.",
                         code="no_edition",
@@ -151,8 +152,8 @@ class ReportIntake:
             person = people.get(r.person_id)
             if person is None:
                 r.slot.refuse(
-                    Problem(
-                        403,
+                    DomainError(
+                        Refusal.FORBIDDEN,
                         "You are not in this tenant's directory (as of today).",
                         "Bạn không có trong danh bạ của đơn vị (tại thời điểm hiện tại).",
                         code="not_in_directory",
@@ -342,8 +343,8 @@ class ReportIntake:
             number = existing.get(k)
             if number is not None:
                 it.req.slot.refuse(
-                    Problem(
-                        409,
+                    DomainError(
+                        Refusal.CONFLICT,
                         f"You already submitted a report for this part (receipt {number}); revise it instead.",
                         f"Bạn đã nộp báo cáo cho phần thi này (biên nhận {number}); hãy chỉnh sửa báo cáo "
                         "đã nộp.",
