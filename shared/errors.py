@@ -28,6 +28,7 @@ class Refusal(StrEnum):
     NOT_FOUND = "not_found"  # no such thing (or not this person's to know of)
     TOO_LARGE = "too_large"  # more than the rules allow (a file's size)
     UNSUPPORTED = "unsupported"  # a kind of content not accepted (a file's type)
+    UNAVAILABLE = "unavailable"  # something it needs is away for now: nothing was done, try again later
 
 
 class Details(TypedDict, total=False):

@@ -39,6 +39,7 @@ STATUS_OF_REFUSAL: dict[Refusal, int] = {
     Refusal.NOT_FOUND: 404,
     Refusal.TOO_LARGE: 413,
     Refusal.UNSUPPORTED: 415,
+    Refusal.UNAVAILABLE: 503,
 }
 
 
@@ -51,6 +52,7 @@ def problem_of(exc: DomainError) -> Problem:
         code=exc.code,
         errors=exc.errors,
         extra=exc.extra,
+        headers=exc.headers,  # e.g. an unavailable thing's Retry-After
     )
 
 __all__ = [

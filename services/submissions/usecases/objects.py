@@ -14,9 +14,8 @@ transactions is fenced by the lease's generation, so a replica that stalled past
 The bucket is declared with the streams in ``shared/streams.py`` (``hoithi streams``); the service never
 creates it, and stays not-ready until it exists.
 
-While NATS is away it answers 503 with ``Retry-After`` (``unavailable``): not a refusal of a rule but the
-infrastructure's, so it stays a ``Problem`` (``shared.errors.Refusal`` has no kind for it, and a refusal's
-answer carries no headers).
+While NATS is away it refuses with ``Refusal.UNAVAILABLE`` (``unavailable``), which the API answers 503 with
+``Retry-After``: nothing was stored, try again later.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from nats.js.object_store import ObjectStore
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.submissions import models
-from shared.errors import Problem
+from shared.errors import DomainError, Refusal
 from shared.lease import Lease, fenced_begin, periodic
 from shared.settings import Settings
 from shared.streams import attachments_bucket
@@ -58,11 +57,11 @@ def bucket_name(settings: Settings) -> str:
 RETRY_AFTER = 10  # seconds a client is asked to wait when the object store cannot be reached
 
 
-def unavailable() -> Problem:
+def unavailable() -> DomainError:
     """503 with ``Retry-After``: the bytes go to the JetStream object store first, so an upload (or a download)
     waits for NATS — while receipts of reports and initiatives whose attachments are stored go on (outbox)."""
-    return Problem(
-        503,
+    return DomainError(
+        Refusal.UNAVAILABLE,
         "Attachments cannot be stored or read right now (the message broker is unreachable); "
         f"nothing was saved. Try again in {RETRY_AFTER} seconds.",
         "Hiện chưa thể lưu hoặc đọc tệp đính kèm (máy chủ truyền tin tạm thời không kết nối được); "

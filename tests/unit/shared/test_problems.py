@@ -20,6 +20,7 @@ from shared.errors import DomainError, Refusal, field_error
         (Refusal.NOT_FOUND, 404),
         (Refusal.TOO_LARGE, 413),
         (Refusal.UNSUPPORTED, 415),
+        (Refusal.UNAVAILABLE, 503),
     ],
 )
 def test_the_api_layer_maps_each_refusal_to_its_status(refusal: Refusal, status: int) -> None:
@@ -43,6 +44,21 @@ def test_the_api_layer_maps_each_refusal_to_its_status(refusal: Refusal, status:
     assert body["status"] == status and body["type"].endswith("/shares")
     assert body["detail_vi"] == "Tổng tỷ lệ đóng góp là 90%, không phải 100%."
     assert body["errors"][0]["message_vi"] == "phải bằng 100%"
+
+
+def test_a_refusal_carries_its_headers_to_the_answer() -> None:
+    """Something away for now (the object store while NATS restarts) says when to try again."""
+    app = FastAPI()
+    problems.install(app)
+
+    @app.post("/x")
+    def refuse() -> None:
+        raise DomainError(
+            Refusal.UNAVAILABLE, "Try again later.", "Vui lòng thử lại sau.", headers={"Retry-After": "10"}
+        )
+
+    answer = TestClient(app).post("/x")
+    assert (answer.status_code, answer.headers["retry-after"]) == (503, "10")
 
 
 def test_a_rule_of_the_submissions_domain_answers_409_through_the_api_layer() -> None:
