@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, UrlConstraints, field_validator
 
-from services.notify import domain, models, webhooks
+from services.notify import domain, models
+from services.notify.usecases import webhook_calls as webhooks
 from shared.clock import VN
 from shared.db import insert_ignore
 from shared.documents import Role

@@ -11,7 +11,9 @@ import sys
 from fastapi import FastAPI
 
 import shared.service
-from services.notify import api, delivery, handlers, models, rendering, timed
+from services.notify import api, handlers, models
+from services.notify.domain import rendering
+from services.notify.usecases import delivery, timed
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(

@@ -1,19 +1,21 @@
 """notify's event handlers: each runs inside the consumer's transaction, after the fact's inbox row is written.
 
 Nothing here talks to SMTP or HTTP: a handler writes in-app messages and pending ``deliveries`` rows in the
-same transaction as the inbox row (``queue.py``); the delivery loop (``delivery.py``) sends them after the
+same transaction as the inbox row (``usecases/queue.py``); the delivery loop (``usecases/delivery.py``) sends them after the
 commit. What each event sends, and to whom, is ``domain.TRIGGERS`` (README: "What triggers what").
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.notify import compose, domain, models, queue
+from services.notify import domain, models
+from services.notify.domain import compose
+from services.notify.usecases import queue
+from services.notify.usecases.queue import wake_event
 from shared.consumer import Handler, Inbox
 from shared.db import upsert_newer
 from shared.events.envelope import Envelope
@@ -24,17 +26,10 @@ log = logging.getLogger("hoithi.notify")
 
 FACTS = "facts"
 ASSIGNMENT_FACTS = ("assignment.created", "assignment.fulfilled", "assignment.reopened")
-WAKE = "deliveries_wake"
 
 
 class RecipientUnknown(Exception):
     """The person is not (yet) in notify's directory copy: the fact is retried later, never dropped."""
-
-
-def wake_event(rt: Runtime) -> asyncio.Event:
-    """Set when a delivery may be due, so the loop need not wait for its next poll."""
-    ev: asyncio.Event = rt.extra.setdefault(WAKE, asyncio.Event())
-    return ev
 
 
 def build(rt: Runtime) -> dict[str, dict[str, Handler]]:

@@ -20,7 +20,8 @@ from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.notify import domain, models, queue
+from services.notify import domain, models
+from services.notify.usecases import queue
 from shared.clock import VN
 from shared.db import insert_ignore
 from shared.documents import (
@@ -211,9 +212,7 @@ async def remind(
         answer = outcome.model_dump(mode="json")
         await rt.idempotency.remember(conn, scope, idempotency_key, digest, 200, answer, rt.now())
     if reminded:
-        from services.notify.handlers import wake_event
-
-        wake_event(rt).set()  # the delivery loop sends now rather than at its next poll
+        queue.wake_event(rt).set()  # the delivery loop sends now rather than at its next poll
     return outcome
 
 
