@@ -22,7 +22,7 @@ SPEC = ServiceSpec(
     metadata=models.metadata,
     backbone=models.backbone,
     copies=models.copies,
-    routers=[api.router],
+    routers=api.routers,
     handlers=handlers.build,
     background=[delivery.deliver_loop, timed.timed_loop],
 )

@@ -1,8 +1,8 @@
 """notify's event handlers: each runs inside the consumer's transaction, after the fact's inbox row is written.
 
 Nothing here talks to SMTP or HTTP: a handler writes in-app messages and pending ``deliveries`` rows in the
-same transaction as the inbox row (``usecases/queue.py``); the delivery loop (``usecases/delivery.py``) sends them after the
-commit. What each event sends, and to whom, is ``domain.TRIGGERS`` (README: "What triggers what").
+same transaction as the inbox row (``usecases/queue.py``); the delivery loop (``usecases/delivery.py``) sends
+them after the commit. What each event sends, and to whom, is ``domain.TRIGGERS`` (README: "What triggers what").
 """
 
 from __future__ import annotations
