@@ -11,7 +11,9 @@ import sys
 from fastapi import FastAPI
 
 import shared.service
-from services.notify import api, delivery, handlers, models, rendering, timed
+from services.notify import api, handlers, models
+from services.notify.domain import rendering
+from services.notify.usecases import delivery, timed
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -20,7 +22,7 @@ SPEC = ServiceSpec(
     metadata=models.metadata,
     backbone=models.backbone,
     copies=models.copies,
-    routers=[api.router],
+    routers=api.routers,
     handlers=handlers.build,
     background=[delivery.deliver_loop, timed.timed_loop],
 )

@@ -15,7 +15,7 @@ def templates_check(
     directory: Annotated[Path, typer.Argument(help="an override folder: <language>/<template>.j2")],
 ) -> None:
     """Check an override template folder as notify does at start: exit 1 with file:line for each problem."""
-    from services.notify import rendering
+    from services.notify.domain import rendering
 
     problems = rendering.check(directory)
     for p in problems:

@@ -1,199 +1,49 @@
-"""notify's event handlers: each runs inside the consumer's transaction, after the fact's inbox row is written.
+"""notify's event handlers: each runs inside the consumer's transaction, after the fact's inbox row is written,
+and calls one use case of ``usecases/facts.py`` on that transaction (``UnitOfWork.joining``).
 
-Nothing here talks to SMTP or HTTP: a handler writes in-app messages and pending ``deliveries`` rows in the
-same transaction as the inbox row (``queue.py``); the delivery loop (``delivery.py``) sends them after the
-commit. What each event sends, and to whom, is ``domain.TRIGGERS`` (README: "What triggers what").
+Nothing here talks to SMTP or HTTP: the use cases write in-app messages and pending ``deliveries`` rows in the
+same transaction as the inbox row (``usecases/queue.py``); the delivery loop (``usecases/delivery.py``) sends
+them after the commit. What each event sends, and to whom, is ``domain.TRIGGERS`` (README: "What triggers what").
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
+from collections.abc import Awaitable, Callable
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.notify import compose, domain, models, queue
-from shared.consumer import Handler, Inbox
-from shared.db import upsert_newer
+from services.notify import domain
+from services.notify.usecases import facts
+from services.notify.usecases.facts import FACTS
+from shared.consumer import Handler
 from shared.events.envelope import Envelope
 from shared.service import Runtime
 from shared.streams import consumers_of
-
-log = logging.getLogger("hoithi.notify")
-
-FACTS = "facts"
-ASSIGNMENT_FACTS = ("assignment.created", "assignment.fulfilled", "assignment.reopened")
-WAKE = "deliveries_wake"
-
-
-class RecipientUnknown(Exception):
-    """The person is not (yet) in notify's directory copy: the fact is retried later, never dropped."""
-
-
-def wake_event(rt: Runtime) -> asyncio.Event:
-    """Set when a delivery may be due, so the loop need not wait for its next poll."""
-    ev: asyncio.Event = rt.extra.setdefault(WAKE, asyncio.Event())
-    return ev
+from shared.uow import UnitOfWork
 
 
 def build(rt: Runtime) -> dict[str, dict[str, Handler]]:
-    copies = rt.copies
-    assert copies is not None
-    inbox = Inbox(rt.backbone)
+    assert rt.copies is not None
 
-    async def keep(conn: AsyncConnection, env: Envelope) -> None:
-        """Kept in the inbox (history); nothing sent."""
+    def on(use_case: Callable[[facts.Uow, Envelope], Awaitable[None]]) -> Handler:
+        async def handle(conn: AsyncConnection, env: Envelope) -> None:
+            await use_case(UnitOfWork.joining(rt, conn), env)
 
-    async def keep_copy(conn: AsyncConnection, env: Envelope) -> None:
-        await copies.apply(conn, env)  # units, unions and people alike
+        return handle
 
-    async def assignment(conn: AsyncConnection, env: Envelope) -> None:
-        """notify's copy of an assignment (whom the daily lists name) says what the assignment's latest fact by
-        campaign's sequence says, whatever order they arrived in: re-derived from every ``assignment.*`` fact
-        kept for it. A reopening that arrives before the assignment's creation is kept and counts once the
-        creation (the first fact carrying a deadline) arrives."""
-        kept = [
-            f
-            for f in await inbox.history(conn, FACTS, env.subject)
-            if f.type in ASSIGNMENT_FACTS and f.tenant == env.tenant
-        ]
-        facts = sorted({f.id: f for f in (*kept, env)}.values(), key=lambda f: (f.sequence, f.id))
-        latest, dated = facts[-1], [f for f in facts if "deadline" in f.data]
-        if not dated:
-            await webhooks(conn, env)
-            return  # not created here yet: nothing to list (the facts are kept)
-        d = latest.data
-        row = {
-            "edition": latest.edition,
-            "part": d["part"],
-            "assignee_kind": d.get("assignee_kind", "person"),
-            "assignee_id": d["assignee_id"],
-            "unit_id": d.get("unit_id"),
-            "open": latest.type != "assignment.fulfilled",
-            "sequence": latest.sequence,
-            "deadline": dated[-1].parsed().deadline,  # type: ignore[attr-defined]
-        }
-        key = {"tenant": env.tenant, "assignment_id": d["assignment_id"]}
-        await conn.execute(upsert_newer(conn, models.assignments, {**key, **row}))
-        await webhooks(conn, env)
-
-    async def notify_event(conn: AsyncConnection, env: Envelope) -> None:
-        data = env.parsed().model_dump(mode="json")  # type: ignore[attr-defined]
-        at = env.time or rt.now()
-        who = await queue.people(conn, rt, env.tenant, at)
-        if env.type == "submission.received" and who.person(data["author_id"]) is None:
-            who = await queue.people(conn, rt, env.tenant, rt.now())
-            if who.person(data["author_id"]) is None:
-                raise RecipientUnknown(
-                    f"person {data['author_id']!r} of {env.tenant!r} is not in notify's directory copy"
-                )
-        edition = await copies.edition(conn, env.tenant, env.edition) if env.edition else None
-        if env.type == "reward.priority.changed":
-            data["previous_eligibility"] = await _previous_eligibility(conn, rt, env)
-        scored = 0
-        if env.type == "initiative.scored":
-            scored = await _score_sheets(conn, rt, data["submission_id"])
-        for m in compose.plan(
-            env.type,
-            data,
-            edition=edition,
-            edition_name=env.edition,
-            who=who,
-            event_time=at,
-            scored_count=scored,
-            now=rt.now(),
-        ):
-            await queue.enqueue(
-                conn,
-                rt,
-                tenant=env.tenant,
-                edition=env.edition,
-                person=m.person,
-                template=m.template,
-                context=m.context,
-                cause_event_id=env.id,
-                correlation_id=env.correlationid,
-                ids={
-                    ch: domain.notification_id(env.id, m.person.id, ch, m.template)
-                    for ch in (domain.IN_APP, domain.EMAIL)
-                },
-            )
-        await webhooks(conn, env)
-        # The rows are not committed yet: the loop may find nothing now and catch them on its next poll.
-        wake_event(rt).set()
-
-    async def webhooks(conn: AsyncConnection, env: Envelope) -> None:
-        await queue.enqueue_webhooks(
-            conn,
-            rt,
-            tenant=env.tenant,
-            edition=env.edition,
-            event_id=env.id,
-            event_type=env.type,
-            body=env.to_json(),
-            correlation_id=env.correlationid,
-        )
-
-    async def keep_and_forward(conn: AsyncConnection, env: Envelope) -> None:
-        await webhooks(conn, env)
-        wake_event(rt).set()
-
-    handlers: dict[str, Handler] = {t: keep_and_forward for t in _facts_types()}
-    handlers.update({t.event_type: notify_event for t in domain.TRIGGERS})
+    handlers: dict[str, Handler] = {t: on(facts.forward) for t in _facts_types()}
+    handlers.update({t.event_type: on(facts.notify_of) for t in domain.TRIGGERS})
     handlers.update(
         {
-            "directory.unit.changed": keep_copy,
-            "directory.person.changed": keep_copy,
-            "edition.published": keep_copy,
-            "assignment.created": assignment,
-            "assignment.fulfilled": assignment,
-            "assignment.reopened": assignment,
+            "directory.unit.changed": on(facts.keep_copy),
+            "directory.person.changed": on(facts.keep_copy),
+            "edition.published": on(facts.keep_copy),
+            "assignment.created": on(facts.fold_assignment),
+            "assignment.fulfilled": on(facts.fold_assignment),
+            "assignment.reopened": on(facts.fold_assignment),
         }
     )
     return {FACTS: handlers}
-
-
-async def _previous_eligibility(conn: AsyncConnection, rt: Runtime, env: Envelope) -> list[str]:
-    """The eligibility notify last saw for this participant in this edition: the latest earlier (by the
-    producer's sequence) ``reward.priority.changed`` kept in the inbox; none seen: none."""
-    t = rt.backbone.inbox
-    rows = (
-        await conn.execute(
-            sa.select(t.c.envelope)
-            .where(
-                t.c.purpose == FACTS,
-                t.c.event_type == env.type,
-                t.c.tenant == env.tenant,
-                t.c.subject == env.subject,
-                t.c.sequence < env.sequence,
-            )
-            .order_by(t.c.sequence.desc())
-        )
-    ).scalars()
-    for raw in rows:
-        earlier = Envelope.from_json(raw)
-        if earlier.edition == env.edition and earlier.data.get("participant_kind") == env.data.get(
-            "participant_kind"
-        ):
-            return list(earlier.data.get("eligibility") or [])
-    return []
-
-
-async def _score_sheets(conn: AsyncConnection, rt: Runtime, submission_id: str) -> int:
-    """How many members' score sheets notify has seen for ``submission_id`` (this one included)."""
-    t = rt.backbone.inbox
-    rows = (
-        await conn.execute(
-            sa.select(t.c.envelope).where(t.c.purpose == FACTS, t.c.event_type == "initiative.scored")
-        )
-    ).scalars()
-    members = set()
-    for raw in rows:
-        env = Envelope.from_json(raw)
-        if env.data.get("submission_id") == submission_id:
-            members.add(env.data.get("member_id"))
-    return len(members)
 
 
 def _facts_types() -> tuple[str, ...]:

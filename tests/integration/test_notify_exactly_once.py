@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from services.notify.delivery import FAILPOINT_STEPS as STEPS
+from services.notify.usecases.delivery import FAILPOINT_STEPS as STEPS
 from shared.documents import load_directory, load_edition
 from tests.support.faults import query
 from tests.support.notify import Facts, mails, run, running_notify, start_replica

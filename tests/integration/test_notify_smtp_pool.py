@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from services.notify.delivery import SmtpPool, smtp_send
 from services.notify.settings import NotifySettings
+from services.notify.usecases.delivery import SmtpPool, smtp_send
 from shared.mailsink import MailSink
 from tests.support.tcpproxy import TcpProxy
 from tests.support.wait import eventually

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from services.notify import app as notify_app
 from services.notify import models as notify_models
-from services.notify import timed
+from services.notify.usecases import timed
 from services.rewards import models
 from services.submissions import app as submissions_app
 from services.submissions import models as submissions_models

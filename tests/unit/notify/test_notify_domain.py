@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from services.notify import domain, rendering
+from services.notify import domain
+from services.notify.domain import rendering
 from shared.documents import load_edition
 from shared.events.catalogue import SubmissionReceived
 
@@ -89,7 +90,7 @@ def test_an_email_is_dated_by_the_deployments_clock_in_vietnam_time() -> None:
     from email.utils import parsedate_to_datetime
     from types import SimpleNamespace
 
-    from services.notify.delivery import email_message
+    from services.notify.usecases.delivery import email_message
 
     own = SimpleNamespace(mail_from="hoithi@example.vn")
     row = SimpleNamespace(

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from services.notify import app, models, timed
+from services.notify import app, models
+from services.notify.usecases import timed
 from shared.service import Runtime, build_runtime
 from shared.settings import Settings, service_settings
 from tests.support.notify import seeded_notify, vn

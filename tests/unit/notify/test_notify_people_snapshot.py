@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from services.campaign import models as campaign_models
 from services.campaign.publishing import import_directory
-from services.notify import models, queue
+from services.notify import models
+from services.notify.usecases import queue
 from shared.clock import Clock
 from shared.db import make_engine
 from shared.documents import load_directory

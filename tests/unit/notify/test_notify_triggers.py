@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from services.notify import compose, domain, rendering
+from services.notify import domain
+from services.notify.domain import compose, rendering
 from shared.documents import ExperienceReportPart, load_directory, load_edition
 
 SEED = Path(__file__).resolve().parents[3] / "deploy" / "seed" / "soctrang-stnmt-2023"

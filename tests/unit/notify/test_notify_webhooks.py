@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from pydantic import HttpUrl
 
-from services.notify import webhooks
-from services.notify.webhooks import AllowList, WebhookRefused
+from services.notify.usecases import webhook_calls as webhooks
+from services.notify.usecases.webhook_calls import AllowList, WebhookRefused
 from tests.support.notify import WebhookReceiver
 
 NONE = AllowList.parse("")

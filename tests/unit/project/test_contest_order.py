@@ -18,8 +18,8 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 
 from services.campaign import domain as campaign_domain
-from services.notify import compose
 from services.notify import domain as notify_domain
+from services.notify.domain import compose
 from services.rewards import domain as rewards_domain
 from shared import lifecycle
 from shared.documents import load_directory, load_edition

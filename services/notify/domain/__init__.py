@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from shared.clock import VN
 from shared.documents import (
@@ -106,7 +106,7 @@ TRIGGERS: tuple[Trigger, ...] = (
 MOBILISATION = "mobilisation.daily"  # "not yet submitted" list, daily in the edition's window
 DIGEST = "digest.daily"  # a person's non-urgent messages of the day, at 07:30
 WEBHOOK_DISABLED = "webhook.disabled"  # to the secretariat, once per disabling
-REMINDER = "reminder.manual"  # a mobiliser's "remind" action (services/notify/reminders.py)
+REMINDER = "reminder.manual"  # a mobiliser's "remind" action (services/notify/usecases/reminders.py)
 OWN_TEMPLATES: tuple[str, ...] = (MOBILISATION, DIGEST, WEBHOOK_DISABLED, REMINDER)
 OWN_KINDS: tuple[str, ...] = ("mobilisation", "digest", "webhook", "reminder")
 
@@ -496,6 +496,15 @@ def schedule(template: str, pref: Preference, now: datetime) -> Schedule:
 
 def vn_date(dt: datetime) -> str:
     return format_date_vn(dt.astimezone(VN))
+
+
+@overload
+def vn_time(dt: datetime) -> datetime: ...
+@overload
+def vn_time(dt: None) -> None: ...
+def vn_time(dt: datetime | None) -> datetime | None:
+    """Instants are shown in Vietnam time (+07:00)."""
+    return dt.astimezone(VN) if dt is not None else None
 
 
 @dataclass(frozen=True)

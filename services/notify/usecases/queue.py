@@ -7,6 +7,7 @@ a replay or a second notify replica writes nothing twice. Sending happens after 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.notify import domain, models, rendering
+from services.notify import domain, models
+from services.notify.domain import rendering
 from shared.clock import VN
 from shared.db import insert_ignore
 from shared.documents import Person, Union, Unit
@@ -23,6 +25,13 @@ from shared.service import Runtime
 
 SNAPSHOTS = "directory_snapshots"
 PARSED = "directory_parsed"  # per tenant: (table, id, effective_from, sequence) -> parsed document
+WAKE = "deliveries_wake"
+
+
+def wake_event(rt: Runtime) -> asyncio.Event:
+    """Set when a delivery may be due, so the loop need not wait for its next poll."""
+    ev: asyncio.Event = rt.extra.setdefault(WAKE, asyncio.Event())
+    return ev
 
 
 async def _fingerprint(conn: AsyncConnection, tenant: str) -> tuple[int, ...]:

@@ -37,9 +37,10 @@ from typing import Any
 import aiosmtplib
 import sqlalchemy as sa
 
-from services.notify import domain, models, queue, webhooks
-from services.notify.handlers import wake_event
+from services.notify import domain, models
 from services.notify.settings import NotifySettings
+from services.notify.usecases import queue, webhook_calls
+from services.notify.usecases.queue import wake_event
 from shared import failpoints, metrics, tracing
 from shared.clock import VN
 from shared.events.catalogue import NotificationFailed, NotificationSent
@@ -158,7 +159,7 @@ def _drop(client: aiosmtplib.SMTP) -> None:
 
 
 async def webhook_post(rt: Runtime, row: Any, secret: str) -> None:
-    """POST the CloudEvent exactly as stored, signed, to a vetted address (``webhooks.post``); any status but
+    """POST the CloudEvent exactly as stored, signed, to a vetted address (``webhook_calls.post``); any status but
     2xx is a failure, recorded by its code only (never the answer's body)."""
     body = row.text.encode()
     headers = {
@@ -167,12 +168,12 @@ async def webhook_post(rt: Runtime, row: Any, secret: str) -> None:
         "X-Hoithi-Delivery": row.id,
         "X-Hoithi-Event-Type": row.template,
     }
-    status = await webhooks.post(
+    status = await webhook_calls.post(
         row.to_address,
         body,
         headers,
         production=rt.settings.env == "production",
-        allow=webhooks.AllowList.parse(rt.own.webhook_allowed_hosts),
+        allow=webhook_calls.AllowList.parse(rt.own.webhook_allowed_hosts),
         timeout=WEBHOOK_TIMEOUT,
     )
     if not 200 <= status < 300:

@@ -21,8 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.notify import domain, models, queue
-from services.notify.handlers import wake_event
+from services.notify import domain, models
+from services.notify.usecases import queue
+from services.notify.usecases.queue import wake_event
 from shared.db import insert_ignore
 from shared.documents import (
     Edition,

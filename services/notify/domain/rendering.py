@@ -23,7 +23,7 @@ import jinja2
 from services.notify.domain import RECEIPT, Receipt, check_template_name
 from services.notify.domain import TEMPLATES as KNOWN
 
-BUILTIN = Path(__file__).parent / "templates"
+BUILTIN = Path(__file__).parent.parent / "templates"
 LANGUAGES = ("vi", "en")
 BLOCKS = ("subject", "text", "html")
 OVERRIDE_ENV = "HOITHI_NOTIFY_TEMPLATES_DIR"
