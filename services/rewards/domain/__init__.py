@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from services.rewards import standings
+from services.rewards.domain import standings
 from shared import lifecycle
 from shared.documents import format_datetime_vn
 from shared.reward_rules import (
