@@ -14,7 +14,8 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from services.rewards import models, projection, view
+from services.rewards import models
+from services.rewards.usecases import projection, view
 from shared.bounds import Generation, Instant
 from shared.clock import VN
 from shared.documents import Person, Unit

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 import shared.service
 from services.rewards import api, handlers, models
+from services.rewards.usecases import standings_job
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -19,7 +20,7 @@ SPEC = ServiceSpec(
     copies=models.copies,
     routers=[api.router],
     handlers=handlers.build,
-    background=[handlers.standings_job],
+    background=[standings_job.standings_job],
 )
 
 
