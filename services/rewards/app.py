@@ -18,7 +18,7 @@ SPEC = ServiceSpec(
     metadata=models.metadata,
     backbone=models.backbone,
     copies=models.copies,
-    routers=[api.router],
+    routers=api.routers,
     handlers=handlers.build,
     background=[standings_job.standings_job],
 )
