@@ -5,7 +5,7 @@ an assignment) in ``sequence`` order, gaps allowed, so arrival order never matte
 before its receipt still leaves the submission withdrawn. "As of" views fold only the facts whose *business*
 time is at or before the moment (a miss counts at its deadline, a receipt at its receipt time), never the time
 they were published or applied. Business times are aware datetimes; texts shown to people are Vietnamese with
-an English twin.
+an English twin. A participant's standing assembled from per-subject pieces (marks) is ``domain.standings``.
 """
 
 from __future__ import annotations
