@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ from shared.service import Caller, Runtime
 
 async def journal(
     rt: Runtime, caller: Caller, person: Person, tenant: str, edition: str, participant: str | None
-) -> list[Any]:
+) -> Sequence[Any]:
     """Every credit and reversal of the edition (of ``participant`` alone, if given), in journal order; a
     person's entries only to who may see their participation."""
     j = models.ledger_journal
