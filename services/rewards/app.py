@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 import shared.service
 from services.rewards import api, handlers, models
+from services.rewards.usecases import standings_job
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -17,9 +18,9 @@ SPEC = ServiceSpec(
     metadata=models.metadata,
     backbone=models.backbone,
     copies=models.copies,
-    routers=[api.router],
+    routers=api.routers,
     handlers=handlers.build,
-    background=[handlers.standings_job],
+    background=[standings_job.standings_job],
 )
 
 

@@ -21,7 +21,7 @@ def rebuild_cmd(
     in when complete; the live service keeps consuming meanwhile. Emits reward.priority.changed only for what
     differs at the swap, and records the rules version that produced the list."""
     from services.rewards.app import SPEC
-    from services.rewards.rebuild import rebuild
+    from services.rewards.usecases.rebuild import rebuild
     from shared.service import build_runtime
 
     async def run() -> None:
@@ -69,7 +69,7 @@ def check_rules_cmd(
     path: Annotated[Path, typer.Argument(help="an edition YAML/JSON, or its rewards section alone")],
 ) -> None:
     """Check reward rules before publishing them: every problem names its field (English and Vietnamese)."""
-    from services.rewards.projection import check_rules
+    from services.rewards.usecases.projection import check_rules
 
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     rewards = doc.get("rewards", doc) if isinstance(doc, dict) else doc

@@ -18,7 +18,8 @@ import nats
 import pytest
 import sqlalchemy as sa
 
-from services.rewards import handlers, models, projection
+from services.rewards import handlers, models
+from services.rewards.usecases import projection
 from shared.clock import Clock
 from shared.consumer import EventConsumer
 from shared.db import make_engine

@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from services.rewards import handlers, models, projection, view
+from services.rewards import handlers, models
+from services.rewards.usecases import projection, standings_job, view
 from shared.clock import Clock
 from shared.consumer import EventConsumer
 from shared.db import make_engine
@@ -438,5 +439,5 @@ async def rewards_on(url: str, *, create: bool = True, lease_ttl: float = 15.0) 
         settings=settings,
         handlers=dict.fromkeys(handlers.fact_types(), proj.handle),
     )
-    lease = Lease(models.backbone.leases, handlers.STANDINGS_LEASE, ttl=lease_ttl)
+    lease = Lease(models.backbone.leases, standings_job.STANDINGS_LEASE, ttl=lease_ttl)
     return Rewards(consumer, engine, outbox, lease)

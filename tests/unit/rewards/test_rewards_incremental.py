@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from services.rewards import domain, models, projection, readmodel
+from services.rewards import domain, models
+from services.rewards.usecases import projection, readmodel
 from shared.events.envelope import Envelope
 from tests.support.rewards import (
     EDITION,

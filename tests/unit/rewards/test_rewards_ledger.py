@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 
-from services.rewards import models, projection, view
+from services.rewards import models
+from services.rewards.usecases import projection, view
 from tests.support.rewards import (
     EDITION,
     EXPECTED_PERSONS,

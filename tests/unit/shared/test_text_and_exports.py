@@ -11,7 +11,7 @@ import pytest
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
-from services.rewards import view
+from services.rewards.usecases import view
 from services.submissions import domain
 from services.submissions.api import exports
 from shared import spreadsheets

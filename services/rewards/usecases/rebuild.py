@@ -22,7 +22,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.rewards import models, projection, readmodel
+from services.rewards import models
+from services.rewards.usecases import projection, readmodel
 from shared.events.envelope import Envelope
 from shared.nats_auth import connect_options
 from shared.service import Runtime

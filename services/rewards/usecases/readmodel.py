@@ -21,7 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.rewards import domain, models, standings
+from services.rewards import domain, models
+from services.rewards.domain import standings
 from shared.db import upsert
 from shared.events.catalogue import RewardPriorityChanged
 from shared.events.envelope import deterministic_id

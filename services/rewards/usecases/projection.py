@@ -12,13 +12,14 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.rewards import domain, models, readmodel, view
-from services.rewards.readmodel import refresh_totals, replace_marks
+from services.rewards import domain, models
+from services.rewards.usecases import readmodel, view
+from services.rewards.usecases.readmodel import refresh_totals, replace_marks
 from shared.consumer import Inbox, after_commit
 from shared.copies import Copies
 from shared.db import Backbone, insert_ignore, upsert
@@ -26,6 +27,9 @@ from shared.documents import Edition
 from shared.events.envelope import Envelope, deterministic_id
 from shared.outbox import Outbox
 from shared.reward_rules import RuleError, check_rewards, parts_of
+
+if TYPE_CHECKING:
+    from shared.service import Runtime
 
 log = logging.getLogger("hoithi.rewards")
 
@@ -356,6 +360,12 @@ class Projection:
             if g is not None:
                 await self.continue_refold(g, row.tenant, row.edition)
         return len(rows)
+
+
+def of_runtime(rt: Runtime) -> Projection:
+    """The projection over a service's runtime: what the consumer's handlers and the standings job use."""
+    assert rt.copies is not None
+    return Projection(rt.backbone, rt.copies, rt.outbox, rt.engine)
 
 
 REFOLD_CHUNK = 200  # subjects re-priced per transaction
