@@ -14,9 +14,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from services.campaign import documents_io, models
-from services.campaign.directory_io import DirectoryImportError
-from services.campaign.publishing import stored_directory
+from services.campaign import models
+from services.campaign.domain import directory_io
+from services.campaign.domain.directory_io import DirectoryImportError
+from services.campaign.usecases import documents as documents_io
+from services.campaign.usecases.publishing import stored_directory
 from shared.clock import Clock
 from shared.db import make_engine
 from shared.documents import check_edition_against_directory, dump_yaml
@@ -85,7 +87,7 @@ def directory_import(
     if tenant is None:
         if file.suffix.lower() in (".csv", ".xlsx", ".xlsm"):
             raise typer.BadParameter("a CSV/XLSX list needs --tenant")
-        tenant = documents_io.directory_io.load_document(content, file.name).tenant
+        tenant = directory_io.load_document(content, file.name).tenant
     try:
         lines = _run(
             lambda conn, outbox, now: documents_io.import_directory_file(

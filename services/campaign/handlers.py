@@ -8,7 +8,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.campaign import assignments, models
+from services.campaign import models
+from services.campaign.usecases import assignments
 from shared import lifecycle
 from shared.consumer import Handler, Inbox
 from shared.db import insert_ignore

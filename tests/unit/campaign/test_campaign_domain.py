@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from services.campaign import directory_io, documents_io, domain
-from services.campaign.directory_io import DirectoryImportError
+from services.campaign import domain
+from services.campaign.domain import directory_io
+from services.campaign.domain.directory_io import DirectoryImportError
+from services.campaign.usecases import documents as documents_io
 from shared.documents import load_directory
 
 SEED = Path(__file__).resolve().parents[3] / "deploy" / "seed" / "soctrang-stnmt-2023"

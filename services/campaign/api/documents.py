@@ -21,9 +21,10 @@ import yaml
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from services.campaign import documents_io, domain, models
-from services.campaign.directory_io import DirectoryImportError
-from services.campaign.publishing import stored_directory
+from services.campaign import domain, models
+from services.campaign.domain.directory_io import DirectoryImportError
+from services.campaign.usecases import documents as documents_io
+from services.campaign.usecases.publishing import stored_directory
 from shared.bounds import BusinessDate, Instant, Version, end_of_day
 from shared.clock import VN
 from shared.documents import Directory, Person, dump_yaml

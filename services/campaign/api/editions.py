@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.campaign import deadlines, models
-from services.campaign.publishing import stored_directory
-from services.campaign.usecases import extensions
+from services.campaign import models
+from services.campaign.usecases import deadlines, extensions
 from services.campaign.usecases.extensions import edition_in_force as _edition
 from services.campaign.usecases.extensions import vn as _vn
+from services.campaign.usecases.publishing import stored_directory
 from shared.bounds import AwareInstant, BusinessDate
 from shared.clock import VN
 from shared.documents import Unit, deadline_label_vi
@@ -108,7 +108,7 @@ async def list_assignments(
     async with rt.engine.connect() as conn:
         rows = (await conn.execute(q.order_by(a.c.part, a.c.assignee_id))).mappings().all()
         directory = await stored_directory(conn, tenant)
-    from services.campaign.api_documents import scope_of
+    from services.campaign.api.documents import scope_of
 
     _, visible = scope_of(caller, person, directory)
     rows = [

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.campaign import domain, models, online
+from services.campaign import domain, models
+from services.campaign.usecases import online
 from shared.bounds import PROCEDURE_CODE_PATTERN, BusinessDate
 from shared.clock import VN
 from shared.documents import OnlineServicesCampaignPart, Unit, format_date_vn, national_procedure_code

@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.campaign import directory_io, models
-from services.campaign.directory_io import DirectoryImportError, RowError
-from services.campaign.publishing import (
+from services.campaign import models
+from services.campaign.domain import directory_io
+from services.campaign.domain.directory_io import DirectoryImportError, RowError
+from services.campaign.usecases.publishing import (
     import_directory,
     publish_edition,
     refuse_what_any_service_would,

@@ -43,8 +43,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.campaign import domain, models, online
-from services.campaign.assignments import emit_fulfilled, record_change
+from services.campaign import domain, models
+from services.campaign.usecases import online
+from services.campaign.usecases.assignments import emit_fulfilled, record_change
 from shared import metrics
 from shared.db import insert_ignore
 from shared.documents import Edition, OnlineServicesCampaignPart, parse_duration

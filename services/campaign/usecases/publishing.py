@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models
-from services.campaign.directory_io import DirectoryImportError, RowError
+from services.campaign.domain.directory_io import DirectoryImportError, RowError
 from shared.copies import FAR_PAST
 from shared.db import upsert
 from shared.documents import Directory, Edition, Person, Unit
