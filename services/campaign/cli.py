@@ -16,6 +16,7 @@ import typer
 
 from services.campaign import models
 from services.campaign.domain import directory_io
+from services.campaign.domain import documents as domain_documents
 from services.campaign.domain.directory_io import DirectoryImportError
 from services.campaign.usecases import documents as documents_io
 from services.campaign.usecases.publishing import stored_directory
@@ -119,7 +120,7 @@ def edition_validate(
 ) -> None:
     """Check an edition document; print every problem (English and Vietnamese)."""
     try:
-        edition = documents_io.parse_edition(file.read_bytes(), file.name)
+        edition = domain_documents.parse_edition(file.read_bytes(), file.name)
     except DirectoryImportError as exc:
         _fail(exc)
     if against_directory:
@@ -139,7 +140,7 @@ def edition_validate(
 def edition_import(file: Annotated[Path, typer.Argument(help="edition document, YAML or JSON")]) -> None:
     """Publish an edition: a changed document becomes the next version; earlier versions are kept."""
     try:
-        edition = documents_io.parse_edition(file.read_bytes(), file.name)
+        edition = domain_documents.parse_edition(file.read_bytes(), file.name)
         lines = _run(lambda conn, outbox, now: documents_io.import_edition(conn, outbox, edition, now))
     except DirectoryImportError as exc:
         _fail(exc)

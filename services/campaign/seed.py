@@ -13,12 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import models
 from services.campaign.domain.directory_io import DirectoryImportError
+from services.campaign.domain.documents import refuse_what_any_service_would
 from services.campaign.usecases import online
-from services.campaign.usecases.publishing import (
-    import_directory,
-    publish_edition,
-    refuse_what_any_service_would,
-)
+from services.campaign.usecases.publishing import import_directory, publish_edition
 from shared.clock import Clock
 from shared.db import make_engine
 from shared.documents import Directory, load_directory, load_edition
