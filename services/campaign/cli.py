@@ -18,7 +18,7 @@ from services.campaign import models
 from services.campaign.domain import directory_io
 from services.campaign.domain import documents as domain_documents
 from services.campaign.domain.directory_io import DirectoryImportError
-from services.campaign.usecases import documents as documents_io
+from services.campaign.usecases import documents
 from services.campaign.usecases.publishing import stored_directory
 from shared.clock import Clock
 from shared.db import make_engine
@@ -91,7 +91,7 @@ def directory_import(
         tenant = directory_io.load_document(content, file.name).tenant
     try:
         lines = _run(
-            lambda conn, outbox, now: documents_io.import_directory_file(
+            lambda conn, outbox, now: documents.import_directory_file(
                 conn, outbox, tenant, content, file.name, now
             )
         )
@@ -141,7 +141,7 @@ def edition_import(file: Annotated[Path, typer.Argument(help="edition document, 
     """Publish an edition: a changed document becomes the next version; earlier versions are kept."""
     try:
         edition = domain_documents.parse_edition(file.read_bytes(), file.name)
-        lines = _run(lambda conn, outbox, now: documents_io.import_edition(conn, outbox, edition, now))
+        lines = _run(lambda conn, outbox, now: documents.import_edition(conn, outbox, edition, now))
     except DirectoryImportError as exc:
         _fail(exc)
     for line in lines:
@@ -157,7 +157,7 @@ def edition_export(
     """Print an edition document (the latest version, or ``--version N``) as YAML."""
 
     async def work(conn: Any, outbox: Outbox, now: Any) -> Any:
-        return await documents_io.export_edition(conn, tenant, edition, version)
+        return await documents.export_edition(conn, tenant, edition, version)
 
     doc = _run(work)
     if doc is None:
