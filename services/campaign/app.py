@@ -2,7 +2,8 @@
 
 from fastapi import FastAPI
 
-from services.campaign import api, api_documents, api_online, deadlines, handlers, models
+from services.campaign import api, handlers, models
+from services.campaign.usecases import deadlines
 from shared import service
 from shared.service import ServiceSpec
 
@@ -12,7 +13,7 @@ SPEC = ServiceSpec(
     metadata=models.metadata,
     backbone=models.backbone,
     copies=models.copies,
-    routers=[api.router, api_documents.router, api_online.router],
+    routers=api.routers,
     handlers=handlers.build,
     background=[deadlines.deadline_clock],
 )

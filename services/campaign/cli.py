@@ -14,9 +14,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from services.campaign import documents_io, models
-from services.campaign.directory_io import DirectoryImportError
-from services.campaign.publishing import stored_directory
+from services.campaign import models
+from services.campaign.domain import directory_io
+from services.campaign.domain import documents as domain_documents
+from services.campaign.domain.directory_io import DirectoryImportError
+from services.campaign.usecases import documents
+from services.campaign.usecases.publishing import stored_directory
 from shared.clock import Clock
 from shared.db import make_engine
 from shared.documents import check_edition_against_directory, dump_yaml
@@ -85,10 +88,10 @@ def directory_import(
     if tenant is None:
         if file.suffix.lower() in (".csv", ".xlsx", ".xlsm"):
             raise typer.BadParameter("a CSV/XLSX list needs --tenant")
-        tenant = documents_io.directory_io.load_document(content, file.name).tenant
+        tenant = directory_io.load_document(content, file.name).tenant
     try:
         lines = _run(
-            lambda conn, outbox, now: documents_io.import_directory_file(
+            lambda conn, outbox, now: documents.import_directory_file(
                 conn, outbox, tenant, content, file.name, now
             )
         )
@@ -117,7 +120,7 @@ def edition_validate(
 ) -> None:
     """Check an edition document; print every problem (English and Vietnamese)."""
     try:
-        edition = documents_io.parse_edition(file.read_bytes(), file.name)
+        edition = domain_documents.parse_edition(file.read_bytes(), file.name)
     except DirectoryImportError as exc:
         _fail(exc)
     if against_directory:
@@ -137,8 +140,8 @@ def edition_validate(
 def edition_import(file: Annotated[Path, typer.Argument(help="edition document, YAML or JSON")]) -> None:
     """Publish an edition: a changed document becomes the next version; earlier versions are kept."""
     try:
-        edition = documents_io.parse_edition(file.read_bytes(), file.name)
-        lines = _run(lambda conn, outbox, now: documents_io.import_edition(conn, outbox, edition, now))
+        edition = domain_documents.parse_edition(file.read_bytes(), file.name)
+        lines = _run(lambda conn, outbox, now: documents.import_edition(conn, outbox, edition, now))
     except DirectoryImportError as exc:
         _fail(exc)
     for line in lines:
@@ -154,7 +157,7 @@ def edition_export(
     """Print an edition document (the latest version, or ``--version N``) as YAML."""
 
     async def work(conn: Any, outbox: Outbox, now: Any) -> Any:
-        return await documents_io.export_edition(conn, tenant, edition, version)
+        return await documents.export_edition(conn, tenant, edition, version)
 
     doc = _run(work)
     if doc is None:

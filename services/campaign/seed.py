@@ -11,9 +11,11 @@ import yaml
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.campaign import models, online
-from services.campaign.directory_io import DirectoryImportError
-from services.campaign.publishing import import_directory, publish_edition, refuse_what_any_service_would
+from services.campaign import models
+from services.campaign.domain.directory_io import DirectoryImportError
+from services.campaign.domain.documents import refuse_what_any_service_would
+from services.campaign.usecases import online
+from services.campaign.usecases.publishing import import_directory, publish_edition
 from shared.clock import Clock
 from shared.db import make_engine
 from shared.documents import Directory, load_directory, load_edition
@@ -28,7 +30,7 @@ def read_procedures(path: Path, directory: Directory) -> dict[str, list[dict[str
     """Unit id → its procedures, from a file keyed by unit code (no ids of the demo in it); each entry checked
     as ``PUT …/units/{id}/procedures`` checks it. A long form keeps its national code, and itself as
     ``local_code``."""
-    from services.campaign.api_online import CatalogueChange
+    from services.campaign.api.online import CatalogueChange
 
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     by_code = {u.code: u.id for u in directory.units if u.code}

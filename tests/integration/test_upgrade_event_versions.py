@@ -28,7 +28,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.campaign import models as campaign_models
-from services.campaign.publishing import import_directory
+from services.campaign.usecases.publishing import import_directory
 from shared import migrate
 from shared.clock import Clock
 from shared.db import make_engine

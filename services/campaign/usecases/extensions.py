@@ -10,7 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.campaign import assignments, models
+from services.campaign import models
+from services.campaign.usecases import assignments
 from shared.clock import VN
 from shared.documents import Edition, deadline_instant, deadline_label_en, deadline_label_vi
 from shared.errors import DomainError, Refusal, field_error

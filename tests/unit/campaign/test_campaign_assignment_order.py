@@ -21,8 +21,9 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, example, given, settings
 
-from services.campaign import assignments, deadlines, handlers, models
-from services.campaign.publishing import import_directory, publish_edition
+from services.campaign import handlers, models
+from services.campaign.usecases import assignments, deadlines
+from services.campaign.usecases.publishing import import_directory, publish_edition
 from shared.clock import Clock
 from shared.consumer import EventConsumer
 from shared.db import make_engine

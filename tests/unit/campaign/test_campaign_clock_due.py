@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from services.campaign import deadlines, models
-from services.campaign.publishing import import_directory, publish_edition
+from services.campaign import models
+from services.campaign.usecases import deadlines
+from services.campaign.usecases.publishing import import_directory, publish_edition
 from shared.clock import Clock
 from shared.db import make_engine
 from shared.documents import load_directory, load_edition

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from services.campaign import directory_io, documents_io, domain
-from services.campaign.directory_io import DirectoryImportError
+from services.campaign import domain
+from services.campaign.domain import directory_io
+from services.campaign.domain import documents as domain_documents
+from services.campaign.domain.directory_io import DirectoryImportError
 from shared.documents import load_directory
 
 SEED = Path(__file__).resolve().parents[3] / "deploy" / "seed" / "soctrang-stnmt-2023"
@@ -167,7 +169,7 @@ EDITION = (SEED / "edition.yaml").read_text(encoding="utf-8")
 def test_an_edition_with_a_deadline_before_its_opening_is_refused() -> None:
     bad = EDITION.replace("deadline: 2023-10-25", "deadline: 2023-08-01", 1)
     with pytest.raises(DirectoryImportError) as err:
-        documents_io.parse_edition(bad)
+        domain_documents.parse_edition(bad)
     assert any("sau ngày mở kỳ hội thi" in e.message_vi for e in err.value.errors)
 
 
@@ -177,7 +179,7 @@ def test_a_part_with_no_assignees_is_refused() -> None:
     doc = yaml.safe_load(EDITION)
     doc["parts"][0]["assignees"] = {}
     with pytest.raises(DirectoryImportError) as err:
-        documents_io.parse_edition(yaml.safe_dump(doc, allow_unicode=True))
+        domain_documents.parse_edition(yaml.safe_dump(doc, allow_unicode=True))
     assert any("đối tượng được giao" in e.message_vi for e in err.value.errors)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.campaign import models as campaign_models
-from services.campaign.publishing import import_directory
+from services.campaign.usecases.publishing import import_directory
 from services.notify import models
 from services.notify.usecases import queue
 from shared.clock import Clock

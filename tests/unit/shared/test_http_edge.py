@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 import shared.service
 from services.campaign import models
 from services.campaign.app import SPEC
-from services.campaign.publishing import import_directory, publish_edition
+from services.campaign.usecases.publishing import import_directory, publish_edition
 from shared.auth import issue_token
 from shared.clock import Clock
 from shared.db import make_engine

@@ -466,7 +466,9 @@ def read(content: bytes, filename: str, current: Directory) -> Directory:
         }
     try:
         data = merged_rows(current, units, people, unions)
-    except OverflowError:  # a date at the edge of the calendar in a document (year 1, 9999): history arithmetic
+    except (
+        OverflowError
+    ):  # a date at the edge of the calendar in a document (year 1, 9999): history arithmetic
         raise DirectoryImportError(
             [RowError(0, "effective_from", "A date is out of range.", "Có ngày nằm ngoài phạm vi cho phép.")]
         ) from None

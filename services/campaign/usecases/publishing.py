@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models
-from services.campaign.directory_io import DirectoryImportError, RowError
+from services.campaign.domain.documents import refuse_what_any_service_would
 from shared.copies import FAR_PAST
 from shared.db import upsert
 from shared.documents import Directory, Edition, Person, Unit
@@ -20,7 +20,6 @@ from shared.events.catalogue import PersonFact
 from shared.events.envelope import deterministic_id
 from shared.events.versions import EmitVersions, for_process
 from shared.outbox import Outbox
-from shared.reward_rules import edition_rule_errors
 
 
 async def import_directory(
@@ -117,17 +116,6 @@ async def stored_directory(conn: AsyncConnection, tenant: str) -> Directory:
             "people": [Person.model_validate_json(d) for d in people],
         }
     )
-
-
-def refuse_what_any_service_would(edition: Edition) -> None:
-    """Raise ``DirectoryImportError`` (one entry per field, English and Vietnamese) when a service would refuse
-    part of the edition once published: today, rewards' rules (``shared.reward_rules``, the check rewards
-    itself makes), so they are refused here instead of silently later."""
-    errors = edition_rule_errors(edition)
-    if errors:
-        raise DirectoryImportError(
-            [RowError(0, e.field, e.en, f"Quy tắc khen thưởng không hợp lệ: {e.vi}") for e in errors]
-        )
 
 
 async def publish_edition(

@@ -1,7 +1,9 @@
-"""The secretariat's two documents in and out — the directory and the edition — for the CLI and the API alike.
+"""The secretariat's two documents in and out — the directory and the edition — on the caller's connection, for
+the CLI's commands and the use cases (``directory.py``, ``editions.py``) alike.
 
 Each import validates everything first and then writes state and events in the caller's one transaction, so a
-failure writes nothing. Errors are ``DocumentError`` with one entry per problem, in English and Vietnamese.
+failure writes nothing. Errors are ``DocumentError`` (``domain/documents.py``) with one entry per problem, in
+English and Vietnamese.
 """
 
 from __future__ import annotations
@@ -11,48 +13,15 @@ from typing import Any
 
 import anyio
 import sqlalchemy as sa
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.campaign import directory_io, models
-from services.campaign.directory_io import DirectoryImportError, RowError
-from services.campaign.publishing import (
-    import_directory,
-    publish_edition,
-    refuse_what_any_service_would,
-    stored_directory,
-)
-from shared.documents import Directory, Edition, check_edition_against_directory, dump_yaml
+from services.campaign import models
+from services.campaign.domain import directory_io
+from services.campaign.domain.directory_io import RowError
+from services.campaign.domain.documents import DocumentError
+from services.campaign.usecases.publishing import import_directory, publish_edition, stored_directory
+from shared.documents import Directory, Edition, check_edition_against_directory
 from shared.outbox import Outbox
-
-DocumentError = DirectoryImportError
-
-
-def edition_errors(exc: ValidationError) -> list[RowError]:
-    out = []
-    for e in exc.errors():
-        field = ".".join(str(p) for p in e["loc"]) or "edition"
-        for part in str(e["msg"]).removeprefix("Value error, ").split("; "):
-            vi = "Thiếu thông tin bắt buộc" if e["type"] == "missing" else f"Kỳ hội thi không hợp lệ: {part}"
-            if "not after the edition opens" in part:
-                vi = "Hạn chót của phần thi phải sau ngày mở kỳ hội thi"
-            elif "must be assigned to someone" in part:
-                vi = "Phần thi phải có đối tượng được giao (đơn vị, cá nhân hoặc hội đồng)"
-            out.append(RowError(0, field, part, vi))
-    return out
-
-
-def parse_edition(content: bytes | str, filename: str = "edition.yaml") -> Edition:
-    """An edition document from YAML or JSON (the YAML bounded: no alias bombs); raises ``DocumentError`` (or
-    ``DirectoryImportError`` for an unreadable file) listing every problem, the reward rules any service would
-    refuse included."""
-    data = directory_io.parse_data(content, filename)
-    try:
-        edition = Edition.model_validate(data)
-    except ValidationError as exc:
-        raise DocumentError(edition_errors(exc)) from None
-    refuse_what_any_service_would(edition)
-    return edition
 
 
 async def import_directory_file(
@@ -113,7 +82,3 @@ async def edition_versions(conn: AsyncConnection, tenant: str, edition: str) -> 
         .order_by(e.c.version)
     )
     return [{"version": r.version, "published_at": r.published_at} for r in rows]
-
-
-def to_yaml(model: Any) -> str:
-    return dump_yaml(model)

@@ -43,11 +43,13 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.campaign import domain, models, online
-from services.campaign.assignments import emit_fulfilled, record_change
+from services.campaign import domain, models
+from services.campaign.usecases import online
+from services.campaign.usecases.assignments import emit_fulfilled, record_change
+from services.campaign.usecases.extensions import edition_in_force, vn
 from shared import metrics
 from shared.db import insert_ignore
-from shared.documents import Edition, OnlineServicesCampaignPart, parse_duration
+from shared.documents import Edition, OnlineServicesCampaignPart, deadline_label_vi, parse_duration
 from shared.events.envelope import Envelope, deterministic_id
 from shared.lease import Lease, periodic
 from shared.service import Runtime
@@ -865,3 +867,69 @@ async def _record_miss(
             },
         )
     )
+
+
+# ---------------------------------------------------------------------------------------- where each deadline stands
+
+
+async def board(rt: Runtime, tenant: str, edition: str) -> dict[str, Any]:
+    """Per part: the official deadline, whether intake is closed, how many on-time receipts campaign has applied
+    and whether misses are decided; then each extended deadline the same way; and the clock's own state."""
+    now = rt.now()
+    st = status_of(rt)
+    out: list[dict[str, Any]] = []
+    a = models.assignments
+    d = models.deadline_decisions
+    async with rt.engine.connect() as conn:
+        doc = await edition_in_force(conn, tenant, edition)
+        for part in doc.parts:
+            if part.kind not in CLOCKED_KINDS:
+                continue
+            targets: list[tuple[datetime, str]] = [(doc.deadline_of(part.id), "")]
+            ext = await conn.execute(
+                sa.select(a.c.extended_to, a.c.assignee_id).where(
+                    a.c.tenant == tenant,
+                    a.c.edition == edition,
+                    a.c.part == part.id,
+                    a.c.extended_to.is_not(None),
+                )
+            )
+            targets += [(r.extended_to, r.assignee_id) for r in ext]
+            for deadline, assignee in targets:
+                state, accepted, applied = await deadline_state(conn, doc, part.id, deadline, assignee, now)
+                decision = (
+                    await conn.execute(
+                        sa.select(d).where(
+                            d.c.tenant == tenant,
+                            d.c.edition == edition,
+                            d.c.part == part.id,
+                            d.c.deadline == deadline,
+                            d.c.assignee_id == assignee,
+                        )
+                    )
+                ).first()
+                out.append(
+                    {
+                        "part": part.id,
+                        "assignee_id": assignee or None,
+                        "deadline": vn(deadline),
+                        "deadline_display": deadline_label_vi(deadline),
+                        "state": state,
+                        "intake_accepted_on_time": accepted,
+                        "receipts_applied": applied,
+                        "missed": decision.missed if decision else None,
+                        "decided_at": vn(decision.decided_at) if decision else None,
+                    }
+                )
+    return {
+        "now": vn(now),
+        "clock_at": vn(st.at),
+        "clock_ticks": st.ticks,
+        # Only the replica holding the clock's lease ticks; the others stand by (generation: the fencing token).
+        "clock_lease": {
+            "held": st.lease is not None and st.lease.held,
+            "generation": st.lease.generation if st.lease is not None else None,
+        },
+        "clock_error": st.last_error,
+        "deadlines": out,
+    }
