@@ -9,7 +9,7 @@ would (no ``finally``, no shutdown), so the fault tests can prove what survives 
 - ``handler-raises`` (shared/consumer.py): a fact whose subject starts with ``failpoint-oserror`` /
   ``failpoint-timeout`` raises FileNotFoundError / TimeoutError in place of its handler;
 - ``notify.before_intent``, ``notify.after_intent``, ``notify.after_smtp``, ``notify.after_mark``
-  (services/notify/delivery.py): the steps of sending one email.
+  (services/notify/usecases/delivery.py): the steps of sending one email.
 """
 
 from __future__ import annotations
