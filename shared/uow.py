@@ -45,6 +45,8 @@ Moving a route onto it: the ``engine.begin()`` block's body becomes ``async def 
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -55,7 +57,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.db import upsert_newer
+from shared.db import is_contention, upsert_newer
+from shared.errors import DomainError, Refusal
 from shared.events.envelope import Envelope
 from shared.idempotency import Idempotency, Stored, request_hash
 from shared.outbox import Outbox
@@ -230,10 +233,38 @@ async def run(
     idempotent: Idempotent | None = None,
 ) -> Done[T]:
     """``use_case(uow, command)`` in one transaction (see the module): the stored answer of a retry, or the
-    use case's answer once committed."""
-    async with begin(rt) as uow:
-        done = await uow._call(use_case, command, idempotent)
-    return done
+    use case's answer once committed.
+
+    Lock, busy, deadlock or serialization contention (``shared.db.is_contention``: on SQLite a writer that
+    waited out the busy timeout, on PostgreSQL 40001/40P01) rolled everything back, so the whole unit of work is
+    run again, up to ``CONTENTION_ATTEMPTS`` times with a short jittered backoff; then the caller is refused with
+    ``Refusal.UNAVAILABLE`` (503, ``Retry-After``) — never a 500 for a busy database, and nothing half-done."""
+    for attempt in range(1, CONTENTION_ATTEMPTS + 1):
+        try:
+            async with begin(rt) as uow:
+                done = await uow._call(use_case, command, idempotent)
+            return done
+        except Exception as exc:
+            if not is_contention(exc):
+                raise
+            if attempt == CONTENTION_ATTEMPTS:
+                raise busy() from exc
+            await asyncio.sleep(0.05 * 2**attempt * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+CONTENTION_ATTEMPTS = 3
+BUSY_RETRY_AFTER = 1  # seconds a client is asked to wait when the database stayed contended
+
+
+def busy() -> DomainError:
+    return DomainError(
+        Refusal.UNAVAILABLE,
+        f"The database is busy (contended); nothing was saved. Try again in {BUSY_RETRY_AFTER} second.",
+        f"Cơ sở dữ liệu đang bận; chưa có gì được lưu. Vui lòng thử lại sau {BUSY_RETRY_AFTER} giây.",
+        code="busy",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER)},
+    )
 
 
 @dataclass(frozen=True)

@@ -160,3 +160,53 @@ async def test_the_newest_fact_of_a_copy_wins_whatever_the_order_of_arrival(rt: 
         await run(rt, keep, fact)
     async with rt.engine.connect() as conn:
         assert (await conn.execute(sa.select(copies.c.sequence, copies.c.doc))).one() == (3, "merged")
+
+
+def _locked() -> sa.exc.OperationalError:
+    import sqlite3
+
+    return sa.exc.OperationalError("INSERT INTO notes …", {}, sqlite3.OperationalError("database is locked"))
+
+
+@dataclass
+class Flaky:
+    """Writes like ``write``, but the first ``contended`` attempts meet a locked database after writing."""
+
+    contended: int
+    attempts: int = 0
+    error: Exception = field(default_factory=_locked)
+
+
+async def flaky_write(uow: UnitOfWork[Wiring], cmd: Flaky) -> dict[str, Any]:
+    cmd.attempts += 1
+    answer = await write(uow, Write(f"n-{cmd.attempts}"))
+    if cmd.attempts <= cmd.contended:
+        raise cmd.error
+    return answer
+
+
+async def test_contention_runs_the_whole_unit_again_and_only_the_last_attempt_commits(rt: Wiring) -> None:
+    cmd = Flaky(contended=2)
+    done = await run(rt, flaky_write, cmd, idempotent=Idempotent("t|p|notes", "k-1", {"n": 1}, 201))
+    assert cmd.attempts == 3 and done == Done({"note": "n-3"})
+    assert await _state(rt) == (["n-3"], 1, 1)  # the contended attempts left nothing behind
+    assert rt.wakes == ["relay", "after n-3"]
+
+
+async def test_contention_that_outlasts_the_attempts_is_a_503_with_retry_after_and_changes_nothing(
+    rt: Wiring,
+) -> None:
+    cmd = Flaky(contended=99)
+    with pytest.raises(DomainError) as refused:
+        await run(rt, flaky_write, cmd, idempotent=Idempotent("t|p|notes", "k-1", {"n": 1}, 201))
+    assert refused.value.refusal is Refusal.UNAVAILABLE and refused.value.code == "busy"
+    assert refused.value.headers == {"Retry-After": "1"}
+    assert cmd.attempts == 3
+    assert await _state(rt) == ([], 0, 0) and rt.wakes == []
+
+
+async def test_any_other_failure_is_not_run_again(rt: Wiring) -> None:
+    cmd = Flaky(contended=99, error=sa.exc.OperationalError("SELECT", {}, Exception("no such table: notes")))
+    with pytest.raises(sa.exc.OperationalError):
+        await run(rt, flaky_write, cmd)
+    assert cmd.attempts == 1 and await _state(rt) == ([], 0, 0)
