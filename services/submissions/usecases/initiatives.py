@@ -435,22 +435,7 @@ async def withdraw(uow: Uow, cmd: Withdraw) -> dict[str, Any]:
         await conn.execute(sa.delete(t).where(t.c.id == submission_id))
         return {**public(row), "status": "deleted"}
     await conn.execute(sa.update(t).where(t.c.id == submission_id).values(status="withdrawn"))
-    await uow.emit(
-        "submission.withdrawn",
-        {
-            "submission_id": submission_id,
-            "kind": "initiative",
-            "part": row["part"],
-            "author_id": row["author_id"],
-            "unit_id": row["unit_id"],
-            "at": now.astimezone(VN),
-            "reason": cmd.reason,
-        },
-        tenant=tenant,
-        edition=edition,
-        subject=submission_id,
-        time=now,
-    )
+    await intake.emit_withdrawn(uow, tenant, edition, submission_id, row, "initiative", now, cmd.reason)
     return public({**row, "status": "withdrawn"})
 
 

@@ -10,18 +10,21 @@ receipt that could ever be on time (PostgreSQL: the row lock of the upsert; SQLi
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.submissions import models
+from shared.clock import VN
 from shared.db import insert_ignore, reading, upsert
 from shared.documents import Edition, ExperienceReportPart, InitiativePart, SelectionPart
 from shared.events.envelope import deterministic_id
 from shared.lease import Lease, fenced_begin, periodic
 from shared.service import Runtime
+from shared.uow import UnitOfWork
 
 log = logging.getLogger("hoithi.submissions.intake")
 
@@ -31,6 +34,36 @@ INTAKE_KINDS = (InitiativePart, ExperienceReportPart)
 # ``initiative.selected`` it has applied against it).
 CLOSED_KINDS = (InitiativePart, ExperienceReportPart, SelectionPart)
 ClosedPart = InitiativePart | ExperienceReportPart | SelectionPart
+
+
+async def emit_withdrawn(
+    uow: UnitOfWork[Runtime],
+    tenant: str,
+    edition: str,
+    submission_id: str,
+    row: Mapping[str, Any],
+    kind: str,
+    now: datetime,
+    reason: str | None,
+) -> None:
+    """Record ``submission.withdrawn`` of a received submission (``row``: its part, author and unit) at ``now``:
+    one fact for reports and initiatives alike."""
+    await uow.emit(
+        "submission.withdrawn",
+        {
+            "submission_id": submission_id,
+            "kind": kind,
+            "part": row["part"],
+            "author_id": row["author_id"],
+            "unit_id": row["unit_id"],
+            "at": now.astimezone(VN),
+            "reason": reason,
+        },
+        tenant=tenant,
+        edition=edition,
+        subject=submission_id,
+        time=now,
+    )
 
 
 def receipt_counter(tenant: str, edition: str) -> str:

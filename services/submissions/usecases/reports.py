@@ -134,22 +134,7 @@ async def withdraw(uow: Uow, cmd: Withdraw) -> dict[str, Any]:
     extended = await intake.extension_of(conn, tenant, edition, part.id, cmd.person_id)
     domain.check_intake_open(ed, part, now, extended)
     await conn.execute(sa.update(t).where(t.c.id == submission_id).values(status="withdrawn"))
-    await uow.emit(
-        "submission.withdrawn",
-        {
-            "submission_id": submission_id,
-            "kind": "experience_report",
-            "part": row["part"],
-            "author_id": row["author_id"],
-            "unit_id": row["unit_id"],
-            "at": now.astimezone(VN),
-            "reason": cmd.reason,
-        },
-        tenant=tenant,
-        edition=edition,
-        subject=submission_id,
-        time=now,
-    )
+    await intake.emit_withdrawn(uow, tenant, edition, submission_id, row, "experience_report", now, cmd.reason)
     return {
         **receipt_of({**row, "status": "withdrawn"}),
         "withdrawn_at": now.astimezone(VN).isoformat(),
