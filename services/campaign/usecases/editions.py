@@ -15,10 +15,9 @@ from services.campaign.domain.access import scope_of
 from services.campaign.domain.directory_io import DirectoryImportError
 from services.campaign.domain.documents import invalid
 from services.campaign.usecases import documents
-from services.campaign.usecases.extensions import vn
+from services.campaign.usecases.extensions import latest_edition_document, vn
 from services.campaign.usecases.publishing import stored_directory
 from shared.documents import Edition, Person, deadline_label_vi
-from shared.errors import DomainError, Refusal
 from shared.service import Caller, Runtime
 from shared.uow import UnitOfWork
 
@@ -58,23 +57,8 @@ async def dry_run(rt: Runtime, tenant: str, edition: Edition) -> dict[str, Any]:
 
 async def document(rt: Runtime, tenant: str, edition: str) -> Any:
     """The edition document in force (latest version), as JSON data (404 ``no_edition`` if there is none)."""
-    e = models.copies.editions
     async with rt.engine.connect() as conn:
-        doc = (
-            await conn.execute(
-                sa.select(e.c.doc)
-                .where(e.c.tenant == tenant, e.c.edition == edition)
-                .order_by(e.c.version.desc())
-            )
-        ).scalar()
-    if doc is None:
-        raise DomainError(
-            Refusal.NOT_FOUND,
-            f"No edition {edition!r}.",
-            f"Không có kỳ hội thi {edition!r}.",
-            code="no_edition",
-        )
-    return json.loads(doc)
+        return json.loads(await latest_edition_document(conn, tenant, edition))
 
 
 async def versions(rt: Runtime, tenant: str, edition: str) -> list[dict[str, Any]]:

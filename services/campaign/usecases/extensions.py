@@ -19,8 +19,8 @@ from shared.service import Runtime
 from shared.uow import UnitOfWork
 
 
-async def edition_in_force(conn: AsyncConnection, tenant: str, edition: str) -> Edition:
-    """The latest version of the edition document (404 ``no_edition`` if there is none)."""
+async def latest_edition_document(conn: AsyncConnection, tenant: str, edition: str) -> str:
+    """The latest version of the edition document, as stored (404 ``no_edition`` if there is none)."""
     e = models.copies.editions
     doc = (
         await conn.execute(
@@ -37,7 +37,12 @@ async def edition_in_force(conn: AsyncConnection, tenant: str, edition: str) -> 
             f"Không có kỳ hội thi {edition!r}.",
             code="no_edition",
         )
-    return Edition.model_validate_json(doc)
+    return str(doc)
+
+
+async def edition_in_force(conn: AsyncConnection, tenant: str, edition: str) -> Edition:
+    """The latest version of the edition document (404 ``no_edition`` if there is none)."""
+    return Edition.model_validate_json(await latest_edition_document(conn, tenant, edition))
 
 
 def vn(dt: datetime | None) -> str | None:
