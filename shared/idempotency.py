@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import Backbone
-from shared.problems import Problem
+from shared.errors import DomainError, Refusal
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,28 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
+MAX_KEY_LENGTH = 200
+
+
+def key_too_long() -> DomainError:
+    return DomainError(
+        Refusal.INVALID,
+        f"Idempotency-Key is longer than {MAX_KEY_LENGTH} characters.",
+        f"Idempotency-Key dài quá {MAX_KEY_LENGTH} ký tự.",
+        code="idempotency_key",
+    )
+
+
+def key_reused() -> DomainError:
+    """The same key with another request: refused (422), never the first answer to another question."""
+    return DomainError(
+        Refusal.INVALID,
+        "This Idempotency-Key was already used for a different request.",
+        "Idempotency-Key này đã được dùng cho một yêu cầu khác.",
+        code="idempotency_key_reused",
+    )
+
+
 class Idempotency:
     def __init__(self, backbone: Backbone) -> None:
         self.table = backbone.idempotency
@@ -37,13 +59,8 @@ class Idempotency:
     async def lookup(self, conn: AsyncConnection, scope: str, key: str | None, digest: str) -> Stored | None:
         if not key:
             return None
-        if len(key) > 200:
-            raise Problem(
-                422,
-                "Idempotency-Key is longer than 200 characters.",
-                "Idempotency-Key dài quá 200 ký tự.",
-                code="idempotency_key",
-            )
+        if len(key) > MAX_KEY_LENGTH:
+            raise key_too_long()
         t = self.table
         row = (
             await conn.execute(
@@ -53,12 +70,7 @@ class Idempotency:
         if row is None:
             return None
         if row.request_hash != digest:
-            raise Problem(
-                422,
-                "This Idempotency-Key was already used for a different request.",
-                "Idempotency-Key này đã được dùng cho một yêu cầu khác.",
-                code="idempotency_key_reused",
-            )
+            raise key_reused()
         return Stored(row.status, json.loads(row.body))
 
     async def remember(

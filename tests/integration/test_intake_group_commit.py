@@ -25,7 +25,7 @@ from shared.documents import load_directory, load_edition
 from shared.errors import BilingualError, DomainError
 from shared.group_commit import Overloaded
 from shared.idempotency import Stored, request_hash
-from shared.problems import Problem, problem_of
+from shared.problems import STATUS_OF_REFUSAL, Problem, problem_of
 from shared.service import Runtime, build_runtime
 from shared.settings import ServiceSettings, Settings
 from tests.support.system import EDITION, SEED, TENANT, report_body
@@ -205,9 +205,9 @@ async def test_one_key_retried_within_a_batch_and_after_gets_one_receipt(rt: Run
     other_body = _request(
         "p-g004", key="k-1", body=report_body(("1.004227", "1.000494", "1.001234", "2.000123"))
     )
-    with pytest.raises(Problem) as refused:
+    with pytest.raises(DomainError) as refused:
         await receipts.intake_of(rt).submit(other_body)
-    assert refused.value.status == 422 and refused.value.code == "idempotency_key_reused"
+    assert STATUS_OF_REFUSAL[refused.value.refusal] == 422 and refused.value.code == "idempotency_key_reused"
     assert (await _rows(rt)) == (["2023-TN-000001", "2023-TN-000002"], 2)
 
 

@@ -42,8 +42,7 @@ from shared.documents import Edition, ExperienceReportPart, Person, format_datet
 from shared.errors import BilingualError, DomainError, Refusal
 from shared.events.envelope import make_event, new_event_id
 from shared.group_commit import Batch, GroupCommitter, Slot
-from shared.idempotency import Stored
-from shared.problems import Problem  # the Idempotency-Key's own answers, as shared.idempotency's
+from shared.idempotency import MAX_KEY_LENGTH, Stored, key_reused, key_too_long
 from shared.service import Runtime
 
 log = logging.getLogger("hoithi.submissions.receipts")
@@ -197,15 +196,8 @@ class ReportIntake:
         rest. The same key with another body is a 422, as ``Idempotency.lookup`` says."""
         keyed = [r for r in reqs if r.idempotency_key]
         for r in keyed:
-            if len(r.idempotency_key or "") > 200:
-                r.slot.refuse(
-                    Problem(
-                        422,
-                        "Idempotency-Key is longer than 200 characters.",
-                        "Idempotency-Key dài quá 200 ký tự.",
-                        code="idempotency_key",
-                    )
-                )
+            if len(r.idempotency_key or "") > MAX_KEY_LENGTH:
+                r.slot.refuse(key_too_long())
         stored: dict[tuple[str, str], Any] = {}
         wanted = [(r.scope, r.idempotency_key) for r in keyed if not r.slot.settled]
         if wanted:
@@ -227,14 +219,7 @@ class ReportIntake:
                 first = leaders.get(k)
                 digest = row.request_hash if row is not None else (first.digest if first else r.digest)
                 if digest != r.digest:
-                    r.slot.refuse(
-                        Problem(
-                            422,
-                            "This Idempotency-Key was already used for a different request.",
-                            "Idempotency-Key này đã được dùng cho một yêu cầu khác.",
-                            code="idempotency_key_reused",
-                        )
-                    )
+                    r.slot.refuse(key_reused())
                     continue
                 if row is not None:
                     r.slot.set(Stored(row.status, orjson.loads(row.body)))

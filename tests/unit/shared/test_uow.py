@@ -18,7 +18,7 @@ from shared.db import Backbone, backbone_tables, make_engine
 from shared.errors import DomainError, Refusal
 from shared.idempotency import Idempotency
 from shared.outbox import Outbox
-from shared.problems import Problem
+from shared.problems import STATUS_OF_REFUSAL
 from shared.settings import Settings
 from shared.uow import Call, Done, Idempotent, UnitOfWork, run, run_batch
 
@@ -120,9 +120,9 @@ async def test_a_retry_gets_the_first_answer_and_runs_nothing(rt: Wiring) -> Non
     )
     with pytest.raises(RuntimeError):
         again.unwrap()
-    with pytest.raises(Problem) as reused:
+    with pytest.raises(DomainError) as reused:
         await run(rt, write, Write("n-2"), idempotent=Idempotent("t|p|notes", "k-1", {"note": "n-2"}))
-    assert (reused.value.status, reused.value.code) == (422, "idempotency_key_reused")
+    assert (STATUS_OF_REFUSAL[reused.value.refusal], reused.value.code) == (422, "idempotency_key_reused")
     assert await _state(rt) == (["n-1"], 1, 1)
 
 
