@@ -269,14 +269,6 @@ class EventConsumer:
             await self.process(msgs)
 
     async def run(self, nc: NatsClient, *, replay: bool = False) -> None:
-        """Consume until cancelled: as a FastStream subscriber (``consumer_faststream``, the default), else by the
-        previous release's own fetch loop (kept one release as a fallback)."""
-        if self.settings.consumer_faststream:
-            await self.run_faststream(nc, replay=replay)
-        else:
-            await self.run_loop(nc, replay=replay)
-
-    async def run_faststream(self, nc: NatsClient, *, replay: bool = False) -> None:
         """This consumer alone, as a FastStream subscriber on its own broker over ``nc``, until cancelled (tests
         and tools; a service registers every consumer on its one broker, ``shared/service.py``)."""
         self.nc = nc
@@ -287,44 +279,6 @@ class EventConsumer:
             await asyncio.Future()  # until cancelled
         finally:
             await asyncio.shield(stop_subscribers([sub]))
-
-    async def run_loop(self, nc: NatsClient, *, replay: bool = False) -> None:
-        """The previous release's own fetch loop over nats-py (``consumer_faststream`` off, a fallback kept one
-        release): fetch and process until cancelled. Binds to the declared consumer; never creates one."""
-        self.nc = nc
-        js = nc.jetstream()
-        stream = self.settings.replay_stream if replay else self.settings.stream
-        durable = replay_durable(self.spec.service) if replay else self.spec.durable
-        sub = None
-        failures = 0
-        # The loop never ends but by cancellation: while the broker restarts, a fetch, an ack or a nak may fail
-        # in many ways (reconnecting, closed, no responders, EOF). Whatever it was, the server still holds every
-        # unacked message and redelivers it after ack_wait, and the inbox applies it once: back off, go on.
-        while True:
-            try:
-                if sub is None:
-                    sub = await js.pull_subscribe_bind(durable=durable, stream=stream)
-                msgs: Sequence[RawMsg] = await sub.fetch(
-                    batch=self.settings.consumer_batch, timeout=self.settings.consumer_fetch_timeout
-                )
-                if replay:
-                    msgs = await self._own_replays(msgs)
-                if msgs:
-                    await self.process(msgs)
-                failures = 0
-            except (nats.errors.TimeoutError, TimeoutError):
-                _raise_if_cancelled()
-                failures = 0
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - see above; logged, never fatal
-                _raise_if_cancelled()
-                failures += 1
-                self.state.last_error = repr(exc)
-                if failures == 1 or failures % 20 == 0:
-                    log.warning("%s: fetch/settle failed (%d in a row), retrying: %r", durable, failures, exc)
-                await asyncio.sleep(min(0.2 * 2 ** min(failures, 5), 5.0))
 
     async def _own_replays(self, msgs: Sequence[RawMsg]) -> list[RawMsg]:
         """The replays meant for this consumer's purpose. The service's replay consumer is shared by its

@@ -173,15 +173,10 @@ async def _start_messaging(rt: Runtime, spec: ServiceSpec) -> None:
         )
         consumer.nc = rt.nc
         rt.consumers.append(consumer)
-        if rt.settings.consumer_faststream:
-            # FastStream batch pull subscribers of the declared durables (bound, never created), raw messages
-            consumer.subscribe(broker)
-            consumer.subscribe(broker, replay=True)
-        else:
-            spawn(rt, consumer.run_loop(rt.nc), c.durable)
-            spawn(rt, consumer.run_loop(rt.nc, replay=True), f"{c.durable}-replay")
-    if rt.settings.consumer_faststream:
-        await broker.start()  # already connected: starts the subscribers
+        # FastStream batch pull subscribers of the declared durables (bound, never created), raw messages
+        consumer.subscribe(broker)
+        consumer.subscribe(broker, replay=True)
+    await broker.start()  # already connected: starts the subscribers
     spawn(rt, metrics.refresh_nats(rt, [c.durable for c in wanted]), f"{rt.name}-metrics")
     for job in spec.background:
         spawn(rt, job(rt), f"{rt.name}-{job.__name__}")

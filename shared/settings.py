@@ -116,13 +116,6 @@ class Settings(BaseSettings):
     )
     consumer_batch: int = Field(default=200, description="facts fetched at once by a consumer")
     consumer_fetch_timeout: float = Field(default=1.0, description="seconds one fetch waits for facts")
-    consumer_faststream: bool = Field(
-        default=True,
-        description=(
-            "consume through FastStream batch pull subscribers; false: the previous release's own fetch loop"
-            " (kept one release as a fallback)"
-        ),
-    )
     nak_base_delay: float = Field(default=0.5, description="seconds before the first redelivery after a nak")
     nak_max_delay: float = Field(default=60.0, description="longest redelivery delay (seconds; it doubles)")
 

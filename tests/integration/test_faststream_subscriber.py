@@ -37,7 +37,6 @@ async def rig(test_servers: Any, unique_prefix: str, tmp_path: Path) -> AsyncIte
         nats_url=url,
         consumer_batch=50,
         consumer_fetch_timeout=FETCH_TIMEOUT,
-        consumer_faststream=True,
     )
     nc = await nats.connect(url, **nats_client_options(url))
     js = nc.jetstream()
