@@ -230,8 +230,9 @@ class OutboxRelay:
 
         async def one(row: Any) -> None:
             headers = {"Nats-Msg-Id": row.event_id}
-            # tracing on: a producer span, child of the envelope's trace; its context goes in the headers
-            with tracing.producer_span(row.nats_subject, row.event_id, row.payload, headers):
+            # tracing on: published in the envelope's trace context; the broker's telemetry middleware opens
+            # the producer span and puts its context in the headers
+            with tracing.publishing(row.payload):
                 await self.js.publish(
                     row.nats_subject,
                     row.payload,

@@ -144,7 +144,7 @@ async def _start_messaging(rt: Runtime, spec: ServiceSpec) -> None:
         **broker_options(rt.settings, rt.name),
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
-        middlewares=metrics.broker_middlewares(rt.name),
+        middlewares=(*metrics.broker_middlewares(rt.name), *tracing.broker_middlewares()),
     )
     await broker.connect()
     rt.broker = broker

@@ -6,8 +6,9 @@ The W3C trace context travels with the work, never beside it:
 - ``Outbox.emit`` (and the intake's group commit, which captures it per request) writes the current context
   into the envelope as the CloudEvents distributed-tracing extension attributes ``traceparent`` and
   ``tracestate`` — the outbox row is the envelope, so no column is needed;
-- the relay publishes each row under a producer span, child of the envelope's context, and puts that span's
-  context in the NATS ``traceparent`` / ``tracestate`` headers;
+- the relay publishes each row through the service's FastStream broker in the envelope's context; FastStream's
+  telemetry middleware opens the producer span, its child, and puts that span's context in the NATS
+  ``traceparent`` / ``tracestate`` headers (and a span per fetched batch on the consuming side);
 - a consumer applies each message under a consumer span, child of the NATS header's context (or the
   envelope's, for a message without the header: a replay), and whatever the handler emits carries it on;
 - notify's delivery loop sends each email or webhook under a span, child of the cause event's context (read
@@ -36,6 +37,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 _propagator = TraceContextTextMapPropagator()
 _tracer: Tracer | None = None  # None: tracing is off
+_tracer_provider: Any = None  # what _tracer came from (FastStream's middleware traces with it too)
 _provider: Any = None
 
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -70,13 +72,15 @@ def configure_tracing(service: str) -> bool:
 
 def install(provider: Any) -> None:
     """Trace with ``provider`` (an SDK ``TracerProvider``); tests install one with an in-memory exporter."""
-    global _tracer
+    global _tracer, _tracer_provider
     _tracer = provider.get_tracer("hoithi")
+    _tracer_provider = provider
 
 
 def uninstall() -> None:
-    global _tracer
+    global _tracer, _tracer_provider
     _tracer = None
+    _tracer_provider = None
 
 
 def shutdown() -> None:
@@ -178,25 +182,30 @@ def consumer_span(durable: str, env: Any, headers: Mapping[str, str] | None) -> 
 
 
 @contextlib.contextmanager
-def producer_span(subject: str, event_id: str, payload: bytes, headers: dict[str, str]) -> Iterator[None]:
-    """The relay's publish of one outbox row: child of the envelope's context; ``headers`` gets its own."""
+def publishing(payload: bytes) -> Iterator[None]:
+    """The relay's publish of one outbox row runs in the envelope's trace context: FastStream's telemetry
+    middleware on the broker (:func:`broker_middlewares`) opens the producer span as its child and writes that
+    span's context into the NATS ``traceparent`` / ``tracestate`` headers."""
     if _tracer is None:
         yield
         return
-    parent = context_from(carrier_of_json(payload)) or otel_context.Context()
-    with span(
-        f"{subject} publish",
-        kind=SpanKind.PRODUCER,
-        parent=parent,
-        attributes={
-            "messaging.system": "nats",
-            "messaging.operation.type": "send",
-            "messaging.destination.name": subject,
-            "messaging.message.id": event_id,
-        },
-    ):
-        _propagator.inject(headers)
-        yield  # an exception is recorded on the span as it passes
+    token = otel_context.attach(context_from(carrier_of_json(payload)) or otel_context.Context())
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def broker_middlewares() -> tuple[Any, ...]:
+    """FastStream's telemetry middleware for a service's broker when tracing is on (none when off): a producer
+    span for every publish (the relay's facts, dead letters), child of the current context, whose context goes
+    in the message's headers; and a span per fetched batch, linked to its messages' producers. Each message of
+    a batch is then applied under its own :func:`consumer_span`."""
+    if _tracer is None:
+        return ()
+    from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+
+    return (NatsTelemetryMiddleware(tracer_provider=_tracer_provider),)
 
 
 def span_following(

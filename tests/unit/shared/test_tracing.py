@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from cloudevents.core.formats.json import JSONFormat
+from faststream.nats import JStream, NatsBroker, NatsMessage, TestNatsBroker
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -26,7 +27,7 @@ from shared import tracing
 from shared.clock import Clock
 from shared.events.envelope import Envelope
 from shared.logs import configure_logging, get_logger
-from shared.outbox import Outbox, OutboxRelay
+from shared.outbox import BrokerPublisher, Outbox, OutboxRelay
 from shared.service import CorrelationMiddleware
 from shared.settings import Settings
 from tests.support.consumers import (
@@ -71,6 +72,15 @@ def _one(spans: InMemorySpanExporter, kind: SpanKind) -> ReadableSpan:
     return found[0]
 
 
+def _ours(spans: InMemorySpanExporter) -> list[ReadableSpan]:
+    """The spans hoithi's own code opened (not FastStream's middleware)."""
+    return [
+        s
+        for s in spans.get_finished_spans()
+        if s.instrumentation_scope and s.instrumentation_scope.name == "hoithi"
+    ]
+
+
 def _lines(capsys: pytest.CaptureFixture[str], event: str) -> list[dict[str, Any]]:
     out = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
     return [rec for rec in out if rec["event"] == event]
@@ -110,14 +120,30 @@ async def test_request_fact_publish_and_consumer_are_one_trace_and_log_lines_car
     assert line["trace_id"] == UPSTREAM_TRACE and line["span_id"] == _hex(http)
     assert line["tenant"] == "soctrang-stnmt" and line["edition"] == "2023"
 
-    # the outbox row is the envelope: it carries the request's context
-    js = FlakyJS()
-    relay = OutboxRelay(engine, bb, js, settings)  # type: ignore[arg-type]
-    assert await relay.relay_once() == 1
-    (subject, payload, headers) = js.published[0]
+    # the outbox row is the envelope: it carries the request's context; the relay publishes it through the
+    # broker, whose telemetry middleware (FastStream's) opens the producer span as its child
+    broker = NatsBroker(middlewares=tracing.broker_middlewares())
+    published: list[tuple[str, bytes, dict[str, str]]] = []
+
+    @broker.subscriber("hoithi.>", stream=JStream(settings.stream, declare=False))
+    async def watch(msg: NatsMessage) -> None:
+        published.append((msg.raw_message.subject, msg.body, dict(msg.headers)))
+
+    async with TestNatsBroker(broker) as test_broker:
+        relay = OutboxRelay(engine, bb, BrokerPublisher(test_broker), settings)
+        assert await relay.relay_once() == 1
+    (subject, payload, headers) = published[0]
     assert json.loads(payload)["traceparent"] == f"00-{UPSTREAM_TRACE}-{_hex(http)}-01"
-    producer = _one(spans, SpanKind.PRODUCER)
-    assert _hex(producer, parent=True) == _hex(http) and _trace(producer) == UPSTREAM_TRACE
+    (producer,) = [
+        s
+        for s in spans.get_finished_spans()
+        if s.kind == SpanKind.PRODUCER and _hex(s, parent=True) == _hex(http)
+    ]
+    assert (
+        producer.instrumentation_scope is not None
+        and producer.instrumentation_scope.name == "opentelemetry.instrumentation.faststream"
+    )
+    assert _trace(producer) == UPSTREAM_TRACE
     assert headers["traceparent"] == f"00-{UPSTREAM_TRACE}-{_hex(producer)}-01"
     assert headers["Nats-Msg-Id"] == json.loads(payload)["id"]
     await engine.dispose()
@@ -137,7 +163,7 @@ async def test_request_fact_publish_and_consumer_are_one_trace_and_log_lines_car
     finally:
         await cengine.dispose()
     assert msg.log == [("ack", None)]
-    process = _one(spans, SpanKind.CONSUMER)
+    (process,) = [s for s in _ours(spans) if s.kind == SpanKind.CONSUMER]
     assert _hex(process, parent=True) == _hex(producer) and _trace(process) == UPSTREAM_TRACE
     assert seen == [{"traceparent": f"00-{UPSTREAM_TRACE}-{_hex(process)}-01"}]
     (line,) = _lines(capsys, "applying")
@@ -182,7 +208,7 @@ async def test_a_message_without_the_header_a_replay_follows_the_envelope(
     env = withdrawn().model_copy(update={"traceparent": parent, "tracestate": "vendor=1"})
     msg = await _consume(tmp_path, env.to_json(), {"Nats-Msg-Id": env.id})
     assert msg.log == [("ack", None)]
-    process = _one(spans, SpanKind.CONSUMER)
+    (process,) = [s for s in _ours(spans) if s.kind == SpanKind.CONSUMER]
     assert _trace(process) == UPSTREAM_TRACE and _hex(process, parent=True) == UPSTREAM_SPAN
     assert tracing.carrier_of_json(env.to_json()) == {"traceparent": parent, "tracestate": "vendor=1"}
 
