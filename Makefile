@@ -1,4 +1,4 @@
-# One command each: `make run` (the demo), `make test` (every tier, one pytest run), `make lint`.
+# One command each: `make run` (the demo), `make test` (every tier), `make lint`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -15,9 +15,9 @@ TEST_DIRS := $(wildcard tests/unit tests/integration tests/e2e)
 help:
 	@echo "make venv   create .venv and install the project with its test extras (skipped when up to date)"
 	@echo "make run    start the whole demo: nats-server, the four services, the 2023 edition (hoithi up)"
-	@echo "make test   unit, integration and e2e tests in one run (HOITHI_TEST_SERVERS=own|given|containers)"
+	@echo "make test   unit, integration and e2e tests: in parallel, then the fault tests alone (HOITHI_TEST_SERVERS=own|given|containers)"
 	@echo "make fuzz   the full schemathesis run (stateful phase, 100 examples per operation), outside make test"
-	@echo "make soak   the two-replica fault run at N=10000 reports (make soak N=...), outside make test"
+	@echo "make soak   the two-replica fault run at N=10000 reports (make soak N=...) and the rush on both databases, outside make test"
 	@echo "make soak-drill  the restore drill at DRILL_N=400 receipts (make soak-drill DRILL_N=...), outside make test"
 	@echo "make lint   ruff check"
 	@echo "make clean  remove caches and local run data (.hoithi); distclean also removes .venv"
@@ -37,6 +37,10 @@ run: venv
 # HOITHI_TEST_SERVERS unset: `containers` when a Docker engine answers and has the images (`make images`):
 # every tier on testcontainers, plus the container tier (tests named test_containers_* / test_compose_*);
 # otherwise `own` (servers of our own; the container tier skips, saying why). Either way this says which.
+# Two phases: every test that is neither `fault` nor `serial` on TEST_WORKERS pytest-xdist workers (a module
+# stays on one worker, so its module-scoped system starts once; each worker has servers of its own); then the
+# `fault` and `serial` tests (they kill servers, or measure, or rush the machine) alone, one at a time.
+TEST_WORKERS ?= 2
 test: venv
 	@if [ -z "$${HOITHI_TEST_SERVERS:-}" ]; then \
 	  if ! docker info >/dev/null 2>&1; then export HOITHI_TEST_SERVERS=own; \
@@ -47,9 +51,15 @@ test: venv
 	  else export HOITHI_TEST_SERVERS=containers; \
 	    echo "make test: a Docker engine answers: HOITHI_TEST_SERVERS=containers, NATS and PostgreSQL through testcontainers, the container tier runs"; fi; \
 	else echo "make test: HOITHI_TEST_SERVERS=$$HOITHI_TEST_SERVERS (given)"; fi; \
-	rc=0; $(PY) -m pytest $(TEST_DIRS) -q -ra --durations=15 || rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; \
-	exit $$rc
+	echo "make test: phase 1 of 2: the tests that may share the machine, on $(TEST_WORKERS) workers"; \
+	rc1=0; $(PY) -m pytest $(TEST_DIRS) -m "not fault and not serial" -n $(TEST_WORKERS) --dist loadfile \
+	  -q -ra --durations=25 || rc1=$$?; \
+	echo "make test: phase 2 of 2: the fault and serial tests, one at a time"; \
+	rc2=0; $(PY) -m pytest $(TEST_DIRS) -m "fault or serial" -q -ra --durations=15 || rc2=$$?; \
+	for rc in $$rc1 $$rc2; do \
+	  if [ $$rc -eq 5 ]; then echo "make test: a phase collected no tests" >&2; exit 1; fi; \
+	  if [ $$rc -ne 0 ]; then echo "make test: phase exit codes $$rc1 and $$rc2" >&2; exit $$rc; fi; \
+	done; echo "make test: both phases passed"
 
 # The full schemathesis run (every check, the stateful phase, 100 examples per operation) against all four
 # services with a secretariat and an official token; make test runs the 20-example one (no stateful phase).
@@ -57,11 +67,14 @@ fuzz: venv
 	HOITHI_FUZZ=full HOITHI_TEST_SERVERS=$${HOITHI_TEST_SERVERS:-own} $(PY) -m pytest tests/integration/test_fuzz_services.py -q -ra
 
 # The two-replica fault run of make test (2,000 reports) at N reports, outside make test: every service twice on
-# one PostgreSQL, the faults in sequence, then the checker (0 lost, 0 applied twice, 0 false misses).
+# one PostgreSQL, the faults in sequence, then the checker (0 lost, 0 applied twice, 0 false misses); then the
+# 2,000-official intake rush on SQLite as well as on PostgreSQL (make test rushes PostgreSQL only).
 N ?= 10000
 soak: venv
 	HOITHI_REPLICAS_N=$(N) HOITHI_TEST_SERVERS=$${HOITHI_TEST_SERVERS:-own} $(PY) -m pytest \
 	  tests/integration/test_two_replicas.py -q -ra -s -p no:cacheprovider
+	HOITHI_RUSH_DATABASES=sqlite,postgresql HOITHI_TEST_SERVERS=$${HOITHI_TEST_SERVERS:-own} $(PY) -m pytest \
+	  tests/e2e/test_intake_rush.py -q -ra -p no:cacheprovider
 
 # The restore drill of make test (6 receipts) at N receipts, outside make test: back up mid-way with notify behind,
 # keep running, destroy, restore, compare the answers byte for byte; then rewards from an older backup.

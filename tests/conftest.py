@@ -67,12 +67,16 @@ SERVERS_KEY = pytest.StashKey[TestServers]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fault: kills, pauses or restarts a server the test owns")
+    config.addinivalue_line("markers", "serial: runs alone in make test's second phase")
     # Tests never follow the checkout's own demo (its .hoithi/clock.json, its SQLite files): a data directory
     # of their own unless one is given.
-    if "HOITHI_DATA_DIR" not in os.environ:
+    # Each pytest-xdist worker gets a directory of its own (the workers inherit the controller's environment).
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if "HOITHI_DATA_DIR" not in os.environ or (worker and os.environ.get("HOITHI_TEST_DATA_DIR_OWN")):
         import tempfile
 
-        os.environ["HOITHI_DATA_DIR"] = tempfile.mkdtemp(prefix="hoithi-test-data-")
+        os.environ["HOITHI_DATA_DIR"] = tempfile.mkdtemp(prefix=f"hoithi-test-data-{worker or ''}")
+        os.environ["HOITHI_TEST_DATA_DIR_OWN"] = "1"
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

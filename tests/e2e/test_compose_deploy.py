@@ -91,7 +91,10 @@ async def wait_settled(deployed: Deployed, timeout: float = 600) -> None:
         raise AssertionError(f"{error}; (pending, ack pending, redelivered) per consumer: {lag}") from error
 
 
-pytestmark = pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "-")
+pytestmark = [
+    pytest.mark.skipif(bool(_why_not()), reason=_why_not() or "-"),
+    pytest.mark.serial,  # the whole stack in compose, nats restarted under a burst
+]
 
 
 class Compose:

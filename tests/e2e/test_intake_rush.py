@@ -4,6 +4,7 @@ the receipt numbers are unique and gapless, and rewards applies each report exac
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +20,12 @@ from tests.support.system import EDITION, TENANT, System, report_body, seed_with
 from tests.support.wait import eventually
 
 RUSH = 2000
+# make test rushes PostgreSQL (production's database); make soak both (HOITHI_RUSH_DATABASES=sqlite,postgresql)
+DATABASES = os.environ.get("HOITHI_RUSH_DATABASES", "postgresql").split(",")
+pytestmark = pytest.mark.serial  # 2,000 concurrent officials load the whole machine
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=DATABASES)
 def rush_system(request, test_servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:  # type: ignore[no-untyped-def]
     work: Path = tmp_path_factory.mktemp("rush")
     if request.param == "sqlite":

@@ -39,6 +39,8 @@ from tests.support.servers import TestServers, via_proxy
 from tests.support.tcpproxy import TcpProxy
 from tests.support.wait import eventually
 
+pytestmark = pytest.mark.serial  # an ack_wait of 2 s: a loaded machine would spend deliveries
+
 TENANT = "soctrang-stnmt"
 TIME = datetime(2023, 10, 20, 2, 0, tzinfo=UTC)
 ACK_WAIT = 2.0  # seconds: an outage of 3× this would spend deliveries if the batch were not kept in progress

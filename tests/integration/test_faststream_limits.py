@@ -49,6 +49,8 @@ from nats.js.errors import NotFoundError
 from tests.support.servers import nats_client_options
 from tests.support.wait import eventually
 
+pytestmark = pytest.mark.serial  # ack waits of 1–2 s against a real server
+
 GOOD_1 = b'{"n": 1}'
 MALFORMED = b'{"n": 2, not json'
 GOOD_3 = b'{"n": 3}'

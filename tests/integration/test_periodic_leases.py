@@ -41,6 +41,8 @@ from tests.support.rewards import (
 )
 from tests.support.wait import eventually
 
+pytestmark = pytest.mark.serial  # 1 s leases: a loaded machine would miss renewals
+
 TTL = 1.0  # seconds: a short lease, so the stalled holder's expiry comes quickly
 
 

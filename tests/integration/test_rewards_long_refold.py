@@ -31,6 +31,8 @@ from tests.support.rewards import all_facts, edition_published
 from tests.support.servers import TestServers
 from tests.support.wait import eventually
 
+pytestmark = pytest.mark.serial  # long work against a 2 s ack_wait
+
 ACK_WAIT = 2.0  # seconds
 PER_SUBJECT = 0.15  # seconds added to each subject's re-pricing: ~30 subjects ≈ 4.5 s, more than ACK_WAIT
 
