@@ -70,7 +70,7 @@ async def test_a_consumer_waits_for_its_declared_durable_never_creating_one_then
 ) -> None:
     nc, js, settings, consumer, applied = rig
     consumer: EventConsumer
-    task = asyncio.create_task(consumer.run_faststream(nc))
+    task = asyncio.create_task(consumer.run(nc))
     try:
         # bound (not created) and fetching: every fetch of a durable that is not there fails and is retried
         await eventually(lambda: consumer.state.last_error, timeout=20, message="a fetch was tried")
