@@ -34,7 +34,9 @@ class RecipientUnknown(Exception):
 async def keep_copy(uow: Uow, env: Envelope) -> None:
     copies = uow.rt.copies
     assert copies is not None
-    await copies.apply(uow.conn, env)  # units, unions and people alike
+    # Units, unions and people alike. Each row written changes the tenant's directory version in this
+    # transaction (triggers: models.directory_versions), which is what queue.people checks its cache against.
+    await copies.apply(uow.conn, env)
 
 
 async def fold_assignment(uow: Uow, env: Envelope) -> None:

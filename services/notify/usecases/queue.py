@@ -34,39 +34,40 @@ def wake_event(rt: Runtime) -> asyncio.Event:
     return ev
 
 
-async def _fingerprint(conn: AsyncConnection, tenant: str) -> tuple[int, ...]:
-    """Changes whenever a row of the directory copy is added or replaced (a newer fact has a higher sequence)."""
-    out: list[int] = []
-    for t in (models.copies.people, models.copies.units, models.copies.unions):
-        row = (
-            await conn.execute(
-                sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(t.c.sequence), 0)).where(
-                    t.c.tenant == tenant
-                )
-            )
-        ).one()
-        out += [int(row[0]), int(row[1])]
-    return tuple(out)
+async def _version(conn: AsyncConnection, tenant: str) -> tuple[int, str]:
+    """The version of notify's directory copy for ``tenant`` (``models.directory_versions``): changed, in the
+    same transaction, by every row of the copy added, replaced or deleted, by whichever process wrote it.
+
+    Not ``max(sequence)`` of the copy: a sequence is the producer's per subject (per person, unit, union), so a
+    newly added person's row may well have a lower sequence than rows already kept, and the maximum would not
+    move. The ``stamp`` is there because a number alone can come back: a transaction that changed the copy
+    and read the directory (a batch: a person's fact, then a receipt) may roll back, and another replica then
+    commit a different change under the same number; a stamp is drawn anew by each change."""
+    t = models.directory_versions
+    row = (await conn.execute(sa.select(t.c.version, t.c.stamp).where(t.c.tenant == tenant))).first()
+    return (0, "") if row is None else (int(row.version), str(row.stamp))
 
 
 async def people(conn: AsyncConnection, rt: Runtime, tenant: str, at: datetime) -> domain.People:
     """notify's directory on the Vietnamese date of ``at``: people, units and unions.
 
-    Kept per (tenant, date) while the copy's fingerprint is unchanged — read in this connection, so a change
-    applied by this transaction or by another replica is seen — instead of parsing the directory per event.
+    Kept per (tenant, date) while the copy's version is unchanged — one primary-key read in this connection,
+    so a change applied by this transaction or by another replica is seen — instead of parsing the directory
+    per event. The version is read before the copy: a snapshot is never older than the version it is kept
+    under (at worst newer, and then read again once that newer version is seen).
     """
     day = at.astimezone(VN).date()
-    fingerprint = await _fingerprint(conn, tenant)
-    cache: dict[tuple[str, object], tuple[tuple[int, ...], domain.People]] = rt.extra.setdefault(
+    version = await _version(conn, tenant)
+    cache: dict[tuple[str, object], tuple[tuple[int, str], domain.People]] = rt.extra.setdefault(
         SNAPSHOTS, {}
     )
     hit = cache.get((tenant, day))
-    if hit is not None and hit[0] == fingerprint:
+    if hit is not None and hit[0] == version:
         return hit[1]
     snapshot = await _people(conn, rt, tenant, at)
     if len(cache) > 64:
         cache.clear()
-    cache[(tenant, day)] = (fingerprint, snapshot)
+    cache[(tenant, day)] = (version, snapshot)
     return snapshot
 
 
