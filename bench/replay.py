@@ -270,6 +270,7 @@ class Rebuilt:
     rss_reset: bool
     result: Result
     lines: list[tuple[float, str]]
+    statements: int  # SQL statements the rebuild sent to the database
 
 
 async def run_rebuild(batch: int) -> Rebuilt:
@@ -280,6 +281,13 @@ async def run_rebuild(batch: int) -> Rebuilt:
     get_settings.cache_clear()  # the settings come from this run's HOITHI_* environment
     lines: list[tuple[float, str]] = []
     rt = build_runtime(SPEC)
+    statements = 0
+
+    def counted(*_: object) -> None:
+        nonlocal statements
+        statements += 1
+
+    sa.event.listen(rt.engine.sync_engine, "before_cursor_execute", counted)
     reset = reset_peak_rss()
     t0 = time.perf_counter()
     try:
@@ -289,7 +297,9 @@ async def run_rebuild(batch: int) -> Rebuilt:
     seconds = time.perf_counter() - t0
     reads = [t for t, line in lines if "events read" in line]
     read_seconds = (reads[-1] - t0) if reads else seconds
-    return Rebuilt(seconds, read_seconds, peak_rss_mb(), reset, result, [(t - t0, s) for t, s in lines])
+    return Rebuilt(
+        seconds, read_seconds, peak_rss_mb(), reset, result, [(t - t0, s) for t, s in lines], statements
+    )
 
 
 async def check(database_url: str, result: Result) -> dict[str, int]:
@@ -400,7 +410,8 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
         print(
             f"[{label}] rebuild: {done.seconds:.1f} s = {rate:.0f} events/s (read and apply {done.read_seconds:.1f} s = "
             f"{read_rate:.0f}/s, swap {done.seconds - done.read_seconds:.1f} s, {res.changes} participants told); "
-            f"peak RSS {done.rss_mb:.0f} MB{'' if done.rss_reset else ' (process lifetime: no clear_refs)'}",
+            f"peak RSS {done.rss_mb:.0f} MB{'' if done.rss_reset else ' (process lifetime: no clear_refs)'}; "
+            f"{done.statements} SQL statements, {done.statements / args.events:.1f} per event",
             flush=True,
         )
         got = await check(database_url, res)
