@@ -18,8 +18,9 @@ stream and consumers declared by ``hoithi streams``, the schema by ``hoithi migr
 3. **Rebuild**: ``services.rewards.usecases.rebuild.rebuild`` with a runtime built as ``hoithi rewards
    rebuild`` builds it (``build_runtime(SPEC)`` from ``HOITHI_*`` settings naming this run's NATS, stream and
    database), in this process: events/s over the whole call (read, apply, swap), the read phase and the swap
-   apart, the peak RSS of the process during it (``/proc/self/clear_refs`` resets the high-water mark first),
-   and the rebuild's own progress lines (a summary).
+   apart, the SQL statements it sent (per event) and the CPU this process used meanwhile, the peak RSS of the
+   process during it (``/proc/self/clear_refs`` resets the high-water mark first), and the rebuild's own
+   progress lines (a summary).
 4. **Checks** (SQL on rewards' tables): every event read and applied, none skipped; the new generation is the
    active one, its inbox holds every non-directory fact once; its ledger holds exactly the entries the facts
    earn (2 per standing report: the author and the unit; 3 per initiative and 3 more per selection: two authors
@@ -258,6 +259,11 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -271,6 +277,7 @@ class Rebuilt:
     result: Result
     lines: list[tuple[float, str]]
     statements: int  # SQL statements the rebuild sent to the database
+    cpu_seconds: float  # this process's user + system CPU during the rebuild (every thread: aiosqlite's too)
 
 
 async def run_rebuild(batch: int) -> Rebuilt:
@@ -289,16 +296,18 @@ async def run_rebuild(batch: int) -> Rebuilt:
 
     sa.event.listen(rt.engine.sync_engine, "before_cursor_execute", counted)
     reset = reset_peak_rss()
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     try:
         result = await rebuild(rt, batch=batch, echo=lambda line: lines.append((time.perf_counter(), line)))
     finally:
         await rt.engine.dispose()
     seconds = time.perf_counter() - t0
+    cpu = cpu_seconds() - cpu0
     reads = [t for t, line in lines if "events read" in line]
     read_seconds = (reads[-1] - t0) if reads else seconds
     return Rebuilt(
-        seconds, read_seconds, peak_rss_mb(), reset, result, [(t - t0, s) for t, s in lines], statements
+        seconds, read_seconds, peak_rss_mb(), reset, result, [(t - t0, s) for t, s in lines], statements, cpu
     )
 
 
@@ -411,7 +420,9 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
             f"[{label}] rebuild: {done.seconds:.1f} s = {rate:.0f} events/s (read and apply {done.read_seconds:.1f} s = "
             f"{read_rate:.0f}/s, swap {done.seconds - done.read_seconds:.1f} s, {res.changes} participants told); "
             f"peak RSS {done.rss_mb:.0f} MB{'' if done.rss_reset else ' (process lifetime: no clear_refs)'}; "
-            f"{done.statements} SQL statements, {done.statements / args.events:.1f} per event",
+            f"{done.statements} SQL statements, {done.statements / args.events:.1f} per event; this process used "
+            f"{done.cpu_seconds:.1f} s of CPU ({done.cpu_seconds / done.seconds:.0%} of one core) on {os.cpu_count()} cores, "
+            f"load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
         got = await check(database_url, res)
