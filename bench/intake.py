@@ -43,6 +43,7 @@ import nats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import run_each_database
 from shared.devserver import NatsServer, free_port
 from shared.mailsink import MailSink
 from shared.settings import SERVICES
@@ -505,14 +506,7 @@ async def main() -> None:
         args.open_loop = min(args.open_loop, 50)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
-    lines = [await run_db(args, "sqlite", None)] if args.sqlite else []
-    if args.postgres:
-        lines.append(await run_db(args, "postgresql", args.postgres))
-    print()
-    for line in lines:
-        print(line)
-    if args.smoke and not all(" gapless=yes lost=0" in line for line in lines):
-        raise SystemExit(1)
+    await run_each_database(args, run_db, " gapless=yes lost=0" if args.smoke else None)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.databases import run_each_database
 from services.rewards import models
 from services.rewards.usecases import projection
 from services.rewards.usecases.rebuild import Result, rebuild
@@ -480,14 +481,7 @@ async def main() -> None:
     args = ap.parse_args()
     if args.smoke:
         args.events = 2000
-    lines = [await run_db(args, "sqlite", None)] if args.sqlite else []
-    if args.postgres:
-        lines.append(await run_db(args, "postgresql", args.postgres))
-    print()
-    for line in lines:
-        print(line)
-    if not all(" checks=ok lost=0 extra=0" in line for line in lines):
-        raise SystemExit(1)
+    await run_each_database(args, run_db, " checks=ok lost=0 extra=0")
 
 
 if __name__ == "__main__":
