@@ -133,22 +133,38 @@ def wrk(url: str, tokens: Path, body: Path, work: Path, args: argparse.Namespace
     }
 
 
-def group_commits(system: System) -> dict[str, float]:
-    """The intake writer's group-commit figures so far, from submissions' ``/metrics``: batches, requests, seconds
-    in batch transactions, retries."""
-    text = httpx.get(f"{system.url('submissions')}/metrics", timeout=10).text
-    names = {
-        "hoithi_group_commit_batch_size_count": "count",
-        "hoithi_group_commit_batch_size_sum": "size",
-        "hoithi_group_commit_seconds_sum": "seconds",
-        "hoithi_group_commit_retries_total": "retries",
-    }
+def metric_sums(system: System, service: str, names: dict[str, str]) -> dict[str, float]:
+    """Sums of the metrics ``names`` (Prometheus name -> key) in ``service``'s ``/metrics``, over their labels."""
+    text = httpx.get(f"{system.url(service)}/metrics", timeout=60).text
     out = dict.fromkeys(names.values(), 0.0)
     for line in text.splitlines():
         name = line.split("{", 1)[0].split(" ", 1)[0]
         if name in names:
             out[names[name]] += float(line.rsplit(" ", 1)[1])
     return out
+
+
+def group_commits(system: System) -> dict[str, float]:
+    """The intake writer's group-commit figures so far, from submissions' ``/metrics``: batches, requests, seconds
+    in batch transactions, retries."""
+    return metric_sums(
+        system,
+        "submissions",
+        {
+            "hoithi_group_commit_batch_size_count": "count",
+            "hoithi_group_commit_batch_size_sum": "size",
+            "hoithi_group_commit_seconds_sum": "seconds",
+            "hoithi_group_commit_retries_total": "retries",
+        },
+    )
+
+
+def yielded(system: System) -> dict[str, float]:
+    """Seconds each service's consumers have waited so far because intake signalled a rush (shared/pacing.py)."""
+    return {
+        name: metric_sums(system, name, {"hoithi_consumer_yielded_seconds_total": "s"})["s"]
+        for name in system.procs
+    }
 
 
 def cpu_seconds(system: System, server: NatsServer) -> dict[str, float]:
@@ -275,7 +291,12 @@ async def open_loop(system: System, people: list[str], rate: float) -> list[floa
     lat: list[float] = []
     # Many small clients: one httpx client with hundreds of connections spends its time in httpcore's pool
     # bookkeeping (quadratic in requests × connections), which would show up as the server's latency.
-    clients = [httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=20)) for _ in range(25)]
+    # keepalive_expiry under uvicorn's 5 s keep-alive: the client drops an idle connection before the server
+    # does, so no request is sent on a connection the server is closing (httpx.ReadError).
+    clients = [
+        httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=20, keepalive_expiry=2))
+        for _ in range(25)
+    ]
 
     async def one(client: httpx.AsyncClient, token: str) -> None:
         t0 = time.perf_counter()
@@ -400,10 +421,11 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
         print(f"[{label}] bare FastAPI: {bare['per_s']:.0f} 201/s, p99 {bare['p99_ms']:.0f} ms", flush=True)
         url = f"{system.url('submissions')}/tenants/{TENANT}/editions/{EDITION}/experience-reports"
         spy = profile_start(system, args, work)
-        before, commits0 = cpu_seconds(system, server), group_commits(system)
+        before, commits0, yielded0 = cpu_seconds(system, server), group_commits(system), yielded(system)
         ours = wrk(url, tokens, body, work, args)
         used = {k: v - before.get(k, 0.0) for k, v in cpu_seconds(system, server).items()}
         commits = {k: v - commits0.get(k, 0.0) for k, v in group_commits(system).items()}
+        waited = {k: v - yielded0.get(k, 0.0) for k, v in yielded(system).items()}
         if commits.get("count"):
             print(
                 f"[{label}] intake writer during the wrk run: {commits['count']:.0f} batches, "
@@ -413,6 +435,11 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
                 flush=True,
             )
         profile_report(spy, args)
+        print(
+            f"[{label}] consumers yielding to intake during the wrk run (seconds waited, all consumers): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in sorted(waited.items(), key=lambda kv: -kv[1])),
+            flush=True,
+        )
         print(
             f"[{label}] CPU during the wrk run ({ours['seconds']:.1f} s, {os.cpu_count()} cores): "
             + ", ".join(
@@ -434,10 +461,13 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
             if args.settle:
                 await settle(system, dbs["submissions"], label)
             lat = sorted(await open_loop(system, extra, rate))
-            p99s[rate] = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))] * 1000 if lat else float("nan")
+            def pct(q: float, lat: list[float] = lat) -> float:
+                return lat[min(len(lat) - 1, round(q * (len(lat) - 1)))] * 1000 if lat else float("nan")
+
+            p99s[rate] = pct(0.99)
             print(
                 f"[{label}] open loop {rate:.0f}/s offered: {len(lat)} 201s of {len(extra)}, "
-                f"POST p99 {p99s[rate]:.0f} ms",
+                f"POST p50 {pct(0.5):.0f} ms, p90 {pct(0.9):.0f} ms, p99 {p99s[rate]:.0f} ms",
                 flush=True,
             )
             created += len(lat)

@@ -48,6 +48,7 @@ from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import Envelope, deterministic_id, make_event, source_of
 from shared.logs import correlation_id
 from shared.outbox import BrokerPublisher, Outbox, Publisher
+from shared.pacing import Pressure
 from shared.settings import Settings
 from shared.streams import ConsumerSpec, consumer_configs, consumers_of, replay_durable
 
@@ -225,8 +226,10 @@ class EventConsumer:
         outbox: Outbox,
         settings: Settings,
         handlers: dict[str, Handler],
+        pressure: Pressure | None = None,
     ) -> None:
         self.spec = spec
+        self.pressure = pressure  # intake's rush signal: yield after each batch while it lasts
         self.engine = engine
         self.inbox = Inbox(backbone)
         self.outbox = outbox
@@ -265,7 +268,14 @@ class EventConsumer:
         (or found a duplicate, or dead-lettered) and settled on its own."""
         if replay:
             msgs = await self._own_replays(msgs)
-        if msgs:
+        if not msgs:
+            return
+        if self.pressure is None:
+            await self.process(msgs)
+            return
+        async with self.pressure.turn(
+            self.purpose
+        ):  # intake's rush: take turns, wait after (settled already)
             await self.process(msgs)
 
     async def run(self, nc: NatsClient, *, replay: bool = False) -> None:

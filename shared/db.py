@@ -11,6 +11,7 @@ survive a power cut — and write transactions begin IMMEDIATE so two writers qu
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,6 +61,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 READ_ONLY = "hoithi_read_only"
+BEGUN = "hoithi_begun"  # execution option: BEGIN IMMEDIATE was already issued on the DBAPI connection
 
 
 def _sqlite_setup(engine: sa.Engine) -> None:
@@ -79,15 +81,19 @@ def _sqlite_setup(engine: sa.Engine) -> None:
     def _sqlite_begin(conn: Any) -> None:
         # A reader (``reading(engine)``) begins DEFERRED: in WAL mode it sees a snapshot and never takes
         # the write lock, so it does not queue the writers (intake's group commit) behind it.
-        deferred = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        if options.get(BEGUN, False):
+            return  # the caller took the write lock itself (``begin_immediate``)
+        conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
 def writer_engine(engine: AsyncEngine) -> sa.Engine | None:
-    """For SQLite: a synchronous engine on the same file, set up the same way (WAL, ``synchronous=FULL``, BEGIN
-    IMMEDIATE), for a writer that runs a whole transaction in one thread of its own (``shared.group_commit``):
-    no hop to aiosqlite's thread per statement. None for any other database (and for ``:memory:``, which
-    another connection would not see)."""
+    """For SQLite: a synchronous engine on the same file, set up the same way (WAL, ``synchronous=FULL``), for a
+    writer that runs a whole transaction's statements on the event loop's own thread (``shared.group_commit``):
+    no hop to aiosqlite's thread per statement, no second thread waiting for the GIL at each one. Its
+    connections never wait for a lock inside SQLite (``busy_timeout=0``: a wait there would block the loop,
+    and with it the aiosqlite connection holding the lock): ``begin_immediate`` waits on the loop instead. None
+    for any other database (and for ``:memory:``, which another connection would not see)."""
     u = engine.url
     if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
         return None
@@ -97,7 +103,36 @@ def writer_engine(engine: AsyncEngine) -> sa.Engine | None:
         poolclass=sa.pool.SingletonThreadPool,
     )
     _sqlite_setup(sync)
+
+    @event.listens_for(sync, "connect")
+    def _no_busy_wait(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA busy_timeout=0")
+
     return sync
+
+
+async def begin_immediate(engine: sa.Engine, *, timeout: float = 30.0) -> sa.Connection:
+    """A connection of ``writer_engine(…)`` holding SQLite's write lock (``BEGIN IMMEDIATE``), waited for on
+    the event loop (short sleeps, up to ``timeout`` — the other connections' busy timeout) rather than inside
+    SQLite. Its transaction is begun: ``conn.begin()`` adopts it."""
+    conn = engine.connect().execution_options(**{BEGUN: True})
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    try:
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return conn
+            except Exception as exc:  # busy is retried; anything else is the caller's
+                if not is_contention(exc) or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.01)
+    except BaseException:
+        conn.close()
+        raise
 
 
 def reading(engine: AsyncEngine) -> AsyncEngine:

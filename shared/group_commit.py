@@ -7,10 +7,13 @@ request after the commit — a 201 still means "durable". Each use case runs und
 raises (a 409, a 422) rolls back only its own writes and answers its own error; its batch-mates go on.
 
 **One hop per batch.** Use cases and finishers are plain (synchronous) functions of a synchronous
-``sqlalchemy.Connection``: the whole transaction of a batch runs as one call. On SQLite that call runs in the
-committer's own writer thread on a synchronous connection to the same file (``shared.db.writer_engine``) — one
-thread hop per batch, instead of one to aiosqlite's thread and back per statement, each hop waiting for a
-scheduler that a busy machine makes slow; the requests' futures are answered on the event loop after the commit.
+``sqlalchemy.Connection``: the whole transaction of a batch runs as one call. On SQLite that call runs on the
+event loop's own thread, on a synchronous connection to the same file (``shared.db.writer_engine``) holding the
+write lock (waited for on the loop, ``shared.db.begin_immediate``); only the COMMIT (the fsync) goes to the
+committer's writer thread — one thread hop per batch, instead of one to aiosqlite's thread and back per
+statement. (Running the statements in that thread instead was measured slower: every statement releases the
+GIL inside SQLite and waits to take it back from the loop, up to the 5 ms switch interval each time.) The
+requests' futures are answered on the event loop after the commit.
 On PostgreSQL it runs through ``AsyncConnection.run_sync`` on the service's async engine (each statement is
 still one round trip; no thread).
 
@@ -30,6 +33,7 @@ refusal); a slot left unsettled is an error of the finisher.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -41,7 +45,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import metrics
-from shared.db import is_contention, writer_engine
+from shared.db import begin_immediate, is_contention, writer_engine
 
 log = logging.getLogger("hoithi.group_commit")
 
@@ -224,10 +228,8 @@ class GroupCommitter:
             batch = Batch(number=self.stats.batches, size=len(jobs))
             started = time.perf_counter()
             try:
-                if self._thread is not None:
-                    outcomes = await asyncio.get_running_loop().run_in_executor(
-                        self._thread, self._transaction, jobs, batch
-                    )
+                if self._sync is not None:
+                    outcomes = await self._sqlite_transaction(jobs, batch)
                 else:
                     async with self.engine.begin() as conn:
                         outcomes = await conn.run_sync(self._in_transaction, jobs, batch)
@@ -256,11 +258,38 @@ class GroupCommitter:
             else:
                 job.future.set_result(result)
 
-    def _transaction(self, jobs: list[_Job], batch: Batch) -> list[tuple[Any, BaseException | None]]:
-        """The batch's whole transaction, in the writer thread (SQLite)."""
-        assert self._sync is not None
-        with self._sync.begin() as conn:
-            return self._in_transaction(conn, jobs, batch)
+    async def _sqlite_transaction(
+        self, jobs: list[_Job], batch: Batch
+    ) -> list[tuple[Any, BaseException | None]]:
+        """The batch's transaction on SQLite: the write lock waited for on the loop, the statements run on the
+        loop's thread (microseconds each in SQLite; a second thread would wait for the GIL at every one while
+        the loop serves HTTP), and only the COMMIT — the fsync — in the writer thread, so the loop serves
+        requests meanwhile. One thread hop per batch."""
+        assert self._sync is not None and self._thread is not None
+        conn = await begin_immediate(self._sync)
+        try:
+            tx = conn.begin()  # adopts the BEGIN IMMEDIATE already issued
+            try:
+                outcomes = self._in_transaction(conn, jobs, batch)
+            except BaseException:
+                tx.rollback()
+                raise
+            committing = asyncio.get_running_loop().run_in_executor(self._thread, tx.commit)
+            try:
+                await asyncio.shield(committing)
+            except asyncio.CancelledError:
+                # stopping: the COMMIT runs on in its thread; let it end (whole, either way) before the
+                # connection goes back to the pool
+                with contextlib.suppress(Exception):
+                    await committing
+                raise
+            except Exception:
+                if tx.is_active:
+                    tx.rollback()
+                raise
+            return outcomes
+        finally:
+            conn.close()
 
     @staticmethod
     def _in_transaction(

@@ -75,6 +75,17 @@ GROUP_COMMIT_RETRIES = Counter(
     ["writer"],
 )
 
+CONSUMER_YIELDED = Counter(
+    "hoithi_consumer_yielded_seconds_total",
+    "Seconds a consumer waited after its batches because intake signalled a rush (shared/pacing.py)",
+    ["service", "purpose"],
+)
+INTAKE_PRESSURE_SIGNALS = Counter(
+    "hoithi_intake_pressure_signals_total",
+    "Rush signals intake published to the deployment's consumers (shared/pacing.py)",
+    ["service"],
+)
+
 # ---------------------------------------------------------------------- messages
 MESSAGES = Counter(
     "hoithi_messages_total",

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from shared.events.catalogue import CATALOGUE
 from shared.events.versions import negotiated
+from shared.pacing import INTAKE_SERVICES
 from shared.settings import FRONTENDS, SERVICES, Settings
 from shared.streams import consumers_of, object_store_configs, replay_durable
 
@@ -81,6 +82,9 @@ def service_permissions(service: str, settings: Settings, *, any_names: bool = F
     if any(negotiated(t) for t in produced):  # which versions the durables accept (shared/events/versions.py)
         publish.append(f"$JS.API.CONSUMER.LIST.{'*' if any_names else settings.stream}")
     publish.append(f"{dl_prefix}.*.{service}")
+    pressure = "*.intake" if any_names else settings.pressure_subject
+    if service in INTAKE_SERVICES:  # only intake may ask the consumers to yield (shared/pacing.py)
+        publish.append(pressure)
     for owner, oc in object_store_configs(settings):
         if owner == service:
             publish += _bucket_permissions(oc.bucket or "", any_names)
@@ -96,7 +100,7 @@ def service_permissions(service: str, settings: Settings, *, any_names: bool = F
         publish.append(f"$JS.API.STREAM.INFO.{'*' if any_names else stream}")
     # read-only dead letters for the secretariat's view (shared/deadletters.py); filtered by service and tenant
     publish.append(f"$JS.API.STREAM.MSG.GET.{'*' if any_names else settings.deadletter_stream}")
-    return {"publish": publish, "subscribe": ["_INBOX.>"]}
+    return {"publish": publish, "subscribe": ["_INBOX.>", pressure]}
 
 
 def _user_line(user: str, password: str, settings: Settings, any_names: bool) -> str:

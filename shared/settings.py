@@ -116,6 +116,18 @@ class Settings(BaseSettings):
     )
     consumer_batch: int = Field(default=200, description="facts fetched at once by a consumer")
     consumer_fetch_timeout: float = Field(default=1.0, description="seconds one fetch waits for facts")
+    yield_to_intake: bool = Field(
+        default=True,
+        description="while intake signals a rush, consumers wait after each batch (shared/pacing.py): off where "
+        "the services do not share a machine's cores",
+    )
+    yield_factor: float = Field(
+        default=3.0,
+        ge=0,
+        le=20,
+        description="while intake is busy, a consumer waits this many times its batch's own time after it "
+        "(3: at most a quarter of its speed)",
+    )
     nak_base_delay: float = Field(default=0.5, description="seconds before the first redelivery after a nak")
     nak_max_delay: float = Field(default=60.0, description="longest redelivery delay (seconds; it doubles)")
 
@@ -255,6 +267,11 @@ class Settings(BaseSettings):
 
     def replay_subject(self, service: str) -> str:
         return f"{self.replay_prefix}.{service}"
+
+    @property
+    def pressure_subject(self) -> str:
+        """Core NATS (no stream stores it): intake's "busy" signal (``shared.pacing``)."""
+        return f"{self.event_prefix}-pressure.intake"
 
 
 class ServiceSettings(BaseSettings):

@@ -5,7 +5,7 @@ from fastapi import FastAPI
 
 from services.submissions import api, handlers, models
 from services.submissions.api import initiatives, reports
-from services.submissions.usecases import intake, objects
+from services.submissions.usecases import intake, objects, receipts
 from shared import metrics, service
 from shared.service import ServiceSpec
 
@@ -17,7 +17,7 @@ SPEC = ServiceSpec(
     copies=models.copies,
     routers=api.routers,
     handlers=handlers.build,
-    background=[intake.closing_job, objects.collector_job],
+    background=[intake.closing_job, objects.collector_job, receipts.pressure_job],
 )
 
 # What an operator watches on a deadline evening: receipts accepted and refused (hoithi_intake_requests_total).

@@ -254,3 +254,24 @@ async def test_a_caller_who_went_away_is_committed_whole(rt: Runtime) -> None:
     intake.committer.resume()
     await eventually(lambda: intake.committer.stats.committed == 1, message="batch committed")
     assert (await _rows(rt)) == (["2023-TN-000001"], 1)  # its row and its event, both
+
+
+async def test_a_batch_waits_for_the_write_lock_another_connection_holds_and_then_commits(rt: Runtime) -> None:
+    """The batch's statements run on the event loop's thread: waiting for SQLite's write lock there, inside
+    SQLite, would block the loop — and with it the aiosqlite connection that holds the lock and needs the loop
+    to finish its transaction. The writer waits on the loop instead; the holder finishes, then the batch
+    commits."""
+    t = models.backbone.sequences
+    async with rt.engine.connect() as holder:
+        await holder.begin()  # BEGIN IMMEDIATE: the write lock, held across awaits on the loop
+        await holder.execute(t.insert().values(subject="held-by-another-writer", last=1))
+        submitted = asyncio.create_task(receipts.intake_of(rt).submit(_request("p-g020")))
+        await asyncio.sleep(0.3)  # the writer is waiting for the lock meanwhile; the loop still runs this
+        assert not submitted.done()
+        await holder.commit()
+    answer = await asyncio.wait_for(submitted, 30)
+    assert _status(answer) == (201, "2023-TN-000001")
+    assert (await _rows(rt)) == (["2023-TN-000001"], 1)
+    async with rt.engine.connect() as conn:
+        held = await conn.execute(sa.select(t.c.last).where(t.c.subject == "held-by-another-writer"))
+        assert held.scalar_one() == 1  # the holder's own write committed too

@@ -225,7 +225,8 @@ async def deliver_loop(rt: Runtime, send: Sender = smtp_send) -> None:
             await reconcile(rt, lease)
             reconciled = lease.generation
         wake.clear()
-        n = await deliver_due(rt, send, lease)
+        async with rt.rush_turn("email-delivery"):  # a receipt's mail may wait for intake's rush to pass
+            n = await deliver_due(rt, send, lease)
         if n < BATCH:
             try:
                 await asyncio.wait_for(wake.wait(), POLL)

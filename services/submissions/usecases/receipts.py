@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from services.submissions import domain, models
 from services.submissions.usecases import intake
-from shared import tracing
+from shared import pacing, tracing
 from shared.clock import VN, Clock
 from shared.copies import FAR_PAST
 from shared.db import upsert
@@ -463,3 +463,13 @@ def intake_of(rt: Runtime) -> ReportIntake:
     if found is None:
         found = rt.extra[KEY] = ReportIntake(rt)
     return found  # type: ignore[no-any-return]
+
+
+async def pressure_job(rt: Runtime) -> None:
+    """Background: tell the deployment's consumers when intake is in a rush, so they yield (``shared.pacing``)."""
+
+    def activity() -> int:
+        found: ReportIntake | None = rt.extra.get(KEY)
+        return 0 if found is None else found.committer.stats.committed + found.committer.waiting
+
+    await pacing.signal_while_busy(rt.nc, rt.settings, rt.name, activity)
