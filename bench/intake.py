@@ -461,6 +461,7 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
             if args.settle:
                 await settle(system, dbs["submissions"], label)
             lat = sorted(await open_loop(system, extra, rate))
+
             def pct(q: float, lat: list[float] = lat) -> float:
                 return lat[min(len(lat) - 1, round(q * (len(lat) - 1)))] * 1000 if lat else float("nan")
 
