@@ -58,6 +58,7 @@ PURPOSE_HEADER = "Hoithi-Purpose"
 # Lock/serialization contention is retried in place this many times (backoff 0.1 s doubling, capped at 2 s,
 # jittered) before it counts as a failed delivery.
 CONTENTION_RETRIES = 6
+RUSH_PART = 20  # facts applied at once while intake signals a rush (shared/pacing.py)
 REPLAY_HANDOVER_DELAY = 0.5  # seconds: a replay for a sibling purpose comes back to another loop
 REPLAY_HEADER = "Hoithi-Replay-Of"
 DEADLETTER_PUBLISH_TIMEOUT = 5.0  # seconds for the dead-letter stream's ack
@@ -270,13 +271,15 @@ class EventConsumer:
             msgs = await self._own_replays(msgs)
         if not msgs:
             return
-        if self.pressure is None:
+        if self.pressure is None or not self.pressure.yielding:
             await self.process(msgs)
             return
-        async with self.pressure.turn(
-            self.purpose
-        ):  # intake's rush: take turns, wait after (settled already)
-            await self.process(msgs)
+        # Intake's rush (shared/pacing.py): apply the batch in small parts, each in its turn and followed by
+        # its wait, so a long batch does not hold the cores; the parts not yet applied are kept in progress.
+        for i in range(0, len(msgs), RUSH_PART):
+            rest = msgs[i + RUSH_PART :]
+            async with self._in_progress_while(rest), self.pressure.turn(self.purpose):
+                await self.process(msgs[i : i + RUSH_PART])
 
     async def run(self, nc: NatsClient, *, replay: bool = False) -> None:
         """This consumer alone, as a FastStream subscriber on its own broker over ``nc``, until cancelled (tests

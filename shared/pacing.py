@@ -13,8 +13,9 @@ of one (``bench/RESULTS.md``); lowering their OS priority did not help, since in
 - **Consumers yield, never stop.** Every service listens; while a signal is less than a second old, the
   service's consumers take turns — one batch at a time — and after each batch wait ``yield_factor`` times as
   long as it took (default 3: together at most a quarter of the time), ending the wait as soon as the signals
-  stop. The backlog still drains during the rush, and at full speed after it; the facts are acknowledged
-  before the wait, so nothing is redelivered for it.
+  stop; a fetched batch is applied in parts of 20 facts, each part its own turn. The backlog still drains
+  during the rush, and at full speed after it; each part is acknowledged before its wait and the parts still
+  to come are kept in progress, so nothing is redelivered for the wait.
 - ``HOITHI_YIELD_TO_INTAKE=false`` turns it off where the services do not share cores (a cluster whose nodes
   are separate), and ``HOITHI_YIELD_FACTOR`` tunes it; ``hoithi_consumer_yielded_seconds_total`` shows what it cost.
 """
@@ -60,12 +61,17 @@ class Pressure:
     def busy(self) -> bool:
         return asyncio.get_running_loop().time() < self._until
 
+    @property
+    def yielding(self) -> bool:
+        """A rush is on and this deployment yields to it."""
+        return self.settings.yield_to_intake and self.busy
+
     @contextlib.asynccontextmanager
     async def turn(self, purpose: str) -> AsyncIterator[None]:
         """Around one batch of a consumer: during a rush the service's consumers take turns (one batch at a
         time, then its wait), so together they use at most ``1 / (1 + yield_factor)`` of the time; otherwise
         nothing is held and nothing waits."""
-        if not (self.settings.yield_to_intake and self.busy):
+        if not self.yielding:
             yield
             return
         async with self._turn:

@@ -8,7 +8,9 @@ requests signals nothing; only intake's NATS user may send the signal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -16,9 +18,13 @@ import pytest
 from prometheus_client import REGISTRY
 
 from shared import pacing
+from shared.consumer import RUSH_PART
+from shared.events.envelope import Envelope
 from shared.settings import Settings
+from shared.streams import declare, stream_configs
 from tests.integration.test_nats_auth import _as, _authenticated
-from tests.support.servers import TestServers
+from tests.support.consumers import sqlite_consumer, stream_settings, withdrawn
+from tests.support.servers import TestServers, nats_client_options
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.serial  # its waits are measured: not on a machine shared with a parallel worker
@@ -140,3 +146,60 @@ async def test_only_intakes_user_may_ask_the_consumers_to_yield(
     finally:
         for c in (campaign, submissions, rewards):
             await c.close()
+
+
+async def test_during_a_rush_a_consumer_applies_its_batch_in_parts_each_once_and_yields_between_them(
+    test_servers: TestServers, unique_prefix: str, tmp_path: Path
+) -> None:
+    url = test_servers.nats_url
+    settings = stream_settings(unique_prefix, env="test", nats_url=url, consumer_batch=100, yield_factor=1.0)
+    nc = await nats.connect(url, **nats_client_options(url))
+    js = nc.jetstream()
+    for sc in stream_configs(settings):
+        await js.add_stream(sc)
+    await declare(js, settings)
+    applied: list[str] = []
+
+    async def handler(conn: Any, env: Envelope) -> None:
+        applied.append(env.subject)
+
+    consumer, engine, _ = await sqlite_consumer(tmp_path, settings, handler)
+    parts: list[int] = []  # facts per transaction (``process`` applies its messages in one)
+    process = consumer.process
+
+    async def recorded(msgs: Any) -> None:
+        parts.append(len(msgs))
+        await process(msgs)
+
+    consumer.process = recorded  # type: ignore[method-assign]
+    consumer.pressure = pacing.Pressure(settings, "rewards")
+    await consumer.pressure.listen(nc)
+    rush = asyncio.create_task(_signal_forever(nc, settings))
+    await eventually(
+        lambda: consumer.pressure is not None and consumer.pressure.busy, timeout=5, message="rush"
+    )
+    facts = [f"s-{i:03d}" for i in range(3 * RUSH_PART + 5)]
+    for s in facts:
+        env = withdrawn(s)
+        await js.publish(
+            settings.event_subject(env.tenant, env.type), env.to_json(), headers={"Nats-Msg-Id": env.id}
+        )
+    before = _yielded("rewards", consumer.purpose)
+    task = asyncio.create_task(consumer.run(nc))
+    try:
+        await eventually(lambda: len(applied) >= len(facts), timeout=60, message=f"{len(applied)} applied")
+        assert applied == facts  # each once, in order: nothing redelivered for the waits
+        assert max(parts) <= RUSH_PART, parts  # no transaction applied more than a part during the rush
+        assert _yielded("rewards", consumer.purpose) > before
+        info = await js.consumer_info(settings.stream, consumer.spec.durable)
+        assert info.num_redelivered == 0
+    finally:
+        rush.cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 15)
+        for sc in stream_configs(settings):
+            with contextlib.suppress(Exception):
+                await js.delete_stream(sc.name or "")
+        await engine.dispose()
+        await nc.close()
