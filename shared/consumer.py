@@ -275,10 +275,10 @@ class EventConsumer:
             await self.process(msgs)
             return
         # Intake's rush (shared/pacing.py): apply the batch in small parts, each in its turn and followed by
-        # its wait, so a long batch does not hold the cores; the parts not yet applied are kept in progress.
+        # its wait, so a long batch does not hold the cores; the parts not yet applied (this one too, while it
+        # waits for its turn) are kept in progress.
         for i in range(0, len(msgs), RUSH_PART):
-            rest = msgs[i + RUSH_PART :]
-            async with self._in_progress_while(rest), self.pressure.turn(self.purpose):
+            async with self._in_progress_while(msgs[i:]), self.pressure.turn(self.purpose):
                 await self.process(msgs[i : i + RUSH_PART])
 
     async def run(self, nc: NatsClient, *, replay: bool = False) -> None:

@@ -23,6 +23,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from shared import metrics
+
 
 class UtcDateTime(sa.types.TypeDecorator[datetime]):
     """An aware instant stored in UTC. SQLite keeps no offset, so every instant is normalised on the way in
@@ -128,6 +130,7 @@ async def begin_immediate(engine: sa.Engine, *, timeout: float = 30.0) -> sa.Con
             except Exception as exc:  # busy is retried; anything else is the caller's
                 if not is_contention(exc) or time.monotonic() > deadline:
                     raise
+            metrics.SQLITE_LOCK_WAITS.inc()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.01)
     except BaseException:

@@ -75,6 +75,11 @@ GROUP_COMMIT_RETRIES = Counter(
     ["writer"],
 )
 
+SQLITE_LOCK_WAITS = Counter(
+    "hoithi_sqlite_write_lock_waits_total",
+    "Times a group-commit writer found SQLite's write lock held by another connection and waited on the loop",
+)
+
 CONSUMER_YIELDED = Counter(
     "hoithi_consumer_yielded_seconds_total",
     "Seconds a consumer waited after its batches because intake signalled a rush (shared/pacing.py)",

@@ -25,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from nats.aio.client import Client as NatsClient
 
@@ -45,21 +46,34 @@ SLICE = 0.25  # seconds: a waiting consumer checks this often whether the rush i
 class Pressure:
     """One service's view of intake's rush signal (``listen`` once, on the service's connection)."""
 
-    def __init__(self, settings: Settings, service: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        service: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.settings = settings
         self.service = service
+        self._clock = clock  # and ``sleep``: a unit test drives both
+        self._sleep = sleep
         self._until = 0.0
         self._turn = asyncio.Lock()
 
     async def listen(self, nc: NatsClient) -> None:
         async def heard(_msg: object) -> None:
-            self._until = asyncio.get_running_loop().time() + HOLD
+            self.hear()
 
         await nc.subscribe(self.settings.pressure_subject, cb=heard)
 
+    def hear(self) -> None:
+        """A signal arrived: the rush is on for ``HOLD`` seconds more."""
+        self._until = self._clock() + HOLD
+
     @property
     def busy(self) -> bool:
-        return asyncio.get_running_loop().time() < self._until
+        return self._clock() < self._until
 
     @property
     def yielding(self) -> bool:
@@ -75,18 +89,17 @@ class Pressure:
             yield
             return
         async with self._turn:
-            started = asyncio.get_running_loop().time()
+            started = self._clock()
             yield
-            await self._wait(asyncio.get_running_loop().time() - started, purpose)
+            await self._wait(self._clock() - started, purpose)
 
     async def _wait(self, took: float, purpose: str) -> None:
         """``yield_factor`` times ``took``, at most ``MAX_YIELD``, ended early when the rush is over."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = self._clock()
         end = start + min(took * self.settings.yield_factor, MAX_YIELD)
-        while self.busy and (left := end - loop.time()) > 0:
-            await asyncio.sleep(min(SLICE, left))
-        if (waited := loop.time() - start) > 0:
+        while self.busy and (left := end - self._clock()) > 0:
+            await self._sleep(min(SLICE, left))
+        if (waited := self._clock() - start) > 0:
             metrics.CONSUMER_YIELDED.labels(self.service, purpose).inc(waited)
 
 

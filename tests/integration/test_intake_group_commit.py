@@ -256,7 +256,9 @@ async def test_a_caller_who_went_away_is_committed_whole(rt: Runtime) -> None:
     assert (await _rows(rt)) == (["2023-TN-000001"], 1)  # its row and its event, both
 
 
-async def test_a_batch_waits_for_the_write_lock_another_connection_holds_and_then_commits(rt: Runtime) -> None:
+async def test_a_batch_waits_for_the_write_lock_another_connection_holds_and_then_commits(
+    rt: Runtime,
+) -> None:
     """The batch's statements run on the event loop's thread: waiting for SQLite's write lock there, inside
     SQLite, would block the loop — and with it the aiosqlite connection that holds the lock and needs the loop
     to finish its transaction. The writer waits on the loop instead; the holder finishes, then the batch
@@ -265,8 +267,10 @@ async def test_a_batch_waits_for_the_write_lock_another_connection_holds_and_the
     async with rt.engine.connect() as holder:
         await holder.begin()  # BEGIN IMMEDIATE: the write lock, held across awaits on the loop
         await holder.execute(t.insert().values(subject="held-by-another-writer", last=1))
+        waits = _lock_waits()
         submitted = asyncio.create_task(receipts.intake_of(rt).submit(_request("p-g020")))
-        await asyncio.sleep(0.3)  # the writer is waiting for the lock meanwhile; the loop still runs this
+        # the writer finds the lock held and waits for it, again and again; the loop still runs this poll
+        await eventually(lambda: _lock_waits() >= waits + 3, message="the writer never waited for the lock")
         assert not submitted.done()
         await holder.commit()
     answer = await asyncio.wait_for(submitted, 30)
@@ -275,3 +279,7 @@ async def test_a_batch_waits_for_the_write_lock_another_connection_holds_and_the
     async with rt.engine.connect() as conn:
         held = await conn.execute(sa.select(t.c.last).where(t.c.subject == "held-by-another-writer"))
         assert held.scalar_one() == 1  # the holder's own write committed too
+
+
+def _lock_waits() -> float:
+    return REGISTRY.get_sample_value("hoithi_sqlite_write_lock_waits_total") or 0.0
