@@ -159,6 +159,27 @@ def group_commits(system: System) -> dict[str, float]:
     )
 
 
+def server_buckets(system: System) -> dict[float, float]:
+    """Submissions' own latency histogram of the intake route so far: upper bound (s) -> requests at or under it."""
+    text = httpx.get(f"{system.url('submissions')}/metrics", timeout=60).text
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("hoithi_http_request_duration_seconds_bucket{") and "experience-reports" in line:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float(le)] = out.get(float(le), 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def server_quantile(before: dict[float, float], after: dict[float, float], q: float) -> str:
+    """The histogram bucket holding quantile ``q`` of the requests between two scrapes, as "<= N ms"."""
+    counts = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    total = counts[-1][1] if counts else 0.0
+    for le, n in counts:
+        if total and n >= q * total:
+            return f"<= {le * 1000:.0f} ms" if le != float("inf") else "> 10 s"
+    return "n/a"
+
+
 def yielded(system: System) -> dict[str, float]:
     """Seconds each service's consumers have waited so far because intake signalled a rush (shared/pacing.py)."""
     return {
@@ -283,12 +304,12 @@ def bare_peer(work: Path, tokens: Path, body: Path, args: argparse.Namespace) ->
         proc.wait(10)
 
 
-async def open_loop(system: System, people: list[str], rate: float) -> list[float]:
-    """POST latencies (s) of one request every 1/rate s, whatever the answers (201s only)."""
+async def open_loop(system: System, people: list[str], rate: float) -> list[tuple[float, float]]:
+    """(sent at, latency) in seconds of one request every 1/rate s, whatever the answers (201s only)."""
     url = f"{system.url('submissions')}/tenants/{TENANT}/editions/{EDITION}/experience-reports"
     body = report_body()
     tokens = [system.token(p) for p in people]
-    lat: list[float] = []
+    lat: list[tuple[float, float]] = []
     # Many small clients: one httpx client with hundreds of connections spends its time in httpcore's pool
     # bookkeeping (quadratic in requests × connections), which would show up as the server's latency.
     # keepalive_expiry under uvicorn's 5 s keep-alive: the client drops an idle connection before the server
@@ -302,7 +323,7 @@ async def open_loop(system: System, people: list[str], rate: float) -> list[floa
         t0 = time.perf_counter()
         r = await client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
         if r.status_code == 201:
-            lat.append(time.perf_counter() - t0)
+            lat.append((t0 - start, time.perf_counter() - t0))
 
     try:
         start = time.perf_counter()
@@ -460,7 +481,10 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
             first += args.open_loop
             if args.settle:
                 await settle(system, dbs["submissions"], label)
-            lat = sorted(await open_loop(system, extra, rate))
+            served_before, commits_before = server_buckets(system), group_commits(system)
+            sent = await open_loop(system, extra, rate)
+            served, commits = server_buckets(system), group_commits(system)
+            lat = sorted(took for _, took in sent)
 
             def pct(q: float, lat: list[float] = lat) -> float:
                 return lat[min(len(lat) - 1, round(q * (len(lat) - 1)))] * 1000 if lat else float("nan")
@@ -469,6 +493,20 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
             print(
                 f"[{label}] open loop {rate:.0f}/s offered: {len(lat)} 201s of {len(extra)}, "
                 f"POST p50 {pct(0.5):.0f} ms, p90 {pct(0.9):.0f} ms, p99 {p99s[rate]:.0f} ms",
+                flush=True,
+            )
+            n_batches = commits["count"] - commits_before["count"]
+            print(
+                f"[{label}]   measured by intake itself: p50 {server_quantile(served_before, served, 0.5)}, "
+                f"p99 {server_quantile(served_before, served, 0.99)}; {n_batches:.0f} batches, "
+                f"{(commits['seconds'] - commits_before['seconds']) / max(1, n_batches) * 1000:.1f} ms per batch "
+                "transaction",
+                flush=True,
+            )
+            slowest = sorted(sent, key=lambda st: -st[1])[:5]
+            print(
+                f"[{label}]   slowest: "
+                + ", ".join(f"{t * 1000:.0f} ms sent at +{at:.1f} s" for at, t in slowest),
                 flush=True,
             )
             created += len(lat)

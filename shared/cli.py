@@ -69,9 +69,12 @@ def serve(
     """Run one service (HTTP API, outbox relay, consumers) in the foreground."""
     import uvicorn
 
+    import shared.service
+
     if name not in FRONTENDS:
         _names([name])
     own = service_settings(name)
+    shared.service.OWNS_PROCESS = True  # the heap is settled once the service has started
     uvicorn.run(
         registry()[name].app,
         factory=True,
