@@ -206,13 +206,13 @@ def cpu_seconds(system: System, server: NatsServer) -> dict[str, float]:
 
 
 def profile_start(system: System, args: argparse.Namespace, work: Path) -> subprocess.Popen[bytes] | None:
-    """py-spy (``pip install py-spy``) sampling the submissions process for the wrk run, or None."""
+    """py-spy (``pip install py-spy``) sampling one service's process (``--profile-service``) for the wrk run."""
     if not args.profile:
         return None
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         raise SystemExit("--profile needs py-spy: pip install py-spy")
-    pid = system.procs["submissions"].pid
+    pid = system.procs[args.profile_service].pid
     return subprocess.Popen(
         [
             spy,
@@ -235,8 +235,8 @@ def profile_start(system: System, args: argparse.Namespace, work: Path) -> subpr
 
 
 def profile_report(spy: subprocess.Popen[bytes] | None, args: argparse.Namespace, top: int = 25) -> None:
-    """Where the submissions process spent its samples: own time per function, and time under the intake's
-    main parts (inclusive)."""
+    """Where the profiled process spent its samples: own time per function, and time under the main parts
+    (inclusive)."""
     if spy is None:
         return
     spy.wait(args.seconds + 30)
@@ -266,7 +266,7 @@ def profile_report(spy: subprocess.Popen[bytes] | None, args: argparse.Namespace
         for name, pattern in marks.items():
             if any(any(p in f for p in pattern.split("|")) for f in frames):
                 inclusive[name] = inclusive.get(name, 0) + count
-    print(f"  profile: {total} samples of the submissions process (all threads)")
+    print(f"  profile: {total} samples of the {args.profile_service} process (all threads)")
     for name, n in sorted(inclusive.items(), key=lambda kv: -kv[1]):
         print(f"    {100 * n / max(total, 1):5.1f}%  under {name}")
     for leaf, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
@@ -565,7 +565,13 @@ async def main() -> None:
     ap.add_argument(
         "--profile",
         metavar="FILE",
-        help="sample the submissions process with py-spy during the hoithi wrk run (collapsed stacks to FILE)",
+        help="sample a service's process with py-spy during the hoithi wrk run (collapsed stacks to FILE)",
+    )
+    ap.add_argument(
+        "--profile-service",
+        default="submissions",
+        choices=("submissions", "rewards", "notify", "campaign"),
+        help="the process --profile samples",
     )
     args = ap.parse_args()
     args.rates = [float(r) for r in str(args.rates).split(",") if r.strip()]
