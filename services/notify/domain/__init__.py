@@ -6,6 +6,7 @@ shown in Vietnam time as ``dd/mm/yyyy HH:MM:SS (+07:00)``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
@@ -212,11 +213,24 @@ class People:
     units: dict[str, Unit] = field(default_factory=dict)
     unions: dict[str, Union] = field(default_factory=dict)
 
+    @functools.cached_property
+    def _index(self) -> tuple[dict[str, Person], dict[Role, list[Person]]]:
+        """Each person by id and the people of each role (directory order), made once per snapshot: a snapshot
+        serves every event until the directory changes, and scanning all of it per event (per recipient looked
+        up) was most of notify's CPU during a rush (``bench/intake.py --profile-service notify``)."""
+        by_id: dict[str, Person] = {}
+        by_role: dict[Role, list[Person]] = {}
+        for p in self.people:
+            by_id.setdefault(p.id, p)
+            for role in dict.fromkeys(p.roles):
+                by_role.setdefault(role, []).append(p)
+        return by_id, by_role
+
     def person(self, person_id: str) -> Person | None:
-        return next((p for p in self.people if p.id == person_id), None)
+        return self._index[0].get(person_id)
 
     def with_role(self, role: Role | str) -> list[Person]:
-        return [p for p in self.people if p.has_role(role)]
+        return list(self._index[1].get(Role(role), ()))
 
     def unit_chain(self, unit_id: str) -> list[str]:
         """The unit and its ancestors (a branch, then its parent)."""
@@ -231,7 +245,7 @@ class People:
     def heads_of(self, unit_id: str) -> list[Person]:
         """The unit's head(s); a branch without a head of its own answers to its parent's head."""
         for uid in self.unit_chain(unit_id):
-            heads = [p for p in self.people if p.unit == uid and p.has_role(Role.unit_head)]
+            heads = [p for p in self.with_role(Role.unit_head) if p.unit == uid]
             if heads:
                 return heads
         return []
