@@ -7,26 +7,30 @@ test's, so each wait is exact: no batch's work or wait takes wall-clock time.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import REGISTRY
 
 from shared import pacing
 from shared.settings import Settings
+from tests.support.wait import eventually
 
 
 class DrivenClock:
-    """Time that moves only when the code under test sleeps or a batch 'works'."""
+    """Time that moves only when the code under test waits or a batch 'works'; ``during_wait`` runs at each
+    step of a wait (intake signalling meanwhile, say)."""
 
     def __init__(self) -> None:
         self.now = 1000.0
+        self.during_wait: Callable[[], None] = lambda: None
 
     def __call__(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
         self.now += seconds
-        await asyncio.sleep(0)  # let the other tasks run, as a real sleep would
+        self.during_wait()
 
 
 def _yielded(purpose: str) -> float:
@@ -62,8 +66,7 @@ async def test_without_a_rush_consumers_apply_at_once_and_nobody_waits(
 
     before = _yielded("mail")
     tasks = [asyncio.create_task(batch(p)) for p in ("mail", "inbox")]
-    while len(order) < 2:
-        await asyncio.sleep(0)
+    await eventually(lambda: len(order) == 2, timeout=5, message=f"{order}")
     assert order == ["mail starts", "inbox starts"]  # both inside at once: no turns
     release.set()
     await asyncio.gather(*tasks)
@@ -74,18 +77,23 @@ async def test_during_a_rush_consumers_take_turns_each_followed_by_yield_factor_
     clock: DrivenClock, pressure: pacing.Pressure
 ) -> None:
     events: list[tuple[str, float]] = []
+    gates = {"mail": asyncio.Event(), "inbox": asyncio.Event()}
+    clock.during_wait = pressure.hear  # intake goes on signalling through the waits
 
     async def batch(purpose: str, work: float) -> None:
         async with pressure.turn(purpose):
             events.append((f"{purpose} starts", clock.now))
-            clock.now += work  # the batch's own work
-            pressure.hear()  # intake is still signalling
-            await asyncio.sleep(0)
+            await gates[purpose].wait()  # the batch's work, while the other consumer tries its turn
+            clock.now += work
             events.append((f"{purpose} ends", clock.now))
 
     pressure.hear()
     before = _yielded("mail")
-    await asyncio.gather(batch("mail", 0.2), batch("inbox", 0.3))
+    tasks = [asyncio.create_task(batch("mail", 0.2)), asyncio.create_task(batch("inbox", 0.3))]
+    await eventually(lambda: events != [], timeout=5, message="no batch started")
+    gates["inbox"].set()  # inbox is ready too, but it is mail's turn
+    gates["mail"].set()
+    await asyncio.gather(*tasks)
     assert [e for e, _ in events] == ["mail starts", "mail ends", "inbox starts", "inbox ends"]
     at = dict(events)
     assert at["inbox starts"] - at["mail ends"] == pytest.approx(2 * 0.2)  # mail's wait: twice its work
@@ -101,21 +109,13 @@ async def test_a_wait_ends_when_the_rush_does_and_never_exceeds_the_cap(
         ended = clock.now
     assert clock.now - ended == pytest.approx(pacing.HOLD - 0.5)  # the wait stopped when the rush did
 
-    keep_hearing = True  # a rush that goes on, and a batch so long its wait would pass the cap
-
-    async def intake() -> None:
-        while keep_hearing:
-            pressure.hear()
-            await asyncio.sleep(0)
-
-    signals = asyncio.create_task(intake())
+    # a rush that goes on, and a batch so long its wait would pass the cap
     pressure.hear()
     async with pressure.turn("mail"):
         clock.now += pacing.MAX_YIELD  # factor 2: the uncapped wait would be 2 × MAX_YIELD
-        await asyncio.sleep(0)  # the batch's last await: intake's signal is heard meanwhile
+        pressure.hear()  # intake is still signalling as the batch ends…
+        clock.during_wait = pressure.hear  # …and through its wait
         ended = clock.now
-    keep_hearing = False
-    await signals
     assert clock.now - ended == pytest.approx(pacing.MAX_YIELD)
 
 
