@@ -328,6 +328,18 @@ def is_contention(exc: BaseException) -> bool:
     return False
 
 
+def is_unique_violation(exc: BaseException) -> bool:
+    """True when ``exc`` is a unique index refusing a row (PostgreSQL 23505, SQLite ``UNIQUE constraint
+    failed``): for work decided on reads made before another writer's commit filled that index, deciding
+    again sees the row (``shared.group_commit``'s ``retry_if``)."""
+    for e in _causes(exc):
+        if (getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)) == "23505":
+            return True
+        if type(e).__module__.startswith("sqlite3") and "UNIQUE constraint failed" in str(e):
+            return True
+    return False
+
+
 class DatabaseProbe:
     """Does the database answer? A trivial query on a *fresh* connection (never a pooled one, which can be
     broken while the server is fine, or fine while new connections are refused), bounded by ``timeout``."""

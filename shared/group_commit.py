@@ -28,6 +28,8 @@ refusal); a slot left unsettled is an error of the finisher.
   stops waiting, but the batch it is in commits or rolls back as a whole, with it.
 - **Contention** (SQLite busy, PostgreSQL deadlock or serialization failure) retries the whole batch a few
   times; any other failure of the batch (the database is down) answers every request of it with that error.
+  ``retry_if`` names more failures that deciding again settles (intake: a unique index that another writer's
+  commit filled after this batch read — decided again, the batch sees that row and refuses or answers with it).
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ class GroupCommitter:
         max_queue: int = 4096,
         retry_after: int = 1,
         retries: int = 5,
+        retry_if: Callable[[BaseException], bool] | None = None,
         name: str = "group-commit",
     ) -> None:
         self.engine = engine
@@ -136,6 +139,8 @@ class GroupCommitter:
         self.name = name
         self.stats = Stats()
         self.max_queue = max_queue
+        self.retry_if = retry_if
+        self.in_flight = 0  # 1 while a batch is taken from the queue and not yet committed or failed
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._running = asyncio.Event()
@@ -207,6 +212,7 @@ class GroupCommitter:
                     jobs.append(self._queue.get_nowait())
                 except asyncio.QueueEmpty:
                     break
+            self.in_flight = 1
             try:
                 await self._commit(jobs)
             except asyncio.CancelledError:
@@ -219,6 +225,8 @@ class GroupCommitter:
                 for j in jobs:
                     if not j.future.done():
                         j.future.set_exception(exc)
+            finally:
+                self.in_flight = 0
 
     async def _commit(self, jobs: list[_Job]) -> None:
         attempt = 0
@@ -234,7 +242,8 @@ class GroupCommitter:
                     async with self.engine.begin() as conn:
                         outcomes = await conn.run_sync(self._in_transaction, jobs, batch)
             except Exception as exc:
-                if is_contention(exc) and attempt <= self.retries:
+                retry = is_contention(exc) or (self.retry_if is not None and self.retry_if(exc))
+                if retry and attempt <= self.retries:
                     metrics.GROUP_COMMIT_RETRIES.labels(self.name).inc()
                     await asyncio.sleep(0.01 * 2**attempt)
                     continue

@@ -7,16 +7,18 @@ The clock is frozen (rate 0) inside the experience part's intake window."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from services.submissions import domain, handlers, models
 from services.submissions.app import SPEC
-from services.submissions.usecases import receipts
+from services.submissions.usecases import intake, receipts
 from shared.clock import Clock
 from shared.copies import FAR_PAST
 from shared.documents import Person, load_directory, load_edition
@@ -28,9 +30,10 @@ from shared.problems import Problem, problem_of
 from shared.service import Runtime, build_runtime
 from shared.settings import ServiceSettings, Settings
 from tests.support.system import EDITION, SEED, TENANT, report_body
+from tests.support.wait import eventually
 
 NOW = datetime.fromisoformat("2023-10-20T09:00:00+07:00")
-PEOPLE = ("p-r001", "p-r002", "p-r003")
+PEOPLE = tuple(f"p-r{i:03d}" for i in range(1, 9))  # p-r009 is added by a test
 
 
 def _template() -> Person:
@@ -89,7 +92,9 @@ async def replicas(request, tmp_path: Path, test_servers) -> AsyncIterator[tuple
             await rt.engine.dispose()
 
 
-def _request(person: str, body: dict[str, Any] | None = None) -> receipts.ReportRequest:
+def _request(
+    person: str, body: dict[str, Any] | None = None, key: str | None = None
+) -> receipts.ReportRequest:
     report = domain.ExperienceReportCreate.model_validate(body or report_body())
     dumped = report.model_dump(mode="json")
     return receipts.ReportRequest(
@@ -97,17 +102,19 @@ def _request(person: str, body: dict[str, Any] | None = None) -> receipts.Report
         edition=EDITION,
         person_id=person,
         report=report,
-        idempotency_key=None,
+        idempotency_key=key,
         digest=request_hash(dumped),
         correlation_id=None,
         body=dumped,
     )
 
 
-async def _answer(rt: Runtime, person: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+async def _answer(
+    rt: Runtime, person: str, body: dict[str, Any] | None = None, key: str | None = None
+) -> tuple[int, Any]:
     """(status, receipt or problem code) as the HTTP edge would answer."""
     try:
-        out = await receipts.intake_of(rt).submit(_request(person, body))
+        out = await receipts.intake_of(rt).submit(_request(person, body, key))
     except (Problem, DomainError) as exc:
         p = problem_of(exc) if isinstance(exc, DomainError) else exc
         return p.status, p.code
@@ -178,3 +185,61 @@ async def test_a_person_added_through_replica_a_is_accepted_on_replica_b(
     status, other = await _answer(a, "p-r003")
     assert status == 201
     assert [receipt["receipt_number"], other["receipt_number"]] == ["2023-TN-000001", "2023-TN-000002"]
+
+
+async def test_one_retry_sent_to_both_replicas_at_once_gets_one_receipt_and_every_batch_mate_its_own(
+    replicas: tuple[Runtime, Runtime],
+) -> None:
+    """Each batch reads the stored answers and the reports in force before it waits for the receipt counter's
+    lock. Here both replicas' batches make those reads while a third connection holds that lock, so both decide
+    the same retry (one person, one Idempotency-Key) as new; the second to get the lock finds the first's
+    answer on its unique index and decides its batch again: the retry gets the first's receipt, its
+    batch-mates theirs, numbers without gaps."""
+    a, b = replicas
+    if a.engine.dialect.name != "postgresql":
+        pytest.skip(
+            "SQLite: a batch holds the file's write lock from its first read; there is nothing to race"
+        )
+    counter = intake.receipt_counter(TENANT, EDITION)
+    seq = a.backbone.sequences
+    async with a.engine.begin() as conn:
+        await conn.execute(seq.insert().values(subject=counter, last=0))
+    mates = [["p-r002", "p-r003", "p-r004"], ["p-r005", "p-r006", "p-r007"]]
+    async with a.engine.connect() as holder:
+        await holder.begin()
+        await holder.execute(sa.select(seq.c.last).where(seq.c.subject == counter).with_for_update())
+        tasks = [
+            [
+                asyncio.create_task(_answer(rt, p, key=k))
+                for p, k in [("p-r001", "the-same-retry"), *((m, None) for m in others)]
+            ]
+            for rt, others in zip((a, b), mates, strict=True)
+        ]
+        writers = [receipts.intake_of(rt).committer for rt in (a, b)]
+
+        async def all_waiting_for_the_counter() -> bool:
+            async with a.engine.connect() as conn:
+                blocked = (
+                    await conn.execute(
+                        sa.text(
+                            "SELECT count(*) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                        )
+                    )
+                ).scalar_one()
+            busy = sum(w.in_flight for w in writers)
+            return all(w.waiting == 0 for w in writers) and busy > 0 and blocked == busy
+
+        await eventually(all_waiting_for_the_counter, message="every batch read and waits for the counter")
+        await holder.rollback()
+    answers = [await asyncio.gather(*ts) for ts in tasks]
+
+    assert all(status == 201 for replica in answers for status, _ in replica), answers
+    first, again = answers[0][0][1], answers[1][0][1]
+    assert first == again  # one receipt, answered twice
+    numbers = [first["receipt_number"]] + [r["receipt_number"] for replica in answers for _, r in replica[1:]]
+    assert sorted(numbers) == [f"2023-TN-{i:06d}" for i in range(1, 8)]
+    async with a.engine.connect() as conn:
+        t = models.submissions
+        rows = (await conn.execute(sa.select(t.c.author_id).where(t.c.author_id == "p-r001"))).all()
+    assert len(rows) == 1

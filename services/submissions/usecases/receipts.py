@@ -9,16 +9,23 @@ A request is authenticated and its body validated in its own task, then queued t
    callers' directory rows (one statement for every caller; a parsed ``Person`` is reused while its row's
    ``sequence`` is the same), their extensions and the tenant's procedure catalogue (one statement each) — so a
    change another replica's consumer applied is seen by the next batch;
-3. the receipt counter's lock (``UPDATE … RETURNING``, the same lock as ``intake.lock_intake``), then the
+3. the callers' reports already in force (one statement for the batch: one report per person and part);
+4. the receipt counter's lock (``UPDATE … RETURNING``, the same lock as ``intake.lock_intake``), then the
    clock: **the time of record of every receipt of the batch**, read under that lock, and checked against each
    caller's deadline in force. A request queued before the deadline whose batch takes the lock after it is
    refused as late (409), exactly as a request that reached the lock late one by one was: ``intake.closed``
    takes the same lock before reading the clock, so it counts every receipt that can ever be on time;
-4. one report per person (one statement for the batch, and within the batch);
-5. the rows, their ``event_sequences``, their outbox events and idempotency answers, each one ``executemany``;
+5. one report per person within the batch;
+6. the rows, their ``event_sequences``, their outbox events and idempotency answers, each one ``executemany``;
    then the counter moved past the numbers given (gapless: only receipts that will commit are numbered).
 
 A request refused at any step answers its own 404/403/409/422; its batch-mates are not affected.
+
+On PostgreSQL only steps 4–6 hold the counter's lock. The reads of steps 1 and 3 are made before it: a report
+or an answer another replica's writer commits meanwhile makes this batch's insert fail on its unique index
+(``uq_report_author``, the idempotency key), and the batch is decided again (``retry_if``), seeing it — its
+batch-mates are not refused for it. On SQLite the whole batch holds the file's write lock from its first
+statement.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from services.submissions.usecases import intake
 from shared import pacing, tracing
 from shared.clock import VN, Clock
 from shared.copies import FAR_PAST
-from shared.db import upsert
+from shared.db import is_unique_violation, upsert
 from shared.documents import Edition, ExperienceReportPart, Person, format_datetime_vn
 from shared.errors import BilingualError, DomainError, Refusal
 from shared.events.envelope import make_event, new_event_id
@@ -87,7 +94,11 @@ class ReportIntake:
     def __init__(self, rt: Runtime, *, max_batch: int = MAX_BATCH, max_queue: int = MAX_QUEUE) -> None:
         self.rt = rt
         self.committer = GroupCommitter(
-            rt.engine, max_batch=max_batch, max_queue=max_queue, name=f"{rt.name}-intake-writer"
+            rt.engine,
+            max_batch=max_batch,
+            max_queue=max_queue,
+            retry_if=is_unique_violation,
+            name=f"{rt.name}-intake-writer",
         )
         self._editions: dict[tuple[str, str], tuple[int, Edition]] = {}
         self._people: dict[tuple[str, str, Any, int], Person] = {}
@@ -171,6 +182,7 @@ class ReportIntake:
             items.append(_Item(r, person, part, extended, codes))
         if not items:
             return
+        existing = self._in_force(conn, tenant, edition, items)
         # The receipt counter's lock, then the clock: the time of record of the whole batch (see intake.py).
         n0, now = self._lock_counter(conn, tenant, edition)
         on_time: list[_Item] = []
@@ -181,7 +193,7 @@ class ReportIntake:
                 it.req.slot.refuse(exc)
                 continue
             on_time.append(it)
-        accepted = self._one_per_person(conn, tenant, edition, on_time, n0)
+        accepted = self._one_per_person(edition, on_time, existing, n0)
         if not accepted:
             return
         self._record(conn, tenant, edition, accepted, n0, now)
@@ -305,12 +317,10 @@ class ReportIntake:
         last = int((conn.execute(stmt.returning(t.c.last))).scalar_one())
         return last, self.rt.now()
 
-    def _one_per_person(
-        self, conn: sa.Connection, tenant: str, edition: str, items: list[_Item], n0: int
-    ) -> list[_Item]:
-        """One report per person and part: refuse those already in force, and a second one in the batch."""
-        if not items:
-            return []
+    def _in_force(
+        self, conn: sa.Connection, tenant: str, edition: str, items: list[_Item]
+    ) -> dict[tuple[str, str], str]:
+        """The callers' reports in force: (part, person) → receipt number."""
         t = models.submissions
         rows = conn.execute(
             sa.select(t.c.part, t.c.author_id, t.c.receipt_number).where(
@@ -321,7 +331,13 @@ class ReportIntake:
                 t.c.status != "withdrawn",  # a withdrawn report leaves room for a new one
             )
         )
-        existing = {(part, who): number for part, who, number in rows}
+        return {(part, who): number for part, who, number in rows}
+
+    @staticmethod
+    def _one_per_person(
+        edition: str, items: list[_Item], existing: dict[tuple[str, str], str], n0: int
+    ) -> list[_Item]:
+        """One report per person and part: refuse those already in force, and a second one in the batch."""
         accepted = []
         for it in items:
             k = (it.part.id, it.req.person_id)
