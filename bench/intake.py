@@ -159,15 +159,26 @@ def group_commits(system: System) -> dict[str, float]:
     )
 
 
-def server_buckets(system: System) -> dict[float, float]:
-    """Submissions' own latency histogram of the intake route so far: upper bound (s) -> requests at or under it."""
+def buckets(system: System, name: str, where: str) -> dict[float, float]:
+    """A histogram of submissions' ``/metrics`` so far (series containing ``where``): upper bound (s) -> count at
+    or under it."""
     text = httpx.get(f"{system.url('submissions')}/metrics", timeout=60).text
     out: dict[float, float] = {}
     for line in text.splitlines():
-        if line.startswith("hoithi_http_request_duration_seconds_bucket{") and "experience-reports" in line:
+        if line.startswith(f"{name}_bucket{{") and where in line:
             le = line.split('le="', 1)[1].split('"', 1)[0]
             out[float(le)] = out.get(float(le), 0.0) + float(line.rsplit(" ", 1)[1])
     return out
+
+
+def server_buckets(system: System) -> dict[float, float]:
+    """Submissions' own latency histogram of the intake route so far."""
+    return buckets(system, "hoithi_http_request_duration_seconds", "experience-reports")
+
+
+def batch_buckets(system: System) -> dict[float, float]:
+    """The intake writer's batch transactions so far (BEGIN to COMMIT, the write lock's wait included)."""
+    return buckets(system, "hoithi_group_commit_seconds", "intake-writer")
 
 
 def server_quantile(before: dict[float, float], after: dict[float, float], q: float) -> str:
@@ -178,6 +189,11 @@ def server_quantile(before: dict[float, float], after: dict[float, float], q: fl
         if total and n >= q * total:
             return f"<= {le * 1000:.0f} ms" if le != float("inf") else "> 10 s"
     return "n/a"
+
+
+def slowest_bucket(before: dict[float, float], after: dict[float, float]) -> str:
+    """The histogram bucket of the slowest observation between two scrapes, as "<= N ms"."""
+    return server_quantile(before, after, 1.0)
 
 
 def yielded(system: System) -> dict[str, float]:
@@ -482,8 +498,9 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
             if args.settle:
                 await settle(system, dbs["submissions"], label)
             served_before, commits_before = server_buckets(system), group_commits(system)
+            batches_before = batch_buckets(system)
             sent = await open_loop(system, extra, rate)
-            served, commits = server_buckets(system), group_commits(system)
+            served, commits, batches = server_buckets(system), group_commits(system), batch_buckets(system)
             lat = sorted(took for _, took in sent)
 
             def pct(q: float, lat: list[float] = lat) -> float:
@@ -500,7 +517,8 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
                 f"[{label}]   measured by intake itself: p50 {server_quantile(served_before, served, 0.5)}, "
                 f"p99 {server_quantile(served_before, served, 0.99)}; {n_batches:.0f} batches, "
                 f"{(commits['seconds'] - commits_before['seconds']) / max(1, n_batches) * 1000:.1f} ms per batch "
-                "transaction",
+                f"transaction (p99 {server_quantile(batches_before, batches, 0.99)}, slowest "
+                f"{slowest_bucket(batches_before, batches)})",
                 flush=True,
             )
             slowest = sorted(sent, key=lambda st: -st[1])[:5]
