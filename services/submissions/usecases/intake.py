@@ -96,7 +96,7 @@ async def known_procedures(conn: AsyncConnection, tenant: str) -> set[str] | Non
     return known_of((await conn.execute(catalogues_of(tenant))).scalars())
 
 
-def catalogues_of(tenant: str) -> sa.Select[tuple[list[str]]]:
+def catalogues_of(tenant: str | sa.BindParameter[str]) -> sa.Select[tuple[list[str]]]:
     return sa.select(models.procedure_catalogues.c.codes).where(
         models.procedure_catalogues.c.tenant == tenant
     )

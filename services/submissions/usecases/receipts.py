@@ -112,8 +112,7 @@ class _Statements:
         self.extensions = sa.select(x.c.part, x.c.assignee_id, x.c.deadline).where(
             x.c.tenant == tenant, x.c.edition == edition, x.c.assignee_id.in_(p("ids", expanding=True))
         )
-        c = models.procedure_catalogues
-        self.catalogues = sa.select(c.c.codes).where(c.c.tenant == tenant)
+        self.catalogues = intake.catalogues_of(tenant)  # the one-request path's select, bound once
         t = models.submissions
         self.in_force = sa.select(t.c.part, t.c.author_id, t.c.receipt_number).where(
             t.c.tenant == tenant,
