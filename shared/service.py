@@ -234,6 +234,10 @@ def create_app(
                 # close(), not FastStream's drain(): draining pull subscriptions waits for the drain timeout.
                 with suppress(Exception):
                     await asyncio.wait_for(rt.nc.close(), 5)
+            for part in list(rt.extra.values()):  # the runtime's own writers (intake's group commit)
+                if hasattr(part, "aclose"):
+                    with suppress(Exception):
+                        await asyncio.wait_for(part.aclose(), 10)
             await rt.engine.dispose()
             tracing.shutdown()
 

@@ -174,6 +174,10 @@ class ReportIntake:
             self.rt.outbox.committed()
         return result
 
+    async def aclose(self) -> None:
+        """At shutdown (``shared.service``): the batch in flight ends whole, then the writer stops."""
+        await self.committer.close()
+
     # ------------------------------------------------------------------ the batch
     def _sql(self, conn: sa.Connection) -> _Statements:
         if self._statements is None:
