@@ -205,7 +205,9 @@ class CampaignSystem:
         async def go() -> list[dict[str, Any]]:
             conn = await asyncpg.connect(self.db.replace("postgresql+asyncpg://", "postgresql://", 1))
             try:
-                rows = await conn.fetch("SELECT payload FROM outbox WHERE event_type = $1", type_)
+                rows = await conn.fetch(
+                    "SELECT payload FROM outbox WHERE event_type = $1 ORDER BY position", type_
+                )
             finally:
                 await conn.close()
             return [json.loads(r["payload"]) for r in rows]
