@@ -200,9 +200,7 @@ async def _assert_applied_once(u: Up, accepted: dict[str, str], timeout: float =
 async def test_hoithi_up_restarts_a_killed_nats_server_and_service_and_applies_every_report_once(
     up: Up,
 ) -> None:
-    await eventually(
-        lambda: all_ready(up), timeout=180, interval=0.5, message="hoithi up: the four services ready"
-    )
+    await _all_ready(up, timeout=180)
     accepted: dict[str, str] = {}
     async with httpx.AsyncClient(timeout=30) as c:
         # The seed has reached submissions' directory copy once a report of a seed official is accepted.
@@ -279,8 +277,39 @@ async def test_hoithi_up_restarts_a_killed_nats_server_and_service_and_applies_e
     assert not [p for p in pids if _alive(p)], "programs left running after SIGTERM"
 
 
-async def all_ready(u: Up) -> bool:
-    return all(await asyncio.gather(*(_ready(u, s) for s in SERVICES)))
+async def _readiness(u: Up, service: str) -> str | None:
+    """None when ``service`` is ready, else what it answered (or why it did not)."""
+    try:
+        async with httpx.AsyncClient(timeout=2) as c:
+            r = await c.get(f"{u.url(service)}/health/ready")
+    except httpx.HTTPError as error:
+        return f"{type(error).__name__}: {error}"
+    return None if r.status_code == 200 else f"{r.status_code} {r.text[:300]}"
+
+
+async def _all_ready(u: Up, timeout: float) -> None:
+    """Wait for the four services' readiness; on failure say which were not ready, what they answered, and
+    what ``hoithi up`` logged."""
+
+    async def not_ready() -> dict[str, str]:
+        answers = await asyncio.gather(*(_readiness(u, s) for s in SERVICES))
+        return {s: a for s, a in zip(SERVICES, answers, strict=True) if a is not None}
+
+    try:
+        await eventually(
+            lambda: _none(not_ready()),
+            timeout=timeout,
+            interval=0.5,
+            message="hoithi up: the four services ready",
+        )
+    except AssertionError as error:
+        raise AssertionError(
+            f"{error}\nnot ready: {await not_ready()}\nhoithi up's log:\n{u.log()[-8000:]}"
+        ) from error
+
+
+async def _none(pending: Any) -> bool:
+    return not await pending
 
 
 async def _created(c: httpx.AsyncClient, u: Up, person: str) -> dict[str, Any] | None:
