@@ -412,8 +412,31 @@ async def settle(system: System, url: str, label: str) -> None:
     )
 
 
-def start_system(system: System) -> None:
-    """``System.start`` with time for the consumers to apply a directory of thousands of officials."""
+def bench_system(
+    work: Path, nats_url: str, bench: str, label: str, postgres: str | None, officials: int, units: int = 0
+) -> tuple[dict[str, str], System]:
+    """A whole system for a bench run (not started): a fresh database per service (SQLite files in ``work``, or
+    databases created on the ``postgres`` server) and the seed with ``officials`` generated officials over
+    ``units`` generated divisions."""
+    if postgres:
+        from tests.support.servers import create_database
+
+        dbs = {s: create_database(f"bench{bench}{s}", postgres) for s in SERVICES}
+    else:
+        dbs = {s: f"sqlite+aiosqlite:///{work / f'{s}.db'}" for s in SERVICES}
+    system = System(
+        nats_url=nats_url,
+        prefix=f"b{bench[0]}{label}",
+        workdir=work,
+        database_urls=dbs,
+        seed_dir=seed_with_officials(work / "seed", officials, units),
+    )
+    return dbs, system
+
+
+def start_system(system: System, timeout: float = 900) -> None:
+    """``System.start`` with time (``timeout`` for the seed and again for the consumers) for the consumers to
+    apply a directory of thousands of officials."""
     (system.workdir / "logs").mkdir(parents=True, exist_ok=True)
     if not system.clock_file.exists():
         system.set_clock("2023-10-20T09:00:00+07:00")
@@ -421,30 +444,20 @@ def start_system(system: System) -> None:
     for s in system.services:
         system.ports[s] = free_port()
     system.hoithi("migrate")
-    system.hoithi("seed", str(system.seed_dir), timeout=600)
+    system.hoithi("seed", str(system.seed_dir), timeout=timeout)
     system.hoithi("streams")
     for s in system.services:
         system.start_service(s)
     for s in system.services:
         system.wait_ready(s)
-    system.wait_caught_up(timeout=900)
+    system.wait_caught_up(timeout=timeout)
 
 
 async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> str:
     work = Path(tempfile.mkdtemp(prefix=f"hoithi-bench-intake-{label}-"))
     server = NatsServer(store_dir=work / "nats").start()
-    if postgres:
-        from tests.support.servers import create_database
-
-        dbs = {s: create_database(f"benchintake{s}", postgres) for s in SERVICES}
-    else:
-        dbs = {s: f"sqlite+aiosqlite:///{work / f'{s}.db'}" for s in SERVICES}
-    system = System(
-        nats_url=server.url,
-        prefix=f"bi{label}",
-        workdir=work,
-        database_urls=dbs,
-        seed_dir=seed_with_officials(work / "seed", args.officials + args.open_loop * len(args.rates)),
+    dbs, system = bench_system(
+        work, server.url, "intake", label, postgres, args.officials + args.open_loop * len(args.rates)
     )
     try:
         print(f"[{label}] starting the whole system in {work} …", flush=True)

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,22 @@ TENANT = "soctrang-stnmt"
 EDITION = "2023"
 
 
-def seed_with_officials(target: Path, extra_officials: int) -> Path:
-    """The 2023 seed plus ``extra_officials`` generated officials (for bursts of distinct authors)."""
+def seed_with_officials(target: Path, extra_officials: int, extra_units: int = 0) -> Path:
+    """The 2023 seed plus ``extra_officials`` generated officials (for bursts of distinct authors), spread over
+    the seed's units and ``extra_units`` generated divisions (a ministry-sized directory)."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(SEED / "edition.yaml", target / "edition.yaml")
     directory = yaml.safe_load((SEED / "directory.yaml").read_text(encoding="utf-8"))
+    for j in range(extra_units):
+        directory["units"].append(
+            {
+                "id": f"u-x{j:04d}",
+                "code": f"X{j:04d}",
+                "name": f"Phòng Thử nghiệm {j:04d}",
+                "kind": "division",
+                "effective_from": date(2003, 1, 1),
+            }
+        )
     units = [u["id"] for u in directory["units"]]
     for i in range(extra_officials):
         directory["people"].append(
