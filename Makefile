@@ -10,7 +10,7 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 # Test tiers that exist in this checkout (git keeps no empty folders, so a fresh clone may lack one).
 TEST_DIRS := $(wildcard tests/unit tests/integration tests/e2e)
 
-.PHONY: help venv run test fuzz soak soak-drill lint clean distclean images
+.PHONY: help venv run test fuzz soak soak-drill bench lint clean distclean images
 
 help:
 	@echo "make venv   create .venv and install the project with its test extras (skipped when up to date)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test   unit, integration and e2e tests: in parallel, then the fault tests alone (HOITHI_TEST_SERVERS=own|given|containers)"
 	@echo "make fuzz   the full schemathesis run (stateful phase, 100 examples per operation), outside make test"
 	@echo "make soak   the two-replica fault run at N=10000 reports (make soak N=...) and the rush on both databases, outside make test"
+	@echo "make bench  the 100,000-official rush and the 1,000,000-event replay (POSTGRES=URL adds PostgreSQL runs), outside make test"
 	@echo "make soak-drill  the restore drill at DRILL_N=400 receipts (make soak-drill DRILL_N=...), outside make test"
 	@echo "make lint   ruff check"
 	@echo "make clean  remove caches and local run data (.hoithi); distclean also removes .venv"
@@ -82,6 +83,13 @@ DRILL_N ?= 400
 soak-drill: venv
 	HOITHI_DRILL_REPORTS=$(DRILL_N) HOITHI_TEST_SERVERS=$${HOITHI_TEST_SERVERS:-own} $(PY) -m pytest \
 	  tests/integration/test_backup_restore_drill.py -k test_long_restore_drill -q -ra -p no:cacheprovider
+
+# Issue 16's full-size benchmarks, hours on a 2-core machine: bench/RESULTS.md records each run.
+RUSH_OFFICIALS ?= 100000
+REPLAY_EVENTS ?= 1000000
+bench: venv
+	$(PY) bench/rush.py --officials $(RUSH_OFFICIALS) $(if $(POSTGRES),--postgres $(POSTGRES))
+	$(PY) bench/replay.py --events $(REPLAY_EVENTS) $(if $(POSTGRES),--postgres $(POSTGRES))
 
 images: venv
 	bash deploy/build-image.sh
