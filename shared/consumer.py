@@ -1,8 +1,8 @@
 """The subscriber helper: how every service consumes events.
 
 A durable pull consumer (declared by ``hoithi streams``, only *bound* here) is fetched in batches. A batch is
-applied in one database transaction — each event's inbox row and its effect together — and acked only after
-the commit. Rules (ARCHITECTURE.md, reliability 2 and 3):
+applied in one database transaction — each event's inbox row and its effect together, then what the batch's
+facts share written once (``batch_local``) — and acked only after the commit. Rules (ARCHITECTURE.md, reliability 2 and 3):
 
 - a duplicate (inbox key ``(purpose, event id)`` already present) is acked with no effect;
 - an invalid payload never succeeds: it becomes a ``deadletter.recorded`` event, then the original is acked;
@@ -25,11 +25,11 @@ import contextlib
 import dataclasses
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import nats.errors
 import sqlalchemy as sa
@@ -95,6 +95,53 @@ def after_commit(work: LongWork) -> bool:
         return False
     pending.append(work)
     return True
+
+
+class BatchLocal(Protocol):
+    """State the handlers of one batch share (``batch_local``): what it gathers is written once, by ``flush``."""
+
+    async def flush(self, conn: AsyncConnection) -> None: ...
+
+
+B = TypeVar("B", bound=BatchLocal)
+
+# The objects the handlers of the batch being applied share, by key, in the order first asked for.
+_batch: ContextVar[dict[Hashable, BatchLocal] | None] = ContextVar("hoithi_batch_locals", default=None)
+
+
+def batch_local(key: Hashable, make: Callable[[], B]) -> B | None:
+    """From inside a handler: the batch's object for ``key`` (made by ``make`` on first use). Its ``flush(conn)``
+    runs once, after the batch's last fact and in its transaction, before the commit — so work a batch's facts
+    share (re-deriving a participant many of them touch) is done once per batch, not once per fact: the
+    group-commit idea applied to folds. A failed batch is rolled back with what it gathered (and re-applied one
+    by one, each with its own objects). None outside a batch (``batch_scope``): the caller then works inline."""
+    scope = _batch.get()
+    if scope is None:
+        return None
+    obj = scope.get(key)
+    if obj is None:
+        obj = scope[key] = make()
+    return cast(B, obj)
+
+
+@contextlib.asynccontextmanager
+async def batch_scope(conn: AsyncConnection) -> AsyncIterator[None]:
+    """A batch of facts applied on ``conn`` (the consumer's, a rebuild's, a re-pricing chunk's): the
+    ``batch_local`` objects its handlers make are flushed, in the order first made, when the block ends without
+    an error (one flush may make another: flushed too). Nested scopes share the outer one."""
+    if _batch.get() is not None:
+        yield
+        return
+    scope: dict[Hashable, BatchLocal] = {}
+    token = _batch.set(scope)
+    try:
+        yield
+        done = 0
+        while done < len(scope):
+            await list(scope.values())[done].flush(conn)
+            done += 1
+    finally:
+        _batch.reset(token)
 
 
 class RawMsg(Protocol):
@@ -481,7 +528,7 @@ class EventConsumer:
 
     async def _apply(self, items: list[tuple[RawMsg, Envelope]]) -> None:
         applied = dup = 0
-        async with self.engine.begin() as conn:
+        async with self.engine.begin() as conn, batch_scope(conn):
             for m, env in items:
                 if not await self.inbox.record(conn, self.purpose, env, m.data):
                     dup += 1

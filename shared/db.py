@@ -247,7 +247,7 @@ def _excluded(table: sa.Table) -> Any:
 def upsert(
     conn: AsyncConnection,
     table: sa.Table,
-    values: dict[str, Any],
+    values: dict[str, Any] | list[dict[str, Any]],
     *,
     key: Sequence[str] | None = None,
     set_: dict[str, Any] | Callable[[Any], dict[str, Any]] | None = None,
@@ -255,6 +255,8 @@ def upsert(
 ) -> Any:
     """INSERT … ON CONFLICT (key) DO UPDATE SET … [WHERE …] in the dialect of ``conn``: one statement, so no
     other writer comes between a read and a write (statement, not executed; add ``.returning`` at will).
+    ``values`` is one row or several (distinct keys, the same columns: one multi-row statement; on PostgreSQL
+    it locks their rows in the order given).
 
     ``key`` defaults to the primary key; ``set_`` to every other column of ``values`` taken from the row
     being inserted, or is a dict of expressions, or a function of ``excluded`` (the row being inserted)
@@ -263,7 +265,8 @@ def upsert(
     stmt = _insert(conn, table).values(values)
     excluded = _excluded(table)
     if set_ is None:
-        changes = {c: excluded[c] for c in values if c not in keys}
+        columns = values[0] if isinstance(values, list) else values
+        changes = {c: excluded[c] for c in columns if c not in keys}
     elif callable(set_):
         changes = set_(excluded)
     else:

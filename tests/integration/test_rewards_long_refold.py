@@ -34,7 +34,7 @@ from tests.support.wait import eventually
 pytestmark = pytest.mark.serial  # long work against a 2 s ack_wait
 
 ACK_WAIT = 2.0  # seconds
-PER_SUBJECT = 0.15  # seconds added to each subject's re-pricing: ~30 subjects ≈ 4.5 s, more than ACK_WAIT
+PER_SUBJECT = 0.25  # seconds added to each subject's re-pricing: ~26 subjects ≈ 6.5 s, well over 2 × ACK_WAIT
 
 
 async def test_a_rules_change_longer_than_ack_wait_is_delivered_once(

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.rewards import domain, models
 from services.rewards.usecases import readmodel, view
 from services.rewards.usecases.readmodel import refresh_totals, replace_marks
-from shared.consumer import Inbox, after_commit
+from shared.consumer import Inbox, after_commit, batch_local, batch_scope
 from shared.copies import Copies
 from shared.db import Backbone, insert_ignore, upsert
 from shared.documents import Edition
@@ -167,6 +167,9 @@ class Projection:
             elif await self.inbox.record(conn, g.purpose, env, env.to_json()):
                 fresh.append(g)
         if env.type == "edition.published":
+            batch = batch_local(FoldBatch, FoldBatch)
+            if batch is not None:
+                batch.forget(env.tenant, env.data["document"]["edition"])
             await self.copies.apply(conn, env)
             if await accept_rules(conn, env) and fresh:
                 edition = env.data["document"]["edition"]
@@ -208,9 +211,14 @@ class Projection:
             )
             return
         edition_name = next((f.edition for f in scored if f.edition), None) or edition
-        rules = await current_rules(conn, tenant, edition_name) if edition_name else None
-        doc = await self.copies.edition(conn, tenant, edition_name) if edition_name else None
-        standing = domain.fold_edition(scored, rules, part_titles=part_titles(doc))
+        batch = batch_local(FoldBatch, FoldBatch)
+        if batch is not None and edition_name:
+            rules, titles = await batch.edition(conn, self.copies, tenant, edition_name)
+        else:
+            rules = await current_rules(conn, tenant, edition_name) if edition_name else None
+            doc = await self.copies.edition(conn, tenant, edition_name) if edition_name else None
+            titles = part_titles(doc)
+        standing = domain.fold_edition(scored, rules, part_titles=titles)
         entries = [e for e in standing.entries if e.submission_id == subject]
         state = "assignment"
         if subject in standing.submissions:
@@ -222,16 +230,13 @@ class Projection:
                 conn, g.id, tenant, edition_name, subject, marks
             )
             if changed or marks_changed or force:
-                await refresh_totals(
-                    conn,
-                    g,
-                    tenant,
-                    edition_name,
-                    touched | touched_marks,
-                    rules,
-                    cause=cause,
-                    outbox=self.outbox if g.status == "active" else None,
-                )
+                outbox = self.outbox if g.status == "active" else None
+                if batch is not None:
+                    batch.refresh(g, tenant, edition_name, touched | touched_marks, outbox)
+                else:
+                    await refresh_totals(
+                        conn, g, tenant, edition_name, touched | touched_marks, rules, outbox=outbox
+                    )
         await conn.execute(
             sa.update(models.submission_states)
             .where(models.submission_states.c.submission_id == subject)
@@ -254,7 +259,7 @@ class Projection:
         t = models.submission_states
         done, after = 0, ""
         while True:
-            async with self.engine.begin() as conn:
+            async with self.engine.begin() as conn, batch_scope(conn):
                 rows = (
                     await conn.execute(
                         sa.select(t.c.submission_id, t.c.tenant, t.c.edition)
@@ -308,7 +313,7 @@ class Projection:
         r, t = models.refolds, self.backbone.inbox
         key = sa.and_(r.c.generation == g.id, r.c.tenant == tenant, r.c.edition == edition)
         while True:
-            async with self.engine.begin() as conn:
+            async with self.engine.begin() as conn, batch_scope(conn):
                 row = (await conn.execute(sa.select(r).where(key).with_for_update())).first()
                 if row is None:
                     return
@@ -360,6 +365,50 @@ class Projection:
             if g is not None:
                 await self.continue_refold(g, row.tenant, row.edition)
         return len(rows)
+
+
+class FoldBatch:
+    """What the folds of one batch of facts share (``shared.consumer.batch_local``): each edition's rules and part
+    titles, read once; and the participants whose totals the batch's subjects touched, re-derived once each,
+    set by set, at the batch's end (a unit touched by 50 reports is re-derived once, not 50 times) under the rules
+    in force then."""
+
+    def __init__(self) -> None:
+        self._editions: dict[tuple[str, str], tuple[domain.Rules | None, dict[str, str]]] = {}
+        self._pending: dict[tuple[int, str, str], tuple[Generation, Outbox | None, set[tuple[str, str]]]] = {}
+
+    async def edition(
+        self, conn: AsyncConnection, copies: Copies, tenant: str, edition: str
+    ) -> tuple[domain.Rules | None, dict[str, str]]:
+        """The rules in force and the part titles of an edition."""
+        key = (tenant, edition)
+        if key not in self._editions:
+            rules = await current_rules(conn, tenant, edition)
+            self._editions[key] = (rules, part_titles(await copies.edition(conn, tenant, edition)))
+        return self._editions[key]
+
+    def forget(self, tenant: str, edition: str) -> None:
+        """A new version of the edition arrived: read it again."""
+        self._editions.pop((tenant, edition), None)
+
+    def refresh(
+        self,
+        g: Generation,
+        tenant: str,
+        edition: str,
+        participants: Iterable[tuple[str, str]],
+        outbox: Outbox | None,
+    ) -> None:
+        _, _, wanted = self._pending.setdefault((g.id, tenant, edition), (g, outbox, set()))
+        wanted.update(participants)
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        for key in sorted(self._pending):
+            g, outbox, wanted = self._pending[key]
+            _, tenant, edition = key
+            rules = await current_rules(conn, tenant, edition)
+            await refresh_totals(conn, g, tenant, edition, wanted, rules, outbox=outbox)
+        self._pending.clear()
 
 
 def of_runtime(rt: Runtime) -> Projection:

@@ -175,27 +175,40 @@ async def refresh_totals(
     participants: Iterable[tuple[str, str]],
     rules: domain.Rules | None,
     *,
-    cause: str | None,
+    cause: str | None = None,
     outbox: Outbox | None,
 ) -> int:
-    """Re-derive the totals of ``participants`` (each row locked first, in a stable order, so two consumers
-    touching one participant take turns and the later one sees the earlier one's entries). With ``outbox``
-    (the live generation), a participant whose eligibility is gained or lost is told, in this transaction.
-    Returns the number of changes told."""
+    """Re-derive the totals of ``participants``, set by set: their rows locked first (one multi-row upsert, in a
+    stable order, so two consumers touching one participant take turns and the later one sees the earlier one's
+    entries), then their entries and marks read together (indexed, ``CHUNK`` ids per read) and their rows
+    written. With ``outbox`` (the live generation), a participant whose eligibility is gained or lost is told,
+    in this transaction (ranks before and after: an indexed count each). Returns the number of changes told."""
+    wanted = sorted(set(participants))
+    told = 0
+    for i in range(0, len(wanted), CHUNK):
+        told += await _refresh_chunk(
+            conn, generation.id, tenant, edition, wanted[i : i + CHUNK], rules, outbox
+        )
+    return told
+
+
+async def _refresh_chunk(
+    conn: AsyncConnection,
+    gid: int,
+    tenant: str,
+    edition: str,
+    wanted: list[tuple[str, str]],
+    rules: domain.Rules | None,
+    outbox: Outbox | None,
+) -> int:
     t = models.totals
     now = datetime.now(UTC)
-    told = 0
-    for kind, pid in sorted(set(participants)):
-        key = {
-            "generation": generation.id,
-            "tenant": tenant,
-            "edition": edition,
+    key = {"generation": gid, "tenant": tenant, "edition": edition}
+    placeholders = [
+        {
+            **key,
             "participant_kind": kind,
             "participant_id": pid,
-        }
-        where = sa.and_(*(t.c[k] == v for k, v in key.items()))
-        placeholder = {
-            **key,
             "points": 0.0,
             "first_at": domain.FAR_FUTURE,
             "misses": 0,
@@ -205,58 +218,134 @@ async def refresh_totals(
             "changes": 0,
             "updated_at": now,
         }
-        await conn.execute(upsert(conn, t, placeholder, set_={"updated_at": now}))  # the row lock
-        old = (await conn.execute(sa.select(t).where(where))).one()
-        was_listed = old.entries >= 0
-        new = await participant_total(conn, generation.id, tenant, edition, kind, pid, rules)
-        new_keys = ",".join(new.eligibility_keys)
-        old_keys = old.eligibility_keys if was_listed else ""
-        tell = outbox is not None and new_keys != old_keys
-        previous_rank = (
-            await rank_of(conn, generation.id, tenant, edition, old, rules) if tell and was_listed else None
+        for kind, pid in wanted
+    ]
+    await conn.execute(upsert(conn, t, placeholders, set_={"updated_at": now}))  # the row locks
+    base = sa.select(t).where(t.c.generation == gid, t.c.tenant == tenant, t.c.edition == edition)
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for kind, pid in wanted:
+        by_kind[kind].append(pid)
+    old: dict[tuple[str, str], Any] = {}
+    for kind, ids in sorted(by_kind.items()):
+        q = base.where(t.c.participant_kind == kind, t.c.participant_id.in_(ids))
+        old.update({(r.participant_kind, r.participant_id): r for r in (await conn.execute(q)).all()})
+    entries: dict[tuple[str, str], list[domain.LedgerEntry]] = defaultdict(list)
+    for e in await _entries(conn, gid, tenant, edition, participants=wanted):
+        entries[(e.participant_kind, e.participant_id)].append(e)
+    marks = await _marks(conn, gid, tenant, edition, by_kind)
+    news = {p: standings.total(p[0], p[1], entries[p], marks[p], rules) for p in wanted}
+    # who is told, and their rank before any row of the set changes
+    told: dict[tuple[str, str], int | None] = {}
+    for p, new in news.items():
+        was = old[p]
+        old_keys = was.eligibility_keys if was.entries >= 0 else ""
+        if outbox is not None and ",".join(new.eligibility_keys) != old_keys:
+            told[p] = await rank_of(conn, gid, tenant, edition, was, rules) if was.entries >= 0 else None
+    gone = [p for p, new in news.items() if not new.listed]
+    for kind in sorted({k for k, _ in gone}):
+        ids = [pid for k, pid in gone if k == kind]
+        await conn.execute(
+            sa.delete(t).where(
+                t.c.generation == gid,
+                t.c.tenant == tenant,
+                t.c.edition == edition,
+                t.c.participant_kind == kind,
+                t.c.participant_id.in_(ids),
+            )
         )
-        changes = old.changes + (1 if tell else 0)
-        if not new.listed:
-            await conn.execute(sa.delete(t).where(where))
-        else:
-            await conn.execute(
-                sa.update(t)
-                .where(where)
-                .values(
-                    points=new.points,
-                    first_at=new.first_at,
-                    misses=new.misses,
-                    entries=len(new.counted),
-                    eligibility=eligibility_json(new.eligibility),
-                    eligibility_keys=new_keys,
-                    changes=changes,
-                    updated_at=now,
-                )
-            )
-        if tell:
-            assert outbox is not None
-            rank = await rank_of(conn, generation.id, tenant, edition, new, rules) if new.listed else None
-            await outbox.emit(
-                conn,
+    rows = [
+        {
+            "k_kind": p[0],
+            "k_id": p[1],
+            "points": new.points,
+            "first_at": new.first_at,
+            "misses": new.misses,
+            "entries": len(new.counted),
+            "eligibility": eligibility_json(new.eligibility),
+            "eligibility_keys": ",".join(new.eligibility_keys),
+            "changes": old[p].changes + (1 if p in told else 0),
+            "updated_at": now,
+        }
+        for p, new in news.items()
+        if new.listed
+    ]
+    if rows:
+        await conn.execute(_update_total(gid, tenant, edition), rows)
+    for p, previous_rank in told.items():
+        assert outbox is not None
+        new = news[p]
+        rank = await rank_of(conn, gid, tenant, edition, new, rules) if new.listed else None
+        old_keys = old[p].eligibility_keys if old[p].entries >= 0 else ""
+        new_keys = ",".join(new.eligibility_keys)
+        await outbox.emit(
+            conn,
+            "reward.priority.changed",
+            change_data(new, rank=rank, previous_rank=previous_rank, rules=rules),
+            tenant=tenant,
+            subject=p[1],
+            time=now,
+            edition=edition,
+            event_id=deterministic_id(
                 "reward.priority.changed",
-                change_data(new, rank=rank, previous_rank=previous_rank, rules=rules),
-                tenant=tenant,
-                subject=pid,
-                time=now,
-                edition=edition,
-                event_id=deterministic_id(
-                    "reward.priority.changed",
-                    tenant,
-                    edition,
-                    kind,
-                    pid,
-                    old_keys or "-",
-                    new_keys or "-",
-                    changes,
-                ),
-            )
-            told += 1
-    return told
+                tenant,
+                edition,
+                p[0],
+                p[1],
+                old_keys or "-",
+                new_keys or "-",
+                old[p].changes + 1,
+            ),
+        )
+    return len(told)
+
+
+def _update_total(gid: int, tenant: str, edition: str) -> Any:
+    """One participant's row of the set (executemany: ``k_kind``, ``k_id`` and the values)."""
+    t = models.totals
+    return (
+        sa.update(t)
+        .where(
+            t.c.generation == gid,
+            t.c.tenant == tenant,
+            t.c.edition == edition,
+            t.c.participant_kind == sa.bindparam("k_kind"),
+            t.c.participant_id == sa.bindparam("k_id"),
+        )
+        .values(
+            {
+                c: sa.bindparam(c)
+                for c in (
+                    "points",
+                    "first_at",
+                    "misses",
+                    "entries",
+                    "eligibility",
+                    "eligibility_keys",
+                    "changes",
+                    "updated_at",
+                )
+            }
+        )
+    )
+
+
+async def _marks(
+    conn: AsyncConnection, gid: int, tenant: str, edition: str, by_kind: dict[str, list[str]]
+) -> dict[tuple[str, str], list[standings.Mark]]:
+    """The marks of some participants (ids by kind), by participant."""
+    mk = models.marks
+    out: dict[tuple[str, str], list[standings.Mark]] = defaultdict(list)
+    for kind, ids in sorted(by_kind.items()):
+        q = sa.select(mk).where(
+            mk.c.generation == gid,
+            mk.c.tenant == tenant,
+            mk.c.edition == edition,
+            mk.c.participant_kind == kind,
+            mk.c.participant_id.in_(ids),
+        )
+        for r in (await conn.execute(q)).all():
+            out[(r.participant_kind, r.participant_id)].append(mark_of(r))
+    return out
 
 
 def change_data(

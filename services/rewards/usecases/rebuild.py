@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards import models
 from services.rewards.usecases import projection, readmodel
+from shared.consumer import batch_scope
 from shared.events.envelope import Envelope
 from shared.nats_auth import connect_options
 from shared.service import Runtime
@@ -101,7 +102,7 @@ async def rebuild(rt: Runtime, *, batch: int = 500, echo: Callable[[str], None] 
                 msgs = []
             if not msgs:
                 break
-            async with rt.engine.begin() as conn:
+            async with rt.engine.begin() as conn, batch_scope(conn):
                 for m in msgs:
                     read += 1
                     try:
