@@ -86,6 +86,43 @@ async def test_a_poison_message_does_not_hold_back_the_rest_of_its_batch(harness
     assert all(m.log == [("ack", None)] for i, m in enumerate(msgs) if i != 1)
 
 
+async def test_what_a_batch_shares_is_written_once_at_its_end_and_not_at_all_when_it_rolls_back(
+    harness: Any,
+) -> None:
+    """``batch_local``: the handlers of one batch gather into one object, flushed once in the batch's
+    transaction; a failed batch's object is dropped with its rollback, and the one-by-one retry gathers anew."""
+    from shared.consumer import batch_local
+
+    table = sa.Table("gathered", sa.MetaData(), sa.Column("subjects", sa.Text))
+    async with harness.engine.begin() as conn:
+        await conn.run_sync(table.metadata.create_all)
+
+    class Gathered:
+        def __init__(self) -> None:
+            self.subjects: list[str] = []
+
+        async def flush(self, conn: Any) -> None:
+            await conn.execute(table.insert().values(subjects=",".join(self.subjects)))
+
+    async def handler(conn: Any, env: Envelope) -> None:
+        gathered = batch_local(Gathered, Gathered)
+        assert gathered is not None, "a consumer's batch always has a scope"
+        gathered.subjects.append(env.subject or "")
+        if env.subject == "s-poison":
+            raise ValueError("cannot apply")
+
+    harness.consumer.handlers["submission.withdrawn"] = handler
+    await harness.consumer.process([FakeMsg(withdrawn(s).to_json()) for s in ("s-1", "s-2", "s-3")])
+    batch = [FakeMsg(withdrawn(s).to_json()) for s in ("s-4", "s-poison", "s-5")]
+    await harness.consumer.process(batch)
+    async with harness.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(table.c.subjects))).scalars().all()
+    # one row for the first batch; the second rolled back whole, then each good fact got its own batch
+    assert rows == ["s-1,s-2,s-3", "s-4", "s-5"]
+    assert [m.log[0][0] for m in batch] == ["ack", "nak", "ack"]
+    assert batch_local(Gathered, Gathered) is None  # outside a batch: the caller works inline
+
+
 class LostAck(FakeMsg):
     """A message whose ack is lost because the broker is restarting (nats-py raises)."""
 
