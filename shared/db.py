@@ -11,9 +11,10 @@ survive a power cut — and write transactions begin IMMEDIATE so two writers qu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,10 +58,40 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-        _sqlite_setup(engine.sync_engine)
-        return engine
+        sync = create_async_engine(
+            url, connect_args={"timeout": 30}, execution_options={READ_ONLY: True}
+        ).sync_engine
+        _sqlite_setup(sync)
+        return SqliteEngine(sync)
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+class SqliteEngine(AsyncEngine):
+    """An engine on a SQLite file whose ``connect()`` is a reader and whose ``begin()`` is a writer.
+
+    SQLite has one writer at a time. A transaction that will write must take the write lock when it begins
+    (``BEGIN IMMEDIATE``: a deferred one that later writes fails at once whenever another writer committed
+    meanwhile); one that only reads must not take it, or every API read queues behind the consumer's batch and,
+    past the busy timeout, fails ("database is locked" — the rush bench's 500s). So ``engine.connect()`` (the
+    reads: routes, the caller's directory entry, the clock's looks) begins DEFERRED — in WAL mode a snapshot that
+    never blocks and is never blocked by the writer — and ``engine.begin()`` (every unit of work, every consumer
+    batch) begins IMMEDIATE. Code that writes on a ``connect()`` connection must begin it as a writer
+    (``writing(conn)``)."""
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        async with self.connect() as conn:
+            await writing(conn)
+            async with conn.begin():
+                yield conn
+
+    def execution_options(self, **opt: Any) -> AsyncEngine:
+        return SqliteEngine(self.sync_engine.execution_options(**opt))
+
+
+async def writing(conn: AsyncConnection) -> AsyncConnection:
+    """``conn`` (not yet in a transaction) will write: on SQLite its transaction begins IMMEDIATE."""
+    return await conn.execution_options(**{READ_ONLY: False})
 
 
 READ_ONLY = "hoithi_read_only"
