@@ -633,9 +633,10 @@ async def load_list(
 
     The list now (no ``as_of``) of a generation alive (the live one, or one being rebuilt) is read from the
     incremental read model (``readmodel``: totals ranked by the database); a page (``limit``) then costs the
-    page: the people and units it names are read one by one, and the union roll-ups (which need every member)
+    page: the people and units it names are read together, and the union roll-ups (which need every member)
     are left out. "As of" a moment, and a retired generation whose facts are kept, are folded from the facts
-    (exact, and the cost of every fact up to the moment)."""
+    (exact, and the cost of every fact up to the moment); a page of that fold (unfiltered) then names only
+    the page's people, as the read model's page does."""
     gen = await generation_by_id(conn, generation) if generation is not None else None
     alive = {g.id: g for g in await generations(conn)}
     if as_of is None and (gen is None or gen.id in alive):
@@ -661,6 +662,7 @@ async def load_list(
             return None
         persons, units, entries = page.persons, page.units, page.entries
         paged = limit is not None and not filtered
+        every_unit = await readmodel.unit_points(conn, g.id, tenant, edition) if paged else {}
         edition_version = rules.edition_version if rules else None
         rules_version = rules.rules_version if rules else None
         gid = g.id
@@ -669,32 +671,28 @@ async def load_list(
         if computed.edition is None and not computed.facts:
             return None
         persons, units, entries = computed.persons, computed.units, computed.standing.entries
-        paged = False
+        filtered = unit is not None or union is not None or role is not None
+        paged = limit is not None and not filtered
+        every_unit = {r.participant_id: r.points for r in units}
+        if paged:  # as the read model's page: the page's participants, their entries and their subjects'
+            assert limit is not None
+            page = _page_of(persons, units, entries, offset, limit)
+            persons, units, entries = page.persons, page.units, page.entries
         edition_version = computed.rules.edition_version if computed.rules else None
         rules_version = computed.rules.rules_version if computed.rules else None
         gid = computed.generation.id
     when = as_of or now
     if paged:
-        people = {}
-        for r in persons:
-            p = await copies.person(conn, tenant, r.participant_id, when)
-            if p is not None:
-                people[p.id] = p
+        people = await copies.people_in_force(conn, tenant, [r.participant_id for r in persons], when)
     else:
         people = {p.id: p for p in await copies.people_in(conn, tenant, when)}
-    every_unit = await readmodel.unit_points(conn, gid, tenant, edition) if paged else None
-    ids = {r.participant_id for r in units} | {p.unit for p in people.values()} | set(every_unit or ())
-    unit_docs = {}
-    for uid in sorted(ids):
-        u = await copies.unit(conn, tenant, uid, when)
-        if u is not None:
-            unit_docs[uid] = u
+    ids = {r.participant_id for r in units} | {p.unit for p in people.values()}
+    if paged:
+        ids |= set(every_unit)
+    unit_docs = await copies.units_in_force(conn, tenant, ids, when)
     # parents of the units named (a branch's parent may have no entries of its own)
-    for u in list(unit_docs.values()):
-        if u.parent and u.parent not in unit_docs:
-            parent = await copies.unit(conn, tenant, u.parent, when)
-            if parent is not None:
-                unit_docs[parent.id] = parent
+    parents = {u.parent for u in unit_docs.values() if u.parent and u.parent not in unit_docs}
+    unit_docs |= await copies.units_in_force(conn, tenant, parents, when)
     pl = view.build(
         edition=edition,
         as_of=as_of,
@@ -711,7 +709,7 @@ async def load_list(
         union=union,
         role=role,
         unions=not paged,
-        unit_points=every_unit,
+        unit_points=every_unit if paged else None,
     )
     if limit is not None and not paged:  # filtered or as of a moment: the page of the built list
         shown_persons, shown_units = pl.persons[offset : offset + limit], pl.units[offset : offset + limit]
@@ -736,6 +734,31 @@ async def load_list(
             }
         )
     return pl
+
+
+def _page_of(
+    persons: list[domain.Ranked],
+    units: list[domain.Ranked],
+    entries: Iterable[domain.LedgerEntry],
+    offset: int,
+    limit: int,
+) -> readmodel.Page:
+    """A page of a whole ranked list, holding what ``readmodel.load`` gives for a page: the page's persons and
+    units, their entries and the other entries of their persons' subjects (a unit's reasons)."""
+    shown_p, shown_u = persons[offset : offset + limit], units[offset : offset + limit]
+    listed = {("person", r.participant_id) for r in shown_p} | {("unit", r.participant_id) for r in shown_u}
+    all_entries = list(entries)
+    subjects = {
+        e.submission_id
+        for e in all_entries
+        if e.participant_kind == "person" and (e.participant_kind, e.participant_id) in listed
+    }
+    kept = tuple(
+        e
+        for e in all_entries
+        if (e.participant_kind, e.participant_id) in listed or e.submission_id in subjects
+    )
+    return readmodel.Page(shown_p, shown_u, kept, len(persons), len(units))
 
 
 # ------------------------------------------------------------------------------------------------ standings

@@ -58,6 +58,20 @@ def test_list_exports_journal_and_rules_check_over_http(client: TestClient) -> N
     assert first_units == pl.json()["units"][:2]  # roll-ups of a page's units count every branch
     assert client.get(f"{BASE}/priority-list", params={"limit": 0}).status_code == 422
 
+    # As of a moment, a page is the page of that moment's whole list: the same rows (names, units, ranks,
+    # reasons), the whole list's totals, and its units' roll-ups counting every branch.
+    moment = {"as_of": "2023-10-25T12:00:00"}
+    then = client.get(f"{BASE}/priority-list", params=moment).json()
+    assert 0 < len(then["persons"]) < len(EXPECTED_PERSONS)
+    pages, offset = [], 0
+    while offset is not None:
+        page = client.get(f"{BASE}/priority-list", params={**moment, "limit": 2, "offset": offset}).json()
+        assert page["page"]["persons_total"] == len(then["persons"]) and page["unions"] == []
+        assert page["units"] == then["units"][offset : offset + 2]
+        pages += page["persons"]
+        offset = page["page"]["next_offset"]
+    assert pages == then["persons"]
+
     text = client.get(f"{BASE}/priority-list.csv", params={"sheet": "units"}).content.decode("utf-8-sig")
     assert next(csv.reader(io.StringIO(text)))[:3] == ["Hạng", "Mã đơn vị", "Tên đơn vị"]
     wb = load_workbook(io.BytesIO(client.get(f"{BASE}/priority-list.xlsx").content))
