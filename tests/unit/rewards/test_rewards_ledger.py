@@ -116,6 +116,26 @@ async def test_as_of_between_two_facts_shows_the_first_and_not_the_second(reward
     ]
 
 
+async def test_a_list_as_of_a_moment_waits_for_the_fold_under_way_then_is_refused_not_queued(
+    rewards: Rewards, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One fold of a whole edition at a time per process (off the event loop): a reader that cannot start one
+    in time gets a 503 with Retry-After and nothing changes; the live list, read from the read model, is
+    answered meanwhile."""
+    from shared.errors import DomainError, Refusal
+
+    await rewards.deliver(all_facts())
+    want = _json(await rewards.listing(at(26, 12)))
+    monkeypatch.setattr(projection, "FOLD_WAIT", 0.2)
+    async with projection._fold_slot():  # a fold under way
+        with pytest.raises(DomainError) as refused:
+            await rewards.listing(at(26, 12))
+        assert refused.value.refusal is Refusal.UNAVAILABLE and refused.value.headers == {"Retry-After": "1"}
+        assert "thử lại" in refused.value.detail_vi
+        assert as_rows([p.model_dump() for p in (await rewards.listing()).persons]) == EXPECTED_PERSONS
+    assert _json(await rewards.listing(at(26, 12))) == want
+
+
 async def test_a_miss_caught_up_late_counts_at_its_deadline(rewards: Rewards) -> None:
     await rewards.deliver(all_facts())
     # p-0022's miss was published on 27/10 10:00; its deadline was 26/10 00:00.
