@@ -3,6 +3,8 @@ union tree, of the assignments the caller may see (``domain.access.scope_of``)."
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +12,8 @@ import sqlalchemy as sa
 
 from services.campaign import domain, models
 from services.campaign.domain.access import scope_of
-from services.campaign.usecases.publishing import stored_directory
+from services.campaign.usecases.publishing import DirectoryDocs, directory_of, stored_directory_docs
+from shared import heavy
 from shared.clock import VN
 from shared.documents import Person
 from shared.errors import DomainError, Refusal
@@ -21,28 +24,55 @@ async def participation(
     rt: Runtime, caller: Caller, person: Person, tenant: str, edition: str, at: datetime
 ) -> dict[str, Any]:
     """Assigned / fulfilled / late / missed / extended as of ``at``; refused (forbidden) to a caller who may see
-    nothing beyond their own assignments."""
-    day = at.astimezone(VN).date()
+    nothing beyond their own assignments. A tally of every assignment of the edition: a heavy read
+    (``shared/heavy.py``), read on the loop and tallied in a thread, one at a time per process."""
     a, m, x = models.assignments, models.misses, models.extensions
-    async with rt.engine.connect() as conn:
-        directory = await stored_directory(conn, tenant)
-        rows = (await conn.execute(sa.select(a).where(a.c.tenant == tenant, a.c.edition == edition))).all()
-        missed: dict[str, list[datetime]] = {}
-        for r in await conn.execute(sa.select(m.c.assignment_id, m.c.deadline).where(m.c.tenant == tenant)):
-            missed.setdefault(r.assignment_id, []).append(r.deadline)
-        c = models.assignment_changes
-        changes: dict[str, list[domain.StatusChange]] = {}
-        for r in await conn.execute(
-            sa.select(c.c.assignment_id, c.c.at, c.c.status, c.c.on_time)
-            .where(c.c.tenant == tenant)
-            .order_by(c.c.assignment_id, c.c.at, c.c.recorded)
-        ):
-            changes.setdefault(r.assignment_id, []).append(
-                domain.StatusChange(r.at, r.status == "fulfilled", r.on_time)
-            )
-        extended: dict[str, list[datetime]] = {}
-        for r in await conn.execute(sa.select(x.c.assignment_id, x.c.granted_at).where(x.c.tenant == tenant)):
-            extended.setdefault(r.assignment_id, []).append(r.granted_at)
+    async with heavy.slot("participation"):
+        async with rt.engine.connect() as conn:
+            docs = await stored_directory_docs(conn, tenant)
+            rows = (
+                await conn.execute(sa.select(a).where(a.c.tenant == tenant, a.c.edition == edition))
+            ).all()
+            missed = (
+                await conn.execute(sa.select(m.c.assignment_id, m.c.deadline).where(m.c.tenant == tenant))
+            ).all()
+            c = models.assignment_changes
+            changed = (
+                await conn.execute(
+                    sa.select(c.c.assignment_id, c.c.at, c.c.status, c.c.on_time)
+                    .where(c.c.tenant == tenant)
+                    .order_by(c.c.assignment_id, c.c.at, c.c.recorded)
+                )
+            ).all()
+            extended = (
+                await conn.execute(sa.select(x.c.assignment_id, x.c.granted_at).where(x.c.tenant == tenant))
+            ).all()
+        return await asyncio.to_thread(_tally, caller, person, at, docs, rows, missed, changed, extended)
+
+
+def _tally(
+    caller: Caller,
+    person: Person,
+    at: datetime,
+    docs: DirectoryDocs,
+    rows: Sequence[Any],
+    missed_rows: Sequence[Any],
+    changed_rows: Sequence[Any],
+    extended_rows: Sequence[Any],
+) -> dict[str, Any]:
+    day = at.astimezone(VN).date()
+    directory = directory_of(docs)
+    missed: dict[str, list[datetime]] = {}
+    for r in missed_rows:
+        missed.setdefault(r.assignment_id, []).append(r.deadline)
+    changes: dict[str, list[domain.StatusChange]] = {}
+    for r in changed_rows:
+        changes.setdefault(r.assignment_id, []).append(
+            domain.StatusChange(r.at, r.status == "fulfilled", r.on_time)
+        )
+    extended: dict[str, list[datetime]] = {}
+    for r in extended_rows:
+        extended.setdefault(r.assignment_id, []).append(r.granted_at)
     facts = [
         domain.AssignmentFacts(
             r.id,

@@ -6,6 +6,7 @@ Both are idempotent: a unit, person or edition identical to what is stored publi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from services.campaign import domain, models
 from services.campaign.domain.documents import refuse_what_any_service_would
 from shared.copies import FAR_PAST
 from shared.db import upsert
-from shared.documents import Directory, Edition, Person, Unit
+from shared.documents import Directory, Edition, Person, Union, Unit
 from shared.events.catalogue import PersonFact
 from shared.events.envelope import deterministic_id
 from shared.events.versions import EmitVersions, for_process
@@ -102,18 +103,36 @@ async def import_directory(
 
 async def stored_directory(conn: AsyncConnection, tenant: str) -> Directory:
     """The whole directory campaign holds for ``tenant``: every effective-dated row, nothing deleted."""
+    return directory_of(await stored_directory_docs(conn, tenant))
+
+
+@dataclass(frozen=True)
+class DirectoryDocs:
+    """The stored directory as read, not yet parsed (``directory_of`` parses it, off the loop if it is large)."""
+
+    tenant: str
+    units: list[str]
+    people: list[str]
+    unions: list[Union]
+
+
+async def stored_directory_docs(conn: AsyncConnection, tenant: str) -> DirectoryDocs:
     c = models.copies
     units = (await conn.execute(sa.select(c.units.c.doc).where(c.units.c.tenant == tenant))).scalars().all()
     people = (
         (await conn.execute(sa.select(c.people.c.doc).where(c.people.c.tenant == tenant))).scalars().all()
     )
     unions = (await c.unions_of(conn, tenant)).values()
+    return DirectoryDocs(tenant, list(units), list(people), list(unions))
+
+
+def directory_of(docs: DirectoryDocs) -> Directory:
     return Directory.model_validate(
         {
-            "tenant": tenant,
-            "units": [Unit.model_validate_json(d) for d in units],
-            "unions": list(unions),
-            "people": [Person.model_validate_json(d) for d in people],
+            "tenant": docs.tenant,
+            "units": [Unit.model_validate_json(d) for d in docs.units],
+            "unions": docs.unions,
+            "people": [Person.model_validate_json(d) for d in docs.people],
         }
     )
 

@@ -8,11 +8,9 @@ made by exactly the code that makes the live one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import weakref
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.rewards import domain, models
 from services.rewards.usecases import readmodel, view
 from services.rewards.usecases.readmodel import refresh_totals, replace_marks
+from shared import heavy
 from shared.consumer import Inbox, after_commit, batch_local, batch_scope
 from shared.copies import Copies
 from shared.db import Backbone, insert_ignore, upsert
 from shared.documents import Edition
-from shared.errors import DomainError, Refusal
 from shared.events.envelope import Envelope, deterministic_id
 from shared.outbox import Outbox
 from shared.reward_rules import RuleError, check_rewards, parts_of
@@ -603,35 +601,6 @@ def _parsed(raw: Iterable[str | bytes], edition: str) -> list[Envelope]:
     return out
 
 
-# A fold of a whole edition "as of" a moment costs every fact kept for it (~0.3 s of CPU at 2,000 reports on
-# the bench machine). It runs off the event loop, one at a time per process, so that the consumer and every other
-# request keep being served meanwhile and concurrent folds do not pile up; a read that cannot start one within
-# FOLD_WAIT seconds is refused (503 with Retry-After) and changes nothing.
-FOLD_WAIT = 10.0  # seconds
-_fold_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-@contextlib.asynccontextmanager
-async def _fold_slot() -> AsyncIterator[None]:
-    slot = _fold_slots.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(1))
-    try:
-        await asyncio.wait_for(slot.acquire(), FOLD_WAIT)
-    except TimeoutError:
-        raise DomainError(
-            Refusal.UNAVAILABLE,
-            "The list as of a moment is being computed for other readers; try again shortly.",
-            "Danh sách tại một thời điểm đang được tính cho người khác; vui lòng thử lại sau ít phút.",
-            code="busy",
-            headers={"Retry-After": str(max(1, round(FOLD_WAIT)))},
-        ) from None
-    try:
-        yield
-    finally:
-        slot.release()
-
-
 async def compute(
     conn: AsyncConnection,
     backbone: Backbone,
@@ -646,7 +615,7 @@ async def compute(
     rules = await current_rules(conn, tenant, edition)
     doc = await copies.edition(conn, tenant, edition)
     titles = part_titles(doc)
-    async with _fold_slot():
+    async with heavy.slot("fold"):  # a fold costs every fact kept for the edition (shared/heavy.py)
         raw = await _edition_envelopes(conn, backbone, g.purpose, tenant)
 
         def fold() -> tuple[domain.Standing, list[domain.Ranked], list[domain.Ranked], int]:
