@@ -10,7 +10,7 @@ older, by ``sequence``, than the one already kept never overwrites it — one st
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -144,42 +144,23 @@ class Copies:
         Vietnamese date of ``at``, by id; an id with none is left out."""
         t = self.units
         day = at.astimezone(VN).date()
-        ids = sorted(set(unit_ids))
-        out: dict[str, Unit] = {}
-        for i in range(0, len(ids), CHUNK):
-            rows = await conn.execute(
-                sa.select(t.c.unit_id, t.c.doc)
-                .where(t.c.tenant == tenant, t.c.unit_id.in_(ids[i : i + CHUNK]), t.c.effective_from <= day)
-                .order_by(t.c.unit_id, t.c.effective_from.desc())
-            )
-            for uid, doc in rows.all():
-                if uid not in out:
-                    out[uid] = Unit.model_validate_json(doc)
-        return out
+        return {
+            uid: Unit.model_validate_json(doc)
+            async for uid, doc in _latest_rows(conn, t, t.c.unit_id, tenant, unit_ids, day)
+        }
 
     async def people_in_force(
         self, conn: AsyncConnection, tenant: str, person_ids: Iterable[str], at: datetime
     ) -> dict[str, Person]:
-        """:meth:`person` of many ids at once (one read per ``CHUNK`` ids), by id; an id with no row in force
-        on the Vietnamese date of ``at`` is left out."""
+        """:meth:`person` of many ids at once (one read per ``CHUNK`` ids), by id; an id whose latest row from
+        before the Vietnamese date of ``at`` has ended by then is left out."""
         t = self.people
         day = at.astimezone(VN).date()
-        ids = sorted(set(person_ids))
         out: dict[str, Person] = {}
-        seen: set[str] = set()
-        for i in range(0, len(ids), CHUNK):
-            rows = await conn.execute(
-                sa.select(t.c.person_id, t.c.doc)
-                .where(t.c.tenant == tenant, t.c.person_id.in_(ids[i : i + CHUNK]), t.c.effective_from <= day)
-                .order_by(t.c.person_id, t.c.effective_from.desc())
-            )
-            for pid, doc in rows.all():
-                if pid in seen:
-                    continue
-                seen.add(pid)  # the latest row from before the day decides, as in ``person``
-                p = Person.model_validate_json(doc)
-                if p.effective_to is None or p.effective_to >= day:
-                    out[pid] = p
+        async for pid, doc in _latest_rows(conn, t, t.c.person_id, tenant, person_ids, day):
+            p = Person.model_validate_json(doc)
+            if p.effective_to is None or p.effective_to >= day:
+                out[pid] = p
         return out
 
     async def lineage(self, conn: AsyncConnection, tenant: str, unit_id: str, at: datetime) -> dict[str, str]:
@@ -232,6 +213,24 @@ class Copies:
             )
         ).scalar()
         return Edition.model_validate_json(doc) if doc else None
+
+
+async def _latest_rows(
+    conn: AsyncConnection, t: sa.Table, key: sa.Column[Any], tenant: str, ids: Iterable[str], day: date
+) -> AsyncIterator[tuple[str, str]]:
+    """(id, doc) of each id's latest row from ``day`` or before, ``CHUNK`` ids per read."""
+    wanted = sorted(set(ids))
+    for i in range(0, len(wanted), CHUNK):
+        rows = await conn.execute(
+            sa.select(key, t.c.doc)
+            .where(t.c.tenant == tenant, key.in_(wanted[i : i + CHUNK]), t.c.effective_from <= day)
+            .order_by(key, t.c.effective_from.desc())
+        )
+        last = None
+        for rid, doc in rows.all():
+            if rid != last:
+                last = rid
+                yield rid, doc
 
 
 def _directory_table(

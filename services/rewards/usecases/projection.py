@@ -26,7 +26,7 @@ from shared.consumer import Inbox, after_commit, batch_local, batch_scope
 from shared.copies import Copies
 from shared.db import Backbone, insert_ignore, upsert
 from shared.documents import Edition
-from shared.events.envelope import Envelope, deterministic_id
+from shared.events.envelope import Envelope
 from shared.outbox import Outbox
 from shared.reward_rules import RuleError, check_rewards, parts_of
 
@@ -824,24 +824,8 @@ async def tell_swap(
                     )
                 ).one()
                 rank = await readmodel.rank_of(conn, new.id, tenant, edition, row, rules)
-            await outbox.emit(
-                conn,
-                "reward.priority.changed",
-                readmodel.change_data(total, rank=rank, previous_rank=None, rules=rules),
-                tenant=tenant,
-                subject=key[1],
-                time=now,
-                edition=edition,
-                event_id=deterministic_id(
-                    "reward.priority.changed",
-                    tenant,
-                    edition,
-                    key[0],
-                    key[1],
-                    old_keys or "-",
-                    new_keys or "-",
-                    changes,
-                ),
+            await readmodel.tell(
+                conn, outbox, tenant, edition, total, old_keys, rank, None, changes, rules, now
             )
             told += 1
         if a is not None and a.changes != changes:

@@ -276,25 +276,8 @@ async def _refresh_chunk(
         new = news[p]
         rank = await rank_of(conn, gid, tenant, edition, new, rules) if new.listed else None
         old_keys = old[p].eligibility_keys if old[p].entries >= 0 else ""
-        new_keys = ",".join(new.eligibility_keys)
-        await outbox.emit(
-            conn,
-            "reward.priority.changed",
-            change_data(new, rank=rank, previous_rank=previous_rank, rules=rules),
-            tenant=tenant,
-            subject=p[1],
-            time=now,
-            edition=edition,
-            event_id=deterministic_id(
-                "reward.priority.changed",
-                tenant,
-                edition,
-                p[0],
-                p[1],
-                old_keys or "-",
-                new_keys or "-",
-                old[p].changes + 1,
-            ),
+        await tell(
+            conn, outbox, tenant, edition, new, old_keys, rank, previous_rank, old[p].changes + 1, rules, now
         )
     return len(told)
 
@@ -346,6 +329,43 @@ async def _marks(
         for r in (await conn.execute(q)).all():
             out[(r.participant_kind, r.participant_id)].append(mark_of(r))
     return out
+
+
+async def tell(
+    conn: AsyncConnection,
+    outbox: Outbox,
+    tenant: str,
+    edition: str,
+    new: standings.Total,
+    old_keys: str,
+    rank: int | None,
+    previous_rank: int | None,
+    changes: int,
+    rules: domain.Rules | None,
+    now: datetime,
+) -> None:
+    """``reward.priority.changed`` for a participant whose eligibility went from ``old_keys`` to ``new``'s, its
+    ``changes``-th change told (the id is deterministic: telling it again records nothing)."""
+    new_keys = ",".join(new.eligibility_keys)
+    await outbox.emit(
+        conn,
+        "reward.priority.changed",
+        change_data(new, rank=rank, previous_rank=previous_rank, rules=rules),
+        tenant=tenant,
+        subject=new.participant_id,
+        time=now,
+        edition=edition,
+        event_id=deterministic_id(
+            "reward.priority.changed",
+            tenant,
+            edition,
+            new.participant_kind,
+            new.participant_id,
+            old_keys or "-",
+            new_keys or "-",
+            changes,
+        ),
+    )
 
 
 def change_data(
