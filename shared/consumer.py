@@ -105,8 +105,10 @@ class BatchLocal(Protocol):
 
 B = TypeVar("B", bound=BatchLocal)
 
-# The objects the handlers of the batch being applied share, by key, in the order first asked for.
-_batch: ContextVar[dict[Hashable, BatchLocal] | None] = ContextVar("hoithi_batch_locals", default=None)
+# The batch being applied: its connection, and the objects its handlers share, by key, in the order first asked for.
+_batch: ContextVar[tuple[AsyncConnection, dict[Hashable, BatchLocal]] | None] = ContextVar(
+    "hoithi_batch_locals", default=None
+)
 
 
 def batch_local(key: Hashable, make: Callable[[], B]) -> B | None:
@@ -115,9 +117,10 @@ def batch_local(key: Hashable, make: Callable[[], B]) -> B | None:
     share (re-deriving a participant many of them touch) is done once per batch, not once per fact: the
     group-commit idea applied to folds. A failed batch is rolled back with what it gathered (and re-applied one
     by one, each with its own objects). None outside a batch (``batch_scope``): the caller then works inline."""
-    scope = _batch.get()
-    if scope is None:
+    current = _batch.get()
+    if current is None:
         return None
+    scope = current[1]
     obj = scope.get(key)
     if obj is None:
         obj = scope[key] = make()
@@ -128,12 +131,14 @@ def batch_local(key: Hashable, make: Callable[[], B]) -> B | None:
 async def batch_scope(conn: AsyncConnection) -> AsyncIterator[None]:
     """A batch of facts applied on ``conn`` (the consumer's, a rebuild's, a re-pricing chunk's): the
     ``batch_local`` objects its handlers make are flushed, in the order first made, when the block ends without
-    an error (one flush may make another: flushed too). Nested scopes share the outer one."""
-    if _batch.get() is not None:
+    an error (one flush may make another: flushed too). A scope nested on the same connection is the outer one;
+    on another connection (its own transaction) it is its own."""
+    current = _batch.get()
+    if current is not None and current[0] is conn:
         yield
         return
     scope: dict[Hashable, BatchLocal] = {}
-    token = _batch.set(scope)
+    token = _batch.set((conn, scope))
     try:
         yield
         done = 0

@@ -123,6 +123,38 @@ async def test_what_a_batch_shares_is_written_once_at_its_end_and_not_at_all_whe
     assert batch_local(Gathered, Gathered) is None  # outside a batch: the caller works inline
 
 
+async def test_a_scope_on_the_same_connection_joins_the_batch_and_one_on_another_flushes_on_its_own(
+    harness: Any,
+) -> None:
+    from shared.consumer import batch_local, batch_scope
+
+    flushed: list[tuple[Any, int]] = []
+
+    class Counted:
+        def __init__(self) -> None:
+            self.n = 0
+
+        async def flush(self, conn: Any) -> None:
+            flushed.append((conn, self.n))
+
+    def counted() -> Counted:
+        got = batch_local(Counted, Counted)
+        assert got is not None
+        return got
+
+    async with harness.engine.begin() as outer:
+        async with batch_scope(outer):
+            counted().n += 1
+            async with harness.engine.connect() as other:  # another transaction: its own batch
+                async with batch_scope(other):
+                    counted().n += 10
+                assert flushed == [(other, 10)]
+            async with batch_scope(outer):  # the same connection: still the outer batch
+                counted().n += 1
+            assert len(flushed) == 1
+        assert flushed[1] == (outer, 2)
+
+
 class LostAck(FakeMsg):
     """A message whose ack is lost because the broker is restarting (nats-py raises)."""
 
