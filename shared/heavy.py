@@ -25,6 +25,9 @@ from shared.errors import DomainError, Refusal
 
 WAIT = 10.0  # seconds a heavy read waits for its turn before it is refused
 
+# What a route that may answer a heavy read declares in its OpenAPI ``responses``.
+BUSY = {503: {"description": "computed for other readers at the moment: retry after Retry-After seconds"}}
+
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
 )

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from services.campaign.usecases import participation as participation_uc
+from shared import heavy
 from shared.bounds import BusinessDate, Instant, end_of_day
 from shared.clock import VN
 from shared.service import CallerDep, RuntimeDep, require_person
@@ -31,6 +32,7 @@ def _as_of(value: date | None, now: datetime) -> datetime:
 @router.get(
     "/editions/{edition}/participation",
     summary="Participation per unit, per part and per union: assigned / fulfilled / late / missed / extended",
+    responses=heavy.BUSY,
 )
 async def participation(
     tenant: str,

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from services.rewards.usecases import priority, view
+from shared import heavy
 from shared.bounds import Generation, Instant
 from shared.privacy import NO_STORE, no_store
 from shared.service import CallerDep, RuntimeDep, require_person
@@ -37,6 +38,7 @@ GenerationParam = Annotated[
     "/tenants/{tenant}/editions/{edition}/priority-list",
     response_model=view.PriorityList,
     dependencies=[Depends(no_store)],
+    responses=heavy.BUSY,  # as of a moment
 )
 async def priority_list(
     tenant: str,
@@ -75,7 +77,7 @@ async def priority_list(
 @router.get(
     "/tenants/{tenant}/editions/{edition}/priority-list.csv",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {}}}, **heavy.BUSY},
 )
 async def priority_list_csv(
     tenant: str,
@@ -107,7 +109,10 @@ async def priority_list_csv(
 @router.get(
     "/tenants/{tenant}/editions/{edition}/priority-list.xlsx",
     response_class=Response,
-    responses={200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}},
+    responses={
+        200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
+        **heavy.BUSY,
+    },
 )
 async def priority_list_xlsx(
     tenant: str,
