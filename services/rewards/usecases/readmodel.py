@@ -175,7 +175,6 @@ async def refresh_totals(
     participants: Iterable[tuple[str, str]],
     rules: domain.Rules | None,
     *,
-    cause: str | None = None,
     outbox: Outbox | None,
 ) -> int:
     """Re-derive the totals of ``participants``, set by set: their rows locked first (one multi-row upsert, in a
