@@ -34,16 +34,32 @@ submission_states = sa.Table(
     # the ledger, not the read model), or one upgraded from it, has NULL or fewer here, and the standings job
     # folds it again (``Projection.fold_unfolded``). Dropped with its index once no release before this runs.
     sa.Column("folded_facts", sa.Integer, nullable=True),
+    # Likewise for the subject's versions (``subject_versions``): written only since they exist, in the same
+    # update; NULL or fewer than ``facts``: folded by a release without them (the standings job folds it again,
+    # and until then "as of" reads of its edition are folded from the facts).
+    sa.Column("versioned_facts", sa.Integer, nullable=True),
 )
-UNFOLDED = sa.or_(
+_UNFOLDED = sa.or_(
     submission_states.c.folded_facts.is_(None), submission_states.c.folded_facts != submission_states.c.facts
 )
 sa.Index(
     "ix_submission_states_unfolded",
     submission_states.c.submission_id,
-    postgresql_where=UNFOLDED,
-    sqlite_where=UNFOLDED,
+    postgresql_where=_UNFOLDED,
+    sqlite_where=_UNFOLDED,
 )
+UNVERSIONED = sa.or_(
+    submission_states.c.versioned_facts.is_(None),
+    submission_states.c.versioned_facts != submission_states.c.facts,
+)
+sa.Index(
+    "ix_submission_states_unversioned",
+    submission_states.c.tenant,
+    submission_states.c.edition,
+    postgresql_where=UNVERSIONED,
+    sqlite_where=UNVERSIONED,
+)
+UNFOLDED = sa.or_(_UNFOLDED, UNVERSIONED)
 
 # The participation ledger (sổ ghi nhận tham gia) in force: the entries the kept facts earn now, per subject
 # (``submission_id`` holds the subject: a submission, or an assignment for misses, fulfilments and the 90-day
@@ -223,6 +239,24 @@ totals = sa.Table(
         "misses",
         "participant_id",
     ),
+)
+
+# ``subject_versions``: what each subject contributes to the list through business time (``domain.versions``),
+# replaced with the subject's entries: from ``valid_from`` (a business time of one of its facts) to ``valid_to``
+# (the next one that changed it; far future: still in force). The list "as of" a moment is the versions in force
+# then, totalled and ranked — a range read, not a fold of every fact. ``entries`` and ``marks`` are JSON.
+subject_versions = sa.Table(
+    "subject_versions",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("subject", sa.String(100), primary_key=True),
+    sa.Column("valid_from", UtcDateTime(), primary_key=True),
+    sa.Column("valid_to", UtcDateTime(), nullable=False),
+    sa.Column("tenant", sa.String(100), nullable=False),
+    sa.Column("edition", sa.String(32), nullable=False),
+    sa.Column("entries", sa.Text, nullable=False),
+    sa.Column("marks", sa.Text, nullable=False),
+    sa.Index("ix_subject_versions_in_force", "generation", "tenant", "edition", "valid_to", "valid_from"),
 )
 
 # A participant's entries, for its total (the primary key leads with the subject).

@@ -9,7 +9,8 @@ an English twin.
 
 By concept: ``facts`` (the facts folded, their business time), ``rules`` (the reward rules, the price of a
 fact), ``folds`` (a submission, an assignment), ``ledger`` (what each earns or costs), ``standings`` (a
-participant's standing from per-subject marks) and ``ranking`` (the edition's standing, the priority list).
+participant's standing from per-subject marks), ``ranking`` (the edition's standing, the priority list) and
+``versions`` (a subject's standing through business time, for "as of" reads).
 Everything is re-exported here: ``from services.rewards import domain`` then ``domain.fold_edition`` etc.
 """
 
@@ -72,6 +73,7 @@ from services.rewards.domain.ranking import (
     changes,
     counted,
     fold_edition,
+    place,
     priority,
     rank,
     rollup,
@@ -81,6 +83,7 @@ from services.rewards.domain.rules import (
     points_for,
     priced,
 )
+from services.rewards.domain.versions import Version, subject_versions
 
 __all__ = [
     "ASSIGNMENT_SUBJECT_TYPES",
@@ -120,6 +123,7 @@ __all__ = [
     "Standing",
     "Submission",
     "SubmissionStatus",
+    "Version",
     "_authors",
     "_aware",
     "_ordered",
@@ -132,6 +136,7 @@ __all__ = [
     "fold_edition",
     "fold_submission",
     "ledger_entries",
+    "place",
     "points_for",
     "priced",
     "priority",
@@ -139,4 +144,5 @@ __all__ = [
     "rollup",
     "standings",
     "subject_kind",
+    "subject_versions",
 ]

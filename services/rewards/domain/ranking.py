@@ -23,7 +23,7 @@ from services.rewards.domain.ledger import (
     subject_kind,
 )
 from services.rewards.domain.rules import Rules
-from shared.reward_rules import EARLIEST_FULFILMENT, FEWER_MISSED
+from shared.reward_rules import EARLIEST_FULFILMENT
 
 # ------------------------------------------------------------------------------------- the edition's standing
 
@@ -157,9 +157,8 @@ def rank(
     kind: ParticipantKind | None = None,
 ) -> list[Ranked]:
     """Rank participants by points (descending), then by the tie-breakers in order (earliest fulfilment: the
-    first rewarding entry; fewer missed deadlines), then equal. Equal participants share a rank (1, 2, 2, 4);
-    the list order then follows the id, so it is stable. A participant with only eligibility or a miss is
-    listed too (0 points)."""
+    first rewarding entry; fewer missed deadlines), then equal (``place``). A participant with only
+    eligibility or a miss is listed too (0 points)."""
     elig = eligibility or {}
     miss = misses or {}
     by_participant: dict[tuple[str, str], list[LedgerEntry]] = defaultdict(list)
@@ -169,40 +168,45 @@ def rank(
     for key in (*elig, *miss):
         if kind is None or key[0] == kind:
             by_participant.setdefault(key, [])
+    totals = [
+        standings.Total(
+            participant_kind=key[0],
+            participant_id=key[1],
+            points=_round(sum(e.points for e in es)),
+            first_at=min((e.time for e in es if e.points > 0), default=FAR_FUTURE),
+            misses=miss.get(key, 0),
+            counted=tuple(es),
+            eligibility=elig.get(key, ()),
+        )
+        for key, es in by_participant.items()
+    ]
+    return place(totals, tie_breakers)
 
-    def first(es: list[LedgerEntry]) -> datetime:
-        return min((e.time for e in es if e.points > 0), default=FAR_FUTURE)
 
-    def sort_key(item: tuple[tuple[str, str], list[LedgerEntry]]) -> tuple[Any, ...]:
-        key, es = item
-        tb: list[Any] = []
-        for t in tie_breakers:
-            if t == EARLIEST_FULFILMENT:
-                tb.append(first(es))
-            elif t == FEWER_MISSED:
-                tb.append(miss.get(key, 0))
-        return (-_round(sum(e.points for e in es)), *tb)
-
-    rows = sorted(by_participant.items(), key=lambda item: (sort_key(item), item[0][1]))
+def place(totals: Iterable[standings.Total], tie_breakers: Sequence[str]) -> list[Ranked]:
+    """The listed participants' places: in ``standings.sort_key`` order, then by id (so the order is stable);
+    equal participants share a rank (1, 2, 2, 4)."""
+    rows = sorted(
+        (t for t in totals if t.listed),
+        key=lambda t: (standings.sort_key(t, tie_breakers), t.participant_id),
+    )
     out: list[Ranked] = []
     previous: tuple[Any, ...] | None = None
-    for i, item in enumerate(rows):
-        (pkind, pid), es = item
-        k = sort_key(item)
-        place = out[-1].rank if out and k == previous else i + 1
-        previous = k
+    for i, t in enumerate(rows):
+        k = standings.sort_key(t, tie_breakers)
         out.append(
             Ranked(
-                rank=place,
-                participant_id=pid,
-                points=_round(sum(e.points for e in es)),
-                first_at=first(es),
-                entries=tuple(es),
-                participant_kind="person" if pkind == "person" else "unit",
-                eligibility=elig.get((pkind, pid), ()),
-                misses=miss.get((pkind, pid), 0),
+                rank=out[-1].rank if out and k == previous else i + 1,
+                participant_id=t.participant_id,
+                points=t.points,
+                first_at=t.first_at,
+                entries=t.counted,
+                participant_kind="person" if t.participant_kind == "person" else "unit",
+                eligibility=t.eligibility,
+                misses=t.misses,
             )
         )
+        previous = k
     return out
 
 

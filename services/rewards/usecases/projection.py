@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.rewards import domain, models
-from services.rewards.usecases import readmodel, view
+from services.rewards.usecases import asof, readmodel, view
 from services.rewards.usecases.readmodel import refresh_totals, replace_marks
 from shared import heavy
 from shared.consumer import Inbox, after_commit, batch_local, batch_scope
@@ -209,7 +209,9 @@ class Projection:
         if not scored:
             t = models.submission_states
             await conn.execute(
-                sa.update(t).where(t.c.submission_id == subject).values(folded_facts=t.c.facts)
+                sa.update(t)
+                .where(t.c.submission_id == subject)
+                .values(folded_facts=t.c.facts, versioned_facts=t.c.facts)
             )
             return
         edition_name = next((f.edition for f in scored if f.edition), None) or edition
@@ -227,6 +229,11 @@ class Projection:
             state = standing.submissions[subject].status
         touched, changed = await replace_entries(conn, g.id, tenant, subject, entries, cause=cause)
         if edition_name:
+            versions = domain.subject_versions(subject, scored, rules, part_titles=titles)
+            if batch is not None:
+                batch.version(g, tenant, edition_name, subject, versions)
+            else:
+                await asof.replace(conn, g.id, [(tenant, edition_name, subject, versions)])
             marks = [m for m in standing.marks if m.subject == subject]
             touched_marks, marks_changed = await replace_marks(
                 conn, g.id, tenant, edition_name, subject, marks
@@ -247,14 +254,15 @@ class Projection:
                 state=state,
                 facts=len(history),
                 folded_facts=len(history),
+                versioned_facts=len(history),
                 updated_at=datetime.now(UTC),
             )
         )
 
     async def fold_unfolded(self, *, chunk: int = 0) -> int:
-        """Fold again the subjects whose marks and totals lag their facts (``models.UNFOLDED``): those the previous
-        release folded during a rolling update — it keeps the ledger, not the read model — and, after the
-        upgrade, every subject it had. ``chunk`` subjects per transaction, until none is left; safe beside the
+        """Fold again the subjects whose marks, totals or versions lag their facts (``models.UNFOLDED``): those a
+        previous release folded during a rolling update — it keeps the ledger, not the read model or versions —
+        and, after the upgrade, every subject it had. ``chunk`` subjects per transaction, until none is left; safe beside the
         consumer (``lock_subject`` takes turns) and after a crash. Returns how many were folded."""
         assert self.engine is not None
         chunk = chunk or REFOLD_CHUNK
@@ -279,7 +287,7 @@ class Projection:
                     await conn.execute(
                         sa.update(t)
                         .where(t.c.submission_id == row.submission_id)
-                        .values(folded_facts=t.c.facts)
+                        .values(folded_facts=t.c.facts, versioned_facts=t.c.facts)
                     )
             done += len(rows)
             if len(rows) < chunk:
@@ -371,13 +379,14 @@ class Projection:
 
 class FoldBatch:
     """What the folds of one batch of facts share (``shared.consumer.batch_local``): each edition's rules and part
-    titles, read once; and the participants whose totals the batch's subjects touched, re-derived once each,
+    titles, read once; the participants whose totals the batch's subjects touched, re-derived once each,
     set by set, at the batch's end (a unit touched by 50 reports is re-derived once, not 50 times) under the rules
-    in force then."""
+    in force then; and the subjects' versions, written together then."""
 
     def __init__(self) -> None:
         self._editions: dict[tuple[str, str], tuple[domain.Rules | None, dict[str, str]]] = {}
         self._pending: dict[tuple[int, str, str], tuple[Generation, Outbox | None, set[tuple[str, str]]]] = {}
+        self._versions: dict[int, dict[str, tuple[str, str, str, list[domain.Version]]]] = {}
 
     async def edition(
         self, conn: AsyncConnection, copies: Copies, tenant: str, edition: str
@@ -404,7 +413,16 @@ class FoldBatch:
         _, _, wanted = self._pending.setdefault((g.id, tenant, edition), (g, outbox, set()))
         wanted.update(participants)
 
+    def version(
+        self, g: Generation, tenant: str, edition: str, subject: str, versions: list[domain.Version]
+    ) -> None:
+        """A subject's versions, written at the batch's end (its latest fold wins)."""
+        self._versions.setdefault(g.id, {})[subject] = (tenant, edition, subject, versions)
+
     async def flush(self, conn: AsyncConnection) -> None:
+        for gid in sorted(self._versions):
+            await asof.replace(conn, gid, list(self._versions[gid].values()))
+        self._versions.clear()
         for key in sorted(self._pending):
             g, outbox, wanted = self._pending[key]
             _, tenant, edition = key
@@ -569,10 +587,10 @@ class Computed:
     generation: Generation
     rules: domain.Rules | None
     edition: Edition | None
-    standing: domain.Standing
+    entries: tuple[domain.LedgerEntry, ...]  # every entry in force then
     persons: list[domain.Ranked]
     units: list[domain.Ranked]
-    facts: int
+    known: bool  # any fact of the edition kept (else: an unknown edition)
 
 
 async def edition_facts(
@@ -611,20 +629,33 @@ async def compute(
     as_of: datetime | None = None,
     generation: Generation | None = None,
 ) -> Computed:
+    """The list as of a moment (or now): read from the stored versions (``asof``) of a generation alive when they
+    are whole, else folded from every fact the generation keeps for the edition (a retired generation; during an
+    upgrade or a re-pricing). Either runs off the event loop, one of a kind at a time (``shared/heavy.py``)."""
     g = generation or await active_generation(conn)
     rules = await current_rules(conn, tenant, edition)
     doc = await copies.edition(conn, tenant, edition)
+    if (
+        as_of is not None
+        and g.status in ("active", "building")
+        and await asof.usable(conn, g.id, tenant, edition)
+    ):
+        async with heavy.slot("asof"):  # the cost of what is in force then
+            raw = await asof.in_force(conn, g.id, tenant, edition, as_of)
+            entries, persons, units = await asyncio.to_thread(asof.ranked, raw, rules)
+        known = bool(raw) or doc is not None or await readmodel.known(conn, tenant, edition)
+        return Computed(g, rules, doc, tuple(entries), persons, units, known)
     titles = part_titles(doc)
-    async with heavy.slot("fold"):  # a fold costs every fact kept for the edition (shared/heavy.py)
-        raw = await _edition_envelopes(conn, backbone, g.purpose, tenant)
+    async with heavy.slot("fold"):  # a fold costs every fact kept for the edition
+        raw_facts = await _edition_envelopes(conn, backbone, g.purpose, tenant)
 
         def fold() -> tuple[domain.Standing, list[domain.Ranked], list[domain.Ranked], int]:
-            facts = _parsed(raw, edition)
+            facts = _parsed(raw_facts, edition)
             standing = domain.fold_edition(facts, rules, as_of=as_of, part_titles=titles)
             return (standing, *domain.priority(standing, rules), len(facts))
 
         standing, persons, units, n = await asyncio.to_thread(fold)
-    return Computed(g, rules, doc, standing, persons, units, n)
+    return Computed(g, rules, doc, standing.entries, persons, units, n > 0)
 
 
 async def load_list(
@@ -649,9 +680,9 @@ async def load_list(
     The list now (no ``as_of``) of a generation alive (the live one, or one being rebuilt) is read from the
     incremental read model (``readmodel``: totals ranked by the database); a page (``limit``) then costs the
     page: the people and units it names are read together, and the union roll-ups (which need every member)
-    are left out. "As of" a moment, and a retired generation whose facts are kept, are folded from the facts
-    (exact, and the cost of every fact up to the moment); a page of that fold (unfiltered) then names only
-    the page's people, as the read model's page does."""
+    are left out. "As of" a moment is read from the stored versions (``compute``: the cost of what was in force
+    then), and a retired generation whose facts are kept is folded from the facts; a page of either
+    (unfiltered) then names only the page's people, as the read model's page does."""
     gen = await generation_by_id(conn, generation) if generation is not None else None
     alive = {g.id: g for g in await generations(conn)}
     if as_of is None and (gen is None or gen.id in alive):
@@ -683,9 +714,9 @@ async def load_list(
         gid = g.id
     else:
         computed = await compute(conn, backbone, copies, tenant, edition, as_of=as_of, generation=gen)
-        if computed.edition is None and not computed.facts:
+        if computed.edition is None and not computed.known:
             return None
-        persons, units, entries = computed.persons, computed.units, computed.standing.entries
+        persons, units, entries = computed.persons, computed.units, computed.entries
         filtered = unit is not None or union is not None or role is not None
         paged = limit is not None and not filtered
         every_unit = {r.participant_id: r.points for r in units}

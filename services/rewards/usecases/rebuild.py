@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards import models
-from services.rewards.usecases import projection, readmodel
+from services.rewards.usecases import asof, projection, readmodel
 from shared.consumer import batch_scope
 from shared.events.envelope import Envelope
 from shared.nats_auth import connect_options
@@ -68,6 +68,7 @@ async def _drop(conn: AsyncConnection, rt: Runtime, gid: int, purpose: str) -> N
     await conn.execute(sa.delete(models.ledger).where(models.ledger.c.generation == gid))
     await conn.execute(sa.delete(models.standings).where(models.standings.c.generation == gid))
     await readmodel.drop(conn, gid)
+    await asof.drop(conn, gid)
     if purpose != projection.FACTS:
         await conn.execute(sa.delete(rt.backbone.inbox).where(rt.backbone.inbox.c.purpose == purpose))
 

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.rewards import domain, models
-from services.rewards.usecases import projection, readmodel
+from services.rewards.usecases import asof, projection, readmodel
 from shared.events.envelope import Envelope
 from tests.support.rewards import (
     EDITION,
@@ -191,6 +191,14 @@ def _rows(ranked: list[domain.Ranked]) -> list[tuple[Any, ...]]:
     ]
 
 
+def _json(pl: Any) -> str:
+    return str(pl.model_dump_json())
+
+
+def _entry_key(e: domain.LedgerEntry) -> tuple[Any, ...]:
+    return (e.submission_id, e.participant_kind, e.participant_id, e.rule)
+
+
 async def _model(
     rewards: Rewards, rules: domain.Rules | None
 ) -> tuple[list[domain.Ranked], list[domain.Ranked]]:
@@ -234,6 +242,22 @@ async def test_the_incremental_list_equals_a_rebuild_from_the_facts(seed: int, t
         assert _rows(page.persons) == _rows(persons)[1:3]
         assert page.persons_total == len(persons) and page.units_total == len(units)
 
+        # As of any moment, the stored versions give the list a fold of the facts up to then gives: at each
+        # business time, just before it, and at random instants (before the first fact and after the last too).
+        times = sorted({domain.business_time(f) for f in facts})
+        instants = {t + d for t in times for d in (timedelta(0), -timedelta(microseconds=1))}
+        instants |= {times[0] + (times[-1] - times[0]) * rng.random() for _ in range(10)}
+        instants |= {times[0] - timedelta(days=1), times[-1] + timedelta(days=1)}
+        async with rewards.engine.connect() as conn:
+            assert await asof.usable(conn, 0, TENANT, EDITION)
+            for t in sorted(instants):
+                stored = asof.ranked(await asof.in_force(conn, 0, TENANT, EDITION, t), rules)
+                folded = domain.fold_edition(facts, rules, as_of=t, part_titles=projection.part_titles(doc))
+                want_persons, want_units = domain.priority(folded, rules)
+                assert _rows(stored[1]) == _rows(want_persons), t
+                assert _rows(stored[2]) == _rows(want_units), t
+                assert sorted(stored[0], key=_entry_key) == sorted(folded.entries, key=_entry_key), t
+
         # Told: for each participant, the last eligibility told is the one the list ends with.
         last: dict[str, list[str]] = {}
         for e in sorted(await rewards.emitted(), key=lambda e: e["sequence"]):
@@ -247,8 +271,9 @@ async def test_the_incremental_list_equals_a_rebuild_from_the_facts(seed: int, t
 
 async def test_an_upgraded_ledger_gets_its_standings_from_the_standings_job(tmp_path: Path) -> None:
     """A database upgraded with ledgers but no read model (the upgrade leaves every subject's ``folded_facts``
-    NULL), or whose subjects the previous release folded beside this one during a rolling update: the standings
-    job folds each such subject once and the list is whole again; a second pass has nothing to do."""
+    and ``versioned_facts`` NULL), or whose subjects the previous release folded beside this one during a
+    rolling update: the standings job folds each such subject once and the list is whole again; a second pass
+    has nothing to do. Meanwhile the list as of a moment is folded from the facts, and is the same."""
     rewards = await rewards_on_sqlite(tmp_path / "rewards.db")
     try:
         await rewards.deliver(all_facts())
@@ -261,13 +286,24 @@ async def test_an_upgraded_ledger_gets_its_standings_from_the_standings_job(tmp_
         assert before[0] and before[1]
         proj = projection.Projection(models.backbone, models.copies, rewards.outbox, rewards.engine)
         assert await proj.fold_unfolded() == 0  # the consumer keeps them folded
+        moment = at(24, 12)
+        as_of_before = _json(await rewards.listing(moment))
         async with rewards.engine.begin() as conn:  # as the upgrade leaves it
             await conn.execute(sa.delete(models.totals))
             await conn.execute(sa.delete(models.marks))
-            await conn.execute(sa.update(models.submission_states).values(folded_facts=None))
+            await conn.execute(sa.delete(models.subject_versions))
+            await conn.execute(
+                sa.update(models.submission_states).values(folded_facts=None, versioned_facts=None)
+            )
         assert await _model(rewards, rules) == ([], [])
+        async with rewards.engine.connect() as conn:
+            assert not await asof.usable(conn, 0, TENANT, EDITION)
+        assert _json(await rewards.listing(moment)) == as_of_before  # folded from the facts meanwhile
         assert await proj.fold_unfolded(chunk=3) == subjects
         assert [_rows(x) for x in await _model(rewards, rules)] == [_rows(x) for x in before]
+        async with rewards.engine.connect() as conn:
+            assert await asof.usable(conn, 0, TENANT, EDITION)
+        assert _json(await rewards.listing(moment)) == as_of_before  # read from the versions again
         assert await proj.fold_unfolded() == 0
     finally:
         await rewards.engine.dispose()

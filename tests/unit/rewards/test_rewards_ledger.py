@@ -116,19 +116,19 @@ async def test_as_of_between_two_facts_shows_the_first_and_not_the_second(reward
     ]
 
 
-async def test_a_list_as_of_a_moment_waits_for_the_fold_under_way_then_is_refused_not_queued(
+async def test_a_list_as_of_a_moment_waits_for_the_read_under_way_then_is_refused_not_queued(
     rewards: Rewards, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One fold of a whole edition at a time per process (off the event loop): a reader that cannot start one
-    in time gets a 503 with Retry-After and nothing changes; the live list, read from the read model, is
-    answered meanwhile."""
+    """One read of a whole edition as of a moment at a time per process (off the event loop): a reader that
+    cannot start one in time gets a 503 with Retry-After and nothing changes; the live list, read from the read
+    model, is answered meanwhile."""
     from shared import heavy
     from shared.errors import DomainError, Refusal
 
     await rewards.deliver(all_facts())
     want = _json(await rewards.listing(at(26, 12)))
     monkeypatch.setattr(heavy, "WAIT", 0.2)
-    async with heavy.slot("fold"):  # a fold under way
+    async with heavy.slot("asof"):  # a read as of a moment under way
         with pytest.raises(DomainError) as refused:
             await rewards.listing(at(26, 12))
         assert refused.value.refusal is Refusal.UNAVAILABLE and refused.value.headers == {"Retry-After": "1"}
