@@ -10,13 +10,14 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal, Self, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     model_validator,
 )
 
@@ -173,6 +174,9 @@ class Person(_EffectiveDated):
 PERSON_SENSITIVE_FIELDS: tuple[str, ...] = ("date_of_birth", "qualification")
 
 
+_Row = TypeVar("_Row", "Unit", "Person")
+
+
 class Directory(_Doc):
     """Who exists: the units, the unions and the people of one tenant, effective-dated."""
 
@@ -182,6 +186,9 @@ class Directory(_Doc):
     units: list[Unit] = Field(default_factory=list)
     unions: list[Union] = Field(default_factory=list)
     people: list[Person] = Field(default_factory=list)
+    # Rows by id, per list (held with the list it indexes: a copy with other rows, or a list grown since, is
+    # indexed anew), so a look-up costs one id's rows, not a scan of the directory.
+    _indexes: list[tuple[list[Any], int, dict[str, list[Any]]]] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -191,10 +198,20 @@ class Directory(_Doc):
 
     # -- look-ups
 
+    def _rows_of(self, rows: list[_Row], row_id: str) -> list[_Row]:
+        for held, n, found in self._indexes:
+            if held is rows and n == len(rows):
+                return found.get(row_id, [])
+        index: dict[str, list[_Row]] = {}
+        for r in rows:
+            index.setdefault(r.id, []).append(r)
+        self._indexes = [e for e in self._indexes if e[0] is not rows] + [(rows, len(rows), index)]
+        return index.get(row_id, [])
+
     def unit(self, unit_id: str, as_of: date | None = None) -> Unit:
         """The row of a unit effective on ``as_of``; without a date, the latest row (a unit may have several
         dated rows: a rename, a merger into it, a change of parent)."""
-        return _dated_row([u for u in self.units if u.id == unit_id], as_of, f"unit {unit_id!r}")
+        return _dated_row(self._rows_of(self.units, unit_id), as_of, f"unit {unit_id!r}")
 
     def successors(self, unit_id: str) -> list[str]:
         """Ids of the units that replaced ``unit_id`` (merged it in, split it, renamed it to a new id)."""
@@ -222,7 +239,7 @@ class Directory(_Doc):
 
     def person(self, person_id: str, as_of: date | None = None) -> Person:
         """The row of a person effective on ``as_of``; without a date, the latest row."""
-        return _dated_row([p for p in self.people if p.id == person_id], as_of, f"person {person_id!r}")
+        return _dated_row(self._rows_of(self.people, person_id), as_of, f"person {person_id!r}")
 
     def units_as_of(self, d: date) -> list[Unit]:
         return [u for u in self.units if u.effective_on(d)]

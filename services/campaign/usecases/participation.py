@@ -97,18 +97,20 @@ def _tally(
         )
     facts = [f for f in facts if visible(f.assignee_id, f.unit_id)]
 
+    in_force = directory.units_as_of(day)
+    that_day = {u.id for u in in_force}
+    successor: dict[str, str] = {}  # a unit replaced by that day → the first row in force that replaces it
+    for u in in_force:
+        for s in u.successor_of:
+            successor.setdefault(s, u.id)
+
     def unit_as_of(unit_id: str | None) -> str | None:
         """The unit as it was on ``day``; after a merge or rename, its successor in force that day."""
         if unit_id is None:
             return None
-        if unit_id not in units_by_id or any(
-            u.id == unit_id and u.effective_on(day) for u in directory.units
-        ):
+        if unit_id not in units_by_id or unit_id in that_day:
             return unit_id
-        for u in directory.units_as_of(day):
-            if unit_id in u.successor_of:
-                return u.id
-        return unit_id
+        return successor.get(unit_id, unit_id)
 
     union_parent = {u.id: u.parent for u in directory.unions}
 
