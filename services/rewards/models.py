@@ -259,6 +259,60 @@ subject_versions = sa.Table(
     sa.Index("ix_subject_versions_in_force", "generation", "tenant", "edition", "valid_to", "valid_from"),
 )
 
+# ``participant_versions``: each participant's standing through business time (points, tie-break keys,
+# eligibility) from ``valid_from`` to ``valid_to``, derived from its subjects' versions at the batch's end, so a
+# page of the list "as of" a moment is ranked by the database (``RANK() OVER`` of the rows in force then) and
+# costs the page. Only listed participants have rows.
+participant_versions = sa.Table(
+    "participant_versions",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("edition", sa.String(32), primary_key=True),
+    sa.Column("participant_kind", sa.String(10), primary_key=True),
+    sa.Column("participant_id", sa.String(100), primary_key=True),
+    sa.Column("valid_from", UtcDateTime(), primary_key=True),
+    sa.Column("valid_to", UtcDateTime(), nullable=False),
+    sa.Column("points", sa.Float, nullable=False),
+    sa.Column("first_at", UtcDateTime(), nullable=False),
+    sa.Column("misses", sa.Integer, nullable=False),
+    sa.Column("eligibility", sa.Text, nullable=False),  # JSON, as ``totals.eligibility``
+    sa.Index(
+        "ix_participant_versions_in_force",
+        "generation",
+        "tenant",
+        "edition",
+        "participant_kind",
+        "valid_to",
+        "valid_from",
+    ),
+)
+
+# ``timelines``: per participant, the subjects any of whose versions ever named it (a link outlives the version:
+# the versions in force decide), and ``horizon``, the latest instant at which any of them changes. A change at or
+# after the horizon only replaces the timeline's tail with the standing now; an earlier one (a fact that arrived
+# late, new rules) derives the participant's timeline again from its subjects' versions.
+timelines = sa.Table(
+    "timelines",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("edition", sa.String(32), primary_key=True),
+    sa.Column("participant_kind", sa.String(10), primary_key=True),
+    sa.Column("participant_id", sa.String(100), primary_key=True),
+    sa.Column("horizon", UtcDateTime(), nullable=False),
+)
+timeline_subjects = sa.Table(
+    "timeline_subjects",
+    metadata,
+    sa.Column("generation", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("tenant", sa.String(100), primary_key=True),
+    sa.Column("edition", sa.String(32), primary_key=True),
+    sa.Column("participant_kind", sa.String(10), primary_key=True),
+    sa.Column("participant_id", sa.String(100), primary_key=True),
+    sa.Column("subject", sa.String(100), primary_key=True),
+)
+
 # A participant's entries, for its total (the primary key leads with the subject).
 ledger_participant_index = sa.Index(
     "ix_ledger_participant",

@@ -13,7 +13,9 @@ under the old rules. Until then the caller folds the facts, as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.rewards import domain, models
 from services.rewards.domain import standings
 from services.rewards.domain.versions import ranked as rank_in_force
+from shared.db import insert_ignore, upsert
 
 CHUNK = 500  # subjects per IN (…) clause
 
@@ -46,41 +49,315 @@ def _entry(e: domain.LedgerEntry) -> list[Any]:
 
 
 def _entry_of(raw: list[Any]) -> domain.LedgerEntry:
-    return domain.LedgerEntry(*raw[:6], datetime.fromisoformat(raw[6]), *raw[7:])
+    sid, kind, pid, event_id, rule, points, time, edition, part, sub_kind, vi, en = raw
+    return domain.LedgerEntry(
+        sid, kind, pid, event_id, rule, points, datetime.fromisoformat(time), edition, part, sub_kind, vi, en
+    )
 
 
 def _mark(m: standings.Mark) -> list[Any]:
     return [m.subject, m.participant_kind, m.participant_id, m.mark, m.seq, m.ok, m.label]
 
 
+Stored = tuple[datetime, datetime, str, str]  # a version as stored: valid_from, valid_to, entries, marks JSON
+Who = tuple[str, str, str, str]  # tenant, edition, participant kind, participant id
+
+
+@dataclass
+class Change:
+    """What a batch's new versions did to one participant's timeline: from ``since`` on it may differ; ``until``
+    is the latest instant at which any of the changed subjects' new versions changes (no later change: the
+    timeline's tail is its standing now)."""
+
+    since: datetime
+    until: datetime
+
+
+def _encoded(v: domain.Version) -> Stored:
+    return (
+        v.valid_from,
+        v.valid_to,
+        orjson.dumps([_entry(e) for e in v.entries]).decode(),
+        orjson.dumps([_mark(m) for m in v.marks]).decode(),
+    )
+
+
+def _at(versions: Sequence[Stored], t: datetime) -> tuple[str, str] | None:
+    return next(((es, ms) for f, to, es, ms in versions if f <= t < to), None)
+
+
+def _bounds(versions: Iterable[Stored]) -> set[datetime]:
+    return {b for v in versions for b in v[:2] if b != domain.FAR_FUTURE}
+
+
+def earliest_change(old: Sequence[Stored], new: Sequence[Stored]) -> datetime | None:
+    """The first instant at which two version lists of one subject say different things (None: the same)."""
+    for b in sorted(_bounds(old) | _bounds(new)):
+        if _at(old, b) != _at(new, b):
+            return b
+    return None
+
+
+def _named(versions: Iterable[Stored]) -> set[tuple[str, str]]:
+    """The participants some versions name (in an entry or a mark)."""
+    out: set[tuple[str, str]] = set()
+    for _, _, es, ms in versions:
+        out |= {(e[1], e[2]) for e in orjson.loads(es)}
+        out |= {(m[1], m[2]) for m in orjson.loads(ms)}
+    return out
+
+
 async def replace(
     conn: AsyncConnection,
     generation: int,
     subjects: Sequence[tuple[str, str, str, Sequence[domain.Version]]],
-) -> None:
-    """Make the versions of these subjects ((tenant, edition, subject, versions) each) exactly those given."""
+    *,
+    repriced: Iterable[str] = (),
+) -> dict[Who, Change]:
+    """Make the versions of these subjects ((tenant, edition, subject, versions) each) exactly those given, link
+    the participants they name to them, and return what changed for each participant named before or now.
+    A ``repriced`` subject (new rules: a participant's standing may change where its versions do not, by a
+    title or a cap) changes its participants from its first version on."""
+    repriced = set(repriced)
     t = models.subject_versions
     ids = sorted({s for _, _, s, _ in subjects})
+    old: dict[str, list[Stored]] = defaultdict(list)
     for i in range(0, len(ids), CHUNK):
+        rows = await conn.execute(
+            sa.select(t.c.subject, t.c.valid_from, t.c.valid_to, t.c.entries, t.c.marks).where(
+                t.c.generation == generation, t.c.subject.in_(ids[i : i + CHUNK])
+            )
+        )
+        for r in rows.all():
+            old[r.subject].append((r.valid_from, r.valid_to, r.entries, r.marks))
         await conn.execute(
             sa.delete(t).where(t.c.generation == generation, t.c.subject.in_(ids[i : i + CHUNK]))
         )
-    rows = [
-        {
-            "generation": generation,
-            "subject": subject,
-            "valid_from": v.valid_from,
-            "valid_to": v.valid_to,
-            "tenant": tenant,
-            "edition": edition,
-            "entries": orjson.dumps([_entry(e) for e in v.entries]).decode(),
-            "marks": orjson.dumps([_mark(m) for m in v.marks]).decode(),
-        }
-        for tenant, edition, subject, versions in subjects
-        for v in versions
-    ]
+    rows_out: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    changes: dict[Who, Change] = {}
+    for tenant, edition, subject, versions in subjects:
+        new = [_encoded(v) for v in versions]
+        rows_out += [
+            {
+                "generation": generation,
+                "subject": subject,
+                "valid_from": f,
+                "valid_to": to,
+                "tenant": tenant,
+                "edition": edition,
+                "entries": es,
+                "marks": ms,
+            }
+            for f, to, es, ms in new
+        ]
+        since = earliest_change(old[subject], new)
+        if subject in repriced:
+            since = min(_bounds(old[subject]) | _bounds(new), default=since)
+        if since is None:
+            continue
+        until = max(_bounds(new), default=since)
+        now_named = _named(new)
+        links += [
+            {
+                "generation": generation,
+                "tenant": tenant,
+                "edition": edition,
+                "participant_kind": kind,
+                "participant_id": pid,
+                "subject": subject,
+            }
+            for kind, pid in sorted(now_named)
+        ]
+        for kind, pid in now_named | _named(old[subject]):
+            was = changes.get((tenant, edition, kind, pid))
+            changes[(tenant, edition, kind, pid)] = (
+                Change(since, until) if was is None else Change(min(was.since, since), max(was.until, until))
+            )
+    if rows_out:
+        await conn.execute(t.insert(), rows_out)
+    if links:
+        await conn.execute(insert_ignore(conn, models.timeline_subjects, links))
+    return changes
+
+
+async def advance(
+    conn: AsyncConnection,
+    generation: int,
+    changes: Mapping[Who, Change],
+    now: Mapping[Who, standings.Total],
+    rules: Mapping[tuple[str, str], domain.Rules | None],
+) -> None:
+    """Bring the timelines of the participants a batch changed up to date (``participant_versions``).
+
+    A change at or after the participant's horizon, with no later change to come, replaces the tail from then
+    on with its standing ``now`` (the totals just re-derived; absent: not listed): three statements for the whole
+    batch. Any other is derived again from the participant's subjects' versions (a fact that arrived late)."""
+    pv, tl = models.participant_versions, models.timelines
+    horizons: dict[Who, datetime] = {}
+    by_edition: dict[tuple[str, str], list[Who]] = defaultdict(list)
+    for who in changes:
+        by_edition[who[:2]].append(who)
+    for (tenant, edition), whos in sorted(by_edition.items()):
+        for kind in sorted({w[2] for w in whos}):
+            ids = sorted(w[3] for w in whos if w[2] == kind)
+            for i in range(0, len(ids), CHUNK):
+                q = sa.select(tl.c.participant_id, tl.c.horizon).where(
+                    tl.c.generation == generation,
+                    tl.c.tenant == tenant,
+                    tl.c.edition == edition,
+                    tl.c.participant_kind == kind,
+                    tl.c.participant_id.in_(ids[i : i + CHUNK]),
+                )
+                for pid, horizon in (await conn.execute(q)).all():
+                    horizons[(tenant, edition, kind, pid)] = horizon
+    tail, again = [], []
+    for who, ch in sorted(changes.items()):
+        horizon = horizons.get(who)
+        if ch.until <= ch.since and (horizon is None or horizon <= ch.since):
+            tail.append(who)
+        else:
+            again.append(who)
+    if tail:
+        keys = [
+            {"k_tenant": w[0], "k_edition": w[1], "k_kind": w[2], "k_id": w[3], "k_since": changes[w].since}
+            for w in tail
+        ]
+        await conn.execute(
+            sa.delete(pv).where(_same(pv, generation), pv.c.valid_from >= sa.bindparam("k_since")), keys
+        )
+        await conn.execute(
+            sa.update(pv)
+            .where(_same(pv, generation), pv.c.valid_to > sa.bindparam("k_since"))
+            .values(valid_to=sa.bindparam("k_since")),
+            keys,
+        )
+        rows = [
+            _row(generation, w, changes[w].since, domain.FAR_FUTURE, now[w])
+            for w in tail
+            if w in now and now[w].listed
+        ]
+        if rows:
+            await conn.execute(pv.insert(), rows)
+        await conn.execute(
+            upsert(
+                conn,
+                tl,
+                [{**_key(generation, w), "horizon": changes[w].since} for w in tail],
+                set_=lambda excluded: {"horizon": excluded.horizon},
+            )
+        )
+    for who in again:
+        await derive(conn, generation, who, rules.get(who[:2]))
+
+
+def _same(pv: sa.Table, generation: int) -> Any:
+    """One participant's rows (executemany: ``k_tenant``, ``k_edition``, ``k_kind``, ``k_id``)."""
+    return sa.and_(
+        pv.c.generation == generation,
+        pv.c.tenant == sa.bindparam("k_tenant"),
+        pv.c.edition == sa.bindparam("k_edition"),
+        pv.c.participant_kind == sa.bindparam("k_kind"),
+        pv.c.participant_id == sa.bindparam("k_id"),
+    )
+
+
+def _key(generation: int, who: Who) -> dict[str, Any]:
+    return {
+        "generation": generation,
+        "tenant": who[0],
+        "edition": who[1],
+        "participant_kind": who[2],
+        "participant_id": who[3],
+    }
+
+
+def _row(
+    generation: int, who: Who, since: datetime, until: datetime, total: standings.Total
+) -> dict[str, Any]:
+    from services.rewards.usecases.readmodel import eligibility_json
+
+    return {
+        **_key(generation, who),
+        "valid_from": since,
+        "valid_to": until,
+        "points": total.points,
+        "first_at": total.first_at,
+        "misses": total.misses,
+        "eligibility": eligibility_json(total.eligibility),
+    }
+
+
+async def _subjects_of(conn: AsyncConnection, generation: int, who: Who) -> list[str]:
+    ts = models.timeline_subjects
+    q = sa.select(ts.c.subject).where(
+        ts.c.generation == generation,
+        ts.c.tenant == who[0],
+        ts.c.edition == who[1],
+        ts.c.participant_kind == who[2],
+        ts.c.participant_id == who[3],
+    )
+    return list((await conn.execute(q)).scalars())
+
+
+async def _versions_of(
+    conn: AsyncConnection, generation: int, subjects: Sequence[str], at: datetime | None = None
+) -> list[Stored]:
+    """The versions of some subjects (those in force at ``at``, if given)."""
+    t = models.subject_versions
+    out: list[Stored] = []
+    for i in range(0, len(subjects), CHUNK):
+        q = sa.select(t.c.valid_from, t.c.valid_to, t.c.entries, t.c.marks).where(
+            t.c.generation == generation, t.c.subject.in_(subjects[i : i + CHUNK])
+        )
+        if at is not None:
+            q = q.where(t.c.valid_from <= at, t.c.valid_to > at)
+        out += [(r.valid_from, r.valid_to, r.entries, r.marks) for r in (await conn.execute(q)).all()]
+    return out
+
+
+def _own(
+    versions: Iterable[Stored], kind: str, pid: str
+) -> tuple[list[domain.LedgerEntry], list[standings.Mark]]:
+    entries: list[domain.LedgerEntry] = []
+    marks: list[standings.Mark] = []
+    for _, _, es, ms in versions:
+        entries += [_entry_of(e) for e in orjson.loads(es) if e[1] == kind and e[2] == pid]
+        marks += [standings.Mark(*m) for m in orjson.loads(ms) if m[1] == kind and m[2] == pid]
+    return entries, marks
+
+
+async def derive(conn: AsyncConnection, generation: int, who: Who, rules: domain.Rules | None) -> None:
+    """A participant's whole timeline again, from its subjects' versions: one row per span in which its standing
+    is the same (a standing at each instant any of them changes), and its horizon."""
+    pv, tl = models.participant_versions, models.timelines
+    versions = await _versions_of(conn, generation, await _subjects_of(conn, generation, who))
+    bounds = sorted(_bounds(versions))
+    rows: list[dict[str, Any]] = []
+    previous: tuple[Any, ...] | None = None
+    for i, b in enumerate(bounds):
+        total = standings.total(
+            who[2], who[3], *_own((v for v in versions if v[0] <= b < v[1]), *who[2:]), rules
+        )
+        until = bounds[i + 1] if i + 1 < len(bounds) else domain.FAR_FUTURE
+        same = (total.points, total.first_at, total.misses, total.eligibility) if total.listed else None
+        if same is not None and same == previous and rows:
+            rows[-1]["valid_to"] = until
+        elif same is not None:
+            rows.append(_row(generation, who, b, until, total))
+        previous = same
+    key = _key(generation, who)
+    await conn.execute(sa.delete(pv).where(*(pv.c[k] == v for k, v in key.items())))
     if rows:
-        await conn.execute(t.insert(), rows)
+        await conn.execute(pv.insert(), rows)
+    if bounds:
+        await conn.execute(
+            upsert(
+                conn, tl, {**key, "horizon": bounds[-1]}, set_=lambda excluded: {"horizon": excluded.horizon}
+            )
+        )
+    else:
+        await conn.execute(sa.delete(tl).where(*(tl.c[k] == v for k, v in key.items())))
 
 
 async def usable(conn: AsyncConnection, generation: int, tenant: str, edition: str) -> bool:
@@ -119,20 +396,104 @@ async def in_force(
     return [(r.entries, r.marks) for r in (await conn.execute(q)).all()]
 
 
-def ranked(
-    raw: Iterable[tuple[str, str]], rules: domain.Rules | None
-) -> tuple[list[domain.LedgerEntry], list[domain.Ranked], list[domain.Ranked]]:
-    """(entries in force, persons, units) from the versions ``in_force`` gives. CPU only: run it off the loop."""
+def decoded(raw: Iterable[tuple[str, str]]) -> tuple[list[domain.LedgerEntry], list[standings.Mark]]:
+    """The entries and marks of some versions ((entries, marks) JSON each)."""
     entries: list[domain.LedgerEntry] = []
     marks: list[standings.Mark] = []
     for es, ms in raw:
         entries += [_entry_of(e) for e in orjson.loads(es)]
         marks += [standings.Mark(*m) for m in orjson.loads(ms)]
+    return entries, marks
+
+
+def ranked(
+    raw: Iterable[tuple[str, str]], rules: domain.Rules | None
+) -> tuple[list[domain.LedgerEntry], list[domain.Ranked], list[domain.Ranked]]:
+    """(entries in force, persons, units) from the versions ``in_force`` gives. CPU only: run it off the loop."""
+    entries, marks = decoded(raw)
     persons, units = rank_in_force(entries, marks, rules)
     return entries, persons, units
 
 
-async def drop(conn: AsyncConnection, generation: int) -> None:
-    await conn.execute(
-        sa.delete(models.subject_versions).where(models.subject_versions.c.generation == generation)
+def _in_force_at(pv: sa.Table, generation: int, tenant: str, edition: str, kind: str, at: datetime) -> Any:
+    return sa.and_(
+        pv.c.generation == generation,
+        pv.c.tenant == tenant,
+        pv.c.edition == edition,
+        pv.c.participant_kind == kind,
+        pv.c.valid_to > at,
+        pv.c.valid_from <= at,
     )
+
+
+async def ranked_at(
+    conn: AsyncConnection,
+    generation: int,
+    tenant: str,
+    edition: str,
+    kind: str,
+    rules: domain.Rules | None,
+    at: datetime,
+    *,
+    offset: int,
+    limit: int,
+) -> list[tuple[int, Any]]:
+    """(rank, standing row) of one kind as of ``at``, a page in list order, ranked by the database."""
+    from services.rewards.usecases.readmodel import _order_by, _tie_breakers
+
+    pv = models.participant_versions
+    rank = sa.func.rank().over(order_by=_order_by(pv, _tie_breakers(rules))).label("rank")
+    inner = sa.select(pv, rank).where(_in_force_at(pv, generation, tenant, edition, kind, at)).subquery()
+    q = sa.select(inner).order_by(inner.c.rank, inner.c.participant_id).offset(offset).limit(limit)
+    return [(r.rank, r) for r in (await conn.execute(q)).all()]
+
+
+async def count_at(
+    conn: AsyncConnection, generation: int, tenant: str, edition: str, kind: str, at: datetime
+) -> int:
+    pv = models.participant_versions
+    q = (
+        sa.select(sa.func.count())
+        .select_from(pv)
+        .where(_in_force_at(pv, generation, tenant, edition, kind, at))
+    )
+    return int((await conn.execute(q)).scalar_one())
+
+
+async def unit_points(
+    conn: AsyncConnection, generation: int, tenant: str, edition: str, at: datetime
+) -> dict[str, float]:
+    """Every listed unit's points as of ``at``."""
+    pv = models.participant_versions
+    q = sa.select(pv.c.participant_id, pv.c.points).where(
+        _in_force_at(pv, generation, tenant, edition, "unit", at)
+    )
+    return {pid: pts for pid, pts in (await conn.execute(q)).all()}
+
+
+async def in_force_of(
+    conn: AsyncConnection, generation: int, whos: Sequence[Who], at: datetime
+) -> list[tuple[str, str]]:
+    """The versions in force at ``at`` of every subject linked to these participants, each once."""
+    ts = models.timeline_subjects
+    subjects: set[str] = set()
+    for tenant, edition, kind, pid in whos:
+        q = sa.select(ts.c.subject).where(
+            ts.c.generation == generation,
+            ts.c.tenant == tenant,
+            ts.c.edition == edition,
+            ts.c.participant_kind == kind,
+            ts.c.participant_id == pid,
+        )
+        subjects |= set((await conn.execute(q)).scalars())
+    return [(es, ms) for _, _, es, ms in await _versions_of(conn, generation, sorted(subjects), at)]
+
+
+async def drop(conn: AsyncConnection, generation: int) -> None:
+    for t in (
+        models.subject_versions,
+        models.participant_versions,
+        models.timelines,
+        models.timeline_subjects,
+    ):
+        await conn.execute(sa.delete(t).where(t.c.generation == generation))

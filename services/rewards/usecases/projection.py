@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.rewards import domain, models
+from services.rewards.domain import standings
 from services.rewards.usecases import asof, readmodel, view
 from services.rewards.usecases.readmodel import refresh_totals, replace_marks
 from shared import heavy
@@ -215,13 +216,11 @@ class Projection:
             )
             return
         edition_name = next((f.edition for f in scored if f.edition), None) or edition
-        batch = batch_local(FoldBatch, FoldBatch)
-        if batch is not None and edition_name:
-            rules, titles = await batch.edition(conn, self.copies, tenant, edition_name)
-        else:
-            rules = await current_rules(conn, tenant, edition_name) if edition_name else None
-            doc = await self.copies.edition(conn, tenant, edition_name) if edition_name else None
-            titles = part_titles(doc)
+        shared_batch = batch_local(FoldBatch, FoldBatch)
+        batch = shared_batch or FoldBatch()  # alone: flushed at the end of this fold
+        rules, titles = (
+            await batch.edition(conn, self.copies, tenant, edition_name) if edition_name else (None, {})
+        )
         standing = domain.fold_edition(scored, rules, part_titles=titles)
         entries = [e for e in standing.entries if e.submission_id == subject]
         state = "assignment"
@@ -229,23 +228,17 @@ class Projection:
             state = standing.submissions[subject].status
         touched, changed = await replace_entries(conn, g.id, tenant, subject, entries, cause=cause)
         if edition_name:
+            outbox = self.outbox if g.status == "active" else None
             versions = domain.subject_versions(subject, scored, rules, part_titles=titles)
-            if batch is not None:
-                batch.version(g, tenant, edition_name, subject, versions)
-            else:
-                await asof.replace(conn, g.id, [(tenant, edition_name, subject, versions)])
+            batch.version(g, outbox, tenant, edition_name, subject, versions, repriced=force)
             marks = [m for m in standing.marks if m.subject == subject]
             touched_marks, marks_changed = await replace_marks(
                 conn, g.id, tenant, edition_name, subject, marks
             )
             if changed or marks_changed or force:
-                outbox = self.outbox if g.status == "active" else None
-                if batch is not None:
-                    batch.refresh(g, tenant, edition_name, touched | touched_marks, outbox)
-                else:
-                    await refresh_totals(
-                        conn, g, tenant, edition_name, touched | touched_marks, rules, outbox=outbox
-                    )
+                batch.refresh(g, tenant, edition_name, touched | touched_marks, outbox)
+        if shared_batch is None:
+            await batch.flush(conn)
         await conn.execute(
             sa.update(models.submission_states)
             .where(models.submission_states.c.submission_id == subject)
@@ -387,6 +380,8 @@ class FoldBatch:
         self._editions: dict[tuple[str, str], tuple[domain.Rules | None, dict[str, str]]] = {}
         self._pending: dict[tuple[int, str, str], tuple[Generation, Outbox | None, set[tuple[str, str]]]] = {}
         self._versions: dict[int, dict[str, tuple[str, str, str, list[domain.Version]]]] = {}
+        self._generations: dict[int, tuple[Generation, Outbox | None]] = {}
+        self._repriced: set[tuple[int, str]] = set()
 
     async def edition(
         self, conn: AsyncConnection, copies: Copies, tenant: str, edition: str
@@ -414,21 +409,48 @@ class FoldBatch:
         wanted.update(participants)
 
     def version(
-        self, g: Generation, tenant: str, edition: str, subject: str, versions: list[domain.Version]
+        self,
+        g: Generation,
+        outbox: Outbox | None,
+        tenant: str,
+        edition: str,
+        subject: str,
+        versions: list[domain.Version],
+        *,
+        repriced: bool = False,
     ) -> None:
-        """A subject's versions, written at the batch's end (its latest fold wins)."""
+        """A subject's versions, written at the batch's end (its latest fold wins); ``repriced``: folded under
+        new rules (``asof.replace``)."""
         self._versions.setdefault(g.id, {})[subject] = (tenant, edition, subject, versions)
+        self._generations[g.id] = (g, outbox)
+        if repriced:
+            self._repriced.add((g.id, subject))
 
     async def flush(self, conn: AsyncConnection) -> None:
+        """The subjects' versions, then the totals of every participant touched (by an entry, a mark or a
+        version), then their timelines (``asof.advance``) with the totals just re-derived."""
+        changes: dict[int, dict[asof.Who, asof.Change]] = {}
         for gid in sorted(self._versions):
-            await asof.replace(conn, gid, list(self._versions[gid].values()))
+            repriced = {s for g_id, s in self._repriced if g_id == gid}
+            changes[gid] = await asof.replace(
+                conn, gid, list(self._versions[gid].values()), repriced=repriced
+            )
+            g, outbox = self._generations[gid]
+            for tenant, edition, kind, pid in changes[gid]:
+                self.refresh(g, tenant, edition, [(kind, pid)], outbox)
         self._versions.clear()
+        self._repriced.clear()
+        now: dict[int, dict[asof.Who, standings.Total]] = {}
+        rules_of: dict[tuple[str, str], domain.Rules | None] = {}
         for key in sorted(self._pending):
             g, outbox, wanted = self._pending[key]
             _, tenant, edition = key
-            rules = await current_rules(conn, tenant, edition)
-            await refresh_totals(conn, g, tenant, edition, wanted, rules, outbox=outbox)
+            rules = rules_of[(tenant, edition)] = await current_rules(conn, tenant, edition)
+            totals = await refresh_totals(conn, g, tenant, edition, wanted, rules, outbox=outbox)
+            now.setdefault(g.id, {}).update({(tenant, edition, *p): t for p, t in totals.items()})
         self._pending.clear()
+        for gid, changed in sorted(changes.items()):
+            await asof.advance(conn, gid, changed, now.get(gid, {}), rules_of)
 
 
 def of_runtime(rt: Runtime) -> Projection:
@@ -685,20 +707,28 @@ async def load_list(
     (unfiltered) then names only the page's people, as the read model's page does."""
     gen = await generation_by_id(conn, generation) if generation is not None else None
     alive = {g.id: g for g in await generations(conn)}
-    if as_of is None and (gen is None or gen.id in alive):
-        g = gen or await active_generation(conn)
+    filtered = unit is not None or union is not None or role is not None
+    paged = limit is not None and not filtered
+    live = (gen or await active_generation(conn)) if gen is None or gen.id in alive else None
+    if live is not None and (as_of is None or (paged and await asof.usable(conn, live.id, tenant, edition))):
+        g = live
         rules = await current_rules(conn, tenant, edition)
         doc = await copies.edition(conn, tenant, edition)
-        filtered = unit is not None or union is not None or role is not None
-        page = await readmodel.load(
-            conn,
-            g.id,
-            tenant,
-            edition,
-            rules,
-            offset=0 if filtered else offset,
-            limit=None if filtered else limit,
-        )
+        if as_of is None:
+            page = await readmodel.load(
+                conn,
+                g.id,
+                tenant,
+                edition,
+                rules,
+                offset=0 if filtered else offset,
+                limit=None if filtered else limit,
+            )
+            every_unit = await readmodel.unit_points(conn, g.id, tenant, edition) if paged else {}
+        else:  # a page as of a moment, ranked by the database from the participants' timelines
+            assert limit is not None
+            page = await page_as_of(conn, g.id, tenant, edition, rules, as_of, offset=offset, limit=limit)
+            every_unit = await asof.unit_points(conn, g.id, tenant, edition, as_of)
         if (
             doc is None
             and not page.persons
@@ -707,8 +737,6 @@ async def load_list(
         ):
             return None
         persons, units, entries = page.persons, page.units, page.entries
-        paged = limit is not None and not filtered
-        every_unit = await readmodel.unit_points(conn, g.id, tenant, edition) if paged else {}
         edition_version = rules.edition_version if rules else None
         rules_version = rules.rules_version if rules else None
         gid = g.id
@@ -717,8 +745,6 @@ async def load_list(
         if computed.edition is None and not computed.known:
             return None
         persons, units, entries = computed.persons, computed.units, computed.entries
-        filtered = unit is not None or union is not None or role is not None
-        paged = limit is not None and not filtered
         every_unit = {r.participant_id: r.points for r in units}
         if paged:  # as the read model's page: the page's participants, their entries and their subjects'
             assert limit is not None
@@ -780,6 +806,61 @@ async def load_list(
             }
         )
     return pl
+
+
+async def page_as_of(
+    conn: AsyncConnection,
+    generation: int,
+    tenant: str,
+    edition: str,
+    rules: domain.Rules | None,
+    at: datetime,
+    *,
+    offset: int,
+    limit: int,
+) -> readmodel.Page:
+    """A page of the list as of ``at`` from the participants' timelines (``asof``): ranked by the database among
+    the standings in force then, with the page's entries from the versions in force of its subjects — the cost
+    of the page, whatever the size of the edition."""
+    found: dict[str, list[tuple[int, Any]]] = {}
+    for kind in ("person", "unit"):
+        found[kind] = await asof.ranked_at(
+            conn, generation, tenant, edition, kind, rules, at, offset=offset, limit=limit
+        )
+    versions = await asof.in_force_of(
+        conn,
+        generation,
+        [(tenant, edition, r.participant_kind, r.participant_id) for rows in found.values() for _, r in rows],
+        at,
+    )
+    entries, _ = asof.decoded(versions)
+    by: dict[tuple[str, str], list[domain.LedgerEntry]] = {}
+    for e in entries:
+        by.setdefault((e.participant_kind, e.participant_id), []).append(e)
+    out: dict[str, list[domain.Ranked]] = {}
+    for kind, rows in found.items():
+        cap = rules.cap("person" if kind == "person" else "unit") if rules is not None else None
+        out[kind] = [
+            domain.Ranked(
+                rank=rank,
+                participant_id=r.participant_id,
+                points=r.points,
+                first_at=r.first_at,
+                entries=tuple(domain.counted(by.get((kind, r.participant_id), []), per_part_cap=cap)),
+                participant_kind="person" if kind == "person" else "unit",
+                eligibility=readmodel.eligibility_from_json(r.eligibility),
+                misses=r.misses,
+            )
+            for rank, r in rows
+        ]
+    page = _page_of(out["person"], out["unit"], entries, 0, limit)
+    return readmodel.Page(
+        page.persons,
+        page.units,
+        page.entries,
+        await asof.count_at(conn, generation, tenant, edition, "person", at),
+        await asof.count_at(conn, generation, tenant, edition, "unit", at),
+    )
 
 
 def _page_of(

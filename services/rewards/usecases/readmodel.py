@@ -176,19 +176,19 @@ async def refresh_totals(
     rules: domain.Rules | None,
     *,
     outbox: Outbox | None,
-) -> int:
+) -> dict[tuple[str, str], standings.Total]:
     """Re-derive the totals of ``participants``, set by set: their rows locked first (one multi-row upsert, in a
     stable order, so two consumers touching one participant take turns and the later one sees the earlier one's
     entries), then their entries and marks read together (indexed, ``CHUNK`` ids per read) and their rows
     written. With ``outbox`` (the live generation), a participant whose eligibility is gained or lost is told,
-    in this transaction (ranks before and after: an indexed count each). Returns the number of changes told."""
+    in this transaction (ranks before and after: an indexed count each). Returns each one's standing now."""
     wanted = sorted(set(participants))
-    told = 0
+    news: dict[tuple[str, str], standings.Total] = {}
     for i in range(0, len(wanted), CHUNK):
-        told += await _refresh_chunk(
+        news |= await _refresh_chunk(
             conn, generation.id, tenant, edition, wanted[i : i + CHUNK], rules, outbox
         )
-    return told
+    return news
 
 
 async def _refresh_chunk(
@@ -199,7 +199,7 @@ async def _refresh_chunk(
     wanted: list[tuple[str, str]],
     rules: domain.Rules | None,
     outbox: Outbox | None,
-) -> int:
+) -> dict[tuple[str, str], standings.Total]:
     t = models.totals
     now = datetime.now(UTC)
     key = {"generation": gid, "tenant": tenant, "edition": edition}
@@ -278,7 +278,7 @@ async def _refresh_chunk(
         await tell(
             conn, outbox, tenant, edition, new, old_keys, rank, previous_rank, old[p].changes + 1, rules, now
         )
-    return len(told)
+    return news
 
 
 def _update_total(gid: int, tenant: str, edition: str) -> Any:

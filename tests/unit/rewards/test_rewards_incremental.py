@@ -257,6 +257,14 @@ async def test_the_incremental_list_equals_a_rebuild_from_the_facts(seed: int, t
                 assert _rows(stored[1]) == _rows(want_persons), t
                 assert _rows(stored[2]) == _rows(want_units), t
                 assert sorted(stored[0], key=_entry_key) == sorted(folded.entries, key=_entry_key), t
+                # A page, ranked by the database from the participants' timelines.
+                for offset, limit in ((0, 100), (1, 2)):
+                    page = await projection.page_as_of(
+                        conn, 0, TENANT, EDITION, rules, t, offset=offset, limit=limit
+                    )
+                    assert _rows(page.persons) == _rows(want_persons)[offset : offset + limit], t
+                    assert _rows(page.units) == _rows(want_units)[offset : offset + limit], t
+                    assert (page.persons_total, page.units_total) == (len(want_persons), len(want_units))
 
         # Told: for each participant, the last eligibility told is the one the list ends with.
         last: dict[str, list[str]] = {}

@@ -1,6 +1,6 @@
-"""subject_versions: each subject's standing through business time, so "as of" is read, not folded (issue 16)
+"""subject_versions, participant_versions: standings through business time, so "as of" is read, not folded
 
-Expand only: a table, a nullable column and a partial index. Every subject starts unversioned (NULL): until the
+Issue 16. Expand only: four tables, a nullable column and a partial index. Every subject starts unversioned (NULL): until the
 standings job has folded it again (it finds it by the index), "as of" reads of its edition fold the facts as
 before, so they stay exact through the upgrade and beside the previous release in a rolling update (which
 never writes the column).
@@ -44,6 +44,46 @@ def upgrade() -> None:
         ["generation", "tenant", "edition", "valid_to", "valid_from"],
         unique=False,
     )
+
+    def key() -> list[sa.Column[object]]:
+        return [
+            sa.Column("generation", sa.Integer(), autoincrement=False, nullable=False),
+            sa.Column("tenant", sa.String(length=100), nullable=False),
+            sa.Column("edition", sa.String(length=32), nullable=False),
+            sa.Column("participant_kind", sa.String(length=10), nullable=False),
+            sa.Column("participant_id", sa.String(length=100), nullable=False),
+        ]
+
+    names = ["generation", "tenant", "edition", "participant_kind", "participant_id"]
+    op.create_table(
+        "participant_versions",
+        *key(),
+        sa.Column("valid_from", shared.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("valid_to", shared.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("points", sa.Float(), nullable=False),
+        sa.Column("first_at", shared.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("misses", sa.Integer(), nullable=False),
+        sa.Column("eligibility", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint(*names, "valid_from"),
+    )
+    op.create_index(
+        "ix_participant_versions_in_force",
+        "participant_versions",
+        ["generation", "tenant", "edition", "participant_kind", "valid_to", "valid_from"],
+        unique=False,
+    )
+    op.create_table(
+        "timelines",
+        *key(),
+        sa.Column("horizon", shared.db.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint(*names),
+    )
+    op.create_table(
+        "timeline_subjects",
+        *key(),
+        sa.Column("subject", sa.String(length=100), nullable=False),
+        sa.PrimaryKeyConstraint(*names, "subject"),
+    )
     op.add_column("submission_states", sa.Column("versioned_facts", sa.Integer(), nullable=True))
     op.create_index(
         "ix_submission_states_unversioned",
@@ -58,5 +98,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_submission_states_unversioned", table_name="submission_states")
     op.drop_column("submission_states", "versioned_facts")
+    op.drop_table("timeline_subjects")
+    op.drop_table("timelines")
+    op.drop_index("ix_participant_versions_in_force", table_name="participant_versions")
+    op.drop_table("participant_versions")
     op.drop_index("ix_subject_versions_in_force", table_name="subject_versions")
     op.drop_table("subject_versions")
