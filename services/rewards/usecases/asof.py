@@ -192,7 +192,8 @@ async def advance(
 
     A change at or after the participant's horizon, with no later change to come, replaces the tail from then
     on with its standing ``now`` (the totals just re-derived; absent: not listed): three statements for the whole
-    batch. Any other is derived again from the participant's subjects' versions (a fact that arrived late)."""
+    batch. Any other (a fact that arrived late, new rules) derives the timeline from the change on again, from
+    the participant's subjects' versions in force then or later."""
     pv, tl = models.participant_versions, models.timelines
     horizons: dict[Who, datetime] = {}
     by_edition: dict[tuple[str, str], list[Who]] = defaultdict(list)
@@ -223,15 +224,7 @@ async def advance(
             {"k_tenant": w[0], "k_edition": w[1], "k_kind": w[2], "k_id": w[3], "k_since": changes[w].since}
             for w in tail
         ]
-        await conn.execute(
-            sa.delete(pv).where(_same(pv, generation), pv.c.valid_from >= sa.bindparam("k_since")), keys
-        )
-        await conn.execute(
-            sa.update(pv)
-            .where(_same(pv, generation), pv.c.valid_to > sa.bindparam("k_since"))
-            .values(valid_to=sa.bindparam("k_since")),
-            keys,
-        )
+        await _cut(conn, generation, keys)
         rows = [
             _row(generation, w, changes[w].since, domain.FAR_FUTURE, now[w])
             for w in tail
@@ -247,8 +240,8 @@ async def advance(
                 set_=lambda excluded: {"horizon": excluded.horizon},
             )
         )
-    for who in again:
-        await derive(conn, generation, who, rules.get(who[:2]))
+    if again:
+        await derive(conn, generation, {w: changes[w].since for w in again}, rules)
 
 
 def _same(pv: sa.Table, generation: int) -> Any:
@@ -288,31 +281,49 @@ def _row(
     }
 
 
-async def _subjects_of(conn: AsyncConnection, generation: int, who: Who) -> list[str]:
+async def _linked(conn: AsyncConnection, generation: int, whos: Iterable[Who]) -> dict[Who, list[str]]:
+    """The subjects linked to each of some participants (``CHUNK`` ids per read)."""
     ts = models.timeline_subjects
-    q = sa.select(ts.c.subject).where(
-        ts.c.generation == generation,
-        ts.c.tenant == who[0],
-        ts.c.edition == who[1],
-        ts.c.participant_kind == who[2],
-        ts.c.participant_id == who[3],
-    )
-    return list((await conn.execute(q)).scalars())
+    whos = sorted(set(whos))
+    out: dict[Who, list[str]] = defaultdict(list)
+    for tenant, edition, kind in sorted({w[:3] for w in whos}):
+        ids = [w[3] for w in whos if w[:3] == (tenant, edition, kind)]
+        for i in range(0, len(ids), CHUNK):
+            q = sa.select(ts.c.participant_id, ts.c.subject).where(
+                ts.c.generation == generation,
+                ts.c.tenant == tenant,
+                ts.c.edition == edition,
+                ts.c.participant_kind == kind,
+                ts.c.participant_id.in_(ids[i : i + CHUNK]),
+            )
+            for pid, subject in (await conn.execute(q)).all():
+                out[(tenant, edition, kind, pid)].append(subject)
+    return out
 
 
 async def _versions_of(
-    conn: AsyncConnection, generation: int, subjects: Sequence[str], at: datetime | None = None
-) -> list[Stored]:
-    """The versions of some subjects (those in force at ``at``, if given)."""
+    conn: AsyncConnection,
+    generation: int,
+    subjects: Sequence[str],
+    at: datetime | None = None,
+    *,
+    after: datetime | None = None,
+    with_subject: bool = False,
+) -> list[Any]:
+    """The versions of some subjects: those in force at ``at``, or in force at ``after`` or later (each a
+    ``Stored``, led by its subject ``with_subject``)."""
     t = models.subject_versions
-    out: list[Stored] = []
+    out: list[Any] = []
+    cols = [t.c.valid_from, t.c.valid_to, t.c.entries, t.c.marks]
     for i in range(0, len(subjects), CHUNK):
-        q = sa.select(t.c.valid_from, t.c.valid_to, t.c.entries, t.c.marks).where(
+        q = sa.select(*([t.c.subject] if with_subject else []), *cols).where(
             t.c.generation == generation, t.c.subject.in_(subjects[i : i + CHUNK])
         )
         if at is not None:
             q = q.where(t.c.valid_from <= at, t.c.valid_to > at)
-        out += [(r.valid_from, r.valid_to, r.entries, r.marks) for r in (await conn.execute(q)).all()]
+        if after is not None:
+            q = q.where(t.c.valid_to > after)
+        out += [tuple(r) for r in (await conn.execute(q)).all()]
     return out
 
 
@@ -327,37 +338,69 @@ def _own(
     return entries, marks
 
 
-async def derive(conn: AsyncConnection, generation: int, who: Who, rules: domain.Rules | None) -> None:
-    """A participant's whole timeline again, from its subjects' versions: one row per span in which its standing
-    is the same (a standing at each instant any of them changes), and its horizon."""
+async def derive(
+    conn: AsyncConnection,
+    generation: int,
+    since: Mapping[Who, datetime],
+    rules: Mapping[tuple[str, str], domain.Rules | None],
+) -> None:
+    """Participants' timelines from ``since`` (each its own) on, again from their subjects' versions in force then
+    or later: a standing at each instant any of them changes (spans with the same standing merged); what came
+    before stays. Each one's horizon becomes its latest such instant. A few statements for all of them."""
     pv, tl = models.participant_versions, models.timelines
-    versions = await _versions_of(conn, generation, await _subjects_of(conn, generation, who))
-    bounds = sorted(_bounds(versions))
+    whos = sorted(since)
+    subjects = await _linked(conn, generation, whos)
+    by_subject: dict[str, list[Stored]] = defaultdict(list)
+    wanted = sorted({s for w in whos for s in subjects[w]})
+    for v in await _versions_of(conn, generation, wanted, after=min(since.values()), with_subject=True):
+        by_subject[v[0]].append(v[1:])
     rows: list[dict[str, Any]] = []
-    previous: tuple[Any, ...] | None = None
-    for i, b in enumerate(bounds):
-        total = standings.total(
-            who[2], who[3], *_own((v for v in versions if v[0] <= b < v[1]), *who[2:]), rules
-        )
-        until = bounds[i + 1] if i + 1 < len(bounds) else domain.FAR_FUTURE
-        same = (total.points, total.first_at, total.misses, total.eligibility) if total.listed else None
-        if same is not None and same == previous and rows:
-            rows[-1]["valid_to"] = until
-        elif same is not None:
-            rows.append(_row(generation, who, b, until, total))
-        previous = same
-    key = _key(generation, who)
-    await conn.execute(sa.delete(pv).where(*(pv.c[k] == v for k, v in key.items())))
+    horizons: list[dict[str, Any]] = []
+    for who in whos:
+        start, kind, pid = since[who], who[2], who[3]
+        versions = [
+            (f, to, *_own([(f, to, es, ms)], kind, pid))
+            for s in subjects[who]
+            for f, to, es, ms in by_subject.get(s, ())
+            if to > start
+        ]
+        bounds = sorted({start} | {b for v in versions for b in v[:2] if start < b < domain.FAR_FUTURE})
+        previous: tuple[Any, ...] | None = None
+        mine: list[dict[str, Any]] = []
+        for i, b in enumerate(bounds):
+            entries = [e for f, to, es, _ in versions if f <= b < to for e in es]
+            marks = [m for f, to, _, ms in versions if f <= b < to for m in ms]
+            total = standings.total(kind, pid, entries, marks, rules.get(who[:2]))
+            until = bounds[i + 1] if i + 1 < len(bounds) else domain.FAR_FUTURE
+            same = (total.points, total.first_at, total.misses, total.eligibility) if total.listed else None
+            if same is not None and same == previous and mine:
+                mine[-1]["valid_to"] = until
+            elif same is not None:
+                mine.append(_row(generation, who, b, until, total))
+            previous = same
+        rows += mine
+        horizons.append({**_key(generation, who), "horizon": bounds[-1]})
+    keys = [
+        {"k_tenant": w[0], "k_edition": w[1], "k_kind": w[2], "k_id": w[3], "k_since": since[w]} for w in whos
+    ]
+    await _cut(conn, generation, keys)
     if rows:
         await conn.execute(pv.insert(), rows)
-    if bounds:
-        await conn.execute(
-            upsert(
-                conn, tl, {**key, "horizon": bounds[-1]}, set_=lambda excluded: {"horizon": excluded.horizon}
-            )
-        )
-    else:
-        await conn.execute(sa.delete(tl).where(*(tl.c[k] == v for k, v in key.items())))
+    await conn.execute(upsert(conn, tl, horizons, set_=lambda excluded: {"horizon": excluded.horizon}))
+
+
+async def _cut(conn: AsyncConnection, generation: int, keys: list[dict[str, Any]]) -> None:
+    """End participants' timelines at their ``k_since`` (executemany: ``_same``'s keys and ``k_since``)."""
+    pv = models.participant_versions
+    await conn.execute(
+        sa.delete(pv).where(_same(pv, generation), pv.c.valid_from >= sa.bindparam("k_since")), keys
+    )
+    await conn.execute(
+        sa.update(pv)
+        .where(_same(pv, generation), pv.c.valid_to > sa.bindparam("k_since"))
+        .values(valid_to=sa.bindparam("k_since")),
+        keys,
+    )
 
 
 async def usable(conn: AsyncConnection, generation: int, tenant: str, edition: str) -> bool:
@@ -475,18 +518,8 @@ async def in_force_of(
     conn: AsyncConnection, generation: int, whos: Sequence[Who], at: datetime
 ) -> list[tuple[str, str]]:
     """The versions in force at ``at`` of every subject linked to these participants, each once."""
-    ts = models.timeline_subjects
-    subjects: set[str] = set()
-    for tenant, edition, kind, pid in whos:
-        q = sa.select(ts.c.subject).where(
-            ts.c.generation == generation,
-            ts.c.tenant == tenant,
-            ts.c.edition == edition,
-            ts.c.participant_kind == kind,
-            ts.c.participant_id == pid,
-        )
-        subjects |= set((await conn.execute(q)).scalars())
-    return [(es, ms) for _, _, es, ms in await _versions_of(conn, generation, sorted(subjects), at)]
+    subjects = sorted({s for linked in (await _linked(conn, generation, whos)).values() for s in linked})
+    return [(es, ms) for _, _, es, ms in await _versions_of(conn, generation, subjects, at)]
 
 
 async def drop(conn: AsyncConnection, generation: int) -> None:
