@@ -239,8 +239,9 @@ async def _refresh_chunk(
         was = old[p]
         old_keys = was.eligibility_keys if was.entries >= 0 else ""
         if outbox is not None and ",".join(new.eligibility_keys) != old_keys:
-            told[p] = await rank_of(conn, gid, tenant, edition, was, rules) if was.entries >= 0 else None
-    gone = [p for p, new in news.items() if not new.listed]
+            told[p] = await rank_of(conn, gid, tenant, edition, was, rules) if _listed(was) else None
+    # Off the list: the row goes, unless a change was told for it — its count keeps the next one's id new.
+    gone = [p for p, new in news.items() if not new.listed and old[p].changes == 0 and p not in told]
     for kind in sorted({k for k, _ in gone}):
         ids = [pid for k, pid in gone if k == kind]
         await conn.execute(
@@ -266,7 +267,7 @@ async def _refresh_chunk(
             "updated_at": now,
         }
         for p, new in news.items()
-        if new.listed
+        if p not in gone
     ]
     if rows:
         await conn.execute(_update_total(gid, tenant, edition), rows)
@@ -279,6 +280,16 @@ async def _refresh_chunk(
             conn, outbox, tenant, edition, new, old_keys, rank, previous_rank, old[p].changes + 1, rules, now
         )
     return news
+
+
+def _listed(row: Any) -> bool:
+    """A totals row of a participant on the list (``standings.Total.listed``); a row kept off it holds only
+    the count of the changes told."""
+    return bool(row.entries > 0 or row.eligibility_keys or row.misses > 0)
+
+
+def _on_list(t: sa.Table) -> Any:
+    return sa.or_(t.c.entries > 0, t.c.eligibility_keys != "", t.c.misses > 0)
 
 
 def _update_total(gid: int, tenant: str, edition: str) -> Any:
@@ -424,6 +435,7 @@ async def rank_of(
                 t.c.tenant == tenant,
                 t.c.edition == edition,
                 t.c.participant_kind == row.participant_kind,
+                _on_list(t),
                 sa.or_(*ahead),
             )
         )
@@ -461,6 +473,7 @@ async def ranked(
             t.c.tenant == tenant,
             t.c.edition == edition,
             t.c.participant_kind == kind,
+            _on_list(t),
         )
         .subquery()
     )
@@ -482,6 +495,7 @@ async def count(conn: AsyncConnection, generation: int, tenant: str, edition: st
                     t.c.tenant == tenant,
                     t.c.edition == edition,
                     t.c.participant_kind == kind,
+                    _on_list(t),
                 )
             )
         ).scalar_one()
@@ -590,6 +604,7 @@ async def unit_points(conn: AsyncConnection, generation: int, tenant: str, editi
             t.c.tenant == tenant,
             t.c.edition == edition,
             t.c.participant_kind == "unit",
+            _on_list(t),
         )
     )
     return {pid: pts for pid, pts in rows.all()}

@@ -207,7 +207,9 @@ async def _model(
     return page.persons, page.units
 
 
-@pytest.mark.parametrize("seed", range(6))
+# Seed 14: a unit's title is lost, the unit leaves the list, and the title is won again — told each time (its
+# count of changes told outlives its place on the list, so the third change's id is new).
+@pytest.mark.parametrize("seed", [*range(6), 14])
 async def test_the_incremental_list_equals_a_rebuild_from_the_facts(seed: int, tmp_path: Path) -> None:
     rng = random.Random(seed)
     first, second = random_rules(rng), random_rules(rng)
