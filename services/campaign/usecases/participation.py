@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from services.campaign import domain, models
 from services.campaign.domain.access import scope_of
-from services.campaign.usecases.publishing import DirectoryDocs, directory_of, stored_directory_docs
+from services.campaign.usecases.publishing import DirectoryDocs, parsed_directory, stored_directory_docs
 from shared import heavy
 from shared.clock import VN
 from shared.documents import Person
@@ -61,7 +61,7 @@ def _tally(
     extended_rows: Sequence[Any],
 ) -> dict[str, Any]:
     day = at.astimezone(VN).date()
-    directory = directory_of(docs)
+    directory = parsed_directory(docs)  # the same rows as the last read: not parsed again
     missed: dict[str, list[datetime]] = {}
     for r in missed_rows:
         missed.setdefault(r.assignment_id, []).append(r.deadline)

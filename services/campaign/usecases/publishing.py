@@ -118,12 +118,43 @@ class DirectoryDocs:
 
 async def stored_directory_docs(conn: AsyncConnection, tenant: str) -> DirectoryDocs:
     c = models.copies
-    units = (await conn.execute(sa.select(c.units.c.doc).where(c.units.c.tenant == tenant))).scalars().all()
+    u, p = c.units, c.people
+    units = (
+        (
+            await conn.execute(
+                sa.select(u.c.doc).where(u.c.tenant == tenant).order_by(u.c.unit_id, u.c.effective_from)
+            )
+        )
+        .scalars()
+        .all()
+    )
     people = (
-        (await conn.execute(sa.select(c.people.c.doc).where(c.people.c.tenant == tenant))).scalars().all()
+        (
+            await conn.execute(
+                sa.select(p.c.doc).where(p.c.tenant == tenant).order_by(p.c.person_id, p.c.effective_from)
+            )
+        )
+        .scalars()
+        .all()
     )
     unions = (await c.unions_of(conn, tenant)).values()
     return DirectoryDocs(tenant, list(units), list(people), list(unions))
+
+
+_PARSED: dict[str, tuple[DirectoryDocs, Directory]] = {}  # the last directory parsed per tenant, read-only
+
+
+def parsed_directory(docs: DirectoryDocs) -> Directory:
+    """``directory_of``, kept for the next read of the same rows: the stored docs are compared (a string
+    comparison, not a parse of every row), so any change to the copy is seen. For readers that only read it."""
+    cached = _PARSED.get(docs.tenant)
+    if cached is not None and cached[0] == docs:
+        return cached[1]
+    directory = directory_of(docs)
+    if len(_PARSED) >= 8:
+        _PARSED.clear()
+    _PARSED[docs.tenant] = (docs, directory)
+    return directory
 
 
 def directory_of(docs: DirectoryDocs) -> Directory:
