@@ -195,23 +195,7 @@ async def advance(
     batch. Any other (a fact that arrived late, new rules) derives the timeline from the change on again, from
     the participant's subjects' versions in force then or later."""
     pv, tl = models.participant_versions, models.timelines
-    horizons: dict[Who, datetime] = {}
-    by_edition: dict[tuple[str, str], list[Who]] = defaultdict(list)
-    for who in changes:
-        by_edition[who[:2]].append(who)
-    for (tenant, edition), whos in sorted(by_edition.items()):
-        for kind in sorted({w[2] for w in whos}):
-            ids = sorted(w[3] for w in whos if w[2] == kind)
-            for i in range(0, len(ids), CHUNK):
-                q = sa.select(tl.c.participant_id, tl.c.horizon).where(
-                    tl.c.generation == generation,
-                    tl.c.tenant == tenant,
-                    tl.c.edition == edition,
-                    tl.c.participant_kind == kind,
-                    tl.c.participant_id.in_(ids[i : i + CHUNK]),
-                )
-                for pid, horizon in (await conn.execute(q)).all():
-                    horizons[(tenant, edition, kind, pid)] = horizon
+    horizons = {who: h for who, h in await _of_each(conn, tl, tl.c.horizon, generation, changes)}
     tail, again = [], []
     for who, ch in sorted(changes.items()):
         horizon = horizons.get(who)
@@ -281,23 +265,33 @@ def _row(
     }
 
 
-async def _linked(conn: AsyncConnection, generation: int, whos: Iterable[Who]) -> dict[Who, list[str]]:
-    """The subjects linked to each of some participants (``CHUNK`` ids per read)."""
-    ts = models.timeline_subjects
-    whos = sorted(set(whos))
-    out: dict[Who, list[str]] = defaultdict(list)
-    for tenant, edition, kind in sorted({w[:3] for w in whos}):
-        ids = [w[3] for w in whos if w[:3] == (tenant, edition, kind)]
+async def _of_each(
+    conn: AsyncConnection, t: sa.Table, column: Any, generation: int, whos: Iterable[Who]
+) -> list[tuple[Who, Any]]:
+    """(participant, value of ``column``) of the rows of ``t`` keyed by some participants (``CHUNK`` ids per
+    read)."""
+    wanted = sorted(set(whos))
+    out: list[tuple[Who, Any]] = []
+    for tenant, edition, kind in sorted({w[:3] for w in wanted}):
+        ids = [w[3] for w in wanted if w[:3] == (tenant, edition, kind)]
         for i in range(0, len(ids), CHUNK):
-            q = sa.select(ts.c.participant_id, ts.c.subject).where(
-                ts.c.generation == generation,
-                ts.c.tenant == tenant,
-                ts.c.edition == edition,
-                ts.c.participant_kind == kind,
-                ts.c.participant_id.in_(ids[i : i + CHUNK]),
+            q = sa.select(t.c.participant_id, column).where(
+                t.c.generation == generation,
+                t.c.tenant == tenant,
+                t.c.edition == edition,
+                t.c.participant_kind == kind,
+                t.c.participant_id.in_(ids[i : i + CHUNK]),
             )
-            for pid, subject in (await conn.execute(q)).all():
-                out[(tenant, edition, kind, pid)].append(subject)
+            out += [((tenant, edition, kind, pid), v) for pid, v in (await conn.execute(q)).all()]
+    return out
+
+
+async def _linked(conn: AsyncConnection, generation: int, whos: Iterable[Who]) -> dict[Who, list[str]]:
+    """The subjects linked to each of some participants."""
+    ts = models.timeline_subjects
+    out: dict[Who, list[str]] = defaultdict(list)
+    for who, subject in await _of_each(conn, ts, ts.c.subject, generation, whos):
+        out[who].append(subject)
     return out
 
 
@@ -456,62 +450,6 @@ def ranked(
     entries, marks = decoded(raw)
     persons, units = rank_in_force(entries, marks, rules)
     return entries, persons, units
-
-
-def _in_force_at(pv: sa.Table, generation: int, tenant: str, edition: str, kind: str, at: datetime) -> Any:
-    return sa.and_(
-        pv.c.generation == generation,
-        pv.c.tenant == tenant,
-        pv.c.edition == edition,
-        pv.c.participant_kind == kind,
-        pv.c.valid_to > at,
-        pv.c.valid_from <= at,
-    )
-
-
-async def ranked_at(
-    conn: AsyncConnection,
-    generation: int,
-    tenant: str,
-    edition: str,
-    kind: str,
-    rules: domain.Rules | None,
-    at: datetime,
-    *,
-    offset: int,
-    limit: int,
-) -> list[tuple[int, Any]]:
-    """(rank, standing row) of one kind as of ``at``, a page in list order, ranked by the database."""
-    from services.rewards.usecases.readmodel import _order_by, _tie_breakers
-
-    pv = models.participant_versions
-    rank = sa.func.rank().over(order_by=_order_by(pv, _tie_breakers(rules))).label("rank")
-    inner = sa.select(pv, rank).where(_in_force_at(pv, generation, tenant, edition, kind, at)).subquery()
-    q = sa.select(inner).order_by(inner.c.rank, inner.c.participant_id).offset(offset).limit(limit)
-    return [(r.rank, r) for r in (await conn.execute(q)).all()]
-
-
-async def count_at(
-    conn: AsyncConnection, generation: int, tenant: str, edition: str, kind: str, at: datetime
-) -> int:
-    pv = models.participant_versions
-    q = (
-        sa.select(sa.func.count())
-        .select_from(pv)
-        .where(_in_force_at(pv, generation, tenant, edition, kind, at))
-    )
-    return int((await conn.execute(q)).scalar_one())
-
-
-async def unit_points(
-    conn: AsyncConnection, generation: int, tenant: str, edition: str, at: datetime
-) -> dict[str, float]:
-    """Every listed unit's points as of ``at``."""
-    pv = models.participant_versions
-    q = sa.select(pv.c.participant_id, pv.c.points).where(
-        _in_force_at(pv, generation, tenant, edition, "unit", at)
-    )
-    return {pid: pts for pid, pts in (await conn.execute(q)).all()}
 
 
 async def in_force_of(

@@ -728,7 +728,7 @@ async def load_list(
         else:  # a page as of a moment, ranked by the database from the participants' timelines
             assert limit is not None
             page = await page_as_of(conn, g.id, tenant, edition, rules, as_of, offset=offset, limit=limit)
-            every_unit = await asof.unit_points(conn, g.id, tenant, edition, as_of)
+            every_unit = await readmodel.unit_points(conn, g.id, tenant, edition, at=as_of)
         if (
             doc is None
             and not page.persons
@@ -822,11 +822,12 @@ async def page_as_of(
     """A page of the list as of ``at`` from the participants' timelines (``asof``): ranked by the database among
     the standings in force then, with the page's entries from the versions in force of its subjects — the cost
     of the page, whatever the size of the edition."""
-    found: dict[str, list[tuple[int, Any]]] = {}
-    for kind in ("person", "unit"):
-        found[kind] = await asof.ranked_at(
-            conn, generation, tenant, edition, kind, rules, at, offset=offset, limit=limit
+    found = {
+        kind: await readmodel.ranked(
+            conn, generation, tenant, edition, kind, rules, offset=offset, limit=limit, at=at
         )
+        for kind in ("person", "unit")
+    }
     versions = await asof.in_force_of(
         conn,
         generation,
@@ -834,32 +835,14 @@ async def page_as_of(
         at,
     )
     entries, _ = asof.decoded(versions)
-    by: dict[tuple[str, str], list[domain.LedgerEntry]] = {}
-    for e in entries:
-        by.setdefault((e.participant_kind, e.participant_id), []).append(e)
-    out: dict[str, list[domain.Ranked]] = {}
-    for kind, rows in found.items():
-        cap = rules.cap("person" if kind == "person" else "unit") if rules is not None else None
-        out[kind] = [
-            domain.Ranked(
-                rank=rank,
-                participant_id=r.participant_id,
-                points=r.points,
-                first_at=r.first_at,
-                entries=tuple(domain.counted(by.get((kind, r.participant_id), []), per_part_cap=cap)),
-                participant_kind="person" if kind == "person" else "unit",
-                eligibility=readmodel.eligibility_from_json(r.eligibility),
-                misses=r.misses,
-            )
-            for rank, r in rows
-        ]
+    out = {kind: readmodel.ranked_rows(rows, entries, rules) for kind, rows in found.items()}
     page = _page_of(out["person"], out["unit"], entries, 0, limit)
     return readmodel.Page(
         page.persons,
         page.units,
         page.entries,
-        await asof.count_at(conn, generation, tenant, edition, "person", at),
-        await asof.count_at(conn, generation, tenant, edition, "unit", at),
+        await readmodel.count(conn, generation, tenant, edition, "person", at=at),
+        await readmodel.count(conn, generation, tenant, edition, "unit", at=at),
     )
 
 

@@ -452,6 +452,25 @@ class Page:
     units_total: int
 
 
+def _standings(
+    generation: int, tenant: str, edition: str, kind: str, at: datetime | None
+) -> tuple[sa.Table, Any]:
+    """The standings of one kind on the list: now (``totals``), or as of ``at`` (the participants' timelines,
+    ``participant_versions``: the rows in force then)."""
+    t = models.totals if at is None else models.participant_versions
+    where = [
+        t.c.generation == generation,
+        t.c.tenant == tenant,
+        t.c.edition == edition,
+        t.c.participant_kind == kind,
+    ]
+    if at is None:
+        where.append(_on_list(t))
+    else:
+        where += [t.c.valid_to > at, t.c.valid_from <= at]
+    return t, sa.and_(*where)
+
+
 async def ranked(
     conn: AsyncConnection,
     generation: int,
@@ -462,44 +481,30 @@ async def ranked(
     *,
     offset: int = 0,
     limit: int | None = None,
+    at: datetime | None = None,
 ) -> list[tuple[int, Any]]:
-    """(rank, totals row) of one kind in list order, ranked by the database; a page when ``limit``."""
-    t = models.totals
+    """(rank, standing row) of one kind in list order, now or as of ``at``, ranked by the database; a page when
+    ``limit``."""
+    t, where = _standings(generation, tenant, edition, kind, at)
     rank = sa.func.rank().over(order_by=_order_by(t, _tie_breakers(rules))).label("rank")
-    inner = (
-        sa.select(t, rank)
-        .where(
-            t.c.generation == generation,
-            t.c.tenant == tenant,
-            t.c.edition == edition,
-            t.c.participant_kind == kind,
-            _on_list(t),
-        )
-        .subquery()
-    )
+    inner = sa.select(t, rank).where(where).subquery()
     q = sa.select(inner).order_by(inner.c.rank, inner.c.participant_id).offset(offset)
     if limit is not None:
         q = q.limit(limit)
     return [(r.rank, r) for r in (await conn.execute(q)).all()]
 
 
-async def count(conn: AsyncConnection, generation: int, tenant: str, edition: str, kind: str) -> int:
-    t = models.totals
-    return int(
-        (
-            await conn.execute(
-                sa.select(sa.func.count())
-                .select_from(t)
-                .where(
-                    t.c.generation == generation,
-                    t.c.tenant == tenant,
-                    t.c.edition == edition,
-                    t.c.participant_kind == kind,
-                    _on_list(t),
-                )
-            )
-        ).scalar_one()
-    )
+async def count(
+    conn: AsyncConnection,
+    generation: int,
+    tenant: str,
+    edition: str,
+    kind: str,
+    *,
+    at: datetime | None = None,
+) -> int:
+    t, where = _standings(generation, tenant, edition, kind, at)
+    return int((await conn.execute(sa.select(sa.func.count()).select_from(t).where(where))).scalar_one())
 
 
 async def _entries(
@@ -531,9 +536,10 @@ async def _entries(
     return out
 
 
-def _ranked(
+def ranked_rows(
     rows: list[tuple[int, Any]], entries: Iterable[domain.LedgerEntry], rules: domain.Rules | None
 ) -> list[domain.Ranked]:
+    """The list's places from (rank, standing row) pairs, each with its entries that count (under the cap)."""
     by: dict[tuple[str, str], list[domain.LedgerEntry]] = defaultdict(list)
     for e in entries:
         by[(e.participant_kind, e.participant_id)].append(e)
@@ -587,26 +593,21 @@ async def load(
         n_persons = await count(conn, generation, tenant, edition, "person")
         n_units = await count(conn, generation, tenant, edition, "unit")
     return Page(
-        persons=_ranked(persons, entries, rules),
-        units=_ranked(units, entries, rules),
+        persons=ranked_rows(persons, entries, rules),
+        units=ranked_rows(units, entries, rules),
         entries=tuple(entries),
         persons_total=n_persons,
         units_total=n_units,
     )
 
 
-async def unit_points(conn: AsyncConnection, generation: int, tenant: str, edition: str) -> dict[str, float]:
-    """Every listed unit's points (units are few: the roll-up of a page's units needs their branches')."""
-    t = models.totals
-    rows = await conn.execute(
-        sa.select(t.c.participant_id, t.c.points).where(
-            t.c.generation == generation,
-            t.c.tenant == tenant,
-            t.c.edition == edition,
-            t.c.participant_kind == "unit",
-            _on_list(t),
-        )
-    )
+async def unit_points(
+    conn: AsyncConnection, generation: int, tenant: str, edition: str, *, at: datetime | None = None
+) -> dict[str, float]:
+    """Every listed unit's points, now or as of ``at`` (units are few: the roll-up of a page's units needs their
+    branches')."""
+    t, where = _standings(generation, tenant, edition, "unit", at)
+    rows = await conn.execute(sa.select(t.c.participant_id, t.c.points).where(where))
     return {pid: pts for pid, pts in rows.all()}
 
 
