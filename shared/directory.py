@@ -196,6 +196,14 @@ class Directory(_Doc):
             raise DirectoryInconsistent(problems)
         return self
 
+    def __eq__(self, other: object) -> bool:
+        """Equal rows are equal directories: the look-up index is a cache, not part of the value."""
+        if not isinstance(other, Directory):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # as any BaseModel: mutable, compared by value
+
     # -- look-ups
 
     def _rows_of(self, rows: list[_Row], row_id: str) -> list[_Row]:

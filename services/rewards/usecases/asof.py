@@ -1,9 +1,13 @@
-"""The list "as of" a moment, read from stored versions (``models.subject_versions``, ``domain.versions``).
+"""The list "as of" an instant, read from what is stored, not folded from every fact (issue 16).
 
-Each subject's versions are written with its entries, in the consumer's transaction (at the batch's end when
-folded in a batch: one delete and one insert for all its subjects). Reading the list as of ``t`` is one range read
-of the versions in force at ``t`` and a total per participant — the cost of what is in force then, not a fold of
-every fact of the edition.
+- **Subject versions** (``models.subject_versions``, pure in ``domain.versions``): what one subject contributes,
+  from each business instant of one of its facts to the next, written with its entries at the batch's end
+  (``replace``: one read, one delete and one insert for all the batch's subjects). The whole list as of ``t``
+  is the versions in force at ``t``, totalled and ranked (``in_force``, ``ranked``).
+- **Participant timelines** (``models.participant_versions``): each participant's standing from one instant to
+  the next, kept from the version changes ``replace`` reports (``advance``, ``derive``), so a page as of ``t``
+  is ranked by the database among the rows in force then (``readmodel.ranked(at=…)``), and its entries come from
+  the versions of the page's subjects only (``in_force_of``).
 
 Exact only when every subject of the tenant has its versions (``usable``): a database upgraded from a release
 without them, or a subject the previous release folded during a rolling update, is versioned again by the
