@@ -14,8 +14,8 @@ committer's writer thread — one thread hop per batch, instead of one to aiosql
 statement. (Running the statements in that thread instead was measured slower: every statement releases the
 GIL inside SQLite and waits to take it back from the loop, up to the 5 ms switch interval each time.) The
 requests' futures are answered on the event loop after the commit.
-On PostgreSQL it runs through ``AsyncConnection.run_sync`` on the service's async engine (each statement is
-still one round trip; no thread).
+On PostgreSQL it runs through ``AsyncConnection.run_sync`` on a connection the writer holds from batch to
+batch (each statement is still one round trip; no thread; no pool checkout and ping per batch).
 
 A use case may also *stage* work for the end of the batch (``Batch.at_end``): one function per key runs once,
 after every use case, with the batch's connection — where batch-wide statements go (``executemany`` inserts,
@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import metrics
 from shared.db import begin_immediate, is_contention, writer_engine
@@ -146,6 +146,7 @@ class GroupCommitter:
         self._running = asyncio.Event()
         self._running.set()
         self._holding = 0  # the next batch's first request, held while paused
+        self._conn: AsyncConnection | None = None  # PostgreSQL: the writer's own, held between batches
         # SQLite: the batches' transactions run in one thread of their own, on a synchronous engine.
         self._sync: sa.Engine | None = writer_engine(engine)
         self._thread = (
@@ -194,6 +195,10 @@ class GroupCommitter:
             self._thread = None
         if self._sync is not None:
             self._sync.dispose()
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     # ------------------------------------------------------------------ the writer
     def _ensure_writer(self) -> None:
@@ -239,8 +244,7 @@ class GroupCommitter:
                 if self._sync is not None:
                     outcomes = await self._sqlite_transaction(jobs, batch)
                 else:
-                    async with self.engine.begin() as conn:
-                        outcomes = await conn.run_sync(self._in_transaction, jobs, batch)
+                    outcomes = await self._held_transaction(jobs, batch)
             except Exception as exc:
                 retry = is_contention(exc) or (self.retry_if is not None and self.retry_if(exc))
                 if retry and attempt <= self.retries:
@@ -299,6 +303,29 @@ class GroupCommitter:
             return outcomes
         finally:
             conn.close()
+
+    async def _held_transaction(
+        self, jobs: list[_Job], batch: Batch
+    ) -> list[tuple[Any, BaseException | None]]:
+        """The batch's transaction on PostgreSQL, on the writer's own connection, held from batch to batch.
+
+        A connection from the pool costs each batch a checkout and its ping (``pool_pre_ping``): one more
+        round trip, and one more turn of the event loop's HTTP work before the batch can go on. A held one is
+        not pinged: one the database dropped between batches fails the batch's first statement, and is
+        replaced for the retry (``is_contention``: an invalidated connection), as the pool would have done."""
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = await self.engine.connect()
+        try:
+            tx = await conn.begin()
+            outcomes = await conn.run_sync(self._in_transaction, jobs, batch)
+            await tx.commit()
+            return outcomes
+        except BaseException:
+            self._conn = None  # a fresh connection for the next attempt, whatever went wrong with this one
+            with contextlib.suppress(Exception):
+                await conn.close()
+            raise
 
     @staticmethod
     def _in_transaction(

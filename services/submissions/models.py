@@ -39,6 +39,17 @@ sa.Index(
     postgresql_where=sa.and_(submissions.c.kind == "experience_report", submissions.c.status != "withdrawn"),
 )
 
+# A batch's reports in force of its callers (``usecases/receipts.py``), whatever their part: without it that
+# read scans every report of the edition (``uq_report_author`` leads with the part).
+sa.Index(
+    "ix_reports_in_force",
+    submissions.c.tenant,
+    submissions.c.edition,
+    submissions.c.author_id,
+    sqlite_where=sa.and_(submissions.c.kind == "experience_report", submissions.c.status != "withdrawn"),
+    postgresql_where=sa.and_(submissions.c.kind == "experience_report", submissions.c.status != "withdrawn"),
+)
+
 # Extensions of one assignee's deadline (deadline.extended), applied from the inbox: the latest fact by
 # ``sequence`` of its assignment wins, so a redelivered older extension never shortens a newer one.
 extensions = sa.Table(

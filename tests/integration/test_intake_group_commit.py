@@ -24,6 +24,7 @@ from shared.clock import Clock
 from shared.copies import FAR_PAST
 from shared.documents import load_directory, load_edition
 from shared.errors import BilingualError, DomainError
+from shared.events.envelope import Envelope
 from shared.group_commit import Overloaded
 from shared.idempotency import Stored, request_hash
 from shared.problems import STATUS_OF_REFUSAL, Problem, problem_of
@@ -165,6 +166,19 @@ async def test_a_batch_of_50_with_one_duplicate_answers_49_receipts_and_one_409(
     numbers, events = await _rows(rt)
     assert numbers == [f"2023-TN-{n:06d}" for n in range(1, 51)]
     assert events == 50
+    # what the batch wrote is what each caller was answered: the row (its body whole) and its fact
+    async with rt.engine.connect() as conn:
+        t, o = models.submissions, models.backbone.outbox
+        stored = {r.receipt_number: r for r in await conn.execute(sa.select(t))}
+        facts = [
+            Envelope.model_validate_json(p) for p in (await conn.execute(sa.select(o.c.payload))).scalars()
+        ]
+    for outcome in outcomes[1:]:
+        row = stored[outcome.body["receipt_number"]]
+        assert row.id == outcome.body["submission_id"] and row.author_id == outcome.body["author_id"]
+        assert row.received_at == datetime.fromisoformat(outcome.body["received_at"])  # the same instant
+        assert row.body["procedures"] == _request("p-any").body["procedures"]  # as validated
+    assert {(f.subject, f.data["receipt_number"]) for f in facts} == {(r.id, n) for n, r in stored.items()}
     # the refused request's problem names the receipt it already has, in both languages
     refused = outcomes[0]
     assert "2023-TN-000001" in refused.detail and "biên nhận 2023-TN-000001" in refused.detail_vi
@@ -230,6 +244,63 @@ async def test_a_request_queued_before_the_deadline_and_committed_after_it_is_la
     assert _status(late.value) == (409, "deadline_passed")
     assert "hết ngày 25/10/2023" in late.value.detail_vi
     assert (await _rows(rt)) == (["2023-TN-000001"], 1)  # no row, no event, no number used
+
+
+async def test_late_and_extended_callers_in_one_batch_leave_the_receipt_numbers_gapless(rt: Runtime) -> None:
+    """The batch numbers its receipts when it takes the counter's lock; those refused as late under the lock
+    give their numbers back, and a second report of a caller in the batch is refused with the first's."""
+    part = domain.experience_part(load_edition(SEED / "edition.yaml"), None).id
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            models.extensions.insert(),
+            [
+                {
+                    "tenant": TENANT,
+                    "edition": EDITION,
+                    "part": part,
+                    "assignee_id": who,
+                    "assignment_id": f"a-{who}",
+                    "deadline": DEADLINE + timedelta(days=1),
+                    "reason": "Ốm đau",
+                    "approved_by": "p-secretary",
+                    "sequence": 1,
+                }
+                for who in ("p-g011", "p-g012")
+            ],
+        )
+    rt.clock = Clock(simulated_at=DEADLINE - timedelta(microseconds=1), rate=0)
+    assert _status(await receipts.intake_of(rt).submit(_request("p-g009"))) == (201, "2023-TN-000001")
+
+    rt.clock = Clock(simulated_at=DEADLINE, rate=0)
+    outcomes = await _in_one_batch(rt, [_request(w) for w in ("p-g010", "p-g011", "p-g010", "p-g011")])
+    assert [_status(o) for o in outcomes] == [
+        (409, "deadline_passed"),
+        (201, "2023-TN-000002"),
+        (409, "deadline_passed"),
+        (409, "already_submitted"),
+    ]
+    assert "2023-TN-000002" in outcomes[3].detail_vi
+    assert _status(await receipts.intake_of(rt).submit(_request("p-g012"))) == (201, "2023-TN-000003")
+    assert (await _rows(rt)) == (["2023-TN-000001", "2023-TN-000002", "2023-TN-000003"], 3)
+
+
+async def test_a_writer_connection_the_database_dropped_between_batches_is_replaced(rt: Runtime) -> None:
+    """PostgreSQL: the writer holds its connection from batch to batch, unpinged. The database ending it between
+    batches (a restart, a failover, an idle timeout) fails the next batch's first statement: that batch is
+    decided again on a fresh connection, and its callers get their receipts."""
+    if rt.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: the writer's connection is a file handle, not a session the server can end")
+    intake = receipts.intake_of(rt)
+    assert _status(await intake.submit(_request("p-g020"))) == (201, "2023-TN-000001")
+    held = intake.committer._conn
+    assert held is not None
+    pid = (await held.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
+    await held.rollback()
+    async with rt.engine.connect() as admin:
+        assert (await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})).scalar_one()
+    outcomes = await _in_one_batch(rt, [_request("p-g021"), _request("p-g022")])
+    assert sorted(_status(o) for o in outcomes) == [(201, "2023-TN-000002"), (201, "2023-TN-000003")]
+    assert (await _rows(rt)) == (["2023-TN-000001", "2023-TN-000002", "2023-TN-000003"], 3)
 
 
 async def test_a_full_queue_is_refused_at_once_and_the_queued_are_still_answered(rt: Runtime) -> None:

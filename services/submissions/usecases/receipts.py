@@ -4,25 +4,29 @@ statement paid once per batch instead of once per request. The route is ``api/re
 A request is authenticated and its body validated in its own task, then queued to the process's one writer
 (``shared.group_commit``). The writer's batch runs, in one transaction:
 
-1. the stored answers of the batch's ``Idempotency-Key``s (one statement);
-2. the edition (one indexed ``SELECT max(version)``; the document is parsed again only when it changed), the
-   callers' directory rows (one statement for every caller; a parsed ``Person`` is reused while its row's
-   ``sequence`` is the same), their extensions and the tenant's procedure catalogue (one statement each) — so a
-   change another replica's consumer applied is seen by the next batch;
-3. the callers' reports already in force (one statement for the batch: one report per person and part);
-4. the receipt counter's lock (``UPDATE … RETURNING``, the same lock as ``intake.lock_intake``), then the
-   clock: **the time of record of every receipt of the batch**, read under that lock, and checked against each
-   caller's deadline in force. A request queued before the deadline whose batch takes the lock after it is
-   refused as late (409), exactly as a request that reached the lock late one by one was: ``intake.closed``
-   takes the same lock before reading the clock, so it counts every receipt that can ever be on time;
-5. one report per person within the batch;
-6. the rows, their ``event_sequences``, their outbox events and idempotency answers, each one ``executemany``;
-   then the counter moved past the numbers given (gapless: only receipts that will commit are numbered).
+1. its reads (``_read``): the stored answers of the batch's ``Idempotency-Key``s; the edition's latest version
+   (the document is read and parsed again only when it changed); the callers' directory rows (a parsed
+   ``Person`` is reused while its row's ``sequence`` is the same), their extensions and the tenant's procedure
+   catalogue — so a change another replica's consumer applied is seen by the next batch; and the callers'
+   reports already in force. On PostgreSQL that is **one statement** of ``json_agg`` subqueries whose text
+   does not depend on the batch's size (``= ANY`` of arrays), so it is prepared once per connection: under a
+   rush every round trip waits for the database's backend and then for the writer to be scheduled again. On
+   SQLite (in-process, no round trips) the same reads are one statement each;
+2. each request's checks (deadline in force, the report, the catalogue) and one report per person and part:
+   those already in force are refused, and a second one in the batch waits for its first's number;
+3. the receipt counter's lock (an upsert ``… RETURNING``, the same lock as ``intake.lock_intake``), which
+   moves the counter past the batch's candidates at once, then the clock: **the time of record of every
+   receipt of the batch**, read under that lock, and checked against each caller's deadline in force. A
+   request queued before the deadline whose batch takes the lock after it is refused as late (409), exactly as
+   a request that reached the lock late one by one was: ``intake.closed`` takes the same lock before reading
+   the clock, so it counts every receipt that can ever be on time. The numbers of those refused as late are
+   given back (one more ``UPDATE``, at a deadline only), so receipt numbers stay gapless;
+4. the rows, their ``event_sequences``, their outbox events and idempotency answers, each one ``executemany``.
 
 A request refused at any step answers its own 404/403/409/422; its batch-mates are not affected.
 
-On PostgreSQL only steps 4–6 hold the counter's lock. The reads of steps 1 and 3 are made before it: a report
-or an answer another replica's writer commits meanwhile makes this batch's insert fail on its unique index
+On PostgreSQL only steps 3–4 hold the counter's lock; the reads are made before it. A report or an answer
+another replica's writer commits meanwhile makes this batch's insert fail on its unique index
 (``uq_report_author``, the idempotency key), and the batch is decided again (``retry_if``), seeing it — its
 batch-mates are not refused for it. On SQLite the whole batch holds the file's write lock from its first
 statement.
@@ -33,11 +37,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 
 from services.submissions import domain, models
 from services.submissions.usecases import intake
@@ -122,7 +127,9 @@ class _Statements:
             t.c.status != "withdrawn",  # a withdrawn report leaves room for a new one
         )
         q = rt.backbone.sequences
-        lock = upsert(conn, q, {"subject": p("counter"), "last": 0}, set_={"last": q.c.last})
+        # The lock numbers the batch at once: ``last`` moves past the ``n`` receipts the batch means to give; a
+        # receipt refused as late under the lock moves it back (``advance``), so the numbers stay gapless.
+        lock = upsert(conn, q, {"subject": p("counter"), "last": p("n")}, set_={"last": q.c.last + p("n")})
         # PostgreSQL: the database's clock, read under the row lock (see ``_lock_counter``)
         self.lock = (
             lock.returning(q.c.last, sa.func.clock_timestamp())
@@ -134,6 +141,12 @@ class _Statements:
         self.insert_sequences = q.insert()
         self.insert_events = rt.backbone.outbox.insert()
         self.insert_answers = i.insert()
+        self.everything = _read_in_one(rt, self) if dialect == "postgresql" else None
+        self.write_in_one = (
+            _write_in_one(conn, (t, ROW), (q, SEQUENCE), (i, ANSWER), (rt.backbone.outbox, EVENT))
+            if dialect == "postgresql"
+            else None
+        )
 
 
 @dataclass
@@ -196,7 +209,9 @@ class ReportIntake:
     ) -> None:
         followers: list[tuple[ReportRequest, ReportRequest]] = []
         try:
-            self._decide(conn, tenant, edition, self._answered_before(conn, reqs, followers))
+            early = self.rt.now()
+            read = self._read(conn, tenant, edition, reqs, early)
+            self._decide(conn, tenant, edition, self._answered_before(reqs, followers, read), read, early)
         finally:
             for r, first in followers:
                 if first.slot.error is not None:
@@ -204,11 +219,75 @@ class ReportIntake:
                 elif first.slot.settled:
                     r.slot.set(first.slot.value)
 
-    def _decide(self, conn: sa.Connection, tenant: str, edition: str, todo: list[ReportRequest]) -> None:
-        rt = self.rt
+    def _read(
+        self, conn: sa.Connection, tenant: str, edition: str, reqs: list[ReportRequest], early: datetime
+    ) -> _Read:
+        """Everything the batch reads before the counter's lock: one statement on PostgreSQL (each round trip
+        under a rush waits for the database's backend and then the writer to be scheduled again), the same
+        statements one by one on SQLite (in-process, where a statement costs no round trip)."""
+        sql = self._sql(conn)
+        pairs = sorted({(r.scope, r.idempotency_key) for r in reqs if r.idempotency_key})
+        ids = sorted({r.person_id for r in reqs})
+        keys = {"tenant": tenant, "edition": edition}
+        day = early.astimezone(VN).date()
+        if sql.everything is not None:
+            row = conn.execute(
+                sql.everything,
+                {
+                    **keys,
+                    "ids": ids,
+                    "day": day,
+                    "scopes": [s for s, _ in pairs],
+                    "keys": [k for _, k in pairs],
+                },
+            ).one()
+            wanted = set(pairs)
+            return _Read(
+                answers={
+                    (scope, key): (digest, status, _bytea(body))
+                    for scope, key, digest, status, body in _json_rows(row.answers)
+                    if (scope, key) in wanted  # the statement's match is by scope and by key, not by pair
+                },
+                version=row.version,
+                people=[
+                    (pid, date.fromisoformat(d), seq, doc) for pid, d, seq, doc in _json_rows(row.people)
+                ],
+                extensions={
+                    (part, who): datetime.fromisoformat(at).astimezone(UTC)
+                    for part, who, at in _json_rows(row.extensions)
+                },
+                known=intake.known_of(_json_rows(row.catalogues)),
+                in_force={(part, who): number for part, who, number in _json_rows(row.in_force)},
+            )
+        answers = {}
+        if pairs:
+            answers = {
+                (r.scope, r.key): (r.request_hash, r.status, r.body)
+                for r in conn.execute(sql.answers, {"pairs": pairs})
+            }
+        return _Read(
+            answers=answers,
+            version=conn.execute(sql.edition_version, keys).scalar(),
+            people=[tuple(r) for r in conn.execute(sql.people, {"tenant": tenant, "ids": ids, "day": day})],
+            extensions={
+                (part, who): at for part, who, at in conn.execute(sql.extensions, {**keys, "ids": ids})
+            },
+            known=intake.known_of(conn.execute(sql.catalogues, {"tenant": tenant}).scalars()),
+            in_force={(part, who): n for part, who, n in conn.execute(sql.in_force, {**keys, "ids": ids})},
+        )
+
+    def _decide(
+        self,
+        conn: sa.Connection,
+        tenant: str,
+        edition: str,
+        todo: list[ReportRequest],
+        read: _Read,
+        early: datetime,
+    ) -> None:
         if not todo:
             return
-        ed = self._edition(conn, tenant, edition)
+        ed = self._edition(conn, tenant, edition, read.version)
         if ed is None:
             for r in todo:
                 r.slot.refuse(
@@ -220,10 +299,7 @@ class ReportIntake:
                     )
                 )
             return
-        early = rt.now()
-        people = self._people_of(conn, tenant, {r.person_id for r in todo}, early)
-        extensions = self._extensions(conn, tenant, edition, {r.person_id for r in todo})
-        known = intake.known_of(conn.execute(self._sql(conn).catalogues, {"tenant": tenant}).scalars())
+        people = self._people_of(tenant, read.people, early)
         items: list[_Item] = []
         for r in todo:
             person = people.get(r.person_id)
@@ -239,49 +315,51 @@ class ReportIntake:
                 continue
             try:
                 part = domain.experience_part(ed, r.report.part)
-                extended = extensions.get((part.id, r.person_id))
+                extended = read.extensions.get((part.id, r.person_id))
                 domain.check_intake_open(ed, part, early, extended)
                 codes = domain.check_report(r.report, part, early.astimezone(VN).date())
-                domain.check_catalogue(codes, known)
+                domain.check_catalogue(codes, read.known)
             except BilingualError as exc:
                 r.slot.refuse(exc)
                 continue
             items.append(_Item(r, person, part, extended, codes))
-        if not items:
+        firsts, seconds = self._one_per_person(items, read.in_force)
+        if not firsts:
             return
-        existing = self._in_force(conn, tenant, edition, items)
         # The receipt counter's lock, then the clock: the time of record of the whole batch (see intake.py).
-        n0, now = self._lock_counter(conn, tenant, edition)
-        on_time: list[_Item] = []
-        for it in items:
+        n0, now = self._lock_counter(conn, tenant, edition, len(firsts))
+        accepted: list[_Item] = []
+        for it in firsts:
             try:
                 domain.check_intake_open(ed, it.part, now, it.extended)
             except BilingualError as exc:
                 it.req.slot.refuse(exc)
                 continue
-            on_time.append(it)
-        accepted = self._one_per_person(edition, on_time, existing, n0)
-        if not accepted:
-            return
-        self._record(conn, tenant, edition, accepted, n0, now)
+            accepted.append(it)
+        if len(accepted) < len(firsts):  # refused as late under the lock: their numbers are given back
+            counter = intake.receipt_counter(tenant, edition)
+            conn.execute(self._sql(conn).advance, {"counter": counter, "moved_to": n0 + len(accepted)})
+        numbers = {id(it): domain.receipt_number(edition, n0 + i) for i, it in enumerate(accepted, start=1)}
+        for it, first in seconds:
+            number = numbers.get(id(first))
+            if number is None:  # the first was late, and so is its second (same part, person and deadline)
+                it.req.slot.refuse(first.req.slot.error or RuntimeError("unsettled"))
+            else:
+                it.req.slot.refuse(_already_submitted(number))
+        if accepted:
+            self._record(conn, tenant, edition, accepted, n0, now)
 
     def _answered_before(
         self,
-        conn: sa.Connection,
         reqs: list[ReportRequest],
         followers: list[tuple[ReportRequest, ReportRequest]],
+        read: _Read,
     ) -> list[ReportRequest]:
         """Settle the requests whose key already has an answer (stored, or earlier in this batch); return the
         rest. The same key with another body is a 422, as ``Idempotency.lookup`` says."""
-        keyed = [r for r in reqs if r.idempotency_key]
-        for r in keyed:
-            if len(r.idempotency_key or "") > MAX_KEY_LENGTH:
+        for r in reqs:
+            if r.idempotency_key and len(r.idempotency_key) > MAX_KEY_LENGTH:
                 r.slot.refuse(key_too_long())
-        stored: dict[tuple[str, str], Any] = {}
-        wanted = [(r.scope, r.idempotency_key) for r in keyed if not r.slot.settled]
-        if wanted:
-            rows = conn.execute(self._sql(conn).answers, {"pairs": wanted})
-            stored = {(row.scope, row.key): row for row in rows}
         leaders: dict[tuple[str, str], ReportRequest] = {}
         todo = []
         for r in reqs:
@@ -289,14 +367,14 @@ class ReportIntake:
                 continue
             if r.idempotency_key:
                 k = (r.scope, r.idempotency_key)
-                row = stored.get(k)
+                stored = read.answers.get(k)
                 first = leaders.get(k)
-                digest = row.request_hash if row is not None else (first.digest if first else r.digest)
+                digest = stored[0] if stored is not None else (first.digest if first else r.digest)
                 if digest != r.digest:
                     r.slot.refuse(key_reused())
                     continue
-                if row is not None:
-                    r.slot.set(Stored(row.status, orjson.loads(row.body)))
+                if stored is not None:
+                    r.slot.set(Stored(stored[1], orjson.loads(stored[2])))
                     continue
                 if first is not None:
                     # the same retry twice in one batch: it gets whatever its first copy gets
@@ -306,24 +384,22 @@ class ReportIntake:
             todo.append(r)
         return todo
 
-    def _edition(self, conn: sa.Connection, tenant: str, edition: str) -> Edition | None:
-        sql, keys = self._sql(conn), {"tenant": tenant, "edition": edition}
-        version = conn.execute(sql.edition_version, keys).scalar()
+    def _edition(self, conn: sa.Connection, tenant: str, edition: str, version: int | None) -> Edition | None:
+        """The edition at ``version`` (the latest, read with the batch): parsed again only when it changed."""
         if version is None:
             return None
         cached = self._editions.get((tenant, edition))
         if cached is not None and cached[0] == version:
             return cached[1]
-        doc = conn.execute(sql.edition_doc, {**keys, "version": version}).scalar_one()
-        ed = Edition.model_validate_json(doc)
+        keys = {"tenant": tenant, "edition": edition, "version": version}
+        ed = Edition.model_validate_json(conn.execute(self._sql(conn).edition_doc, keys).scalar_one())
         self._editions[(tenant, edition)] = (version, ed)
         return ed
 
-    def _people_of(self, conn: sa.Connection, tenant: str, ids: set[str], at: datetime) -> dict[str, Person]:
-        """Each caller's directory row in force on the Vietnamese date of ``at`` (as ``Copies.person``), in one
-        statement; a row is parsed again only when its ``sequence`` changed."""
+    def _people_of(self, tenant: str, rows: list[tuple[Any, ...]], at: datetime) -> dict[str, Person]:
+        """Each caller's directory row in force on the Vietnamese date of ``at`` (as ``Copies.person``; ``rows``
+        newest first per person); a row is parsed again only when its ``sequence`` changed."""
         day = at.astimezone(VN).date()
-        rows = conn.execute(self._sql(conn).people, {"tenant": tenant, "ids": sorted(ids), "day": day})
         out: dict[str, Person] = {}
         seen: set[str] = set()
         if len(self._people) > 200_000:
@@ -340,55 +416,37 @@ class ReportIntake:
                 out[pid] = p
         return out
 
-    def _extensions(
-        self, conn: sa.Connection, tenant: str, edition: str, ids: set[str]
-    ) -> dict[tuple[str, str], datetime]:
-        rows = conn.execute(
-            self._sql(conn).extensions, {"tenant": tenant, "edition": edition, "ids": sorted(ids)}
-        )
-        return {(part, who): deadline for part, who, deadline in rows}
-
-    def _lock_counter(self, conn: sa.Connection, tenant: str, edition: str) -> tuple[int, datetime]:
-        """Take the receipt counter's row lock and read it (``intake.lock_intake``'s lock), and the time of
-        record under it. On PostgreSQL that time is the database's ``clock_timestamp()`` in the same statement
-        (``RETURNING`` is evaluated once the row lock is held), so replicas with skewed clocks agree on it;
-        on SQLite (one file, one process's clock) it is the service's clock read after the statement."""
-        row = conn.execute(self._sql(conn).lock, {"counter": intake.receipt_counter(tenant, edition)}).one()
+    def _lock_counter(self, conn: sa.Connection, tenant: str, edition: str, n: int) -> tuple[int, datetime]:
+        """Take the receipt counter's row lock (``intake.lock_intake``'s lock), moving it past ``n`` numbers, and
+        read the time of record under it; return the number before them and that time. On PostgreSQL the time
+        is the database's ``clock_timestamp()`` in the same statement (``RETURNING`` is evaluated once the row
+        lock is held), so replicas with skewed clocks agree on it; on SQLite (one file, one process's clock)
+        it is the service's clock read after the statement."""
+        counter = intake.receipt_counter(tenant, edition)
+        row = conn.execute(self._sql(conn).lock, {"counter": counter, "n": n}).one()
+        n0 = int(row[0]) - n
         if conn.dialect.name == "postgresql":
-            return int(row[0]), time_of_record(self.rt.clock, row[1])
-        return int(row[0]), self.rt.now()
-
-    def _in_force(
-        self, conn: sa.Connection, tenant: str, edition: str, items: list[_Item]
-    ) -> dict[tuple[str, str], str]:
-        """The callers' reports in force: (part, person) → receipt number."""
-        ids = sorted({it.req.person_id for it in items})
-        rows = conn.execute(self._sql(conn).in_force, {"tenant": tenant, "edition": edition, "ids": ids})
-        return {(part, who): number for part, who, number in rows}
+            return n0, time_of_record(self.rt.clock, row[1])
+        return n0, self.rt.now()
 
     @staticmethod
     def _one_per_person(
-        edition: str, items: list[_Item], existing: dict[tuple[str, str], str], n0: int
-    ) -> list[_Item]:
-        """One report per person and part: refuse those already in force, and a second one in the batch."""
-        accepted = []
+        items: list[_Item], existing: dict[tuple[str, str], str]
+    ) -> tuple[list[_Item], list[tuple[_Item, _Item]]]:
+        """One report per person and part: refuse those already in force; return the first of each person and
+        part in the batch, and each second one with its first (refused once the first's number is known)."""
+        firsts: dict[tuple[str, str], _Item] = {}
+        seconds = []
         for it in items:
             k = (it.part.id, it.req.person_id)
             number = existing.get(k)
             if number is not None:
-                it.req.slot.refuse(
-                    DomainError(
-                        Refusal.CONFLICT,
-                        f"You already submitted a report for this part (receipt {number}); revise it instead.",
-                        f"Bạn đã nộp báo cáo cho phần thi này (biên nhận {number}); hãy chỉnh sửa báo cáo "
-                        "đã nộp.",
-                        code="already_submitted",
-                    )
-                )
-                continue
-            accepted.append(it)
-            existing[k] = domain.receipt_number(edition, n0 + len(accepted))  # the number it is about to get
-        return accepted
+                it.req.slot.refuse(_already_submitted(number))
+            elif k in firsts:
+                seconds.append((it, firsts[k]))
+            else:
+                firsts[k] = it
+        return list(firsts.values()), seconds
 
     def _record(
         self, conn: sa.Connection, tenant: str, edition: str, items: list[_Item], n0: int, now: datetime
@@ -454,15 +512,169 @@ class ReportIntake:
                     }
                 )
             req.slot.set(Stored(201, receipt))
-        sql = self._sql(conn)
+        sql, outbox = self._sql(conn), rt.outbox.rows(events)
+        if sql.write_in_one is not None:
+            conn.execute(
+                sql.write_in_one,
+                {"r0": _rows(rows), "r1": _rows(sequences), "r2": _rows(answers), "r3": _rows(outbox)},
+            )
+            return
         conn.execute(sql.insert_reports, rows)
         conn.execute(sql.insert_sequences, sequences)
-        conn.execute(sql.insert_events, rt.outbox.rows(events))
+        conn.execute(sql.insert_events, outbox)
         if answers:
             conn.execute(sql.insert_answers, answers)
-        conn.execute(
-            sql.advance, {"counter": intake.receipt_counter(tenant, edition), "moved_to": n0 + len(items)}
+
+
+@dataclass
+class _Read:
+    """What a batch reads before the counter's lock."""
+
+    answers: dict[tuple[str, str], tuple[str, int, bytes]]  # (scope, key) → (request hash, status, body)
+    version: int | None  # the edition's latest
+    people: list[tuple[Any, ...]]  # (person, effective from, sequence, doc), newest first per person
+    extensions: dict[tuple[str, str], datetime]  # (part, person) → extended deadline
+    known: set[str] | None  # the tenant's procedure codes (None: no catalogue)
+    in_force: dict[tuple[str, str], str]  # (part, person) → receipt number of the report in force
+
+
+def _read_in_one(rt: Runtime, sql: _Statements) -> sa.Select[Any]:
+    """PostgreSQL: the batch's reads as one statement of scalar subqueries, each a ``json_agg`` of its rows.
+    Its text is the same whatever the batch's size (``= ANY`` of array parameters), so it is compiled once and
+    prepared once per connection."""
+    p, strings = sa.bindparam, ARRAY(sa.String)
+    tenant, edition, ids = p("tenant"), p("edition"), p("ids", type_=strings)
+
+    def rows(*columns: Any, where: Any, order: tuple[Any, ...] = ()) -> Any:
+        cells = sa.func.json_build_array(*columns)
+        return sa.select(sa.func.json_agg(aggregate_order_by(cells, *order) if order else cells)).where(
+            *where
         )
+
+    people, x, t, i = rt_copies(rt).people, models.extensions, models.submissions, rt.idempotency.table
+    c = models.procedure_catalogues
+    return sa.select(
+        sql.edition_version.scalar_subquery().label("version"),
+        rows(
+            people.c.person_id,
+            people.c.effective_from,
+            people.c.sequence,
+            people.c.doc,
+            where=(
+                people.c.tenant == tenant,
+                people.c.person_id == sa.any_(ids),
+                people.c.effective_from <= p("day"),
+            ),
+            order=(people.c.person_id, people.c.effective_from.desc()),
+        )
+        .scalar_subquery()
+        .label("people"),
+        rows(
+            x.c.part,
+            x.c.assignee_id,
+            x.c.deadline,
+            where=(x.c.tenant == tenant, x.c.edition == edition, x.c.assignee_id == sa.any_(ids)),
+        )
+        .scalar_subquery()
+        .label("extensions"),
+        sa.select(sa.func.json_agg(c.c.codes))
+        .where(c.c.tenant == tenant)
+        .scalar_subquery()
+        .label("catalogues"),
+        rows(
+            t.c.part,
+            t.c.author_id,
+            t.c.receipt_number,
+            where=(
+                t.c.tenant == tenant,
+                t.c.edition == edition,
+                t.c.kind == "experience_report",
+                t.c.author_id == sa.any_(ids),
+                t.c.status != "withdrawn",
+            ),
+        )
+        .scalar_subquery()
+        .label("in_force"),
+        rows(
+            i.c.scope,
+            i.c.key,
+            i.c.request_hash,
+            i.c.status,
+            i.c.body,
+            where=(
+                i.c.scope == sa.any_(p("scopes", type_=strings)),
+                i.c.key == sa.any_(p("keys", type_=strings)),
+            ),
+        )
+        .scalar_subquery()
+        .label("answers"),
+    )
+
+
+# The columns each of the batch's inserts writes (``_record``'s rows; the outbox's are ``Outbox.rows``').
+ROW = (
+    "id",
+    "tenant",
+    "edition",
+    "part",
+    "kind",
+    "author_id",
+    "unit_id",
+    "receipt_number",
+    "received_at",
+    "status",
+    "revision",
+    "body",
+)
+SEQUENCE = ("subject", "last")
+ANSWER = ("scope", "key", "request_hash", "status", "body", "created_at")
+EVENT = ("event_id", "nats_subject", "event_type", "payload", "created_at", "attempts")
+
+
+def _write_in_one(conn: sa.Connection, *tables: tuple[sa.Table, tuple[str, ...]]) -> sa.TextClause:
+    """PostgreSQL: the batch's four inserts as one statement (data-modifying CTEs), each table's rows one JSON
+    array parameter read by ``json_populate_recordset`` with the table's own row type. Its text is the same
+    whatever the batch's size, so it is prepared once per connection — three round trips fewer per batch than
+    one ``executemany`` per table. A unique index it meets fails the whole statement, as one insert would."""
+    q = conn.dialect.identifier_preparer.quote
+    inserts = []
+    for n, (table, columns) in enumerate(tables):
+        names = ", ".join(q(c) for c in columns)
+        inserts.append(
+            f"INSERT INTO {q(table.name)} ({names}) SELECT {names} "
+            f"FROM json_populate_recordset(NULL::{q(table.name)}, CAST(:r{n} AS json))"
+        )
+    *first, last = inserts
+    return sa.text("WITH " + ", ".join(f"w{n} AS ({sql})" for n, sql in enumerate(first)) + " " + last)
+
+
+def _rows(rows: list[dict[str, Any]]) -> str:
+    """Rows as ``json_populate_recordset`` reads them: instants in ISO 8601 with their offset, bytes as
+    ``bytea``'s hex input (``\\x…``)."""
+    return orjson.dumps(
+        [{k: "\\x" + v.hex() if isinstance(v, bytes) else v for k, v in row.items()} for row in rows]
+    ).decode()
+
+
+def _json_rows(value: Any) -> list[Any]:
+    """A ``json_agg`` column: NULL when it aggregated no row; text or already decoded, by the driver's codec."""
+    if value is None:
+        return []
+    return orjson.loads(value) if isinstance(value, str | bytes) else list(value)
+
+
+def _bytea(value: str) -> bytes:
+    """A ``bytea`` as ``json_build_array`` writes it: ``\\x`` and hex."""
+    return bytes.fromhex(value[2:])
+
+
+def _already_submitted(number: str) -> DomainError:
+    return DomainError(
+        Refusal.CONFLICT,
+        f"You already submitted a report for this part (receipt {number}); revise it instead.",
+        f"Bạn đã nộp báo cáo cho phần thi này (biên nhận {number}); hãy chỉnh sửa báo cáo đã nộp.",
+        code="already_submitted",
+    )
 
 
 def rt_copies(rt: Runtime) -> Any:
