@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -34,6 +34,11 @@ class Copies:
     people: sa.Table
     editions: sa.Table
     unions: sa.Table
+    # The last parsed document per (tenant, edition), with the text it was parsed from: the same text is not
+    # parsed again (an edition's document is tens of kilobytes; every fact read it, once per event).
+    _parsed: dict[tuple[str, str], tuple[str, Edition]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     # ------------------------------------------------------------------ writes (from events)
     async def apply(self, conn: AsyncConnection, env: Envelope) -> None:
@@ -202,7 +207,8 @@ class Copies:
         return {u.id: u for u in (Union.model_validate_json(d) for d in docs)}
 
     async def edition(self, conn: AsyncConnection, tenant: str, edition: str) -> Edition | None:
-        """The latest published version of an edition."""
+        """The latest published version of an edition (treat it as read-only: the same object is handed to
+        every caller until the edition changes)."""
         t = self.editions
         doc = (
             await conn.execute(
@@ -212,7 +218,14 @@ class Copies:
                 .limit(1)
             )
         ).scalar()
-        return Edition.model_validate_json(doc) if doc else None
+        if not doc:
+            return None
+        cached = self._parsed.get((tenant, edition))
+        if cached is not None and cached[0] == doc:
+            return cached[1]
+        parsed = Edition.model_validate_json(doc)
+        self._parsed[(tenant, edition)] = (doc, parsed)
+        return parsed
 
 
 async def _latest_rows(

@@ -14,6 +14,7 @@ sent once the service runs again.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -97,7 +98,13 @@ def check(directory: Path) -> list[str]:
 
 
 def override_dir() -> Path | None:
-    """``HOITHI_NOTIFY_TEMPLATES_DIR``: an operator's overrides (``<language>/<template>.j2``)."""
+    """``HOITHI_NOTIFY_TEMPLATES_DIR``: an operator's overrides (``<language>/<template>.j2``). Read through the
+    settings once per value of the variable, not per message (building the settings costs a millisecond)."""
+    return _override_dir(os.environ.get(OVERRIDE_ENV))
+
+
+@lru_cache(maxsize=4)
+def _override_dir(_raw: str | None) -> Path | None:
     from services.notify.settings import NotifySettings
     from shared.settings import service_settings
 
