@@ -361,3 +361,95 @@ async def test_a_batch_waits_for_the_write_lock_another_connection_holds_and_the
 
 def _lock_waits() -> float:
     return REGISTRY.get_sample_value("hoithi_sqlite_write_lock_waits_total") or 0.0
+
+
+async def test_the_batch_read_looks_up_each_caller_and_never_scans_the_directory_or_the_contest(
+    rt: Runtime,
+) -> None:
+    """PostgreSQL: the batch's one read statement finds each caller's directory rows, reports in force and
+    stored answers by index, one caller at a time — whatever the planner knows of the tables (none here: never
+    analyzed, as after a directory import before autovacuum ran, or where it is off) and in the generic plan
+    asyncpg's prepared statement takes from its sixth run. Otherwise every batch reads the whole directory
+    and every report of the edition, and intake slows as the contest fills."""
+    if rt.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite: one statement per read, each an index search (EXPLAIN QUERY PLAN in the module)")
+    from sqlalchemy.dialects import postgresql
+
+    t = models.submissions
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            models.copies.people.insert(),
+            [
+                {
+                    "tenant": TENANT,
+                    "person_id": f"p-z{i:04d}",
+                    "effective_from": FAR_PAST,
+                    "unit_id": "u",
+                    "email": f"z{i:04d}@example.vn",
+                    "doc": "{}",
+                    "sequence": 1,
+                }
+                for i in range(3000)
+            ],
+        )
+        await conn.execute(
+            t.insert(),
+            [
+                {
+                    "id": f"s-{i}",
+                    "tenant": TENANT,
+                    "edition": EDITION,
+                    "part": "experience",
+                    "kind": "experience_report",
+                    "author_id": f"p-z{i:04d}",
+                    "unit_id": "u",
+                    "receipt_number": f"2023-TN-{i:06d}",
+                    "received_at": rt.now(),
+                    "status": "submitted",
+                    "revision": 1,
+                    "body": {},
+                }
+                for i in range(3000)
+            ],
+        )
+        statement = await conn.run_sync(lambda c: receipts.intake_of(rt)._sql(c).everything)
+    compiled = statement.compile(dialect=postgresql.asyncpg.dialect())
+    values = {
+        "tenant": TENANT,
+        "edition": EDITION,
+        "day": "2023-10-20",
+        "ids": [f"p-z{i:04d}" for i in range(100, 116)],
+        "scopes": ["s"] * 16,
+        "keys": [f"k{i}" for i in range(16)],
+    }
+
+    def literal(v: Any) -> str:
+        if isinstance(v, list):
+            return "ARRAY[" + ",".join(literal(x) for x in v) + "]::varchar[]"
+        return "'" + str(v).replace("'", "''") + "'"
+
+    arguments = ", ".join(literal(values[name]) for name in compiled.positiontup or [])
+    async with rt.engine.connect() as conn:
+        await conn.exec_driver_sql(f"PREPARE batch_read AS {compiled.string}")
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            await conn.exec_driver_sql(f"SET plan_cache_mode = {mode}")
+            plan = (
+                await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE batch_read({arguments})")
+            ).scalar_one()
+            plan = plan if isinstance(plan, list) else __import__("json").loads(plan)
+            scanned: dict[str, int] = {}
+
+            def walk(node: dict[str, Any], scanned: dict[str, int] = scanned, mode: str = mode) -> None:
+                table = node.get("Relation Name")
+                if table in {"copy_people", "submissions", "idempotency_keys"}:
+                    assert node["Node Type"] != "Seq Scan", (mode, table)
+                    rows = (node["Actual Rows"] + node.get("Rows Removed by Filter", 0)) * node[
+                        "Actual Loops"
+                    ]
+                    scanned[table] = scanned.get(table, 0) + rows
+                for child in node.get("Plans", []):
+                    walk(child)
+
+            walk(plan[0]["Plan"])
+            # 16 callers: their 16 directory rows and 16 reports, nothing else of the 3,000 each
+            assert scanned == {"copy_people": 16, "submissions": 16, "idempotency_keys": 0}, (mode, scanned)
