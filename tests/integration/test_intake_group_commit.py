@@ -8,6 +8,7 @@ gaps. The clock is frozen (rate 0), so "end − 1 µs" is exactly the time a req
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -436,7 +437,7 @@ async def test_the_batch_read_looks_up_each_caller_and_never_scans_the_directory
             plan = (
                 await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE batch_read({arguments})")
             ).scalar_one()
-            plan = plan if isinstance(plan, list) else __import__("json").loads(plan)
+            plan = plan if isinstance(plan, list) else json.loads(plan)
             scanned: dict[str, int] = {}
 
             def walk(node: dict[str, Any], scanned: dict[str, int] = scanned, mode: str = mode) -> None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -553,40 +554,30 @@ def _read_in_one(rt: Runtime, sql: _Statements) -> sa.Select[Any]:
     p, strings = sa.bindparam, ARRAY(sa.String)
     tenant, edition, ids = p("tenant"), p("edition"), p("ids", type_=strings)
 
-    def rows(*columns: Any, where: Any, order: tuple[Any, ...] = ()) -> Any:
-        cells = sa.func.json_build_array(*columns)
-        return sa.select(sa.func.json_agg(aggregate_order_by(cells, *order) if order else cells)).where(
-            *where
-        )
+    def rows(*columns: Any, where: Any) -> Any:
+        return sa.select(sa.func.json_agg(sa.func.json_build_array(*columns))).where(*where)
 
     def per_caller(
+        wanted: Any,
         table: sa.Table,
-        key: Any,
         columns: tuple[Any, ...],
-        *,
-        where: Any = (),
-        order: tuple[str, ...] = (),
-        wanted: Any = None,
+        *where: Any,
+        order: Callable[[Any], Any] | None = None,
     ) -> Any:
-        """The rows of each of the batch's callers, looked up one caller at a time (a lateral join over
-        ``unnest(ids)``): one index descent per caller, whatever the planner knows of the table. As
-        ``key = ANY(ids)`` the plan depends on the statistics: without them (autovacuum off, or not yet run
-        after a directory import) it filtered every row of the tenant (3,079 people: 2 ms per batch, growing
-        with the directory and the contest)."""
-        if wanted is None:
-            wanted = sa.func.unnest(ids).table_valued("id").render_derived(name="wanted")
-            key = key == wanted.c.id
+        """The rows matching each of ``wanted``'s rows (the batch's callers, or its stored answers' pairs),
+        looked up one at a time in a lateral subquery: one index descent each, whatever the planner knows of
+        the table. As ``key = ANY(ids)`` the plan depended on the statistics: without them (autovacuum off, or
+        not yet run after a directory import) it filtered every row of the tenant (3,079 people: 2 ms per
+        batch, growing with the directory and the contest)."""
         # OFFSET 0 keeps the subquery lateral: the planner cannot fold it into a join of its own choosing
-        one = (
-            sa.select(*columns).where(*where, key).offset(sa.literal_column("0")).lateral(f"{table.name}_of")
-        )
+        one = sa.select(*columns).where(*where).offset(sa.literal_column("0")).lateral(f"{table.name}_of")
         cells = sa.func.json_build_array(*(one.c[c.name] for c in columns))
-        if order:
-            first, then = order
-            cells = aggregate_order_by(cells, one.c[first], one.c[then].desc())
+        if order is not None:
+            cells = aggregate_order_by(cells, *order(one.c))
         return sa.select(sa.func.json_agg(cells)).select_from(wanted.join(one, sa.true())).scalar_subquery()
 
     people, x, t, i = rt_copies(rt).people, models.extensions, models.submissions, rt.idempotency.table
+    callers = sa.func.unnest(ids).table_valued("id").render_derived(name="callers")
     pairs = (
         sa.func.unnest(p("scopes", type_=strings), p("keys", type_=strings))
         .table_valued("scope", "key")
@@ -596,11 +587,13 @@ def _read_in_one(rt: Runtime, sql: _Statements) -> sa.Select[Any]:
     return sa.select(
         sql.edition_version.scalar_subquery().label("version"),
         per_caller(
+            callers,
             people,
-            people.c.person_id,
             (people.c.person_id, people.c.effective_from, people.c.sequence, people.c.doc),
-            where=(people.c.tenant == tenant, people.c.effective_from <= p("day")),
-            order=("person_id", "effective_from"),
+            people.c.tenant == tenant,
+            people.c.person_id == callers.c.id,
+            people.c.effective_from <= p("day"),
+            order=lambda one: (one.person_id, one.effective_from.desc()),
         ).label("people"),
         rows(
             x.c.part,
@@ -615,16 +608,20 @@ def _read_in_one(rt: Runtime, sql: _Statements) -> sa.Select[Any]:
         .scalar_subquery()
         .label("catalogues"),
         per_caller(
+            callers,
             t,
-            t.c.author_id,
             (t.c.part, t.c.author_id, t.c.receipt_number),
-            where=(t.c.tenant == tenant, t.c.edition == edition, *_reports_in_force(t)),
+            t.c.tenant == tenant,
+            t.c.edition == edition,
+            t.c.author_id == callers.c.id,
+            *_reports_in_force(t),
         ).label("in_force"),
         per_caller(
+            pairs,
             i,
-            sa.and_(i.c.scope == pairs.c.scope, i.c.key == pairs.c.key),
             (i.c.scope, i.c.key, i.c.request_hash, i.c.status, i.c.body),
-            wanted=pairs,
+            i.c.scope == pairs.c.scope,
+            i.c.key == pairs.c.key,
         ).label("answers"),
     )
 
