@@ -7,9 +7,16 @@ bench machine, rewards, notify and campaign used 1.4–1.7 cores during a wrk ru
 of one (``bench/RESULTS.md``); lowering their OS priority did not help, since intake waits on its own turns
 (the write lock, the commit's thread) more than on the CPU, and each wait lets the consumers in.
 
-- **Intake signals.** While submissions' group-commit writer has work (a batch committed, or requests queued,
-  in the last quarter second) it publishes an empty message on core NATS (``Settings.pressure_subject``; no
-  stream stores it), at most four a second; none when idle. Only the intake service's NATS user may publish it.
+- **Intake signals when receipts wait, not when they come.** Every ``SIGNAL_EVERY`` it measures how many
+  requests its group-commit writer held on average (queued, or in a batch not yet answered: by Little's law the
+  rate of requests times their time to a receipt) and, when that is ``QUEUED`` or more — a queue has formed —
+  publishes an empty message on core NATS (``Settings.pressure_subject``; no stream stores it), at most four a
+  second; none when idle. A steady 100 reports/s answered in 10 ms holds one request on average and signals
+  nothing, so the consumers keep the ledger and the mail up to date; a wrk rush, or consumers taking so much of
+  the machine that receipts slow to 40 ms at 100/s, holds four or more and they yield until it clears. (A rate
+  threshold, the first design, fired at 20 receipts/s: at every load the issue wants the ledger current at, the
+  consumers ran a quarter of the time and fell behind, however fast intake still answered.) Only the intake
+  service's NATS user may publish the signal.
 - **Consumers yield, never stop.** Every service listens; while a signal is less than a second old, the
   service's consumers take turns — one batch at a time — and after each batch wait ``yield_factor`` times as
   long as it took (default 3: together at most a quarter of the time), ending the wait as soon as the signals
@@ -37,7 +44,7 @@ log = logging.getLogger("hoithi.pacing")
 
 INTAKE_SERVICES = frozenset({"submissions"})  # the services whose users may publish the signal
 SIGNAL_EVERY = 0.25  # seconds between signals while intake is busy
-RUSH = 5  # receipts (or refusals) in one SIGNAL_EVERY that make a rush (20/s): a trickle slows nothing
+QUEUED = 4.0  # requests intake holds on average over one SIGNAL_EVERY that make a rush: a queue has formed
 HOLD = 1.0  # seconds a signal keeps the consumers yielding
 MAX_YIELD = 10.0  # seconds: the longest wait after one batch (it ends early when the rush does)
 SLICE = 0.25  # seconds: a waiting consumer checks this often whether the rush is over
@@ -104,18 +111,25 @@ class Pressure:
 
 
 async def signal_while_busy(
-    nc: NatsClient, settings: Settings, service: str, activity: Callable[[], int]
+    nc: NatsClient,
+    settings: Settings,
+    service: str,
+    held_seconds: Callable[[], float],
+    *,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Intake's side, until cancelled: publish the signal every ``SIGNAL_EVERY`` s in which ``activity()`` (a
-    count of requests intake has answered or holds: committed plus queued) grew by ``RUSH`` or more."""
-    last = activity()
+    """Intake's side, until cancelled: publish the signal after each ``SIGNAL_EVERY`` over which intake held
+    ``QUEUED`` requests or more on average. ``held_seconds()`` is the integral over time of the number of
+    requests intake holds (``GroupCommitter.held_seconds``): its growth over a span, divided by the span, is
+    that average."""
+    last, then = held_seconds(), clock()
     while True:
         await asyncio.sleep(SIGNAL_EVERY)
-        now = activity()
-        if now - last >= RUSH and nc.is_connected:
+        now, at = held_seconds(), clock()
+        if at > then and (now - last) / (at - then) >= QUEUED and nc.is_connected:
             try:
                 await nc.publish(settings.pressure_subject, b"")
                 metrics.INTAKE_PRESSURE_SIGNALS.labels(service).inc()
             except Exception as exc:  # noqa: BLE001 - a lost signal costs only a little pacing
                 log.debug("intake pressure signal not sent: %r", exc)
-        last = now
+        last, then = now, at

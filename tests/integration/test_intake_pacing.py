@@ -2,7 +2,7 @@
 
 While intake answers a rush it tells the deployment; every service's consumers then take turns and wait after
 each batch, so intake keeps the machine's cores (issue 15: measured in ``bench/intake.py``). A trickle of
-requests signals nothing; only intake's NATS user may send the signal.
+requests answered at once signals nothing, however many come; only intake's NATS user may send the signal.
 """
 
 from __future__ import annotations
@@ -51,22 +51,22 @@ async def test_a_rush_is_heard_by_the_consumers_and_a_trickle_is_not(
     heard = pacing.Pressure(settings, "rewards")
     await heard.listen(nc)
     ticks = 0
-    answered = 0
-    step = 1  # requests answered per tick of the signal: a trickle (4/s)
+    held = 0.0
+    step = 0.05  # request-seconds intake held per tick of the signal: 0.2 held on average, no queue
 
-    def activity() -> int:  # the signal job reads it once per tick
-        nonlocal ticks, answered
+    def held_seconds() -> float:  # the signal job reads it once per tick
+        nonlocal ticks, held
         ticks += 1
-        answered += step
-        return answered
+        held += step
+        return held
 
     service = f"submissions-{unique_prefix}"  # its own series of the signals counter
-    signal = asyncio.create_task(pacing.signal_while_busy(nc, settings, service, activity))
+    signal = asyncio.create_task(pacing.signal_while_busy(nc, settings, service, held_seconds))
     try:
         await eventually(lambda: ticks >= 7, timeout=10, message="the signal job did not tick")
-        assert _signals(service) == 0  # six ticks of a trickle sent nothing
+        assert _signals(service) == 0  # six ticks of requests answered at once sent nothing
         assert not heard.busy
-        step = pacing.RUSH * 4  # now a rush
+        step = pacing.QUEUED * pacing.SIGNAL_EVERY * 4  # now receipts wait: a queue four times the limit
         await eventually(lambda: heard.busy, timeout=5, message="the rush was not heard")
         assert _signals(service) >= 1
         step = 0  # intake is idle again: the consumers stop yielding within HOLD
@@ -82,8 +82,8 @@ def _signals(service: str) -> float:
 
 async def _signal_while(nc: Any, settings: Settings) -> asyncio.Task[None]:
     """Intake's own signal job, for a rush that goes on until the task is cancelled."""
-    answered = itertools.count(step=pacing.RUSH * 4)
-    return asyncio.create_task(pacing.signal_while_busy(nc, settings, "submissions", lambda: next(answered)))
+    held = itertools.count(step=pacing.QUEUED * pacing.SIGNAL_EVERY * 4)
+    return asyncio.create_task(pacing.signal_while_busy(nc, settings, "submissions", lambda: next(held)))
 
 
 async def test_only_intakes_user_may_ask_the_consumers_to_yield(
