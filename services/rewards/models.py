@@ -228,17 +228,30 @@ totals = sa.Table(
     sa.Column("eligibility_keys", sa.Text, nullable=False),  # sorted title keys, comma-separated
     sa.Column("changes", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
-    sa.Index(
-        "ix_totals_rank",
-        "generation",
-        "tenant",
-        "edition",
-        "participant_kind",
-        "points",
-        "first_at",
-        "misses",
-        "participant_id",
-    ),
+)
+# What puts a participant on the list (``standings.Total.listed``), written with literals: a statement whose
+# condition is exactly this may use the partial index below, on SQLite and in PostgreSQL's generic plans alike.
+ON_LIST = sa.or_(
+    totals.c.entries > sa.literal_column("0"),
+    totals.c.eligibility_keys != sa.literal_column("''"),
+    totals.c.misses > sa.literal_column("0"),
+)
+# The list in rank order, only its participants: a page, the list's size and one participant's rank (those
+# ahead of them, a range of this index per tie-break) are read from the index alone, whatever the table holds.
+sa.Index(
+    "ix_totals_rank",
+    totals.c.generation,
+    totals.c.tenant,
+    totals.c.edition,
+    totals.c.participant_kind,
+    totals.c.points,
+    totals.c.first_at,
+    totals.c.misses,
+    totals.c.participant_id,
+    totals.c.entries,  # the condition's own columns: the index covers the statements that test it
+    totals.c.eligibility_keys,
+    sqlite_where=ON_LIST,
+    postgresql_where=ON_LIST,
 )
 
 # ``subject_versions``: what each subject contributes to the list through business time (``domain.versions``),

@@ -288,10 +288,6 @@ def _listed(row: Any) -> bool:
     return bool(row.entries > 0 or row.eligibility_keys or row.misses > 0)
 
 
-def _on_list(t: sa.Table) -> Any:
-    return sa.or_(t.c.entries > 0, t.c.eligibility_keys != "", t.c.misses > 0)
-
-
 def _update_total(gid: int, tenant: str, edition: str) -> Any:
     """One participant's row of the set (executemany: ``k_kind``, ``k_id`` and the values)."""
     t = models.totals
@@ -414,7 +410,10 @@ def _order_by(t: sa.Table, tie_breakers: Sequence[str]) -> list[Any]:
 async def rank_of(
     conn: AsyncConnection, generation: int, tenant: str, edition: str, row: Any, rules: domain.Rules | None
 ) -> int:
-    """1 + the participants of the same kind strictly ahead (an indexed count; equals share a rank)."""
+    """1 + the participants of the same kind strictly ahead (equals share a rank): one count per tie-break
+    level — more points; as many and an earlier first fulfilment; … — each a range of ``ix_totals_rank``, which
+    holds only the participants on the list, so no table row is read (one ``OR`` of the levels was a filter over
+    every participant of the kind)."""
     t = models.totals
     keys: list[tuple[Any, Any, bool]] = [(t.c.points, row.points, True)]  # (column, value, descending)
     for name in _tie_breakers(rules):
@@ -422,25 +421,22 @@ async def rank_of(
             keys.append((t.c.first_at, row.first_at, False))
         elif name == FEWER_MISSED:
             keys.append((t.c.misses, row.misses, False))
-    ahead: list[Any] = []
-    for i, (col, value, desc) in enumerate(keys):
-        equal = [c == v for c, v, _ in keys[:i]]
-        ahead.append(sa.and_(*equal, col > value if desc else col < value))
-    n = (
-        await conn.execute(
-            sa.select(sa.func.count())
-            .select_from(t)
-            .where(
-                t.c.generation == generation,
-                t.c.tenant == tenant,
-                t.c.edition == edition,
-                t.c.participant_kind == row.participant_kind,
-                _on_list(t),
-                sa.or_(*ahead),
-            )
-        )
-    ).scalar_one()
-    return int(n) + 1
+    kind = [
+        t.c.generation == generation,
+        t.c.tenant == tenant,
+        t.c.edition == edition,
+        t.c.participant_kind == row.participant_kind,
+        models.ON_LIST,
+    ]
+    levels = [
+        sa.select(sa.func.count())
+        .select_from(t)
+        .where(*kind, *(c == v for c, v, _ in keys[:i]), col > value if desc else col < value)
+        .scalar_subquery()
+        for i, (col, value, desc) in enumerate(keys)
+    ]
+    ahead = (await conn.execute(sa.select(*levels))).one()
+    return sum(int(n) for n in ahead) + 1
 
 
 @dataclass(frozen=True)
@@ -465,7 +461,7 @@ def _standings(
         t.c.participant_kind == kind,
     ]
     if at is None:
-        where.append(_on_list(t))
+        where.append(models.ON_LIST)
     else:
         where += [t.c.valid_to > at, t.c.valid_from <= at]
     return t, sa.and_(*where)
