@@ -393,9 +393,18 @@ async def _cut(conn: AsyncConnection, generation: int, keys: list[dict[str, Any]
     await conn.execute(
         sa.delete(pv).where(_same(pv, generation), pv.c.valid_from >= sa.bindparam("k_since")), keys
     )
+    # The one version in force at ``k_since`` (if any) is the latest that began before it, found by the primary
+    # key; with ``valid_to >`` alone, a planner without statistics ranged over the in-force index — every
+    # participant's current version, for each participant cut (48 ms a batch at 2,000 participants).
+    before = pv.alias("before")
+    latest = (
+        sa.select(sa.func.max(before.c.valid_from))
+        .where(_same(before, generation), before.c.valid_from < sa.bindparam("k_since"))
+        .scalar_subquery()
+    )
     await conn.execute(
         sa.update(pv)
-        .where(_same(pv, generation), pv.c.valid_to > sa.bindparam("k_since"))
+        .where(_same(pv, generation), pv.c.valid_from == latest, pv.c.valid_to > sa.bindparam("k_since"))
         .values(valid_to=sa.bindparam("k_since")),
         keys,
     )
