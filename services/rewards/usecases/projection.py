@@ -162,7 +162,11 @@ class Projection:
         if env.type in ("directory.unit.changed", "directory.person.changed"):
             await self.copies.apply(conn, env)  # units, unions and people alike
             return
-        gens = [only] if only is not None else await generations(conn)
+        if only is not None:
+            gens = [only]
+        else:  # read once per batch of facts (a rebuild's swap commits on its own, between batches)
+            batch = batch_local(FoldBatch, FoldBatch)
+            gens = await (batch.generations(conn) if batch is not None else generations(conn))
         fresh: list[Generation] = []
         for g in gens:
             if g.purpose == FACTS and only is None:
@@ -382,6 +386,13 @@ class FoldBatch:
         self._versions: dict[int, dict[str, tuple[str, str, str, list[domain.Version]]]] = {}
         self._generations: dict[int, tuple[Generation, Outbox | None]] = {}
         self._repriced: set[tuple[int, str]] = set()
+        self._alive: list[Generation] | None = None
+
+    async def generations(self, conn: AsyncConnection) -> list[Generation]:
+        """The generations alive (active and building), read once per batch."""
+        if self._alive is None:
+            self._alive = await generations(conn)
+        return self._alive
 
     async def edition(
         self, conn: AsyncConnection, copies: Copies, tenant: str, edition: str

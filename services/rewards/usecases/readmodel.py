@@ -59,7 +59,8 @@ async def replace_marks(
     touched = {(k[0], k[1]) for k in old | new}
     if old == new:
         return touched, False
-    await conn.execute(sa.delete(t).where(where))
+    if old:
+        await conn.execute(sa.delete(t).where(where))
     if new:
         await conn.execute(
             t.insert(),
