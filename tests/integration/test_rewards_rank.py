@@ -5,20 +5,20 @@ participants' timelines (``asof._cut``) are cut through each one's own rows, nev
 
 from __future__ import annotations
 
-import contextlib
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from services.rewards import domain, models
 from services.rewards.usecases import asof, readmodel
 from shared.reward_rules import EARLIEST_FULFILMENT, FEWER_MISSED
+from tests.support.plans import plans, statements_on
 
 PEOPLE = 3000
 START = datetime(2023, 10, 1, tzinfo=UTC)
@@ -107,10 +107,10 @@ async def test_a_rank_is_counted_from_the_lists_index_without_reading_the_table(
                 sa.select(models.totals).where(models.totals.c.entries > 0).order_by(models.totals.c.points)
             )
         ).first()
-        with _statements(engine) as statements:
+        with statements_on(engine) as statements:
             await readmodel.rank_of(conn, 0, "t-rank", "2023", row, rules)
         ((statement, params),) = statements
-        for plan in await _plans(conn, statement, params):
+        for plan in await plans(conn, statement, params):
             if engine.dialect.name == "sqlite":
                 searches = [p for p in plan if "totals" in p]
                 assert len(searches) == 3, plan  # one range per level: points, misses, first fulfilment
@@ -142,7 +142,7 @@ async def test_a_timeline_is_cut_through_the_participants_own_rows(engine: Async
             await conn.execute(sa.text("ANALYZE participant_versions"))
             await conn.commit()
     async with engine.begin() as conn:
-        with _statements(engine) as statements:
+        with statements_on(engine) as statements:
             await asof._cut(conn, 0, keys)
         cut = (
             await conn.execute(
@@ -154,47 +154,7 @@ async def test_a_timeline_is_cut_through_the_participants_own_rows(engine: Async
         assert sorted(cut) == [since, since, domain.FAR_FUTURE]  # the two cut where the change begins
         assert len(statements) == 2  # a delete of what begins at or after the change, and the cut
         for statement, params in statements:
-            for plan in await _plans(conn, statement, params[0] if isinstance(params, list) else params):
+            for plan in await plans(conn, statement, params[0] if isinstance(params, list) else params):
                 # the participant's own rows (the primary key), not the list's current versions
                 assert not any("ix_participant_versions_in_force" in p for p in plan), plan
                 assert not any("SCAN participant_versions" in p or "Seq Scan" in p for p in plan), plan
-
-
-@contextlib.contextmanager
-def _statements(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
-    """The statements run on ``engine`` meanwhile, with their parameters."""
-    seen: list[tuple[str, Any]] = []
-
-    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
-        seen.append((statement, params))
-
-    sa.event.listen(engine.sync_engine, "before_cursor_execute", grab)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine.sync_engine, "before_cursor_execute", grab)
-
-
-async def _plans(conn: AsyncConnection, statement: str, params: Any) -> list[list[str]]:
-    """The statement's plan, a line per step: SQLite's; PostgreSQL's custom and generic plans (asyncpg prepares
-    every statement, and switches to the generic plan after five runs)."""
-    if conn.dialect.name == "sqlite":
-        return [
-            [r[-1] for r in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)).all()]
-        ]
-
-    def literal(v: Any) -> str:
-        if isinstance(v, int | float):
-            return repr(v)
-        return "'" + (v.isoformat() if isinstance(v, datetime) else str(v)).replace("'", "''") + "'"
-
-    name = f"plan_{abs(hash(statement))}"
-    await conn.exec_driver_sql(f"PREPARE {name} AS {statement}")
-    plans = []
-    for mode in ("force_custom_plan", "force_generic_plan"):
-        await conn.exec_driver_sql(f"SET plan_cache_mode = {mode}")
-        execute = f"EXPLAIN EXECUTE {name}({', '.join(literal(v) for v in params)})"
-        plans.append([r[0] for r in (await conn.exec_driver_sql(execute)).all()])
-    await conn.exec_driver_sql(f"DEALLOCATE {name}")
-    await conn.exec_driver_sql("SET plan_cache_mode = auto")
-    return plans

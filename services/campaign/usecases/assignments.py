@@ -135,16 +135,20 @@ async def emit_fulfilled(
     )
 
 
+def receipts_counting(tenant: str, edition: str, part: str, assignee: str | None) -> sa.Select[Any]:
+    """The submissions received for a part by one assignee (``ix_receipts_assignee``), or by anyone (a
+    council's selection part)."""
+    r = models.receipts
+    q = sa.select(r.c.submission_id).where(r.c.tenant == tenant, r.c.edition == edition, r.c.part == part)
+    return q if assignee is None else q.where(r.c.assignee_id == assignee)
+
+
 async def settle(rt: Runtime, conn: AsyncConnection, row: Any, cause: Envelope) -> None:
     """Re-derive ``row`` (locked by :func:`assignment_for`) from its assignee's kept facts; record and emit
     what changed. ``cause`` is the fact (or the extension) that made campaign look again."""
-    a, r = models.assignments, models.receipts
+    a = models.assignments
     selection = row.assignee_kind == "council"
-    q = sa.select(r.c.submission_id).where(
-        r.c.tenant == row.tenant, r.c.edition == row.edition, r.c.part == row.part
-    )
-    if not selection:
-        q = q.where(r.c.assignee_id == row.assignee_id)
+    q = receipts_counting(row.tenant, row.edition, row.part, None if selection else row.assignee_id)
     submission_ids = sorted(set((await conn.execute(q)).scalars()))
     inbox = Inbox(rt.backbone)
     facts: dict[str, Sequence[lifecycle.SubmissionFact]] = {

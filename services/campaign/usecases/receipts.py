@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -24,6 +25,14 @@ class Fact:
     """A fact another service recorded, as campaign received it."""
 
     env: Envelope
+
+
+def other_parts(submission_id: str, part: str) -> sa.Select[Any]:
+    """The other parts a submission is a receipt of (a selected initiative: the selection part), with their
+    tenant. By the primary key alone — the caller checks the tenant on the rows: with the tenant in the
+    condition, a planner without statistics ranged over the tenant's every receipt (``ix_receipts_part``)."""
+    r = models.receipts
+    return sa.select(r.c.part, r.c.tenant).where(r.c.submission_id == submission_id, r.c.part != part)
 
 
 async def apply_submission_fact(uow: UnitOfWork[Runtime], cmd: Fact) -> None:
@@ -52,14 +61,8 @@ async def apply_submission_fact(uow: UnitOfWork[Runtime], cmd: Fact) -> None:
     if life.part and life.assignee_id:
         targets.append((life.part, life.assignee_id))
     # a selected initiative withdrawn or ruled ineligible no longer counts for the council
-    selections = (
-        await conn.execute(
-            sa.select(r.c.part).where(
-                r.c.submission_id == env.subject, r.c.tenant == env.tenant, r.c.part != (life.part or "")
-            )
-        )
-    ).scalars()
-    targets += [(part, None) for part in sorted(set(selections))]
+    selections = (await conn.execute(other_parts(env.subject, life.part or ""))).all()
+    targets += [(part, None) for part in sorted({s.part for s in selections if s.tenant == env.tenant})]
     for part, assignee in targets:
         row = await assignments.assignment_for(conn, env.tenant, edition, part, assignee)
         if row is not None:  # else not an assignee of that part (a volunteer): nothing to fulfil

@@ -1,0 +1,74 @@
+"""campaign reads one assignee's receipts of a part, and a submission's other parts, at every receipt it applies
+(issue 16): each by an index to exactly those rows, whatever the planner knows, on SQLite and PostgreSQL — not
+by ranging over every receipt of the part or of the tenant, a cost that grew with the contest."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from services.campaign import models
+from services.campaign.usecases.assignments import receipts_counting
+from services.campaign.usecases.receipts import other_parts
+from tests.support.plans import compiled, plans
+
+ASSIGNEES = 1500
+START = datetime(2023, 10, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request, tmp_path: Path, test_servers) -> AsyncIterator[AsyncEngine]:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'campaign.db'}"
+    else:
+        url = test_servers.create_database("campaign_receipt_plans")
+    eng = create_async_engine(url)
+    rows = [
+        {
+            "submission_id": f"sub-{tenant}-{part}-{i:05d}",
+            "tenant": tenant,
+            "edition": "2023",
+            "part": part,
+            "assignee_id": f"p-{i:05d}",
+            "received_at": START + timedelta(minutes=i),
+        }
+        for tenant in ("t-one", "t-two")
+        for part in ("experience", "initiative")
+        for i in range(ASSIGNEES)
+    ]
+    # a selected initiative is also a receipt of the selection part
+    rows.append({**rows[-1], "part": "selection"})
+    async with eng.begin() as conn:
+        await conn.run_sync(models.metadata.create_all)
+        await conn.execute(
+            models.receipts.insert(), rows
+        )  # and no ANALYZE: the planner knows nothing of them
+    yield eng
+    await eng.dispose()
+
+
+async def test_an_assignees_receipts_of_a_part_are_read_by_their_own_index(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        mine = receipts_counting("t-one", "2023", "experience", "p-00007")
+        assert (await conn.execute(mine)).scalars().all() == ["sub-t-one-experience-00007"]
+        everyone = receipts_counting("t-one", "2023", "experience", None)  # a council's selection part
+        assert len((await conn.execute(everyone)).scalars().all()) == ASSIGNEES
+        for plan in await plans(conn, *compiled(conn, mine)):
+            text = "\n".join(plan)
+            assert "ix_receipts_assignee" in text, plan
+            assert "ix_receipts_part" not in text and "SCAN" not in text and "Seq Scan" not in text, plan
+
+
+async def test_a_submissions_other_parts_are_read_by_its_primary_key(engine: AsyncEngine) -> None:
+    selected = f"sub-t-two-initiative-{ASSIGNEES - 1:05d}"
+    async with engine.connect() as conn:
+        found = (await conn.execute(other_parts(selected, "initiative"))).all()
+        assert [(r.part, r.tenant) for r in found] == [("selection", "t-two")]
+        assert (await conn.execute(other_parts("sub-t-one-experience-00001", "experience"))).all() == []
+        for plan in await plans(conn, *compiled(conn, other_parts(selected, "initiative"))):
+            text = "\n".join(plan)
+            assert "ix_receipts_part" not in text and "SCAN" not in text and "Seq Scan" not in text, plan

@@ -1,0 +1,59 @@
+"""Query plans of the statements a hot path runs, on SQLite and PostgreSQL: what the planner does with them when
+it knows nothing of the tables (SQLite never has statistics; PostgreSQL has none before its first ANALYZE, and
+asyncpg's prepared statements switch to a generic plan after five runs)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+@contextlib.contextmanager
+def statements_on(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
+    """The statements run on ``engine`` meanwhile, with their parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        seen.append((statement, params))
+
+    sa.event.listen(engine.sync_engine, "before_cursor_execute", grab)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine.sync_engine, "before_cursor_execute", grab)
+
+
+async def plans(conn: AsyncConnection, statement: str, params: Any = ()) -> list[list[str]]:
+    """The statement's plan, a line per step: SQLite's; PostgreSQL's custom and generic plans (asyncpg prepares
+    every statement, and switches to the generic plan after five runs)."""
+    if conn.dialect.name == "sqlite":
+        return [
+            [r[-1] for r in (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)).all()]
+        ]
+
+    def literal(v: Any) -> str:
+        if isinstance(v, int | float):
+            return repr(v)
+        return "'" + (v.isoformat() if isinstance(v, datetime) else str(v)).replace("'", "''") + "'"
+
+    name = f"plan_{abs(hash(statement))}"
+    await conn.exec_driver_sql(f"PREPARE {name} AS {statement}")
+    plans = []
+    for mode in ("force_custom_plan", "force_generic_plan"):
+        await conn.exec_driver_sql(f"SET plan_cache_mode = {mode}")
+        execute = f"EXPLAIN EXECUTE {name}({', '.join(literal(v) for v in params)})"
+        plans.append([r[0] for r in (await conn.exec_driver_sql(execute)).all()])
+    await conn.exec_driver_sql(f"DEALLOCATE {name}")
+    await conn.exec_driver_sql("SET plan_cache_mode = auto")
+    return plans
+
+
+def compiled(conn: AsyncConnection, statement: Any) -> tuple[str, tuple[Any, ...]]:
+    """A SQLAlchemy statement as the driver receives it on ``conn``: its text and positional parameters."""
+    c = statement.compile(conn.sync_engine if hasattr(conn, "sync_engine") else conn.engine.sync_engine)
+    return str(c), tuple(c.params[name] for name in c.positiontup or ())
