@@ -33,8 +33,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 
 import aiosmtplib
@@ -63,7 +66,7 @@ SMTP_TIMEOUT = 30.0
 WEBHOOK_TIMEOUT = 10.0
 DELIVERY_LEASE = "notify-delivery"
 
-Sender = Callable[[NotifySettings, EmailMessage], Awaitable[Any]]
+Sender = Callable[[NotifySettings, Message], Awaitable[Any]]
 
 
 def retry_policy(own: NotifySettings) -> tuple[timedelta, timedelta, int]:
@@ -76,7 +79,7 @@ def retry_policy(own: NotifySettings) -> tuple[timedelta, timedelta, int]:
     )
 
 
-async def smtp_send(own: NotifySettings, message: EmailMessage) -> None:
+async def smtp_send(own: NotifySettings, message: Message) -> None:
     """One message on a connection of its own (a one-off send; the loop sends through an :class:`SmtpPool`)."""
     pool = SmtpPool(own, 1)
     try:
@@ -123,7 +126,7 @@ class SmtpPool:
         self.opened += 1
         return client
 
-    async def send(self, own: NotifySettings, message: EmailMessage) -> None:
+    async def send(self, own: NotifySettings, message: Message) -> None:
         async with self._gate:
             client = self._idle.pop() if self._idle else None
             if client is not None and not client.is_connected:
@@ -196,20 +199,29 @@ def _fail(rt: Runtime, step: str) -> None:
     failpoints.crash(step, sigkill=True)
 
 
-def email_message(own: NotifySettings, row: Any, now: datetime) -> EmailMessage:
+def email_message(own: NotifySettings, row: Any, now: datetime) -> Message:
     """The email of one delivery row. ``Date:`` is ``now`` on the deployment's clock (a simulated 2023 in the
-    demo), in Vietnam time — the same clock every other time the recipient reads comes from."""
-    msg = EmailMessage()
-    msg["From"] = own.mail_from
+    demo), in Vietnam time — the same clock every other time the recipient reads comes from.
+
+    Built with the ``compat32`` classes and the non-ASCII headers encoded explicitly (RFC 2047, UTF-8), not with
+    ``EmailMessage``: its header registry parses and refolds every header, which made building and flattening
+    a Vietnamese message half of notify's time while a rush's receipts went out (1.4 ms against 0.35 ms a
+    message, measured). A reader parses the same From, Subject and bodies either way."""
+    text = MIMEText(row.text, "plain", "utf-8")
+    if row.html:
+        msg: Message = MIMEMultipart("alternative")
+        msg.attach(text)
+        msg.attach(MIMEText(row.html, "html", "utf-8"))
+    else:
+        msg = text
+    name, address = parseaddr(own.mail_from)
+    msg["From"] = formataddr((name, address), charset="utf-8") if name else address
     msg["To"] = row.to_address
-    msg["Subject"] = row.subject
+    msg["Subject"] = Header(row.subject, "utf-8") if not row.subject.isascii() else row.subject
     msg["Date"] = format_datetime(now.astimezone(VN))
     msg["Message-ID"] = message_id(row.tenant, row.id)  # the same on a resend, whoever sends it
     msg["X-Hoithi-Notification"] = row.id
     msg["X-Hoithi-Template"] = row.template
-    msg.set_content(row.text)
-    if row.html:
-        msg.add_alternative(row.html, subtype="html")
     return msg
 
 

@@ -106,3 +106,38 @@ def test_an_email_is_dated_by_the_deployments_clock_in_vietnam_time() -> None:
     msg = email_message(own, row, now)  # type: ignore[arg-type]
     assert parsedate_to_datetime(msg["Date"]) == now
     assert msg["Date"].endswith("+0700")
+
+
+def test_an_email_reads_back_with_its_vietnamese_sender_subject_and_both_bodies() -> None:
+    """What a mail client shows: the headers decoded and each body as written, whatever encoding carried them."""
+    import email
+    import email.policy
+    from types import SimpleNamespace
+
+    from services.notify.usecases.delivery import email_message
+
+    own = SimpleNamespace(mail_from="Hội thi Cải cách hành chính <no-reply@hoithi.vn>")
+    subject = "Biên nhận báo cáo kinh nghiệm số 2023-TN-000123 — Sở Tài nguyên và Môi trường"
+    text = "Kính gửi ông Nguyễn Văn Ánh,\n\nHội thi đã nhận báo cáo lúc 09:00 ngày 20/10/2023.\n"
+    html = "<p>Kính gửi ông <b>Nguyễn Văn Ánh</b>,</p>"
+    row = SimpleNamespace(
+        to_address="anh.nv@example.vn",
+        subject=subject,
+        id="n-2",
+        tenant="soctrang-stnmt",
+        template="submission.received",
+        text=text,
+        html=html,
+    )
+    raw = email_message(own, row, datetime(2023, 10, 20, 2, 0, tzinfo=UTC)).as_bytes()  # type: ignore[arg-type]
+    assert raw.isascii()  # 7-bit on the wire: any SMTP server relays it
+    got = email.message_from_bytes(raw, policy=email.policy.default)
+    assert str(got["Subject"]) == subject
+    assert got["From"].addresses[0].display_name == "Hội thi Cải cách hành chính"
+    assert got["From"].addresses[0].addr_spec == "no-reply@hoithi.vn"
+    assert str(got["To"]) == "anh.nv@example.vn"
+    assert str(got["Message-ID"]) == "<n-2@hoithi.soctrang-stnmt>"
+    assert got.get_body(("plain",)).get_content() == text  # type: ignore[union-attr]
+    assert got.get_body(("html",)).get_content().strip() == html  # type: ignore[union-attr]
+    plain_only = email_message(own, SimpleNamespace(**{**vars(row), "html": None}), datetime.now(UTC))  # type: ignore[arg-type]
+    assert email.message_from_bytes(plain_only.as_bytes(), policy=email.policy.default).get_content() == text
