@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.campaign import models
 from services.campaign.usecases.assignments import receipts_counting
 from services.campaign.usecases.receipts import other_parts
-from tests.support.plans import compiled, plans
+from tests.support.plans import compiled, database_url, plans
 
 ASSIGNEES = 1500
 START = datetime(2023, 10, 1, tzinfo=UTC)
@@ -22,11 +22,7 @@ START = datetime(2023, 10, 1, tzinfo=UTC)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def engine(request, tmp_path: Path, test_servers) -> AsyncIterator[AsyncEngine]:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'campaign.db'}"
-    else:
-        url = test_servers.create_database("campaign_receipt_plans")
-    eng = create_async_engine(url)
+    eng = create_async_engine(database_url(request.param, tmp_path, test_servers, "campaign_receipt_plans"))
     rows = [
         {
             "submission_id": f"sub-{tenant}-{part}-{i:05d}",

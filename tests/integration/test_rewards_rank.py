@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.rewards import domain, models
 from services.rewards.usecases import asof, readmodel
 from shared.reward_rules import EARLIEST_FULFILMENT, FEWER_MISSED
-from tests.support.plans import plans, statements_on
+from tests.support.plans import database_url, plans, statements_on
 
 PEOPLE = 3000
 START = datetime(2023, 10, 1, tzinfo=UTC)
@@ -26,11 +26,7 @@ START = datetime(2023, 10, 1, tzinfo=UTC)
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def engine(request, tmp_path: Path, test_servers) -> AsyncIterator[AsyncEngine]:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'rewards.db'}"
-    else:
-        url = test_servers.create_database("rewards_rank")
-    eng = create_async_engine(url)
+    eng = create_async_engine(database_url(request.param, tmp_path, test_servers, "rewards_rank"))
     rng = random.Random(16)
     now = datetime.now(UTC)
     rows = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,3 +58,11 @@ def compiled(conn: AsyncConnection, statement: Any) -> tuple[str, tuple[Any, ...
     """A SQLAlchemy statement as the driver receives it on ``conn``: its text and positional parameters."""
     c = statement.compile(conn.sync_engine if hasattr(conn, "sync_engine") else conn.engine.sync_engine)
     return str(c), tuple(c.params[name] for name in c.positiontup or ())
+
+
+def database_url(kind: str, tmp_path: Path, test_servers: Any, name: str) -> str:
+    """An empty database of ``kind`` ("sqlite": a file in ``tmp_path``; "postgresql": a fresh one on the test
+    server) for a plan test."""
+    if kind == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}"
+    return str(test_servers.create_database(name))
