@@ -746,4 +746,8 @@ async def pressure_job(rt: Runtime) -> None:
         found: ReportIntake | None = rt.extra.get(KEY)
         return 0.0 if found is None else found.committer.held_seconds()
 
-    await pacing.signal_while_busy(rt.nc, rt.settings, rt.name, held_seconds)
+    def answered() -> int:
+        found: ReportIntake | None = rt.extra.get(KEY)
+        return 0 if found is None else found.committer.stats.committed
+
+    await pacing.signal_while_busy(rt.nc, rt.settings, rt.name, held_seconds, answered)
