@@ -323,13 +323,12 @@ class EventConsumer:
             msgs = await self._own_replays(msgs)
         if not msgs:
             return
-        if self.pressure is None or not self.pressure.streaming:
+        if self.pressure is None or not self.pressure.yielding:
             await self.process(msgs)
             return
-        # Intake's stream or rush (shared/pacing.py): apply the batch in small parts — during a rush each in its
-        # turn and followed by its wait — so a long batch does not hold the cores, and a rush that begins is
-        # heard within one part; the parts not yet applied (this one too, while it waits for its turn) are
-        # kept in progress.
+        # Intake's rush (shared/pacing.py): apply the batch in small parts, each in its turn and followed by
+        # its wait, so a long batch does not hold the cores; the parts not yet applied (this one too, while it
+        # waits for its turn) are kept in progress.
         for i in range(0, len(msgs), RUSH_PART):
             async with self._in_progress_while(msgs[i:]), self.pressure.turn(self.purpose):
                 await self.process(msgs[i : i + RUSH_PART])

@@ -108,7 +108,6 @@ class _Job:
     use_case: UseCase
     future: asyncio.Future[Any]
     savepoint: bool = True
-    queued: float = field(default_factory=time.monotonic)  # when ``submit`` took it
 
 
 @dataclass
@@ -147,11 +146,6 @@ class GroupCommitter:
         self._running = asyncio.Event()
         self._running.set()
         self._holding = 0  # the next batch's first request, held while paused
-        # ``held_seconds``: the requests answered (their seconds from ``submit`` to the answer) and the ones
-        # still held (how many, and the sum of the instants they were queued at)
-        self._answered_seconds = 0.0
-        self._pending = 0
-        self._pending_since = 0.0
         self._conn: AsyncConnection | None = None  # PostgreSQL: the writer's own, held between batches
         # SQLite: the batches' transactions run in one thread of their own, on a synchronous engine.
         self._sync: sa.Engine | None = writer_engine(engine)
@@ -174,10 +168,7 @@ class GroupCommitter:
         )  # an answer nobody waits for any more is not an "unretrieved" error
         if self.waiting >= self.max_queue:
             raise Overloaded(self.retry_after)
-        job = _Job(use_case, future, savepoint)
-        self._pending += 1
-        self._pending_since += job.queued
-        self._queue.put_nowait(job)
+        self._queue.put_nowait(_Job(use_case, future, savepoint))
         # shield: a caller that goes away stops waiting; its job stays in the batch, committed or not, whole.
         return await asyncio.shield(future)
 
@@ -192,13 +183,6 @@ class GroupCommitter:
     def waiting(self) -> int:
         """Requests queued and not yet in a batch."""
         return self._queue.qsize() + self._holding
-
-    def held_seconds(self) -> float:
-        """The integral over time of how many requests this writer holds (queued, or in a batch not yet
-        answered), since it started: grown by ``x`` over ``t`` seconds, it held ``x / t`` requests on average
-        over them — by Little's law, the rate of requests times their time to an answer. The requests still
-        held count up to now, so a stalled writer shows at once, not when it answers."""
-        return self._answered_seconds + self._pending * time.monotonic() - self._pending_since
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -248,16 +232,6 @@ class GroupCommitter:
                         j.future.set_exception(exc)
             finally:
                 self.in_flight = 0
-                self._answered(jobs)
-
-    def _answered(self, jobs: list[_Job]) -> None:
-        now = time.monotonic()
-        for j in jobs:
-            self._answered_seconds += now - j.queued
-            self._pending -= 1
-            self._pending_since -= j.queued
-        if self._pending == 0:
-            self._pending_since = 0.0  # no rounding carried from one rush to the next
 
     async def _commit(self, jobs: list[_Job]) -> None:
         attempt = 0

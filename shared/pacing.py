@@ -7,21 +7,9 @@ bench machine, rewards, notify and campaign used 1.4–1.7 cores during a wrk ru
 of one (``bench/RESULTS.md``); lowering their OS priority did not help, since intake waits on its own turns
 (the write lock, the commit's thread) more than on the CPU, and each wait lets the consumers in.
 
-- **Intake signals what it sees, at most four times a second, none when idle**, on core NATS
-  (``Settings.pressure_subject``; no stream stores it). Every ``SIGNAL_EVERY`` it measures how many requests its
-  group-commit writer held on average (queued, or in a batch not yet answered: by Little's law the rate of
-  requests times their time to a receipt):
-
-  - ``QUEUED`` or more — *receipts wait* (a queue has formed): the consumers **yield** (below);
-  - fewer, but ``RUSH`` requests or more answered in the span (20/s) — *a stream of receipts*: the consumers run
-    at full speed, in parts of 20 facts, so that if receipts start to wait they hear it within one part instead
-    of after a whole batch (measured: a backlog applied in whole batches beside a steady 100/s made receipts wait
-    600 ms before the signal could take effect).
-
-  A steady 100 reports/s answered in 10 ms is a stream, not a queue: the consumers keep the ledger and the mail
-  up to date. (The first design had one level, fired at 20 receipts/s: at every load the issue wants the ledger
-  current at, the consumers ran a quarter of the time however fast intake still answered.) Only the intake
-  service's NATS user may publish the signal.
+- **Intake signals.** While submissions' group-commit writer has work (a batch committed, or requests queued,
+  in the last quarter second) it publishes an empty message on core NATS (``Settings.pressure_subject``; no
+  stream stores it), at most four a second; none when idle. Only the intake service's NATS user may publish it.
 - **Consumers yield, never stop.** Every service listens; while a signal is less than a second old, the
   service's consumers take turns — one batch at a time — and after each batch wait ``yield_factor`` times as
   long as it took (default 3: together at most a quarter of the time), ending the wait as soon as the signals
@@ -39,7 +27,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from nats.aio.client import Client as NatsClient
 
@@ -50,10 +37,7 @@ log = logging.getLogger("hoithi.pacing")
 
 INTAKE_SERVICES = frozenset({"submissions"})  # the services whose users may publish the signal
 SIGNAL_EVERY = 0.25  # seconds between signals while intake is busy
-QUEUED = 4.0  # requests intake holds on average over one SIGNAL_EVERY that make a rush: a queue has formed
-RUSH = 5  # requests answered in one SIGNAL_EVERY (20/s) that make a stream: consumers apply in small parts
-# The signal's payload for a stream; any other — an empty one, as the first design sent — means receipts wait.
-STREAM = b"stream"
+RUSH = 5  # receipts (or refusals) in one SIGNAL_EVERY that make a rush (20/s): a trickle slows nothing
 HOLD = 1.0  # seconds a signal keeps the consumers yielding
 MAX_YIELD = 10.0  # seconds: the longest wait after one batch (it ends early when the rush does)
 SLICE = 0.25  # seconds: a waiting consumer checks this often whether the rush is over
@@ -75,22 +59,17 @@ class Pressure:
         self._clock = clock  # and ``sleep``: a unit test drives both
         self._sleep = sleep
         self._until = 0.0
-        self._streaming_until = 0.0
         self._turn = asyncio.Lock()
 
     async def listen(self, nc: NatsClient) -> None:
-        async def heard(msg: Any) -> None:
-            self.hear(msg.data)
+        async def heard(_msg: object) -> None:
+            self.hear()
 
         await nc.subscribe(self.settings.pressure_subject, cb=heard)
 
-    def hear(self, payload: bytes = b"") -> None:
-        """A signal arrived: for ``HOLD`` seconds more, a stream of receipts — and, unless it says only that,
-        receipts waiting (the consumers yield)."""
-        until = self._clock() + HOLD
-        self._streaming_until = until
-        if payload != STREAM:
-            self._until = until
+    def hear(self) -> None:
+        """A signal arrived: the rush is on for ``HOLD`` seconds more."""
+        self._until = self._clock() + HOLD
 
     @property
     def busy(self) -> bool:
@@ -98,13 +77,8 @@ class Pressure:
 
     @property
     def yielding(self) -> bool:
-        """Receipts wait and this deployment yields to them."""
+        """A rush is on and this deployment yields to it."""
         return self.settings.yield_to_intake and self.busy
-
-    @property
-    def streaming(self) -> bool:
-        """Receipts come (or wait): apply in small parts, to hear a queue as soon as it forms."""
-        return self.settings.yield_to_intake and self._clock() < self._streaming_until
 
     @contextlib.asynccontextmanager
     async def turn(self, purpose: str) -> AsyncIterator[None]:
@@ -130,29 +104,18 @@ class Pressure:
 
 
 async def signal_while_busy(
-    nc: NatsClient,
-    settings: Settings,
-    service: str,
-    held_seconds: Callable[[], float],
-    answered: Callable[[], int],
-    *,
-    clock: Callable[[], float] = time.monotonic,
+    nc: NatsClient, settings: Settings, service: str, activity: Callable[[], int]
 ) -> None:
-    """Intake's side, until cancelled: after each ``SIGNAL_EVERY``, the yield signal if intake held ``QUEUED``
-    requests or more on average over it, else the stream signal if it answered ``RUSH`` or more, else nothing.
-    ``held_seconds()`` is the integral over time of the number of requests intake holds
-    (``GroupCommitter.held_seconds``: its growth over a span, divided by the span, is that average);
-    ``answered()`` counts the requests it answered."""
-    last, count, then = held_seconds(), answered(), clock()
+    """Intake's side, until cancelled: publish the signal every ``SIGNAL_EVERY`` s in which ``activity()`` (a
+    count of requests intake has answered or holds: committed plus queued) grew by ``RUSH`` or more."""
+    last = activity()
     while True:
         await asyncio.sleep(SIGNAL_EVERY)
-        now, counted, at = held_seconds(), answered(), clock()
-        queued = at > then and (now - last) / (at - then) >= QUEUED
-        payload = b"" if queued else STREAM if counted - count >= RUSH else None
-        if payload is not None and nc.is_connected:
+        now = activity()
+        if now - last >= RUSH and nc.is_connected:
             try:
-                await nc.publish(settings.pressure_subject, payload)
+                await nc.publish(settings.pressure_subject, b"")
                 metrics.INTAKE_PRESSURE_SIGNALS.labels(service).inc()
             except Exception as exc:  # noqa: BLE001 - a lost signal costs only a little pacing
                 log.debug("intake pressure signal not sent: %r", exc)
-        last, count, then = now, counted, at
+        last = now

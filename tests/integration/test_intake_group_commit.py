@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -319,25 +318,6 @@ async def test_a_full_queue_is_refused_at_once_and_the_queued_are_still_answered
         "2023-TN-000001",
         "2023-TN-000002",
     ]
-
-
-async def test_the_writer_measures_how_many_requests_wait_for_their_receipts(rt: Runtime) -> None:
-    """What intake's rush signal reads (``shared.pacing``): the requests held over time, queued or in a batch."""
-    intake = receipts.intake_of(rt)
-    committer = intake.committer
-    await intake.submit(_request("p-g000"))  # answered: it is held no more
-    assert committer.held_seconds() == committer.held_seconds()
-    committer.pause()
-    tasks = [asyncio.create_task(intake.submit(_request(f"p-g{i:03d}"))) for i in range(1, 6)]
-    await eventually(lambda: committer.waiting == 5, message="queued")
-    start, before = time.monotonic(), committer.held_seconds()
-    await asyncio.sleep(0.3)  # the span measured over: five receipts wait through it
-    span, grown = time.monotonic() - start, committer.held_seconds() - before
-    assert grown / span == pytest.approx(5, rel=0.02)  # five held on average, while nothing is answered
-    committer.resume()
-    assert all(_status(o)[0] == 201 for o in await asyncio.gather(*tasks))
-    after = committer.held_seconds()
-    assert committer.held_seconds() == after  # all answered: an idle writer holds nothing
 
 
 async def test_a_caller_who_went_away_is_committed_whole(rt: Runtime) -> None:

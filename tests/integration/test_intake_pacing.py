@@ -2,7 +2,7 @@
 
 While intake answers a rush it tells the deployment; every service's consumers then take turns and wait after
 each batch, so intake keeps the machine's cores (issue 15: measured in ``bench/intake.py``). A trickle of
-requests answered at once signals nothing, however many come; only intake's NATS user may send the signal.
+requests signals nothing; only intake's NATS user may send the signal.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ async def _admin(test_servers: TestServers) -> Any:
     return await nats.connect(test_servers.nats_url, connect_timeout=5)
 
 
-async def test_a_stream_and_a_queue_are_heard_by_the_consumers_and_a_trickle_is_not(
+async def test_a_rush_is_heard_by_the_consumers_and_a_trickle_is_not(
     test_servers: TestServers, unique_prefix: str
 ) -> None:
     settings = Settings(event_prefix=unique_prefix)
@@ -51,38 +51,26 @@ async def test_a_stream_and_a_queue_are_heard_by_the_consumers_and_a_trickle_is_
     heard = pacing.Pressure(settings, "rewards")
     await heard.listen(nc)
     ticks = 0
-    held, answered = 0.0, 0
-    holding, answering = 0.05, 1  # per tick of the signal: a trickle (4/s), no queue (0.2 held on average)
+    answered = 0
+    step = 1  # requests answered per tick of the signal: a trickle (4/s)
 
-    def held_seconds() -> float:  # the signal job reads both once per tick
-        nonlocal ticks, held
+    def activity() -> int:  # the signal job reads it once per tick
+        nonlocal ticks, answered
         ticks += 1
-        held += holding
-        return held
-
-    def answered_count() -> int:
-        nonlocal answered
-        answered += answering
+        answered += step
         return answered
 
     service = f"submissions-{unique_prefix}"  # its own series of the signals counter
-    signal = asyncio.create_task(
-        pacing.signal_while_busy(nc, settings, service, held_seconds, answered_count)
-    )
+    signal = asyncio.create_task(pacing.signal_while_busy(nc, settings, service, activity))
     try:
         await eventually(lambda: ticks >= 7, timeout=10, message="the signal job did not tick")
         assert _signals(service) == 0  # six ticks of a trickle sent nothing
-        assert not heard.streaming and not heard.busy
-        answering = pacing.RUSH * 4  # a stream answered at once: full speed, in parts
-        await eventually(lambda: heard.streaming, timeout=5, message="the stream was not heard")
-        assert not heard.busy and not heard.yielding
-        holding = pacing.QUEUED * pacing.SIGNAL_EVERY * 4  # now receipts wait: a queue four times the limit
-        await eventually(lambda: heard.busy, timeout=5, message="the queue was not heard")
-        assert heard.yielding and heard.streaming
-        holding, answering = 0.0, 0  # intake is idle again: the consumers stop yielding within HOLD
-        await eventually(
-            lambda: not heard.busy and not heard.streaming, timeout=5, message="still yielding after the rush"
-        )
+        assert not heard.busy
+        step = pacing.RUSH * 4  # now a rush
+        await eventually(lambda: heard.busy, timeout=5, message="the rush was not heard")
+        assert _signals(service) >= 1
+        step = 0  # intake is idle again: the consumers stop yielding within HOLD
+        await eventually(lambda: not heard.busy, timeout=5, message="still yielding after the rush")
     finally:
         signal.cancel()
         await nc.close()
@@ -92,14 +80,10 @@ def _signals(service: str) -> float:
     return REGISTRY.get_sample_value("hoithi_intake_pressure_signals_total", {"service": service}) or 0.0
 
 
-async def _signal_while(nc: Any, settings: Settings, *, queue: bool = True) -> asyncio.Task[None]:
-    """Intake's own signal job, for a rush (receipts waiting) or, ``queue=False``, a stream of receipts answered
-    at once, that goes on until the task is cancelled."""
-    held = itertools.count(step=pacing.QUEUED * pacing.SIGNAL_EVERY * 4 if queue else 0.0)
+async def _signal_while(nc: Any, settings: Settings) -> asyncio.Task[None]:
+    """Intake's own signal job, for a rush that goes on until the task is cancelled."""
     answered = itertools.count(step=pacing.RUSH * 4)
-    return asyncio.create_task(
-        pacing.signal_while_busy(nc, settings, "submissions", lambda: next(held), lambda: next(answered))
-    )
+    return asyncio.create_task(pacing.signal_while_busy(nc, settings, "submissions", lambda: next(answered)))
 
 
 async def test_only_intakes_user_may_ask_the_consumers_to_yield(
@@ -127,9 +111,8 @@ async def test_only_intakes_user_may_ask_the_consumers_to_yield(
             await c.close()
 
 
-@pytest.mark.parametrize("queue", [True, False], ids=["receipts-wait", "receipts-stream"])
-async def test_while_receipts_come_a_consumer_applies_its_batch_in_parts_each_once_yielding_only_if_they_wait(
-    test_servers: TestServers, unique_prefix: str, tmp_path: Path, queue: bool
+async def test_during_a_rush_a_consumer_applies_its_batch_in_parts_each_once_and_yields_between_them(
+    test_servers: TestServers, unique_prefix: str, tmp_path: Path
 ) -> None:
     url = test_servers.nats_url
     settings = stream_settings(unique_prefix, env="test", nats_url=url, consumer_batch=100, yield_factor=1.0)
@@ -154,9 +137,9 @@ async def test_while_receipts_come_a_consumer_applies_its_batch_in_parts_each_on
     consumer.process = recorded  # type: ignore[method-assign]
     consumer.pressure = pacing.Pressure(settings, "rewards")
     await consumer.pressure.listen(nc)
-    rush = await _signal_while(nc, settings, queue=queue)
+    rush = await _signal_while(nc, settings)
     await eventually(
-        lambda: consumer.pressure is not None and consumer.pressure.streaming, timeout=5, message="rush"
+        lambda: consumer.pressure is not None and consumer.pressure.busy, timeout=5, message="rush"
     )
     facts = [f"s-{i:03d}" for i in range(3 * RUSH_PART + 5)]
     for s in facts:
@@ -170,10 +153,7 @@ async def test_while_receipts_come_a_consumer_applies_its_batch_in_parts_each_on
         await eventually(lambda: len(applied) >= len(facts), timeout=60, message=f"{len(applied)} applied")
         assert applied == facts  # each once, in order: nothing redelivered for the waits
         assert max(parts) <= RUSH_PART, parts  # no transaction applied more than a part during the rush
-        if queue:
-            assert _yielded("rewards", consumer.purpose) > before  # receipts wait: it waited after its parts
-        else:
-            assert _yielded("rewards", consumer.purpose) == before  # a stream answered at once: no waiting
+        assert _yielded("rewards", consumer.purpose) > before
         info = await js.consumer_info(settings.stream, consumer.spec.durable)
         assert info.num_redelivered == 0
     finally:

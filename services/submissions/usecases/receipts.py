@@ -739,15 +739,10 @@ def intake_of(rt: Runtime) -> ReportIntake:
 
 
 async def pressure_job(rt: Runtime) -> None:
-    """Background: tell the deployment's consumers when receipts wait in intake's queue, so they yield
-    (``shared.pacing``)."""
+    """Background: tell the deployment's consumers when intake is in a rush, so they yield (``shared.pacing``)."""
 
-    def held_seconds() -> float:
+    def activity() -> int:
         found: ReportIntake | None = rt.extra.get(KEY)
-        return 0.0 if found is None else found.committer.held_seconds()
+        return 0 if found is None else found.committer.stats.committed + found.committer.waiting
 
-    def answered() -> int:
-        found: ReportIntake | None = rt.extra.get(KEY)
-        return 0 if found is None else found.committer.stats.committed
-
-    await pacing.signal_while_busy(rt.nc, rt.settings, rt.name, held_seconds, answered)
+    await pacing.signal_while_busy(rt.nc, rt.settings, rt.name, activity)

@@ -127,18 +127,3 @@ async def test_with_yielding_turned_off_a_rush_changes_nothing(clock: DrivenCloc
     async with pressure.turn("mail"):
         clock.now += 1.0
     assert clock.now - start == 1.0
-
-
-async def test_a_stream_of_receipts_splits_batches_without_waits_and_a_queue_makes_them_yield(
-    clock: DrivenClock, pressure: pacing.Pressure
-) -> None:
-    pressure.hear(pacing.STREAM)
-    assert pressure.streaming and not pressure.yielding  # parts, at full speed
-    start = clock.now
-    async with pressure.turn("mail"):
-        clock.now += 0.5
-    assert clock.now - start == 0.5  # no wait after the batch
-    pressure.hear(b"")  # receipts wait (what the first design sent too)
-    assert pressure.streaming and pressure.yielding
-    clock.now += pacing.HOLD
-    assert not pressure.streaming and not pressure.yielding  # both end when the signals do
