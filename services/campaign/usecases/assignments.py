@@ -136,8 +136,8 @@ async def emit_fulfilled(
 
 
 def receipts_counting(tenant: str, edition: str, part: str, assignee: str | None) -> sa.Select[Any]:
-    """The submissions received for a part by one assignee (``ix_receipts_assignee``), or by anyone (a
-    council's selection part)."""
+    """The submissions received for a part by one assignee, or by anyone (a council's selection part): a range
+    of ``ix_receipts_part_assignee``."""
     r = models.receipts
     q = sa.select(r.c.submission_id).where(r.c.tenant == tenant, r.c.edition == edition, r.c.part == part)
     return q if assignee is None else q.where(r.c.assignee_id == assignee)

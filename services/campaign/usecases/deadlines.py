@@ -525,6 +525,19 @@ async def _report_reminders(
     return ahead
 
 
+def receipts_before(
+    tenant: str, edition: str, part: str, deadline: datetime, assignee: str
+) -> sa.Select[Any]:
+    """How many receipts of the part campaign has applied from before ``deadline``: everyone's (``assignee`` "",
+    the part's deadline) or one assignee's (their extended deadline). A range of ``ix_receipts_part_assignee``."""
+    r = models.receipts
+    q = sa.select(sa.func.count()).select_from(r)
+    q = q.where(r.c.tenant == tenant, r.c.edition == edition, r.c.part == part)
+    if assignee:
+        q = q.where(r.c.assignee_id == assignee)
+    return q.where(r.c.received_at < deadline)
+
+
 async def deadline_state(
     conn: AsyncConnection, edition: Edition, part: str, deadline: datetime, assignee: str, now: datetime
 ) -> tuple[str, int | None, int]:
@@ -549,20 +562,8 @@ async def deadline_state(
             )
         )
     ).scalar()
-    r = models.receipts
-    q = (
-        sa.select(sa.func.count())
-        .select_from(r)
-        .where(
-            r.c.tenant == edition.tenant,
-            r.c.edition == edition.edition,
-            r.c.part == part,
-            r.c.received_at < deadline,
-        )
-    )
-    if assignee:
-        q = q.where(r.c.assignee_id == assignee)
-    applied = int((await conn.execute(q)).scalar_one())
+    before = receipts_before(edition.tenant, edition.edition, part, deadline, assignee)
+    applied = int((await conn.execute(before)).scalar_one())
     if (await conn.execute(sa.select(d.c.decided_at).where(key))).first() is not None:
         return "decided", accepted, applied
     return domain.decision_ready(now, deadline, accepted, applied), accepted, applied

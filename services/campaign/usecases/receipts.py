@@ -30,7 +30,7 @@ class Fact:
 def other_parts(submission_id: str, part: str) -> sa.Select[Any]:
     """The other parts a submission is a receipt of (a selected initiative: the selection part), with their
     tenant. By the primary key alone — the caller checks the tenant on the rows: with the tenant in the
-    condition, a planner without statistics ranged over the tenant's every receipt (``ix_receipts_part``)."""
+    condition, a planner without statistics ranged over the tenant's every receipt (``ix_receipts_part_assignee``)."""
     r = models.receipts
     return sa.select(r.c.part, r.c.tenant).where(r.c.submission_id == submission_id, r.c.part != part)
 
