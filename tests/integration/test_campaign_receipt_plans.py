@@ -17,13 +17,13 @@ from services.campaign import models
 from services.campaign.usecases.assignments import receipts_counting
 from services.campaign.usecases.deadlines import receipts_before
 from services.campaign.usecases.receipts import other_parts
-from tests.support.plans import compiled, database_url, plans
+from tests.support.plans import KNOWLEDGE, compiled, database_url, learn, plans
 
 ASSIGNEES = 1500
 START = datetime(2023, 10, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=KNOWLEDGE)
 async def engine(request, tmp_path: Path, test_servers) -> AsyncIterator[AsyncEngine]:  # type: ignore[no-untyped-def]
     eng = create_async_engine(database_url(request.param, tmp_path, test_servers, "campaign_receipt_plans"))
     rows = [
@@ -43,9 +43,8 @@ async def engine(request, tmp_path: Path, test_servers) -> AsyncIterator[AsyncEn
     rows.append({**rows[-1], "part": "selection"})
     async with eng.begin() as conn:
         await conn.run_sync(models.metadata.create_all)
-        await conn.execute(
-            models.receipts.insert(), rows
-        )  # and no ANALYZE: the planner knows nothing of them
+        await conn.execute(models.receipts.insert(), rows)
+    await learn(eng, request.param, "receipts")
     yield eng
     await eng.dispose()
 

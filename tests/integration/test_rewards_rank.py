@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services.rewards import domain, models
 from services.rewards.usecases import asof, readmodel
 from shared.reward_rules import EARLIEST_FULFILMENT, FEWER_MISSED
-from tests.support.plans import database_url, plans, statements_on
+from tests.support.plans import KNOWLEDGE, database_url, learn, plans, statements_on
 
 PEOPLE = 3000
 START = datetime(2023, 10, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=KNOWLEDGE)
 async def engine(request, tmp_path: Path, test_servers) -> AsyncIterator[AsyncEngine]:  # type: ignore[no-untyped-def]
     eng = create_async_engine(database_url(request.param, tmp_path, test_servers, "rewards_rank"))
     rng = random.Random(16)
@@ -60,8 +60,9 @@ async def engine(request, tmp_path: Path, test_servers) -> AsyncIterator[AsyncEn
     ]
     async with eng.begin() as conn:
         await conn.run_sync(models.metadata.create_all)
-        await conn.execute(models.totals.insert(), rows)  # and no ANALYZE: the planner knows nothing of them
+        await conn.execute(models.totals.insert(), rows)
         await conn.execute(models.participant_versions.insert(), versions)
+    await learn(eng, request.param, "totals", "participant_versions")
     yield eng
     await eng.dispose()
 
