@@ -304,6 +304,48 @@ async def test_a_writer_connection_the_database_dropped_between_batches_is_repla
     assert (await _rows(rt)) == (["2023-TN-000001", "2023-TN-000002", "2023-TN-000003"], 3)
 
 
+async def test_a_batch_committed_though_the_writer_heard_its_connection_fail_answers_its_receipts(
+    rt: Runtime,
+) -> None:
+    """The connection fails *during* COMMIT, after the database made the batch durable (a network cut, a
+    server restarting as it answers): the writer cannot know, takes it as an invalidated connection and decides
+    the batch again. Each request then finds its own report — not another one of the same person — and is
+    answered with that receipt: 201, the number of the commit that took effect, no row or event twice. Only a
+    report that really is a second one is refused."""
+    intake = receipts.intake_of(rt)
+    assert _status(await intake.submit(_request("p-g040"))) == (201, "2023-TN-000001")
+    committer = intake.committer
+    real = committer._sqlite_transaction if committer._sync is not None else committer._held_transaction
+    heard = []
+
+    async def commit_then_lose_the_connection(jobs: Any, batch: Any) -> Any:
+        outcomes = await real(jobs, batch)
+        if not heard:  # once: the retry commits as usual
+            heard.append(len(jobs))
+            if committer._conn is not None:  # what the writer does with a connection that failed
+                await committer._conn.close()
+                committer._conn = None
+            raise sa.exc.DBAPIError(
+                "COMMIT", None, ConnectionResetError("connection lost"), connection_invalidated=True
+            )
+        return outcomes
+
+    if committer._sync is not None:
+        committer._sqlite_transaction = commit_then_lose_the_connection  # type: ignore[method-assign]
+    else:
+        committer._held_transaction = commit_then_lose_the_connection  # type: ignore[method-assign]
+    outcomes = await _in_one_batch(rt, [_request("p-g041"), _request("p-g042"), _request("p-g040")])
+    assert heard == [3]
+    assert [_status(o) for o in outcomes] == [
+        (201, "2023-TN-000002"),
+        (201, "2023-TN-000003"),
+        (409, "already_submitted"),
+    ]
+    assert isinstance(outcomes[0], Stored) and outcomes[0].body["author_id"] == "p-g041"
+    # each report once, and its submission.received once
+    assert (await _rows(rt)) == (["2023-TN-000001", "2023-TN-000002", "2023-TN-000003"], 3)
+
+
 async def test_a_full_queue_is_refused_at_once_and_the_queued_are_still_answered(rt: Runtime) -> None:
     intake = receipts.ReportIntake(rt, max_queue=2)
     rt.extra[receipts.KEY] = intake

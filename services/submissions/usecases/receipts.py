@@ -77,6 +77,10 @@ class ReportRequest:
     digest: str
     correlation_id: str | None
     body: dict[str, Any] = field(default_factory=dict)  # report.model_dump(mode="json")
+    # The report's id, fixed for the request's life: an attempt whose COMMIT took effect though the writer heard
+    # the connection fail (a server restart, a network cut mid-COMMIT) is found again by it when the batch is
+    # decided again — and answered with its receipt, not refused as a second report of the same person.
+    submission_id: str = field(default_factory=new_event_id)
     slot: Slot = field(default_factory=Slot)
     trace: dict[str, str] = field(default_factory=tracing.carrier)  # the request's, for its receipt's fact
 
@@ -131,7 +135,7 @@ class _Statements:
         )
         self.catalogues = intake.catalogues_of(tenant)  # the one-request path's select, bound once
         t = models.submissions
-        self.in_force = sa.select(t.c.part, t.c.author_id, t.c.receipt_number).where(
+        self.in_force = sa.select(t.c.part, t.c.author_id, t.c.receipt_number, t.c.id).where(
             t.c.tenant == tenant,
             t.c.edition == edition,
             t.c.author_id.in_(p("ids", expanding=True)),
@@ -266,7 +270,7 @@ class ReportIntake:
                     for part, who, at in _json_rows(row.extensions)
                 },
                 known=intake.known_of(_json_rows(row.catalogues)),
-                in_force={(part, who): number for part, who, number in _json_rows(row.in_force)},
+                in_force={(part, who): (n, sid) for part, who, n, sid in _json_rows(row.in_force)},
             )
         answers = {}
         if pairs:
@@ -282,7 +286,10 @@ class ReportIntake:
                 (part, who): at for part, who, at in conn.execute(sql.extensions, {**keys, "ids": ids})
             },
             known=intake.known_of(conn.execute(sql.catalogues, {"tenant": tenant}).scalars()),
-            in_force={(part, who): n for part, who, n in conn.execute(sql.in_force, {**keys, "ids": ids})},
+            in_force={
+                (part, who): (n, sid)
+                for part, who, n, sid in conn.execute(sql.in_force, {**keys, "ids": ids})
+            },
         )
 
     def _decide(
@@ -332,7 +339,7 @@ class ReportIntake:
                 r.slot.refuse(exc)
                 continue
             items.append(_Item(r, person, part, extended, codes))
-        firsts, seconds = self._one_per_person(items, read.in_force)
+        firsts, seconds = self._one_per_person(conn, items, read.in_force)
         if not firsts:
             return
         # The receipt counter's lock, then the clock: the time of record of the whole batch (see intake.py).
@@ -438,18 +445,23 @@ class ReportIntake:
             return n0, time_of_record(self.rt.clock, row[1])
         return n0, self.rt.now()
 
-    @staticmethod
     def _one_per_person(
-        items: list[_Item], existing: dict[tuple[str, str], str]
+        self, conn: sa.Connection, items: list[_Item], existing: dict[tuple[str, str], tuple[str, str]]
     ) -> tuple[list[_Item], list[tuple[_Item, _Item]]]:
-        """One report per person and part: refuse those already in force; return the first of each person and
-        part in the batch, and each second one with its first (refused once the first's number is known)."""
+        """One report per person and part: refuse those already in force — unless it is the request's own,
+        committed by an attempt whose COMMIT the writer did not hear succeed: that one is answered with its
+        receipt. Return the first of each person and part in the batch, and each second one with its first
+        (refused once the first's number is known)."""
         firsts: dict[tuple[str, str], _Item] = {}
         seconds = []
         for it in items:
             k = (it.part.id, it.req.person_id)
-            number = existing.get(k)
-            if number is not None:
+            number, sid = existing.get(k, (None, None))
+            if sid == it.req.submission_id:
+                t = models.submissions
+                row = conn.execute(sa.select(t).where(t.c.id == sid)).mappings().one()
+                it.req.slot.set(Stored(201, receipt_of(row)))
+            elif number is not None:
                 it.req.slot.refuse(_already_submitted(number))
             elif k in firsts:
                 seconds.append((it, firsts[k]))
@@ -464,7 +476,7 @@ class ReportIntake:
         rows, sequences, events, answers = [], [], [], []
         for i, it in enumerate(items, start=1):
             req, person = it.req, it.person
-            sid = new_event_id()
+            sid = req.submission_id
             row = {
                 "id": sid,
                 "tenant": tenant,
@@ -544,7 +556,7 @@ class _Read:
     people: list[tuple[Any, ...]]  # (person, effective from, sequence, doc), newest first per person
     extensions: dict[tuple[str, str], datetime]  # (part, person) → extended deadline
     known: set[str] | None  # the tenant's procedure codes (None: no catalogue)
-    in_force: dict[tuple[str, str], str]  # (part, person) → receipt number of the report in force
+    in_force: dict[tuple[str, str], tuple[str, str]]  # (part, person) → (receipt number, id) in force
 
 
 def _read_in_one(rt: Runtime, sql: _Statements) -> sa.Select[Any]:
@@ -610,7 +622,7 @@ def _read_in_one(rt: Runtime, sql: _Statements) -> sa.Select[Any]:
         per_caller(
             callers,
             t,
-            (t.c.part, t.c.author_id, t.c.receipt_number),
+            (t.c.part, t.c.author_id, t.c.receipt_number, t.c.id),
             t.c.tenant == tenant,
             t.c.edition == edition,
             t.c.author_id == callers.c.id,
