@@ -13,6 +13,7 @@ the field (``control_character``), in English and Vietnamese.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -24,26 +25,26 @@ from shared.errors import bilingual_error
 
 __all__ = ["LongText", "Text", "clean_text"]
 
-# Cc (C0, DEL, C1) plus the Unicode line/paragraph separators, which some parsers treat as line breaks.
-_EXTRA = {"\u2028", "\u2029"}
+# Cc (C0, DEL, C1), Cs (lone surrogates) and the Unicode line/paragraph separators, which some parsers treat as
+# line breaks; a narrative keeps line feeds and tabs. One regular expression each: a search in C, where a loop over
+# the characters in Python was a twentieth of intake's CPU with a long report.
+_REFUSED = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_REFUSED_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def clean_text(value: str, *, multiline: bool) -> str:
     """``value`` in NFC; raises ``bilingual_error('control_character', …)`` on a control character."""
     if multiline:
         value = value.replace("\r\n", "\n").replace("\r", "\n")
-    allowed = ("\n", "\t") if multiline else ()
-    for ch in value:
-        if ch in allowed:
-            continue
-        if unicodedata.category(ch) in ("Cc", "Cs") or ch in _EXTRA:
-            code = f"U+{ord(ch):04X}"
-            raise bilingual_error(
-                "control_character",
-                f"Control characters are not allowed (found {code})",
-                f"Không được chứa ký tự điều khiển (có ký tự {code})",
-            )
-    return unicodedata.normalize("NFC", value)
+    found = (_REFUSED_MULTILINE if multiline else _REFUSED).search(value)
+    if found is not None:
+        code = f"U+{ord(found.group()):04X}"
+        raise bilingual_error(
+            "control_character",
+            f"Control characters are not allowed (found {code})",
+            f"Không được chứa ký tự điều khiển (có ký tự {code})",
+        )
+    return value if unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
 
 
 def _text(value: Any) -> Any:
@@ -67,7 +68,9 @@ class _Documented:
 
     pattern: str
 
-    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        self, core_schema: Any, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         schema = handler(core_schema)
         schema["pattern"] = self.pattern
         return schema
