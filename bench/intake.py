@@ -267,7 +267,7 @@ def profile_report(spy: subprocess.Popen[bytes] | None, args: argparse.Namespace
         "aiosqlite thread": "aiosqlite/core.py:run",
         "outbox relay": "shared/outbox.py",
         "consumers": "shared/consumer.py",
-        "uvicorn/h11": "uvicorn/protocols",
+        "uvicorn (HTTP)": "uvicorn/protocols",
         "event loop idle (select)": "selectors.py:select",
     }
     for line in Path(args.profile).read_text().splitlines():
