@@ -349,9 +349,9 @@ def _causes(exc: BaseException) -> list[BaseException]:
 def is_contention(exc: BaseException) -> bool:
     """True when ``exc`` is lock, busy, deadlock or serialization contention: the same work can succeed if
     retried as it is (a statement that is wrong fails again, whatever the wait)."""
+    if is_lost_connection(exc):
+        return True  # a pooled connection died (a server restart); the pool makes a fresh one
     for e in _causes(exc):
-        if isinstance(e, sa.exc.DBAPIError) and e.connection_invalidated:
-            return True  # a pooled connection died (a server restart); the pool makes a fresh one
         code = getattr(e, "sqlstate", None) or getattr(e, "pgcode", None)
         if isinstance(code, str) and code in CONTENTION_SQLSTATES:
             return True
@@ -360,6 +360,12 @@ def is_contention(exc: BaseException) -> bool:
         if type(e).__module__.startswith("sqlite3") and any(m in str(e) for m in _SQLITE_CONTENTION):
             return True
     return False
+
+
+def is_lost_connection(exc: BaseException) -> bool:
+    """True when the connection died under ``exc`` (a server restart, a network cut): what it was doing was
+    rolled back — unless it was the COMMIT, whose outcome the client then cannot know."""
+    return any(isinstance(e, sa.exc.DBAPIError) and e.connection_invalidated for e in _causes(exc))
 
 
 def is_unique_violation(exc: BaseException) -> bool:

@@ -57,7 +57,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.db import is_contention, upsert_newer
+from shared.db import is_contention, is_lost_connection, upsert_newer
 from shared.errors import DomainError, Refusal
 from shared.events.envelope import Envelope
 from shared.idempotency import Idempotency, Stored, request_hash
@@ -238,15 +238,24 @@ async def run(
     Lock, busy, deadlock or serialization contention (``shared.db.is_contention``: on SQLite a writer that
     waited out the busy timeout, on PostgreSQL 40001/40P01) rolled everything back, so the whole unit of work is
     run again, up to ``CONTENTION_ATTEMPTS`` times with a short jittered backoff; then the caller is refused with
-    ``Refusal.UNAVAILABLE`` (503, ``Retry-After``) — never a 500 for a busy database, and nothing half-done."""
+    ``Refusal.UNAVAILABLE`` (503, ``Retry-After``) — never a 500 for a busy database, and nothing half-done.
+
+    A connection lost *during the COMMIT* is different: the database may have committed. With ``idempotent``
+    the unit is run again (a committed attempt is found as its stored answer); without, running it again could
+    apply it twice (a revision counted twice, a second event), so the caller is told that what they asked may
+    have been saved (503, ``outcome_unknown``) — to look before asking again."""
     for attempt in range(1, CONTENTION_ATTEMPTS + 1):
+        committing = False
         try:
             async with begin(rt) as uow:
                 done = await uow._call(use_case, command, idempotent)
+                committing = True
             return done
         except Exception as exc:
             if not is_contention(exc):
                 raise
+            if committing and idempotent is None and is_lost_connection(exc):
+                raise outcome_unknown() from exc
             if attempt == CONTENTION_ATTEMPTS:
                 raise busy() from exc
             await asyncio.sleep(0.05 * 2**attempt * random.uniform(0.5, 1.5))
@@ -263,6 +272,18 @@ def busy() -> DomainError:
         f"The database is busy (contended); nothing was saved. Try again in {BUSY_RETRY_AFTER} second.",
         f"Cơ sở dữ liệu đang bận; chưa có gì được lưu. Vui lòng thử lại sau {BUSY_RETRY_AFTER} giây.",
         code="busy",
+        headers={"Retry-After": str(BUSY_RETRY_AFTER)},
+    )
+
+
+def outcome_unknown() -> DomainError:
+    return DomainError(
+        Refusal.UNAVAILABLE,
+        "The connection to the database was lost while saving: your change may have been saved. Reload to see "
+        "whether it was before you try again.",
+        "Mất kết nối tới cơ sở dữ liệu đúng lúc đang lưu: thay đổi của bạn có thể đã được lưu. Vui lòng tải lại "
+        "để kiểm tra trước khi thực hiện lại.",
+        code="outcome_unknown",
         headers={"Retry-After": str(BUSY_RETRY_AFTER)},
     )
 

@@ -210,3 +210,42 @@ async def test_any_other_failure_is_not_run_again(rt: Wiring) -> None:
     with pytest.raises(sa.exc.OperationalError):
         await run(rt, flaky_write, cmd)
     assert cmd.attempts == 1 and await _state(rt) == ([], 0, 0)
+
+
+def _commit_then_lose_the_connection(engine: AsyncEngine, times: int = 1) -> list[int]:
+    """The next ``times`` COMMITs take effect, and then the connection is lost before the client hears so (a
+    network cut, a server restarting as it answers): what the client sees is an invalidated connection."""
+    lost: list[int] = []
+
+    def commit(conn: sa.Connection) -> None:
+        if len(lost) < times:
+            lost.append(1)
+            conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]
+            raise sa.exc.DBAPIError(
+                "COMMIT", None, ConnectionResetError("connection lost"), connection_invalidated=True
+            )
+
+    sa.event.listen(engine.sync_engine, "commit", commit)
+    return lost
+
+
+async def test_a_connection_lost_during_commit_is_never_run_again_without_a_key(rt: Wiring) -> None:
+    """The COMMIT may have taken effect: running the unit again could apply it twice. The caller is told it may
+    have been saved, and it was — once."""
+    lost = _commit_then_lose_the_connection(rt.engine)
+    cmd = Flaky(contended=0)
+    with pytest.raises(DomainError) as unknown:
+        await run(rt, flaky_write, cmd)
+    assert lost == [1] and cmd.attempts == 1
+    assert (STATUS_OF_REFUSAL[unknown.value.refusal], unknown.value.code) == (503, "outcome_unknown")
+    assert "có thể đã được lưu" in unknown.value.detail_vi
+    assert await _state(rt) == (["n-1"], 1, 0)
+
+
+async def test_a_connection_lost_during_commit_with_a_key_is_answered_from_what_committed(rt: Wiring) -> None:
+    lost = _commit_then_lose_the_connection(rt.engine)
+    cmd = Flaky(contended=0)
+    done = await run(rt, flaky_write, cmd, idempotent=Idempotent("t|p|notes", "k-1", {"n": 1}, 201))
+    assert lost == [1] and cmd.attempts == 1  # the second attempt found the first one's answer
+    assert done.replayed is not None and (done.replayed.status, done.replayed.body) == (201, {"note": "n-1"})
+    assert await _state(rt) == (["n-1"], 1, 1)
