@@ -33,19 +33,29 @@ async def participation(
             rows = (
                 await conn.execute(sa.select(a).where(a.c.tenant == tenant, a.c.edition == edition))
             ).all()
+            # the edition's own misses, changes and extensions — not every edition's the tenant ever ran
             missed = (
-                await conn.execute(sa.select(m.c.assignment_id, m.c.deadline).where(m.c.tenant == tenant))
+                await conn.execute(
+                    sa.select(m.c.assignment_id, m.c.deadline).where(
+                        m.c.tenant == tenant, m.c.edition == edition
+                    )
+                )
             ).all()
             c = models.assignment_changes
             changed = (
                 await conn.execute(
                     sa.select(c.c.assignment_id, c.c.at, c.c.status, c.c.on_time)
-                    .where(c.c.tenant == tenant)
+                    .join(a, a.c.id == c.c.assignment_id)
+                    .where(a.c.tenant == tenant, a.c.edition == edition, c.c.tenant == tenant)
                     .order_by(c.c.assignment_id, c.c.at, c.c.recorded)
                 )
             ).all()
             extended = (
-                await conn.execute(sa.select(x.c.assignment_id, x.c.granted_at).where(x.c.tenant == tenant))
+                await conn.execute(
+                    sa.select(x.c.assignment_id, x.c.granted_at).where(
+                        x.c.tenant == tenant, x.c.edition == edition
+                    )
+                )
             ).all()
         return await asyncio.to_thread(_tally, caller, person, at, docs, rows, missed, changed, extended)
 
