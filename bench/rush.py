@@ -13,11 +13,13 @@
 4. **Drain**: until rewards, campaign and notify have each applied every accepted report (their inboxes).
    ``pipeline_vs_raw`` = accepted reports / seconds from the rush's start to the last one applied, against the
    raw nats-py rate (N / (publish time + consume time)).
-5. **Steady load**: ``--open-loop`` reports more at ``--rate`` reports/s offered (one request every 1/rate s
+5. **Quiet**: until every receipt of the rush is handed to SMTP and every fact it caused downstream is applied
+   (the time is printed), so that the next step measures the offered rate, not the rush's backlog.
+6. **Steady load**: ``--open-loop`` reports more at ``--rate`` reports/s offered (one request every 1/rate s
    whatever the answers): POST → rewards ledger (the inbox row's ``applied_at``) and POST → receipt e-mail
-   handed to SMTP (the delivery's ``sent_at``), p50 and p99.
-6. **Cold reads**: rewards and campaign restarted, the same reads again.
-7. **Peak RSS** per service (``VmHWM``, before the restart); **lost** = a 201 without its row, or a report
+   handed to SMTP (the delivery's ``sent_at``), p50 and p99; and the CPU each process spent per report of it.
+7. **Cold reads**: rewards and campaign restarted, the same reads again.
+8. **Peak RSS** per service (``VmHWM``, before the restart); **lost** = a 201 without its row, or a report
    without its rewards ledger entry or its sent receipt; **doubled** = a report with two person entries in the
    ledger or two receipts.
 
@@ -54,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import run_each_database
-from bench.intake import bare_peer, bench_system, start_system
+from bench.intake import bare_peer, bench_system, cpu_seconds, start_system, yielded
 from bench.pipeline import applied_times, pct, raw_nats
 from shared.clock import Clock
 from shared.db import make_engine
@@ -257,6 +259,11 @@ async def receipts_sent(notify_db: str, people: set[str], offset: float, timeout
         await asyncio.sleep(0.5)
 
 
+def since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Per service, what a counter grew by (rounded to 0.1)."""
+    return {s: round(after[s] - before.get(s, 0.0), 1) for s in sorted(after)}
+
+
 def peak_rss_mb(system: System) -> dict[str, float]:
     out = {}
     for s, p in system.procs.items():
@@ -306,6 +313,7 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
     dbs, system = bench_system(
         work, server.url, "rush", label, postgres, args.officials + args.open_loop, args.units
     )
+    system.extra_env.update(dict(kv.split("=", 1) for kv in args.service_env))
     try:
         people = [f"p-x{i:05d}" for i in range(args.officials)]
         tokens = work / "tokens.txt"
@@ -332,6 +340,7 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
                 await asyncio.sleep(1)
 
         widening = asyncio.create_task(widen())
+        yield_before = yielded(system)
         ours = await asyncio.to_thread(
             rush_wrk, url, tokens, body, work, args.connections, max(120.0, args.officials / 10)
         )
@@ -341,6 +350,7 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
             f"in {ours['seconds']:.1f}s = {accepted / ours['seconds']:.0f}/s",
             flush=True,
         )
+        rush_yield = since(yield_before, yielded(system))
         last_applied = await drained(dbs, accepted, timeout=max(600.0, args.officials / 10))
         stop.set()
         await asyncio.gather(reads, widening)
@@ -351,16 +361,38 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
             f"rush began ({pipeline:.0f} reports/s end to end, {pipeline / raw:.2f}× raw nats-py)",
             flush=True,
         )
+        print(f"[{label}] consumers yielded to intake during the rush, s: {rush_yield}", flush=True)
         warm = reader.summary()
         print(f"[{label}] reads during the rush, p99 ms: {warm} ({len(reader.failures)} failed)", flush=True)
         for f in reader.failures[:5]:
             print(f"    {f}")
 
+        # The steady load is measured on a quiet system: every receipt of the rush handed to SMTP and every fact
+        # the rush caused downstream (assignments fulfilled, priority changes) applied — else it measures the
+        # rush's backlog, not the latency at the offered rate.
+        offset = clock.now().timestamp() - time.time()
+        rush_mailed = await receipts_sent(
+            dbs["notify"], set(people), offset, timeout=max(600.0, args.officials / 5)
+        )
+        await asyncio.to_thread(system.wait_caught_up, max(600.0, args.officials / 5))
+        settled = time.time() - rush_start
+        print(
+            f"[{label}] quiet: the rush's {len(rush_mailed)} receipts handed to SMTP and everything it caused "
+            f"applied {settled:.1f}s after it began",
+            flush=True,
+        )
+
         extra = [f"p-x{i:05d}" for i in range(args.officials, args.officials + args.open_loop)]
+        cpu_before, yield_before = cpu_seconds(system, server), yielded(system)
         sent = await open_loop(system, extra, args.rate)
         applied = await applied_times(dbs["rewards"], {sid for _, sid in sent.values()}, timeout=600)
         offset = clock.now().timestamp() - time.time()
         mailed = await receipts_sent(dbs["notify"], set(sent), offset, timeout=600)
+        await asyncio.to_thread(system.wait_caught_up, 600)  # the facts its reports caused downstream too
+        cpu_after, steady_yield = cpu_seconds(system, server), since(yield_before, yielded(system))
+        per_report = {
+            s: (cpu_after[s] - cpu_before.get(s, 0.0)) * 1000 / max(1, len(sent)) for s in sorted(cpu_after)
+        }
         to_ledger = [applied[sid] - t for t, sid in sent.values() if sid in applied]
         to_mail = [mailed[p] - t for p, (t, _) in sent.items() if p in mailed]
         ledger_p99 = pct(to_ledger, 99) * 1000 if to_ledger else float("nan")
@@ -369,6 +401,12 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
             f"[{label}] {args.rate:.0f}/s offered, {len(sent)} 201s of {len(extra)}: POST → ledger p50 "
             f"{pct(to_ledger, 50) * 1000:.0f} ms, p99 {ledger_p99:.0f} ms; POST → receipt handed to SMTP p50 "
             f"{pct(to_mail, 50) * 1000:.0f} ms, p99 {email_p99:.0f} ms",
+            flush=True,
+        )
+        print(
+            f"[{label}] CPU per report of the steady load (to its last receipt sent and last fact applied), ms: "
+            + ", ".join(f"{s} {v:.1f}" for s, v in per_report.items())
+            + f"; all {sum(per_report.values()):.1f}; consumers yielded to intake, s: {steady_yield}",
             flush=True,
         )
 
@@ -421,6 +459,13 @@ async def main() -> None:
     ap.add_argument("--bare-seconds", type=int, default=5, help="wrk's run against the bare peer")
     ap.add_argument("--reads-per-s", type=float, default=10.0)
     ap.add_argument("--cold-reads", type=int, default=60, help="reads after the restart")
+    ap.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="HOITHI_X=V",
+        help="a setting for every service (repeatable), e.g. HOITHI_YIELD_TO_INTAKE=false",
+    )
     ap.add_argument("--rate", type=float, default=100.0, help="offered reports/s of the steady-load run")
     ap.add_argument("--open-loop", type=int, default=1000, help="reports of the steady-load run")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
