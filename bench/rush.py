@@ -17,7 +17,8 @@
    (the time is printed), so that the next step measures the offered rate, not the rush's backlog.
 6. **Steady load**: ``--open-loop`` reports more at ``--rate`` reports/s offered (one request every 1/rate s
    whatever the answers): POST → rewards ledger (the inbox row's ``applied_at``) and POST → receipt e-mail
-   handed to SMTP (the delivery's ``sent_at``), p50 and p99; and the CPU each process spent per report of it.
+   handed to SMTP (the delivery's ``sent_at``), p50 and p99; and the CPU each process spent, and the SQL
+   statements each service sent, per report of it.
 7. **Cold reads**: rewards and campaign restarted, the same reads again.
 8. **Peak RSS** per service (``VmHWM``, before the restart); **lost** = a 201 without its row, or a report
    without its rewards ledger entry or its sent receipt; **doubled** = a report with two person entries in the
@@ -56,7 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.databases import run_each_database
-from bench.intake import bare_peer, bench_system, cpu_seconds, start_system, yielded
+from bench.intake import bare_peer, bench_system, cpu_seconds, metric_sums, start_system, yielded
 from bench.pipeline import applied_times, pct, raw_nats
 from shared.clock import Clock
 from shared.db import make_engine
@@ -259,6 +260,13 @@ async def receipts_sent(notify_db: str, people: set[str], offset: float, timeout
         await asyncio.sleep(0.5)
 
 
+def statements(system: System) -> dict[str, float]:
+    """SQL statements each service has sent so far (``hoithi_db_statements_total``)."""
+    return {
+        name: metric_sums(system, name, {"hoithi_db_statements_total": "n"})["n"] for name in system.procs
+    }
+
+
 def since(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """Per service, what a counter grew by (rounded to 0.1)."""
     return {s: round(after[s] - before.get(s, 0.0), 1) for s in sorted(after)}
@@ -384,12 +392,16 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
 
         extra = [f"p-x{i:05d}" for i in range(args.officials, args.officials + args.open_loop)]
         cpu_before, yield_before = cpu_seconds(system, server), yielded(system)
+        statements_before = statements(system)
         sent = await open_loop(system, extra, args.rate)
         applied = await applied_times(dbs["rewards"], {sid for _, sid in sent.values()}, timeout=600)
         offset = clock.now().timestamp() - time.time()
         mailed = await receipts_sent(dbs["notify"], set(sent), offset, timeout=600)
         await asyncio.to_thread(system.wait_caught_up, 600)  # the facts its reports caused downstream too
         cpu_after, steady_yield = cpu_seconds(system, server), since(yield_before, yielded(system))
+        per_report_sql = {
+            s: n / max(1, len(sent)) for s, n in since(statements_before, statements(system)).items()
+        }
         per_report = {
             s: (cpu_after[s] - cpu_before.get(s, 0.0)) * 1000 / max(1, len(sent)) for s in sorted(cpu_after)
         }
@@ -407,6 +419,12 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
             f"[{label}] CPU per report of the steady load (to its last receipt sent and last fact applied), ms: "
             + ", ".join(f"{s} {v:.1f}" for s, v in per_report.items())
             + f"; all {sum(per_report.values()):.1f}; consumers yielded to intake, s: {steady_yield}",
+            flush=True,
+        )
+        print(
+            f"[{label}] SQL statements per report of the steady load: "
+            + ", ".join(f"{s} {v:.1f}" for s, v in per_report_sql.items())
+            + f"; all {sum(per_report_sql.values()):.1f}",
             flush=True,
         )
 

@@ -57,6 +57,25 @@ INTAKE = Counter(
     ["route", "outcome"],
 )
 
+# ---------------------------------------------------------------------- database
+DB_STATEMENTS = Counter(
+    "hoithi_db_statements_total",
+    "SQL statements sent to the database (an executemany counts once), by first keyword",
+    ["kind"],
+)
+_STATEMENT_KINDS = {k: DB_STATEMENTS.labels(k) for k in ("select", "insert", "update", "delete", "other")}
+
+
+def _count_statement(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+    """Every statement of every engine of the process (the services', the group-commit writer's, the tools'):
+    what a fact or a request costs in round trips, comparable from one machine to another where CPU figures are
+    not (``bench/rush.py`` prints it per report)."""
+    kind = _STATEMENT_KINDS.get(statement.lstrip()[:6].lower())
+    (kind or _STATEMENT_KINDS["other"]).inc()
+
+
+sa.event.listen(sa.engine.Engine, "before_cursor_execute", _count_statement)
+
 GROUP_COMMIT_SIZE = Histogram(
     "hoithi_group_commit_batch_size",
     "Requests per group-commit transaction (shared/group_commit.py), by writer",

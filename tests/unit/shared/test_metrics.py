@@ -65,3 +65,31 @@ def test_http_requests_are_counted_by_route_template_not_path() -> None:
         == 1
     )
     assert _value("hoithi_http_request_duration_seconds_count", method="GET", route=route) >= 2
+
+
+async def test_every_statement_of_every_engine_is_counted_by_its_kind(tmp_path: Any) -> None:
+    """``hoithi_db_statements_total``: an async engine's statements and a plain one's, each once, by its first
+    keyword (an executemany of three rows is one statement)."""
+    import sqlalchemy as sa
+
+    from shared.db import make_engine
+
+    kinds = ("select", "insert", "update", "delete", "other")
+    before = {k: _value("hoithi_db_statements_total", kind=k) for k in kinds}
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'count.db'}")
+    t = sa.Table("t", sa.MetaData(), sa.Column("a", sa.Integer))
+    async with engine.begin() as conn:  # BEGIN IMMEDIATE and the pragmas count as "other"
+        await conn.run_sync(t.metadata.create_all)
+        await conn.execute(t.insert(), [{"a": 1}, {"a": 2}, {"a": 3}])
+        await conn.execute(t.update().values(a=4).where(t.c.a == 1))
+        await conn.execute(t.delete().where(t.c.a == 2))
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(t))).scalar_one() == 2
+    await engine.dispose()
+    plain = sa.create_engine(f"sqlite:///{tmp_path / 'count.db'}")
+    with plain.connect() as conn:
+        assert conn.execute(sa.select(t.c.a).order_by(t.c.a)).scalars().all() == [3, 4]
+    plain.dispose()
+    grew = {k: _value("hoithi_db_statements_total", kind=k) - before[k] for k in kinds}
+    assert {k: grew[k] for k in ("insert", "update", "delete")} == {"insert": 1, "update": 1, "delete": 1}
+    assert grew["select"] >= 2  # the count and the plain engine's read (and whatever the dialect asks itself)
+    assert grew["other"] >= 2  # BEGIN IMMEDIATE, CREATE TABLE
