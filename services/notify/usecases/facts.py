@@ -35,8 +35,12 @@ async def keep_copy(uow: Uow, env: Envelope) -> None:
     copies = uow.rt.copies
     assert copies is not None
     # Units, unions and people alike. Each row written changes the tenant's directory version in this
-    # transaction (triggers: models.directory_versions), which is what queue.people checks its cache against.
+    # transaction (triggers: models.directory_versions), which is what queue.people checks its cache against;
+    # the batch's later facts read it (and the edition) again.
     await copies.apply(uow.conn, env)
+    batch = queue.batch_reads()
+    if batch is not None:
+        batch.forget(env.tenant)
 
 
 async def fold_assignment(uow: Uow, env: Envelope) -> None:
@@ -74,8 +78,6 @@ async def fold_assignment(uow: Uow, env: Envelope) -> None:
 async def notify_of(uow: Uow, env: Envelope) -> None:
     """The messages a fact of ``domain.TRIGGERS`` sends (each recipient, in-app and by email), and its webhooks."""
     rt, conn = uow.rt, uow.conn
-    copies = rt.copies
-    assert copies is not None
     data = env.parsed().model_dump(mode="json")  # type: ignore[attr-defined]
     at = env.time or rt.now()
     who = await queue.people(conn, rt, env.tenant, at)
@@ -85,7 +87,7 @@ async def notify_of(uow: Uow, env: Envelope) -> None:
             raise RecipientUnknown(
                 f"person {data['author_id']!r} of {env.tenant!r} is not in notify's directory copy"
             )
-    edition = await copies.edition(conn, env.tenant, env.edition) if env.edition else None
+    edition = await queue.edition_of(conn, rt, env.tenant, env.edition) if env.edition else None
     if env.type == "reward.priority.changed":
         data["previous_eligibility"] = await _previous_eligibility(uow, env)
     scored = 0

@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.notify import domain, models
 from services.notify.domain import rendering
 from shared.clock import VN
+from shared.consumer import batch_local
 from shared.db import insert_ignore
-from shared.documents import Person, Union, Unit
+from shared.documents import Edition, Person, Union, Unit
 from shared.events.catalogue import NotificationSent
 from shared.service import Runtime
 
@@ -48,6 +49,45 @@ async def _version(conn: AsyncConnection, tenant: str) -> tuple[int, str]:
     return (0, "") if row is None else (int(row.version), str(row.stamp))
 
 
+class BatchReads:
+    """What the facts of one consumer batch read alike (``shared.consumer.batch_local``), read once per batch
+    instead of once per fact: each tenant's directory version and webhook subscriptions, each edition's document.
+    A copy the batch itself changes (``facts.keep_copy``) is forgotten and read again, so a person added by the
+    batch's first fact is found by its next; a change another replica commits meanwhile is seen by the next
+    batch (as a webhook created through the API is)."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, tuple[int, str]] = {}
+        self.webhooks: dict[str, list[Any]] = {}
+        self.editions: dict[tuple[str, str], Any] = {}
+
+    def forget(self, tenant: str) -> None:
+        """The batch changed the tenant's directory or an edition: read them again."""
+        self.versions.pop(tenant, None)
+        for key in [k for k in self.editions if k[0] == tenant]:
+            del self.editions[key]
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        """Nothing is written at the batch's end (``BatchLocal``)."""
+
+
+def batch_reads() -> BatchReads | None:
+    """The batch's reads (None outside a consumer batch: everything is read where it is needed)."""
+    return batch_local(BatchReads, BatchReads)
+
+
+async def edition_of(conn: AsyncConnection, rt: Runtime, tenant: str, edition: str) -> Edition | None:
+    """The edition's latest version, read once per batch."""
+    assert rt.copies is not None
+    batch = batch_reads()
+    if batch is not None and (tenant, edition) in batch.editions:
+        return batch.editions[(tenant, edition)]  # type: ignore[no-any-return]
+    found = await rt.copies.edition(conn, tenant, edition)
+    if batch is not None:
+        batch.editions[(tenant, edition)] = found
+    return found
+
+
 async def people(conn: AsyncConnection, rt: Runtime, tenant: str, at: datetime) -> domain.People:
     """notify's directory on the Vietnamese date of ``at``: people, units and unions.
 
@@ -57,7 +97,12 @@ async def people(conn: AsyncConnection, rt: Runtime, tenant: str, at: datetime) 
     under (at worst newer, and then read again once that newer version is seen).
     """
     day = at.astimezone(VN).date()
-    version = await _version(conn, tenant)
+    batch = batch_reads()
+    version = batch.versions.get(tenant) if batch is not None else None
+    if version is None:
+        version = await _version(conn, tenant)
+        if batch is not None:
+            batch.versions[tenant] = version
     cache: dict[tuple[str, object], tuple[tuple[int, str], domain.People]] = rt.extra.setdefault(
         SNAPSHOTS, {}
     )
@@ -274,7 +319,12 @@ async def enqueue_webhooks(
 ) -> int:
     """One delivery per enabled subscription of ``tenant`` that wants ``event_type``."""
     w = models.webhooks
-    subs = (await conn.execute(sa.select(w).where(w.c.tenant == tenant))).all()
+    batch = batch_reads()
+    subs = batch.webhooks.get(tenant) if batch is not None else None
+    if subs is None:
+        subs = list((await conn.execute(sa.select(w).where(w.c.tenant == tenant))).all())
+        if batch is not None:
+            batch.webhooks[tenant] = subs
     n = 0
     for sub in subs:
         if not domain.webhook_wants(json.loads(sub.event_types), event_type):
