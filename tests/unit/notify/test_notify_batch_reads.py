@@ -5,38 +5,22 @@ itself applies is seen by its next fact. On SQLite, with the real handlers insid
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
-from services.notify import app, models
+from services.notify import models
 from shared.consumer import batch_scope
 from shared.documents import load_directory
 from shared.events.envelope import Envelope
-from shared.service import Runtime, build_runtime
-from shared.settings import Settings, service_settings
+from shared.service import Runtime
 from tests.support.notify import HandlerRun, seeded_notify, vn
 from tests.support.system import SEED
 
 AT = vn("2023-10-20T09:00:00")
 READ_ONCE = ("notify_webhooks", "notify_directory_versions", "copy_editions")
-
-
-@pytest.fixture
-async def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
-    monkeypatch.setenv("HOITHI_NOTIFY_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'notify.db'}")
-    settings = Settings(env="test", data_dir=tmp_path, clock_simulated_at=AT)
-    runtime = build_runtime(app.SPEC, settings, service_settings("notify", settings))
-    async with runtime.engine.begin() as conn:
-        await conn.run_sync(models.metadata.create_all)
-    try:
-        yield runtime
-    finally:
-        await runtime.engine.dispose()
 
 
 @contextmanager

@@ -4,32 +4,14 @@ per (kind, recipient, date). On SQLite, with the real handlers and timed job (no
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 import sqlalchemy as sa
 
-from services.notify import app, models
+from services.notify import models
 from services.notify.usecases import timed
-from shared.service import Runtime, build_runtime
-from shared.settings import Settings, service_settings
+from shared.service import Runtime
 from tests.support.notify import seeded_notify, vn
 
 TENANT = "soctrang-stnmt"
-
-
-@pytest.fixture
-async def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
-    monkeypatch.setenv("HOITHI_NOTIFY_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'notify.db'}")
-    settings = Settings(env="test", data_dir=tmp_path, clock_simulated_at=vn("2023-10-18T09:00:00"))
-    runtime = build_runtime(app.SPEC, settings, service_settings("notify", settings))
-    async with runtime.engine.begin() as conn:
-        await conn.run_sync(models.metadata.create_all)
-    try:
-        yield runtime
-    finally:
-        await runtime.engine.dispose()
 
 
 async def test_the_same_event_applied_twice_writes_each_message_once(rt: Runtime) -> None:
