@@ -23,6 +23,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
@@ -43,7 +44,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import failpoints, metrics, tracing
-from shared.db import Backbone, DatabaseProbe, insert_ignore, is_contention
+from shared.db import Backbone, DatabaseProbe, insert_if_absent, is_contention
 from shared.events.catalogue import CATALOGUE
 from shared.events.envelope import Envelope, deterministic_id, make_event, source_of
 from shared.logs import correlation_id
@@ -186,36 +187,42 @@ class Inbox:
 
     async def record(self, conn: AsyncConnection, purpose: str, env: Envelope, raw: bytes) -> bool:
         """Insert the inbox row; False if this event was already applied for ``purpose``."""
-        t = self.backbone.inbox
-        res = await conn.execute(
-            insert_ignore(
-                conn,
-                t,
-                {
-                    "purpose": purpose,
-                    "event_id": env.id,
-                    "event_type": env.type,
-                    "tenant": env.tenant,
-                    "subject": env.subject,
-                    "sequence": env.sequence,
-                    "time": env.time,
-                    "envelope": raw,
-                    "applied_at": datetime.now(UTC),
-                },
-            )
+        return await insert_if_absent(
+            conn,
+            self.backbone.inbox,
+            {
+                "purpose": purpose,
+                "event_id": env.id,
+                "event_type": env.type,
+                "tenant": env.tenant,
+                "subject": env.subject,
+                "sequence": env.sequence,
+                "time": env.time,
+                "envelope": raw,
+                "applied_at": datetime.now(UTC),
+            },
         )
-        return bool(res.rowcount)
 
     async def history(
         self, conn: AsyncConnection, purpose: str, subject: str, *, as_of: datetime | None = None
     ) -> list[Envelope]:
         """Every fact kept for ``subject`` in sequence order (gaps allowed); ``as_of`` by business time."""
-        t = self.backbone.inbox
-        q = sa.select(t.c.envelope).where(t.c.purpose == purpose, t.c.subject == subject)
+        params: dict[str, Any] = {"purpose": purpose, "subject": subject}
         if as_of is not None:
-            q = q.where(t.c.time <= as_of)
-        rows = (await conn.execute(q.order_by(t.c.sequence, t.c.time))).scalars().all()
+            params["as_of"] = as_of
+        rows = (await conn.execute(_history(self.backbone.inbox, as_of is not None), params)).scalars().all()
         return [Envelope.from_json(r) for r in rows]
+
+
+@functools.cache
+def _history(t: sa.Table, as_of: bool) -> sa.Select[Any]:
+    """The statement of ``Inbox.history``, built once (``shared/db.py``: hot statements)."""
+    q = sa.select(t.c.envelope).where(
+        t.c.purpose == sa.bindparam("purpose"), t.c.subject == sa.bindparam("subject")
+    )
+    if as_of:
+        q = q.where(t.c.time <= sa.bindparam("as_of"))
+    return q.order_by(t.c.sequence, t.c.time)
 
 
 @dataclass

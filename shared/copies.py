@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import VN
-from shared.db import UtcDateTime, insert_ignore, upsert_newer
+from shared.db import UtcDateTime, insert_if_absent, upsert_newer
 from shared.documents import PERSON_SENSITIVE_FIELDS, Edition, Person, Union, Unit, unit_lineage
 from shared.events.envelope import Envelope
 
@@ -52,7 +52,7 @@ class Copies:
     async def _upsert(
         self, conn: AsyncConnection, table: sa.Table, key: dict[str, Any], row: dict[str, Any]
     ) -> None:
-        await conn.execute(upsert_newer(conn, table, {**key, **row}))
+        await upsert_newer(conn, table, {**key, **row})
 
     async def _upsert_unit(self, conn: AsyncConnection, env: Envelope) -> None:
         parsed = env.parsed()
@@ -96,18 +96,16 @@ class Copies:
 
     async def _insert_edition(self, conn: AsyncConnection, env: Envelope) -> None:
         doc = env.parsed().document  # type: ignore[attr-defined]
-        await conn.execute(
-            insert_ignore(
-                conn,
-                self.editions,
-                {
-                    "tenant": env.tenant,
-                    "edition": doc.edition,
-                    "version": int(env.data.get("version", doc.version)),
-                    "doc": doc.model_dump_json(),
-                    "published_at": env.time,
-                },
-            )
+        await insert_if_absent(
+            conn,
+            self.editions,
+            {
+                "tenant": env.tenant,
+                "edition": doc.edition,
+                "version": int(env.data.get("version", doc.version)),
+                "doc": doc.model_dump_json(),
+                "published_at": env.time,
+            },
         )
 
     # ------------------------------------------------------------------ reads

@@ -249,20 +249,41 @@ def backbone_tables(metadata: sa.MetaData) -> Backbone:
 
 def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
     """``INSERT`` in the dialect of ``conn``: PostgreSQL and SQLite both speak ``ON CONFLICT``."""
-    if conn.dialect.name == "postgresql":
+    return _dialect_insert(conn.dialect.name)(table)
+
+
+def _dialect_insert(dialect: str) -> Callable[[sa.Table], Any]:
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(table)
+        return pg_insert
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(table)
+    return sqlite_insert
 
 
-def insert_ignore(
-    conn: AsyncConnection, table: sa.Table, values: dict[str, Any] | list[dict[str, Any]]
-) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING in the dialect of ``conn`` (statement, not executed)."""
+# Hot statements are built once per process and run with their values as parameters
+# (``conn.execute(stmt, row)``): building ``insert(t).values(row)`` or ``select(…).where(c == value)`` at each
+# call — a bind parameter made for every value, the statement's cache key computed again — costs about as much
+# as running it (``bench/RESULTS.md``, session 20: an inbox row 310 → 180 µs of CPU on SQLite).
+
+
+@functools.cache
+def _prepared_insert_ignore(dialect: str, table: sa.Table) -> Any:
+    return _dialect_insert(dialect)(table).on_conflict_do_nothing()
+
+
+def insert_ignore(conn: AsyncConnection, table: sa.Table, values: list[dict[str, Any]]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING of several rows, one multi-row statement in the dialect of ``conn``
+    (statement, not executed; add ``.returning`` at will). One row: :func:`insert_if_absent`."""
     return _insert(conn, table).values(values).on_conflict_do_nothing()
+
+
+async def insert_if_absent(conn: AsyncConnection, table: sa.Table, row: dict[str, Any]) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING of one row; whether it was inserted. The statement is built once per
+    table and dialect and ``row`` passed as its parameters, so a value cannot be an SQL expression."""
+    res = await conn.execute(_prepared_insert_ignore(conn.dialect.name, table), row)
+    return bool(res.rowcount)
 
 
 @functools.cache
@@ -307,14 +328,74 @@ def upsert(
     )
 
 
-def upsert_newer(conn: AsyncConnection, table: sa.Table, values: dict[str, Any]) -> Any:
+@functools.cache
+def _prepared_upsert(dialect: str, table: sa.Table, update: tuple[str, ...], newer: bool) -> Any:
+    excluded = _excluded(table)
+    return _dialect_insert(dialect)(table).on_conflict_do_update(
+        index_elements=[c.name for c in table.primary_key.columns],
+        set_={c: excluded[c] for c in update},
+        where=table.c.sequence < excluded.sequence if newer else None,
+    )
+
+
+async def upsert_row(
+    conn: AsyncConnection, table: sa.Table, row: dict[str, Any], *, update: Sequence[str]
+) -> None:
+    """INSERT ``row`` … ON CONFLICT (the primary key) DO UPDATE SET its ``update`` columns: the statement built
+    once per table and columns, ``row`` passed as its parameters (values, not SQL expressions: ``upsert``)."""
+    await conn.execute(_prepared_upsert(conn.dialect.name, table, tuple(update), False), row)
+
+
+async def upsert_newer(conn: AsyncConnection, table: sa.Table, values: dict[str, Any]) -> int:
     """Keep the fact with the highest ``sequence`` for its key (the primary key), whatever the order in which
     facts and writers arrive: INSERT … ON CONFLICT DO UPDATE … WHERE stored.sequence < excluded.sequence.
+    Returns the number of rows written (0: a newer fact is kept).
 
     One statement: on PostgreSQL a second writer waits on the first one's row (or key) and then re-checks the
     condition against the committed row; on SQLite writers are serial. A read-then-write can instead
-    overwrite a newer committed row with the older fact it read before."""
-    return upsert(conn, table, values, where=lambda excluded: table.c.sequence < excluded.sequence)
+    overwrite a newer committed row with the older fact it read before. Built once per table and columns."""
+    keys = {c.name for c in table.primary_key.columns}
+    stmt = _prepared_upsert(conn.dialect.name, table, tuple(c for c in values if c not in keys), True)
+    return int((await conn.execute(stmt, values)).rowcount)
+
+
+@functools.cache
+def _select_where(table: sa.Table, equal: tuple[str, ...], order_by: tuple[str, ...]) -> Any:
+    return sa.select(table).where(*(table.c[c] == sa.bindparam(c) for c in equal)).order_by(*order_by)
+
+
+@functools.cache
+def _delete_where(table: sa.Table, equal: tuple[str, ...]) -> Any:
+    return sa.delete(table).where(*(table.c[c] == sa.bindparam(c) for c in equal))
+
+
+@functools.cache
+def _update_where(table: sa.Table, equal: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    # a SET parameter may not share its column's name with a WHERE one: both are named apart
+    where = (table.c[c] == sa.bindparam(f"w_{c}") for c in equal)
+    return sa.update(table).where(*where).values({c: sa.bindparam(f"v_{c}") for c in columns})
+
+
+async def select_rows(
+    conn: AsyncConnection, table: sa.Table, *, order_by: Sequence[str] = (), **equal: Any
+) -> Sequence[sa.Row[Any]]:
+    """``SELECT * FROM table WHERE column = value …`` (each keyword a column) ``ORDER BY order_by``, built once
+    per table and columns (hot statements, above)."""
+    return (await conn.execute(_select_where(table, tuple(equal), tuple(order_by)), equal)).all()
+
+
+async def delete_rows(conn: AsyncConnection, table: sa.Table, **equal: Any) -> int:
+    """``DELETE FROM table WHERE column = value …`` (each keyword a column), built once per table and columns."""
+    return int((await conn.execute(_delete_where(table, tuple(equal)), equal)).rowcount or 0)
+
+
+async def update_rows(
+    conn: AsyncConnection, table: sa.Table, where: dict[str, Any], values: dict[str, Any]
+) -> int:
+    """``UPDATE table SET values WHERE column = value …`` (``where``: columns and values; ``values``: plain
+    values, not SQL expressions), built once per table and columns. The number of rows updated."""
+    params = {f"w_{c}": v for c, v in where.items()} | {f"v_{c}": v for c, v in values.items()}
+    return int((await conn.execute(_update_where(table, tuple(where), tuple(values)), params)).rowcount or 0)
 
 
 # How a failed consumer transaction is classified (ARCHITECTURE.md, reliability 3). Not by the exception's type:

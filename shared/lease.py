@@ -31,7 +31,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.db import insert_ignore
+from shared.db import insert_if_absent
 
 log = logging.getLogger("hoithi.lease")
 
@@ -87,12 +87,10 @@ class Lease:
             if expires is not None and expires > now:
                 return False
         async with engine.begin() as conn:
-            await conn.execute(
-                insert_ignore(
-                    conn,
-                    t,
-                    {"name": self.name, "holder": "", "generation": 0, "expires_at": now, "acquired_at": now},
-                )
+            await insert_if_absent(
+                conn,
+                t,
+                {"name": self.name, "holder": "", "generation": 0, "expires_at": now, "acquired_at": now},
             )
             if self.generation is not None:
                 renewed = await conn.execute(

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import failpoints, tracing
 from shared.clock import Clock
-from shared.db import Backbone, reading, upsert
+from shared.db import Backbone, insert_if_absent, reading, upsert
 from shared.events.envelope import Envelope, make_event
 from shared.logs import correlation_id
 from shared.settings import Settings
@@ -39,11 +39,16 @@ class Outbox:
         self.service = service
         self.clock = clock
         self.on_commit: Callable[[], None] | None = None  # the relay's wake-up
+        self._next_sequence: dict[str, Any] = {}
 
     async def next_sequence(self, conn: AsyncConnection, subject: str) -> int:
-        t = self.tables.sequences
-        stmt = upsert(conn, t, {"subject": subject, "last": 1}, set_={"last": t.c.last + 1})
-        return int((await conn.execute(stmt.returning(t.c.last))).scalar_one())
+        stmt = self._next_sequence.get(conn.dialect.name)
+        if stmt is None:  # built once per dialect (``shared/db.py``: hot statements)
+            t = self.tables.sequences
+            stmt = self._next_sequence[conn.dialect.name] = upsert(
+                conn, t, {"subject": sa.bindparam("of_subject"), "last": 1}, set_={"last": t.c.last + 1}
+            ).returning(t.c.last)
+        return int((await conn.execute(stmt, {"of_subject": subject})).scalar_one())
 
     async def emit(
         self,
@@ -60,13 +65,8 @@ class Outbox:
         version: int | None = None,
     ) -> Envelope | None:
         """Record one fact (at ``version`` of its type, default the current: shared/events/versions.py). With a
-        deterministic ``event_id`` already in the outbox, records nothing."""
-        if event_id is not None:
-            seen = await conn.execute(
-                sa.select(self.tables.outbox.c.position).where(self.tables.outbox.c.event_id == event_id)
-            )
-            if seen.first() is not None:
-                return None
+        deterministic ``event_id`` already in the outbox, records nothing and returns None (its subject's
+        ``sequence`` then skips a number: consumers expect gaps). Two statements: the sequence, the row."""
         env = make_event(
             type_,
             data,
@@ -82,8 +82,8 @@ class Outbox:
             trace=tracing.carrier(),
             version=version,
         )
-        await self.add(conn, [env])
-        return env
+        added = await insert_if_absent(conn, self.tables.outbox, self.rows([env])[0])
+        return env if added else None
 
     async def add(self, conn: AsyncConnection, events: Sequence[Envelope]) -> None:
         if not events:

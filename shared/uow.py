@@ -170,7 +170,7 @@ class UnitOfWork(Generic[W]):
 
     async def upsert_newer(self, table: sa.Table, values: dict[str, Any]) -> None:
         """Keep the fact with the highest ``sequence`` for its key, in one statement (``db.upsert_newer``)."""
-        await self.conn.execute(upsert_newer(self.conn, table, values))
+        await upsert_newer(self.conn, table, values)
 
     async def replayed(self, idempotent: Idempotent | None) -> Stored | None:
         """The stored answer to this request, if it was answered (422 if the key came with another body)."""

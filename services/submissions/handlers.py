@@ -18,7 +18,7 @@ async def _upsert_newer(
     conn: AsyncConnection, table: sa.Table, key: dict[str, object], row: dict[str, object]
 ) -> None:
     """Insert, or overwrite only with a fact of a higher ``sequence``: redelivery never rolls back."""
-    await conn.execute(upsert_newer(conn, table, {**key, **row}))
+    await upsert_newer(conn, table, {**key, **row})
 
 
 def build(rt: Runtime) -> dict[str, dict[str, Handler]]:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.copies import Copies, copy_tables
 from shared.db import make_engine
 from shared.events.envelope import Envelope, make_event
-from tests.support.wait import eventually
+from tests.support.wait import eventually, waiting_on_a_lock
 
 TENANT = "soctrang-stnmt"
 AT = datetime(2023, 10, 20, 2, 0, tzinfo=UTC)
@@ -89,17 +89,6 @@ async def copies_on_postgres(test_servers: Any) -> AsyncIterator[tuple[AsyncEngi
     await engine.dispose()
 
 
-async def _waiting_on_a_lock(engine: AsyncEngine) -> bool:
-    async with engine.connect() as conn:
-        waiting = await conn.scalar(
-            sa.text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-    return bool(waiting)
-
-
 async def _race(
     engine: AsyncEngine, copies: Copies, stored: Envelope | None, first: Envelope, second: Envelope
 ) -> None:
@@ -111,7 +100,7 @@ async def _race(
         await copies.apply(one, first)
         await two.begin()
         late = asyncio.create_task(copies.apply(two, second))
-        await eventually(lambda: _waiting_on_a_lock(engine), timeout=10, message="the second writer waits")
+        await eventually(lambda: waiting_on_a_lock(engine), timeout=10, message="the second writer waits")
         assert not late.done()
         await one.commit()
         await asyncio.wait_for(late, timeout=10)

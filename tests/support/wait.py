@@ -6,9 +6,9 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["eventually", "eventually_sync"]
+__all__ = ["eventually", "eventually_sync", "waiting_on_a_lock"]
 
 T = TypeVar("T")
 
@@ -70,3 +70,17 @@ def eventually_sync(
         if time.monotonic() >= deadline:
             raise _timeout_error(message, timeout, last)
         time.sleep(interval)
+
+
+async def waiting_on_a_lock(engine: Any) -> bool:
+    """Whether a session of ``engine``'s PostgreSQL database waits on a lock (a second writer held by the first)."""
+    import sqlalchemy as sa
+
+    async with engine.connect() as conn:
+        waiting = await conn.scalar(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)

@@ -21,7 +21,7 @@ from services.campaign import domain, models
 from shared import lifecycle
 from shared.clock import VN
 from shared.consumer import Inbox
-from shared.db import insert_ignore
+from shared.db import delete_rows, insert_if_absent, select_rows, update_rows
 from shared.events.envelope import Envelope
 from shared.service import Runtime
 
@@ -166,12 +166,16 @@ async def settle(rt: Runtime, conn: AsyncConnection, row: Any, cause: Envelope) 
     if now == was:
         return
     if now is not None:
-        await conn.execute(
-            sa.update(a)
-            .where(a.c.id == row.id)
-            .values(
-                status="fulfilled", fulfilled_at=now.at, on_time=now.on_time, submission_id=now.submission_id
-            )
+        await update_rows(
+            conn,
+            a,
+            {"id": row.id},
+            {
+                "status": "fulfilled",
+                "fulfilled_at": now.at,
+                "on_time": now.on_time,
+                "submission_id": now.submission_id,
+            },
         )
         await emit_fulfilled(
             rt,
@@ -214,7 +218,8 @@ async def settle(rt: Runtime, conn: AsyncConnection, row: Any, cause: Envelope) 
 
 
 async def _record_history(conn: AsyncConnection, row: Any, history: list[domain.FulfilmentChange]) -> None:
-    """Keep ``assignment_changes`` equal to the derived history (rewritten only when it differs)."""
+    """Keep ``assignment_changes`` equal to the derived history: appended to when it only grew, rewritten when
+    an earlier change differs (a fact that arrived late), untouched when equal."""
     c = models.assignment_changes
     wanted = [
         {
@@ -230,14 +235,15 @@ async def _record_history(conn: AsyncConnection, row: Any, history: list[domain.
         for i, h in enumerate(history)
     ]
     stored = [
-        dict(r._mapping)
-        for r in await conn.execute(sa.select(c).where(c.c.assignment_id == row.id).order_by(c.c.recorded))
+        dict(r._mapping) for r in await select_rows(conn, c, order_by=("recorded",), assignment_id=row.id)
     ]
     if stored == wanted:
         return
-    await conn.execute(sa.delete(c).where(c.c.assignment_id == row.id))
-    if wanted:
-        await conn.execute(c.insert(), wanted)
+    if stored != wanted[: len(stored)]:  # not only appended to: rewritten
+        await delete_rows(conn, c, assignment_id=row.id)
+        stored = []
+    if wanted[len(stored) :]:
+        await conn.execute(c.insert(), wanted[len(stored) :])
 
 
 async def record_change(
@@ -255,19 +261,17 @@ async def record_change(
     recorded = (
         await conn.execute(sa.select(sa.func.count()).select_from(c).where(c.c.assignment_id == row.id))
     ).scalar_one()
-    await conn.execute(
-        insert_ignore(
-            conn,
-            c,
-            {
-                "assignment_id": row.id,
-                "cause_id": cause.id,
-                "at": cause.time,
-                "status": status,
-                "fulfilled_at": fulfilled_at,
-                "on_time": on_time,
-                "tenant": row.tenant,
-                "recorded": int(recorded) + 1,
-            },
-        )
+    await insert_if_absent(
+        conn,
+        c,
+        {
+            "assignment_id": row.id,
+            "cause_id": cause.id,
+            "at": cause.time,
+            "status": status,
+            "fulfilled_at": fulfilled_at,
+            "on_time": on_time,
+            "tenant": row.tenant,
+            "recorded": int(recorded) + 1,
+        },
     )

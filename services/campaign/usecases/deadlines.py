@@ -48,7 +48,7 @@ from services.campaign.usecases import online
 from services.campaign.usecases.assignments import emit_fulfilled, record_change
 from services.campaign.usecases.extensions import edition_in_force, vn
 from shared import metrics
-from shared.db import insert_ignore
+from shared.db import insert_if_absent
 from shared.documents import Edition, OnlineServicesCampaignPart, deadline_label_vi, parse_duration
 from shared.events.envelope import Envelope, deterministic_id
 from shared.lease import Lease, periodic
@@ -637,24 +637,22 @@ async def _decide(
             for r in await conn.execute(mq)
         ]
         # The decision's unique key: a second replica blocks here until the first commits, then inserts nothing.
-        res = await conn.execute(
-            insert_ignore(
-                conn,
-                models.deadline_decisions,
-                {
-                    "tenant": edition.tenant,
-                    "edition": edition.edition,
-                    "part": part,
-                    "deadline": deadline,
-                    "assignee_id": assignee,
-                    "assigned": int(assigned),
-                    "fulfilled": int(fulfilled),
-                    "missed": len(missed),
-                    "decided_at": now,
-                },
-            )
+        res = await insert_if_absent(
+            conn,
+            models.deadline_decisions,
+            {
+                "tenant": edition.tenant,
+                "edition": edition.edition,
+                "part": part,
+                "deadline": deadline,
+                "assignee_id": assignee,
+                "assigned": int(assigned),
+                "fulfilled": int(fulfilled),
+                "missed": len(missed),
+                "decided_at": now,
+            },
         )
-        if res.rowcount and not assignee:
+        if res and not assignee:
             await rt.outbox.emit(
                 conn,
                 "deadline.passed",
@@ -673,7 +671,7 @@ async def _decide(
             )
     rt.outbox.committed()
     st.decided_keys.add(key)
-    if not res.rowcount:
+    if not res:
         return "decided"
     st.decided += 1
     metrics.deadlines_decided("deadline")
@@ -725,24 +723,22 @@ async def _campaign_result(
         return []
     async with lease.begin(rt.engine) as conn:
         result = await online.progress(conn, edition, part, end)
-        res = await conn.execute(
-            insert_ignore(
-                conn,
-                models.deadline_decisions,
-                {
-                    "tenant": edition.tenant,
-                    "edition": edition.edition,
-                    "part": part.id,
-                    "deadline": end,
-                    "assignee_id": "",
-                    "assigned": len(result["units"]),
-                    "fulfilled": sum(1 for u in result["units"] if not u["unmet"]),
-                    "missed": sum(1 for u in result["units"] if u["unmet"]),
-                    "decided_at": now,
-                },
-            )
+        res = await insert_if_absent(
+            conn,
+            models.deadline_decisions,
+            {
+                "tenant": edition.tenant,
+                "edition": edition.edition,
+                "part": part.id,
+                "deadline": end,
+                "assignee_id": "",
+                "assigned": len(result["units"]),
+                "fulfilled": sum(1 for u in result["units"] if not u["unmet"]),
+                "missed": sum(1 for u in result["units"] if u["unmet"]),
+                "decided_at": now,
+            },
         )
-        if res.rowcount:
+        if res:
             a = models.assignments
             rows = {
                 r.id: r
@@ -852,21 +848,19 @@ async def _record_miss(
         time=deadline,
         event_id=event_id,
     )
-    await conn.execute(
-        insert_ignore(
-            conn,
-            models.misses,
-            {
-                "assignment_id": row.id,
-                "deadline": deadline,
-                "tenant": edition.tenant,
-                "edition": edition.edition,
-                "part": row.part,
-                "assignee_id": row.assignee_id,
-                "unit_id": row.unit_id,
-                "event_id": event_id,
-            },
-        )
+    await insert_if_absent(
+        conn,
+        models.misses,
+        {
+            "assignment_id": row.id,
+            "deadline": deadline,
+            "tenant": edition.tenant,
+            "edition": edition.edition,
+            "part": row.part,
+            "assignee_id": row.assignee_id,
+            "unit_id": row.unit_id,
+            "event_id": event_id,
+        },
     )
 
 

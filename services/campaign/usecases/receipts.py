@@ -14,7 +14,7 @@ from services.campaign import models
 from services.campaign.usecases import assignments
 from shared import lifecycle
 from shared.consumer import Inbox
-from shared.db import insert_ignore
+from shared.db import insert_if_absent
 from shared.events.envelope import Envelope
 from shared.service import Runtime
 from shared.uow import UnitOfWork
@@ -43,19 +43,17 @@ async def apply_submission_fact(uow: UnitOfWork[Runtime], cmd: Fact) -> None:
     edition = env.edition or ""
     if life.received and life.received_at is not None and life.part and life.assignee_id:
         # What the deadline clock counts against intake.closed's accepted_on_time.
-        await conn.execute(
-            insert_ignore(
-                conn,
-                r,
-                {
-                    "submission_id": env.subject,
-                    "tenant": env.tenant,
-                    "edition": edition,
-                    "part": life.part,
-                    "assignee_id": life.assignee_id,
-                    "received_at": life.received_at,
-                },
-            )
+        await insert_if_absent(
+            conn,
+            r,
+            {
+                "submission_id": env.subject,
+                "tenant": env.tenant,
+                "edition": edition,
+                "part": life.part,
+                "assignee_id": life.assignee_id,
+                "received_at": life.received_at,
+            },
         )
     targets: list[tuple[str, str | None]] = []
     if life.part and life.assignee_id:
@@ -73,20 +71,18 @@ async def record_intake_closed(uow: UnitOfWork[Runtime], cmd: Fact) -> None:
     """Submissions closed a deadline's intake: the deadline clock may decide it once receipts are in."""
     conn, env = uow.conn, cmd.env
     data = env.data
-    await conn.execute(
-        insert_ignore(
-            conn,
-            models.intake_closures,
-            {
-                "tenant": env.tenant,
-                "edition": env.edition or "",
-                "part": data["part"],
-                "deadline": datetime.fromisoformat(data["deadline"]),
-                "assignee_id": data.get("assignee_id") or "",
-                "accepted_on_time": int(data["accepted_on_time"]),
-                "arrived_at": uow.now(),
-            },
-        )
+    await insert_if_absent(
+        conn,
+        models.intake_closures,
+        {
+            "tenant": env.tenant,
+            "edition": env.edition or "",
+            "part": data["part"],
+            "deadline": datetime.fromisoformat(data["deadline"]),
+            "assignee_id": data.get("assignee_id") or "",
+            "accepted_on_time": int(data["accepted_on_time"]),
+            "arrived_at": uow.now(),
+        },
     )
 
 
@@ -97,19 +93,17 @@ async def apply_selection(uow: UnitOfWork[Runtime], cmd: Fact) -> None:
     deadline clock counts against the selection's ``intake.closed`` before deciding a miss."""
     conn, env = uow.conn, cmd.env
     at = datetime.fromisoformat(env.data["at"])
-    await conn.execute(
-        insert_ignore(
-            conn,
-            models.receipts,
-            {
-                "submission_id": env.data["submission_id"],
-                "tenant": env.tenant,
-                "edition": env.edition or "",
-                "part": env.data["part"],
-                "assignee_id": env.data.get("council_id") or "",
-                "received_at": at,
-            },
-        )
+    await insert_if_absent(
+        conn,
+        models.receipts,
+        {
+            "submission_id": env.data["submission_id"],
+            "tenant": env.tenant,
+            "edition": env.edition or "",
+            "part": env.data["part"],
+            "assignee_id": env.data.get("council_id") or "",
+            "received_at": at,
+        },
     )
     row = await assignments.assignment_for(conn, env.tenant, env.edition or "", env.data["part"], None)
     if row is not None:

@@ -624,6 +624,23 @@ async def _mark(rt: Runtime, row: Any, error: str | None) -> None:
         await _record(conn, rt, row, error)
 
 
+# What every hand-over records, built once (``shared/db.py``: hot statements).
+_SETTLE_INTENT = (
+    sa.update(models.send_intents)
+    .where(
+        models.send_intents.c.delivery_id == sa.bindparam("p_id"), models.send_intents.c.settled_at.is_(None)
+    )
+    .values(settled_at=sa.bindparam("p_at"))
+)
+_SENT = (
+    sa.update(models.deliveries)
+    .where(models.deliveries.c.id == sa.bindparam("p_id"), models.deliveries.c.status == "pending")
+    .values(
+        status="sent", attempts=sa.bindparam("p_attempts"), sent_at=sa.bindparam("p_at"), lease_until=None
+    )
+)
+
+
 async def _record(conn: Any, rt: Runtime, row: Any, error: str | None) -> None:
     """Record the outcome. Not fenced: what the SMTP server or webhook answered is a fact whoever holds the lease
     now, and recording it keeps a successor from sending the row again (it only sends ``pending`` rows)."""
@@ -641,17 +658,9 @@ async def _record(conn: Any, rt: Runtime, row: Any, error: str | None) -> None:
         "attempt": attempt,
     }
     # the send intent is settled with the outcome, in the same transaction
-    await conn.execute(
-        sa.update(models.send_intents)
-        .where(models.send_intents.c.delivery_id == row.id, models.send_intents.c.settled_at.is_(None))
-        .values(settled_at=real_now)
-    )
+    await conn.execute(_SETTLE_INTENT, {"p_id": row.id, "p_at": real_now})
     if error is None:
-        done = await conn.execute(
-            sa.update(t)
-            .where(t.c.id == row.id, t.c.status == "pending")
-            .values(status="sent", attempts=attempt, sent_at=business_now, lease_until=None)
-        )
+        done = await conn.execute(_SENT, {"p_id": row.id, "p_attempts": attempt, "p_at": business_now})
         if row.channel == domain.WEBHOOK:
             await _webhook_outcome(conn, rt, row, None)
         if done.rowcount:

@@ -9,6 +9,9 @@ whom, is ``domain.TRIGGERS`` (README: "What triggers what"). The routing of fact
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import sqlalchemy as sa
 
 from services.notify import domain, models
@@ -71,7 +74,7 @@ async def fold_assignment(uow: Uow, env: Envelope) -> None:
         "deadline": dated[-1].parsed().deadline,  # type: ignore[attr-defined]
     }
     key = {"tenant": env.tenant, "assignment_id": d["assignment_id"]}
-    await conn.execute(upsert_newer(conn, models.assignments, {**key, **row}))
+    await upsert_newer(conn, models.assignments, {**key, **row})
     await _webhooks(uow, env)
 
 
@@ -145,20 +148,8 @@ async def _webhooks(uow: Uow, env: Envelope) -> None:
 async def _previous_eligibility(uow: Uow, env: Envelope) -> list[str]:
     """The eligibility notify last saw for this participant in this edition: the latest earlier (by the
     producer's sequence) ``reward.priority.changed`` kept in the inbox; none seen: none."""
-    t = uow.rt.backbone.inbox
-    rows = (
-        await uow.conn.execute(
-            sa.select(t.c.envelope)
-            .where(
-                t.c.purpose == FACTS,
-                t.c.event_type == env.type,
-                t.c.tenant == env.tenant,
-                t.c.subject == env.subject,
-                t.c.sequence < env.sequence,
-            )
-            .order_by(t.c.sequence.desc())
-        )
-    ).scalars()
+    params = {"type": env.type, "tenant": env.tenant, "subject": env.subject, "sequence": env.sequence}
+    rows = (await uow.conn.execute(_earlier_of_type(uow.rt.backbone.inbox), params)).scalars()
     for raw in rows:
         earlier = Envelope.from_json(raw)
         if earlier.edition == env.edition and earlier.data.get("participant_kind") == env.data.get(
@@ -166,6 +157,22 @@ async def _previous_eligibility(uow: Uow, env: Envelope) -> list[str]:
         ):
             return list(earlier.data.get("eligibility") or [])
     return []
+
+
+@functools.cache
+def _earlier_of_type(t: sa.Table) -> sa.Select[Any]:
+    """The facts of a type kept for a subject before a sequence, latest first; built once (hot statements)."""
+    return (
+        sa.select(t.c.envelope)
+        .where(
+            t.c.purpose == FACTS,
+            t.c.event_type == sa.bindparam("type"),
+            t.c.tenant == sa.bindparam("tenant"),
+            t.c.subject == sa.bindparam("subject"),
+            t.c.sequence < sa.bindparam("sequence"),
+        )
+        .order_by(t.c.sequence.desc())
+    )
 
 
 async def _score_sheets(uow: Uow, submission_id: str) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.notify import models
-from shared.db import insert_ignore
+from shared.db import insert_if_absent
 from shared.service import Runtime
 from shared.uow import UnitOfWork
 
@@ -49,6 +49,4 @@ async def save(uow: Uow, cmd: SavePreferences) -> None:
         sa.update(t).where(t.c.tenant == cmd.tenant, t.c.person_id == cmd.person_id).values(**values)
     )
     if not res.rowcount:
-        await uow.conn.execute(
-            insert_ignore(uow.conn, t, {"tenant": cmd.tenant, "person_id": cmd.person_id, **values})
-        )
+        await insert_if_absent(uow.conn, t, {"tenant": cmd.tenant, "person_id": cmd.person_id, **values})

@@ -19,7 +19,7 @@ from services.notify import domain, models
 from services.notify.domain import rendering
 from shared.clock import VN
 from shared.consumer import batch_local
-from shared.db import insert_ignore
+from shared.db import insert_if_absent, select_rows
 from shared.documents import Edition, Person, Union, Unit
 from shared.events.catalogue import NotificationSent
 from shared.service import Runtime
@@ -204,8 +204,8 @@ def _hhmm(value: str | None) -> time | None:
 
 
 async def preference(conn: AsyncConnection, tenant: str, person_id: str) -> domain.Preference:
-    t = models.preferences
-    row = (await conn.execute(sa.select(t).where(t.c.tenant == tenant, t.c.person_id == person_id))).first()
+    rows = await select_rows(conn, models.preferences, tenant=tenant, person_id=person_id)
+    row = rows[0] if rows else None
     if row is None:
         return domain.Preference()
     return domain.Preference(
@@ -237,24 +237,22 @@ async def enqueue(
     wrote = False
     if domain.IN_APP in channels:
         inapp_id = ids[domain.IN_APP]
-        added = await conn.execute(
-            insert_ignore(
-                conn,
-                models.inapp,
-                {
-                    "id": inapp_id,
-                    "tenant": tenant,
-                    "person_id": person.id,
-                    "channel": domain.IN_APP,
-                    "template": template,
-                    "title": message.subject,
-                    "body": message.text,
-                    "cause_event_id": cause_event_id,
-                    "created_at": now,
-                },
-            )
+        added = await insert_if_absent(
+            conn,
+            models.inapp,
+            {
+                "id": inapp_id,
+                "tenant": tenant,
+                "person_id": person.id,
+                "channel": domain.IN_APP,
+                "template": template,
+                "title": message.subject,
+                "body": message.text,
+                "cause_event_id": cause_event_id,
+                "created_at": now,
+            },
         )
-        if added.rowcount:
+        if added:
             wrote = True
             await rt.outbox.emit(
                 conn,
@@ -276,33 +274,31 @@ async def enqueue(
             )
     if domain.EMAIL in channels:
         plan = domain.schedule(template, pref, now)
-        added = await conn.execute(
-            insert_ignore(
-                conn,
-                models.deliveries,
-                {
-                    "id": ids[domain.EMAIL],
-                    "tenant": tenant,
-                    "edition": edition,
-                    "channel": domain.EMAIL,
-                    "template": template,
-                    "recipient": person.id,
-                    "to_address": person.email,
-                    "subject": message.subject,
-                    "text": message.text,
-                    "html": message.html,
-                    "cause_event_id": cause_event_id,
-                    "correlation_id": correlation_id,
-                    "status": "held" if plan.held else "pending",
-                    "digest_on": plan.digest_on,
-                    "due_at": plan.due_at,
-                    "attempts": 0,
-                    "next_attempt_at": datetime.now(UTC),
-                    "created_at": now,
-                },
-            )
+        added = await insert_if_absent(
+            conn,
+            models.deliveries,
+            {
+                "id": ids[domain.EMAIL],
+                "tenant": tenant,
+                "edition": edition,
+                "channel": domain.EMAIL,
+                "template": template,
+                "recipient": person.id,
+                "to_address": person.email,
+                "subject": message.subject,
+                "text": message.text,
+                "html": message.html,
+                "cause_event_id": cause_event_id,
+                "correlation_id": correlation_id,
+                "status": "held" if plan.held else "pending",
+                "digest_on": plan.digest_on,
+                "due_at": plan.due_at,
+                "attempts": 0,
+                "next_attempt_at": datetime.now(UTC),
+                "created_at": now,
+            },
         )
-        wrote = wrote or bool(added.rowcount)
+        wrote = wrote or added
     return wrote
 
 
@@ -329,30 +325,28 @@ async def enqueue_webhooks(
     for sub in subs:
         if not domain.webhook_wants(json.loads(sub.event_types), event_type):
             continue
-        res = await conn.execute(
-            insert_ignore(
-                conn,
-                models.deliveries,
-                {
-                    "id": domain.notification_id(event_id, sub.id, domain.WEBHOOK),
-                    "tenant": tenant,
-                    "edition": edition,
-                    "channel": domain.WEBHOOK,
-                    "template": event_type,
-                    "recipient": sub.id,
-                    "to_address": sub.url,
-                    "subject": event_type,
-                    "text": body.decode(),
-                    "html": None,
-                    "cause_event_id": event_id,
-                    "correlation_id": correlation_id,
-                    # a disabled subscription keeps what it misses, sent when it is enabled again
-                    "status": "pending" if sub.enabled else "paused",
-                    "attempts": 0,
-                    "next_attempt_at": datetime.now(UTC),
-                    "created_at": rt.now(),
-                },
-            )
+        res = await insert_if_absent(
+            conn,
+            models.deliveries,
+            {
+                "id": domain.notification_id(event_id, sub.id, domain.WEBHOOK),
+                "tenant": tenant,
+                "edition": edition,
+                "channel": domain.WEBHOOK,
+                "template": event_type,
+                "recipient": sub.id,
+                "to_address": sub.url,
+                "subject": event_type,
+                "text": body.decode(),
+                "html": None,
+                "cause_event_id": event_id,
+                "correlation_id": correlation_id,
+                # a disabled subscription keeps what it misses, sent when it is enabled again
+                "status": "pending" if sub.enabled else "paused",
+                "attempts": 0,
+                "next_attempt_at": datetime.now(UTC),
+                "created_at": rt.now(),
+            },
         )
-        n += res.rowcount or 0
+        n += res
     return n

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from services.notify import domain, models
 from services.notify.usecases import queue
 from shared.clock import VN
-from shared.db import insert_ignore
+from shared.db import insert_if_absent
 from shared.documents import (
     deadline_label_en,
     deadline_label_vi,
@@ -137,23 +137,21 @@ async def remind(uow: Uow, cmd: Remind) -> ReminderOutcome:
     reminded, already = [], []
     for person in targets:
         key = _reminder_key(tenant, edition, part.id, person.id, day)
-        claimed = await conn.execute(
-            insert_ignore(
-                conn,
-                models.reminders,
-                {
-                    "id": key,
-                    "tenant": tenant,
-                    "edition": edition,
-                    "part": part.id,
-                    "person_id": person.id,
-                    "day": day,
-                    "requested_by": cmd.by_id,
-                    "requested_at": now,
-                },
-            )
+        claimed = await insert_if_absent(
+            conn,
+            models.reminders,
+            {
+                "id": key,
+                "tenant": tenant,
+                "edition": edition,
+                "part": part.id,
+                "person_id": person.id,
+                "day": day,
+                "requested_by": cmd.by_id,
+                "requested_at": now,
+            },
         )
-        if not claimed.rowcount:
+        if not claimed:
             already.append(person.id)
             continue
         deadline = open_[person.id].deadline

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.notify import domain, models
 from services.notify.usecases import queue
 from services.notify.usecases.queue import wake_event
-from shared.db import insert_ignore
+from shared.db import insert_if_absent
 from shared.documents import (
     Edition,
     ExperienceReportPart,
@@ -82,14 +82,11 @@ async def _editions(conn: AsyncConnection) -> list[Edition]:
 
 async def _claim(conn: AsyncConnection, kind: str, tenant: str, day: Any, *scope: str) -> bool:
     key = domain.deterministic_id("timed-run", kind, tenant, *scope, day.isoformat())
-    res = await conn.execute(
-        insert_ignore(
-            conn,
-            models.timed_runs,
-            {"key": key, "kind": kind, "tenant": tenant, "day": day, "done_at": datetime.now(UTC)},
-        )
+    return await insert_if_absent(
+        conn,
+        models.timed_runs,
+        {"key": key, "kind": kind, "tenant": tenant, "day": day, "done_at": datetime.now(UTC)},
     )
-    return bool(res.rowcount)
 
 
 async def mobilisation_due(rt: Runtime, now: datetime, lease: Lease | None = None) -> int:

@@ -25,7 +25,7 @@ from services.rewards.usecases.readmodel import refresh_totals, replace_marks
 from shared import heavy
 from shared.consumer import Inbox, after_commit, batch_local, batch_scope
 from shared.copies import Copies
-from shared.db import Backbone, insert_ignore, upsert
+from shared.db import Backbone, delete_rows, insert_if_absent, select_rows, update_rows, upsert_row
 from shared.documents import Edition
 from shared.events.envelope import Envelope
 from shared.outbox import Outbox
@@ -101,22 +101,20 @@ async def accept_rules(conn: AsyncConnection, env: Envelope) -> bool:
             "; ".join(f"{e.field}: {e.en}" for e in errors),
         )
     before = await current_rules(conn, env.tenant, doc["edition"])
-    await conn.execute(
-        insert_ignore(
-            conn,
-            models.rules,
-            {
-                "tenant": env.tenant,
-                "edition": doc["edition"],
-                "version": version,
-                "rules_version": int(rewards.get("rules_version", 1)) if isinstance(rewards, dict) else 1,
-                "doc": json.dumps(rewards, ensure_ascii=False, sort_keys=True),
-                "valid": not errors,
-                "errors": json.dumps([e.__dict__ for e in errors], ensure_ascii=False),
-                "event_id": env.id,
-                "published_at": env.time,
-            },
-        )
+    await insert_if_absent(
+        conn,
+        models.rules,
+        {
+            "tenant": env.tenant,
+            "edition": doc["edition"],
+            "version": version,
+            "rules_version": int(rewards.get("rules_version", 1)) if isinstance(rewards, dict) else 1,
+            "doc": json.dumps(rewards, ensure_ascii=False, sort_keys=True),
+            "valid": not errors,
+            "errors": json.dumps([e.__dict__ for e in errors], ensure_ascii=False),
+            "event_id": env.id,
+            "published_at": env.time,
+        },
     )
     return not errors and (before is None or before.edition_version <= version)
 
@@ -243,17 +241,18 @@ class Projection:
                 batch.refresh(g, tenant, edition_name, touched | touched_marks, outbox)
         if shared_batch is None:
             await batch.flush(conn)
-        await conn.execute(
-            sa.update(models.submission_states)
-            .where(models.submission_states.c.submission_id == subject)
-            .values(
-                edition=edition_name,
-                state=state,
-                facts=len(history),
-                folded_facts=len(history),
-                versioned_facts=len(history),
-                updated_at=datetime.now(UTC),
-            )
+        await update_rows(
+            conn,
+            models.submission_states,
+            {"submission_id": subject},
+            {
+                "edition": edition_name,
+                "state": state,
+                "facts": len(history),
+                "folded_facts": len(history),
+                "versioned_facts": len(history),
+                "updated_at": datetime.now(UTC),
+            },
         )
 
     async def fold_unfolded(self, *, chunk: int = 0) -> int:
@@ -504,7 +503,7 @@ async def lock_subject(conn: AsyncConnection, tenant: str, subject: str, edition
         "facts": 0,
         "folded_facts": 0,
     }
-    await conn.execute(upsert(conn, t, {**row, "updated_at": now}, set_={"updated_at": now}))
+    await upsert_row(conn, t, {**row, "updated_at": now}, update=("updated_at",))
 
 
 def _key(e: domain.LedgerEntry) -> tuple[str, str, str]:
@@ -523,10 +522,9 @@ async def replace_entries(
     """Make the subject's entries in force exactly ``entries``, journalling each credit and reversal. Returns
     the participants it had or has entries for, and whether anything changed."""
     t = models.ledger
-    where = sa.and_(t.c.generation == generation, t.c.submission_id == subject)
+    of_subject: dict[str, Any] = {"generation": generation, "submission_id": subject}
     old = {
-        (r.participant_kind, r.participant_id, r.rule): r
-        for r in (await conn.execute(sa.select(t).where(where))).all()
+        (r.participant_kind, r.participant_id, r.rule): r for r in await select_rows(conn, t, **of_subject)
     }
     new = {_key(e): e for e in entries}
     now = datetime.now(UTC)
@@ -603,7 +601,8 @@ async def replace_entries(
     touched = {(k[0], k[1]) for k in old} | {(k[0], k[1]) for k in new}
     if not journal:
         return touched, False
-    await conn.execute(sa.delete(t).where(where))
+    if old:
+        await delete_rows(conn, t, **of_subject)
     if rows:
         await conn.execute(t.insert(), rows)
     await conn.execute(models.ledger_journal.insert(), journal)

@@ -11,6 +11,7 @@ costs the page.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards import domain, models
 from services.rewards.domain import standings
-from shared.db import upsert
+from shared.db import delete_rows, select_rows, upsert
 from shared.events.catalogue import RewardPriorityChanged
 from shared.events.envelope import deterministic_id
 from shared.outbox import Outbox
@@ -50,17 +51,17 @@ async def replace_marks(
     """Make the subject's marks exactly ``marks``; returns the participants it marked before or now, and
     whether anything changed."""
     t = models.marks
-    where = sa.and_(t.c.generation == generation, t.c.subject == subject)
+    of_subject: dict[str, Any] = {"generation": generation, "subject": subject}
     old = {
         (r.participant_kind, r.participant_id, r.mark, r.seq, r.ok, r.label, r.edition)
-        for r in (await conn.execute(sa.select(t).where(where))).all()
+        for r in await select_rows(conn, t, **of_subject)
     }
     new = {(m.participant_kind, m.participant_id, m.mark, m.seq, m.ok, m.label, edition) for m in marks}
     touched = {(k[0], k[1]) for k in old | new}
     if old == new:
         return touched, False
     if old:
-        await conn.execute(sa.delete(t).where(where))
+        await delete_rows(conn, t, **of_subject)
     if new:
         await conn.execute(
             t.insert(),
@@ -415,29 +416,40 @@ async def rank_of(
     level — more points; as many and an earlier first fulfilment; … — each a range of ``ix_totals_rank``, which
     holds only the participants on the list, so no table row is read (one ``OR`` of the levels was a filter over
     every participant of the kind)."""
+    tie_breakers = tuple(n for n in _tie_breakers(rules) if n in (EARLIEST_FULFILMENT, FEWER_MISSED))
+    values = [row.points] + [row.first_at if n == EARLIEST_FULFILMENT else row.misses for n in tie_breakers]
+    params = {"generation": generation, "tenant": tenant, "edition": edition, "kind": row.participant_kind}
+    ahead = (
+        await conn.execute(_ahead(tie_breakers), params | {f"k{i}": v for i, v in enumerate(values)})
+    ).one()
+    return sum(int(n) for n in ahead) + 1
+
+
+@functools.cache
+def _ahead(tie_breakers: tuple[str, ...]) -> sa.Select[Any]:
+    """``rank_of``'s counts for one order of tie-breakers, built once (``shared/db.py``: hot statements)."""
     t = models.totals
-    keys: list[tuple[Any, Any, bool]] = [(t.c.points, row.points, True)]  # (column, value, descending)
-    for name in _tie_breakers(rules):
-        if name == EARLIEST_FULFILMENT:
-            keys.append((t.c.first_at, row.first_at, False))
-        elif name == FEWER_MISSED:
-            keys.append((t.c.misses, row.misses, False))
+    keys: list[tuple[Any, bool]] = [(t.c.points, True)]  # (column, descending)
+    keys += [(t.c.first_at, False) if n == EARLIEST_FULFILMENT else (t.c.misses, False) for n in tie_breakers]
     kind = [
-        t.c.generation == generation,
-        t.c.tenant == tenant,
-        t.c.edition == edition,
-        t.c.participant_kind == row.participant_kind,
+        t.c.generation == sa.bindparam("generation"),
+        t.c.tenant == sa.bindparam("tenant"),
+        t.c.edition == sa.bindparam("edition"),
+        t.c.participant_kind == sa.bindparam("kind"),
         models.ON_LIST,
     ]
     levels = [
         sa.select(sa.func.count())
         .select_from(t)
-        .where(*kind, *(c == v for c, v, _ in keys[:i]), col > value if desc else col < value)
+        .where(
+            *kind,
+            *(c == sa.bindparam(f"k{j}") for j, (c, _) in enumerate(keys[:i])),
+            col > sa.bindparam(f"k{i}") if desc else col < sa.bindparam(f"k{i}"),
+        )
         .scalar_subquery()
-        for i, (col, value, desc) in enumerate(keys)
+        for i, (col, desc) in enumerate(keys)
     ]
-    ahead = (await conn.execute(sa.select(*levels))).one()
-    return sum(int(n) for n in ahead) + 1
+    return sa.select(*levels)
 
 
 @dataclass(frozen=True)

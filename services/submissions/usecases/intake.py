@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.submissions import models
 from shared.clock import VN
-from shared.db import insert_ignore, reading, upsert
+from shared.db import insert_if_absent, reading, upsert
 from shared.documents import Edition, ExperienceReportPart, InitiativePart, SelectionPart
 from shared.events.envelope import deterministic_id
 from shared.lease import Lease, fenced_begin, periodic
@@ -216,23 +216,21 @@ async def _close(
             q = q.where(who == assignee)
         count = int((await conn.execute(q)).scalar_one())
         event_id = closure_event_id(tenant, name, part.id, deadline, assignee)
-        res = await conn.execute(
-            insert_ignore(
-                conn,
-                c,
-                {
-                    "tenant": tenant,
-                    "edition": name,
-                    "part": part.id,
-                    "deadline": deadline,
-                    "assignee_id": assignee,
-                    "accepted_on_time": count,
-                    "event_id": event_id,
-                    "closed_at": now,
-                },
-            )
+        res = await insert_if_absent(
+            conn,
+            c,
+            {
+                "tenant": tenant,
+                "edition": name,
+                "part": part.id,
+                "deadline": deadline,
+                "assignee_id": assignee,
+                "accepted_on_time": count,
+                "event_id": event_id,
+                "closed_at": now,
+            },
         )
-        if not res.rowcount:
+        if not res:
             return False
         await rt.outbox.emit(
             conn,
