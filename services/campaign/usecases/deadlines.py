@@ -78,7 +78,6 @@ class ClockStatus:
     planned: dict[tuple[str, str], int] = field(
         default_factory=dict
     )  # edition → version reminders planned for
-    editions: dict[tuple[str, str], Edition] = field(default_factory=dict)  # parsed latest versions
     next_due: datetime | None = None  # the earliest instant anything is due, after the last full pass
     waiting: bool = False  # a passed deadline waits for intake or receipts: every look is a full pass
     token: Any = None  # campaign's outbox high-water mark when the last full pass began
@@ -165,39 +164,12 @@ async def look(rt: Runtime, lease: Lease, *, full_every: float = 30.0) -> bool:
     return True
 
 
-async def latest_editions(
-    conn: AsyncConnection, cache: dict[tuple[str, str], Edition] | None = None
-) -> list[Edition]:
-    """The latest version of every edition; with ``cache``, only a version not parsed before is read and parsed."""
-    e = models.copies.editions
-    latest = (
-        await conn.execute(
-            sa.select(e.c.tenant, e.c.edition, sa.func.max(e.c.version)).group_by(e.c.tenant, e.c.edition)
-        )
-    ).all()
-    cache = {} if cache is None else cache
-    out = []
-    for tenant, edition, version in latest:
-        known = cache.get((tenant, edition))
-        if known is None or known.version != version:
-            doc = (
-                await conn.execute(
-                    sa.select(e.c.doc).where(
-                        e.c.tenant == tenant, e.c.edition == edition, e.c.version == version
-                    )
-                )
-            ).scalar_one()
-            known = cache[(tenant, edition)] = Edition.model_validate_json(doc)
-        out.append(known)
-    return out
-
-
 async def tick(rt: Runtime, now: datetime, lease: Lease) -> None:
     """One full pass of the clock at ``now``; every write is fenced by ``lease`` (``LeaseLost``: nothing of that
     transaction is committed, the successor decides). Leaves in the status the next instant anything is due."""
     st = status_of(rt)
     async with rt.engine.connect() as conn:
-        editions = await latest_editions(conn, st.editions)
+        editions = await models.copies.latest_editions(conn)
     due: list[datetime] = []
     waiting = False
     for edition in editions:

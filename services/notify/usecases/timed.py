@@ -69,17 +69,6 @@ async def run_due(rt: Runtime, now: datetime | None = None, *, lease: Lease | No
     return await mobilisation_due(rt, now, lease) + await digests_due(rt, now, lease)
 
 
-async def _editions(conn: AsyncConnection) -> list[Edition]:
-    t = models.copies.editions
-    rows = (await conn.execute(sa.select(t.c.tenant, t.c.edition, t.c.version, t.c.doc))).all()
-    latest: dict[tuple[str, str], Any] = {}
-    for r in rows:
-        k = (r.tenant, r.edition)
-        if k not in latest or latest[k].version < r.version:
-            latest[k] = r
-    return [Edition.model_validate_json(r.doc) for r in latest.values()]
-
-
 async def _claim(conn: AsyncConnection, kind: str, tenant: str, day: Any, *scope: str) -> bool:
     key = domain.deterministic_id("timed-run", kind, tenant, *scope, day.isoformat())
     return await insert_if_absent(
@@ -91,23 +80,26 @@ async def _claim(conn: AsyncConnection, kind: str, tenant: str, day: Any, *scope
 
 async def mobilisation_due(rt: Runtime, now: datetime, lease: Lease | None = None) -> int:
     async with rt.engine.connect() as conn:
-        editions = await _editions(conn)
+        editions = await models.copies.latest_editions(conn)
     written = 0
+    # The lists this process saw claimed (a claim is a row for good): not looked at again at every tick.
+    claimed: set[tuple[Any, ...]] = rt.extra.setdefault("timed_claimed", set())
     for edition in editions:
         for part in edition.parts:
             if not isinstance(part, ExperienceReportPart) or part.mobilisation_lists is None:
                 continue
             deadline = edition.deadline_of(part.id)
             day = domain.mobilisation_day(part, deadline, now)
-            if day is None:
+            key = ("mobilisation", edition.tenant, edition.edition, part.id, day)
+            if day is None or key in claimed:
                 continue
             async with fenced_begin(rt.engine, lease) as conn:
                 # Not before any assignment of the part is known: a list claimed on an empty copy is lost.
                 if not await _assignments_known(conn, edition, part.id):
                     continue
-                if not await _claim(conn, "mobilisation", edition.tenant, day, edition.edition, part.id):
-                    continue
-                written += await _mobilisation(conn, rt, edition, part, day, now)
+                if await _claim(conn, "mobilisation", edition.tenant, day, edition.edition, part.id):
+                    written += await _mobilisation(conn, rt, edition, part, day, now)
+            claimed.add(key)  # committed: by this pass or an earlier one
     return written
 
 
