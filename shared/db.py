@@ -339,10 +339,15 @@ def _prepared_upsert(dialect: str, table: sa.Table, update: tuple[str, ...], new
 
 
 async def upsert_row(
-    conn: AsyncConnection, table: sa.Table, row: dict[str, Any], *, update: Sequence[str]
+    conn: AsyncConnection,
+    table: sa.Table,
+    row: dict[str, Any] | list[dict[str, Any]],
+    *,
+    update: Sequence[str],
 ) -> None:
     """INSERT ``row`` … ON CONFLICT (the primary key) DO UPDATE SET its ``update`` columns: the statement built
-    once per table and columns, ``row`` passed as its parameters (values, not SQL expressions: ``upsert``)."""
+    once per table and columns, ``row`` passed as its parameters (values, not SQL expressions: ``upsert``).
+    Several rows (the same columns): one executemany, which on PostgreSQL locks their rows in the order given."""
     await conn.execute(_prepared_upsert(conn.dialect.name, table, tuple(update), False), row)
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.rewards import domain, models
 from services.rewards.domain import standings
 from services.rewards.domain.versions import ranked as rank_in_force
-from shared.db import insert_ignore, upsert
+from shared.db import insert_ignore, upsert_row
 
 CHUNK = 500  # subjects per IN (…) clause
 
@@ -220,13 +220,11 @@ async def advance(
         ]
         if rows:
             await conn.execute(pv.insert(), rows)
-        await conn.execute(
-            upsert(
-                conn,
-                tl,
-                [{**_key(generation, w), "horizon": changes[w].since} for w in tail],
-                set_=lambda excluded: {"horizon": excluded.horizon},
-            )
+        await upsert_row(
+            conn,
+            tl,
+            [{**_key(generation, w), "horizon": changes[w].since} for w in tail],
+            update=("horizon",),
         )
     if again:
         await derive(conn, generation, {w: changes[w].since for w in again}, rules)
@@ -384,7 +382,8 @@ async def derive(
     await _cut(conn, generation, keys)
     if rows:
         await conn.execute(pv.insert(), rows)
-    await conn.execute(upsert(conn, tl, horizons, set_=lambda excluded: {"horizon": excluded.horizon}))
+    if horizons:
+        await upsert_row(conn, tl, horizons, update=("horizon",))
 
 
 async def _cut(conn: AsyncConnection, generation: int, keys: list[dict[str, Any]]) -> None:

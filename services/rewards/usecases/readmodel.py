@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards import domain, models
 from services.rewards.domain import standings
-from shared.db import delete_rows, select_rows, upsert
+from shared.db import delete_rows, select_rows, upsert_row
 from shared.events.catalogue import RewardPriorityChanged
 from shared.events.envelope import deterministic_id
 from shared.outbox import Outbox
@@ -221,7 +221,7 @@ async def _refresh_chunk(
         }
         for kind, pid in wanted
     ]
-    await conn.execute(upsert(conn, t, placeholders, set_={"updated_at": now}))  # the row locks
+    await upsert_row(conn, t, placeholders, update=("updated_at",))  # the row locks
     base = sa.select(t).where(t.c.generation == gid, t.c.tenant == tenant, t.c.edition == edition)
     by_kind: dict[str, list[str]] = defaultdict(list)
     for kind, pid in wanted:
