@@ -364,9 +364,20 @@ async def upsert_newer(conn: AsyncConnection, table: sa.Table, values: dict[str,
     return int((await conn.execute(stmt, values)).rowcount)
 
 
+def _no_null(equal: dict[str, Any]) -> tuple[str, ...]:
+    """The columns of an equality condition; a None among its values is refused: a bound ``= NULL`` is never
+    true, where ``column == None`` built at the call meant ``IS NULL``."""
+    if any(v is None for v in equal.values()):
+        raise ValueError(
+            f"None in an equality condition on {sorted(k for k, v in equal.items() if v is None)}"
+        )
+    return tuple(equal)
+
+
 @functools.cache
 def _select_where(table: sa.Table, equal: tuple[str, ...], order_by: tuple[str, ...]) -> Any:
-    return sa.select(table).where(*(table.c[c] == sa.bindparam(c) for c in equal)).order_by(*order_by)
+    where = (table.c[c] == sa.bindparam(c) for c in equal)
+    return sa.select(table).where(*where).order_by(*(table.c[c] for c in order_by))
 
 
 @functools.cache
@@ -386,12 +397,12 @@ async def select_rows(
 ) -> Sequence[sa.Row[Any]]:
     """``SELECT * FROM table WHERE column = value …`` (each keyword a column) ``ORDER BY order_by``, built once
     per table and columns (hot statements, above)."""
-    return (await conn.execute(_select_where(table, tuple(equal), tuple(order_by)), equal)).all()
+    return (await conn.execute(_select_where(table, _no_null(equal), tuple(order_by)), equal)).all()
 
 
 async def delete_rows(conn: AsyncConnection, table: sa.Table, **equal: Any) -> int:
     """``DELETE FROM table WHERE column = value …`` (each keyword a column), built once per table and columns."""
-    return int((await conn.execute(_delete_where(table, tuple(equal)), equal)).rowcount or 0)
+    return int((await conn.execute(_delete_where(table, _no_null(equal)), equal)).rowcount or 0)
 
 
 async def update_rows(
@@ -400,7 +411,8 @@ async def update_rows(
     """``UPDATE table SET values WHERE column = value …`` (``where``: columns and values; ``values``: plain
     values, not SQL expressions), built once per table and columns. The number of rows updated."""
     params = {f"w_{c}": v for c, v in where.items()} | {f"v_{c}": v for c, v in values.items()}
-    return int((await conn.execute(_update_where(table, tuple(where), tuple(values)), params)).rowcount or 0)
+    stmt = _update_where(table, _no_null(where), tuple(values))
+    return int((await conn.execute(stmt, params)).rowcount or 0)
 
 
 # How a failed consumer transaction is classified (ARCHITECTURE.md, reliability 3). Not by the exception's type:

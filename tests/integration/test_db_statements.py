@@ -107,6 +107,11 @@ async def test_select_delete_and_update_by_equal_columns(engine: AsyncEngine) ->
         assert await update_rows(conn, things, {"tenant": "c"}, {"doc": "nobody"}) == 0
         assert await delete_rows(conn, things, tenant="b") == 1
     assert await _rows(engine) == [("a", "1", 1, "d", None), ("a", "2", 2, "changed", None)]
+    async with engine.begin() as conn:  # a bound "= NULL" never matches: refused, not silently nothing
+        with pytest.raises(ValueError, match="note"):
+            await select_rows(conn, things, note=None)
+        with pytest.raises(ValueError, match="note"):
+            await delete_rows(conn, things, tenant="a", note=None)
 
 
 async def test_a_deterministic_fact_emitted_twice_is_recorded_once(engine: AsyncEngine) -> None:

@@ -534,8 +534,11 @@ class Outcomes:
                 group, self._queued = self._queued, []
                 try:
                     async with self.rt.engine.begin() as conn:
+                        if sent := [r for r, e, _ in group if e is None]:
+                            await _record_sent(conn, self.rt, sent)
                         for r, e, _ in group:
-                            await _record(conn, self.rt, r, e)
+                            if e is not None:
+                                await _record(conn, self.rt, r, e)
                 except BaseException as exc:  # each outcome of the group is then recorded alone
                     for _, _, f in group:
                         if not f.done():
@@ -628,49 +631,58 @@ async def _mark(rt: Runtime, row: Any, error: str | None) -> None:
 
 
 # What every hand-over records, built once (``shared/db.py``: hot statements).
-_SETTLE_INTENT = (
+_SETTLE_INTENTS = (
     sa.update(models.send_intents)
     .where(
-        models.send_intents.c.delivery_id == sa.bindparam("p_id"), models.send_intents.c.settled_at.is_(None)
+        models.send_intents.c.delivery_id.in_(sa.bindparam("p_ids", expanding=True)),
+        models.send_intents.c.settled_at.is_(None),
     )
     .values(settled_at=sa.bindparam("p_at"))
 )
 _SENT = (
     sa.update(models.deliveries)
-    .where(models.deliveries.c.id == sa.bindparam("p_id"), models.deliveries.c.status == "pending")
-    .values(
-        status="sent", attempts=sa.bindparam("p_attempts"), sent_at=sa.bindparam("p_at"), lease_until=None
+    .where(
+        models.deliveries.c.id.in_(sa.bindparam("p_ids", expanding=True)),
+        models.deliveries.c.status == "pending",
     )
+    .values(
+        status="sent",
+        attempts=models.deliveries.c.attempts + 1,
+        sent_at=sa.bindparam("p_at"),
+        lease_until=None,
+    )
+    .returning(models.deliveries.c.id)
 )
 
 
-async def _record(conn: Any, rt: Runtime, row: Any, error: str | None) -> None:
-    """Record the outcome. Not fenced: what the SMTP server or webhook answered is a fact whoever holds the lease
-    now, and recording it keeps a successor from sending the row again (it only sends ``pending`` rows)."""
-    t = models.deliveries
-    base, cap, max_attempts = retry_policy(rt.own)
-    attempt = row.attempts + 1
-    real_now = datetime.now(UTC)
-    business_now = rt.now()
-    common: dict[str, Any] = {
+def _common(row: Any) -> dict[str, Any]:
+    """What ``notification.sent`` and ``notification.failed`` say of the hand-over of ``row``."""
+    return {
         "notification_id": row.id,
         "channel": row.channel,
         "recipient": row.recipient,
         "template": row.template,
         "cause_event_id": row.cause_event_id,
-        "attempt": attempt,
+        "attempt": row.attempts + 1,
     }
-    # the send intent is settled with the outcome, in the same transaction
-    await conn.execute(_SETTLE_INTENT, {"p_id": row.id, "p_at": real_now})
-    if error is None:
-        done = await conn.execute(_SENT, {"p_id": row.id, "p_attempts": attempt, "p_at": business_now})
+
+
+async def _record_sent(conn: Any, rt: Runtime, rows: list[Any]) -> None:
+    """Record hand-overs the server accepted, set-wise (a group of ``Outcomes``, or one): their send intents
+    settled, the rows still pending marked sent (one statement each for the group), and a ``notification.sent``
+    for each row marked. Not fenced (``_record``)."""
+    ids = [r.id for r in rows]
+    business_now = rt.now()
+    await conn.execute(_SETTLE_INTENTS, {"p_ids": ids, "p_at": datetime.now(UTC)})
+    marked = set((await conn.execute(_SENT, {"p_ids": ids, "p_at": business_now})).scalars())
+    for row in rows:
         if row.channel == domain.WEBHOOK:
             await _webhook_outcome(conn, rt, row, None)
-        if done.rowcount:
+        if row.id in marked:
             await rt.outbox.emit(
                 conn,
                 "notification.sent",
-                NotificationSent.model_validate(common),
+                NotificationSent.model_validate(_common(row)),
                 tenant=row.tenant,
                 subject=row.id,
                 time=business_now,
@@ -679,7 +691,21 @@ async def _record(conn: Any, rt: Runtime, row: Any, error: str | None) -> None:
                 event_id=domain.sent_event_id(row.id),
             )
         log.info("sent %s %s to %s", row.template, row.id, row.recipient)
+
+
+async def _record(conn: Any, rt: Runtime, row: Any, error: str | None) -> None:
+    """Record the outcome. Not fenced: what the SMTP server or webhook answered is a fact whoever holds the lease
+    now, and recording it keeps a successor from sending the row again (it only sends ``pending`` rows)."""
+    if error is None:
+        await _record_sent(conn, rt, [row])
         return
+    t = models.deliveries
+    base, cap, max_attempts = retry_policy(rt.own)
+    attempt = row.attempts + 1
+    real_now = datetime.now(UTC)
+    business_now = rt.now()
+    # the send intent is settled with the outcome, in the same transaction
+    await conn.execute(_SETTLE_INTENTS, {"p_ids": [row.id], "p_at": real_now})
     final = domain.gives_up(attempt, max_attempts)
     disabled = False
     if row.channel == domain.WEBHOOK:
@@ -700,7 +726,7 @@ async def _record(conn: Any, rt: Runtime, row: Any, error: str | None) -> None:
         await rt.outbox.emit(
             conn,
             "notification.failed",
-            NotificationFailed.model_validate({**common, "error": error, "final": final}),
+            NotificationFailed.model_validate({**_common(row), "error": error, "final": final}),
             tenant=row.tenant,
             subject=row.id,
             time=business_now,
