@@ -361,6 +361,24 @@ class HandlerRun:
         )
         return Envelope.from_json(env.to_json())
 
+    def receipt(self, n: int, person: str, unit: str, at: datetime) -> Envelope:
+        """submissions' ``submission.received`` of experience report ``s-b<n>`` by ``person``."""
+        return self.event(
+            "submission.received",
+            {
+                "submission_id": f"s-b{n}",
+                "kind": "experience_report",
+                "part": "experience",
+                "receipt_number": f"2023-TN-{n:06d}",
+                "received_at": at,
+                "author_id": person,
+                "unit_id": unit,
+                "authors": [{"person_id": person, "name": "Người nộp", "share": 100}],
+            },
+            f"s-b{n}",
+            at,
+        )
+
     async def apply(self, *envs: Envelope) -> None:
         async with self.rt.engine.begin() as conn:
             for env in envs:

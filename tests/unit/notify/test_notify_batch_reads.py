@@ -47,28 +47,10 @@ async def in_one_batch(run: HandlerRun, *envs: Envelope) -> None:
             await run.handlers[env.type](conn, env)
 
 
-def receipt(run: HandlerRun, n: int, person: str, unit: str) -> Envelope:
-    return run.event(
-        "submission.received",
-        {
-            "submission_id": f"s-b{n}",
-            "kind": "experience_report",
-            "part": "experience",
-            "receipt_number": f"2023-TN-{n:06d}",
-            "received_at": AT,
-            "author_id": person,
-            "unit_id": unit,
-            "authors": [{"person_id": person, "name": "Người nộp", "share": 100}],
-        },
-        f"s-b{n}",
-        AT,
-    )
-
-
 async def test_a_batch_of_receipts_reads_webhooks_directory_version_and_edition_once(rt: Runtime) -> None:
     run = await seeded_notify(rt)
     people = load_directory(SEED / "directory.yaml").people[:10]
-    envs = [receipt(run, i, p.id, p.unit) for i, p in enumerate(people)]
+    envs = [run.receipt(i, p.id, p.unit, AT) for i, p in enumerate(people)]
     with reads_of(rt) as seen:
         await in_one_batch(run, *envs)
     assert seen == dict.fromkeys(READ_ONCE, 1)
@@ -81,7 +63,8 @@ async def test_a_batch_of_receipts_reads_webhooks_directory_version_and_edition_
 
     with reads_of(rt) as alone:  # outside a batch scope (the timed loop, tools): read where needed, as before
         await run.apply(
-            receipt(run, 11, people[0].id, people[0].unit), receipt(run, 12, people[1].id, people[1].unit)
+            run.receipt(11, people[0].id, people[0].unit, AT),
+            run.receipt(12, people[1].id, people[1].unit, AT),
         )
     assert alone["notify_webhooks"] == 2 and alone["notify_directory_versions"] == 2
 
@@ -89,12 +72,12 @@ async def test_a_batch_of_receipts_reads_webhooks_directory_version_and_edition_
 async def test_a_person_the_batch_adds_is_found_by_its_next_fact(rt: Runtime) -> None:
     run = await seeded_notify(rt)
     template = load_directory(SEED / "directory.yaml").people[0]
-    first = receipt(run, 1, template.id, template.unit)  # reads the directory before the newcomer arrives
+    first = run.receipt(1, template.id, template.unit, AT)  # reads the directory before the newcomer arrives
     newcomer = template.model_copy(
         update={"id": "p-new", "email": "moi.nv@example.vn", "name": "Nguyễn Văn Mới"}
     )
     added = run.event("directory.person.changed", {"person": newcomer}, "p-new", AT, None)
-    await in_one_batch(run, first, added, receipt(run, 2, "p-new", template.unit))
+    await in_one_batch(run, first, added, run.receipt(2, "p-new", template.unit, AT))
     d = models.deliveries
     rows = await _rows(rt, sa.select(d.c.to_address).where(d.c.recipient == "p-new"))
     assert [r.to_address for r in rows] == ["moi.nv@example.vn"]
