@@ -39,10 +39,6 @@ class Copies:
     _parsed: dict[tuple[str, str], tuple[str, Edition]] = field(
         default_factory=dict, compare=False, repr=False
     )
-    # The latest version of each edition as parsed by ``latest_editions``, by (tenant, edition).
-    _latest: dict[tuple[str, str], tuple[int, Edition]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
 
     # ------------------------------------------------------------------ writes (from events)
     async def apply(self, conn: AsyncConnection, env: Envelope) -> None:
@@ -230,28 +226,29 @@ class Copies:
         return parsed
 
     async def latest_editions(self, conn: AsyncConnection) -> list[Edition]:
-        """The latest version of every edition of every tenant (what a periodic job goes over at each tick):
-        one grouped read of the versions, and a document read and parsed only for a version not parsed before
-        in this process (treat the editions as read-only)."""
+        """The latest version of every edition of every tenant (what a periodic job goes over at each tick), in
+        one read; a document is parsed only if it is not the text last parsed for its edition (treat the
+        editions as read-only). Not by version number alone: the same process may meet another database."""
         t = self.editions
-        latest = (
+        x = t.alias("newer")
+        newest = (
+            sa.select(sa.func.max(x.c.version))
+            .where(x.c.tenant == t.c.tenant, x.c.edition == t.c.edition)
+            .scalar_subquery()
+        )
+        rows = (
             await conn.execute(
-                sa.select(t.c.tenant, t.c.edition, sa.func.max(t.c.version)).group_by(t.c.tenant, t.c.edition)
+                sa.select(t.c.tenant, t.c.edition, t.c.doc)
+                .where(t.c.version == newest)
+                .order_by(t.c.tenant, t.c.edition)
             )
         ).all()
         out = []
-        for tenant, edition, version in latest:
-            known = self._latest.get((tenant, edition))
-            if known is None or known[0] != version:
-                doc = (
-                    await conn.execute(
-                        sa.select(t.c.doc).where(
-                            t.c.tenant == tenant, t.c.edition == edition, t.c.version == version
-                        )
-                    )
-                ).scalar_one()
-                known = self._latest[(tenant, edition)] = (version, Edition.model_validate_json(doc))
-            out.append(known[1])
+        for tenant, edition, doc in rows:
+            cached = self._parsed.get((tenant, edition))
+            if cached is None or cached[0] != doc:
+                cached = self._parsed[(tenant, edition)] = (doc, Edition.model_validate_json(doc))
+            out.append(cached[1])
         return out
 
 
