@@ -30,7 +30,7 @@ from shared.problems import Problem, problem_of
 from shared.service import Runtime, build_runtime
 from shared.settings import ServiceSettings, Settings
 from tests.support.system import EDITION, SEED, TENANT, report_body
-from tests.support.wait import eventually
+from tests.support.wait import eventually, waiting_on_a_lock
 
 NOW = datetime.fromisoformat("2023-10-20T09:00:00+07:00")
 PEOPLE = tuple(f"p-r{i:03d}" for i in range(1, 9))  # p-r009 is added by a test
@@ -218,15 +218,7 @@ async def test_one_retry_sent_to_both_replicas_at_once_gets_one_receipt_and_ever
         writers = [receipts.intake_of(rt).committer for rt in (a, b)]
 
         async def all_waiting_for_the_counter() -> bool:
-            async with a.engine.connect() as conn:
-                blocked = (
-                    await conn.execute(
-                        sa.text(
-                            "SELECT count(*) FROM pg_stat_activity"
-                            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                        )
-                    )
-                ).scalar_one()
+            blocked = await waiting_on_a_lock(a.engine)
             busy = sum(w.in_flight for w in writers)
             return all(w.waiting == 0 for w in writers) and busy > 0 and blocked == busy
 

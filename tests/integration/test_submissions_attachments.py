@@ -21,7 +21,7 @@ from shared.migrate import upgrade
 from shared.settings import Settings
 from shared.streams import declare
 from tests.support.servers import TestServers
-from tests.support.wait import eventually
+from tests.support.wait import eventually, waiting_on_a_lock
 
 PDF = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n%%EOF\n"
 NOW = timedelta(0)
@@ -67,18 +67,8 @@ async def test_collector_spares_pending_and_committing_uploads_and_nats_restart_
             await _attach(conn, digest, len(PDF))
             collecting = asyncio.create_task(objects.collect(engine, store, grace=NOW, pending_timeout=NOW))
 
-            async def collector_waits_on_the_lock() -> bool:
-                async with engine.connect() as probe:
-                    waiting = await probe.execute(
-                        sa.text(
-                            "SELECT count(*) FROM pg_stat_activity "
-                            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                        )
-                    )
-                    return bool(waiting.scalar_one())
-
             await eventually(
-                collector_waits_on_the_lock, timeout=10, message="collector blocked on the row lock"
+                lambda: waiting_on_a_lock(engine), timeout=10, message="collector blocked on the row lock"
             )
             assert not collecting.done()
         assert await collecting == []

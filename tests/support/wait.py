@@ -72,8 +72,8 @@ def eventually_sync(
         time.sleep(interval)
 
 
-async def waiting_on_a_lock(engine: Any) -> bool:
-    """Whether a session of ``engine``'s PostgreSQL database waits on a lock (a second writer held by the first)."""
+async def waiting_on_a_lock(engine: Any) -> int:
+    """How many sessions of ``engine``'s PostgreSQL database wait on a lock (writers held by another one)."""
     import sqlalchemy as sa
 
     async with engine.connect() as conn:
@@ -83,4 +83,4 @@ async def waiting_on_a_lock(engine: Any) -> bool:
                 "WHERE datname = current_database() AND wait_event_type = 'Lock'"
             )
         )
-    return bool(waiting)
+    return int(waiting or 0)
