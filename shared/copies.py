@@ -9,6 +9,7 @@ older, by ``sequence``, than the one already kept never overwrites it — one st
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -316,6 +317,89 @@ def copy_tables(metadata: sa.MetaData) -> Copies:
         sa.Column("published_at", UtcDateTime(), nullable=False),
     )
     return Copies(units, people, editions, unions)
+
+
+# ------------------------------------------------------------------ the copy's version
+# A version of a service's directory copy, per tenant: what a directory parsed in memory is checked against —
+# one primary-key read, not a read of every row of the copy (tens of MB at 100,000 people). Triggers on
+# copy_people, copy_units and copy_unions (``directory_version_triggers``) add 1 and draw a new ``stamp`` in the
+# same transaction as every row they insert, replace or delete, whoever writes it: this release's code, the
+# previous release's during a rolling update (it knows nothing of this table), the unions' mirror triggers. A
+# fact ``upsert_newer`` refuses writes no row and changes no version. No row for a tenant: nothing changed
+# since the table was made (version 0). The stamp is there because a number alone can come back: a
+# transaction that changed the copy and read the directory may roll back, and another replica then commit a
+# different change under the same number; a stamp is drawn anew by each change.
+
+VERSIONED_COPIES = ("copy_people", "copy_units", "copy_unions")
+
+
+def directory_versions_table(metadata: sa.MetaData, name: str) -> sa.Table:
+    """A service's table of copy versions (``{service}_directory_versions``), kept by triggers: made with the
+    copy tables when the models make the database (tests), and by the service's migration otherwise."""
+    table = sa.Table(
+        name,
+        metadata,
+        sa.Column("tenant", sa.String(100), primary_key=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("stamp", sa.String(36), nullable=False),
+    )
+
+    def make_triggers(copy: sa.Table, connection: sa.Connection, **_: Any) -> None:
+        for sql in directory_version_triggers(connection.dialect.name, name, copy.name):
+            connection.exec_driver_sql(sql)
+
+    for copy_name in VERSIONED_COPIES:
+        sa.event.listen(metadata.tables[copy_name], "after_create", make_triggers)
+    return table
+
+
+def directory_version_triggers(dialect: str, versions: str, table: str) -> list[str]:
+    """SQL (PostgreSQL or SQLite) making every insert, update and delete of the copy table ``table`` change its
+    tenant's row of ``versions``. A migration that makes them keeps its own copy of this SQL, as a migration
+    must (notify: 4f6b9e2d81a3)."""
+    bump = (
+        f"INSERT INTO {versions} (tenant, version, stamp) VALUES ({{tenant}}, 1, {{stamp}}) "
+        f"ON CONFLICT (tenant) DO UPDATE SET version = {versions}.version + 1, stamp = excluded.stamp"
+    )
+    name = f"{table}_directory_version"
+    if dialect == "postgresql":
+        function = versions.removesuffix("s") + "_bump"
+        return [
+            (
+                f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+                "DECLARE t text;\nBEGIN\n  IF TG_OP = 'DELETE' THEN t := OLD.tenant; ELSE t := NEW.tenant; END IF;\n"
+                f"  {bump.format(tenant='t', stamp='CAST(gen_random_uuid() AS text)')};\n  RETURN NULL;\nEND $$"
+            ),
+            (
+                f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION {function}()"
+            ),
+        ]
+    if dialect == "sqlite":
+        stamp = "lower(hex(randomblob(16)))"
+        return [
+            f"CREATE TRIGGER {name}_{op} AFTER {op.upper()} ON {table} FOR EACH ROW "
+            f"BEGIN {bump.format(tenant=f'{row}.tenant', stamp=stamp)}; END"
+            for op, row in (("insert", "NEW"), ("update", "NEW"), ("delete", "OLD"))
+        ]
+    raise ValueError(f"no directory version triggers for {dialect}")
+
+
+async def directory_version(conn: AsyncConnection, versions: sa.Table, tenant: str) -> tuple[int, str]:
+    """The version of the directory copy of ``tenant`` (``directory_versions_table``), as this connection sees
+    it: a change applied by its own transaction or committed by another replica is seen.
+
+    Not ``max(sequence)`` of the copy: a sequence is the producer's per subject (per person, unit, union), so a
+    newly added person's row may well have a lower sequence than rows already kept, and the maximum would not
+    move."""
+    row = (await conn.execute(_version_of(versions), {"tenant": tenant})).first()
+    return (0, "") if row is None else (int(row.version), str(row.stamp))
+
+
+@functools.cache
+def _version_of(versions: sa.Table) -> sa.Select[Any]:
+    """The statement of ``directory_version``, built once (``shared/db.py``: hot statements)."""
+    return sa.select(versions.c.version, versions.c.stamp).where(versions.c.tenant == sa.bindparam("tenant"))
 
 
 # The previous release's own union tables, kept (mirrored) for one release: the next release drops them.

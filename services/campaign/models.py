@@ -3,13 +3,16 @@ applies its own ``directory.*`` events to them exactly as other services apply t
 
 import sqlalchemy as sa
 
-from shared.copies import copy_tables, previous_release_unions
+from shared.copies import copy_tables, directory_versions_table, previous_release_unions
 from shared.db import UtcDateTime, backbone_tables
 
 metadata = sa.MetaData()
 backbone = backbone_tables(metadata)
 copies = copy_tables(metadata)
 previous_unions = previous_release_unions(metadata, "directory_unions", sequence=False)
+# The version of the directory, per tenant (``shared.copies.directory_versions_table``): a read that needs the
+# whole directory parsed (participation) checks its parse against it instead of reading every row.
+directory_versions = directory_versions_table(metadata, "campaign_directory_versions")
 
 assignments = sa.Table(
     "assignments",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 
-from shared.copies import copy_tables, previous_release_unions
+from shared.copies import copy_tables, directory_versions_table, previous_release_unions
 from shared.db import UtcDateTime, backbone_tables
 
 metadata = sa.MetaData()
@@ -14,62 +12,9 @@ backbone = backbone_tables(metadata)
 copies = copy_tables(metadata)
 previous_unions = previous_release_unions(metadata, "notify_unions", sequence=True)
 
-# The version of notify's copy of the directory, per tenant: what the directory parsed in memory
-# (usecases/queue.py) is checked against on every event — one primary-key read, not a scan of the copy. Triggers
-# on copy_people, copy_units and copy_unions (``directory_version_triggers``) add 1 and draw a new ``stamp``
-# in the same transaction as every row they insert, replace or delete, whoever writes it: this release's
-# notify, the previous release's during a rolling update (it knows nothing of this table), the unions' mirror
-# triggers. A fact ``upsert_newer`` refuses writes no row and changes no version. No row for a tenant: nothing
-# changed since the table was made (version 0).
-directory_versions = sa.Table(
-    "notify_directory_versions",
-    metadata,
-    sa.Column("tenant", sa.String(100), primary_key=True),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("stamp", sa.String(36), nullable=False),  # random per change (why: usecases/queue.py)
-)
-VERSIONED_COPIES = (copies.people, copies.units, copies.unions)
-
-
-def directory_version_triggers(dialect: str, table: str) -> list[str]:
-    """SQL (PostgreSQL or SQLite) making every insert, update and delete of the copy table ``table`` change its
-    tenant's row of ``notify_directory_versions``: made with the tables (below) and by revision 4f6b9e2d81a3,
-    which keeps its own copy of this SQL, as a migration must."""
-    v = directory_versions.name
-    bump = (
-        f"INSERT INTO {v} (tenant, version, stamp) VALUES ({{tenant}}, 1, {{stamp}}) "
-        f"ON CONFLICT (tenant) DO UPDATE SET version = {v}.version + 1, stamp = excluded.stamp"
-    )
-    name = f"{table}_directory_version"
-    if dialect == "postgresql":
-        return [
-            (
-                "CREATE OR REPLACE FUNCTION notify_directory_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-                "DECLARE t text;\nBEGIN\n  IF TG_OP = 'DELETE' THEN t := OLD.tenant; ELSE t := NEW.tenant; END IF;\n"
-                f"  {bump.format(tenant='t', stamp='CAST(gen_random_uuid() AS text)')};\n  RETURN NULL;\nEND $$"
-            ),
-            (
-                f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON {table} "
-                "FOR EACH ROW EXECUTE FUNCTION notify_directory_version_bump()"
-            ),
-        ]
-    if dialect == "sqlite":
-        stamp = "lower(hex(randomblob(16)))"
-        return [
-            f"CREATE TRIGGER {name}_{op} AFTER {op.upper()} ON {table} FOR EACH ROW "
-            f"BEGIN {bump.format(tenant=f'{row}.tenant', stamp=stamp)}; END"
-            for op, row in (("insert", "NEW"), ("update", "NEW"), ("delete", "OLD"))
-        ]
-    raise ValueError(f"no directory version triggers for {dialect}")
-
-
-def _make_version_triggers(table: sa.Table, connection: sa.Connection, **_: Any) -> None:
-    for sql in directory_version_triggers(connection.dialect.name, table.name):
-        connection.exec_driver_sql(sql)
-
-
-for _copy in VERSIONED_COPIES:  # a database made from the models (tests) gets what the migration makes
-    sa.event.listen(_copy, "after_create", _make_version_triggers)
+# The version of notify's copy of the directory, per tenant (``shared.copies.directory_versions_table``): what
+# the directory parsed in memory (usecases/queue.py) is checked against on every event.
+directory_versions = directory_versions_table(metadata, "notify_directory_versions")
 
 # In-app messages (hộp thư trong ứng dụng): written in the handler's transaction, one per cause and person.
 inapp = sa.Table(

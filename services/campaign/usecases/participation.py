@@ -12,10 +12,16 @@ import sqlalchemy as sa
 
 from services.campaign import domain, models
 from services.campaign.domain.access import scope_of
-from services.campaign.usecases.publishing import DirectoryDocs, parsed_directory, stored_directory_docs
+from services.campaign.usecases.publishing import (
+    DirectoryDocs,
+    directory_version,
+    kept_directory,
+    parsed_directory,
+    stored_directory_docs,
+)
 from shared import heavy
 from shared.clock import VN
-from shared.documents import Person
+from shared.documents import Directory, Person
 from shared.errors import DomainError, Refusal
 from shared.service import Caller, Runtime
 
@@ -29,7 +35,9 @@ async def participation(
     a, m, x = models.assignments, models.misses, models.extensions
     async with heavy.slot("participation"):
         async with rt.engine.connect() as conn:
-            docs = await stored_directory_docs(conn, tenant)
+            version = await directory_version(conn, tenant)  # before the copy (``parsed_directory``)
+            kept = kept_directory(tenant, version)
+            docs = kept or await stored_directory_docs(conn, tenant)
             rows = (
                 await conn.execute(sa.select(a).where(a.c.tenant == tenant, a.c.edition == edition))
             ).all()
@@ -57,21 +65,24 @@ async def participation(
                     )
                 )
             ).all()
-        return await asyncio.to_thread(_tally, caller, person, at, docs, rows, missed, changed, extended)
+        return await asyncio.to_thread(
+            _tally, caller, person, at, version, docs, rows, missed, changed, extended
+        )
 
 
 def _tally(
     caller: Caller,
     person: Person,
     at: datetime,
-    docs: DirectoryDocs,
+    version: tuple[int, str],
+    docs: Directory | DirectoryDocs,
     rows: Sequence[Any],
     missed_rows: Sequence[Any],
     changed_rows: Sequence[Any],
     extended_rows: Sequence[Any],
 ) -> dict[str, Any]:
     day = at.astimezone(VN).date()
-    directory = parsed_directory(docs)  # the same rows as the last read: not parsed again
+    directory = docs if isinstance(docs, Directory) else parsed_directory(version, docs)
     missed: dict[str, list[datetime]] = {}
     for r in missed_rows:
         missed.setdefault(r.assignment_id, []).append(r.deadline)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.campaign import domain, models
 from services.campaign.domain.documents import refuse_what_any_service_would
 from shared.copies import FAR_PAST
+from shared.copies import directory_version as copies_version
 from shared.db import upsert
 from shared.documents import Directory, Edition, Person, Union, Unit
 from shared.events.catalogue import PersonFact
@@ -141,19 +142,32 @@ async def stored_directory_docs(conn: AsyncConnection, tenant: str) -> Directory
     return DirectoryDocs(tenant, list(units), list(people), list(unions))
 
 
-_PARSED: dict[str, tuple[DirectoryDocs, Directory]] = {}  # the last directory parsed per tenant, read-only
+# The last directory parsed per tenant, by the version of the copy it was parsed from (read-only).
+_PARSED: dict[str, tuple[tuple[int, str], Directory]] = {}
 
 
-def parsed_directory(docs: DirectoryDocs) -> Directory:
-    """``directory_of``, kept for the next read of the same rows: the stored docs are compared (a string
-    comparison, not a parse of every row), so any change to the copy is seen. For readers that only read it."""
-    cached = _PARSED.get(docs.tenant)
-    if cached is not None and cached[0] == docs:
-        return cached[1]
+async def directory_version(conn: AsyncConnection, tenant: str) -> tuple[int, str]:
+    """The version of the stored directory of ``tenant`` (``models.directory_versions``, kept by triggers)."""
+    return await copies_version(conn, models.directory_versions, tenant)
+
+
+def kept_directory(tenant: str, version: tuple[int, str]) -> Directory | None:
+    """The directory last parsed for ``tenant`` if it was parsed from the copy at ``version`` (read-only)."""
+    cached = _PARSED.get(tenant)
+    return cached[1] if cached is not None and cached[0] == version else None
+
+
+def parsed_directory(version: tuple[int, str], docs: DirectoryDocs) -> Directory:
+    """``docs`` (read after ``version``, in the same connection) parsed, and kept for the next read of the same
+    version (``kept_directory``): one primary-key read then tells whether the copy changed, where comparing the
+    stored docs read every row of it (tens of MB at 100,000 people). Version 0 (an empty copy) is not kept. A
+    snapshot is never older than the version it is kept under: at worst newer, and then parsed again once that
+    newer version is read."""
     directory = directory_of(docs)
-    if len(_PARSED) >= 8:
-        _PARSED.clear()
-    _PARSED[docs.tenant] = (docs, directory)
+    if version[0]:
+        if len(_PARSED) >= 8:
+            _PARSED.clear()
+        _PARSED[docs.tenant] = (version, directory)
     return directory
 
 

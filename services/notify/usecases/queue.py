@@ -19,6 +19,7 @@ from services.notify import domain, models
 from services.notify.domain import rendering
 from shared.clock import VN
 from shared.consumer import batch_local
+from shared.copies import directory_version
 from shared.db import insert_if_absent, select_rows
 from shared.documents import Edition, Person, Union, Unit
 from shared.events.catalogue import NotificationSent
@@ -36,17 +37,8 @@ def wake_event(rt: Runtime) -> asyncio.Event:
 
 
 async def _version(conn: AsyncConnection, tenant: str) -> tuple[int, str]:
-    """The version of notify's directory copy for ``tenant`` (``models.directory_versions``): changed, in the
-    same transaction, by every row of the copy added, replaced or deleted, by whichever process wrote it.
-
-    Not ``max(sequence)`` of the copy: a sequence is the producer's per subject (per person, unit, union), so a
-    newly added person's row may well have a lower sequence than rows already kept, and the maximum would not
-    move. The ``stamp`` is there because a number alone can come back: a transaction that changed the copy
-    and read the directory (a batch: a person's fact, then a receipt) may roll back, and another replica then
-    commit a different change under the same number; a stamp is drawn anew by each change."""
-    t = models.directory_versions
-    row = (await conn.execute(sa.select(t.c.version, t.c.stamp).where(t.c.tenant == tenant))).first()
-    return (0, "") if row is None else (int(row.version), str(row.stamp))
+    """The version of notify's directory copy for ``tenant`` (``shared.copies.directory_version``)."""
+    return await directory_version(conn, models.directory_versions, tenant)
 
 
 class BatchReads:
