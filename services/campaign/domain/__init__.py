@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -269,16 +270,24 @@ def standing(a: AssignmentFacts, as_of: datetime) -> str:
 
 def tally(assignments: Iterable[AssignmentFacts], as_of: datetime, key: Any) -> dict[str, dict[str, int]]:
     """Counts per group (``key(assignment)`` → group id, or a list of ids, or None to skip)."""
-    out: dict[str, dict[str, int]] = {}
+    pairs = []
     for a in assignments:
         groups = key(a)
         if groups is None:
             continue
-        for g in [groups] if isinstance(groups, str) else groups:
-            counts = out.setdefault(g, dict.fromkeys(STANDINGS, 0))
-            counts["assigned"] += 1
-            counts[standing(a, as_of)] += 1
-    return dict(sorted(out.items()))
+        s = standing(a, as_of)
+        pairs += [(g, s) for g in ([groups] if isinstance(groups, str) else groups)]
+    return counts(pairs)
+
+
+def counts(pairs: Iterable[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    """(group, standing) pairs → per group, in group order: assigned and each standing."""
+    out: dict[str, dict[str, int]] = {}
+    for (group, s), n in sorted(Counter(pairs).items()):
+        c = out.setdefault(group, dict.fromkeys(STANDINGS, 0))
+        c["assigned"] += n
+        c[s] += n
+    return out
 
 
 # ------------------------------------------------------------------------------ the 90-day campaign (chiến dịch 90 ngày)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -143,7 +142,7 @@ def _tally(
     if scope != "all":
         rows = [r for r in rows if visible(r.assignee_id, r.unit_id)]
     trees, unit_that_day = _maps(directory, version, day)
-    by_unit = _counts(((unit_that_day.get(u, u), s) for _, u, _, s in rows if u is not None))
+    by_unit = domain.counts(((unit_that_day.get(u, u), s) for _, u, _, s in rows if u is not None))
     names = {}
     for uid in by_unit:
         try:  # the name the unit had that day (a unit may have been renamed since)
@@ -154,21 +153,11 @@ def _tally(
             except KeyError:
                 names[uid] = uid
     union_names = {u.id: u.name for u in directory.unions}
-    by_union = _counts((g, s) for _, _, a, s in rows for g in trees.get(a, ()))
+    by_union = domain.counts((g, s) for _, _, a, s in rows for g in trees.get(a, ()))
     return {
         "as_of": at.astimezone(VN).isoformat(),
         "scope": scope,
         "units": [{"unit_id": k, "name": names[k], **v} for k, v in by_unit.items()],
-        "parts": [{"part": k, **v} for k, v in _counts((p, s) for p, _, _, s in rows).items()],
+        "parts": [{"part": k, **v} for k, v in domain.counts((p, s) for p, _, _, s in rows).items()],
         "unions": [{"union_id": k, "name": union_names.get(k, k), **v} for k, v in by_union.items()],
     }
-
-
-def _counts(pairs: Iterable[tuple[str, str]]) -> dict[str, dict[str, int]]:
-    """(group, standing) pairs → counts per group as ``domain.tally`` gives them, groups in order."""
-    out: dict[str, dict[str, int]] = {}
-    for (group, standing), n in sorted(Counter(pairs).items()):
-        counts = out.setdefault(group, dict.fromkeys(domain.STANDINGS, 0))
-        counts["assigned"] += n
-        counts[standing] += n
-    return out
