@@ -68,10 +68,20 @@ async def priority_list(
     count (its reasons, in Vietnamese and English), its eligibility for titles, and roll-ups by unit tree and
     union. Filters keep the ranks of the whole list."""
     require_person(caller)
-    pl = await priority.read(
-        rt, caller, tenant, edition, as_of, unit, union, role, generation, offset=offset, limit=limit
+    return await priority.read(
+        rt,
+        caller,
+        tenant,
+        edition,
+        as_of,
+        unit,
+        union,
+        role,
+        generation,
+        offset=offset,
+        limit=limit,
+        ledger=ledger,
     )
-    return pl if ledger else pl.model_copy(update={"ledger": []})
 
 
 @router.get(

@@ -25,12 +25,14 @@ async def read(
     generation: int | None = None,
     offset: int = 0,
     limit: int | None = None,
+    ledger: bool = True,
 ) -> view.PriorityList:
-    """The list of ``edition`` as ``caller`` may read it (404 ``generation_not_found``, ``edition_not_found``)."""
-    return _seen_by(
-        caller,
-        await _list(rt, tenant, edition, as_of, unit, union, role, generation, offset=offset, limit=limit),
+    """The list of ``edition`` as ``caller`` may read it (404 ``generation_not_found``, ``edition_not_found``);
+    ``ledger=False``: without the ledger's rows, which are then not built."""
+    found = await _list(
+        rt, tenant, edition, as_of, unit, union, role, generation, offset=offset, limit=limit, ledger=ledger
     )
+    return _seen_by(caller, found)
 
 
 async def _list(
@@ -44,6 +46,7 @@ async def _list(
     generation: int | None = None,
     offset: int = 0,
     limit: int | None = None,
+    ledger: bool = True,
 ) -> view.PriorityList:
     at = None if as_of is None else (as_of if as_of.tzinfo else as_of.replace(tzinfo=VN))
     assert rt.copies is not None
@@ -58,6 +61,7 @@ async def _list(
         pl = await projection.load_list(
             conn, rt.backbone, rt.copies, tenant, edition, as_of=at, now=rt.now(),
             unit=unit, union=union, role=role, generation=generation, offset=offset, limit=limit,
+            ledger=ledger,
         )  # fmt: skip
     if pl is None:
         raise DomainError(

@@ -705,9 +705,10 @@ async def load_list(
     generation: int | None = None,
     offset: int = 0,
     limit: int | None = None,
+    ledger: bool = True,
 ) -> view.PriorityList | None:
     """The list as people read it (names from the directory copy as of ``as_of``, else ``now``); None when
-    the edition is unknown.
+    the edition is unknown; ``ledger=False``: without the ledger's rows (``view.build``).
 
     The list now (no ``as_of``) of a generation alive (the live one, or one being rebuilt) is read from the
     incremental read model (``readmodel``: totals ranked by the database); a page (``limit``) then costs the
@@ -792,6 +793,7 @@ async def load_list(
         role=role,
         unions=not paged,
         unit_points=every_unit if paged else None,
+        ledger=ledger,
     )
     if limit is not None and not paged:  # filtered or as of a moment: the page of the built list
         shown_persons, shown_units = pl.persons[offset : offset + limit], pl.units[offset : offset + limit]

@@ -178,9 +178,11 @@ def build(
     role: str | None = None,
     unions: bool = True,
     unit_points: Mapping[str, float] | None = None,
+    ledger: bool = True,
 ) -> PriorityList:
     """The list with names, filtered (ranks stay those of the whole list) and rolled up by unit and union
-    (``unions=False``: no union roll-up, for a page that does not hold every member)."""
+    (``unions=False``: no union roll-up, for a page that does not hold every member); ``ledger=False``: without
+    the ledger's rows (each row's reasons stay)."""
     unit_parents = {u.id: u.parent for u in unit_docs.values()}
     union_parents = {u.id: u.parent for u in union_docs.values()}
     unit_at_receipt = {
@@ -269,7 +271,7 @@ def build(
         for e in r.entries
     }
     listed = {("person", r.person_id) for r in person_rows} | {("unit", r.unit_id) for r in unit_rows}
-    ledger = [
+    rows = [
         LedgerRow(
             participant_kind=e.participant_kind,
             participant_id=e.participant_id,
@@ -287,7 +289,8 @@ def build(
             reason_en=e.reason_en,
         )
         for e in sorted(
-            entries, key=lambda e: (e.time, e.event_id, e.participant_kind, e.participant_id, e.rule)
+            entries if ledger else (),
+            key=lambda e: (e.time, e.event_id, e.participant_kind, e.participant_id, e.rule),
         )
         if (e.participant_kind, e.participant_id) in listed
     ]
@@ -300,7 +303,7 @@ def build(
         persons=person_rows,
         units=unit_rows,
         unions=union_rows,
-        ledger=ledger,
+        ledger=rows,
     )
 
 
