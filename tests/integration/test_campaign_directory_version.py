@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from services.campaign.usecases import publishing
 from shared import migrate
+from tests.support.plans import database_url
 
 TENANT = "quangtri-stnmt"
 BEFORE = "e2a4c6b8d0f1"  # campaign's head before the version
@@ -45,11 +46,7 @@ def _person(pid: str, email: str, *, tenant: str = TENANT) -> dict[str, Any]:
 def test_participations_kept_directory_follows_every_write_of_the_copy(
     dialect: str, test_servers: Any, tmp_path: Path
 ) -> None:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'campaign.db'}"
-        if dialect == "sqlite"
-        else test_servers.create_database("campaign_version")
-    )
+    url = database_url(dialect, tmp_path, test_servers, "campaign_version")
     migrate.upgrade("campaign", url, BEFORE)
 
     async def go() -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.pool import NullPool
 from services.campaign import domain, models
 from services.campaign.usecases.participation import standings
 from shared import migrate
+from tests.support.plans import database_url
 
 TENANT, EDITION = "quangtri-stnmt", "2024"
 START = datetime(2024, 10, 1, tzinfo=UTC)
@@ -117,11 +118,7 @@ def _history(rnd: random.Random, n: int, tenant: str, edition: str) -> dict[str,
 def test_the_databases_standings_are_the_rules_at_every_instant(
     dialect: str, test_servers: Any, tmp_path: Path
 ) -> None:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'campaign.db'}"
-        if dialect == "sqlite"
-        else test_servers.create_database("campaign_standings")
-    )
+    url = database_url(dialect, tmp_path, test_servers, "campaign_standings")
     migrate.upgrade("campaign", url)
     rnd = random.Random(20241001)
     ours = _history(rnd, 400, TENANT, EDITION)
