@@ -11,6 +11,11 @@ participation minutes behind, then the connection pool exhausted and 500s). So:
 - inside the slot, the CPU-bound part runs in a thread (``asyncio.to_thread``): the loop keeps serving between the
   thread's turns of the GIL.
 
+A read whose cost is a page can need the slot too when a page grows with the contest: rewards' page of the list
+names its units' every entry (tens per unit at 20,000 officials), and ten reads a second queued on the loop left
+the consumer one step per round of them. Readers then wait for their turn, off the loop, instead of starving
+the pipeline the receipts feed.
+
 It bounds the harm; it does not make the read cheap (issue 16: incremental read models).
 """
 

@@ -38,7 +38,7 @@ GenerationParam = Annotated[
     "/tenants/{tenant}/editions/{edition}/priority-list",
     response_model=view.PriorityList,
     dependencies=[Depends(no_store)],
-    responses=heavy.BUSY,  # as of a moment
+    responses=heavy.BUSY,  # one read of the list at a time per process
 )
 async def priority_list(
     tenant: str,
