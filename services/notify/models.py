@@ -76,6 +76,10 @@ deliveries.append_column(sa.Column("due_at", UtcDateTime(), nullable=True))
 deliveries.append_column(sa.Column("digest_on", sa.Date, nullable=True))
 deliveries.append_column(sa.Column("digest_id", sa.String(36), nullable=True))
 deliveries.append_column(sa.Column("headers", sa.Text, nullable=True))  # webhook: JSON of extra headers
+# The row's lane (``domain.lane``: 0 a receipt, 1 everything else; a row the previous release wrote: 1): due rows
+# are sent lane by lane, each in the order it fell due — the index is that order.
+deliveries.append_column(sa.Column("lane", sa.SmallInteger, nullable=False, server_default="1"))
+sa.Index("ix_deliveries_lane", deliveries.c.status, deliveries.c.lane, deliveries.c.next_attempt_at)
 sa.Index("ix_deliveries_recipient", deliveries.c.tenant, deliveries.c.recipient, deliveries.c.created_at)
 sa.Index("ix_deliveries_cause", deliveries.c.cause_event_id)
 sa.Index("ix_deliveries_held", deliveries.c.status, deliveries.c.digest_on)

@@ -500,6 +500,19 @@ class Schedule:
     due_at: datetime | None = None
 
 
+# The lanes of the delivery queue: what is due goes out lane by lane, in the order it fell due within a lane. A
+# receipt answers what its reader has just done — at a deadline rush it decides for them whether they were on
+# time — so it never waits behind the reminders and notices the clock fans out to every assignee at once
+# (20,000 officials: 40,000 reminders, and the rush's receipts behind them for 97 s).
+RECEIPT_LANE, OTHER_LANE = 0, 1
+RECEIPTS = frozenset({"submission.received"})
+
+
+def lane(template: str) -> int:
+    """The delivery lane of a message of ``template``."""
+    return RECEIPT_LANE if template in RECEIPTS else OTHER_LANE
+
+
 def schedule(template: str, pref: Preference, now: datetime) -> Schedule:
     if template_urgent(template):
         return Schedule()

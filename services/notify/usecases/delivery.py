@@ -307,7 +307,7 @@ async def deliver_due(rt: Runtime, send: Sender = smtp_send, lease: Lease | None
                 .where(t.c.status == "pending", t.c.next_attempt_at <= now, t.c.channel.in_(channels))
                 .where(sa.or_(t.c.due_at.is_(None), t.c.due_at <= business_now))
                 .where(sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now))
-                .order_by(t.c.next_attempt_at)
+                .order_by(t.c.lane, t.c.next_attempt_at)  # receipts first (``domain.lane``)
                 .limit(BATCH)
             )
         ).all()

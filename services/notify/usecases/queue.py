@@ -283,6 +283,7 @@ async def enqueue(
                 "cause_event_id": cause_event_id,
                 "correlation_id": correlation_id,
                 "status": "held" if plan.held else "pending",
+                "lane": domain.lane(template),
                 "digest_on": plan.digest_on,
                 "due_at": plan.due_at,
                 "attempts": 0,

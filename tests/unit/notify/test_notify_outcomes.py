@@ -11,6 +11,7 @@ from collections import Counter
 from email.message import Message
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from services.notify import models
@@ -69,3 +70,55 @@ async def test_accepted_and_refused_hand_overs_are_each_recorded_once(rt: Runtim
         again = (await conn.execute(sa.select(d).where(d.c.channel == "email"))).all()
     assert [(r.id, r.status, r.attempts) for r in again] == [(r.id, r.status, r.attempts) for r in rows]
     assert await _outbox(rt) == facts
+
+
+async def test_receipts_go_out_before_the_reminders_fanned_out_ahead_of_them(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clock's reminders to every assignee fall due first; the receipts written after them are still the first
+    handed to SMTP, and the reminders follow in the order they fell due (``domain.lane``)."""
+    rt.own = rt.own.model_copy(update={"smtp_host": "smtp.test"})
+    run = await seeded_notify(rt)
+    people = load_directory(SEED / "directory.yaml").people
+    reminded, receipted = people[:8], people[8:11]
+    await run.apply(
+        *[
+            run.event(
+                "deadline.approaching",
+                {
+                    "assignment_id": f"a-r{i}",
+                    "part": "experience",
+                    "assignee_kind": "person",
+                    "assignee_id": p.id,
+                    "unit_id": p.unit,
+                    "deadline": vn("2023-10-25T17:00:00"),
+                    "offset": "P3D",
+                },
+                f"a-r{i}",
+                AT,
+            )
+            for i, p in enumerate(reminded)
+        ]
+    )
+    await run.apply(*[run.receipt(i, p.id, p.unit, AT) for i, p in enumerate(receipted)])
+    monkeypatch.setattr(delivery, "BATCH", 4)  # a pass takes fewer than are due
+    passes: list[list[str]] = []
+
+    async def send(_own: Any, message: Message) -> None:
+        passes[-1].append(str(message["To"]))
+
+    while True:
+        passes.append([])
+        if not await delivery.deliver_due(rt, send):
+            break
+    first, *_ = passes
+    assert {p.email for p in receipted} <= set(first)  # every receipt in the first pass
+    d = models.deliveries
+    async with rt.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(d).where(d.c.channel == "email"))).all()
+    templates = Counter((r.template, r.status) for r in rows)
+    assert templates == {("submission.received", "sent"): 3, ("deadline.approaching", "sent"): 8}
+    due = {r.to_address: r.next_attempt_at for r in rows if r.template == "deadline.approaching"}
+    by_pass = [[due[to] for to in p if to in due] for p in passes]
+    by_pass = [p for p in by_pass if p]
+    assert all(max(a) <= min(b) for a, b in zip(by_pass, by_pass[1:], strict=False))  # in the order they fell due
