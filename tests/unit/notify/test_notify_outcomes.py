@@ -6,6 +6,7 @@ SMTP server."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from email.message import Message
@@ -121,4 +122,4 @@ async def test_receipts_go_out_before_the_reminders_fanned_out_ahead_of_them(
     due = {r.to_address: r.next_attempt_at for r in rows if r.template == "deadline.approaching"}
     by_pass = [[due[to] for to in p if to in due] for p in passes]
     by_pass = [p for p in by_pass if p]
-    assert all(max(a) <= min(b) for a, b in zip(by_pass, by_pass[1:], strict=False))  # in the order they fell due
+    assert all(max(a) <= min(b) for a, b in itertools.pairwise(by_pass))  # in the order they fell due
