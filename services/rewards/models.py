@@ -226,6 +226,9 @@ totals = sa.Table(
         "eligibility", sa.Text, nullable=False
     ),  # JSON: [{key, title_vi, title_en, reasons: [[vi, en]]}]
     sa.Column("eligibility_keys", sa.Text, nullable=False),  # sorted title keys, comma-separated
+    # JSON: what each rule earned, per part ([[part, rule, count, points]], ``domain.sums_json``), so a page names a
+    # unit's reasons in brief without reading its every entry; NULL: written before it was kept (summed on read).
+    sa.Column("reason_totals", sa.Text, nullable=True),
     sa.Column("changes", sa.Integer, nullable=False, server_default="0"),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
@@ -290,6 +293,7 @@ participant_versions = sa.Table(
     sa.Column("first_at", UtcDateTime(), nullable=False),
     sa.Column("misses", sa.Integer, nullable=False),
     sa.Column("eligibility", sa.Text, nullable=False),  # JSON, as ``totals.eligibility``
+    sa.Column("reason_totals", sa.Text, nullable=True),  # JSON, as ``totals.reason_totals``
     sa.Index(
         "ix_participant_versions_in_force",
         "generation",

@@ -50,7 +50,11 @@ async def priority_list(
     union: UnionFilter = None,
     role: RoleFilter = None,
     ledger: Annotated[
-        bool, Query(description="include every ledger entry of the listed participants")
+        bool,
+        Query(
+            description="include every ledger entry of the listed participants; on a page (limit), also each "
+            "unit's every reason (else a page names a unit's reasons in brief: reason_totals, per part and rule)"
+        ),
     ] = False,
     generation: GenerationParam = None,
     limit: Annotated[

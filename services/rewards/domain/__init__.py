@@ -69,6 +69,7 @@ from services.rewards.domain.ranking import (
     Change,
     Eligibility,
     Ranked,
+    RuleSum,
     Standing,
     changes,
     counted,
@@ -77,6 +78,9 @@ from services.rewards.domain.ranking import (
     priority,
     rank,
     rollup,
+    rule_sums,
+    sums_from_json,
+    sums_json,
 )
 from services.rewards.domain.rules import (
     Rules,
@@ -119,6 +123,7 @@ __all__ = [
     "Miss",
     "ParticipantKind",
     "Ranked",
+    "RuleSum",
     "Rules",
     "Standing",
     "Submission",
@@ -142,7 +147,10 @@ __all__ = [
     "priority",
     "rank",
     "rollup",
+    "rule_sums",
     "standings",
     "subject_kind",
     "subject_versions",
+    "sums_from_json",
+    "sums_json",
 ]

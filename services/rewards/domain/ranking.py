@@ -121,11 +121,47 @@ class Ranked:
     participant_kind: ParticipantKind = "person"
     eligibility: tuple[Eligibility, ...] = ()
     misses: int = 0
+    stored_sums: tuple[RuleSum, ...] | None = None  # kept with the standing; None: summed from ``entries``
+
+    @property
+    def sums(self) -> tuple[RuleSum, ...]:
+        """What each rule earned, part by part (a unit's reasons in brief, whatever its size)."""
+        return self.stored_sums if self.stored_sums is not None else rule_sums(self.entries)
 
     def digest(self) -> str:
         """What a change notice compares: rank, points and eligibility."""
         raw = json.dumps([self.rank, self.points, sorted(e.key for e in self.eligibility)])
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RuleSum:
+    """What one rule earned a participant in one part: how many of its entries count, and their points."""
+
+    part: str
+    rule: str
+    count: int
+    points: float
+
+
+def rule_sums(counted: Iterable[LedgerEntry]) -> tuple[RuleSum, ...]:
+    """The entries that count, summed per part and rule (in that order)."""
+    groups: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for e in counted:
+        groups[(e.part, e.rule)].append(e.points)
+    return tuple(RuleSum(part, rule, len(ps), _round(sum(ps))) for (part, rule), ps in sorted(groups.items()))
+
+
+def sums_json(sums: Iterable[RuleSum]) -> str:
+    """As stored beside a standing: ``[[part, rule, count, points], …]``."""
+    return json.dumps([[s.part, s.rule, s.count, s.points] for s in sums], ensure_ascii=False)
+
+
+def sums_from_json(raw: str | None) -> tuple[RuleSum, ...] | None:
+    """What ``sums_json`` stored; None for a row written before it was kept."""
+    if raw is None:
+        return None
+    return tuple(RuleSum(str(p), str(r), int(n), float(x)) for p, r, n, x in json.loads(raw))
 
 
 def counted(entries: Iterable[LedgerEntry], *, per_part_cap: int | None = None) -> list[LedgerEntry]:

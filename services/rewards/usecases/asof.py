@@ -264,6 +264,7 @@ def _row(
         "first_at": total.first_at,
         "misses": total.misses,
         "eligibility": eligibility_json(total.eligibility),
+        "reason_totals": domain.sums_json(domain.rule_sums(total.counted)),
     }
 
 
@@ -368,7 +369,17 @@ async def derive(
             marks = [m for f, to, _, ms in versions if f <= b < to for m in ms]
             total = standings.total(kind, pid, entries, marks, rules.get(who[:2]))
             until = bounds[i + 1] if i + 1 < len(bounds) else domain.FAR_FUTURE
-            same = (total.points, total.first_at, total.misses, total.eligibility) if total.listed else None
+            same = (
+                (
+                    total.points,
+                    total.first_at,
+                    total.misses,
+                    total.eligibility,
+                    domain.rule_sums(total.counted),
+                )
+                if total.listed
+                else None
+            )
             if same is not None and same == previous and mine:
                 mine[-1]["valid_to"] = until
             elif same is not None:

@@ -734,11 +734,14 @@ async def load_list(
                 rules,
                 offset=0 if filtered else offset,
                 limit=None if filtered else limit,
+                unit_entries=ledger,
             )
             every_unit = await readmodel.unit_points(conn, g.id, tenant, edition) if paged else {}
         else:  # a page as of a moment, ranked by the database from the participants' timelines
             assert limit is not None
-            page = await page_as_of(conn, g.id, tenant, edition, rules, as_of, offset=offset, limit=limit)
+            page = await page_as_of(
+                conn, g.id, tenant, edition, rules, as_of, offset=offset, limit=limit, unit_entries=ledger
+            )
             every_unit = await readmodel.unit_points(conn, g.id, tenant, edition, at=as_of)
         if (
             doc is None
@@ -751,6 +754,7 @@ async def load_list(
         edition_version = rules.edition_version if rules else None
         rules_version = rules.rules_version if rules else None
         gid = g.id
+        titles = part_titles(doc)
     else:
         computed = await compute(conn, backbone, copies, tenant, edition, as_of=as_of, generation=gen)
         if computed.edition is None and not computed.known:
@@ -764,6 +768,7 @@ async def load_list(
         edition_version = computed.rules.edition_version if computed.rules else None
         rules_version = computed.rules.rules_version if computed.rules else None
         gid = computed.generation.id
+        titles = part_titles(computed.edition)
     when = as_of or now
     if paged:
         people = await copies.people_in_force(conn, tenant, [r.participant_id for r in persons], when)
@@ -794,6 +799,8 @@ async def load_list(
         unions=not paged,
         unit_points=every_unit if paged else None,
         ledger=ledger,
+        unit_reasons=limit is None or ledger,
+        part_titles=titles,
     )
     if limit is not None and not paged:  # filtered or as of a moment: the page of the built list
         shown_persons, shown_units = pl.persons[offset : offset + limit], pl.units[offset : offset + limit]
@@ -830,24 +837,32 @@ async def page_as_of(
     *,
     offset: int,
     limit: int,
+    unit_entries: bool = True,
 ) -> readmodel.Page:
     """A page of the list as of ``at`` from the participants' timelines (``asof``): ranked by the database among
-    the standings in force then, with the page's entries from the versions in force of its subjects — the cost
-    of the page, whatever the size of the edition."""
+    the standings in force then, with the page's entries from the versions in force of its persons' subjects
+    (and of its units' with ``unit_entries``; else a unit is listed with its sums per rule) — the cost of the
+    page, whatever the size of the edition or of its units."""
     found = {
         kind: await readmodel.ranked(
             conn, generation, tenant, edition, kind, rules, offset=offset, limit=limit, at=at
         )
         for kind in ("person", "unit")
     }
+    brief = readmodel.briefly(found["unit"], unit_entries)
     versions = await asof.in_force_of(
         conn,
         generation,
-        [(tenant, edition, r.participant_kind, r.participant_id) for rows in found.values() for _, r in rows],
+        [
+            (tenant, edition, r.participant_kind, r.participant_id)
+            for rows in found.values()
+            for _, r in rows
+            if (r.participant_kind, r.participant_id) not in brief
+        ],
         at,
     )
     entries, _ = asof.decoded(versions)
-    out = {kind: readmodel.ranked_rows(rows, entries, rules) for kind, rows in found.items()}
+    out = {kind: readmodel.ranked_rows(rows, entries, rules, brief=brief) for kind, rows in found.items()}
     page = _page_of(out["person"], out["unit"], entries, 0, limit)
     return readmodel.Page(
         page.persons,

@@ -33,6 +33,17 @@ class Reason(BaseModel):
     time: datetime
 
 
+class ReasonTotal(BaseModel):
+    """What one rule earned in one part: the entries that count under it and their points, in a sentence."""
+
+    part: str
+    rule: str
+    count: int
+    points: float
+    vi: str
+    en: str
+
+
 class EligibilityOut(BaseModel):
     key: str
     title_vi: str
@@ -56,9 +67,13 @@ class PersonPriority(BaseModel):
     missed_deadlines: int | None = 0
     eligibility: list[EligibilityOut] = []
     reasons: list[Reason]
+    reason_totals: list[ReasonTotal] = []
 
 
 class UnitPriority(BaseModel):
+    """``reasons`` (every entry that counts) is empty on a page of the list unless its ledger is asked for: a
+    unit's entries grow with its members; ``reason_totals`` says what each rule earned it, always."""
+
     rank: int
     unit_id: str
     name: str | None
@@ -68,6 +83,7 @@ class UnitPriority(BaseModel):
     missed_deadlines: int = 0
     eligibility: list[EligibilityOut] = []
     reasons: list[Reason]
+    reason_totals: list[ReasonTotal] = []
 
 
 class UnionRollup(BaseModel):
@@ -136,6 +152,43 @@ def _reasons(r: domain.Ranked) -> list[Reason]:
     ]
 
 
+# What a rule rewards (or costs), by the fact type it prices: Vietnamese, English (a count precedes it).
+RULE_NOUNS: dict[str, tuple[str, str]] = {
+    domain.RECEIVED: ("bài dự thi được tiếp nhận", "submissions received"),
+    domain.SELECTED: ("sáng kiến được Hội đồng chọn", "initiatives selected by the council"),
+    domain.FULFILLED: ("nhiệm vụ hoàn thành", "assignments fulfilled"),
+    domain.MISSED: ("lần trễ hạn", "missed deadlines"),
+    domain.PROGRESS: ("báo cáo tiến độ chiến dịch 90 ngày", "90-day campaign progress reports"),
+    domain.TARGET_REACHED: ("chỉ tiêu chiến dịch 90 ngày đạt", "90-day campaign targets reached"),
+    domain.TARGET_MISSED: ("chỉ tiêu chiến dịch 90 ngày không đạt", "90-day campaign targets missed"),
+}
+
+
+def _points_vi(x: float) -> str:
+    return f"{x:g}".replace(".", ",")
+
+
+def _totals(r: domain.Ranked, part_titles: Mapping[str, str]) -> list[ReasonTotal]:
+    out = []
+    for s in r.sums:
+        vi, en = RULE_NOUNS.get(
+            s.rule.split("/", 1)[0], (f"mục theo quy tắc {s.rule}", f"entries under {s.rule}")
+        )
+        part = part_titles.get(s.part, s.part)
+        where_vi, where_en = (f" — «{part}»", f" — “{part}”") if part else ("", "")
+        out.append(
+            ReasonTotal(
+                part=s.part,
+                rule=s.rule,
+                count=s.count,
+                points=s.points,
+                vi=f"{s.count} {vi}{where_vi}: {_points_vi(s.points)} điểm",
+                en=f"{s.count} {en}{where_en}: {s.points:g} points",
+            )
+        )
+    return out
+
+
 def _eligibility(r: domain.Ranked) -> list[EligibilityOut]:
     return [
         EligibilityOut(
@@ -179,10 +232,14 @@ def build(
     unions: bool = True,
     unit_points: Mapping[str, float] | None = None,
     ledger: bool = True,
+    unit_reasons: bool = True,
+    part_titles: Mapping[str, str] | None = None,
 ) -> PriorityList:
     """The list with names, filtered (ranks stay those of the whole list) and rolled up by unit and union
     (``unions=False``: no union roll-up, for a page that does not hold every member); ``ledger=False``: without
-    the ledger's rows (each row's reasons stay)."""
+    the ledger's rows (each row's reasons stay); ``unit_reasons=False``: a unit's reasons in brief only (its
+    ``reason_totals``), as on a page."""
+    titles = part_titles or {}
     unit_parents = {u.id: u.parent for u in unit_docs.values()}
     union_parents = {u.id: u.parent for u in union_docs.values()}
     unit_at_receipt = {
@@ -225,6 +282,7 @@ def build(
                 missed_deadlines=r.misses,
                 eligibility=_eligibility(r),
                 reasons=_reasons(r),
+                reason_totals=_totals(r, titles),
             )
         )
     if unit_points is None:  # else every unit's points, given with a page of them
@@ -240,7 +298,8 @@ def build(
             rollup_points=unit_rollup.get(r.participant_id, r.points),
             missed_deadlines=r.misses,
             eligibility=_eligibility(r),
-            reasons=_reasons(r),
+            reasons=_reasons(r) if unit_reasons else [],
+            reason_totals=_totals(r, titles),
         )
         for r in units
         if units_wanted is None or r.participant_id in units_wanted

@@ -39,6 +39,11 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     yield TestClient(app, headers={"Authorization": f"Bearer {token}"})  # no `with`: no NATS
 
 
+def brief(units: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+    """Units as a page names them: every field but their every entry."""
+    return [{**u, "reasons": []} for u in units]
+
+
 def test_list_exports_journal_and_rules_check_over_http(client: TestClient) -> None:
     pl = client.get(f"{BASE}/priority-list", params={"ledger": "true"})
     assert pl.status_code == 200, pl.text
@@ -54,8 +59,14 @@ def test_list_exports_journal_and_rules_check_over_http(client: TestClient) -> N
         pages += page["persons"]
         offset = page["page"]["next_offset"]
     assert as_rows(pages) == EXPECTED_PERSONS
+    # A page's units: their reasons in brief (what each rule earned them), their every entry with the ledger.
     first_units = client.get(f"{BASE}/priority-list", params={"limit": 2}).json()["units"]
-    assert first_units == pl.json()["units"][:2]  # roll-ups of a page's units count every branch
+    assert first_units == brief(pl.json()["units"][:2])  # roll-ups of a page's units count every branch
+    in_full = client.get(f"{BASE}/priority-list", params={"limit": 2, "ledger": "true"}).json()["units"]
+    assert in_full == pl.json()["units"][:2]
+    for u in pl.json()["units"]:
+        assert u["reasons"] and round(sum(t["points"] for t in u["reason_totals"]), 2) == u["points"]
+        assert sum(t["count"] for t in u["reason_totals"]) == len(u["reasons"])
     assert client.get(f"{BASE}/priority-list", params={"limit": 0}).status_code == 422
 
     # As of a moment, a page is the page of that moment's whole list: the same rows (names, units, ranks,
@@ -67,7 +78,7 @@ def test_list_exports_journal_and_rules_check_over_http(client: TestClient) -> N
     while offset is not None:
         page = client.get(f"{BASE}/priority-list", params={**moment, "limit": 2, "offset": offset}).json()
         assert page["page"]["persons_total"] == len(then["persons"]) and page["unions"] == []
-        assert page["units"] == then["units"][offset : offset + 2]
+        assert page["units"] == brief(then["units"][offset : offset + 2])
         pages += page["persons"]
         offset = page["page"]["next_offset"]
     assert pages == then["persons"]
