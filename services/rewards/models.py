@@ -247,7 +247,7 @@ sa.Index(
     totals.c.tenant,
     totals.c.edition,
     totals.c.participant_kind,
-    totals.c.points,
+    totals.c.points.desc(),  # the list's order: a page is read in it, not sorted
     totals.c.first_at,
     totals.c.misses,
     totals.c.participant_id,
