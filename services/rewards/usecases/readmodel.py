@@ -412,26 +412,43 @@ def _order_by(t: sa.Table, tie_breakers: Sequence[str]) -> list[Any]:
     return cols
 
 
+def _rank_names(rules: domain.Rules | None) -> tuple[str, ...]:
+    return tuple(n for n in _tie_breakers(rules) if n in (EARLIEST_FULFILMENT, FEWER_MISSED))
+
+
+def _rank_key(row: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
+    """What a rank compares: points, then the tie-break keys in the rules' order."""
+    return (row.points, *(row.first_at if n == EARLIEST_FULFILMENT else row.misses for n in names))
+
+
 async def rank_of(
-    conn: AsyncConnection, generation: int, tenant: str, edition: str, row: Any, rules: domain.Rules | None
+    conn: AsyncConnection,
+    generation: int,
+    tenant: str,
+    edition: str,
+    row: Any,
+    rules: domain.Rules | None,
+    *,
+    at: datetime | None = None,
 ) -> int:
-    """1 + the participants of the same kind strictly ahead (equals share a rank): one count per tie-break
-    level — more points; as many and an earlier first fulfilment; … — each a range of ``ix_totals_rank``, which
-    holds only the participants on the list, so no table row is read (one ``OR`` of the levels was a filter over
-    every participant of the kind)."""
-    tie_breakers = tuple(n for n in _tie_breakers(rules) if n in (EARLIEST_FULFILMENT, FEWER_MISSED))
-    values = [row.points] + [row.first_at if n == EARLIEST_FULFILMENT else row.misses for n in tie_breakers]
+    """1 + the participants of the same kind strictly ahead (equals share a rank), now or as of ``at``: one count
+    per tie-break level — more points; as many and an earlier first fulfilment; … — now each a range of
+    ``ix_totals_rank``, which holds only the participants on the list, so no table row is read (one ``OR`` of the
+    levels was a filter over every participant of the kind)."""
+    names = _rank_names(rules)
     params = {"generation": generation, "tenant": tenant, "edition": edition, "kind": row.participant_kind}
-    ahead = (
-        await conn.execute(_ahead(tie_breakers), params | {f"k{i}": v for i, v in enumerate(values)})
-    ).one()
+    if at is not None:
+        params["at"] = at
+    keys = {f"k{i}": v for i, v in enumerate(_rank_key(row, names))}
+    ahead = (await conn.execute(_ahead(names, at is not None), params | keys)).one()
     return sum(int(n) for n in ahead) + 1
 
 
 @functools.cache
-def _ahead(tie_breakers: tuple[str, ...]) -> sa.Select[Any]:
-    """``rank_of``'s counts for one order of tie-breakers, built once (``shared/db.py``: hot statements)."""
-    t = models.totals
+def _ahead(tie_breakers: tuple[str, ...], as_of: bool = False) -> sa.Select[Any]:
+    """``rank_of``'s counts for one order of tie-breakers, now or as of ``:at``, built once (``shared/db.py``:
+    hot statements)."""
+    t = models.participant_versions if as_of else models.totals
     keys: list[tuple[Any, bool]] = [(t.c.points, True)]  # (column, descending)
     keys += [(t.c.first_at, False) if n == EARLIEST_FULFILMENT else (t.c.misses, False) for n in tie_breakers]
     kind = [
@@ -439,7 +456,11 @@ def _ahead(tie_breakers: tuple[str, ...]) -> sa.Select[Any]:
         t.c.tenant == sa.bindparam("tenant"),
         t.c.edition == sa.bindparam("edition"),
         t.c.participant_kind == sa.bindparam("kind"),
-        models.ON_LIST,
+        *(
+            (t.c.valid_to > sa.bindparam("at"), t.c.valid_from <= sa.bindparam("at"))
+            if as_of
+            else (models.ON_LIST,)
+        ),
     ]
     levels = [
         sa.select(sa.func.count())
@@ -496,25 +517,27 @@ async def ranked(
     at: datetime | None = None,
 ) -> list[tuple[int, Any]]:
     """(rank, standing row) of one kind in list order, now or as of ``at``, ranked by the database; a page when
-    ``limit``. A page of the list now is read in the order of ``ix_totals_rank`` (points descending, then the
-    tie-break keys: no sort of the list, only of equals), its first rank counted from the same index
-    (``rank_of``: those strictly ahead) and the others from the keys (``page_ranks``), and its rows read after it
-    by primary key: ``RANK() OVER`` the whole list cost the list (20 ms a page at 20,000 participants on SQLite,
-    against 0.05-5 ms by offset). Statements apart, not a join: a join let PostgreSQL without statistics read
-    every row of the kind. The whole list, and a page as of a moment (no index holds the versions' keys; the join
-    made SQLite slower, 84 → 188 ms), are ranked whole by ``RANK() OVER``."""
+    ``limit``. A page is read in the list's order from its offset with the row before it, keys only (now, a range
+    of ``ix_totals_rank``, points descending then the tie-break keys: nothing sorted but equals; as of ``at``, the
+    rows in force then sorted by their keys), and ranked from the keys (``page_ranks``): its first row is the next
+    place unless it equals the row before it (then those strictly ahead are counted, ``rank_of``). Its rows are
+    read after it by primary key. ``RANK() OVER`` every row of the list cost the list on every page (20 ms at
+    20,000 participants now, 82 ms as of a moment, every column of every version in force materialised). Statements
+    apart, not a join: a join let PostgreSQL without statistics read every row of the kind (and made SQLite slower
+    as of a moment, 84 → 188 ms). The whole list is ranked by ``RANK() OVER``."""
     t, where = _standings(generation, tenant, edition, kind, at)
     order = _order_by(t, _tie_breakers(rules))
-    if at is not None or limit is None:
+    if limit is None:
         rank = sa.func.rank().over(order_by=order).label("rank")
         inner = sa.select(t, rank).where(where).subquery()
         whole = sa.select(inner).order_by(inner.c.rank, inner.c.participant_id).offset(offset)
-        if limit is not None:
-            whole = whole.limit(limit)
         return [(r.rank, r) for r in (await conn.execute(whole)).all()]
+    # The page and the row before it (its rank tells the page's first: a different key, the next place).
+    start = max(offset - 1, 0)
     keys = (t.c.participant_kind, t.c.participant_id, t.c.points, t.c.first_at, t.c.misses)
-    page = sa.select(*keys).where(where).order_by(*order, t.c.participant_id).offset(offset).limit(limit)
-    shown = (await conn.execute(page)).all()
+    page = sa.select(*keys).where(where).order_by(*order, t.c.participant_id)
+    got = (await conn.execute(page.offset(start).limit(limit + offset - start))).all()
+    before, shown = (got[0] if got else None, got[1:]) if offset else (None, got)
     if not shown:
         return []
     ids = [r.participant_id for r in shown]
@@ -522,21 +545,24 @@ async def ranked(
         r.participant_id: r
         for r in (await conn.execute(sa.select(t).where(where, t.c.participant_id.in_(ids)))).all()
     }
-    first = 1 if offset == 0 else await rank_of(conn, generation, tenant, edition, shown[0], rules)
+    names = _rank_names(rules)
+    if before is None:
+        first = 1
+    elif _rank_key(before, names) != _rank_key(shown[0], names):
+        first = offset + 1
+    else:  # equals across the page's edge: count those strictly ahead
+        first = await rank_of(conn, generation, tenant, edition, shown[0], rules, at=at)
     return list(zip(page_ranks(shown, offset, first, rules), (rows[p] for p in ids), strict=True))
 
 
 def page_ranks(shown: Sequence[Any], offset: int, first: int, rules: domain.Rules | None) -> list[int]:
     """The ranks of a page's rows in list order, the first one's given: a row whose keys differ from the one
     before it has every row before it strictly ahead (1 + its place in the list); equals share a rank."""
-    names = tuple(n for n in _tie_breakers(rules) if n in (EARLIEST_FULFILMENT, FEWER_MISSED))
-
-    def key(r: Any) -> tuple[Any, ...]:
-        return (r.points, *(r.first_at if n == EARLIEST_FULFILMENT else r.misses for n in names))
-
+    names = _rank_names(rules)
     out = [first]
     for i in range(1, len(shown)):
-        out.append(out[-1] if key(shown[i]) == key(shown[i - 1]) else offset + i + 1)
+        same = _rank_key(shown[i], names) == _rank_key(shown[i - 1], names)
+        out.append(out[-1] if same else offset + i + 1)
     return out
 
 
