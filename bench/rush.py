@@ -146,6 +146,13 @@ class Reader:
     def summary(self) -> dict[str, float]:
         return {k: pct(v, 99) * 1000 for k, v in sorted(self.lat.items())}
 
+    def medians(self) -> dict[str, float]:
+        return {k: pct(v, 50) * 1000 for k, v in sorted(self.lat.items())}
+
+    def failed(self) -> dict[str, int]:
+        """Failures by kind of read (the part of each answer before the colon)."""
+        return dict(sorted(Counter(f.split(":", 1)[0] for f in self.failures).items()))
+
 
 def rush_wrk(
     url: str, tokens: Path, body: Path, work: Path, connections: int, timeout: float
@@ -371,7 +378,11 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
         )
         print(f"[{label}] consumers yielded to intake during the rush, s: {rush_yield}", flush=True)
         warm = reader.summary()
-        print(f"[{label}] reads during the rush, p99 ms: {warm} ({len(reader.failures)} failed)", flush=True)
+        print(
+            f"[{label}] reads during the rush, p99 ms: {warm}, p50 ms: {reader.medians()} "
+            f"({len(reader.failures)} failed: {reader.failed()})",
+            flush=True,
+        )
         for f in reader.failures[:5]:
             print(f"    {f}")
 
