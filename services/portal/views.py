@@ -8,7 +8,7 @@ import secrets
 import uuid
 from datetime import date, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -548,6 +548,7 @@ async def live_updates(request: Request) -> Response:
 
 DASHBOARD_ROLES = ("director", "secretariat", "reward_council", "unit_head", "union_secretary", "admin")
 PRIORITY_ROLES = ("director", "secretariat", "reward_council", "admin")
+PRIORITY_PAGE = 50  # people on one page of the dashboard's priority list (the workbook holds them all)
 ONLINE_ROLES = (
     "director",
     "secretariat",
@@ -565,7 +566,7 @@ def _as_of_param(text: str) -> tuple[str | None, str]:
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-async def participation_dashboard(request: Request, as_of: str = "") -> Response:
+async def participation_dashboard(request: Request, as_of: str = "", page: str = "1") -> Response:
     u, lang = user(request), lang_of(request)
     b, token = backend(request), u["token"]
     day, error = _as_of_param(as_of)
@@ -573,13 +574,33 @@ async def participation_dashboard(request: Request, as_of: str = "") -> Response
     participation = await b.get("campaign", f"{base(request)}/participation{query}", token)
     ref = await reference(request)
     titles = ref["part_titles"]  # every part, not only intake
-    priority = None
+    priority, pages = None, None
     if any(r in u["roles"] for r in PRIORITY_ROLES):
+        # One page of the list at a time: the whole list of a large contest is the workbook's, not a page's.
+        number = int(page) if page.isdigit() and 0 < int(page) < 1_000_000 else 1
+        paged = {
+            "limit": PRIORITY_PAGE,
+            "offset": (number - 1) * PRIORITY_PAGE,
+            **({"as_of": day} if day else {}),
+        }
         try:
-            priority = await b.get("rewards", f"{base(request)}/priority-list{query}", token)
+            priority = await b.get("rewards", f"{base(request)}/priority-list?{urlencode(paged)}", token)
         except ServiceProblem as exc:
             if exc.status not in (403, 404):
                 raise
+        if priority is not None:
+            total = priority["page"]["persons_total"]
+            count = max(1, -(-total // PRIORITY_PAGE))
+            if number > count:  # past the end (the list shrank, or a typed address): its last page
+                return RedirectResponse(f"/dashboard?{urlencode({'as_of': as_of, 'page': count})}", 303)
+            pages = {
+                "number": number,
+                "count": count,
+                "first": min(total, (number - 1) * PRIORITY_PAGE + 1),
+                "last": min(total, number * PRIORITY_PAGE),
+                "total": total,
+                "as_of": as_of,
+            }
     # who has not submitted yet: the open assignments this person may see (a unit head's unit, a union
     # secretary's members, everything for the secretariat), with names from the directory
     pending = []
@@ -605,6 +626,7 @@ async def participation_dashboard(request: Request, as_of: str = "") -> Response
         participation=participation,
         titles=titles,
         priority=priority,
+        pages=pages,
         pending=pending,
         online_link=any(r in u["roles"] for r in ONLINE_ROLES),
         unit_names={x["unit_id"]: x["name"] for x in participation.get("units", [])},

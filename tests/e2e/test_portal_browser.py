@@ -441,6 +441,24 @@ def test_the_directors_dashboard_changes_live_when_a_report_arrives(
         page.get_by_role("heading", name="Tình hình tham gia", level=1).wait_for()
         page.get_by_role("status").wait_for()  # "Đang cập nhật trực tiếp": the event stream is open
         check_page(page, axe_source, "director-dashboard")
+        # The priority list one page of 50 at a time (the workbook holds it all), as many as rewards lists.
+        rewards = portal_system.client("rewards", "p-0003")
+        listed = rewards.get(f"/tenants/{TENANT}/editions/{EDITION}/priority-list", params={"limit": 1})
+        total = listed.json()["page"]["persons_total"]
+        pages = page.get_by_role("navigation", name="Các trang của danh sách")
+        if total:
+            shown = f"Đang xem cá nhân 1–{min(total, 50)} / {total} · Trang 1 / {-(-total // 50)}"
+            assert pages.inner_text() == shown, (pages.inner_text(), total)
+        else:
+            assert (
+                pages.count() == 0
+                and "Chưa có." in page.get_by_role("region", name="Danh sách ưu tiên").inner_text()
+            )
+        assert page.get_by_role("link", name="Trang sau »").count() == (1 if total > 50 else 0)
+        page.goto(f"{portal_system.url('portal')}/dashboard?page=999")  # past the end: the last page
+        assert page.url.endswith(f"page={max(1, -(-total // 50))}"), page.url
+        page.goto(f"{portal_system.url('portal')}/dashboard")
+        page.get_by_role("status").wait_for()  # the event stream open again before the report arrives
         by_part = page.get_by_role("table", name="Phần thi")
         row = by_part.get_by_role("row").filter(has_text="Trình bày trải nghiệm")
 
