@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.compiler import compiles
 
 from shared import metrics
 
@@ -47,6 +48,19 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class greatest(sa.sql.functions.GenericFunction[Any]):
+    """The largest of its arguments, NULLs ignored (the first must not be NULL): ``greatest`` on PostgreSQL;
+    SQLite's ``max`` of several arguments is NULL when any is, so each later one falls back to the first."""
+
+    inherit_cache = True
+
+
+@compiles(greatest, "sqlite")
+def _greatest_sqlite(element: greatest, compiler: Any, **kw: Any) -> str:
+    first, *others = [compiler.process(arg, **kw) for arg in element.clauses]
+    return "max(" + ", ".join([first, *(f"coalesce({o}, {first})" for o in others)]) + ")"
 
 
 def is_sqlite(url: str | sa.URL) -> bool:

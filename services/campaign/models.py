@@ -37,7 +37,26 @@ assignments = sa.Table(
     # due (None: none left), and the deadline in force it was planned for (None: not planned yet).
     sa.Column("remind_at", UtcDateTime(), nullable=True),
     sa.Column("remind_for", UtcDateTime(), nullable=True),
+    # Participation's read model (``usecases.participation.restand``): the standing after every fact of the
+    # assignment (open | fulfilled | fulfilled_late | missed | extended) and the business time of its latest
+    # fact, from which that standing holds. None: not kept (cleared by a write of the previous release).
+    sa.Column("standing", sa.String(20), nullable=True),
+    sa.Column("standing_since", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("tenant", "edition", "part", "assignee_id", name="uq_assignment_assignee"),
+    # Participation's counts, from this index alone: per part, unit and kept standing in its order; an
+    # assignment decided from its facts by its id (``usecases.participation``).
+    sa.Index(
+        "ix_assignments_standing",
+        "tenant",
+        "edition",
+        "part",
+        "unit_id",
+        "standing",
+        "standing_since",
+        "created_at",
+        "assignee_id",
+        "id",
+    ),
     sa.Index("ix_assignments_remind_at", "remind_at"),
     sa.Index("ix_assignments_remind_for", "remind_for"),
     sa.Index("ix_assignments_extended_to", "extended_to"),

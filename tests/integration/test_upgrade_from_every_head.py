@@ -63,7 +63,8 @@ def _normal(value: Any) -> Any:
 
 
 async def _fill(url: str) -> dict[str, dict[str, Any]]:
-    """One row in every table (parents first), each column given a value: what was written, by table."""
+    """One row in every table (parents first), each column given a value: the rows as they are once all are
+    written (a trigger keeping a version may have changed an earlier one), by table."""
     engine = create_async_engine(url, poolclass=NullPool)
     written: dict[str, dict[str, Any]] = {}
     try:
@@ -80,6 +81,9 @@ async def _fill(url: str) -> dict[str, dict[str, Any]]:
                 row = {c.name: _value(c, 7) for c in table.columns}
                 await conn.execute(table.insert().values(**row))
                 written[table.name] = row
+            for table in metadata.sorted_tables:  # as the rows are now: a trigger may have changed one since
+                if table.name in written:
+                    written[table.name] = dict((await conn.execute(sa.select(table).limit(1))).one()._mapping)
     finally:
         await engine.dispose()
     return written

@@ -282,8 +282,13 @@ def tally(assignments: Iterable[AssignmentFacts], as_of: datetime, key: Any) -> 
 
 def counts(pairs: Iterable[tuple[str, str]]) -> dict[str, dict[str, int]]:
     """(group, standing) pairs → per group, in group order: assigned and each standing."""
+    return totals(Counter(pairs))
+
+
+def totals(counted: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    """How many per (group, standing) → per group, in group order: assigned and each standing."""
     out: dict[str, dict[str, int]] = {}
-    for (group, s), n in sorted(Counter(pairs).items()):
+    for (group, s), n in sorted(counted.items()):
         c = out.setdefault(group, dict.fromkeys(STANDINGS, 0))
         c["assigned"] += n
         c[s] += n

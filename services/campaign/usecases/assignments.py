@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models
+from services.campaign.usecases.participation import restand
 from shared import lifecycle
 from shared.clock import VN
 from shared.consumer import Inbox
@@ -73,6 +74,7 @@ async def extend(
         )
     )
     await conn.execute(sa.update(a).where(a.c.id == row.id).values(extended_to=new_deadline))
+    await restand(conn, [row.id])
     extended = await rt.outbox.emit(
         conn,
         "deadline.extended",
@@ -244,6 +246,7 @@ async def _record_history(conn: AsyncConnection, row: Any, history: list[domain.
         stored = []
     if wanted[len(stored) :]:
         await conn.execute(c.insert(), wanted[len(stored) :])
+    await restand(conn, [row.id])
 
 
 async def record_change(
@@ -261,7 +264,7 @@ async def record_change(
     recorded = (
         await conn.execute(sa.select(sa.func.count()).select_from(c).where(c.c.assignment_id == row.id))
     ).scalar_one()
-    await insert_if_absent(
+    recorded_now = await insert_if_absent(
         conn,
         c,
         {
@@ -275,3 +278,5 @@ async def record_change(
             "recorded": int(recorded) + 1,
         },
     )
+    if recorded_now:
+        await restand(conn, [row.id])

@@ -47,6 +47,7 @@ from services.campaign import domain, models
 from services.campaign.usecases import online
 from services.campaign.usecases.assignments import emit_fulfilled, record_change
 from services.campaign.usecases.extensions import edition_in_force, vn
+from services.campaign.usecases.participation import restand
 from shared import metrics
 from shared.db import insert_if_absent
 from shared.documents import Edition, OnlineServicesCampaignPart, deadline_label_vi, parse_duration
@@ -834,6 +835,7 @@ async def _record_miss(
             "event_id": event_id,
         },
     )
+    await restand(conn, [row.id])
 
 
 # ---------------------------------------------------------------------------------------- where each deadline stands

@@ -1,26 +1,33 @@
 """Participation as of a moment (by business time), as a query: per unit (as it was that day), per part and per
 union tree, of the assignments the caller may see (``domain.access.scope_of``).
 
-Each assignment's standing as of the moment is decided by the database, in one statement (``standings``: the
-SQL form of ``domain.standing``, over indexed reads of its status changes, misses and extensions); what
-comes back is four short strings per assignment, grouped here through maps made once per directory version
-and day (a unit as it was that day, a person's union tree). ``domain.tally`` over the same facts gives the same
-counts (tests/integration/test_campaign_participation_sql.py)."""
+Each assignment keeps its standing after its every fact, and the business time of its latest fact (``restand``,
+in the transaction of each fact: participation's read model). As of a moment, that kept standing is the
+assignment's wherever its latest fact is by then — for "now", nearly every assignment; the others are decided
+by the database from their facts (``_decided``: the SQL form of ``domain.standing``, over indexed reads of the
+assignment's status changes, misses and extensions). Where the directory has no unions the database also counts
+(per part, unit and standing, from one index); where it has, one row per assignment comes back, grouped here
+through maps made once per directory version and day (a unit as it was that day, a person's union tree).
+``domain.tally`` over the same facts gives the same counts, with the facts written in any order and by either
+release (tests/integration/test_campaign_participation_sql.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.campaign import domain, models
 from services.campaign.domain.access import scope_of
 from services.campaign.usecases.publishing import (
     DirectoryDocs,
+    directory_of,
     directory_version,
     kept_directory,
     parsed_directory,
@@ -28,7 +35,7 @@ from services.campaign.usecases.publishing import (
 )
 from shared import heavy
 from shared.clock import VN
-from shared.db import UtcDateTime
+from shared.db import UtcDateTime, greatest
 from shared.documents import Directory, Person
 from shared.errors import DomainError, Refusal
 from shared.service import Caller, Runtime
@@ -39,42 +46,176 @@ async def participation(
 ) -> dict[str, Any]:
     """Assigned / fulfilled / late / missed / extended as of ``at``; refused (forbidden) to a caller who may see
     nothing beyond their own assignments. A heavy read (``shared/heavy.py``), one at a time per process: the
-    standings are read on the loop, grouped in a thread."""
+    directory is parsed and the counts grouped in a thread, the standings read on the loop.
+
+    Where the directory has no unions, the database counts: per part, unit and standing for the assignments
+    whose kept standing is in force at ``at`` (``in_force``, a range of one index), and only the others
+    one by one (``decided``). Union trees are per person, so where there are unions each assignment's standing
+    is read (``standings``), still the kept one wherever it is in force."""
     async with heavy.slot("participation"):
         async with rt.engine.connect() as conn:
             version = await directory_version(conn, tenant)  # before the copy (``parsed_directory``)
-            kept = kept_directory(tenant, version)
-            docs = kept or await stored_directory_docs(conn, tenant)
-            rows = (await conn.execute(standings(), {"tenant": tenant, "edition": edition, "at": at})).all()
-        return await asyncio.to_thread(_tally, caller, person, at, version, docs, rows)
+            directory = kept_directory(tenant, version) or _UNITS.get((tenant, version))
+            if directory is None:
+                # The people are parsed only where there are unions (union trees, a union secretary's members):
+                # else the units (a unit head's scope, a unit as it was that day) are all a read needs.
+                docs = await stored_directory_docs(conn, tenant, people=False)
+                if docs.unions:
+                    docs = await stored_directory_docs(conn, tenant)
+                    directory = await asyncio.to_thread(parsed_directory, version, docs)
+                else:
+                    directory = _units_only(version, docs)
+            scope, visible = scope_of(caller, person, directory)
+            if visible is None:
+                raise DomainError(
+                    Refusal.FORBIDDEN,
+                    "Participation is shown to the secretariat, the director, unit heads and union secretaries.",
+                    "Chỉ thường trực, Giám đốc Sở, thủ trưởng đơn vị và bí thư/chủ tịch đoàn thể được xem tình hình "
+                    "tham gia.",
+                    code="forbidden",
+                )
+            params = {"tenant": tenant, "edition": edition, "at": at}
+            # per person where there are unions (union trees; a union secretary sees members)
+            rows = await counted(conn, params, per_person=bool(directory.unions))
+        return await asyncio.to_thread(_tally, scope, visible, at, version, directory, rows)
+
+
+async def counted(
+    conn: AsyncConnection, params: dict[str, Any], *, per_person: bool
+) -> list[tuple[str, str | None, str | None, str, int]]:
+    """(part, unit_id, assignee_id, standing, how many) of the assignments of ``params``' edition made by its
+    ``at``: one row per assignment (``per_person``), or per part, unit and standing (assignee None)."""
+    if per_person:
+        return [
+            (r.part, r.unit_id, r.assignee_id, r.standing, 1) for r in await conn.execute(standings(), params)
+        ]
+    grouped = await conn.execute(in_force(), params)
+    rows: list[tuple[str, str | None, str | None, str, int]] = [
+        (r.part, r.unit_id, None, r.standing, r.n) for r in grouped
+    ]
+    return rows + [(r.part, r.unit_id, None, r.standing, 1) for r in await conn.execute(decided(), params)]
 
 
 @functools.cache
 def standings() -> sa.Select[Any]:
     """(part, unit_id, assignee_id, standing) of every assignment of an edition made by ``at``, its standing
-    as ``domain.standing`` decides it: the last status change at or before ``at`` (by business time, then the
-    order recorded) decides fulfilment; else a deadline missed by then; else an extension granted by then;
-    else open. Each by the assignment's id alone (the primary key of assignments): with the tenant in the
-    condition, SQLite without statistics ranged over the tenant's every change, for each assignment. Built once
-    (``shared/db.py``: hot statements)."""
-    a, c, m, x = models.assignments, models.assignment_changes, models.misses, models.extensions
+    as ``domain.standing`` decides it. The standing each assignment keeps (``restand``) answers wherever it is
+    in force, at or after its last fact's business time; only the others — the assignments whose facts run past
+    ``at``, or whose kept standing was cleared by a write of the previous release — are decided here from their
+    facts (``_decided``). Built once (``shared/db.py``: hot statements)."""
+    a = models.assignments
     at = sa.bindparam("at", type_=UtcDateTime())
+    standing = sa.case((_kept(at), a.c.standing), else_=_decided(at))
+    return sa.select(a.c.part, a.c.unit_id, a.c.assignee_id, standing.label("standing")).where(
+        *_of_the_edition(at)
+    )
+
+
+def _kept(at: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """The assignment's kept standing is its standing at ``at`` (``restand``): kept, and its latest fact by then."""
+    a = models.assignments
+    return sa.and_(a.c.standing.is_not(None), a.c.standing_since <= at)
+
+
+def _of_the_edition(at: sa.ColumnElement[Any]) -> list[sa.ColumnElement[bool]]:
+    a = models.assignments
+    return [
+        a.c.tenant == sa.bindparam("tenant"),
+        a.c.edition == sa.bindparam("edition"),
+        a.c.created_at <= at,
+    ]
+
+
+@functools.cache
+def in_force() -> sa.Select[Any]:
+    """(part, unit_id, standing, n): the assignments made by ``at`` whose kept standing is in force, counted in
+    the order of ``ix_assignments_standing`` (no sort, no row read)."""
+    a = models.assignments
+    at = sa.bindparam("at", type_=UtcDateTime())
+    return (
+        sa.select(a.c.part, a.c.unit_id, a.c.standing, sa.func.count().label("n"))
+        .where(*_of_the_edition(at), _kept(at))
+        .group_by(a.c.part, a.c.unit_id, a.c.standing)
+    )
+
+
+@functools.cache
+def decided() -> sa.Select[Any]:
+    """(part, unit_id, standing) of each assignment made by ``at`` whose kept standing is not in force (its
+    facts run past ``at``, or none is kept): decided from its facts. ``in_force``'s complement."""
+    a = models.assignments
+    at = sa.bindparam("at", type_=UtcDateTime())
+    not_kept = sa.or_(a.c.standing.is_(None), a.c.standing_since.is_(None), a.c.standing_since > at)
+    return sa.select(a.c.part, a.c.unit_id, _decided(at).label("standing")).where(
+        *_of_the_edition(at), not_kept
+    )
+
+
+def _decided(at: sa.ColumnElement[Any] | None) -> sa.ColumnElement[str]:
+    """The SQL form of ``domain.standing`` for the assignment of the row, by business time ``at`` (None: after
+    every fact): the last status change at or before ``at`` (by business time, then the order recorded) decides
+    fulfilment; else a deadline missed by then; else an extension granted by then; else open. Each fact by the
+    assignment's id alone (the primary key of assignments): with the tenant in the condition, SQLite without
+    statistics ranged over the tenant's every change, for each assignment."""
+    a, c, m, x = models.assignments, models.assignment_changes, models.misses, models.extensions
+
+    def by(column: sa.Column[Any]) -> list[sa.ColumnElement[bool]]:
+        return [] if at is None else [column <= at]
+
     last = (
         sa.select(sa.case((c.c.status != "fulfilled", 0), (c.c.on_time == sa.true(), 1), else_=2))
-        .where(c.c.assignment_id == a.c.id, c.c.at <= at)
+        .where(c.c.assignment_id == a.c.id, *by(c.c.at))
         .order_by(c.c.at.desc(), c.c.recorded.desc())
         .limit(1)
         .scalar_subquery()
     )
-    missed = sa.exists().where(m.c.assignment_id == a.c.id, m.c.deadline <= at)
-    extended = sa.exists().where(x.c.assignment_id == a.c.id, x.c.granted_at <= at)
+    missed = sa.exists().where(m.c.assignment_id == a.c.id, *by(m.c.deadline))
+    extended = sa.exists().where(x.c.assignment_id == a.c.id, *by(x.c.granted_at))
     unfulfilled = sa.case((missed, "missed"), (extended, "extended"), else_="open")
-    standing = sa.case({1: "fulfilled", 2: "fulfilled_late"}, value=last, else_=unfulfilled)
-    return sa.select(a.c.part, a.c.unit_id, a.c.assignee_id, standing.label("standing")).where(
-        a.c.tenant == sa.bindparam("tenant"),
-        a.c.edition == sa.bindparam("edition"),
-        a.c.created_at <= at,
+    return sa.case({1: "fulfilled", 2: "fulfilled_late"}, value=last, else_=unfulfilled)
+
+
+async def restand(conn: AsyncConnection, assignment_ids: Sequence[str]) -> None:
+    """Keep each assignment's standing after its every fact, and the business time from which it holds (its
+    latest fact's), in the transaction that wrote a fact of it: what participation reads wherever that time
+    has passed. Called by every writer of the facts (a status change, a miss, an extension); a write of the
+    previous release, which does not call it, clears the kept standing (triggers, migration ``d4f6a8c0e2b3``),
+    and participation decides that assignment from its facts until its next fact here."""
+    if assignment_ids:
+        await conn.execute(_restand(), [{"k_id": i} for i in assignment_ids])
+
+
+@functools.cache
+def _restand() -> sa.Update:
+    a, c, m, x = models.assignments, models.assignment_changes, models.misses, models.extensions
+    latest = [
+        sa.select(sa.func.max(col)).where(key == a.c.id).scalar_subquery()
+        for col, key in (
+            (c.c.at, c.c.assignment_id),
+            (m.c.deadline, m.c.assignment_id),
+            (x.c.granted_at, x.c.assignment_id),
+        )
+    ]
+    return (
+        sa.update(a)
+        .where(a.c.id == sa.bindparam("k_id"))
+        .values(standing=_decided(None), standing_since=greatest(a.c.created_at, *latest))
     )
+
+
+# Per (tenant, directory version): the units and unions of a directory without unions (its people unread).
+_UNITS: dict[tuple[str, tuple[int, str]], Directory] = {}
+
+
+def _units_only(version: tuple[int, str], docs: DirectoryDocs) -> Directory:
+    """``docs`` without people parsed, and kept for the next read of the same version (version 0, an empty
+    copy, is not kept)."""
+    directory = directory_of(docs)
+    if version[0]:
+        if len(_UNITS) >= 8:
+            _UNITS.clear()
+        _UNITS[(docs.tenant, version)] = directory
+    return directory
 
 
 # Per (tenant, directory version, day): each person's union tree, each unit's row of that day (read-only).
@@ -122,27 +263,25 @@ def _maps(
 
 
 def _tally(
-    caller: Caller,
-    person: Person,
+    scope: str,
+    visible: Callable[[str, str | None], bool],
     at: datetime,
     version: tuple[int, str],
-    docs: Directory | DirectoryDocs,
-    rows: Sequence[Any],
+    directory: Directory,
+    rows: Sequence[tuple[str, str | None, str | None, str, int]],
 ) -> dict[str, Any]:
+    """The answer from (part, unit, assignee — None when counted per unit —, standing, how many): what the
+    caller may see (a unit head's scope is decided by the unit alone), per unit as it was that day, per part
+    and per union tree."""
     day = at.astimezone(VN).date()
-    directory = docs if isinstance(docs, Directory) else parsed_directory(version, docs)
-    scope, visible = scope_of(caller, person, directory)
-    if visible is None:
-        raise DomainError(
-            Refusal.FORBIDDEN,
-            "Participation is shown to the secretariat, the director, unit heads and union secretaries.",
-            "Chỉ thường trực, Giám đốc Sở, thủ trưởng đơn vị và bí thư/chủ tịch đoàn thể được xem tình hình tham gia.",
-            code="forbidden",
-        )
-    if scope != "all":
-        rows = [r for r in rows if visible(r.assignee_id, r.unit_id)]
+    counted: Counter[tuple[str, str | None, str | None, str]] = Counter()
+    for part, unit, assignee, standing, n in rows:
+        if scope == "all" or visible(assignee or "", unit):
+            counted[(part, unit, assignee, standing)] += n
     trees, unit_that_day = _maps(directory, version, day)
-    by_unit = domain.counts(((unit_that_day.get(u, u), s) for _, u, _, s in rows if u is not None))
+    by_unit = domain.totals(
+        _summed((unit_that_day.get(u, u), s, n) for (_, u, _, s), n in counted.items() if u is not None)
+    )
     names = {}
     for uid in by_unit:
         try:  # the name the unit had that day (a unit may have been renamed since)
@@ -153,11 +292,24 @@ def _tally(
             except KeyError:
                 names[uid] = uid
     union_names = {u.id: u.name for u in directory.unions}
-    by_union = domain.counts((g, s) for _, _, a, s in rows for g in trees.get(a, ()))
+    by_union = domain.totals(
+        _summed((g, s, n) for (_, _, a, s), n in counted.items() if a is not None for g in trees.get(a, ()))
+    )
     return {
         "as_of": at.astimezone(VN).isoformat(),
         "scope": scope,
         "units": [{"unit_id": k, "name": names[k], **v} for k, v in by_unit.items()],
-        "parts": [{"part": k, **v} for k, v in domain.counts((p, s) for p, _, _, s in rows).items()],
+        "parts": [
+            {"part": k, **v}
+            for k, v in domain.totals(_summed((p, s, n) for (p, _, _, s), n in counted.items())).items()
+        ],
         "unions": [{"union_id": k, "name": union_names.get(k, k), **v} for k, v in by_union.items()],
     }
+
+
+def _summed(weighted: Iterable[tuple[str, str, int]]) -> Counter[tuple[str, str]]:
+    """(group, standing, n) → n summed per (group, standing)."""
+    out: Counter[tuple[str, str]] = Counter()
+    for group, standing, n in weighted:
+        out[(group, standing)] += n
+    return out

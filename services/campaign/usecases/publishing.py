@@ -117,7 +117,8 @@ class DirectoryDocs:
     unions: list[Union]
 
 
-async def stored_directory_docs(conn: AsyncConnection, tenant: str) -> DirectoryDocs:
+async def stored_directory_docs(conn: AsyncConnection, tenant: str, *, people: bool = True) -> DirectoryDocs:
+    """The stored directory's documents; without its people (``people=False``), its units and unions alone."""
     c = models.copies
     u, p = c.units, c.people
     units = (
@@ -129,7 +130,7 @@ async def stored_directory_docs(conn: AsyncConnection, tenant: str) -> Directory
         .scalars()
         .all()
     )
-    people = (
+    persons = (
         (
             await conn.execute(
                 sa.select(p.c.doc).where(p.c.tenant == tenant).order_by(p.c.person_id, p.c.effective_from)
@@ -137,9 +138,11 @@ async def stored_directory_docs(conn: AsyncConnection, tenant: str) -> Directory
         )
         .scalars()
         .all()
+        if people
+        else []
     )
     unions = (await c.unions_of(conn, tenant)).values()
-    return DirectoryDocs(tenant, list(units), list(people), list(unions))
+    return DirectoryDocs(tenant, list(units), list(persons), list(unions))
 
 
 # The last directory parsed per tenant, by the version of the copy it was parsed from (read-only).
@@ -256,6 +259,8 @@ async def publish_edition(
                 deadline=plan.deadline,
                 status="open",
                 created_at=now,
+                standing="open",  # participation's read model (``participation.restand``): no fact yet
+                standing_since=now,
             )
         )
         await outbox.emit(
