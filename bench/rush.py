@@ -22,12 +22,13 @@
 7. **Cold reads**: rewards and campaign restarted, the same reads again.
 8. **Peak RSS** per service (``VmHWM``, before the restart); **lost** = a 201 without its row, or a report
    without its rewards ledger entry or its sent receipt; **doubled** = a report with two person entries in the
-   ledger or two receipts.
+   ledger or two receipts; **participation_off** = how far campaign's participation now (assignments fulfilled)
+   is from submissions' count of the reports submitted.
 
 Ends with one machine-readable line per database:
 
     rush: db=sqlite officials=N accepted=C accepted_per_s=A bare_per_s=B pipeline_vs_raw=X ledger_p99_ms=Y
-          email_p99_ms=E read_p99_ms=R failed_reads=F max_rss_mb=Z lost=L doubled=D
+          email_p99_ms=E read_p99_ms=R failed_reads=F max_rss_mb=Z lost=L doubled=D participation_off=P
 
     .venv/bin/python bench/rush.py --officials 100000 [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
 """
@@ -316,6 +317,23 @@ async def lost_and_doubled(dbs: dict[str, str], created: int) -> tuple[int, int,
     return no_row + no_entry + no_receipt, doubled, detail
 
 
+async def participation_against_reports(system: System, dbs: dict[str, str], label: str) -> int:
+    """How far campaign's participation (now, as the secretariat reads it) is from submissions' own count of the
+    reports submitted: each fulfils its author's assignment, once. 0 when they agree."""
+    subs = await scalar_rows(
+        dbs["submissions"],
+        "SELECT count(*) FROM submissions WHERE kind = 'experience_report' AND status = 'submitted'",
+    )
+    headers = {"Authorization": f"Bearer {system.token(SECRETARIAT)}"}
+    async with httpx.AsyncClient(timeout=120, headers=headers) as client:
+        r = await client.get(f"{system.url('campaign')}/tenants/{TENANT}/editions/{EDITION}/participation")
+        r.raise_for_status()
+    parts, reports = r.json()["parts"], int(str(subs[0][0]))
+    fulfilled = sum(p["fulfilled"] + p["fulfilled_late"] for p in parts)
+    print(f"[{label}] participation now: {fulfilled} assignments fulfilled, {reports} reports", flush=True)
+    return abs(fulfilled - reports)
+
+
 async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> str:
     work = Path(tempfile.mkdtemp(prefix=f"hoithi-bench-rush-{label}-"))
     server = NatsServer(store_dir=work / "nats").start()
@@ -456,13 +474,14 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
 
         lost, doubled, detail = await lost_and_doubled(dbs, accepted + len(sent))
         print(f"[{label}] lost {lost} ({detail}), doubled {doubled}", flush=True)
+        participation_off = await participation_against_reports(system, dbs, label)
         failed_reads = len(reader.failures) + len(cold.failures)
         read_p99 = max([*warm.values(), *cold.summary().values()], default=float("nan"))
         return (
             f"rush: db={label} officials={args.officials} accepted={accepted} accepted_per_s={accepted / ours['seconds']:.0f} "
             f"bare_per_s={bare['per_s']:.0f} pipeline_vs_raw={pipeline / raw:.3f} ledger_p99_ms={ledger_p99:.0f} "
             f"email_p99_ms={email_p99:.0f} read_p99_ms={read_p99:.0f} failed_reads={failed_reads} "
-            f"max_rss_mb={max(rss.values()):.0f} lost={lost} doubled={doubled}"
+            f"max_rss_mb={max(rss.values()):.0f} lost={lost} doubled={doubled} participation_off={participation_off}"
         )
     finally:
         system.stop()
