@@ -16,10 +16,11 @@ BACKENDS = ("campaign", "submissions", "rewards", "notify")
 class ServiceProblem(Exception):
     """A service said no (RFC 9457): ``detail_vi``/``detail`` for the page, ``fields`` for the form."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(self, status: int, body: dict[str, Any], retry_after: str | None = None) -> None:
         super().__init__(body.get("detail") or str(status))
         self.status = status
         self.body = body
+        self.retry_after = retry_after  # a busy service's Retry-After (seconds), passed on to the browser
 
     def detail(self, lang: str) -> str:
         en, vi = self.body.get("detail") or "", self.body.get("detail_vi") or self.body.get("detail") or ""
@@ -67,7 +68,7 @@ class Backend:
                 body = {}
             if r.status_code >= 500 and not body.get("detail_vi"):
                 raise Unavailable(f"{service}: {r.status_code}")
-            raise ServiceProblem(r.status_code, body)
+            raise ServiceProblem(r.status_code, body, r.headers.get("Retry-After"))
         return r
 
     async def get(self, service: str, path: str, token: str, **kwargs: Any) -> Any:

@@ -77,6 +77,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "missed": ("Không nộp", "Missed"),
     "live": ("Cập nhật trực tiếp", "Live updates"),
     "live_on": ("Đang cập nhật trực tiếp", "Updating live"),
+    "live_busy": (
+        "Hệ thống đang bận: số liệu sẽ được cập nhật lại sau {s} giây",
+        "The system is busy: figures update again in {s} s",
+    ),
     "priority": ("Danh sách ưu tiên khen thưởng", "Reward priority list"),
     "download_xlsx": ("Tải về (XLSX)", "Download (XLSX)"),
     "pages": ("Các trang của danh sách", "Pages of the list"),

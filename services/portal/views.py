@@ -145,7 +145,10 @@ def install_errors(app: FastAPI) -> None:
         if exc.status == 401:  # the token expired or was refused: sign in again
             request.session.pop("user", None)
             return RedirectResponse("/", status_code=303)
-        return render(request, "message.html", exc.status, message=exc.detail(lang_of(request)))
+        page = render(request, "message.html", exc.status, message=exc.detail(lang_of(request)))
+        if exc.status == 503 and exc.retry_after:  # busy: when to ask again (the live refresh waits so long)
+            page.headers["Retry-After"] = exc.retry_after
+        return page
 
 
 # ------------------------------------------------------------------------------------------- health, lang

@@ -6,6 +6,7 @@ from npm at test time): no serious or critical violation."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import secrets
@@ -475,6 +476,68 @@ def test_the_directors_dashboard_changes_live_when_a_report_arrives(
             page.get_by_role("link", name="Tải về (XLSX)").click()
         path = download.value.path()
         assert Path(path).read_bytes()[:2] == b"PK"  # a workbook (a zip), as the rewards service made it
+    finally:
+        context.close()
+
+
+def test_the_live_dashboard_asks_less_often_while_a_service_is_down_and_catches_up_after(
+    portal_system: System, browser: Any
+) -> None:
+    """A fact arrives while rewards is down: the dashboard says the system is busy and asks again by itself, each
+    time waiting twice as long (not once per fact, nor never again); once rewards is back, the figures catch up
+    and the page says it is live again, without a reload."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    # every fetch the page's script makes, when it was made (s since the page loaded; the browser's own timings
+    # leave out fetches answered 503)
+    context.add_init_script(
+        "window.__asked = []; const ask = window.fetch;"
+        "window.fetch = function () { window.__asked.push(performance.now() / 1000); return ask.apply(this, arguments); };"
+    )
+    page = context.new_page()
+    dashboard = f"{portal_system.url('portal')}/dashboard"
+    try:
+        sign_in(page, portal_system, "p-0003")  # the director
+        page.goto(dashboard)
+        status = page.get_by_role("status")
+        status.wait_for()  # the event stream is open
+        row = (
+            page.get_by_role("table", name="Phần thi")
+            .get_by_role("row")
+            .filter(has_text="Trình bày trải nghiệm")
+        )
+
+        def submitted() -> int:
+            return int(row.get_by_role("cell").nth(1).inner_text().replace(".", ""))
+
+        before = submitted()
+        page.evaluate("window.__notReloaded = true")
+
+        def asked() -> list[float]:
+            """When the page asked for itself again since rewards stopped (s since it loaded)."""
+            return page.evaluate("since => window.__asked.filter(t => t >= since)", stopped)  # type: ignore[no-any-return]
+
+        stopped = page.evaluate("performance.now() / 1000")
+        portal_system.stop_service("rewards")
+        try:
+            assert portal_system.submit_report("p-0014").status_code == 201
+            eventually_sync(
+                lambda: "Hệ thống đang bận" in status.inner_text(), timeout=60, message="the busy notice"
+            )
+            eventually_sync(
+                lambda: len(asked()) >= 3, timeout=60, interval=0.2, message="asking again by itself"
+            )
+            gaps = [b - a for a, b in itertools.pairwise(asked())]
+            assert gaps[0] >= 1.8 and gaps[1] >= 3.6, gaps  # 2 s, then 4 s: twice the wait each time
+        finally:
+            portal_system.start_service("rewards")
+            portal_system.wait_ready("rewards", timeout=120)
+        eventually_sync(
+            lambda: status.inner_text() == "Đang cập nhật trực tiếp" and submitted() == before + 1,
+            timeout=120,
+            interval=0.5,
+            message="live again, with the report counted",
+        )
+        assert page.evaluate("window.__notReloaded === true"), "the page was reloaded instead of updated live"
     finally:
         context.close()
 

@@ -5,6 +5,7 @@ Vietnamese way."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -12,12 +13,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from services.portal import i18n, oidc
 from services.portal.app import SESSION_COOKIE, create_app
-from services.portal.backend import ServiceProblem
+from services.portal.backend import Backend, ServiceProblem
 from services.portal.settings import PortalSettings
 from shared.clock import VN
 from shared.settings import Settings
@@ -224,3 +226,39 @@ def test_a_services_field_path_is_shown_at_its_line_of_the_uploaded_document() -
     assert i18n.line_of(doc, "edition") == 2
     assert i18n.line_of(doc, "councils.x") is None
     assert i18n.line_of(b"a: [unclosed", "a") is None
+
+
+def test_a_busy_services_retry_after_reaches_the_browser() -> None:
+    """A service computing a heavy report for others answers 503 with Retry-After (``shared/heavy.py``): the
+    portal's page says so in Vietnamese with the same Retry-After, which the dashboard's live refresh waits."""
+    busy = {
+        "detail": "This report is being computed for other readers.",
+        "detail_vi": "Báo cáo này đang được tính.",
+    }
+
+    async def ask() -> ServiceProblem:
+        backend = Backend(PortalSettings(session_secret=SECRET))
+        backend.client = httpx.AsyncClient(
+            transport=httpx.MockTransport(
+                lambda _: httpx.Response(503, json=busy, headers={"Retry-After": "7"})
+            )
+        )
+        try:
+            await backend.get("rewards", "/tenants/t/editions/e/priority-list", "token")
+        except ServiceProblem as problem:
+            return problem
+        finally:
+            await backend.close()
+        raise AssertionError("a 503 was taken for an answer")
+
+    problem = asyncio.run(ask())
+    assert (problem.status, problem.retry_after) == (503, "7")
+    c = client()
+
+    @c.app.get("/busy")  # type: ignore[attr-defined, untyped-decorator]
+    async def _busy() -> None:
+        raise problem
+
+    r = c.get("/busy")
+    assert (r.status_code, r.headers.get("retry-after")) == (503, "7")
+    assert "Báo cáo này đang được tính." in r.text
