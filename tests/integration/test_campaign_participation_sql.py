@@ -39,6 +39,12 @@ from tests.support.plans import database_url
 TENANT, EDITION = "quangtri-stnmt", "2024"
 SEED = Path(__file__).resolve().parents[2] / "deploy" / "seed" / "soctrang-stnmt-2023"
 START = datetime(2024, 10, 1, tzinfo=UTC)
+TABLES = {
+    "assignments": models.assignments,
+    "changes": models.assignment_changes,
+    "misses": models.misses,
+    "extensions": models.extensions,
+}
 
 
 def _history(rnd: random.Random, n: int, tenant: str, edition: str) -> dict[str, Any]:
@@ -136,19 +142,13 @@ def test_the_databases_standings_are_the_rules_at_every_instant(
     rnd = random.Random(20241001)
     ours = _history(rnd, 400, TENANT, EDITION)
     others = [_history(rnd, 60, TENANT, "2023"), _history(rnd, 60, "hue-stnmt", EDITION)]
-    tables = {
-        "assignments": models.assignments,
-        "changes": models.assignment_changes,
-        "misses": models.misses,
-        "extensions": models.extensions,
-    }
 
     async def go() -> None:
         engine = create_async_engine(url, poolclass=NullPool)
         try:
             async with engine.begin() as conn:
                 for history in [ours, *others]:
-                    for name, table in tables.items():
+                    for name, table in TABLES.items():
                         if history["rows"][name]:
                             await conn.execute(sa.insert(table), history["rows"][name])
             happened = sorted(
@@ -180,12 +180,6 @@ def test_the_databases_standings_are_the_rules_at_every_instant(
     asyncio.run(go())
 
 
-TABLES = {
-    "assignments": models.assignments,
-    "changes": models.assignment_changes,
-    "misses": models.misses,
-    "extensions": models.extensions,
-}
 FAR = START + timedelta(days=3650)
 
 
@@ -267,26 +261,10 @@ def test_each_assignment_keeps_its_standing_whatever_the_order_and_whoever_write
                 if aid in old_release:
                     assert kept.standing is None  # cleared: decided from its facts until its next fact here
                 else:
-                    w, (created, f) = written[aid], by_id[aid]
-                    so_far = domain.AssignmentFacts(
-                        aid,
-                        f.part,
-                        f.assignee_id,
-                        f.unit_id,
-                        tuple(
-                            domain.StatusChange(c["at"], c["status"] == "fulfilled", c["on_time"])
-                            for c in sorted(w["changes"], key=lambda c: (c["at"], c["recorded"]))
-                        ),
-                        tuple(m["deadline"] for m in w["misses"]),
-                        tuple(x["granted_at"] for x in w["extensions"]),
-                    )
+                    created, f = by_id[aid]
+                    so_far = _written(f, written[aid])
                     assert kept.standing == domain.standing(so_far, FAR), (i, name)
-                    times = [
-                        created,
-                        *(c["at"] for c in w["changes"]),
-                        *so_far.missed_at,
-                        *so_far.extended_at,
-                    ]
+                    times = [created, *(c.at for c in so_far.changes), *so_far.missed_at, *so_far.extended_at]
                     assert kept.standing_since == max(times)
                 if i % 97 == 0:
                     async with engine.connect() as conn:
@@ -306,72 +284,21 @@ def test_each_assignment_keeps_its_standing_whatever_the_order_and_whoever_write
 
 def _so_far(history: dict[str, Any], written: dict[str, dict[str, list[Any]]]) -> dict[str, Any]:
     """``history`` with only the facts written so far."""
-    facts = []
-    for created, f in history["facts"]:
-        w = written[f.id]
-        changes = sorted(w["changes"], key=lambda c: (c["at"], c["recorded"]))
-        facts.append(
-            (
-                created,
-                domain.AssignmentFacts(
-                    f.id,
-                    f.part,
-                    f.assignee_id,
-                    f.unit_id,
-                    tuple(
-                        domain.StatusChange(c["at"], c["status"] == "fulfilled", c["on_time"])
-                        for c in changes
-                    ),
-                    tuple(m["deadline"] for m in w["misses"]),
-                    tuple(x["granted_at"] for x in w["extensions"]),
-                ),
-            )
-        )
-    return {"facts": facts}
+    return {"facts": [(created, _written(f, written[f.id])) for created, f in history["facts"]]}
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_an_upgraded_database_keeps_every_assignments_standing(
-    dialect: str, test_servers: Any, tmp_path: Path
-) -> None:
-    url = database_url(dialect, tmp_path, test_servers, "campaign_standings_upgrade")
-    migrate.upgrade("campaign", url, "f3b5d7e9a1c2")  # the revision before assignments kept their standing
-    rnd = random.Random(20241106)
-    ours = _history(rnd, 200, TENANT, EDITION)
-
-    async def go() -> None:
-        engine = create_async_engine(url, poolclass=NullPool)
-        try:
-            async with engine.begin() as conn:
-                for name, table in TABLES.items():
-                    rows = ours["rows"][name]
-                    columns = {c.name for c in table.columns} - {"standing", "standing_since"}
-                    if rows:
-                        await conn.execute(
-                            sa.insert(
-                                sa.table(table.name, *(sa.column(c, table.c[c].type) for c in columns))
-                            ),
-                            [{k: v for k, v in r.items() if k in columns} for r in rows],
-                        )
-        finally:
-            await engine.dispose()
-        await asyncio.to_thread(migrate.upgrade, "campaign", url)
-        engine = create_async_engine(url, poolclass=NullPool)
-        try:
-            a = models.assignments
-            async with engine.connect() as conn:
-                kept = {
-                    r.id: r for r in await conn.execute(sa.select(a.c.id, a.c.standing, a.c.standing_since))
-                }
-                for created, f in ours["facts"]:
-                    assert kept[f.id].standing == domain.standing(f, FAR)
-                    times = [created, *(c.at for c in f.changes), *f.missed_at, *f.extended_at]
-                    assert kept[f.id].standing_since == max(times)
-                await _expect_the_rule(conn, ours, _instants(rnd, ours, 30))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(go())
+def _written(f: domain.AssignmentFacts, w: dict[str, list[Any]]) -> domain.AssignmentFacts:
+    """The facts of ``f``'s assignment among the rows written so far (``w``: rows by table)."""
+    changes = sorted(w["changes"], key=lambda c: (c["at"], c["recorded"]))
+    return domain.AssignmentFacts(
+        f.id,
+        f.part,
+        f.assignee_id,
+        f.unit_id,
+        tuple(domain.StatusChange(c["at"], c["status"] == "fulfilled", c["on_time"]) for c in changes),
+        tuple(m["deadline"] for m in w["misses"]),
+        tuple(x["granted_at"] for x in w["extensions"]),
+    )
 
 
 class _Caller:
