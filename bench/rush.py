@@ -209,8 +209,13 @@ async def scalar_rows(url: str, sql: str, **params: object) -> list[sa.Row[tuple
         await engine.dispose()
 
 
+class NotDrained(Exception):
+    """The consumers had not applied every accepted report when the drain's time ran out."""
+
+
 async def drained(dbs: dict[str, str], expected: int, timeout: float) -> float:
-    """Epoch second the last of ``expected`` reports was applied by the last of the consumers."""
+    """Epoch second the last of ``expected`` reports was applied by the last of the consumers (else
+    :class:`NotDrained`, naming how far each got)."""
     deadline = time.monotonic() + timeout
     counts: dict[str, int] = {}
     while True:
@@ -227,7 +232,7 @@ async def drained(dbs: dict[str, str], expected: int, timeout: float) -> float:
         if all(n >= expected for n in counts.values()):
             return last
         if time.monotonic() > deadline:
-            raise SystemExit(f"not drained after {timeout:.0f}s: {counts} of {expected}")
+            raise NotDrained(f"not drained after {timeout:.0f}s: {counts} of {expected}")
         await asyncio.sleep(0.5)
 
 
@@ -384,7 +389,18 @@ async def run_db(args: argparse.Namespace, label: str, postgres: str | None) -> 
             flush=True,
         )
         rush_yield = since(yield_before, yielded(system))
-        last_applied = await drained(dbs, accepted, timeout=max(600.0, args.officials / 10))
+        try:
+            last_applied = await drained(dbs, accepted, timeout=max(600.0, args.officials / 10))
+        except NotDrained as undrained:
+            # What was measured is still worth printing: the reads until now, then the reason the run stops.
+            stop.set()
+            await asyncio.gather(reads, widening)
+            print(
+                f"[{label}] reads until the drain's limit, p99 ms: {reader.summary()}, p50 ms: "
+                f"{reader.medians()} ({len(reader.failures)} failed: {reader.failed()})",
+                flush=True,
+            )
+            raise SystemExit(str(undrained)) from undrained
         stop.set()
         await asyncio.gather(reads, widening)
         drain = last_applied - rush_start
