@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import functools
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -27,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.ext.compiler import compiles
 
 from shared import metrics
+
+T = TypeVar("T")
 
 
 class UtcDateTime(sa.types.TypeDecorator[datetime]):
@@ -135,6 +138,20 @@ def _sqlite_setup(engine: sa.Engine) -> None:
         conn.exec_driver_sql("BEGIN" if options.get(READ_ONLY, False) else "BEGIN IMMEDIATE")
 
 
+def _sync_sqlite(engine: AsyncEngine, **pool: Any) -> sa.Engine | None:
+    """A synchronous engine on ``engine``'s SQLite file, set up the same way (WAL, ``synchronous=FULL``, BEGIN
+    as ``_sqlite_setup`` says); None for any other database and for ``:memory:`` (another connection would
+    not see it)."""
+    u = engine.url
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    sync = sa.create_engine(
+        u.set(drivername="sqlite"), connect_args={"timeout": 30, "check_same_thread": False}, **pool
+    )
+    _sqlite_setup(sync)
+    return sync
+
+
 def writer_engine(engine: AsyncEngine) -> sa.Engine | None:
     """For SQLite: a synchronous engine on the same file, set up the same way (WAL, ``synchronous=FULL``), for a
     writer that runs a whole transaction's statements on the event loop's own thread (``shared.group_commit``):
@@ -142,21 +159,54 @@ def writer_engine(engine: AsyncEngine) -> sa.Engine | None:
     connections never wait for a lock inside SQLite (``busy_timeout=0``: a wait there would block the loop,
     and with it the aiosqlite connection holding the lock): ``begin_immediate`` waits on the loop instead. None
     for any other database (and for ``:memory:``, which another connection would not see)."""
-    u = engine.url
-    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+    sync = _sync_sqlite(engine, poolclass=sa.pool.SingletonThreadPool)
+    if sync is None:
         return None
-    sync = sa.create_engine(
-        u.set(drivername="sqlite"),
-        connect_args={"timeout": 30, "check_same_thread": False},
-        poolclass=sa.pool.SingletonThreadPool,
-    )
-    _sqlite_setup(sync)
 
     @event.listens_for(sync, "connect")
     def _no_busy_wait(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.execute("PRAGMA busy_timeout=0")
 
     return sync
+
+
+# Per pool of a SQLite engine (shared by its ``execution_options`` copies): the synchronous engine its heavy
+# reads run on (``read_off_loop``).
+_READERS: weakref.WeakKeyDictionary[Any, sa.Engine] = weakref.WeakKeyDictionary()
+
+
+def _reader_engine(engine: AsyncEngine) -> sa.Engine | None:
+    key = engine.sync_engine.pool
+    found = _READERS.get(key)
+    if found is None:
+        found = _sync_sqlite(engine)
+        if found is None:
+            return None
+        _READERS[key] = found = found.execution_options(**{READ_ONLY: True})
+    return found
+
+
+async def read_off_loop(engine: AsyncEngine, read: Callable[[sa.Connection], T]) -> T:
+    """``read(conn)`` — its statements and the Python work on their rows — in one transaction that only reads,
+    and on SQLite wholly in a worker thread, on a synchronous connection to the same file (a snapshot, DEFERRED:
+    it never waits for the writer and never holds it up).
+
+    For a read whose rows grow with the contest (participation: a row per assignment). Through aiosqlite, its
+    rows are turned into Python objects on the event loop, which then serves nothing else — the consumer's
+    statements, one hop to aiosqlite's thread each, wait behind every such stretch (measured in
+    ``bench/RESULTS.md``, session 24: 20,000 assignments read back to back cut a consumer's statements to a
+    quarter). In a thread, the loop gets the GIL back at each switch interval. On PostgreSQL ``read`` runs on
+    the loop (``run_sync``), its driver's work being the server's."""
+    sync = _reader_engine(engine)
+    if sync is None:
+        async with reading(engine).connect() as conn:
+            return await conn.run_sync(read)
+
+    def run() -> T:
+        with sync.connect() as conn:
+            return read(conn)
+
+    return await asyncio.to_thread(run)
 
 
 async def begin_immediate(engine: sa.Engine, *, timeout: float = 30.0) -> sa.Connection:

@@ -9,7 +9,9 @@ participation minutes behind, then the connection pool exhausted and 500s). So:
 - ``slot(name)``: one heavy read of a kind at a time per process; a reader that cannot start within
   ``WAIT`` seconds is refused — 503 with ``Retry-After``, nothing changed — instead of queuing without bound;
 - inside the slot, the CPU-bound part runs in a thread (``asyncio.to_thread``): the loop keeps serving between the
-  thread's turns of the GIL.
+  thread's turns of the GIL. A read whose rows grow with the contest reads them there too
+  (``shared.db.read_off_loop``: on SQLite its statements, and the turning of every row into Python, in the
+  thread, on a connection of its own), not row by row on the loop.
 
 A read whose cost is a page can need the slot too when a page grows with the contest: rewards' page of the list
 names its units' every entry (tens per unit at 20,000 officials), and ten reads a second queued on the loop left

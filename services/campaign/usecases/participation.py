@@ -35,7 +35,7 @@ from services.campaign.usecases.publishing import (
 )
 from shared import heavy
 from shared.clock import VN
-from shared.db import UtcDateTime, greatest
+from shared.db import UtcDateTime, greatest, read_off_loop
 from shared.documents import Directory, Person
 from shared.errors import DomainError, Refusal
 from shared.service import Caller, Runtime
@@ -46,7 +46,8 @@ async def participation(
 ) -> dict[str, Any]:
     """Assigned / fulfilled / late / missed / extended as of ``at``; refused (forbidden) to a caller who may see
     nothing beyond their own assignments. A heavy read (``shared/heavy.py``), one at a time per process: the
-    directory is parsed and the counts grouped in a thread, the standings read on the loop.
+    directory is parsed in a thread, and the standings are read and counted off the event loop
+    (``shared.db.read_off_loop``), so that the consumer applying facts meanwhile is not held up by them.
 
     Where the directory has no unions, the database counts: per part, unit and standing for the assignments
     whose kept standing is in force at ``at`` (``in_force``, a range of one index), and only the others
@@ -65,35 +66,40 @@ async def participation(
                     directory = await asyncio.to_thread(parsed_directory, version, docs)
                 else:
                     directory = _units_only(version, docs)
-            scope, visible = scope_of(caller, person, directory)
-            if visible is None:
-                raise DomainError(
-                    Refusal.FORBIDDEN,
-                    "Participation is shown to the secretariat, the director, unit heads and union secretaries.",
-                    "Chỉ thường trực, Giám đốc Sở, thủ trưởng đơn vị và bí thư/chủ tịch đoàn thể được xem tình hình "
-                    "tham gia.",
-                    code="forbidden",
-                )
-            params = {"tenant": tenant, "edition": edition, "at": at}
-            # per person where there are unions (union trees; a union secretary sees members)
-            rows = await counted(conn, params, per_person=bool(directory.unions))
-        return await asyncio.to_thread(_tally, scope, visible, at, version, directory, rows)
+        scope, visible = scope_of(caller, person, directory)
+        if visible is None:
+            raise DomainError(
+                Refusal.FORBIDDEN,
+                "Participation is shown to the secretariat, the director, unit heads and union secretaries.",
+                "Chỉ thường trực, Giám đốc Sở, thủ trưởng đơn vị và bí thư/chủ tịch đoàn thể được xem tình hình "
+                "tham gia.",
+                code="forbidden",
+            )
+        params = {"tenant": tenant, "edition": edition, "at": at}
+        per_person = bool(directory.unions)  # union trees; a union secretary sees members
+
+        def count(conn: sa.Connection) -> dict[str, Any]:
+            rows = counted(conn, params, per_person=per_person)
+            return _tally(scope, visible, at, version, directory, rows)
+
+        return await read_off_loop(rt.engine, count)
 
 
-async def counted(
-    conn: AsyncConnection, params: dict[str, Any], *, per_person: bool
+def counted(
+    conn: sa.Connection, params: dict[str, Any], *, per_person: bool
 ) -> list[tuple[str, str | None, str | None, str, int]]:
     """(part, unit_id, assignee_id, standing, how many) of the assignments of ``params``' edition made by its
     ``at``: one row per assignment (``per_person``), or per part, unit and standing (assignee None)."""
     if per_person:
         return [
-            (r.part, r.unit_id, r.assignee_id, r.standing, 1) for r in await conn.execute(standings(), params)
+            (part, unit, who, standing, 1) for part, unit, who, standing in conn.execute(standings(), params)
         ]
-    grouped = await conn.execute(in_force(), params)
     rows: list[tuple[str, str | None, str | None, str, int]] = [
-        (r.part, r.unit_id, None, r.standing, r.n) for r in grouped
+        (part, unit, None, standing, n) for part, unit, standing, n in conn.execute(in_force(), params)
     ]
-    return rows + [(r.part, r.unit_id, None, r.standing, 1) for r in await conn.execute(decided(), params)]
+    return rows + [
+        (part, unit, None, standing, 1) for part, unit, standing in conn.execute(decided(), params)
+    ]
 
 
 @functools.cache

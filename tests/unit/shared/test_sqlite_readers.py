@@ -12,9 +12,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from shared.db import make_engine, reading, writing
+from shared.db import make_engine, read_off_loop, reading, writing
 
 T = sa.Table("t", sa.MetaData(), sa.Column("n", sa.Integer))
+
+
+def _count(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(T)).scalar_one())
 
 
 async def test_a_read_is_answered_while_a_writer_holds_the_lock(tmp_path: Path) -> None:
@@ -32,6 +36,10 @@ async def test_a_read_is_answered_while_a_writer_holds_the_lock(tmp_path: Path) 
                         reader.execute(sa.select(sa.func.count()).select_from(T)), timeout=5
                     )
                     assert seen.scalar_one() == 1
+            # a heavy read, off the loop (a thread's own connection to the file): the same snapshot, at once
+            counted = await asyncio.wait_for(read_off_loop(engine, _count), timeout=5)
+            assert counted == 1
+        assert await read_off_loop(engine, _count) == 2
         async with engine.connect() as reader:
             assert (await reader.execute(sa.select(sa.func.count()).select_from(T))).scalar_one() == 2
     finally:
