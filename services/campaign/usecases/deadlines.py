@@ -36,7 +36,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -177,6 +177,10 @@ async def tick(rt: Runtime, now: datetime, lease: Lease) -> None:
         due += await _edition_lifecycle(rt, lease, edition, now)
         await _replan_if_new_version(rt, lease, edition)
     by_key = {(e.tenant, e.edition): e for e in editions}
+    passed: dict[tuple[str, str, str], list[tuple[str, datetime]]] = {}
+    async with rt.engine.connect() as conn:
+        for r in await conn.execute(extended_assignments(until=now)):
+            passed.setdefault((r.tenant, r.edition, r.part), []).append((r.assignee_id, r.extended_to))
     await _plan_reminders(rt, lease, by_key, now)
     await _send_due_reminders(rt, lease, by_key, now)
     for edition in editions:
@@ -194,19 +198,7 @@ async def tick(rt: Runtime, now: datetime, lease: Lease) -> None:
                 waiting |= (
                     await _decide(rt, lease, edition, part.id, part.kind, deadline, "", now) == "waiting"
                 )
-            a = models.assignments
-            async with rt.engine.connect() as conn:
-                extended = (
-                    await conn.execute(
-                        sa.select(a.c.assignee_id, a.c.extended_to).where(
-                            a.c.tenant == edition.tenant,
-                            a.c.edition == edition.edition,
-                            a.c.part == part.id,
-                            a.c.extended_to.is_not(None),
-                            a.c.extended_to <= now,
-                        )
-                    )
-                ).all()
+            extended = passed.get((edition.tenant, edition.edition, part.id), [])
             for assignee, until in extended:
                 waiting |= (
                     await _decide(rt, lease, edition, part.id, part.kind, until, assignee, now) == "waiting"
@@ -225,6 +217,22 @@ async def tick(rt: Runtime, now: datetime, lease: Lease) -> None:
     st.at = now
     st.ticks += 1
     st.passes += 1
+
+
+EVER = datetime(1970, 1, 1, tzinfo=UTC)  # before any deadline: ``extended_to > EVER`` is "extended"
+
+
+def extended_assignments(*, until: datetime | None = None) -> sa.Select[Any]:
+    """(tenant, edition, part, assignee_id, extended_to) of every assignment granted an extension (whose deadline
+    in force is by ``until``): a range of ``ix_assignments_extended_to`` — extensions are few. The edition and
+    part are the caller's filter, not the statement's: with them as equalities, SQLite without statistics takes
+    ``ix_assignments_standing`` and reads every assignment of the part (20,000 at a national contest, every pass
+    of the clock), and ``IS NOT NULL`` alone is no range to it (a scan of the table)."""
+    a = models.assignments
+    q = sa.select(a.c.tenant, a.c.edition, a.c.part, a.c.assignee_id, a.c.extended_to).where(
+        a.c.extended_to > EVER
+    )
+    return q if until is None else q.where(a.c.extended_to <= until)
 
 
 async def _edition_lifecycle(rt: Runtime, lease: Lease, edition: Edition, now: datetime) -> list[datetime]:
@@ -350,8 +358,9 @@ async def _plan_reminders(
     cols = (a.c.id, a.c.tenant, a.c.edition, a.c.part, a.c.deadline, a.c.extended_to)
     for where in (
         a.c.remind_for.is_(None),
+        # extended_to not None, as a range of ix_assignments_extended_to (``extended_assignments``)
         sa.and_(
-            a.c.extended_to.is_not(None),
+            a.c.extended_to > EVER,
             sa.or_(a.c.remind_for.is_(None), a.c.remind_for != a.c.extended_to),
         ),
     ):
@@ -847,23 +856,19 @@ async def board(rt: Runtime, tenant: str, edition: str) -> dict[str, Any]:
     now = rt.now()
     st = status_of(rt)
     out: list[dict[str, Any]] = []
-    a = models.assignments
     d = models.deadline_decisions
     async with rt.engine.connect() as conn:
         doc = await edition_in_force(conn, tenant, edition)
+        extended = [
+            r
+            for r in await conn.execute(extended_assignments())
+            if (r.tenant, r.edition) == (tenant, edition)
+        ]
         for part in doc.parts:
             if part.kind not in CLOCKED_KINDS:
                 continue
             targets: list[tuple[datetime, str]] = [(doc.deadline_of(part.id), "")]
-            ext = await conn.execute(
-                sa.select(a.c.extended_to, a.c.assignee_id).where(
-                    a.c.tenant == tenant,
-                    a.c.edition == edition,
-                    a.c.part == part.id,
-                    a.c.extended_to.is_not(None),
-                )
-            )
-            targets += [(r.extended_to, r.assignee_id) for r in ext]
+            targets += [(r.extended_to, r.assignee_id) for r in extended if r.part == part.id]
             for deadline, assignee in targets:
                 state, accepted, applied = await deadline_state(conn, doc, part.id, deadline, assignee, now)
                 decision = (
