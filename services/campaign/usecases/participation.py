@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -280,14 +280,23 @@ def _tally(
     caller may see (a unit head's scope is decided by the unit alone), per unit as it was that day, per part
     and per union tree."""
     day = at.astimezone(VN).date()
-    counted: Counter[tuple[str, str | None, str | None, str]] = Counter()
-    for part, unit, assignee, standing, n in rows:
-        if scope == "all" or visible(assignee or "", unit):
-            counted[(part, unit, assignee, standing)] += n
     trees, unit_that_day = _maps(directory, version, day)
-    by_unit = domain.totals(
-        _summed((unit_that_day.get(u, u), s, n) for (_, u, _, s), n in counted.items() if u is not None)
-    )
+    # one pass over the rows (one per assignment where there are unions): each counted per part, per unit as it
+    # was that day and per union of its assignee's tree
+    parts: Counter[tuple[str, str]] = Counter()
+    units: Counter[tuple[str, str]] = Counter()
+    unions: Counter[tuple[str, str]] = Counter()
+    everything = scope == "all"
+    for part, unit, assignee, standing, n in rows:
+        if not everything and not visible(assignee or "", unit):
+            continue
+        parts[(part, standing)] += n
+        if unit is not None:
+            units[(unit_that_day.get(unit, unit), standing)] += n
+        if assignee is not None:
+            for union in trees.get(assignee, ()):
+                unions[(union, standing)] += n
+    by_unit = domain.totals(units)
     names = {}
     for uid in by_unit:
         try:  # the name the unit had that day (a unit may have been renamed since)
@@ -298,24 +307,11 @@ def _tally(
             except KeyError:
                 names[uid] = uid
     union_names = {u.id: u.name for u in directory.unions}
-    by_union = domain.totals(
-        _summed((g, s, n) for (_, _, a, s), n in counted.items() if a is not None for g in trees.get(a, ()))
-    )
+    by_union = domain.totals(unions)
     return {
         "as_of": at.astimezone(VN).isoformat(),
         "scope": scope,
         "units": [{"unit_id": k, "name": names[k], **v} for k, v in by_unit.items()],
-        "parts": [
-            {"part": k, **v}
-            for k, v in domain.totals(_summed((p, s, n) for (p, _, _, s), n in counted.items())).items()
-        ],
+        "parts": [{"part": k, **v} for k, v in domain.totals(parts).items()],
         "unions": [{"union_id": k, "name": union_names.get(k, k), **v} for k, v in by_union.items()],
     }
-
-
-def _summed(weighted: Iterable[tuple[str, str, int]]) -> Counter[tuple[str, str]]:
-    """(group, standing, n) → n summed per (group, standing)."""
-    out: Counter[tuple[str, str]] = Counter()
-    for group, standing, n in weighted:
-        out[(group, standing)] += n
-    return out
