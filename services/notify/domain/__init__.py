@@ -508,6 +508,9 @@ RECEIPT_LANE, OTHER_LANE = 0, 1
 RECEIPTS = frozenset({"submission.received"})
 
 
+LANES = (RECEIPT_LANE, OTHER_LANE)  # every lane, in the order due rows are sent
+
+
 def lane(template: str) -> int:
     """The delivery lane of a message of ``template``."""
     return RECEIPT_LANE if template in RECEIPTS else OTHER_LANE

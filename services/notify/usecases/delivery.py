@@ -304,7 +304,11 @@ async def deliver_due(rt: Runtime, send: Sender = smtp_send, lease: Lease | None
         rows = (
             await conn.execute(
                 sa.select(t)
-                .where(t.c.status == "pending", t.c.next_attempt_at <= now, t.c.channel.in_(channels))
+                # every lane, named: the lanes, in order, are ranges of ix_deliveries_lane, read in the order
+                # asked until BATCH rows are found. Without them, SQLite without statistics took ix_deliveries_due
+                # and sorted every pending row due at each pass (35-60 ms at 34,000, a pass per 100 e-mails).
+                .where(t.c.status == "pending", t.c.lane.in_(domain.LANES), t.c.next_attempt_at <= now)
+                .where(t.c.channel.in_(channels))
                 .where(sa.or_(t.c.due_at.is_(None), t.c.due_at <= business_now))
                 .where(sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now))
                 .order_by(t.c.lane, t.c.next_attempt_at)  # receipts first (``domain.lane``)
