@@ -59,7 +59,6 @@ deliveries = sa.Table(
     sa.Column("lease_until", UtcDateTime(), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("sent_at", UtcDateTime(), nullable=True),
-    sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
     sa.Index("ix_deliveries_tenant", "tenant", "created_at"),
 )
 

@@ -56,7 +56,8 @@ async def plans(conn: AsyncConnection, statement: str, params: Any = ()) -> list
 
 def compiled(conn: AsyncConnection, statement: Any) -> tuple[str, tuple[Any, ...]]:
     """A SQLAlchemy statement as the driver receives it on ``conn``: its text and positional parameters."""
-    c = statement.compile(conn.sync_engine if hasattr(conn, "sync_engine") else conn.engine.sync_engine)
+    engine = conn.sync_engine if hasattr(conn, "sync_engine") else conn.engine.sync_engine
+    c = statement.compile(engine, compile_kwargs={"render_postcompile": True})  # an IN list as its values
     return str(c), tuple(c.params[name] for name in c.positiontup or ())
 
 

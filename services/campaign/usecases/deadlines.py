@@ -219,20 +219,29 @@ async def tick(rt: Runtime, now: datetime, lease: Lease) -> None:
     st.passes += 1
 
 
-EVER = datetime(1970, 1, 1, tzinfo=UTC)  # before any deadline: ``extended_to > EVER`` is "extended"
+# The bounds of every deadline: "extended" as a two-sided range of ix_assignments_extended_to, which every
+# planner takes (``extended_to IS NOT NULL`` is no range to SQLite, and PostgreSQL without statistics prices an
+# open range as a third of the table: a scan).
+EVER = datetime(1970, 1, 1, tzinfo=UTC)
+FOREVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 
-def extended_assignments(*, until: datetime | None = None) -> sa.Select[Any]:
-    """(tenant, edition, part, assignee_id, extended_to) of every assignment granted an extension (whose deadline
-    in force is by ``until``): a range of ``ix_assignments_extended_to`` — extensions are few. The edition and
-    part are the caller's filter, not the statement's: with them as equalities, SQLite without statistics takes
-    ``ix_assignments_standing`` and reads every assignment of the part (20,000 at a national contest, every pass
-    of the clock), and ``IS NOT NULL`` alone is no range to it (a scan of the table)."""
+def extended_by(until: datetime = FOREVER) -> sa.ColumnElement[bool]:
+    """The assignment was granted an extension, and its deadline in force is by ``until``."""
     a = models.assignments
-    q = sa.select(a.c.tenant, a.c.edition, a.c.part, a.c.assignee_id, a.c.extended_to).where(
-        a.c.extended_to > EVER
+    return sa.and_(a.c.extended_to > EVER, a.c.extended_to <= until)
+
+
+def extended_assignments(*, until: datetime = FOREVER) -> sa.Select[Any]:
+    """(tenant, edition, part, assignee_id, extended_to) of every assignment granted an extension whose deadline
+    in force is by ``until``: a range of ``ix_assignments_extended_to`` — extensions are few. The edition and
+    part are the caller's filter, not the statement's: with them as equalities, SQLite without statistics takes
+    ``ix_assignments_standing`` and reads every assignment of the part (20,000 at a national contest, at every
+    pass of the clock)."""
+    a = models.assignments
+    return sa.select(a.c.tenant, a.c.edition, a.c.part, a.c.assignee_id, a.c.extended_to).where(
+        extended_by(until)
     )
-    return q if until is None else q.where(a.c.extended_to <= until)
 
 
 async def _edition_lifecycle(rt: Runtime, lease: Lease, edition: Edition, now: datetime) -> list[datetime]:
@@ -358,9 +367,8 @@ async def _plan_reminders(
     cols = (a.c.id, a.c.tenant, a.c.edition, a.c.part, a.c.deadline, a.c.extended_to)
     for where in (
         a.c.remind_for.is_(None),
-        # extended_to not None, as a range of ix_assignments_extended_to (``extended_assignments``)
         sa.and_(
-            a.c.extended_to > EVER,
+            extended_by(),
             sa.or_(a.c.remind_for.is_(None), a.c.remind_for != a.c.extended_to),
         ),
     ):

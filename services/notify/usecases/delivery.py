@@ -294,27 +294,38 @@ async def reconcile(rt: Runtime, lease: Lease | None) -> int:
     return len(open_ids)
 
 
+def due_in_lane(
+    lane: int, now: datetime, business_now: datetime, channels: list[str], limit: int
+) -> sa.Select[Any]:
+    """The next ``limit`` rows of ``lane`` due now, in the order they fell due: a range of ``ix_deliveries_lane``
+    read in its order, whatever the planner knows. With every lane in one statement (ordered by lane), SQLite
+    without statistics took ``ix_deliveries_due`` and sorted every pending row due at each pass — 38 ms a pass of
+    100 e-mails with 34,000 pending after a 20,000-official rush, so a backlog cost its square to send."""
+    t = models.deliveries
+    return (
+        sa.select(t)
+        .where(t.c.status == "pending", t.c.lane == lane, t.c.next_attempt_at <= now)
+        .where(t.c.channel.in_(channels))
+        .where(sa.or_(t.c.due_at.is_(None), t.c.due_at <= business_now))
+        .where(sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now))
+        .order_by(t.c.next_attempt_at)
+        .limit(limit)
+    )
+
+
 async def deliver_due(rt: Runtime, send: Sender = smtp_send, lease: Lease | None = None) -> int:
     """Send every due pending row (up to ``BATCH``); return how many were attempted."""
-    t = models.deliveries
     now = datetime.now(UTC)
     business_now = rt.now()
     channels = [domain.WEBHOOK] + ([domain.EMAIL] if rt.own.smtp_host else [])
+    rows: list[Any] = []
     async with rt.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                sa.select(t)
-                # every lane, named: the lanes, in order, are ranges of ix_deliveries_lane, read in the order
-                # asked until BATCH rows are found. Without them, SQLite without statistics took ix_deliveries_due
-                # and sorted every pending row due at each pass (35-60 ms at 34,000, a pass per 100 e-mails).
-                .where(t.c.status == "pending", t.c.lane.in_(domain.LANES), t.c.next_attempt_at <= now)
-                .where(t.c.channel.in_(channels))
-                .where(sa.or_(t.c.due_at.is_(None), t.c.due_at <= business_now))
-                .where(sa.or_(t.c.lease_until.is_(None), t.c.lease_until < now))
-                .order_by(t.c.lane, t.c.next_attempt_at)  # receipts first (``domain.lane``)
-                .limit(BATCH)
-            )
-        ).all()
+        for lane in domain.LANES:  # receipts first (``domain.lane``)
+            rows += (
+                await conn.execute(due_in_lane(lane, now, business_now, channels, BATCH - len(rows)))
+            ).all()
+            if len(rows) >= BATCH:
+                break
         await conn.rollback()
     if not rows:
         return 0
