@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from email.header import Header
 from email.message import Message
@@ -295,7 +295,7 @@ async def reconcile(rt: Runtime, lease: Lease | None) -> int:
 
 
 def due_in_lane(
-    lane: int, now: datetime, business_now: datetime, channels: list[str], limit: int
+    lane: int, now: datetime, business_now: datetime, channels: Sequence[str], limit: int
 ) -> sa.Select[Any]:
     """The next ``limit`` rows of ``lane`` due now, in the order they fell due: a range of ``ix_deliveries_lane``
     read in its order, whatever the planner knows. With every lane in one statement (ordered by lane), SQLite
