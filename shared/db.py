@@ -196,7 +196,7 @@ async def read_off_loop(engine: AsyncEngine, read: Callable[[sa.Connection], T])
     statements, one hop to aiosqlite's thread each, wait behind every such stretch (measured in
     ``bench/RESULTS.md``, session 24: 20,000 assignments read back to back cut a consumer's statements to a
     quarter). In a thread, the loop gets the GIL back at each switch interval. On PostgreSQL ``read`` runs on
-    the loop (``run_sync``), its driver's work being the server's."""
+    the loop (``run_sync``) as before: asyncpg builds its rows in C (not measured against this)."""
     sync = _reader_engine(engine)
     if sync is None:
         async with reading(engine).connect() as conn:
