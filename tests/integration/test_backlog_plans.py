@@ -11,14 +11,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.campaign import models as campaign
 from services.campaign.usecases.deadlines import extended_assignments
 from services.notify import domain
 from services.notify import models as notify
 from services.notify.usecases.delivery import due_in_lane
-from tests.support.plans import KNOWLEDGE, compiled, database_url, learn, plans
+from tests.support.plans import KNOWLEDGE, compiled, holding, plans
 
 ROWS = 2000
 START = datetime(2023, 10, 1, tzinfo=UTC)
@@ -32,7 +32,6 @@ def _whole_table(plan: list[str]) -> bool:
 
 @pytest.fixture(params=KNOWLEDGE)
 async def deliveries(request, tmp_path: Path, test_servers) -> AsyncIterator[AsyncEngine]:  # type: ignore[no-untyped-def]
-    eng = create_async_engine(database_url(request.param, tmp_path, test_servers, "backlog_deliveries"))
 
     def row(i: int, lane: int, status: str) -> dict[str, object]:
         return {
@@ -55,10 +54,7 @@ async def deliveries(request, tmp_path: Path, test_servers) -> AsyncIterator[Asy
     rows = [row(i, domain.OTHER_LANE, "pending") for i in range(ROWS)]  # the backlog behind the receipts
     rows += [row(i, domain.RECEIPT_LANE, "sent") for i in range(ROWS)]
     rows += [row(i, domain.RECEIPT_LANE, "pending") for i in range(0, ROWS, 400)]  # five receipts just in
-    async with eng.begin() as conn:
-        await conn.run_sync(notify.metadata.create_all)
-        await conn.execute(notify.deliveries.insert(), rows)
-    await learn(eng, request.param, "deliveries")
+    eng = await holding(request.param, tmp_path, test_servers, notify.deliveries, rows)
     yield eng
     await eng.dispose()
 
@@ -81,7 +77,6 @@ async def test_the_delivery_loop_reads_the_next_rows_of_each_lane_in_order_from_
 
 @pytest.fixture(params=KNOWLEDGE)
 async def assignments(request, tmp_path: Path, test_servers) -> AsyncIterator[AsyncEngine]:  # type: ignore[no-untyped-def]
-    eng = create_async_engine(database_url(request.param, tmp_path, test_servers, "backlog_assignments"))
     rows = [
         {
             "id": f"a-{part}-{i:05d}",
@@ -104,10 +99,7 @@ async def assignments(request, tmp_path: Path, test_servers) -> AsyncIterator[As
         for part in ("experience", "initiative")
         for i in range(ROWS)
     ]
-    async with eng.begin() as conn:
-        await conn.run_sync(campaign.metadata.create_all)
-        await conn.execute(campaign.assignments.insert(), rows)
-    await learn(eng, request.param, "assignments")
+    eng = await holding(request.param, tmp_path, test_servers, campaign.assignments, rows)
     yield eng
     await eng.dispose()
 

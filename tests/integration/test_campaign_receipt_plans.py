@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.campaign import models
 from services.campaign.usecases.assignments import receipts_counting
 from services.campaign.usecases.deadlines import receipts_before
 from services.campaign.usecases.receipts import other_parts
-from tests.support.plans import KNOWLEDGE, compiled, database_url, learn, plans
+from tests.support.plans import KNOWLEDGE, compiled, holding, plans
 
 ASSIGNEES = 1500
 START = datetime(2023, 10, 1, tzinfo=UTC)
@@ -25,7 +25,6 @@ START = datetime(2023, 10, 1, tzinfo=UTC)
 
 @pytest.fixture(params=KNOWLEDGE)
 async def engine(request, tmp_path: Path, test_servers) -> AsyncIterator[AsyncEngine]:  # type: ignore[no-untyped-def]
-    eng = create_async_engine(database_url(request.param, tmp_path, test_servers, "campaign_receipt_plans"))
     rows = [
         {
             "submission_id": f"sub-{tenant}-{part}-{i:05d}",
@@ -41,10 +40,7 @@ async def engine(request, tmp_path: Path, test_servers) -> AsyncIterator[AsyncEn
     ]
     # a selected initiative is also a receipt of the selection part
     rows.append({**rows[-1], "part": "selection"})
-    async with eng.begin() as conn:
-        await conn.run_sync(models.metadata.create_all)
-        await conn.execute(models.receipts.insert(), rows)
-    await learn(eng, request.param, "receipts")
+    eng = await holding(request.param, tmp_path, test_servers, models.receipts, rows)
     yield eng
     await eng.dispose()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
 @contextlib.contextmanager
@@ -84,3 +84,16 @@ async def learn(engine: AsyncEngine, kind: str, *tables: str) -> None:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         for table in tables:
             await conn.exec_driver_sql(f"{command} {table}")
+
+
+async def holding(
+    kind: str, tmp_path: Path, test_servers: Any, table: sa.Table, rows: list[dict[str, Any]]
+) -> AsyncEngine:
+    """An engine on an empty database of ``kind`` (``database_url``) with ``table``'s metadata created, ``rows``
+    in ``table`` and what ``kind`` says the planner knows of it (``learn``). The caller disposes of it."""
+    engine = create_async_engine(database_url(kind, tmp_path, test_servers, f"plans_{table.name}"))
+    async with engine.begin() as conn:
+        await conn.run_sync(table.metadata.create_all)
+        await conn.execute(table.insert(), rows)
+    await learn(engine, kind, table.name)
+    return engine
