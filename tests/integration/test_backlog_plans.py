@@ -32,7 +32,6 @@ def _whole_table(plan: list[str]) -> bool:
 
 @pytest.fixture(params=KNOWLEDGE)
 async def deliveries(request, tmp_path: Path, test_servers) -> AsyncIterator[AsyncEngine]:  # type: ignore[no-untyped-def]
-
     def row(i: int, lane: int, status: str) -> dict[str, object]:
         return {
             "id": f"d-{lane}-{status}-{i:05d}",
