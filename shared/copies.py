@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import VN
+from shared.collation import folded, name_key
 from shared.db import UtcDateTime, insert_if_absent, upsert_newer
 from shared.documents import PERSON_SENSITIVE_FIELDS, Edition, Person, Union, Unit, unit_lineage
 from shared.events.envelope import Envelope
@@ -92,6 +93,7 @@ class Copies:
                 "email": person.email,
                 "doc": person.model_dump_json(exclude=set(PERSON_SENSITIVE_FIELDS)),
                 "sequence": env.sequence,
+                **(listing_values(person, env.sequence) if "name_key" in self.people.c else {}),
             },
         )
 
@@ -272,7 +274,7 @@ async def _latest_rows(
 
 
 def _directory_table(
-    metadata: sa.MetaData, name: str, key: str, *columns: sa.Column[Any], dated: bool
+    metadata: sa.MetaData, name: str, key: str, *columns: sa.Column[Any] | sa.Index, dated: bool
 ) -> sa.Table:
     """One directory entity's copy: its id within the tenant (and the date a row is in force from, if dated),
     its own columns, the whole document, and the sequence of the fact that wrote it."""
@@ -288,8 +290,94 @@ def _directory_table(
     )
 
 
-def copy_tables(metadata: sa.MetaData) -> Copies:
-    """The copy tables, the one definition every service's models reuse."""
+# The columns a directory listed page by page needs (``listed=True``: campaign's, which serves ``GET …/people``):
+# the name's Vietnamese sort key (``shared.collation``), its folded form for accent-insensitive search, the day the
+# row stops being in force, all from the document, and the ``sequence`` they were computed at. This code writes
+# them with the row (``listing_values``), so a page is a range of ``ix_copy_people_listed`` filtered in SQL.
+# During a rolling update the release before these columns writes rows too: an insert leaves ``name_key`` NULL, and
+# an update that changes ``sequence`` without ``listed_sequence`` has it set NULL by a trigger
+# (``listing_triggers``); the listing fills such rows in before it reads (``services/campaign/usecases/
+# directory.py``), so a name the previous release changed is never listed under its old key.
+def _listing_columns() -> tuple[Any, ...]:
+    return (
+        sa.Column("name_key", sa.LargeBinary, nullable=True),
+        sa.Column("name_folded", sa.String(300), nullable=True),
+        sa.Column("effective_to", sa.Date, nullable=True),
+        sa.Column("listed_sequence", sa.Integer, nullable=True),
+        sa.Index(
+            "ix_copy_people_listed",
+            "tenant",
+            "name_key",
+            "person_id",
+            "name_folded",
+            "effective_from",
+            "effective_to",
+        ),
+        sa.Index("ix_copy_people_unit_listed", "tenant", "unit_id", "name_key", "person_id"),
+    )
+
+
+def listing_values(person: Person, sequence: int) -> dict[str, Any]:
+    """The listing columns of a person's row written at ``sequence`` (``_listing_columns``)."""
+    return {
+        "name_key": name_key(person.name),
+        "name_folded": folded(person.name),
+        "effective_to": person.effective_to,
+        "listed_sequence": sequence,
+    }
+
+
+def listing_values_of_doc(doc: str, sequence: int) -> dict[str, Any]:
+    """:func:`listing_values` of a stored document, read leniently: a row is filled in whatever a release before
+    wrote in it (no name: listed first, under an empty one; an end that is not a date: no end)."""
+    try:
+        data = json.loads(doc)
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    name = data.get("name") if isinstance(data.get("name"), str) else ""
+    try:
+        ends = date.fromisoformat(data["effective_to"]) if data.get("effective_to") else None
+    except (TypeError, ValueError):
+        ends = None
+    return {
+        "name_key": name_key(name),
+        "name_folded": folded(name),
+        "effective_to": ends,
+        "listed_sequence": sequence,
+    }
+
+
+def listing_triggers(dialect: str) -> list[str]:
+    """SQL (PostgreSQL or SQLite) clearing ``name_key`` of a ``copy_people`` row whose ``sequence`` a writer
+    changed without its listing columns. Campaign's migration ``a9d1f3b5c7e2`` keeps its own copy."""
+    if dialect == "postgresql":
+        return [
+            (
+                "CREATE OR REPLACE FUNCTION copy_people_listing_stale() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+                "BEGIN\n  IF NEW.listed_sequence IS DISTINCT FROM NEW.sequence THEN NEW.name_key := NULL; END IF;\n"
+                "  RETURN NEW;\nEND $$"
+            ),
+            (
+                "CREATE TRIGGER copy_people_listing_stale BEFORE UPDATE ON copy_people "
+                "FOR EACH ROW EXECUTE FUNCTION copy_people_listing_stale()"
+            ),
+        ]
+    if dialect == "sqlite":
+        return [
+            (
+                "CREATE TRIGGER copy_people_listing_stale AFTER UPDATE OF sequence ON copy_people FOR EACH ROW "
+                "WHEN NEW.listed_sequence IS NOT NEW.sequence AND NEW.name_key IS NOT NULL BEGIN "
+                "UPDATE copy_people SET name_key = NULL WHERE tenant = NEW.tenant AND person_id = NEW.person_id "
+                "AND effective_from = NEW.effective_from; END"
+            )
+        ]
+    raise ValueError(f"no listing triggers for {dialect}")
+
+
+def copy_tables(metadata: sa.MetaData, *, listed: bool = False) -> Copies:
+    """The copy tables, the one definition every service's models reuse; ``listed``: people with the columns a
+    directory read page by page needs (``_listing_columns``)."""
     units = _directory_table(
         metadata,
         "copy_units",
@@ -304,8 +392,16 @@ def copy_tables(metadata: sa.MetaData) -> Copies:
         "person_id",
         sa.Column("unit_id", sa.String(100), nullable=False),
         sa.Column("email", sa.String(300), nullable=False),
+        *(_listing_columns() if listed else ()),
         dated=True,
     )
+    if listed:
+
+        def make_triggers(table: sa.Table, connection: sa.Connection, **_: Any) -> None:
+            for sql in listing_triggers(connection.dialect.name):
+                connection.exec_driver_sql(sql)
+
+        sa.event.listen(people, "after_create", make_triggers)
     unions = _directory_table(metadata, "copy_unions", "union_id", dated=False)
     editions = sa.Table(
         "copy_editions",

@@ -88,6 +88,7 @@ _VI: dict[str, str] = {
     "string_type": "Phải là chuỗi ký tự",
     "string_too_short": "Quá ngắn: tối thiểu {min_length} ký tự",
     "string_too_long": "Quá dài: tối đa {max_length} ký tự",
+    "string_pattern_mismatch": "Không đúng định dạng yêu cầu",
     "int_parsing": "Phải là số nguyên",
     "int_type": "Phải là số nguyên",
     "float_parsing": "Phải là số",

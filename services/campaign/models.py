@@ -8,7 +8,7 @@ from shared.db import UtcDateTime, backbone_tables
 
 metadata = sa.MetaData()
 backbone = backbone_tables(metadata)
-copies = copy_tables(metadata)
+copies = copy_tables(metadata, listed=True)  # campaign serves the directory page by page
 previous_unions = previous_release_unions(metadata, "directory_unions", sequence=False)
 # The version of the directory, per tenant (``shared.copies.directory_versions_table``): a read that needs the
 # whole directory parsed (participation) checks its parse against it instead of reading every row.

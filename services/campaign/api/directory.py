@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AfterValidator
 
 from services.campaign.usecases import directory as directory_uc
 from shared.clock import VN
+from shared.directory import Id
+from shared.errors import bilingual_error
 from shared.guard import AsOfDate
 from shared.privacy import Viewer, no_store, person_view
 from shared.service import CallerDep, RuntimeDep, require_person
@@ -25,15 +29,76 @@ async def list_units(
     return [u.model_dump(mode="json") for u in directory.units_as_of(day)]
 
 
+def _cursor(value: str | None) -> tuple[bytes, str] | None:
+    if value is None:
+        return None
+    found = directory_uc.parse_cursor(value)
+    if found is None:
+        raise bilingual_error(
+            "cursor_invalid",
+            "Not a cursor this list gave (take the next page's address from the Link header).",
+            "Không phải con trỏ trang do danh sách này cấp (hãy dùng địa chỉ trang sau trong tiêu đề Link).",
+        )
+    return found
+
+
+Cursor = Annotated[
+    str | None,
+    AfterValidator(_cursor),
+    Query(
+        max_length=400, description="where the page starts: the cursor the previous page's Link header gives"
+    ),
+]
+
+
 @router.get(
     "/people",
-    summary="People of the directory in force today (cán bộ), as much of each as the caller may see",
+    summary="People of the directory in force today (cán bộ), a page at a time in Vietnamese name order, "
+    "as much of each as the caller may see",
     dependencies=[Depends(no_store)],
 )
-async def list_people(tenant: str, rt: RuntimeDep, caller: CallerDep) -> list[dict[str, Any]]:
-    """Everyone's name, title, unit, roles and unions; e-mail for a unit head's own unit and branches; date of
-    birth and qualification for the person themselves and the secretariat (``shared.privacy``)."""
+async def list_people(
+    tenant: str,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    request: Request,
+    response: Response,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="search: a name having a word that begins with each word of q, accents, vowel marks and "
+            "case aside (``nguyen an`` finds Nguyễn Văn An), or exactly a person id",
+        ),
+    ] = None,
+    unit: Annotated[Id | None, Query(description="only the people of this unit")] = None,
+    id: Annotated[
+        list[Id] | None, Query(max_length=200, description="only these people (repeat: id=a&id=b, up to 200)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="people per page")] = 100,
+    after: Cursor = None,
+) -> list[dict[str, Any]]:
+    """Name, title, unit, roles and unions; e-mail for a unit head's own unit and branches; date of birth and
+    qualification for the person themselves and the secretariat (``shared.privacy``). Ordered by given name, then
+    family and middle names, in the Vietnamese alphabet and tones (``shared.collation``), then id. When more
+    follow, the ``Link`` header names the next page (``rel="next"``); without it, this page is the last."""
     person = require_person(caller)
-    people, units = await directory_uc.people(rt, tenant)
-    viewer = Viewer.of(caller.person_id, person, units)
-    return [person_view(viewer, p.model_dump(mode="json")) for p in people]
+    page = await directory_uc.people(
+        rt,
+        directory_uc.PeopleQuery(
+            tenant,
+            search=q,
+            unit=unit,
+            ids=id or (),
+            limit=limit,
+            after=after,  # type: ignore[arg-type]
+            units=person.has_role("unit_head"),  # whose contact data a head sees: their unit and its branches
+        ),
+    )
+    if page.next is not None:
+        params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
+        response.headers["Link"] = (
+            f'<{request.url.path}?{urlencode([*params, ("after", page.next)])}>; rel="next"'
+        )
+    viewer = Viewer.of(caller.person_id, person, page.units)
+    return [person_view(viewer, p.model_dump(mode="json")) for p in page.people]
