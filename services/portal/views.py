@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -83,8 +84,9 @@ class Reference(dict[str, Any]):
 
 
 async def reference(request: Request) -> Reference:
-    """One call for what many pages need alongside their own data: the edition, the directory's people and its
-    units, fetched together (concurrently) once per request."""
+    """One call for what many pages need alongside their own data: the edition and the directory's units,
+    fetched together (concurrently) once per request. People are asked by id (``people_named``): the directory
+    of a national contest is too large to fetch for a page."""
     import asyncio
 
     cached = getattr(request.state, "reference", None)
@@ -92,19 +94,40 @@ async def reference(request: Request) -> Reference:
         return cached  # type: ignore[no-any-return]
     u = user(request)
     b, token, tenant = backend(request), u["token"], u["tenant"]
-    edition, people, units = await asyncio.gather(
+    edition, units = await asyncio.gather(
         b.get("campaign", f"/tenants/{tenant}/editions/{quote(u['edition'])}", token),
-        b.get("campaign", f"/tenants/{tenant}/people", token),
         b.get("campaign", f"/tenants/{tenant}/units", token),
     )
     found = Reference(
         edition=edition,
-        people={p["id"]: p for p in people},
         units={x["id"]: x.get("name") or x["id"] for x in units},
         part_titles={p["id"]: p.get("title") or p["id"] for p in edition.get("parts", [])},
     )
     request.state.reference = found
     return found
+
+
+PEOPLE_PER_ASK = 200  # campaign's most ids per ``GET …/people``
+
+
+async def people_named(request: Request, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The directory entries of ``ids`` (as campaign shows them to the signed-in person), by id: those a page
+    names, asked ``PEOPLE_PER_ASK`` at a time, concurrently. An id not in force today is absent."""
+    import asyncio
+
+    u = user(request)
+    wanted = sorted({i for i in ids if i})
+    chunks = [wanted[i : i + PEOPLE_PER_ASK] for i in range(0, len(wanted), PEOPLE_PER_ASK)]
+    path = f"/tenants/{u['tenant']}/people"
+    found = await asyncio.gather(
+        *(
+            backend(request).get(
+                "campaign", path, u["token"], params=[("id", i) for i in chunk] + [("limit", len(chunk))]
+            )
+            for chunk in chunks
+        )
+    )
+    return {p["id"]: p for page in found for p in page}
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -195,7 +218,9 @@ async def home(request: Request) -> Response:
 
 async def _who(request: Request, token: str, person_id: str, tenant: str) -> dict[str, Any] | None:
     """The signed-in person's directory entry (name, unit, roles) as campaign shows it to them."""
-    people = await backend(request).get("campaign", f"/tenants/{tenant}/people", token)
+    people = await backend(request).get(
+        "campaign", f"/tenants/{tenant}/people", token, params={"id": person_id, "limit": 1}
+    )
     return next((p for p in people if p.get("id") == person_id), None)
 
 
@@ -609,7 +634,10 @@ async def participation_dashboard(request: Request, as_of: str = "", page: str =
     pending = []
     if any(r in u["roles"] for r in ("unit_head", "union_secretary", "secretariat")):
         open_ = await b.get("campaign", f"{base(request)}/assignments?status=open", token)
-        people, units = ref["people"], ref["units"]
+        units = ref["units"]
+        people = await people_named(
+            request, (a["assignee_id"] for a in open_ if a.get("assignee_kind") == "person")
+        )
         for a in open_:
             if a.get("assignee_kind") == "person" and a["assignee_id"] != u["id"]:
                 p = people.get(a["assignee_id"], {})
@@ -876,7 +904,8 @@ async def _rulings_page(
         b.get("submissions", f"{base(request)}/initiatives", u["token"]),
         reference(request),
     )
-    people = {pid: p.get("name") for pid, p in ref["people"].items()}
+    named = await people_named(request, (r.get("author_id") for r in reports))
+    people = {pid: p.get("name") for pid, p in named.items()}
     return render(
         request,
         "rulings.html",
@@ -939,11 +968,12 @@ async def _extensions_page(
     ref = await reference(request)
     assignments = await backend(request).get("campaign", f"{base(request)}/assignments", u["token"])
     extended = [a for a in assignments if a.get("extended_to")]
+    named = await people_named(request, (a["assignee_id"] for a in assignments))
     return render(
         request,
         "extensions.html",
         status,
-        people={pid: p.get("name") or pid for pid, p in ref["people"].items()},
+        people={pid: p.get("name") or pid for pid, p in named.items()},
         parts=ref["part_titles"],
         assignees=sorted({a["assignee_id"] for a in assignments}),
         extended=extended,
@@ -1268,7 +1298,14 @@ async def _initiative_page(
 ) -> HTMLResponse:
     u = user(request)
     mine, invited = await _initiatives(request)
-    people = (await reference(request))["people"]
+    shown = [*invited, *([mine] if mine else [])]
+    people = await people_named(
+        request,
+        [
+            *(i.get("created_by") for i in invited),
+            *(a.get("person_id") for i in shown for a in i.get("authors", [])),
+        ],
+    )
     return render(
         request,
         "initiative.html",
