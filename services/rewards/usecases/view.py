@@ -20,6 +20,7 @@ from pydantic import BaseModel, computed_field
 from services.rewards import domain
 from shared import spreadsheets
 from shared.clock import VN
+from shared.collation import name_key
 from shared.documents import Person, Union, Unit, format_datetime_vn
 from shared.privacy import MASK, Viewer
 
@@ -434,7 +435,7 @@ def seen_by(pl: PriorityList, viewer: Viewer) -> PriorityList:
             masked.append(p.model_copy(update=update))
     visible = {p.person_id for p in shown}
     ledger = [e for e in pl.ledger if e.participant_kind != "person" or e.participant_id in visible]
-    masked.sort(key=lambda p: (p.name or "", p.person_id))
+    masked.sort(key=lambda p: (name_key(p.name or ""), p.person_id))  # in Vietnamese order (shared.collation)
     return pl.model_copy(update={"persons": shown + masked, "ledger": ledger})
 
 

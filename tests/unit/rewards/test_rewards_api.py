@@ -14,6 +14,7 @@ from openpyxl import load_workbook  # type: ignore[import-untyped]
 import shared.service
 from services.rewards.app import SPEC
 from shared.auth import issue_token
+from shared.collation import name_key
 from shared.settings import ServiceSettings, Settings
 from tests.support.rewards import EDITION, EXPECTED_PERSONS, TENANT, all_facts, as_rows, rewards_on_sqlite
 
@@ -121,6 +122,11 @@ def test_an_official_sees_names_of_others_but_only_their_own_points_and_the_secr
     assert (other["name"], other["unit_id"]) == ("Trương Văn Đức", "u-tnn-ks")
     assert other["points"] is None and other["rank"] is None and other["missed_deadlines"] is None
     assert other["reasons"] == [] and other["eligibility"] == []
+    # the others come after the reader's own row, in the Vietnamese order of names: the order tells nothing
+    hidden = [p for p in pl.json()["persons"] if p["person_id"] != "p-0002"]
+    assert pl.json()["persons"][0]["person_id"] == "p-0002" and len(hidden) > 5
+    assert [p["name"] for p in hidden] == sorted((p["name"] for p in hidden), key=name_key)
+    assert [p["name"] for p in hidden] != sorted(p["name"] for p in hidden)  # not code-point order
     assert {e["participant_id"] for e in pl.json()["ledger"] if e["participant_kind"] == "person"} == {
         "p-0002"
     }
