@@ -90,6 +90,7 @@ REPLAY_EVENTS ?= 1000000
 bench: venv
 	$(PY) bench/rush.py --officials $(RUSH_OFFICIALS) $(if $(POSTGRES),--postgres $(POSTGRES))
 	$(PY) bench/replay.py --events $(REPLAY_EVENTS) $(if $(POSTGRES),--postgres $(POSTGRES))
+	$(PY) bench/directory.py --people $(RUSH_OFFICIALS) $(if $(POSTGRES),--postgres $(POSTGRES))
 
 images: venv
 	bash deploy/build-image.sh
