@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AfterValidator
 
 from services.campaign.usecases import directory as directory_uc
+from shared import paging
 from shared.clock import VN
 from shared.directory import Id
-from shared.errors import bilingual_error
 from shared.guard import AsOfDate
 from shared.privacy import Viewer, no_store, person_view
 from shared.service import CallerDep, RuntimeDep, require_person
@@ -27,28 +25,6 @@ async def list_units(
     day = as_of or rt.now().astimezone(VN).date()
     directory = await directory_uc.directory(rt, tenant)
     return [u.model_dump(mode="json") for u in directory.units_as_of(day)]
-
-
-def _cursor(value: str | None) -> tuple[bytes, str] | None:
-    if value is None:
-        return None
-    found = directory_uc.parse_cursor(value)
-    if found is None:
-        raise bilingual_error(
-            "cursor_invalid",
-            "Not a cursor this list gave (take the next page's address from the Link header).",
-            "Không phải con trỏ trang do danh sách này cấp (hãy dùng địa chỉ trang sau trong tiêu đề Link).",
-        )
-    return found
-
-
-Cursor = Annotated[
-    str | None,
-    AfterValidator(_cursor),
-    Query(
-        max_length=400, description="where the page starts: the cursor the previous page's Link header gives"
-    ),
-]
 
 
 @router.get(
@@ -76,13 +52,16 @@ async def list_people(
         list[Id] | None, Query(max_length=200, description="only these people (repeat: id=a&id=b, up to 200)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="people per page")] = 100,
-    after: Cursor = None,
+    after: paging.Cursor = None,
 ) -> list[dict[str, Any]]:
     """Name, title, unit, roles and unions; e-mail for a unit head's own unit and branches; date of birth and
     qualification for the person themselves and the secretariat (``shared.privacy``). Ordered by given name, then
     family and middle names, in the Vietnamese alphabet and tones (``shared.collation``), then id. When more
     follow, the ``Link`` header names the next page (``rel="next"``); without it, this page is the last."""
     person = require_person(caller)
+    place = directory_uc.parse_cursor(paging.decode(after) or ()) if after else None
+    if after and place is None:
+        raise paging.not_a_cursor()
     page = await directory_uc.people(
         rt,
         directory_uc.PeopleQuery(
@@ -91,14 +70,10 @@ async def list_people(
             unit=unit,
             ids=id or (),
             limit=limit,
-            after=after,  # type: ignore[arg-type]
+            after=place,
             units=person.has_role("unit_head"),  # whose contact data a head sees: their unit and its branches
         ),
     )
-    if page.next is not None:
-        params = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
-        response.headers["Link"] = (
-            f'<{request.url.path}?{urlencode([*params, ("after", page.next)])}>; rel="next"'
-        )
+    paging.link_next(request, response, page.next)
     viewer = Viewer.of(caller.person_id, person, page.units)
     return [person_view(viewer, p.model_dump(mode="json")) for p in page.people]

@@ -3,7 +3,6 @@ queries that read it."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from services.campaign.domain.directory_io import DirectoryImportError
 from services.campaign.domain.documents import invalid
 from services.campaign.usecases import documents
 from services.campaign.usecases.publishing import stored_directory
+from shared import paging
 from shared.clock import VN
 from shared.collation import folded
 from shared.copies import listing_values_of_doc
@@ -72,20 +72,18 @@ class PeoplePage:
 
 
 def cursor(key: bytes, person_id: str) -> str:
-    """The opaque cursor naming a place in the order: after (``key``, ``person_id``)."""
-    raw = len(key).to_bytes(2, "big") + key + person_id.encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """The cursor naming a place in the order: after (``key``, ``person_id``)."""
+    return paging.encode(key.hex(), person_id)
 
 
-def parse_cursor(value: str) -> tuple[bytes, str] | None:
-    """(key, person id) of a cursor made by :func:`cursor`; None if it is not one."""
-    try:
-        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        n = int.from_bytes(raw[:2], "big")
-        key, person_id = raw[2 : 2 + n], raw[2 + n :].decode()
-    except (ValueError, UnicodeDecodeError):
+def parse_cursor(values: tuple[str, ...]) -> tuple[bytes, str] | None:
+    """(key, person id) of a decoded cursor :func:`cursor` made; None if it is of another shape."""
+    if len(values) != 2:
         return None
-    return (key, person_id) if len(raw) >= 2 + n and len(key) == n and person_id else None
+    try:
+        return bytes.fromhex(values[0]), values[1]
+    except ValueError:
+        return None
 
 
 async def people(rt: Runtime, query: PeopleQuery) -> PeoplePage:
