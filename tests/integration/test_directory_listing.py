@@ -1,6 +1,7 @@
-"""``GET …/people`` a page at a time (issue 16): the people in force today, in the order a Vietnamese reader looks a
+"""``GET …/people`` and ``GET …/assignments`` a page at a time (issue 16): the people in force today, in the order a Vietnamese reader looks a
 name up (given name, then family and middle names; the Vietnamese alphabet, then tones), searched without accents,
-and right after a rolling update in which the previous release wrote rows without the listing's columns.
+and right after a rolling update in which the previous release wrote rows without the listing's columns; each
+reader's assignments, page by page, the same as the whole list they may see.
 
 The campaign app in-process (no messaging), its directory imported through the real path (``import_directory``:
 the fact, then campaign's copy), on SQLite and on PostgreSQL. The names live in a unit of their own, so the seed's
@@ -20,14 +21,16 @@ import sqlalchemy as sa
 import shared.service
 from services.campaign import models
 from services.campaign.app import SPEC
+from services.campaign.usecases import editions
 from services.campaign.usecases.publishing import import_directory, publish_edition
+from shared import paging
 from shared.auth import issue_token
 from shared.clock import Clock
 from shared.db import make_engine
 from shared.documents import Directory, Person, Unit, load_directory, load_edition
 from shared.outbox import Outbox
 from shared.settings import ServiceSettings, Settings
-from tests.support.system import SEED, TENANT
+from tests.support.system import EDITION, SEED, TENANT
 
 SECRETARIAT = "p-0004"
 OFFICIAL = "p-0002"
@@ -87,10 +90,13 @@ def _directory() -> Directory:
         person("p-t31", "Võ Thị Lan", unit="u-vp", effective_to=date(2023, 9, 30)),
         person("p-t31", "Võ Thị Lan", effective_from=date(2023, 10, 1)),
         # moves out on 01/12/2023: still listed in it today
-        person("p-t32", "Hồ Văn Lộc"),
+        person("p-t32", "Hồ Văn Lộc", effective_to=date(2023, 11, 30)),
         person("p-t32", "Hồ Văn Lộc", unit="u-vp", effective_from=date(2023, 12, 1)),
     ]
-    return seed.model_copy(update={"units": [*seed.units, unit], "people": [*seed.people, *people]})
+    # validated as an imported document is
+    return Directory.model_validate(
+        {**seed.model_dump(), "units": [*seed.units, unit], "people": [*seed.people, *people]}
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -248,3 +254,63 @@ async def test_rows_the_previous_release_wrote_are_listed_under_their_names(app:
     assert people[5]["name"] == "Trương Thị Ánh"
     r = await c.get(T, params={"q": "bao", "unit": UNIT})
     assert _ids(r.json()) == ["p-t40"]
+
+
+ASSIGNMENTS = f"/tenants/{TENANT}/editions/{EDITION}/assignments"
+
+
+@pytest.mark.parametrize(
+    "reader",
+    [
+        SECRETARIAT,
+        "p-0007",
+        "p-0022",
+        OFFICIAL,
+    ],  # the secretariat, a unit head, a union secretary, an official
+)
+@pytest.mark.parametrize(
+    "in_sql", [1000, 1]
+)  # a union's members named in SQL, or checked here a chunk at a time
+async def test_assignments_page_by_page_are_the_whole_list_each_reader_may_see(
+    app: Any, reader: str, in_sql: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(editions, "IN_SQL", in_sql)
+    c = _client(app, reader)
+    whole = await c.get(ASSIGNMENTS)
+    assert whole.status_code == 200, whole.text
+    assert "link" not in whole.headers
+    rows, pages = [], 0
+    r = await c.get(ASSIGNMENTS, params={"limit": 3})
+    while True:
+        assert r.status_code == 200, r.text
+        assert 0 < len(r.json()) <= 3
+        rows += r.json()
+        pages += 1
+        if "link" not in r.headers:
+            break
+        r = await c.get(r.headers["link"].split(">")[0].removeprefix("<"))
+    assert rows == whole.json()
+    assert pages == -(-len(rows) // 3)
+    keys = [(a["part"], a["assignee_id"]) for a in rows]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    if reader == "p-0022":  # the Chi đoàn's secretary: its members' assignments, all of them
+        members = {p.id for p in _directory().people if "cd" in p.unions}
+        everything = (await _client(app).get(ASSIGNMENTS)).json()
+        assert rows == [a for a in everything if a["assignee_id"] in members] and len(rows) > 3
+    if reader == OFFICIAL:
+        assert {a["assignee_id"] for a in rows} <= {OFFICIAL, "u-vp"}
+
+
+async def test_a_page_of_open_assignments_and_a_bad_cursor(app: Any) -> None:
+    c = _client(app)
+    r = await c.get(ASSIGNMENTS, params={"status": "open", "part": "experience", "limit": 5})
+    assert r.status_code == 200 and len(r.json()) == 5 and r.headers["link"].endswith('; rel="next"')
+    assert {a["status"] for a in r.json()} == {"open"}
+    units = await c.get(ASSIGNMENTS, params={"assignee_kind": "unit"})
+    assert units.json() and {a["assignee_kind"] for a in units.json()} == {"unit"}
+    assert (await c.get(ASSIGNMENTS, params={"assignee_kind": "team"})).status_code == 422
+    for after in ("not-a-cursor", paging.encode("only-one")):
+        bad = await c.get(ASSIGNMENTS, params={"limit": 5, "after": after})
+        assert bad.status_code == 422, bad.text
+        assert [e["field"] for e in bad.json()["errors"]] == ["after"]
+        assert bad.json()["errors"][0]["message_vi"].startswith("Không phải con trỏ")

@@ -3,12 +3,13 @@ where each deadline stands on the clock."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.campaign.usecases import deadlines, editions, extensions
+from shared import paging
 from shared.bounds import AwareInstant, BusinessDate
 from shared.problems import Problem
 from shared.service import CallerDep, RuntimeDep, require_person
@@ -29,16 +30,45 @@ async def list_assignments(
     edition: str,
     rt: RuntimeDep,
     caller: CallerDep,
+    request: Request,
+    response: Response,
     part: str | None = None,
     assignee: str | None = None,
     status: str | None = None,
+    assignee_kind: Annotated[
+        Literal["person", "unit", "council"] | None,
+        Query(description="only assignments of this kind of assignee"),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1, le=1000, description="a page of this many, in the list's order (default: the whole list)"
+        ),
+    ] = None,
+    after: paging.Cursor = None,
 ) -> list[dict[str, Any]]:
     """Scoped to the caller: everything for the director and the secretariat, a unit head's unit and branches,
-    a union secretary's members, an official's own assignments."""
+    a union secretary's members, an official's own assignments. In the order of part and assignee; with
+    ``limit``, a page, the ``Link`` header naming the next (``rel="next"``) when more follow."""
     person = require_person(caller)
-    return await editions.assignments(
-        rt, caller, person, tenant, edition, part=part, assignee=assignee, status=status
+    place = paging.decode(after)
+    if place is not None and len(place) != 2:
+        raise paging.not_a_cursor()
+    page = await editions.assignments(
+        rt,
+        caller,
+        person,
+        tenant,
+        edition,
+        part=part,
+        assignee=assignee,
+        status=status,
+        assignee_kind=assignee_kind,
+        limit=limit,
+        after=(place[0], place[1]) if place is not None else None,
     )
+    paging.link_next(request, response, page.next)
+    return page.rows
 
 
 # ------------------------------------------------------------------------------ deadlines and extensions

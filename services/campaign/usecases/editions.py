@@ -11,12 +11,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.campaign import models
-from services.campaign.domain.access import scope_of
+from services.campaign.domain.access import own, scope_of
 from services.campaign.domain.directory_io import DirectoryImportError
 from services.campaign.domain.documents import invalid
 from services.campaign.usecases import documents
 from services.campaign.usecases.extensions import latest_edition_document, vn
-from services.campaign.usecases.publishing import stored_directory
+from services.campaign.usecases.publishing import current_directory
+from shared import paging
 from shared.documents import Edition, Person, deadline_label_vi
 from shared.service import Caller, Runtime
 from shared.uow import UnitOfWork
@@ -77,6 +78,15 @@ async def version(rt: Runtime, tenant: str, edition: str, number: int) -> Editio
 _NOT_SHOWN = ("tenant", "remind_at", "remind_for")
 
 
+@dataclass(frozen=True)
+class AssignmentsPage:
+    rows: list[dict[str, Any]]
+    next: str | None  # the cursor of the next page; None: this is the last (or the whole list was asked)
+
+
+IN_SQL = 1000  # the most ids a scope's ``IN (…)`` names; a larger scope is filtered here, a chunk at a time
+
+
 async def assignments(
     rt: Runtime,
     caller: Caller,
@@ -87,9 +97,15 @@ async def assignments(
     part: str | None = None,
     assignee: str | None = None,
     status: str | None = None,
-) -> list[dict[str, Any]]:
-    """The edition's assignments the caller may see (``domain.access.scope_of``), every instant in Vietnam time
-    (+07:00), with the deadline in force as users read it."""
+    assignee_kind: str | None = None,
+    limit: int | None = None,
+    after: tuple[str, str] | None = None,
+) -> AssignmentsPage:
+    """The edition's assignments the caller may see (``domain.access.scope_of``; anyone else: their own and their
+    unit's), in the order of part and assignee, every instant in Vietnam time (+07:00), with the deadline in
+    force as users read it; ``limit`` of them after ``after`` (else all). The scope is said in SQL, so a page
+    reads its own rows (the unique index on tenant, edition, part and assignee, in its order); a union
+    secretary's members past ``IN_SQL`` are checked here, ``limit`` rows' worth at a time."""
     a = models.assignments
     q = sa.select(a).where(a.c.tenant == tenant, a.c.edition == edition)
     if part:
@@ -98,24 +114,40 @@ async def assignments(
         q = q.where(a.c.assignee_id == assignee)
     if status:
         q = q.where(a.c.status == status)
+    if assignee_kind:
+        q = q.where(a.c.assignee_kind == assignee_kind)
     async with rt.engine.connect() as conn:
-        rows = (await conn.execute(q.order_by(a.c.part, a.c.assignee_id))).mappings().all()
-        directory = await stored_directory(conn, tenant)
-    _, visible = scope_of(caller, person, directory)
-    rows = [
-        r
-        for r in rows
-        if (
-            visible(r["assignee_id"], r["unit_id"])
-            if visible
-            else r["assignee_id"] in (person.id, person.unit)
-        )
-    ]
+        directory = await current_directory(conn, tenant)
+        visible = scope_of(caller, person, directory)[1] or own(person)
+        if visible.units is not None:
+            q = q.where(a.c.unit_id.in_(sorted(visible.units)))
+        if visible.people is not None and len(visible.people) <= IN_SQL:
+            q = q.where(a.c.assignee_id.in_(sorted(visible.people)))
+        q = q.order_by(a.c.part, a.c.assignee_id)
+        rows: list[Any] = []
+        place = after
+        while True:
+            chunk = q
+            if place is not None:
+                chunk = chunk.where(
+                    sa.or_(a.c.part > place[0], sa.and_(a.c.part == place[0], a.c.assignee_id > place[1]))
+                )
+            size = None if limit is None else max(limit + 1, 200)
+            found = (await conn.execute(chunk if size is None else chunk.limit(size))).mappings().all()
+            rows += [r for r in found if visible(r["assignee_id"], r["unit_id"])]
+            if size is None or len(rows) > limit or len(found) < size:  # type: ignore[operator]
+                break
+            place = (found[-1]["part"], found[-1]["assignee_id"])
+    more = limit is not None and len(rows) > limit
+    rows = rows[:limit] if limit is not None else rows
     # every instant in Vietnam time (+07:00), extended_to included; the deadline in force as users read it
-    return [
-        {
-            **{k: vn(v) if isinstance(v, datetime) else v for k, v in r.items() if k not in _NOT_SHOWN},
-            "deadline_display": deadline_label_vi(r["extended_to"] or r["deadline"]),
-        }
-        for r in rows
-    ]
+    return AssignmentsPage(
+        [
+            {
+                **{k: vn(v) if isinstance(v, datetime) else v for k, v in r.items() if k not in _NOT_SHOWN},
+                "deadline_display": deadline_label_vi(r["extended_to"] or r["deadline"]),
+            }
+            for r in rows
+        ],
+        paging.encode(rows[-1]["part"], rows[-1]["assignee_id"]) if more else None,
+    )

@@ -6,6 +6,7 @@ Both are idempotent: a unit, person or edition identical to what is stored publi
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -171,6 +172,18 @@ def parsed_directory(version: tuple[int, str], docs: DirectoryDocs) -> Directory
         if len(_PARSED) >= 8:
             _PARSED.clear()
         _PARSED[docs.tenant] = (version, directory)
+    return directory
+
+
+async def current_directory(conn: AsyncConnection, tenant: str) -> Directory:
+    """The stored directory of ``tenant`` as this connection sees it (read-only): the one kept for the copy's
+    version when there is one, else read and parsed in a thread (``parsed_directory``) and kept — a read that
+    needs the directory costs one primary-key row, not a parse of every person at each call."""
+    version = await directory_version(conn, tenant)  # before the copy (``parsed_directory``)
+    directory = kept_directory(tenant, version)
+    if directory is None:
+        docs = await stored_directory_docs(conn, tenant)
+        directory = await asyncio.to_thread(parsed_directory, version, docs)
     return directory
 
 
