@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -108,6 +108,15 @@ async def reference(request: Request) -> Reference:
 
 
 PEOPLE_PER_ASK = 200  # campaign's most ids per ``GET …/people``
+
+
+def next_cursor(response: Any) -> str | None:
+    """The ``after`` of the next page a service's ``Link`` header names (``shared/paging.py``); None: the last."""
+    link = response.headers.get("link", "")
+    if not link.endswith('rel="next"'):
+        return None
+    query = link.split(">", 1)[0].split("?", 1)[-1]
+    return dict(parse_qsl(query)).get("after")
 
 
 async def people_named(request: Request, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -594,7 +603,9 @@ def _as_of_param(text: str) -> tuple[str | None, str]:
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-async def participation_dashboard(request: Request, as_of: str = "", page: str = "1") -> Response:
+async def participation_dashboard(
+    request: Request, as_of: str = "", page: str = "1", pending_after: str = ""
+) -> Response:
     u, lang = user(request), lang_of(request)
     b, token = backend(request), u["token"]
     day, error = _as_of_param(as_of)
@@ -631,9 +642,25 @@ async def participation_dashboard(request: Request, as_of: str = "", page: str =
             }
     # who has not submitted yet: the open assignments this person may see (a unit head's unit, a union
     # secretary's members, everything for the secretariat), with names from the directory
-    pending = []
+    pending, pending_next = [], None
     if any(r in u["roles"] for r in ("unit_head", "union_secretary", "secretariat")):
-        open_ = await b.get("campaign", f"{base(request)}/assignments?status=open", token)
+        # a page at a time: before a deadline a national contest has tens of thousands open
+        asked = {
+            "status": "open",
+            "assignee_kind": "person",
+            "limit": request.app.state.settings.pending_page,
+            **({"after": pending_after} if pending_after else {}),
+        }
+        try:
+            found = await b.request("campaign", "GET", f"{base(request)}/assignments", token, params=asked)
+        except ServiceProblem as exc:
+            if (
+                exc.status != 422 or not pending_after
+            ):  # a cursor typed or kept from elsewhere: the first page
+                raise
+            del asked["after"]
+            found = await b.request("campaign", "GET", f"{base(request)}/assignments", token, params=asked)
+        open_, pending_next = found.json(), next_cursor(found)
         units = ref["units"]
         people = await people_named(
             request, (a["assignee_id"] for a in open_ if a.get("assignee_kind") == "person")
@@ -659,6 +686,9 @@ async def participation_dashboard(request: Request, as_of: str = "", page: str =
         priority=priority,
         pages=pages,
         pending=pending,
+        pending_next=pending_next,
+        pending_after=pending_after,
+        page_number=page,
         online_link=any(r in u["roles"] for r in ONLINE_ROLES),
         unit_names={x["unit_id"]: x["name"] for x in participation.get("units", [])},
         as_of_text=as_of,

@@ -73,6 +73,7 @@ def portal_system(test_servers, tmp_path_factory: pytest.TempPathFactory) -> Ite
         system.ports["portal"] = free_port()
         env = {
             "HOITHI_PORTAL_PORT": str(system.ports["portal"]),
+            "HOITHI_PORTAL_PENDING_PAGE": "5",  # the not-submitted list a few at a time: its pages are tested
             **{f"HOITHI_PORTAL_{s.upper()}_URL": system.url(s) for s in SERVICES},
         }
         own = service_credentials(test_servers.nats_url, "portal")
@@ -224,6 +225,46 @@ def test_heads_and_secretaries_see_who_has_not_submitted(
         pending = page.get_by_role("region", name="Những người chưa nộp").inner_text()
         assert shown in pending and not_shown not in pending, pending
         check_page(page, axe_source, f"pending-{person}")
+    finally:
+        context.close()
+
+
+def test_the_secretariat_pages_through_who_has_not_submitted(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    """Five at a time (``HOITHI_PORTAL_PENDING_PAGE``): every page a different five, in campaign's order, until
+    the last, which links back to the first."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0004")
+        page.get_by_role("link", name="Tình hình tham gia").click()
+        region = page.get_by_role("region", name="Những người chưa nộp")
+
+        def names() -> list[str]:
+            return [r.inner_text().strip() for r in region.locator("tbody td:first-child").all()]
+
+        first = names()
+        seen, pages = list(first), 1
+        nav = region.get_by_role("navigation", name="Những người chưa nộp: các trang")
+        while nav.get_by_role("link", name="Trang sau").count():
+            nav.get_by_role("link", name="Trang sau").click()
+            pages += 1
+            shown = names()
+            assert 0 < len(shown) <= 5 and not set(shown) & set(seen), (shown, seen)
+            seen += shown
+            if pages == 2:
+                check_page(page, axe_source, "pending-page-2")
+        assert pages >= 3, seen  # the seed's officials who have not submitted: more than two pages of five
+        with portal_system.client("campaign", "p-0004") as c:
+            everyone = c.get(
+                f"/tenants/{TENANT}/editions/{EDITION}/assignments", params={"status": "open"}
+            ).json()
+        assert len(seen) == len(
+            [a for a in everyone if a["assignee_kind"] == "person" and a["assignee_id"] != "p-0004"]
+        )
+        nav.get_by_role("link", name="Trang đầu").click()
+        assert names() == first
     finally:
         context.close()
 
