@@ -8,14 +8,17 @@ asked ``--repeat`` times as the secretariat, after one warm-up:
 - the first page and a page 50 pages deep (following the ``Link`` header);
 - a search matching many (a common family name), one matching a few (a generated person's full name), one
   matching nobody, and a person id;
-- one unit's people, and 200 people by id (what a portal page asks).
+- one unit's people, and 200 people by id (what a portal page asks);
+- ``GET …/assignments`` (one experience report due per generated official, a third of them in): its first page
+  of 100 and the 51st, and the dashboard's page of 50 open assignments of people.
 
 The peer is the same app answering the whole directory unpaged, in id order, as ``GET …/people`` did before the
-listing (every row parsed, as ``Copies.people_in`` does), timed once.
+listing (every row parsed, as ``Copies.people_in`` does), and the whole list of assignments unpaged, each timed
+once.
 
 Ends with one machine-readable line per database:
 
-    directory: db=sqlite people=N p99_ms=P worst=KIND whole_list_ms=W
+    directory: db=sqlite people=N p99_ms=P worst=KIND whole_list_ms=W assignments_unpaged_ms=A
 
     .venv/bin/python bench/directory.py --people 100000 [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
 """
@@ -47,7 +50,7 @@ from shared.copies import FAR_PAST, listing_values
 from shared.db import make_engine
 from shared.documents import Person, load_directory
 from shared.settings import ServiceSettings, Settings
-from tests.support.system import SEED, TENANT
+from tests.support.system import EDITION, SEED, TENANT
 
 SECRETARIAT = "p-0004"
 NOW = datetime.fromisoformat("2023-10-20T09:00:00+07:00")
@@ -111,7 +114,24 @@ async def fill(url: str, people: int, units: int) -> str:
             }
             for j in range(units)
         ]
+        unit_rows += [
+            {
+                "tenant": TENANT,
+                "unit_id": unit.id,
+                "effective_from": unit.effective_from or FAR_PAST,
+                "code": unit.code,
+                "name": unit.name,
+                "doc": unit.model_dump_json(),
+                "sequence": 1,
+            }
+            for unit in seed.units
+        ]
         await conn.execute(u.insert(), unit_rows)
+        unions = [
+            {"tenant": TENANT, "union_id": x.id, "doc": x.model_dump_json(), "sequence": 1}
+            for x in seed.unions
+        ]
+        await conn.execute(models.copies.unions.insert(), unions)
         batch: list[dict[str, Any]] = []
         persons = [*seed.people]
         for i in range(people):
@@ -142,6 +162,26 @@ async def fill(url: str, people: int, units: int) -> str:
                 batch = []
         if batch:
             await conn.execute(models.copies.people.insert(), batch)
+        # one experience report due per generated official, a third of them in (the dashboard lists the rest)
+        deadline = datetime(2023, 10, 31, 16, 59, 59, tzinfo=UTC)
+        rows = [
+            {
+                "id": f"a-{i:06d}",
+                "tenant": TENANT,
+                "edition": EDITION,
+                "part": "experience",
+                "part_kind": "experience_report",
+                "assignee_kind": "person",
+                "assignee_id": f"p-g{i:06d}",
+                "unit_id": f"u-g{i % units:04d}",
+                "deadline": deadline,
+                "status": "fulfilled" if i % 3 == 0 else "open",
+                "created_at": deadline,
+            }
+            for i in range(people)
+        ]
+        for i in range(0, len(rows), 5000):
+            await conn.execute(models.assignments.insert(), rows[i : i + 5000])
     if engine.dialect.name == "postgresql":
         async with engine.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -185,6 +225,11 @@ async def run_db(label: str, url: str, args: argparse.Namespace) -> str:
         for _ in range(50):  # the address of the 51st page
             r = await client.get(target)
             target = r.headers["link"].split(">")[0].removeprefix("<")
+        assignments = f"/tenants/{TENANT}/editions/{EDITION}/assignments"
+        deep = assignments + "?limit=100"
+        for _ in range(50):  # the address of the 51st page of assignments
+            r = await client.get(deep)
+            deep = r.headers["link"].split(">")[0].removeprefix("<")
         rng = random.Random(7)
         ids = [("id", f"p-g{rng.randrange(args.people):06d}") for _ in range(200)]
         reads: dict[str, tuple[str, Any]] = {
@@ -196,6 +241,9 @@ async def run_db(label: str, url: str, args: argparse.Namespace) -> str:
             "search_id": (path, {"q": f"p-g{args.people // 2:06d}"}),
             "unit": (path, {"unit": f"u-g{args.units // 2:04d}"}),
             "ids_200": (path, [*ids, ("limit", "200")]),
+            "assignments_page": (assignments, {"limit": "100"}),
+            "assignments_deep": (deep, None),
+            "pending_page": (assignments, {"status": "open", "assignee_kind": "person", "limit": "50"}),
         }
         p99: dict[str, float] = {}
         for kind, (where, params) in reads.items():
@@ -209,15 +257,25 @@ async def run_db(label: str, url: str, args: argparse.Namespace) -> str:
                     times.append(elapsed)
             p99[kind] = pct(times, 99) * 1000
             print(
-                f"[{label}] {kind:<12} p50 {pct(times, 50) * 1000:7.1f} ms  p99 {p99[kind]:7.1f} ms  "
-                f"({len(r.json())} people)",
+                f"[{label}] {kind:<16} p50 {pct(times, 50) * 1000:7.1f} ms  p99 {p99[kind]:7.1f} ms  "
+                f"({len(r.json())} rows)",
                 flush=True,
             )
         whole = await whole_list(app)
         print(f"[{label}] peer: the whole directory unpaged, parsed, in id order: {whole:.0f} ms", flush=True)
+        t0 = time.perf_counter()
+        r = await client.get(assignments)
+        every = (time.perf_counter() - t0) * 1000
+        print(
+            f"[{label}] the whole list of assignments, unpaged: {every:.0f} ms ({len(r.json())} rows)",
+            flush=True,
+        )
     await app.state.runtime.engine.dispose()
     worst = max(p99, key=lambda k: p99[k])
-    return f"directory: db={label} people={args.people} p99_ms={p99[worst]:.0f} worst={worst} whole_list_ms={whole:.0f}"
+    return (
+        f"directory: db={label} people={args.people} p99_ms={p99[worst]:.0f} worst={worst} "
+        f"whole_list_ms={whole:.0f} assignments_unpaged_ms={every:.0f}"
+    )
 
 
 async def main() -> None:
