@@ -183,6 +183,7 @@ async def test_search_ignores_accents_vowel_marks_and_case_and_matches_the_start
     assert await found("van an") == ["p-t01", "p-t02", "p-t03", "p-t06"]  # Văn An, Văn Anh, Văn Ân
     assert await found("p-t20") == ["p-t20"]  # an id, exactly
     assert await found("uyen") == []  # the start of a word, not any part of it
+    assert await found("%_%") == [] and await found("'") == []  # no letter to look for: nobody, not everyone
 
 
 async def test_people_by_id(app: Any) -> None:
