@@ -116,7 +116,9 @@ async def people(rt: Runtime, query: PeopleQuery) -> PeoplePage:
         )
     if query.search is not None and query.search.strip():
         # folded words hold letters and digits only: nothing in them is a LIKE wildcard
-        words = [sa.literal(" ").concat(p.c.name_folded).like(f"% {w}%") for w in folded(query.search).split()]
+        words = [
+            sa.literal(" ").concat(p.c.name_folded).like(f"% {w}%") for w in folded(query.search).split()
+        ]
         by_id = p.c.person_id == query.search.strip()
         stmt = stmt.where(sa.or_(sa.and_(*words), by_id) if words else by_id)
     if query.after is not None:
