@@ -335,7 +335,7 @@ def listing_values_of_doc(doc: str, sequence: int) -> dict[str, Any]:
     except ValueError:
         data = {}
     data = data if isinstance(data, dict) else {}
-    name = data.get("name") if isinstance(data.get("name"), str) else ""
+    name = data["name"] if isinstance(data.get("name"), str) else ""
     try:
         ends = date.fromisoformat(data["effective_to"]) if data.get("effective_to") else None
     except (TypeError, ValueError):

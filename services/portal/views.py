@@ -119,13 +119,13 @@ def next_cursor(response: Any) -> str | None:
     return dict(parse_qsl(query)).get("after")
 
 
-async def people_named(request: Request, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+async def people_named(request: Request, ids: Iterable[str | None]) -> dict[str, dict[str, Any]]:
     """The directory entries of ``ids`` (as campaign shows them to the signed-in person), by id: those a page
     names, asked ``PEOPLE_PER_ASK`` at a time, concurrently. An id not in force today is absent."""
     import asyncio
 
     u = user(request)
-    wanted = sorted({i for i in ids if i})
+    wanted = sorted({i for i in ids if i})  # a missing id (None, "") names no one
     chunks = [wanted[i : i + PEOPLE_PER_ASK] for i in range(0, len(wanted), PEOPLE_PER_ASK)]
     path = f"/tenants/{u['tenant']}/people"
     found = await asyncio.gather(
