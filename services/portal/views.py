@@ -226,10 +226,16 @@ async def home(request: Request) -> Response:
 
 
 async def _who(request: Request, token: str, person_id: str, tenant: str) -> dict[str, Any] | None:
-    """The signed-in person's directory entry (name, unit, roles) as campaign shows it to them."""
-    people = await backend(request).get(
-        "campaign", f"/tenants/{tenant}/people", token, params={"id": person_id, "limit": 1}
-    )
+    """The signed-in person's directory entry (name, unit, roles) as campaign shows it to them; None when there is
+    none (an id no directory could hold is refused by campaign's query: no one either)."""
+    try:
+        people = await backend(request).get(
+            "campaign", f"/tenants/{tenant}/people", token, params={"id": person_id, "limit": 1}
+        )
+    except ServiceProblem as exc:
+        if exc.status != 422:
+            raise
+        return None
     return next((p for p in people if p.get("id") == person_id), None)
 
 

@@ -229,6 +229,20 @@ def test_heads_and_secretaries_see_who_has_not_submitted(
         context.close()
 
 
+@pytest.mark.parametrize("typed", ["p-9999", "P 0004"])  # no one by that id; an id no directory could hold
+def test_signing_in_as_no_one_says_so_by_the_field(portal_system: System, browser: Any, typed: str) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, typed)
+        field = page.get_by_label("Mã cán bộ")
+        assert field.get_attribute("aria-invalid") == "true"
+        assert "Không tìm thấy cán bộ này trong danh bạ." in page.content()
+        assert page.get_by_role("button", name="Đăng nhập").count() == 1  # still the sign-in form
+    finally:
+        context.close()
+
+
 def test_the_secretariat_pages_through_who_has_not_submitted(
     portal_system: System, browser: Any, axe_source: str
 ) -> None:
