@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from services.submissions import domain
 from services.submissions.usecases import access, receipts, reports
+from shared import paging
 from shared.auth import Principal, authenticate, require_tenant
 from shared.group_commit import Overloaded
 from shared.guard import Throttles
@@ -154,9 +155,29 @@ async def get_experience_report(
     summary="Reports the caller may see: their own; a unit head's unit; everything for the secretariat",
 )
 async def list_experience_reports(
-    tenant: str, edition: str, rt: RuntimeDep, caller: CallerDep
+    tenant: str,
+    edition: str,
+    rt: RuntimeDep,
+    caller: CallerDep,
+    request: Request,
+    response: Response,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1, le=1000, description="a page of this many, in order of receipt (default: the whole list)"
+        ),
+    ] = None,
+    after: paging.Cursor = None,
 ) -> list[dict[str, Any]]:
-    return await reports.reports(rt, caller, tenant, edition)
+    """In order of receipt; with ``limit``, a page, the ``Link`` header naming the next (``rel="next"``)."""
+    place = paging.decode(after)
+    if place is not None and len(place) != 1:
+        raise paging.not_a_cursor()
+    found, following = await reports.reports(
+        rt, caller, tenant, edition, limit=limit, after=place[0] if place is not None else None
+    )
+    paging.link_next(request, response, following)
+    return found
 
 
 @router.get("/intake-closures", summary="Intake closed per part and deadline, with counts (secretariat)")

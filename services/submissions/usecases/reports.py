@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.submissions import domain, models
 from services.submissions.usecases import access, intake
 from services.submissions.usecases.receipts import receipt_of
+from shared import paging
 from shared.clock import VN
 from shared.documents import Person
 from shared.errors import DomainError, Refusal
@@ -134,7 +135,9 @@ async def withdraw(uow: Uow, cmd: Withdraw) -> dict[str, Any]:
     extended = await intake.extension_of(conn, tenant, edition, part.id, cmd.person_id)
     domain.check_intake_open(ed, part, now, extended)
     await conn.execute(sa.update(t).where(t.c.id == submission_id).values(status="withdrawn"))
-    await intake.emit_withdrawn(uow, tenant, edition, submission_id, row, "experience_report", now, cmd.reason)
+    await intake.emit_withdrawn(
+        uow, tenant, edition, submission_id, row, "experience_report", now, cmd.reason
+    )
     return {
         **receipt_of({**row, "status": "withdrawn"}),
         "withdrawn_at": now.astimezone(VN).isoformat(),
@@ -173,8 +176,18 @@ async def report(
     return {**receipt_of(row), "body": row["body"]}
 
 
-async def reports(rt: Runtime, caller: Caller, tenant: str, edition: str) -> list[dict[str, Any]]:
-    """The receipts of the reports the caller may see, in order of receipt."""
+async def reports(
+    rt: Runtime,
+    caller: Caller,
+    tenant: str,
+    edition: str,
+    *,
+    limit: int | None = None,
+    after: str | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The receipts of the reports the caller may see, in order of receipt (by receipt number: numbers are given
+    in order of the time of record, gapless per edition), and the cursor of the next page; ``limit`` of them
+    after receipt number ``after`` (else all, and no next page). A page is a range of ``uq_receipt_number``."""
     t = models.submissions
     q = sa.select(t).where(t.c.tenant == tenant, t.c.edition == edition, t.c.kind == "experience_report")
     if not caller.has_role("secretariat", "director"):
@@ -182,9 +195,14 @@ async def reports(rt: Runtime, caller: Caller, tenant: str, edition: str) -> lis
             q = q.where(sa.or_(t.c.author_id == caller.person_id, t.c.unit_id == caller.person.unit))  # type: ignore[union-attr]
         else:
             q = q.where(t.c.author_id == caller.person_id)
+    if after is not None:
+        q = q.where(t.c.receipt_number > after)
+    q = q.order_by(t.c.receipt_number)
     async with rt.engine.connect() as conn:
-        rows = (await conn.execute(q.order_by(t.c.received_at))).mappings().all()
-    return [receipt_of(r) for r in rows]
+        rows = (await conn.execute(q if limit is None else q.limit(limit + 1))).mappings().all()
+    more = limit is not None and len(rows) > limit
+    rows = rows[:limit] if limit is not None else rows
+    return [receipt_of(r) for r in rows], paging.encode(rows[-1]["receipt_number"]) if more else None
 
 
 async def intake_closures(rt: Runtime, tenant: str, edition: str) -> list[dict[str, Any]]:
