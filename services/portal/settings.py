@@ -31,9 +31,9 @@ class PortalSettings(ServiceSettings):
     oidc_client_secret: str = Field(default="", description="OpenID Connect client secret")
     oidc_scope: str = Field(default="openid profile email", description="scopes asked for")
     live_updates: bool = Field(default=True, description="read the stream for live dashboard updates (SSE)")
-    pending_page: int = Field(
+    page_size: int = Field(
         default=50,
         ge=1,
         le=1000,
-        description="open assignments shown at a time on the dashboard's not-submitted list",
+        description="rows a long list shows at a time (the dashboard's not-submitted list, the reports to rule on)",
     )

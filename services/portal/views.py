@@ -110,6 +110,25 @@ async def reference(request: Request) -> Reference:
 PEOPLE_PER_ASK = 200  # campaign's most ids per ``GET …/people``
 
 
+async def page_of(
+    request: Request, service: str, path: str, params: dict[str, Any], after: str
+) -> tuple[Any, str | None]:
+    """One page of a service's paged list (``shared/paging.py``): its rows and the cursor of the next page (None:
+    the last). ``after`` empty: the first page; a cursor the service refuses (typed, kept from another list):
+    the first page too."""
+    b, token = backend(request), user(request)["token"]
+    asked = {**params, "limit": request.app.state.settings.page_size}
+    try:
+        found = await b.request(
+            service, "GET", path, token, params={**asked, **({"after": after} if after else {})}
+        )
+    except ServiceProblem as exc:
+        if exc.status != 422 or not after:
+            raise
+        found = await b.request(service, "GET", path, token, params=asked)
+    return found.json(), next_cursor(found)
+
+
 def next_cursor(response: Any) -> str | None:
     """The ``after`` of the next page a service's ``Link`` header names (``shared/paging.py``); None: the last."""
     link = response.headers.get("link", "")
@@ -651,22 +670,13 @@ async def participation_dashboard(
     pending, pending_next = [], None
     if any(r in u["roles"] for r in ("unit_head", "union_secretary", "secretariat")):
         # a page at a time: before a deadline a national contest has tens of thousands open
-        asked = {
-            "status": "open",
-            "assignee_kind": "person",
-            "limit": request.app.state.settings.pending_page,
-            **({"after": pending_after} if pending_after else {}),
-        }
-        try:
-            found = await b.request("campaign", "GET", f"{base(request)}/assignments", token, params=asked)
-        except ServiceProblem as exc:
-            if (
-                exc.status != 422 or not pending_after
-            ):  # a cursor typed or kept from elsewhere: the first page
-                raise
-            del asked["after"]
-            found = await b.request("campaign", "GET", f"{base(request)}/assignments", token, params=asked)
-        open_, pending_next = found.json(), next_cursor(found)
+        open_, pending_next = await page_of(
+            request,
+            "campaign",
+            f"{base(request)}/assignments",
+            {"status": "open", "assignee_kind": "person"},
+            pending_after,
+        )
         units = ref["units"]
         people = await people_named(
             request, (a["assignee_id"] for a in open_ if a.get("assignee_kind") == "person")
@@ -929,14 +939,19 @@ async def secretariat(request: Request) -> Response:
 
 
 async def _rulings_page(
-    request: Request, status: int = 200, errors: dict[str, str] | None = None, detail: str = ""
+    request: Request,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    detail: str = "",
+    after: str = "",
 ) -> HTMLResponse:
-    """Experience reports and initiatives received: the same rejection and reinstatement apply to both."""
+    """Experience reports (a page at a time, in order of receipt) and initiatives (one per unit at most) received:
+    the same rejection and reinstatement apply to both."""
     import asyncio
 
     u, b = user(request), backend(request)
-    reports, initiatives, ref = await asyncio.gather(
-        b.get("submissions", f"{base(request)}/experience-reports", u["token"]),
+    (reports, reports_next), initiatives, ref = await asyncio.gather(
+        page_of(request, "submissions", f"{base(request)}/experience-reports", {}, after),
         b.get("submissions", f"{base(request)}/initiatives", u["token"]),
         reference(request),
     )
@@ -947,6 +962,8 @@ async def _rulings_page(
         "rulings.html",
         status,
         reports=reports,
+        reports_next=reports_next,
+        reports_after=after,
         initiatives=[i for i in initiatives if i.get("receipt_number")],  # drafts are not the secretariat's
         people=people,
         units=ref["units"],
@@ -956,8 +973,8 @@ async def _rulings_page(
 
 
 @router.get("/secretariat/rulings", response_class=HTMLResponse)
-async def rulings(request: Request) -> Response:
-    return _secretariat_only(request) or await _rulings_page(request)
+async def rulings(request: Request, after: str = "") -> Response:
+    return _secretariat_only(request) or await _rulings_page(request, after=after)
 
 
 @router.post("/secretariat/{submission_id}/{ruling}", response_class=HTMLResponse)
@@ -971,6 +988,7 @@ async def rule(request: Request, submission_id: str, ruling: str) -> Response:
     if ruling not in ("rejection", "reinstatement"):
         return render(request, "message.html", 404, message=i18n.word("nothing", lang))
     reason = str(form.get("reason") or "").strip()
+    after = str(form.get("after") or "")  # the page of reports the ruling was made on
     body = {"reason": reason} if reason or ruling == "rejection" else None
     try:
         await backend(request).send(
@@ -987,9 +1005,12 @@ async def rule(request: Request, submission_id: str, ruling: str) -> Response:
         fields = exc.fields(lang)
         message = fields.get("reason") or next(iter(fields.values()), "") or exc.detail(lang)
         return await _rulings_page(
-            request, exc.status, errors={submission_id: message}, detail=exc.detail(lang)
+            request, exc.status, errors={submission_id: message}, detail=exc.detail(lang), after=after
         )
-    return RedirectResponse("/secretariat/rulings", status_code=303)
+    # back to the page the ruling was made on
+    return RedirectResponse(
+        "/secretariat/rulings" + (f"?{urlencode({'after': after})}" if after else ""), 303
+    )
 
 
 async def _extensions_page(

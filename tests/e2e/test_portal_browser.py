@@ -73,7 +73,7 @@ def portal_system(test_servers, tmp_path_factory: pytest.TempPathFactory) -> Ite
         system.ports["portal"] = free_port()
         env = {
             "HOITHI_PORTAL_PORT": str(system.ports["portal"]),
-            "HOITHI_PORTAL_PENDING_PAGE": "5",  # the not-submitted list a few at a time: its pages are tested
+            "HOITHI_PORTAL_PAGE_SIZE": "5",  # long lists a few rows at a time: their pages are tested
             **{f"HOITHI_PORTAL_{s.upper()}_URL": system.url(s) for s in SERVICES},
         }
         own = service_credentials(test_servers.nats_url, "portal")
@@ -246,7 +246,7 @@ def test_signing_in_as_no_one_says_so_by_the_field(portal_system: System, browse
 def test_the_secretariat_pages_through_who_has_not_submitted(
     portal_system: System, browser: Any, axe_source: str
 ) -> None:
-    """Five at a time (``HOITHI_PORTAL_PENDING_PAGE``): every page a different five, in campaign's order, until
+    """Five at a time (``HOITHI_PORTAL_PAGE_SIZE``): every page a different five, in campaign's order, until
     the last, which links back to the first."""
     context = browser.new_context(viewport={"width": 1366, "height": 768})
     page = context.new_page()
@@ -312,6 +312,66 @@ def test_the_secretariat_rules_a_report_ineligible_and_reinstates_it(
         with page.expect_download() as download:
             page.get_by_role("link", name="Toàn bộ hồ sơ dự thi (XLSX)").click()
         assert Path(download.value.path()).read_bytes()[:2] == b"PK"
+    finally:
+        context.close()
+
+
+def test_the_secretariat_rules_on_reports_page_by_page_and_stays_on_the_page(
+    portal_system: System, browser: Any, axe_source: str
+) -> None:
+    """Five reports a page (``HOITHI_PORTAL_PAGE_SIZE``), in order of receipt; a ruling made on the second page
+    comes back to the second page."""
+    for person in ("p-0013", "p-0019", "p-0023", "p-0024", "p-0027", "p-0028"):  # no other test's people
+        assert portal_system.submit_report(person).status_code in (201, 409)
+    with portal_system.client("submissions", "p-0004") as c:
+        received = [
+            r["receipt_number"]
+            for r in c.get(f"/tenants/{TENANT}/editions/{EDITION}/experience-reports").json()
+        ]
+        first = c.get(f"/tenants/{TENANT}/editions/{EDITION}/experience-reports", params={"limit": 2})
+        assert [r["receipt_number"] for r in first.json()] == received[:2] and 'rel="next"' in first.headers[
+            "link"
+        ]
+        bad = c.get(
+            f"/tenants/{TENANT}/editions/{EDITION}/experience-reports", params={"after": "x", "limit": 2}
+        )
+        assert bad.status_code == 422 and [e["field"] for e in bad.json()["errors"]] == ["after"]
+    assert len(received) > 5
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    page = context.new_page()
+    try:
+        sign_in(page, portal_system, "p-0004")
+        page.goto(portal_system.url("portal") + "/secretariat/rulings")
+        region = page.get_by_role("region", name="Các báo cáo đã nhận")
+        nav = region.get_by_role("navigation", name="Các báo cáo đã nhận: các trang")
+
+        def receipts() -> list[str]:
+            return [c.inner_text().strip() for c in region.locator("tbody td:first-child").all()]
+
+        seen = receipts()
+        nav.get_by_role("link", name="Trang sau").click()
+        second_url, second = page.url, receipts()
+        check_page(page, axe_source, "secretariat-rulings-page-2")
+        seen += second
+        while nav.get_by_role("link", name="Trang sau").count():
+            nav.get_by_role("link", name="Trang sau").click()
+            seen += receipts()
+        assert seen == received  # every report once, in order of receipt
+
+        page.goto(second_url)
+        receipt = second[0]
+        page.get_by_label(f"Lý do ({receipt})").fill("Thủ tục không thuộc danh mục của đơn vị.")
+        page.get_by_role("button", name=f"Không hợp lệ {receipt}").click()
+        assert page.url == second_url and receipts() == second
+        status = region.get_by_role("row").filter(has_text=receipt).get_by_role("cell").nth(2)
+        assert status.inner_text().strip() == "Không hợp lệ"
+        page.get_by_role("button", name=f"Khôi phục {receipt}").click()
+        assert page.url == second_url
+        assert region.get_by_role("row").filter(has_text=receipt).get_by_role("cell").nth(
+            2
+        ).inner_text().strip() == ("Đã tiếp nhận")
+        nav.get_by_role("link", name="Trang đầu").click()
+        assert receipts() == received[:5]
     finally:
         context.close()
 
