@@ -84,8 +84,8 @@ def _check_email(value: str) -> str:
 
 Email = Annotated[str, AfterValidator(_check_email), Field(json_schema_extra={"format": "email"})]
 
-_ID_PATTERN = r"^[a-z0-9][a-z0-9_.\-]*$"
-Id = Annotated[str, Field(pattern=_ID_PATTERN, min_length=1, max_length=64)]
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.\-]*$"
+Id = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
 Code = Annotated[str, Field(pattern=r"^[A-Z0-9][A-Z0-9_\-]*$", min_length=1, max_length=32)]
 
 

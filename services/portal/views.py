@@ -4,6 +4,7 @@ fields they name)."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from services.portal import i18n
 from services.portal.app import HERE
 from services.portal.backend import Backend, ServiceProblem, Unavailable
 from shared.auth import issue_token
+from shared.directory import ID_PATTERN
 
 router = APIRouter()
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -108,6 +110,7 @@ async def reference(request: Request) -> Reference:
 
 
 PEOPLE_PER_ASK = 200  # campaign's most ids per ``GET …/people``
+PERSON_ID = re.compile(ID_PATTERN)  # what a directory id may be (longer than 64: none either)
 
 
 async def page_of(
@@ -144,7 +147,8 @@ async def people_named(request: Request, ids: Iterable[str | None]) -> dict[str,
     import asyncio
 
     u = user(request)
-    wanted = sorted({i for i in ids if i})  # a missing id (None, "") names no one
+    # a missing id (None, "") names no one, and neither does one no directory could hold (campaign refuses it)
+    wanted = sorted({i for i in ids if i and len(i) <= 64 and PERSON_ID.fullmatch(i)})
     chunks = [wanted[i : i + PEOPLE_PER_ASK] for i in range(0, len(wanted), PEOPLE_PER_ASK)]
     path = f"/tenants/{u['tenant']}/people"
     found = await asyncio.gather(

@@ -94,7 +94,6 @@ async def people(rt: Runtime, query: PeopleQuery) -> PeoplePage:
     day = rt.now().astimezone(VN).date()
     stmt = sa.select(p.c.person_id, p.c.name_key, p.c.doc).where(
         p.c.tenant == query.tenant,
-        p.c.name_key.is_not(None),
         p.c.effective_from <= day,
         sa.or_(p.c.effective_to.is_(None), p.c.effective_to >= day),
         ~sa.exists().where(
@@ -106,14 +105,12 @@ async def people(rt: Runtime, query: PeopleQuery) -> PeoplePage:
     )
     if query.unit is not None:
         stmt = stmt.where(p.c.unit_id == query.unit)
-    if (
-        query.ids
-    ):  # a few rows by key, put in order here: ordered by the database, SQLite walks the whole order
+    if query.ids:
+        # a few rows by key, put in order below: ordered by the database, SQLite walks the whole order for them
         stmt = stmt.where(p.c.person_id.in_(sorted(set(query.ids))))
     else:
-        stmt = (
-            stmt.where(p.c.name_key.is_not(None)).order_by(p.c.name_key, p.c.person_id).limit(query.limit + 1)
-        )
+        stmt = stmt.where(p.c.name_key.is_not(None))
+        stmt = stmt.order_by(p.c.name_key, p.c.person_id).limit(query.limit + 1)
     if query.search is not None and query.search.strip():
         # folded words hold letters and digits only: nothing in them is a LIKE wildcard
         words = [
@@ -128,10 +125,8 @@ async def people(rt: Runtime, query: PeopleQuery) -> PeoplePage:
     async with rt.engine.connect() as conn:
         rows = (await conn.execute(stmt)).all()
         units = await units_of(conn, query.tenant) if query.units else []
-    if query.ids:
-        keyed = (
-            r for r in rows if r.name_key is not None
-        )  # written since the fill: listed once it is filled
+    if query.ids:  # a row written since the fill has no key yet: listed once it is filled
+        keyed = (r for r in rows if r.name_key is not None)
         rows = sorted(keyed, key=lambda r: (r.name_key, r.person_id))[: query.limit + 1]
     more = len(rows) > query.limit
     rows = rows[: query.limit]
