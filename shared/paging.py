@@ -53,7 +53,9 @@ Cursor = Annotated[
     str | None,
     AfterValidator(_checked),
     Query(
-        max_length=600, description="where the page starts: the cursor the previous page's Link header gives"
+        max_length=600,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="where the page starts: the cursor the previous page's Link header gives",
     ),
 ]
 """The ``after`` query parameter of a paged list: a cursor :func:`decode` reads."""

@@ -169,7 +169,8 @@ async def list_experience_reports(
     ] = None,
     after: paging.Cursor = None,
 ) -> list[dict[str, Any]]:
-    """In order of receipt; with ``limit``, a page, the ``Link`` header naming the next (``rel="next"``)."""
+    """Their own; a unit head's unit; everything for the secretariat. In order of receipt; with ``limit``, a page,
+    the ``Link`` header naming the next (``rel="next"``)."""
     place = paging.decode(after)
     if place is not None and len(place) != 1:
         raise paging.not_a_cursor()

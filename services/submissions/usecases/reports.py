@@ -185,11 +185,11 @@ async def reports(
     limit: int | None = None,
     after: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """The receipts of the reports the caller may see, in order of receipt (by receipt number: numbers are given
-        in order of the time of record, gapless per edition), and the cursor of the next page; ``limit`` of them
-        after receipt number ``after`` (else all, and no next page). A page is a range of ``uq_receipt_number``. The
-    numbers' six padded digits (``domain.receipt_number``) keep text order and receipt order one up to 999,999
-    reports an edition; a seventh digit would need the number's length in the order."""
+    """The receipts of the reports the caller may see, in order of receipt, and the cursor of the next page;
+    ``limit`` of them after receipt number ``after`` (else all, and no next page). The order is the receipt
+    numbers' (given in order of the time of record, gapless per edition), so a page is a range of
+    ``uq_receipt_number``. Their six padded digits (``domain.receipt_number``) keep text order and receipt order
+    one up to 999,999 reports an edition; a seventh digit would need the number's length in the order."""
     t = models.submissions
     q = sa.select(t).where(t.c.tenant == tenant, t.c.edition == edition, t.c.kind == "experience_report")
     if not caller.has_role("secretariat", "director"):
