@@ -19,7 +19,7 @@ from pydantic import AfterValidator
 
 from shared.errors import Problem, bilingual_error, field_error
 
-__all__ = ["Cursor", "decode", "encode", "link_next", "not_a_cursor"]
+__all__ = ["Cursor", "WholeOrPage", "decode", "encode", "link_next", "not_a_cursor", "place"]
 
 _EN = "Not a cursor this list gave (take the next page's address from the Link header)."
 _VI = "Không phải con trỏ trang do danh sách này cấp (hãy dùng địa chỉ trang sau trong tiêu đề Link)."
@@ -59,6 +59,22 @@ Cursor = Annotated[
     ),
 ]
 """The ``after`` query parameter of a paged list: a cursor :func:`decode` reads."""
+
+
+WholeOrPage = Annotated[
+    int | None,
+    Query(ge=1, le=1000, description="a page of this many, in the list's order (default: the whole list)"),
+]
+"""The ``limit`` of a list that answers whole without one (kept so for the clients that read it whole)."""
+
+
+def place(after: str | None, n: int) -> tuple[str, ...] | None:
+    """The ``n`` values of an ``after`` cursor (None: no cursor); one of another shape is refused
+    (:func:`not_a_cursor`)."""
+    values = decode(after)
+    if values is not None and len(values) != n:
+        raise not_a_cursor()
+    return values
 
 
 def not_a_cursor() -> Problem:

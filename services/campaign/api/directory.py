@@ -59,8 +59,9 @@ async def list_people(
     family and middle names, in the Vietnamese alphabet and tones (``shared.collation``), then id. When more
     follow, the ``Link`` header names the next page (``rel="next"``); without it, this page is the last."""
     person = require_person(caller)
-    place = directory_uc.parse_cursor(paging.decode(after) or ()) if after else None
-    if after and place is None:
+    at = paging.place(after, 2)  # (key, id) of the page before's last person
+    place = directory_uc.parse_cursor(at) if at else None
+    if at and place is None:
         raise paging.not_a_cursor()
     page = await directory_uc.people(
         rt,

@@ -39,21 +39,14 @@ async def list_assignments(
         Literal["person", "unit", "council"] | None,
         Query(description="only assignments of this kind of assignee"),
     ] = None,
-    limit: Annotated[
-        int | None,
-        Query(
-            ge=1, le=1000, description="a page of this many, in the list's order (default: the whole list)"
-        ),
-    ] = None,
+    limit: paging.WholeOrPage = None,
     after: paging.Cursor = None,
 ) -> list[dict[str, Any]]:
     """Scoped to the caller: everything for the director and the secretariat, a unit head's unit and branches,
     a union secretary's members, an official's own assignments. In the order of part and assignee; with
     ``limit``, a page, the ``Link`` header naming the next (``rel="next"``) when more follow."""
     person = require_person(caller)
-    place = paging.decode(after)
-    if place is not None and len(place) != 2:
-        raise paging.not_a_cursor()
+    at = paging.place(after, 2)  # (part, assignee) of the page before's last row
     page = await editions.assignments(
         rt,
         caller,
@@ -65,7 +58,7 @@ async def list_assignments(
         status=status,
         assignee_kind=assignee_kind,
         limit=limit,
-        after=(place[0], place[1]) if place is not None else None,
+        after=(at[0], at[1]) if at else None,
     )
     paging.link_next(request, response, page.next)
     return page.rows

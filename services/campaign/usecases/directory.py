@@ -77,9 +77,7 @@ def cursor(key: bytes, person_id: str) -> str:
 
 
 def parse_cursor(values: tuple[str, ...]) -> tuple[bytes, str] | None:
-    """(key, person id) of a decoded cursor :func:`cursor` made; None if it is of another shape."""
-    if len(values) != 2:
-        return None
+    """(key, person id) of a decoded cursor :func:`cursor` made; None if its key is not one."""
     try:
         return bytes.fromhex(values[0]), values[1]
     except ValueError:

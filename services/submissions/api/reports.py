@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
 
 from services.submissions import domain
@@ -161,21 +161,14 @@ async def list_experience_reports(
     caller: CallerDep,
     request: Request,
     response: Response,
-    limit: Annotated[
-        int | None,
-        Query(
-            ge=1, le=1000, description="a page of this many, in order of receipt (default: the whole list)"
-        ),
-    ] = None,
+    limit: paging.WholeOrPage = None,
     after: paging.Cursor = None,
 ) -> list[dict[str, Any]]:
     """Their own; a unit head's unit; everything for the secretariat. In order of receipt; with ``limit``, a page,
     the ``Link`` header naming the next (``rel="next"``)."""
-    place = paging.decode(after)
-    if place is not None and len(place) != 1:
-        raise paging.not_a_cursor()
+    at = paging.place(after, 1)  # the last receipt number of the page before
     found, following = await reports.reports(
-        rt, caller, tenant, edition, limit=limit, after=place[0] if place is not None else None
+        rt, caller, tenant, edition, limit=limit, after=at[0] if at else None
     )
     paging.link_next(request, response, following)
     return found
