@@ -8,9 +8,10 @@ made by exactly the code that makes the live one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,11 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.rewards import domain, models
 from services.rewards.domain import standings
 from services.rewards.usecases import asof, readmodel, view
-from services.rewards.usecases.readmodel import refresh_totals, replace_marks
+from services.rewards.usecases.readmodel import refresh_totals
 from shared import heavy
 from shared.consumer import Inbox, after_commit, batch_local, batch_scope
 from shared.copies import Copies
-from shared.db import Backbone, delete_rows, insert_if_absent, select_rows, update_rows, upsert_row
+from shared.db import Backbone, insert_if_absent, upsert_row
 from shared.documents import Edition
 from shared.events.envelope import Envelope
 from shared.outbox import Outbox
@@ -163,17 +164,18 @@ class Projection:
         if only is not None:
             gens = [only]
         else:  # read once per batch of facts (a rebuild's swap commits on its own, between batches)
-            batch = batch_local(FoldBatch, FoldBatch)
-            gens = await (batch.generations(conn) if batch is not None else generations(conn))
+            alive = batch_local(FoldBatch, FoldBatch)
+            gens = await (alive.generations(conn) if alive is not None else generations(conn))
         fresh: list[Generation] = []
         for g in gens:
             if g.purpose == FACTS and only is None:
                 fresh.append(g)  # the consumer recorded it
             elif await self.inbox.record(conn, g.purpose, env, env.to_json()):
                 fresh.append(g)
+        batch = batch_local(FoldBatch, FoldBatch)
         if env.type == "edition.published":
-            batch = batch_local(FoldBatch, FoldBatch)
-            if batch is not None:
+            if batch is not None:  # the facts before it are folded under the rules and titles they came under
+                await batch.fold_deferred(conn)
                 batch.forget(env.tenant, env.data["document"]["edition"])
             await self.copies.apply(conn, env)
             if await accept_rules(conn, env) and fresh:
@@ -191,7 +193,10 @@ class Projection:
         if kind is None:
             return
         for g in fresh:
-            await self.refold_subject(conn, g, env.tenant, env.subject, env.edition, cause=env.id)
+            if batch is not None:  # folded with the batch's other subjects at its end (``FoldBatch.flush``)
+                batch.defer(self, Fold(g, env.tenant, env.subject, env.edition, [(0, env.id, env.id)]))
+            else:
+                await self.refold_subject(conn, g, env.tenant, env.subject, env.edition, cause=env.id)
 
     async def refold_subject(
         self,
@@ -204,62 +209,124 @@ class Projection:
         cause: str | None,
         force: bool = False,
     ) -> None:
-        """Re-fold one subject's kept facts; make its ledger entries and marks say what the fold says, and
-        refresh the totals of the participants it touches (all of them when ``force``: new rules)."""
-        await lock_subject(conn, tenant, subject, edition)
-        history = await self.inbox.history(conn, g.purpose, subject)
-        scored = [f for f in history if domain.subject_kind(f.type) is not None]
-        if not scored:
+        """Re-fold one subject from every fact kept for it (``fold`` of one; ``force``: under new rules, every
+        participant it touches re-derived)."""
+        await self.fold(conn, [Fold(g, tenant, subject, edition, [(0, cause, None)], force)])
+
+    async def fold(self, conn: AsyncConnection, folds: Sequence[Fold]) -> None:
+        """Re-fold subjects from their kept facts, set by set: their state rows locked (one upsert, in subject
+        order), their facts, ledger entries and marks read together, each subject folded once after each of its
+        steps in turn — in memory, so its journal holds the credits and reversals one fold per arriving fact
+        makes — and what changed written together (executemany). A subject's entries and marks end as its last
+        fold says; the participants any step touched are re-derived at the batch's end (``FoldBatch.flush``)."""
+        if not folds:
+            return
+        shared_batch = batch_local(FoldBatch, FoldBatch)
+        batch = shared_batch or FoldBatch()  # alone: flushed at the end of this fold
+        now = datetime.now(UTC)
+        await lock_subjects(conn, {f.subject: (f.tenant, f.edition) for f in folds}, now)
+        journal: list[tuple[tuple[int, int, int], dict[str, Any]]] = []
+        states: dict[str, dict[str, Any]] = {}
+        unscored: list[str] = []
+        by_generation: dict[int, list[Fold]] = {}
+        for f in folds:
+            by_generation.setdefault(f.g.id, []).append(f)
+        for gid, of_generation in sorted(by_generation.items()):
+            g = of_generation[0].g
+            outbox = self.outbox if g.status == "active" else None
+            subjects = sorted({f.subject for f in of_generation})
+            histories = await self.inbox.histories(conn, g.purpose, subjects)
+            entries_before = await _rows_of(conn, models.ledger, gid, "submission_id", subjects)
+            marks_before = await _rows_of(conn, models.marks, gid, "subject", subjects)
+            entries_after: dict[str, list[dict[str, Any]]] = {}
+            marks_after: dict[str, list[dict[str, Any]]] = {}
+            for f in of_generation:
+                history = histories.get(f.subject, [])
+                scored = [e for e in history if domain.subject_kind(e.type) is not None]
+                if not scored:
+                    unscored.append(f.subject)
+                    continue
+                current = {
+                    (r.participant_kind, r.participant_id, r.rule): dict(r._mapping)
+                    for r in entries_before.get(f.subject, [])
+                }
+                marks_now = {_mark_key(r) for r in marks_before.get(f.subject, [])}
+                marks_then = marks_now
+                rewritten = False
+                later = [fact for _, _, fact in f.steps]
+                for n, (position, cause, _) in enumerate(f.steps):
+                    hidden = {fact for fact in later[n + 1 :] if fact is not None}
+                    prefix = [e for e in scored if e.id not in hidden] if hidden else scored
+                    edition_name = next((e.edition for e in prefix if e.edition), None) or f.edition
+                    rules, titles = (
+                        await batch.edition(conn, self.copies, f.tenant, edition_name)
+                        if edition_name
+                        else (None, {})
+                    )
+                    standing = domain.fold_edition(prefix, rules, part_titles=titles)
+                    entries = [e for e in standing.entries if e.submission_id == f.subject]
+                    rows, credits = _entry_changes(current, entries, gid, f.tenant, f.subject, cause, now)
+                    touched = {(k[0], k[1]) for k in current} | {(k[0], k[1]) for k in rows}
+                    journal.extend(((position, gid, i), c) for i, c in enumerate(credits))
+                    if credits:
+                        current, rewritten = rows, True
+                    state = (
+                        standing.submissions[f.subject].status
+                        if f.subject in standing.submissions
+                        else "assignment"
+                    )
+                    if edition_name:
+                        marks = {
+                            (m.participant_kind, m.participant_id, m.mark, m.seq, m.ok, m.label, edition_name)
+                            for m in standing.marks
+                            if m.subject == f.subject
+                        }
+                        touched |= {(k[0], k[1]) for k in marks_now | marks}
+                        if credits or marks != marks_now or f.force:
+                            batch.refresh(g, f.tenant, edition_name, touched, outbox)
+                        marks_now = marks
+                        if n == len(f.steps) - 1:  # the versions of its last fold, which holds every fact
+                            versions = domain.subject_versions(f.subject, prefix, rules, part_titles=titles)
+                            batch.version(
+                                g, outbox, f.tenant, edition_name, f.subject, versions, repriced=f.force
+                            )
+                if rewritten:
+                    entries_after[f.subject] = list(current.values())
+                if marks_now != marks_then:
+                    marks_after[f.subject] = [
+                        _mark_row(gid, f.subject, f.tenant, k) for k in sorted(marks_now)
+                    ]
+                states[f.subject] = {
+                    "w_submission_id": f.subject,
+                    "v_edition": edition_name,
+                    "v_state": state,
+                    "v_facts": len(history),
+                    "v_folded_facts": len(history),
+                    "v_versioned_facts": len(history),
+                    "v_updated_at": now,
+                }
+            await _rewrite(conn, models.ledger, gid, "submission_id", entries_after)
+            await _rewrite(conn, models.marks, gid, "subject", marks_after)
+        if journal:
+            journal.sort(key=lambda item: item[0])
+            await conn.execute(models.ledger_journal.insert(), [row for _, row in journal])
+        if states:
+            await conn.execute(_state_update(), [states[s] for s in sorted(states)])
+        if unscored:
             t = models.submission_states
             await conn.execute(
                 sa.update(t)
-                .where(t.c.submission_id == subject)
+                .where(t.c.submission_id.in_(sorted(set(unscored))))
                 .values(folded_facts=t.c.facts, versioned_facts=t.c.facts)
             )
-            return
-        edition_name = next((f.edition for f in scored if f.edition), None) or edition
-        shared_batch = batch_local(FoldBatch, FoldBatch)
-        batch = shared_batch or FoldBatch()  # alone: flushed at the end of this fold
-        rules, titles = (
-            await batch.edition(conn, self.copies, tenant, edition_name) if edition_name else (None, {})
-        )
-        standing = domain.fold_edition(scored, rules, part_titles=titles)
-        entries = [e for e in standing.entries if e.submission_id == subject]
-        state = "assignment"
-        if subject in standing.submissions:
-            state = standing.submissions[subject].status
-        touched, changed = await replace_entries(conn, g.id, tenant, subject, entries, cause=cause)
-        if edition_name:
-            outbox = self.outbox if g.status == "active" else None
-            versions = domain.subject_versions(subject, scored, rules, part_titles=titles)
-            batch.version(g, outbox, tenant, edition_name, subject, versions, repriced=force)
-            marks = [m for m in standing.marks if m.subject == subject]
-            touched_marks, marks_changed = await replace_marks(
-                conn, g.id, tenant, edition_name, subject, marks
-            )
-            if changed or marks_changed or force:
-                batch.refresh(g, tenant, edition_name, touched | touched_marks, outbox)
         if shared_batch is None:
             await batch.flush(conn)
-        await update_rows(
-            conn,
-            models.submission_states,
-            {"submission_id": subject},
-            {
-                "edition": edition_name,
-                "state": state,
-                "facts": len(history),
-                "folded_facts": len(history),
-                "versioned_facts": len(history),
-                "updated_at": datetime.now(UTC),
-            },
-        )
 
     async def fold_unfolded(self, *, chunk: int = 0) -> int:
         """Fold again the subjects whose marks, totals or versions lag their facts (``models.UNFOLDED``): those a
         previous release folded during a rolling update — it keeps the ledger, not the read model or versions —
         and, after the upgrade, every subject it had. ``chunk`` subjects per transaction, until none is left; safe beside the
-        consumer (``lock_subject`` takes turns) and after a crash. Returns how many were folded."""
+        consumer (``lock_subjects`` takes turns) and after a crash. Returns how many were folded."""
         assert self.engine is not None
         chunk = chunk or REFOLD_CHUNK
         t = models.submission_states
@@ -374,12 +441,17 @@ class Projection:
 
 
 class FoldBatch:
-    """What the folds of one batch of facts share (``shared.consumer.batch_local``): each edition's rules and part
+    """What the folds of one batch of facts share (``shared.consumer.batch_local``): the subjects its facts
+    changed, folded together at its end (``Projection.fold``: a handful of statements for the batch, not a
+    handful per fact), or before a fact that changes an edition's rules; each edition's rules and part
     titles, read once; the participants whose totals the batch's subjects touched, re-derived once each,
     set by set, at the batch's end (a unit touched by 50 reports is re-derived once, not 50 times) under the rules
     in force then; and the subjects' versions, written together then."""
 
     def __init__(self) -> None:
+        self._deferred: dict[tuple[int, str], Fold] = {}
+        self._folder: Projection | None = None
+        self._steps = 0
         self._editions: dict[tuple[str, str], tuple[domain.Rules | None, dict[str, str]]] = {}
         self._pending: dict[tuple[int, str, str], tuple[Generation, Outbox | None, set[tuple[str, str]]]] = {}
         self._versions: dict[int, dict[str, tuple[str, str, str, list[domain.Version]]]] = {}
@@ -436,9 +508,31 @@ class FoldBatch:
         if repriced:
             self._repriced.add((g.id, subject))
 
+    def defer(self, folder: Projection, fold: Fold) -> None:
+        """Fold a subject at the batch's end, after the facts deferred before for it (in a generation)."""
+        self._folder = folder
+        self._steps += 1
+        steps = [(self._steps, cause, fact) for _, cause, fact in fold.steps]
+        pending = self._deferred.get((fold.g.id, fold.subject))
+        if pending is None:
+            self._deferred[(fold.g.id, fold.subject)] = Fold(
+                fold.g, fold.tenant, fold.subject, fold.edition, steps, fold.force
+            )
+        else:
+            pending.steps.extend(steps)
+            pending.edition = pending.edition or fold.edition
+
+    async def fold_deferred(self, conn: AsyncConnection) -> None:
+        """Fold the subjects deferred so far."""
+        if self._deferred:
+            assert self._folder is not None
+            folds, self._deferred = list(self._deferred.values()), {}
+            await self._folder.fold(conn, folds)
+
     async def flush(self, conn: AsyncConnection) -> None:
-        """The subjects' versions, then the totals of every participant touched (by an entry, a mark or a
-        version), then their timelines (``asof.advance``) with the totals just re-derived."""
+        """The subjects deferred, then their versions, then the totals of every participant touched (by an entry,
+        a mark or a version), then their timelines (``asof.advance``) with the totals just re-derived."""
+        await self.fold_deferred(conn)
         changes: dict[int, dict[asof.Who, asof.Change]] = {}
         for gid in sorted(self._versions):
             repriced = {s for g_id, s in self._repriced if g_id == gid}
@@ -490,72 +584,152 @@ async def start_refold(
     )
 
 
-async def lock_subject(conn: AsyncConnection, tenant: str, subject: str, edition: str | None) -> None:
-    """Upsert the subject's state row first: on PostgreSQL this serialises folds of one subject, so the later
-    of two concurrent folds waits and then sees the earlier one's fact (SQLite writers are serial)."""
-    t = models.submission_states
-    now = datetime.now(UTC)
-    row = {
-        "submission_id": subject,
-        "tenant": tenant,
-        "edition": edition,
-        "state": "pending",
-        "facts": 0,
-        "folded_facts": 0,
-    }
-    await upsert_row(conn, t, {**row, "updated_at": now}, update=("updated_at",))
+@dataclass
+class Fold:
+    """A subject to fold again in a generation, after each of its ``steps`` in turn: (its place in the batch, the
+    cause journalled, the fact it added — None: every fact kept)."""
+
+    g: Generation
+    tenant: str
+    subject: str
+    edition: str | None
+    steps: list[tuple[int, str | None, str | None]]
+    force: bool = False
 
 
-def _key(e: domain.LedgerEntry) -> tuple[str, str, str]:
-    return (e.participant_kind, e.participant_id, e.rule)
+async def lock_subjects(
+    conn: AsyncConnection, subjects: Mapping[str, tuple[str, str | None]], now: datetime
+) -> None:
+    """Upsert the subjects' state rows first (subject: tenant and edition), in subject order: on PostgreSQL this
+    serialises folds of one subject, so the later of two concurrent folds waits and then sees the earlier one's
+    fact, and two batches lock their common subjects in one order (SQLite writers are serial)."""
+    rows = [
+        {
+            "submission_id": subject,
+            "tenant": tenant,
+            "edition": edition,
+            "state": "pending",
+            "facts": 0,
+            "folded_facts": 0,
+            "updated_at": now,
+        }
+        for subject, (tenant, edition) in sorted(subjects.items())
+    ]
+    await upsert_row(conn, models.submission_states, rows, update=("updated_at",))
 
 
-async def replace_entries(
+IN_AT_ONCE = 500  # subjects per IN (…)
+
+
+async def _rows_of(
+    conn: AsyncConnection, table: sa.Table, generation: int, column: str, subjects: Sequence[str]
+) -> dict[str, list[Any]]:
+    """A generation's rows of ``table`` for some subjects (``column`` names the subject), by subject."""
+    out: dict[str, list[Any]] = {}
+    for i in range(0, len(subjects), IN_AT_ONCE):
+        q = sa.select(table).where(
+            table.c.generation == generation, table.c[column].in_(subjects[i : i + IN_AT_ONCE])
+        )
+        for r in (await conn.execute(q)).all():
+            out.setdefault(getattr(r, column), []).append(r)
+    return out
+
+
+async def _rewrite(
     conn: AsyncConnection,
+    table: sa.Table,
+    generation: int,
+    column: str,
+    rows: Mapping[str, list[dict[str, Any]]],
+) -> None:
+    """Make the rows of these subjects exactly ``rows`` (by subject): theirs deleted, these inserted."""
+    subjects = sorted(rows)
+    for i in range(0, len(subjects), IN_AT_ONCE):
+        await conn.execute(
+            sa.delete(table).where(
+                table.c.generation == generation, table.c[column].in_(subjects[i : i + IN_AT_ONCE])
+            )
+        )
+    new = [r for s in subjects for r in rows[s]]
+    if new:
+        await conn.execute(table.insert(), new)
+
+
+def _mark_key(r: Any) -> tuple[Any, ...]:
+    return (r.participant_kind, r.participant_id, r.mark, r.seq, r.ok, r.label, r.edition)
+
+
+def _mark_row(generation: int, subject: str, tenant: str, k: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "generation": generation,
+        "subject": subject,
+        "participant_kind": k[0],
+        "participant_id": k[1],
+        "mark": k[2],
+        "seq": k[3],
+        "ok": k[4],
+        "label": k[5],
+        "tenant": tenant,
+        "edition": k[6],
+    }
+
+
+@functools.cache
+def _state_update() -> Any:
+    """A subject's state after its fold (executemany: ``w_submission_id`` and the ``v_`` values)."""
+    t = models.submission_states
+    columns = ("edition", "state", "facts", "folded_facts", "versioned_facts", "updated_at")
+    return (
+        sa.update(t)
+        .where(t.c.submission_id == sa.bindparam("w_submission_id"))
+        .values({c: sa.bindparam(f"v_{c}") for c in columns})
+    )
+
+
+def _same(e: domain.LedgerEntry, r: Mapping[str, Any]) -> bool:
+    return (e.points, e.event_id, e.reason_vi) == (r["points"], r["event_id"], r["reason_vi"])
+
+
+def _entry_changes(
+    current: Mapping[tuple[str, str, str], Mapping[str, Any]],
+    entries: list[domain.LedgerEntry],
     generation: int,
     tenant: str,
     subject: str,
-    entries: list[domain.LedgerEntry],
-    *,
     cause: str | None,
-) -> tuple[set[tuple[str, str]], bool]:
-    """Make the subject's entries in force exactly ``entries``, journalling each credit and reversal. Returns
-    the participants it had or has entries for, and whether anything changed."""
-    t = models.ledger
-    of_subject: dict[str, Any] = {"generation": generation, "submission_id": subject}
-    old = {
-        (r.participant_kind, r.participant_id, r.rule): r for r in await select_rows(conn, t, **of_subject)
-    }
+    now: datetime,
+) -> tuple[dict[tuple[str, str, str], dict[str, Any]], list[dict[str, Any]]]:
+    """The ledger rows of a subject whose entries in force become ``entries`` (from ``current``: its rows), and
+    the journal of that change: a reversal of each entry gone or changed, a credit of each new or changed one
+    (none: nothing changed, and the rows need not be written)."""
     new = {_key(e): e for e in entries}
-    now = datetime.now(UTC)
     journal: list[dict[str, Any]] = []
-    for key, r in old.items():
+    for key, r in sorted(current.items()):  # reversals in the order of the ledger's key
         e = new.get(key)
-        if e is not None and (e.points, e.event_id, e.reason_vi) == (r.points, r.event_id, r.reason_vi):
+        if e is not None and _same(e, r):
             continue
         journal.append(
             {
                 "generation": generation,
                 "tenant": tenant,
-                "edition": r.edition,
+                "edition": r["edition"],
                 "subject": subject,
-                "participant_kind": r.participant_kind,
-                "participant_id": r.participant_id,
-                "rule": r.rule,
-                "event_id": r.event_id,
+                "participant_kind": r["participant_kind"],
+                "participant_id": r["participant_id"],
+                "rule": r["rule"],
+                "event_id": r["event_id"],
                 "cause_event_id": cause,
                 "action": "reversal",
-                "points": -r.points,
-                "time": r.time,
-                "reason_vi": f"Hủy ghi nhận: {r.reason_vi}",
-                "reason_en": f"Reversed: {r.reason_en}",
+                "points": -r["points"],
+                "time": r["time"],
+                "reason_vi": f"Hủy ghi nhận: {r['reason_vi']}",
+                "reason_en": f"Reversed: {r['reason_en']}",
                 "recorded_at": now,
             }
         )
-    rows = []
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for key, e in new.items():
-        prior = old.get(key)
-        row = {
+        rows[key] = {
             "generation": generation,
             "submission_id": subject,
             "participant_kind": e.participant_kind,
@@ -572,12 +746,8 @@ async def replace_entries(
             "reason_en": e.reason_en,
             "recorded_at": now,
         }
-        rows.append(row)
-        if prior is not None and (e.points, e.event_id, e.reason_vi) == (
-            prior.points,
-            prior.event_id,
-            prior.reason_vi,
-        ):
+        prior = current.get(key)
+        if prior is not None and _same(e, prior):
             continue
         journal.append(
             {
@@ -598,15 +768,11 @@ async def replace_entries(
                 "recorded_at": now,
             }
         )
-    touched = {(k[0], k[1]) for k in old} | {(k[0], k[1]) for k in new}
-    if not journal:
-        return touched, False
-    if old:
-        await delete_rows(conn, t, **of_subject)
-    if rows:
-        await conn.execute(t.insert(), rows)
-    await conn.execute(models.ledger_journal.insert(), journal)
-    return touched, True
+    return rows, journal
+
+
+def _key(e: domain.LedgerEntry) -> tuple[str, str, str]:
+    return (e.participant_kind, e.participant_id, e.rule)
 
 
 # ------------------------------------------------------------------------------------------------ the list

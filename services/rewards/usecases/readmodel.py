@@ -1,8 +1,8 @@
 """rewards' incremental read model over its database: per-subject marks, per-participant totals, and the ranked
 list the database computes from them.
 
-Written in the consumer's transaction (``Projection.refold_subject``) for the participants one changed subject
-touches: each participant's total is re-derived from its own ledger entries and marks (indexed), never from a
+Written in the consumer's transaction (``Projection.fold``) for the participants the changed subjects
+touch: each participant's total is re-derived from its own ledger entries and marks (indexed), never from a
 fold of every fact. ``reward.priority.changed`` is emitted there, in the same transaction, only when a
 participant's eligibility is gained or lost (notify tells people about titles, not rank moves).
 Ranks come from ``RANK() OVER`` in the rules' order (points, then the tie-breakers), so a page of the list
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.rewards import domain, models
 from services.rewards.domain import standings
-from shared.db import delete_rows, select_rows, upsert_row
+from shared.db import upsert_row
 from shared.events.catalogue import RewardPriorityChanged
 from shared.events.envelope import deterministic_id
 from shared.outbox import Outbox
@@ -38,50 +38,6 @@ def _tie_breakers(rules: domain.Rules | None) -> Sequence[str]:
 
 
 # ------------------------------------------------------------------------------------------------ writing
-
-
-async def replace_marks(
-    conn: AsyncConnection,
-    generation: int,
-    tenant: str,
-    edition: str,
-    subject: str,
-    marks: Sequence[standings.Mark],
-) -> tuple[set[tuple[str, str]], bool]:
-    """Make the subject's marks exactly ``marks``; returns the participants it marked before or now, and
-    whether anything changed."""
-    t = models.marks
-    of_subject: dict[str, Any] = {"generation": generation, "subject": subject}
-    old = {
-        (r.participant_kind, r.participant_id, r.mark, r.seq, r.ok, r.label, r.edition)
-        for r in await select_rows(conn, t, **of_subject)
-    }
-    new = {(m.participant_kind, m.participant_id, m.mark, m.seq, m.ok, m.label, edition) for m in marks}
-    touched = {(k[0], k[1]) for k in old | new}
-    if old == new:
-        return touched, False
-    if old:
-        await delete_rows(conn, t, **of_subject)
-    if new:
-        await conn.execute(
-            t.insert(),
-            [
-                {
-                    "generation": generation,
-                    "subject": subject,
-                    "participant_kind": k[0],
-                    "participant_id": k[1],
-                    "mark": k[2],
-                    "seq": k[3],
-                    "ok": k[4],
-                    "label": k[5],
-                    "tenant": tenant,
-                    "edition": edition,
-                }
-                for k in sorted(new)
-            ],
-        )
-    return touched, True
 
 
 def entry_of(r: Any) -> domain.LedgerEntry:

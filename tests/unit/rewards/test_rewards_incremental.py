@@ -337,3 +337,77 @@ async def test_an_upgraded_ledger_gets_its_standings_from_the_standings_job(tmp_
         assert await proj.fold_unfolded() == 0
     finally:
         await rewards.engine.dispose()
+
+
+# What a batch writes otherwise than its facts one by one: what was told and how many times (a batch tells once,
+# at its end: compared apart; so does each participant's count of changes told, ``totals.changes``), and the participants' timelines, which hold one version per batch that changed
+# them (the answers they give as of any moment are the facts' fold's: the test above).
+_BATCHED = {"outbox", "event_sequences", "participant_versions", "timelines", "timeline_subjects"}
+
+# Columns that say when a row was written, not what it says.
+_WHEN = {"recorded_at", "updated_at", "applied_at", "started_at", "completed_at", "touched_at", "position"}
+
+
+async def _tables(rewards: Rewards) -> dict[str, list[tuple[Any, ...]]]:
+    """Every rewards table's rows without the columns that say when they were written (the journal in the order
+    it was written)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    async with rewards.engine.connect() as conn:
+        for name, t in models.metadata.tables.items():
+            if name in _BATCHED:
+                continue
+            cols = [c for c in t.c if c.name not in _WHEN and (name, c.name) != ("totals", "changes")]
+            order = [t.c.position] if name == "ledger_journal" else cols
+            rows = (await conn.execute(sa.select(*cols).order_by(*order))).all()
+            out[name] = [tuple(r) for r in rows]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_a_batch_folds_as_its_facts_one_by_one(seed: int, tmp_path: Path) -> None:
+    """Facts applied in batches of random size (a subject's facts folded together at the batch's end) leave every
+    table — ledger, journal in its order, marks, totals, versions, timelines, states — as the same facts applied
+    one per transaction, and the last titles told of each participant are the same (a batch tells once, at
+    its end, with the ranks then). With new rules inside a batch, its facts before them are folded under the
+    rules they came under: what is in force is the same, and so is each entry's journalled sum (the re-pricing
+    runs after the batch's commit, so it finds the facts after it already priced, and journals fewer steps)."""
+    rng = random.Random(1000 + seed)
+    v1 = edition_published(1, **random_rules(rng))
+    v2 = edition_published(2, **{**random_rules(rng), "rules_version": 2})
+    facts = random_contest(rng)
+    delivery = facts + rng.sample(facts, k=len(facts) // 3)  # duplicates
+    rng.shuffle(delivery)
+    cut = rng.randint(1, len(delivery))
+    for stream, exact in (([v1, *delivery], True), ([v1, *delivery[:cut], v2, *delivery[cut:]], False)):
+        one = await rewards_on_sqlite(tmp_path / f"one-{exact}.db")
+        many = await rewards_on_sqlite(tmp_path / f"many-{exact}.db")
+        try:
+            await one.deliver(stream, batch=1)
+            await many.deliver(stream, batch=len(stream) if seed % 2 else rng.randint(2, 9))
+            want, got = await _tables(one), await _tables(many)
+            assert want["ledger_journal"], "the contest journals nothing: the test would prove nothing"
+            if not exact:
+                want["ledger_journal"], got["ledger_journal"] = _sums(want), _sums(got)
+            for name in want:
+                assert got[name] == want[name], name
+            assert await _last_told(many) == await _last_told(one)
+        finally:
+            await one.engine.dispose()
+            await many.engine.dispose()
+
+
+def _sums(tables: dict[str, list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+    """The journal's sum per entry (generation, tenant, edition, subject, participant, rule, earning fact)."""
+    sums: dict[tuple[Any, ...], float] = {}
+    for r in tables["ledger_journal"]:
+        sums[r[:8]] = sums.get(r[:8], 0.0) + r[10]
+    return sorted((*k, v) for k, v in sums.items() if v)
+
+
+async def _last_told(rewards: Rewards) -> dict[str, list[str]]:
+    """The titles last told of each participant told any (one told a title and then its loss within a batch's
+    facts is not told at all by that batch)."""
+    last: dict[str, list[str]] = {}
+    for e in sorted(await rewards.emitted(), key=lambda e: e["sequence"]):
+        last[e["subject"]] = e["data"]["eligibility"]
+    return {k: v for k, v in last.items() if v}
