@@ -337,10 +337,10 @@ def _prepared_insert_ignore(dialect: str, table: sa.Table) -> Any:
     return _dialect_insert(dialect)(table).on_conflict_do_nothing()
 
 
-def insert_ignore(conn: AsyncConnection, table: sa.Table, values: list[dict[str, Any]]) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING of several rows, one multi-row statement in the dialect of ``conn``
-    (statement, not executed; add ``.returning`` at will). One row: :func:`insert_if_absent`."""
-    return _insert(conn, table).values(values).on_conflict_do_nothing()
+async def insert_all_if_absent(conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING of several rows (the same columns): one executemany of the statement built
+    once per table and dialect — a multi-row ``VALUES`` is compiled again at every call, for every row."""
+    await conn.execute(_prepared_insert_ignore(conn.dialect.name, table), rows)
 
 
 async def insert_if_absent(conn: AsyncConnection, table: sa.Table, row: dict[str, Any]) -> bool:

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.rewards import domain, models
 from services.rewards.domain import standings
 from services.rewards.domain.versions import ranked as rank_in_force
-from shared.db import insert_ignore, upsert_row
+from shared.db import insert_all_if_absent, upsert_row
 
 CHUNK = 500  # subjects per IN (…) clause
 
@@ -181,7 +181,7 @@ async def replace(
     if rows_out:
         await conn.execute(t.insert(), rows_out)
     if links:
-        await conn.execute(insert_ignore(conn, models.timeline_subjects, links))
+        await insert_all_if_absent(conn, models.timeline_subjects, links)
     return changes
 
 
