@@ -101,7 +101,7 @@ async def test_a_rules_change_longer_than_ack_wait_is_delivered_once(
         await eventually(lambda: applied() == len(facts), timeout=60, message="facts applied")
 
         # The re-pricing of each subject made slow, as 100k facts would make it; in chunks of 5 subjects.
-        real: Callable[..., Any] = projection.Projection.refold_subject
+        real: Callable[..., Any] = projection.Projection.fold
 
         commits = 0
 
@@ -112,12 +112,14 @@ async def test_a_rules_change_longer_than_ack_wait_is_delivered_once(
 
         in_transaction: list[int] = []  # for each subject re-priced: the number of commits before it
 
-        async def slow_refold(self: projection.Projection, *args: Any, **kwargs: Any) -> None:
-            in_transaction.append(commits)
-            await asyncio.sleep(PER_SUBJECT)  # the work's own duration, not a wait for an outcome
-            await real(self, *args, **kwargs)
+        async def slow_fold(self: projection.Projection, conn: Any, folds: Any) -> None:
+            repriced = [f for f in folds if f.force]
+            in_transaction.extend([commits] * len(repriced))
+            # the work's own duration, not a wait for an outcome
+            await asyncio.sleep(PER_SUBJECT * len(repriced))
+            await real(self, conn, folds)
 
-        monkeypatch.setattr(projection.Projection, "refold_subject", slow_refold)
+        monkeypatch.setattr(projection.Projection, "fold", slow_fold)
         monkeypatch.setattr(projection, "REFOLD_CHUNK", 5)
 
         async def repriced() -> bool:

@@ -225,6 +225,7 @@ class Projection:
         batch = shared_batch or FoldBatch()  # alone: flushed at the end of this fold
         now = datetime.now(UTC)
         await lock_subjects(conn, {f.subject: (f.tenant, f.edition) for f in folds}, now)
+        # in the order the facts came (their steps' places), then the generations', then as made
         journal: list[tuple[tuple[int, int, int], dict[str, Any]]] = []
         states: dict[str, dict[str, Any]] = {}
         unscored: list[str] = []
@@ -267,7 +268,8 @@ class Projection:
                     entries = [e for e in standing.entries if e.submission_id == f.subject]
                     rows, credits = _entry_changes(current, entries, gid, f.tenant, f.subject, cause, now)
                     touched = {(k[0], k[1]) for k in current} | {(k[0], k[1]) for k in rows}
-                    journal.extend(((position, gid, i), c) for i, c in enumerate(credits))
+                    made = len(journal)
+                    journal += [((position, gid, made + i), c) for i, c in enumerate(credits)]
                     if credits:
                         current, rewritten = rows, True
                     state = (
@@ -342,14 +344,18 @@ class Projection:
                     )
                 ).all()
                 gens = await generations(conn)
-                for row in rows:
-                    for g in gens:
-                        await self.refold_subject(
-                            conn, g, row.tenant, row.submission_id, row.edition, cause=None, force=True
-                        )
+                await self.fold(
+                    conn,
+                    [
+                        Fold(g, row.tenant, row.submission_id, row.edition, [(0, None, None)], force=True)
+                        for g in gens
+                        for row in rows
+                    ],
+                )
+                if rows:
                     await conn.execute(
                         sa.update(t)
-                        .where(t.c.submission_id == row.submission_id)
+                        .where(t.c.submission_id.in_([row.submission_id for row in rows]))
                         .values(folded_facts=t.c.facts, versioned_facts=t.c.facts)
                     )
             done += len(rows)
@@ -373,8 +379,9 @@ class Projection:
                 .distinct()
             )
         ).scalars()
-        for subject in sorted(subjects):
-            await self.refold_subject(conn, g, tenant, subject, edition, cause=cause, force=True)
+        await self.fold(
+            conn, [Fold(g, tenant, s, edition, [(0, cause, None)], True) for s in sorted(subjects)]
+        )
 
     async def continue_refold(self, g: Generation, tenant: str, edition: str, *, chunk: int = 0) -> None:
         """Re-price the edition's subjects that the refold recorded by ``start_refold`` has not reached yet,
@@ -408,10 +415,10 @@ class Projection:
                     .scalars()
                     .all()
                 )
-                for subject in subjects:
-                    await self.refold_subject(
-                        conn, g, tenant, subject, edition, cause=row.cause_event_id, force=True
-                    )
+                await self.fold(
+                    conn,
+                    [Fold(g, tenant, s, edition, [(0, row.cause_event_id, None)], True) for s in subjects],
+                )
                 if len(subjects) < chunk:
                     await conn.execute(sa.delete(r).where(key))
                     log.info("edition %s/%s re-priced (generation %d)", tenant, edition, g.id)

@@ -367,7 +367,8 @@ async def _tables(rewards: Rewards) -> dict[str, list[tuple[Any, ...]]]:
 async def test_a_batch_folds_as_its_facts_one_by_one(seed: int, tmp_path: Path) -> None:
     """Facts applied in batches of random size (a subject's facts folded together at the batch's end) leave every
     table — ledger, journal in its order, marks, totals, versions, timelines, states — as the same facts applied
-    one per transaction, and the last titles told of each participant are the same (a batch tells once, at
+    one per transaction (and a re-pricing one subject per transaction), and the last titles told of each
+    participant are the same (a batch tells once, at
     its end, with the ranks then). With new rules inside a batch, its facts before them are folded under the
     rules they came under: what is in force is the same, and so is each entry's journalled sum (the re-pricing
     runs after the batch's commit, so it finds the facts after it already priced, and journals fewer steps)."""
@@ -378,19 +379,28 @@ async def test_a_batch_folds_as_its_facts_one_by_one(seed: int, tmp_path: Path) 
     delivery = facts + rng.sample(facts, k=len(facts) // 3)  # duplicates
     rng.shuffle(delivery)
     cut = rng.randint(1, len(delivery))
-    for stream, exact in (([v1, *delivery], True), ([v1, *delivery[:cut], v2, *delivery[cut:]], False)):
-        one = await rewards_on_sqlite(tmp_path / f"one-{exact}.db")
-        many = await rewards_on_sqlite(tmp_path / f"many-{exact}.db")
+    size = rng.randint(2, 9)
+    cases = {  # deliveries, each in batches; exact: the journal too, row for row
+        "facts": ([[v1, *delivery]], True),
+        "rules between batches": ([[v1, *delivery[:cut]], [v2], delivery[cut:]], True),
+        "rules inside a batch": ([[v1, *delivery[:cut], v2, *delivery[cut:]]], False),
+    }
+    for case, (deliveries, exact) in cases.items():
+        one = await rewards_on_sqlite(tmp_path / f"one-{case}.db")
+        many = await rewards_on_sqlite(tmp_path / f"many-{case}.db")
         try:
-            await one.deliver(stream, batch=1)
-            await many.deliver(stream, batch=len(stream) if seed % 2 else rng.randint(2, 9))
+            for stream in deliveries:
+                with pytest.MonkeyPatch.context() as mp:
+                    mp.setattr(projection, "REFOLD_CHUNK", 1)  # and a re-pricing one subject at a time
+                    await one.deliver(stream, batch=1)
+                await many.deliver(stream, batch=len(stream) if seed % 2 else size)
             want, got = await _tables(one), await _tables(many)
             assert want["ledger_journal"], "the contest journals nothing: the test would prove nothing"
             if not exact:
                 want["ledger_journal"], got["ledger_journal"] = _sums(want), _sums(got)
             for name in want:
-                assert got[name] == want[name], name
-            assert await _last_told(many) == await _last_told(one)
+                assert got[name] == want[name], (case, name)
+            assert await _last_told(many) == await _last_told(one), case
         finally:
             await one.engine.dispose()
             await many.engine.dispose()
