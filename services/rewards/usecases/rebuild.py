@@ -96,6 +96,7 @@ async def rebuild(rt: Runtime, *, batch: int = 500, echo: Callable[[str], None] 
             ),
         )
         total: int | None = None
+        batches = 0
         while True:
             try:
                 msgs = await sub.fetch(batch, timeout=2)
@@ -117,6 +118,9 @@ async def rebuild(rt: Runtime, *, batch: int = 500, echo: Callable[[str], None] 
                         continue
                     await proj.handle(conn, env, only=gen)
                     applied += 1
+            batches += 1
+            if batches & (batches - 1) == 0 or batches % ANALYZE_EVERY == 0:
+                await _analyze(rt)
             meta = msgs[-1].metadata
             if total is None:
                 total = read + int(meta.num_pending)
@@ -127,6 +131,31 @@ async def rebuild(rt: Runtime, *, batch: int = 500, echo: Callable[[str], None] 
     finally:
         await nc.close()
     return await swap(rt, gen, read=read, applied=applied, skipped=skipped, echo=echo)
+
+
+ANALYZE_EVERY = 50  # batches between two ANALYZEs of the generation's tables (and after the 1st, 2nd, 4th, …)
+
+
+async def _analyze(rt: Runtime) -> None:
+    """On PostgreSQL, statistics for the tables the new generation fills. Without them the planner takes
+    ``generation = N`` for a few rows and reads a batch's subjects' versions through the in-force index — every
+    row of the generation, filtered — rather than by the primary key (measured: 100-190 ms a statement, growing
+    with the generation; the rebuild at 65 facts/s at 20,000). Autovacuum would come in time; a rebuild fills
+    the tables faster than it looks."""
+    if rt.engine.dialect.name != "postgresql":
+        return
+    async with rt.engine.begin() as conn:
+        for table in (
+            models.subject_versions,
+            models.participant_versions,
+            models.timeline_subjects,
+            models.timelines,
+            models.ledger,
+            models.marks,
+            models.totals,
+            rt.backbone.inbox,
+        ):
+            await conn.execute(sa.text(f"ANALYZE {table.name}"))
 
 
 async def swap(
