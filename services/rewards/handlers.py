@@ -1,6 +1,7 @@
 """rewards' event handlers: each runs inside the consumer's transaction, after the fact's inbox row is written.
 
-A fact re-folds everything kept for its subject (a submission, or an assignment) and makes that subject's
+A fact re-folds everything kept for its subject (a submission, or an assignment; at its batch's end, together
+with the batch's other subjects, as if one by one: ``Projection.fold``) and makes that subject's
 ledger entries and marks, and the totals of the participants it touches, say what the fold says — in the live generation and in one being rebuilt — so duplicates,
 redelivery and reordering converge on the same ledger. ``edition.published`` brings rules: valid ones re-price
 the edition; refused ones are recorded and change nothing. The use case is ``usecases/projection.py``'s
